@@ -1,0 +1,3 @@
+"""Prometheus exporter for the Binance Cross Margin account."""
+
+__version__ = "0.1.0"

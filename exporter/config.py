@@ -1,0 +1,408 @@
+"""Configuration: YAML file + environment + ``*_file`` secrets -> frozen, validated settings.
+
+Every problem becomes a :class:`ConfigError` whose message is one line naming the key, so the CLI
+can print it and stop without a traceback. Secrets are read here, once, and are never part of a
+``repr`` or of an error message.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BASE_URL = "https://api.binance.com"
+DEFAULT_ACCOUNT_NAME = "default"
+REDACTED = "<redacted>"
+
+
+class ConfigError(Exception):
+    """A configuration problem; ``str()`` is one line that names the offending key."""
+
+
+@dataclass(frozen=True, repr=False)
+class AccountConfig:
+    """One Binance account: a label and its credentials (exactly one way of signing)."""
+
+    name: str
+    api_key: str
+    api_secret: str | None = None
+    private_key_pem: bytes | None = None
+    private_key_passphrase: bytes | None = None
+    source: str = "accounts[0]"  # where it was configured, for error messages
+
+    def __repr__(self) -> str:
+        kind = "hmac" if self.api_secret is not None else "private_key"
+        return f"AccountConfig(name={self.name!r}, api_key={REDACTED}, signing={kind})"
+
+
+@dataclass(frozen=True)
+class Settings:
+    accounts: tuple[AccountConfig, ...]
+    base_url: str = DEFAULT_BASE_URL
+    recv_window_ms: int = 5000
+    request_timeout_seconds: float = 5.0
+    cache_ttl_seconds: float = 10.0
+    include_zero_assets: bool = False
+    assets: tuple[str, ...] | None = None
+    max_response_bytes: int = 16 * 1024 * 1024
+    ip_weight_soft_limit: int = 9600
+
+
+@dataclass(frozen=True)
+class TLSConfig:
+    cert_file: str
+    key_file: str
+    client_ca_file: str | None = None
+    client_auth_type: str = "NoClientCert"
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    tls: TLSConfig | None = None
+    basic_auth_users: Mapping[str, str] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------------------------
+# small typed readers
+
+
+def _number(value: Any, key: str, *, minimum: float, maximum: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{key}: expected a number, got {type(value).__name__}")
+    if not minimum <= value <= maximum:
+        raise ConfigError(f"{key}: must be between {minimum:g} and {maximum:g}, got {value:g}")
+    return float(value)
+
+
+def _integer(value: Any, key: str, *, minimum: int, maximum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{key}: expected an integer, got {type(value).__name__}")
+    if not minimum <= value <= maximum:
+        raise ConfigError(f"{key}: must be between {minimum} and {maximum}, got {value}")
+    return value
+
+
+def _string(value: Any, key: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{key}: expected a non-empty string")
+    return value
+
+
+def _boolean(value: Any, key: str) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{key}: expected true or false, got {type(value).__name__}")
+    return value
+
+
+def _base_url(value: Any, key: str) -> str:
+    url = _string(value, key).rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query:
+        raise ConfigError(f"{key}: expected an http(s) URL such as {DEFAULT_BASE_URL}")
+    return url
+
+
+def _check_keys(mapping: Mapping[str, Any], allowed: set[str], where: str) -> None:
+    for key in mapping:
+        if key not in allowed:
+            name = f"{where}.{key}" if where else str(key)
+            raise ConfigError(f"{name}: unknown key (allowed: {', '.join(sorted(allowed))})")
+
+
+def read_secret_file(path: Any, key: str, *, base: Path | None = None) -> bytes:
+    """Read a secret from a file; warn when group or others may read it."""
+    name = _string(path, key)
+    target = Path(name) if base is None else base / name
+    try:
+        data = target.read_bytes()
+        mode = target.stat().st_mode
+    except OSError as exc:
+        raise ConfigError(f"{key}: cannot read {str(target)!r}: {exc.strerror}") from None
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        log.warning(
+            "%s: secret file %s is readable by group or others (mode %s); chmod 600 it",
+            key,
+            target,
+            oct(stat.S_IMODE(mode)),
+        )
+    return data
+
+
+def _secret_text(data: bytes, key: str) -> str:
+    try:
+        text = data.decode("ascii").strip()
+    except UnicodeDecodeError:
+        raise ConfigError(f"{key}: must be ASCII text") from None
+    if not text:
+        raise ConfigError(f"{key}: is empty")
+    if any(c.isspace() for c in text):
+        raise ConfigError(f"{key}: must not contain white space")
+    return text
+
+
+# --------------------------------------------------------------------------------------------
+# accounts
+
+ACCOUNT_KEYS = {
+    "name",
+    "api_key",
+    "api_key_file",
+    "api_secret",
+    "api_secret_file",
+    "private_key_file",
+    "private_key_passphrase_file",
+}
+
+
+def _one_of(values: Mapping[str, Any], keys: tuple[str, ...], where: str) -> str | None:
+    present = [k for k in keys if values.get(k) is not None]
+    if len(present) > 1:
+        raise ConfigError(f"{where}: set only one of {', '.join(present)}")
+    return present[0] if present else None
+
+
+def _account(values: Mapping[str, Any], where: str, base: Path | None) -> AccountConfig:
+    name = _string(values.get("name"), f"{where}.name")
+    key_source = _one_of(values, ("api_key", "api_key_file"), where)
+    if key_source is None:
+        raise ConfigError(f"{where}.api_key: missing (set api_key or api_key_file)")
+    if key_source == "api_key":
+        api_key = _secret_text(_string(values["api_key"], f"{where}.api_key").encode(),
+                               f"{where}.api_key")
+    else:
+        key = f"{where}.api_key_file"
+        api_key = _secret_text(read_secret_file(values["api_key_file"], key, base=base), key)
+
+    signing = _one_of(values, ("api_secret", "api_secret_file", "private_key_file"), where)
+    if signing is None:
+        raise ConfigError(
+            f"{where}.api_secret: missing (set api_secret, api_secret_file or private_key_file)"
+        )
+    if values.get("private_key_passphrase_file") is not None and signing != "private_key_file":
+        raise ConfigError(f"{where}.private_key_passphrase_file: only with private_key_file")
+    api_secret = pem = passphrase = None
+    if signing == "api_secret":
+        key = f"{where}.api_secret"
+        api_secret = _secret_text(_string(values["api_secret"], key).encode(), key)
+    elif signing == "api_secret_file":
+        key = f"{where}.api_secret_file"
+        api_secret = _secret_text(read_secret_file(values["api_secret_file"], key, base=base), key)
+    else:
+        pem = read_secret_file(values["private_key_file"], f"{where}.private_key_file", base=base)
+        if values.get("private_key_passphrase_file") is not None:
+            key = f"{where}.private_key_passphrase_file"
+            passphrase = read_secret_file(values["private_key_passphrase_file"], key, base=base)
+            passphrase = passphrase.rstrip(b"\r\n")
+    return AccountConfig(name, api_key, api_secret, pem, passphrase, source=where)
+
+
+def _env_account(env: Mapping[str, str]) -> AccountConfig | None:
+    values = {
+        "name": DEFAULT_ACCOUNT_NAME,
+        "api_key": env.get("BINANCE_API_KEY") or None,
+        "api_key_file": env.get("BINANCE_API_KEY_FILE") or None,
+        "api_secret": env.get("BINANCE_API_SECRET") or None,
+        "api_secret_file": env.get("BINANCE_API_SECRET_FILE") or None,
+        "private_key_file": env.get("BINANCE_PRIVATE_KEY_FILE") or None,
+        "private_key_passphrase_file": env.get("BINANCE_PRIVATE_KEY_PASSPHRASE_FILE") or None,
+    }
+    if all(v is None for k, v in values.items() if k != "name"):
+        return None
+    try:
+        return _account(values, "env", None)
+    except ConfigError as exc:
+        # Name the environment variable rather than the YAML-style key.
+        message = str(exc)
+        for key in ACCOUNT_KEYS - {"name"}:
+            message = message.replace(f"env.{key}", f"BINANCE_{key.upper()}")
+        message = message.replace("env:", "BINANCE_*:")
+        raise ConfigError(message) from None
+
+
+# --------------------------------------------------------------------------------------------
+# settings
+
+SETTINGS_KEYS = {
+    "base_url",
+    "recv_window_ms",
+    "request_timeout_seconds",
+    "cache_ttl_seconds",
+    "include_zero_assets",
+    "assets",
+    "max_response_bytes",
+    "ip_weight_soft_limit",
+    "accounts",
+}
+
+
+def load_yaml(path: str) -> Any:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return yaml.safe_load(handle)
+    except OSError as exc:
+        raise ConfigError(f"--config: cannot read {path!r}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError(f"--config: {path}: {problem}{where}") from None
+
+
+def load_settings(
+    path: str | None,
+    env: Mapping[str, str],
+    *,
+    require_accounts: bool = True,
+) -> Settings:
+    """Build :class:`Settings` from an optional YAML file and the environment."""
+    raw: Any = {} if path is None else load_yaml(path)
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError("--config: the top level must be a mapping of keys")
+    _check_keys(raw, SETTINGS_KEYS, "")
+    base = Path(path).resolve().parent if path else None
+
+    kwargs: dict[str, Any] = {}
+    if "base_url" in raw:
+        kwargs["base_url"] = _base_url(raw["base_url"], "base_url")
+    if env.get("BINANCE_BASE_URL"):
+        kwargs["base_url"] = _base_url(env["BINANCE_BASE_URL"], "BINANCE_BASE_URL")
+    if "recv_window_ms" in raw:
+        kwargs["recv_window_ms"] = _integer(
+            raw["recv_window_ms"], "recv_window_ms", minimum=1, maximum=60000
+        )
+    if "request_timeout_seconds" in raw:
+        kwargs["request_timeout_seconds"] = _number(
+            raw["request_timeout_seconds"], "request_timeout_seconds", minimum=0.1, maximum=60
+        )
+    if "cache_ttl_seconds" in raw:
+        kwargs["cache_ttl_seconds"] = _number(
+            raw["cache_ttl_seconds"], "cache_ttl_seconds", minimum=0, maximum=3600
+        )
+    if "include_zero_assets" in raw:
+        kwargs["include_zero_assets"] = _boolean(raw["include_zero_assets"], "include_zero_assets")
+    if "max_response_bytes" in raw:
+        kwargs["max_response_bytes"] = _integer(
+            raw["max_response_bytes"], "max_response_bytes", minimum=4096, maximum=1 << 30
+        )
+    if "ip_weight_soft_limit" in raw:
+        kwargs["ip_weight_soft_limit"] = _integer(
+            raw["ip_weight_soft_limit"], "ip_weight_soft_limit", minimum=10, maximum=12000
+        )
+    if "assets" in raw and raw["assets"] is not None:
+        assets = raw["assets"]
+        if not isinstance(assets, list) or not assets:
+            raise ConfigError("assets: expected a non-empty list of asset symbols")
+        names = tuple(_string(a, f"assets[{i}]") for i, a in enumerate(assets))
+        if len(set(names)) != len(names):
+            raise ConfigError("assets: lists an asset twice")
+        kwargs["assets"] = names
+
+    accounts: list[AccountConfig] = []
+    if raw.get("accounts") is not None:
+        if not isinstance(raw["accounts"], list) or not raw["accounts"]:
+            raise ConfigError("accounts: expected a non-empty list")
+        for i, entry in enumerate(raw["accounts"]):
+            where = f"accounts[{i}]"
+            if not isinstance(entry, dict):
+                raise ConfigError(f"{where}: expected a mapping with name, api_key, api_secret")
+            _check_keys(entry, ACCOUNT_KEYS, where)
+            accounts.append(_account(entry, where, base))
+        seen: set[str] = set()
+        for account in accounts:
+            if account.name in seen:
+                raise ConfigError(f"{account.source}.name: duplicate account name {account.name!r}")
+            seen.add(account.name)
+        if env.get("BINANCE_API_KEY") or env.get("BINANCE_API_KEY_FILE"):
+            log.warning("BINANCE_API_KEY* is ignored: the config file lists accounts")
+    else:
+        account = _env_account(env)
+        if account is not None:
+            accounts.append(account)
+    if require_accounts and not accounts:
+        raise ConfigError(
+            "no API credentials: set BINANCE_API_KEY and BINANCE_API_SECRET (or their *_FILE "
+            "variants), list accounts in --config, or try --demo"
+        )
+    return Settings(accounts=tuple(accounts), **kwargs)
+
+
+# --------------------------------------------------------------------------------------------
+# --web.config.file (the Prometheus exporter-toolkit format)
+
+# RequestClientCert and RequireAnyClientCert accept unverified certificates, which Python's ssl
+# module cannot do; they are refused rather than silently weakened.
+CLIENT_AUTH_TYPES = {"NoClientCert", "VerifyClientCertIfGiven", "RequireAndVerifyClientCert"}
+
+
+def load_web_config(path: str) -> WebConfig:
+    raw = load_yaml(path)
+    if raw is None:
+        return WebConfig()
+    where = "--web.config.file"
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: the top level must be a mapping of keys")
+    _check_keys(raw, {"tls_server_config", "basic_auth_users", "http_server_config"}, "")
+    base = Path(path).resolve().parent
+
+    def existing(value: Any, key: str) -> str:
+        target = base / _string(value, key)
+        if not target.is_file():
+            raise ConfigError(f"{key}: no such file {str(target)!r}")
+        return str(target)
+
+    tls = None
+    if raw.get("tls_server_config") is not None:
+        section = raw["tls_server_config"]
+        if not isinstance(section, dict):
+            raise ConfigError("tls_server_config: expected a mapping")
+        allowed = {"cert_file", "key_file", "client_ca_file", "client_auth_type", "min_version"}
+        _check_keys(section, allowed, "tls_server_config")
+        for key in ("cert_file", "key_file"):
+            if key not in section:
+                raise ConfigError(f"tls_server_config.{key}: missing")
+        auth_type = section.get("client_auth_type", "NoClientCert")
+        if auth_type not in CLIENT_AUTH_TYPES:
+            raise ConfigError(
+                f"tls_server_config.client_auth_type: expected one of "
+                f"{', '.join(sorted(CLIENT_AUTH_TYPES))}"
+            )
+        ca = section.get("client_ca_file")
+        if auth_type in {"VerifyClientCertIfGiven", "RequireAndVerifyClientCert"} and not ca:
+            raise ConfigError(f"tls_server_config.client_ca_file: required by {auth_type}")
+        tls = TLSConfig(
+            cert_file=existing(section["cert_file"], "tls_server_config.cert_file"),
+            key_file=existing(section["key_file"], "tls_server_config.key_file"),
+            client_ca_file=existing(ca, "tls_server_config.client_ca_file") if ca else None,
+            client_auth_type=auth_type,
+        )
+    users: dict[str, str] = {}
+    if raw.get("basic_auth_users") is not None:
+        section = raw["basic_auth_users"]
+        if not isinstance(section, dict) or not section:
+            raise ConfigError("basic_auth_users: expected a mapping of user name to bcrypt hash")
+        for user, hashed in section.items():
+            key = f"basic_auth_users.{user}"
+            hashed = _string(hashed, key)
+            if not hashed.startswith(("$2a$", "$2b$", "$2y$")):
+                raise ConfigError(f"{key}: expected a bcrypt hash (htpasswd -nBC 10 ...)")
+            users[str(user)] = hashed
+    if raw.get("http_server_config") is not None:
+        log.warning("%s: http_server_config is not supported and is ignored", where)
+    return WebConfig(tls=tls, basic_auth_users=users)
+
+
+def environ() -> Mapping[str, str]:
+    """The process environment (a seam for tests)."""
+    return os.environ

@@ -1,0 +1,192 @@
+"""The HTTP side: a landing page at ``/``, ``/metrics``, ``/healthz``, 404 elsewhere.
+
+Optional TLS (with client certificates) and basic auth come from a ``--web.config.file`` in the
+format of Prometheus' exporter-toolkit. ``/healthz`` answers without authentication so that
+probes need no credentials; it reveals nothing but "ok".
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import gzip
+import hashlib
+import hmac
+import logging
+import os
+import socket
+import ssl
+import threading
+from collections.abc import Callable, Mapping
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import bcrypt
+
+from exporter import __version__
+from exporter.config import TLSConfig, WebConfig
+from exporter.exposition import CONTENT_TYPE
+
+log = logging.getLogger(__name__)
+
+REALM = "binance-margin-exporter"
+LANDING_PAGE = f"""<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>Binance margin exporter</title></head>
+<body><h1>Binance margin exporter</h1>
+<p>Version {__version__}. Prometheus metrics of the Binance Cross Margin account.</p>
+<ul><li><a href="/metrics">/metrics</a></li><li><a href="/healthz">/healthz</a></li></ul>
+</body></html>
+""".encode()
+
+
+class BasicAuth:
+    """Checks ``Authorization: Basic`` against bcrypt hashes, in constant time.
+
+    bcrypt is slow on purpose (tens of ms); a verified user:password pair is remembered as a
+    keyed digest so that a scrape every few seconds does not pay for it each time.
+    """
+
+    def __init__(self, users: Mapping[str, str]) -> None:
+        self._users = {u: h.encode() for u, h in users.items()}
+        self._dummy = bcrypt.hashpw(b"not a password", bcrypt.gensalt(rounds=10))
+        self._key = os.urandom(32)
+        self._verified: set[bytes] = set()
+        self._lock = threading.Lock()
+
+    def check(self, header: str | None) -> bool:
+        if not header or not header.startswith("Basic "):
+            return False
+        try:
+            decoded = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            return False
+        user, sep, password = decoded.partition(":")
+        if not sep:
+            return False
+        digest = hmac.new(self._key, decoded.encode(), hashlib.sha256).digest()
+        with self._lock:
+            if digest in self._verified:
+                return True
+        hashed = self._users.get(user)
+        # Unknown users cost the same bcrypt round as known ones: no user enumeration by timing.
+        ok = bcrypt.checkpw(password.encode(), hashed or self._dummy) and hashed is not None
+        if ok:
+            with self._lock:
+                if len(self._verified) > 1000:
+                    self._verified.clear()
+                self._verified.add(digest)
+        return ok
+
+
+def tls_context(tls: TLSConfig) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(tls.cert_file, tls.key_file)
+    if tls.client_ca_file:
+        context.load_verify_locations(tls.client_ca_file)
+    context.verify_mode = {
+        "NoClientCert": ssl.CERT_NONE,
+        "VerifyClientCertIfGiven": ssl.CERT_OPTIONAL,
+        "RequireAndVerifyClientCert": ssl.CERT_REQUIRED,
+    }[tls.client_auth_type]
+    return context
+
+
+class ExporterHTTPServer(ThreadingHTTPServer):
+    daemon_threads = False  # on shutdown, server_close() waits for scrapes in flight
+    block_on_close = True
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler],
+                 context: ssl.SSLContext | None) -> None:
+        host = address[0]
+        if ":" in host:
+            self.address_family = socket.AF_INET6
+        self._context = context
+        super().__init__(address, handler)
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        sock, addr = super().get_request()
+        if self._context is not None:
+            # The handshake happens in the request's own thread (see Handler.setup), so one slow
+            # client cannot hold up the accept loop.
+            sock = self._context.wrap_socket(sock, server_side=True,
+                                              do_handshake_on_connect=False)
+        return sock, addr
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        log.debug("connection from %s ended with an error", client_address[0])
+
+
+def make_server(
+    address: tuple[str, int],
+    render_metrics: Callable[[], bytes],
+    web: WebConfig | None = None,
+) -> ExporterHTTPServer:
+    web = web or WebConfig()
+    auth = BasicAuth(web.basic_auth_users) if web.basic_auth_users else None
+    context = tls_context(web.tls) if web.tls else None
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.0"  # one request per connection: shutdown never waits on idle
+        server_version = f"binance-margin-exporter/{__version__}"
+        sys_version = ""
+        timeout = 10  # seconds to send a request: no slow-loris
+
+        def setup(self) -> None:
+            super().setup()
+            if isinstance(self.request, ssl.SSLSocket):
+                self.request.do_handshake()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            log.debug("%s %s", self.address_string(), format % args)
+
+        def _send(self, status: int, body: bytes, content_type: str,
+                  headers: Mapping[str, str] | None = None) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+
+        def do_GET(self) -> None:
+            path = self.path.split("?", 1)[0]
+            if path == "/healthz":
+                self._send(200, b"ok\n", "text/plain; charset=utf-8")
+                return
+            if auth is not None and not auth.check(self.headers.get("Authorization")):
+                self._send(401, b"Unauthorized\n", "text/plain; charset=utf-8",
+                           {"WWW-Authenticate": f'Basic realm="{REALM}", charset="UTF-8"'})
+                return
+            if path == "/":
+                self._send(200, LANDING_PAGE, "text/html; charset=utf-8")
+            elif path == "/metrics":
+                try:
+                    body = render_metrics()
+                except Exception as exc:  # noqa: BLE001 - answer 500, keep serving
+                    log.error("rendering /metrics failed: %s", type(exc).__name__)
+                    self._send(500, b"internal error\n", "text/plain; charset=utf-8")
+                    return
+                headers = {}
+                if "gzip" in self.headers.get("Accept-Encoding", ""):
+                    body = gzip.compress(body, compresslevel=1)
+                    headers["Content-Encoding"] = "gzip"
+                self._send(200, body, CONTENT_TYPE, headers)
+            else:
+                self._send(404, b"Not found. Metrics are at /metrics\n",
+                           "text/plain; charset=utf-8")
+
+        do_HEAD = do_GET
+
+    return ExporterHTTPServer(address, Handler, context)
+
+
+def parse_listen_address(text: str) -> tuple[str, int]:
+    """``host:port``, ``[v6]:port`` or ``:port`` (all interfaces) -> (host, port)."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"--web.listen-address: expected host:port, got {text!r}")
+    host = host.strip("[]")
+    return (host or "0.0.0.0", int(port))
