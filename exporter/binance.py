@@ -15,6 +15,7 @@ import hmac
 import json
 import logging
 import math
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -28,6 +29,22 @@ from urllib3.exceptions import ReadTimeoutError
 from exporter.config import AccountConfig
 
 log = logging.getLogger(__name__)
+
+
+class RedactSignatures(logging.Filter):
+    """urllib3 logs each request's URL at DEBUG; a signed URL must not reach any log."""
+
+    pattern = re.compile(r"signature=[^&\s\"]+")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "signature=" in message:
+            record.msg = self.pattern.sub("signature=<redacted>", message)
+            record.args = ()
+        return True
+
+
+logging.getLogger("urllib3.connectionpool").addFilter(RedactSignatures())
 
 ACCOUNT_PATH = "/sapi/v1/margin/account"
 TRADE_COEFF_PATH = "/sapi/v1/margin/tradeCoeff"
@@ -587,7 +604,8 @@ class BinanceClient:
         if status != 200:
             code, message = _error_body(body)
             if status >= 500 or code is None:
-                raise UpstreamError("http", f"{what}: HTTP {status}: {message}", code=code,
+                detail = message if code is None else f"Binance code {code}: {message}"
+                raise UpstreamError("http", f"{what}: HTTP {status}: {detail}", code=code,
                                     status=status)
             if code in AUTH_CODES:
                 raise UpstreamError(

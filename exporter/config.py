@@ -223,7 +223,7 @@ def _env_account(env: Mapping[str, str]) -> AccountConfig | None:
     except ConfigError as exc:
         # Name the environment variable rather than the YAML-style key.
         message = str(exc)
-        for key in ACCOUNT_KEYS - {"name"}:
+        for key in sorted(ACCOUNT_KEYS - {"name"}, key=len, reverse=True):
             message = message.replace(f"env.{key}", f"BINANCE_{key.upper()}")
         message = message.replace("env:", "BINANCE_*:")
         raise ConfigError(message) from None

@@ -47,7 +47,9 @@ _repr = float.__repr__
 
 
 def go_float(value: float) -> str:
-    """``prometheus_client.utils.floatToGoString`` for a float, without its extra checks."""
+    """``prometheus_client.utils.floatToGoString``, without its extra checks."""
+    if type(value) is not float:
+        value = float(value)
     text = _repr(value)
     last = text[-1]
     if last == "f":

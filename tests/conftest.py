@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import pytest
+
+from exporter.binance import BinanceClient, HmacSigner, Upstream
+from exporter.simulator import SimulatedAccount, Simulator
+
+API_KEY = "test-api-key-0123456789"
+# A recognisable secret: tests grep logs and /metrics bodies for it.
+SECRET = "SECRETxSECRETxSECRETxSECRETxSECRETxSECRETxSECRETxSECRETx0123"
+
+
+@pytest.fixture
+def simulator() -> Iterator[Simulator]:
+    sim = Simulator(SimulatedAccount(300, 12, drift=False))
+    sim.add_hmac_key(API_KEY, SECRET)
+    with sim:
+        yield sim
+
+
+@pytest.fixture
+def client(simulator: Simulator) -> BinanceClient:
+    return BinanceClient(Upstream(simulator.base_url), API_KEY, HmacSigner(SECRET), timeout=2.0)
+
+
+@pytest.fixture(autouse=True)
+def _debug_logging(caplog: pytest.LogCaptureFixture) -> None:
+    # Every test records logs at DEBUG, so leak checks see every level.
+    caplog.set_level(logging.DEBUG)

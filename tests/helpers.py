@@ -1,0 +1,196 @@
+"""Shared test helpers: fake clocks and sources, external tools, exporter processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import requests
+
+from exporter.binance import (
+    MarginAccount,
+    TradeCoeff,
+    UpstreamError,
+    parse_account,
+    parse_trade_coeff,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "tests" / "fixtures"
+GOLDEN = ROOT / "tests" / "golden"
+
+
+def fixture_json(name: str) -> dict:
+    return json.loads((FIXTURES / name).read_text())
+
+
+def require_tool(name: str) -> str:
+    """Path of an external tool. Missing: a skip on a workstation, a failure under CI=true."""
+    path = shutil.which(name)
+    if path is None:
+        message = f"{name} is not installed (Debian: apt-get install prometheus)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{message}; CI must install it")
+        pytest.skip(message)
+    return path
+
+
+def promtool_check_metrics(body: bytes) -> None:
+    promtool = require_tool("promtool")
+    result = subprocess.run([promtool, "check", "metrics"], input=body, capture_output=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stdout.decode() + result.stderr.decode()
+
+
+class StepClock:
+    """A clock that advances by ``step`` every time it is read."""
+
+    def __init__(self, start: float = 1000.0, step: float = 0.25) -> None:
+        self.now = start
+        self.step = step
+        self._lock = threading.Lock()
+
+    def __call__(self) -> float:
+        with self._lock:
+            value = self.now
+            self.now += self.step
+            return value
+
+
+class FakeSource:
+    """An AccountSource with recorded answers (or errors), for collector tests."""
+
+    def __init__(self, account: MarginAccount | UpstreamError | None = None,
+                 coeff: TradeCoeff | UpstreamError | None = None,
+                 delay: float = 0.0) -> None:
+        self.account = account if account is not None else parse_account(
+            fixture_json("account_docs_example.json"))
+        self.coeff = coeff if coeff is not None else parse_trade_coeff(
+            fixture_json("trade_coeff_docs_example.json"))
+        self.delay = delay
+        self.calls = 0
+        self.coeff_calls = 0
+        self.last_used_weight: int | None = 10
+        self.backoff = 0.0
+        self._lock = threading.Lock()
+
+    def get_account(self) -> MarginAccount:
+        with self._lock:
+            self.calls += 1
+        if self.delay:
+            time.sleep(self.delay)
+        if isinstance(self.account, Exception):
+            raise self.account
+        return self.account
+
+    def get_trade_coeff(self) -> TradeCoeff:
+        self.coeff_calls += 1
+        if isinstance(self.coeff, Exception):
+            raise self.coeff
+        return self.coeff
+
+    def backoff_until(self) -> float:
+        return self.backoff
+
+
+def wait_for(predicate: Callable[[], object], timeout: float = 20.0,
+             interval: float = 0.05) -> object:
+    """Poll until ``predicate()`` is truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        time.sleep(interval)
+
+
+class ExporterProcess:
+    """``python -m exporter`` as a real process; its port is read from its start-up log."""
+
+    def __init__(self, args: list[str], env: dict[str, str]) -> None:
+        full_env = {k: v for k, v in os.environ.items() if not k.startswith("BINANCE_")}
+        full_env.update(env)
+        full_env["PYTHONUNBUFFERED"] = "1"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "exporter", "--web.listen-address", "127.0.0.1:0", *args],
+            env=full_env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.lines: list[str] = []
+        self.port: int | None = None
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        wait_for(lambda: self.port is not None or self.proc.poll() is not None, timeout=30)
+        if self.port is None:
+            self._reader.join(5)
+            raise AssertionError("exporter did not start:\n" + self.log)
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line)
+            if self.port is None and "/metrics (version" in line:
+                self.port = int(line.split("/metrics")[0].rsplit(":", 1)[1])
+
+    @property
+    def log(self) -> str:
+        return "".join(self.lines)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def metrics(self) -> str:
+        response = requests.get(f"{self.url}/metrics", timeout=15)
+        response.raise_for_status()
+        return response.text
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        code = self.proc.wait(timeout)
+        self._reader.join(5)
+        return code
+
+
+@contextmanager
+def exporter_process(args: list[str], env: dict[str, str]) -> Iterator[ExporterProcess]:
+    process = ExporterProcess(args, env)
+    try:
+        yield process
+    finally:
+        if process.proc.poll() is None:
+            process.proc.kill()
+            process.proc.wait(10)
+
+
+def run_exporter(args: list[str], env: dict[str, str] | None = None,
+                 timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    """Run the exporter to completion (config errors, --config.check, --version)."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("BINANCE_")}
+    full_env.update(env or {})
+    return subprocess.run([sys.executable, "-m", "exporter", *args], env=full_env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def sample_values(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Parse an exposition into {(name, sorted labels): value} with prometheus_client's parser."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            out[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return out

@@ -1,0 +1,305 @@
+"""The client against requests-mock: the request it sends and what it makes of each answer."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from urllib.parse import parse_qsl
+
+import pytest
+import requests
+import requests_mock
+
+from exporter.binance import (
+    ACCOUNT_PATH,
+    TIME_PATH,
+    TRADE_COEFF_PATH,
+    BinanceClient,
+    HmacSigner,
+    Upstream,
+    UpstreamError,
+    parse_account,
+)
+from tests.conftest import API_KEY, SECRET
+from tests.helpers import fixture_json
+
+BASE = "https://api.binance.test"
+ACCOUNT = fixture_json("account_docs_example.json")
+
+
+class Clock:
+    def __init__(self, now: float = 1_700_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def mock():
+    with requests_mock.Mocker() as m:
+        m.get(BASE + TIME_PATH, json={"serverTime": 1_700_000_000_000})
+        yield m
+
+
+def make(clock: Clock | None = None, **kw) -> BinanceClient:
+    clock = clock or Clock()
+    upstream = Upstream(BASE, wall=clock)
+    return BinanceClient(upstream, API_KEY, HmacSigner(SECRET), wall=clock, **kw)
+
+
+def account_requests(m):
+    return [r for r in m.request_history if r.path == ACCOUNT_PATH.lower()]
+
+
+def test_signed_request_has_key_header_query_and_signature(mock):
+    mock.get(BASE + ACCOUNT_PATH, json=ACCOUNT)
+    make(recv_window_ms=7000).get_account()
+    request = account_requests(mock)[0]
+    assert request.headers["X-MBX-APIKEY"] == API_KEY
+    query = request.url.split("?", 1)[1]
+    payload, signature = query.rsplit("&signature=", 1)
+    assert payload == "recvWindow=7000&timestamp=1700000000000"
+    expected = hmac.new(SECRET.encode(), payload.encode(), hashlib.sha256).hexdigest()
+    assert signature == expected
+
+
+def test_timestamp_uses_the_server_clock_offset(mock):
+    clock = Clock(1_700_000_000.0 - 30)  # local clock 30 s behind
+    mock.get(BASE + ACCOUNT_PATH, json=ACCOUNT)
+    make(clock).get_account()
+    params = dict(parse_qsl(account_requests(mock)[0].url.split("?", 1)[1]))
+    assert abs(int(params["timestamp"]) - 1_700_000_000_000) < 50
+
+
+def test_values_match_the_json_exactly(mock):
+    mock.get(BASE + ACCOUNT_PATH, json=ACCOUNT)
+    account = make().get_account()
+    assert account.margin_level == float(ACCOUNT["marginLevel"])
+    assert account.total_collateral_value_usdt == float(ACCOUNT["TotalCollateralValueInUSDT"])
+    bnb = next(a for a in account.assets if a.asset == "BNB")
+    assert (bnb.free, bnb.borrowed, bnb.net_asset) == (2346.5, 201.66666672, 2144.83333328)
+    assert account.account_type == "MARGIN_1"
+    assert account.transfer_out_enabled is True
+
+
+@pytest.mark.parametrize("field", ["collateralMarginLevel", "TotalCollateralValueInUSDT",
+                                   "totalOpenOrderLossInUSDT", "accountType",
+                                   "transferInEnabled", "created"])
+def test_missing_optional_field_is_none(field):
+    raw = dict(ACCOUNT)
+    del raw[field]
+    account = parse_account(raw)
+    assert account.margin_level == 11.64405625
+
+
+def test_older_response_with_transfer_enabled():
+    raw = {k: v for k, v in ACCOUNT.items() if not k.startswith("transfer")}
+    raw["transferEnabled"] = True
+    account = parse_account(raw)
+    assert account.transfer_in_enabled is None and account.transfer_out_enabled is None
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda r: r.pop("marginLevel"), "marginLevel: missing"),
+        (lambda r: r.update(marginLevel="abc"), "marginLevel: not a number"),
+        (lambda r: r.update(marginLevel="NaN"), "marginLevel: not a finite number"),
+        (lambda r: r.update(totalAssetOfBtc=[1]), "totalAssetOfBtc: expected a number"),
+        (lambda r: r.update(userAssets={}), "userAssets: expected a list"),
+        (lambda r: r["userAssets"][1].update(free="1.2.3"), "userAssets[1].free: not a number"),
+        (lambda r: r["userAssets"][0].pop("netAsset"), "userAssets[0].netAsset: missing"),
+        (lambda r: r["userAssets"][2].update(asset=7), "userAssets[2].asset: expected a string"),
+        (lambda r: r.update(tradeEnabled="yes"), "tradeEnabled: expected true or false"),
+    ],
+)
+def test_wrong_shape_is_a_typed_error(change, message):
+    raw = json.loads(json.dumps(ACCOUNT))
+    change(raw)
+    with pytest.raises(UpstreamError) as info:
+        parse_account(raw)
+    assert info.value.reason == "invalid_response"
+    assert message in str(info.value)
+
+
+def test_not_json_is_invalid_response(mock):
+    mock.get(BASE + ACCOUNT_PATH, text='{"marginLevel": "1.5", "userAss')
+    with pytest.raises(UpstreamError) as info:
+        make().get_account()
+    assert info.value.reason == "invalid_response"
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "reason"),
+    [
+        (401, -2015, "auth"),
+        (400, -2014, "auth"),
+        (400, -1022, "auth"),
+        (400, -3003, "api_error"),
+        (400, -1102, "api_error"),
+        (500, -3000, "http"),
+        (503, -1007, "http"),
+    ],
+)
+def test_binance_error_codes_are_kept(mock, status, code, reason):
+    mock.get(BASE + ACCOUNT_PATH, status_code=status, json={"code": code, "msg": "bad thing"})
+    with pytest.raises(UpstreamError) as info:
+        make().get_account()
+    assert (info.value.reason, info.value.code, info.value.status) == (reason, code, status)
+    assert str(code) in str(info.value) and "bad thing" in str(info.value)
+
+
+def test_html_error_page_is_http(mock):
+    mock.get(BASE + ACCOUNT_PATH, status_code=502, text="<html>Bad Gateway</html>")
+    with pytest.raises(UpstreamError) as info:
+        make().get_account()
+    assert info.value.reason == "http" and info.value.status == 502
+
+
+def test_timeout_and_connection_errors(mock):
+    mock.get(BASE + ACCOUNT_PATH, exc=requests.exceptions.ReadTimeout("t " + BASE + "?sig=x"))
+    with pytest.raises(UpstreamError) as info:
+        make().get_account()
+    assert info.value.reason == "timeout" and "sig=" not in str(info.value)
+    mock.get(BASE + ACCOUNT_PATH, exc=requests.exceptions.ConnectionError("refused ?sig=x"))
+    with pytest.raises(UpstreamError) as info:
+        make().get_account()
+    assert info.value.reason == "connection" and "sig=" not in str(info.value)
+
+
+def test_request_timeout_is_passed_to_requests(mock):
+    mock.get(BASE + ACCOUNT_PATH, json=ACCOUNT)
+    make(timeout=3.5).get_account()
+    assert account_requests(mock)[0].timeout == 3.5
+
+
+def test_1021_resyncs_once_and_retries(mock):
+    mock.get(BASE + ACCOUNT_PATH, [
+        {"status_code": 400, "json": {"code": -1021, "msg": "outside of the recvWindow"}},
+        {"json": ACCOUNT},
+    ])
+    client = make()
+    assert client.get_account().margin_level == 11.64405625
+    times = [r for r in mock.request_history if r.path == TIME_PATH.lower()]
+    assert len(times) == 2  # the first sync and the re-sync
+    assert len(account_requests(mock)) == 2
+
+
+def test_1021_twice_gives_up(mock):
+    mock.get(BASE + ACCOUNT_PATH, status_code=400, json={"code": -1021, "msg": "outside"})
+    with pytest.raises(UpstreamError) as info:
+        make().get_account()
+    assert info.value.code == -1021
+    assert len(account_requests(mock)) == 2
+
+
+def test_clock_is_resynced_periodically(mock):
+    mock.get(BASE + ACCOUNT_PATH, json=ACCOUNT)
+    mono = Clock(0.0)
+    wall = Clock()
+    upstream = Upstream(BASE, wall=wall, monotonic=mono)
+    client = BinanceClient(upstream, API_KEY, HmacSigner(SECRET), wall=wall)
+    client.get_account()
+    client.get_account()
+    mono.now += 301
+    client.get_account()
+    assert len([r for r in mock.request_history if r.path == TIME_PATH.lower()]) == 2
+
+
+def test_429_blocks_every_account_on_the_ip_until_retry_after(mock):
+    clock = Clock()
+    upstream = Upstream(BASE, wall=clock)
+    first = BinanceClient(upstream, API_KEY, HmacSigner(SECRET), wall=clock)
+    second = BinanceClient(upstream, "other-key", HmacSigner("other"), wall=clock)
+    mock.get(BASE + ACCOUNT_PATH, status_code=429, headers={"Retry-After": "30"},
+             json={"code": -1003, "msg": "Too many requests"})
+    with pytest.raises(UpstreamError) as info:
+        first.get_account()
+    assert info.value.reason == "rate_limited"
+    sent = len(account_requests(mock))
+    mock.get(BASE + ACCOUNT_PATH, json=ACCOUNT)
+    for client in (first, second):
+        with pytest.raises(UpstreamError) as info:
+            client.get_account()
+        assert info.value.reason == "rate_limited" and not info.value.sent
+    assert len(account_requests(mock)) == sent  # nothing sent during the back-off
+    assert first.backoff_until() == pytest.approx(clock.now + 30)
+    clock.now += 31
+    assert second.get_account().margin_level == 11.64405625
+    assert first.backoff_until() == 0.0
+
+
+def test_418_is_banned(mock, caplog):
+    clock = Clock()
+    client = make(clock)
+    mock.get(BASE + ACCOUNT_PATH, status_code=418, headers={"Retry-After": "120"},
+             json={"code": -1003, "msg": "IP banned until 1700000120000"})
+    with pytest.raises(UpstreamError) as info:
+        client.get_account()
+    assert info.value.reason == "banned"
+    with pytest.raises(UpstreamError):
+        client.get_account()
+    errors = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and "banned" in errors[0].getMessage()
+
+
+def test_weight_header_is_kept_and_soft_limit_pauses(mock):
+    clock = Clock()
+    upstream = Upstream(BASE, wall=clock, soft_limit=9600)
+    client = BinanceClient(upstream, API_KEY, HmacSigner(SECRET), wall=clock)
+    mock.get(BASE + ACCOUNT_PATH, json=ACCOUNT, headers={"x-sapi-used-ip-weight-1m": "120"})
+    client.get_account()
+    assert client.last_used_weight == 120 and client.backoff_until() == 0.0
+    mock.get(BASE + ACCOUNT_PATH, json=ACCOUNT, headers={"x-sapi-used-ip-weight-1m": "9700"})
+    client.get_account()  # this answer is still good ...
+    with pytest.raises(UpstreamError) as info:  # ... but the next request waits
+        client.get_account()
+    assert info.value.reason == "throttled" and not info.value.sent
+    assert 0 < client.backoff_until() - clock.now <= 61
+
+
+def test_auth_failure_backs_off_exponentially_up_to_five_minutes(mock):
+    clock = Clock()
+    client = make(clock)
+    mock.get(BASE + ACCOUNT_PATH, status_code=401, json={"code": -2015, "msg": "Invalid key"})
+    delays = []
+    for _ in range(8):
+        with pytest.raises(UpstreamError) as info:
+            client.get_account()
+        assert info.value.reason == "auth" and info.value.sent
+        assert "IP allow-list" in str(info.value)
+        delays.append(client.backoff_until() - clock.now)
+        with pytest.raises(UpstreamError) as info:  # inside the back-off: nothing is sent
+            client.get_account()
+        assert not info.value.sent
+        clock.now = client.backoff_until() + 0.001
+    assert delays == [15, 30, 60, 120, 240, 300, 300, 300]
+    assert len(account_requests(mock)) == 8
+
+
+def test_oversized_response_is_refused(mock):
+    mock.get(BASE + ACCOUNT_PATH, content=b"x" * 200_000)
+    with pytest.raises(UpstreamError) as info:
+        make(max_response_bytes=100_000).get_account()
+    assert info.value.reason == "invalid_response" and "over" in str(info.value)
+
+
+def test_redirects_are_not_followed(mock):
+    mock.get(BASE + ACCOUNT_PATH, status_code=302, headers={"Location": "https://evil.test/"})
+    with pytest.raises(UpstreamError) as info:
+        make().get_account()
+    assert info.value.reason == "http"
+    assert not [r for r in mock.request_history if "evil" in r.url]
+
+
+def test_trade_coeff(mock):
+    mock.get(BASE + TRADE_COEFF_PATH, json=fixture_json("trade_coeff_docs_example.json"))
+    coeff = make().get_trade_coeff()
+    assert (coeff.normal_bar, coeff.margin_call_bar, coeff.force_liquidation_bar) == (1.5, 1.3,
+                                                                                      1.1)
+
+
+def test_repr_hides_credentials():
+    assert SECRET not in repr(make()) and API_KEY not in repr(make())

@@ -1,0 +1,194 @@
+"""Configuration: every bad input stops the start with one line naming the key."""
+
+from __future__ import annotations
+
+import logging
+import os
+import textwrap
+
+import pytest
+
+from exporter.config import ConfigError, load_settings, load_web_config
+from tests.conftest import SECRET
+
+
+def write(tmp_path, text: str, name: str = "config.yml") -> str:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return str(path)
+
+
+def secret_file(tmp_path, name: str, content: str, mode: int = 0o600) -> str:
+    path = tmp_path / name
+    path.write_text(content + "\n")
+    os.chmod(path, mode)
+    return str(path)
+
+
+ACCOUNT = "accounts: [{name: main, api_key: k, api_secret: s}]\n"
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "message"),
+    [
+        ("bogus: 1\n" + ACCOUNT, "bogus: unknown key"),
+        ("recv_window_ms: 70000\n" + ACCOUNT, "recv_window_ms: must be between 1 and 60000"),
+        ("recv_window_ms: '5000'\n" + ACCOUNT, "recv_window_ms: expected an integer"),
+        ("request_timeout_seconds: 0\n" + ACCOUNT, "request_timeout_seconds: must be between"),
+        ("request_timeout_seconds: fast\n" + ACCOUNT, "request_timeout_seconds: expected a number"),
+        ("cache_ttl_seconds: -1\n" + ACCOUNT, "cache_ttl_seconds: must be between"),
+        ("include_zero_assets: 'yes'\n" + ACCOUNT, "include_zero_assets: expected true or false"),
+        ("assets: BTC\n" + ACCOUNT, "assets: expected a non-empty list"),
+        ("assets: [BTC, BTC]\n" + ACCOUNT, "assets: lists an asset twice"),
+        ("assets: [BTC, 3]\n" + ACCOUNT, "assets[1]: expected a non-empty string"),
+        ("base_url: ftp://x\n" + ACCOUNT, "base_url: expected an http(s) URL"),
+        ("ip_weight_soft_limit: 20000\n" + ACCOUNT, "ip_weight_soft_limit: must be between"),
+        ("accounts: main\n", "accounts: expected a non-empty list"),
+        ("accounts: [main]\n", "accounts[0]: expected a mapping"),
+        ("accounts: [{api_key: k, api_secret: s}]\n", "accounts[0].name: expected a non-empty"),
+        ("accounts: [{name: a, api_secret: s}]\n", "accounts[0].api_key: missing"),
+        ("accounts: [{name: a, api_key: k}]\n", "accounts[0].api_secret: missing"),
+        ("accounts: [{name: a, api_key: k, api_secret: s, colour: red}]\n",
+         "accounts[0].colour: unknown key"),
+        ("accounts: [{name: a, api_key: k, api_secret: s, api_secret_file: /x}]\n",
+         "accounts[0]: set only one of api_secret, api_secret_file"),
+        ("accounts: [{name: a, api_key: k, api_secret_file: /nonexistent/s}]\n",
+         "accounts[0].api_secret_file: cannot read '/nonexistent/s': No such file"),
+        ("accounts: [{name: a, api_key: k, api_secret: s}, "
+         "{name: a, api_key: k2, api_secret: t}]\n",
+         "accounts[1].name: duplicate account name 'a'"),
+        ("accounts: [{name: a, api_key: k, api_secret: s, private_key_passphrase_file: /p}]\n",
+         "accounts[0].private_key_passphrase_file: only with private_key_file"),
+        ("accounts: [{name: a, api_key: 'k k', api_secret: s}]\n",
+         "accounts[0].api_key: must not contain white space"),
+        ("- just\n- a list\n", "--config: the top level must be a mapping"),
+        ("accounts: [{name: a\n", "--config:"),
+    ],
+)
+def test_bad_config_names_the_key(tmp_path, yaml_text, message):
+    with pytest.raises(ConfigError) as info:
+        load_settings(write(tmp_path, yaml_text), {})
+    text = str(info.value)
+    assert message in text
+    assert "\n" not in text
+
+
+def test_yaml_syntax_error_names_the_line(tmp_path):
+    with pytest.raises(ConfigError, match=r"line \d+"):
+        load_settings(write(tmp_path, "cache_ttl_seconds: 5\naccounts: [{name: a\n"), {})
+
+
+def test_missing_config_file():
+    with pytest.raises(ConfigError, match=r"--config: cannot read '/nonexistent\.yml'"):
+        load_settings("/nonexistent.yml", {})
+
+
+def test_no_credentials_names_the_variable_and_demo():
+    with pytest.raises(ConfigError) as info:
+        load_settings(None, {})
+    assert "BINANCE_API_KEY" in str(info.value) and "--demo" in str(info.value)
+
+
+def test_environment_account_and_defaults():
+    settings = load_settings(None, {"BINANCE_API_KEY": "k", "BINANCE_API_SECRET": "s"})
+    (account,) = settings.accounts
+    assert (account.name, account.api_key, account.api_secret) == ("default", "k", "s")
+    assert settings.base_url == "https://api.binance.com"
+    assert (settings.recv_window_ms, settings.request_timeout_seconds,
+            settings.cache_ttl_seconds) == (5000, 5.0, 10.0)
+    assert settings.include_zero_assets is False and settings.assets is None
+
+
+def test_environment_files(tmp_path):
+    env = {"BINANCE_API_KEY_FILE": secret_file(tmp_path, "key", "the-key"),
+           "BINANCE_API_SECRET_FILE": secret_file(tmp_path, "secret", SECRET)}
+    (account,) = load_settings(None, env).accounts
+    assert (account.api_key, account.api_secret) == ("the-key", SECRET)
+
+
+def test_environment_error_names_the_variable():
+    with pytest.raises(ConfigError, match="BINANCE_API_SECRET: missing"):
+        load_settings(None, {"BINANCE_API_KEY": "k"})
+    with pytest.raises(ConfigError, match="BINANCE_API_SECRET_FILE: cannot read"):
+        load_settings(None, {"BINANCE_API_KEY": "k", "BINANCE_API_SECRET_FILE": "/nope"})
+
+
+def test_base_url_from_environment_overrides_everywhere(tmp_path):
+    path = write(tmp_path, "base_url: https://api1.binance.com\n" + ACCOUNT)
+    settings = load_settings(path, {"BINANCE_BASE_URL": "http://127.0.0.1:1234/"})
+    assert settings.base_url == "http://127.0.0.1:1234"
+
+
+def test_full_yaml(tmp_path):
+    secret_file(tmp_path, "b.secret", "sb")
+    path = write(tmp_path, """
+        base_url: https://api1.binance.com
+        recv_window_ms: 10000
+        request_timeout_seconds: 3
+        cache_ttl_seconds: 20
+        include_zero_assets: true
+        assets: [BTC, USDT]
+        accounts:
+          - {name: a, api_key: ka, api_secret: sa}
+          - {name: b, api_key: kb, api_secret_file: b.secret}
+    """)
+    settings = load_settings(path, {})
+    assert [a.name for a in settings.accounts] == ["a", "b"]
+    assert settings.accounts[1].api_secret == "sb"  # relative to the config file
+    assert settings.assets == ("BTC", "USDT")
+    assert (settings.recv_window_ms, settings.cache_ttl_seconds) == (10000, 20.0)
+
+
+def test_repr_redacts_secrets(tmp_path):
+    settings = load_settings(None, {"BINANCE_API_KEY": "KEYKEYKEY", "BINANCE_API_SECRET": SECRET})
+    assert SECRET not in repr(settings) and "KEYKEYKEY" not in repr(settings)
+    assert "<redacted>" in repr(settings)
+
+
+def test_world_readable_secret_file_warns(tmp_path, caplog):
+    env = {"BINANCE_API_KEY": "k",
+           "BINANCE_API_SECRET_FILE": secret_file(tmp_path, "s", SECRET, mode=0o644)}
+    with caplog.at_level(logging.WARNING):
+        load_settings(None, env)
+    assert any("readable by group or others" in r.getMessage() for r in caplog.records)
+    assert all(SECRET not in r.getMessage() for r in caplog.records)
+
+
+def test_private_key_account(tmp_path):
+    key = secret_file(tmp_path, "key.pem", "-----BEGIN PRIVATE KEY-----")
+    path = write(tmp_path, f"accounts: [{{name: a, api_key: k, private_key_file: {key}}}]\n")
+    (account,) = load_settings(path, {}).accounts
+    assert account.private_key_pem.startswith(b"-----BEGIN") and account.api_secret is None
+
+
+def test_web_config(tmp_path):
+    (tmp_path / "c.pem").write_text("x")
+    (tmp_path / "k.pem").write_text("x")
+    path = write(tmp_path, """
+        tls_server_config: {cert_file: c.pem, key_file: k.pem}
+        basic_auth_users: {prom: $2b$10$abcdefghijklmnopqrstuuJ9Ob3nN5ZvJ.vCl0vC5f0GgGgGgGgGg}
+    """, "web.yml")
+    web = load_web_config(path)
+    assert web.tls.cert_file == str(tmp_path / "c.pem")
+    assert list(web.basic_auth_users) == ["prom"]
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "message"),
+    [
+        ("tls_server_config: {cert_file: nope.pem, key_file: nope.pem}\n",
+         "tls_server_config.cert_file: no such file"),
+        ("tls_server_config: {key_file: k.pem}\n", "tls_server_config.cert_file: missing"),
+        ("tls_server_config: {cert_file: c.pem, key_file: c.pem, client_auth_type: Maybe}\n",
+         "tls_server_config.client_auth_type: expected one of"),
+        ("tls_server_config: {cert_file: c.pem, key_file: c.pem, "
+         "client_auth_type: RequireAndVerifyClientCert}\n",
+         "tls_server_config.client_ca_file: required"),
+        ("basic_auth_users: {prom: plaintext}\n", "basic_auth_users.prom: expected a bcrypt"),
+        ("tls: {}\n", "tls: unknown key"),
+    ],
+)
+def test_bad_web_config(tmp_path, yaml_text, message):
+    (tmp_path / "c.pem").write_text("x")
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
+        load_web_config(write(tmp_path, yaml_text, "web.yml"))

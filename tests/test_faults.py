@@ -1,0 +1,286 @@
+"""Fault injection: what the exporter does for each way Binance can fail, over real HTTP.
+
+The simulator injects the fault; a real client and collector (cache off) scrape it. After each
+fault clears, the next scrape is ``up 1`` with fresh values. Logs are checked for tracebacks and
+for the secret or any signature the simulator saw.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+
+import pytest
+
+from exporter.binance import BinanceClient, HmacSigner, Upstream
+from exporter.collector import AccountScraper, MarginCollector
+from exporter.simulator import ACCOUNT_PATH, TIME_PATH, Fault, Simulator
+from tests.conftest import API_KEY, SECRET
+from tests.helpers import sample_values
+
+SIGNED = re.compile(r"signature=(?!<redacted>)")
+
+
+class ShiftClock:
+    """Real time plus a shift that tests move forward instead of sleeping."""
+
+    def __init__(self) -> None:
+        self.shift = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.shift
+
+
+class Rig:
+    def __init__(self, sim: Simulator, timeout: float = 1.0) -> None:
+        self.sim = sim
+        self.clock = ShiftClock()
+        self.upstream = Upstream(sim.base_url, wall=self.clock)
+        self.client = BinanceClient(self.upstream, API_KEY, HmacSigner(SECRET), timeout=timeout,
+                                    wall=self.clock)
+        self.scraper = AccountScraper("main", self.client, ttl=0, wall=self.clock)
+        self.collector = MarginCollector([self.scraper])
+        self.bodies: list[str] = []
+
+    def scrape(self) -> dict:
+        body = self.collector.render().decode()
+        self.bodies.append(body)
+        return sample_values(body)
+
+    def errors(self, reason: str) -> float:
+        return self.scrape_values[("binance_margin_scrape_errors_total",
+                                   (("account", "main"), ("reason", reason)))]
+
+    def check_down(self, reason: str) -> dict:
+        before = self.scraper.errors[reason]
+        values = self.scrape()
+        assert values[("binance_margin_up", (("account", "main"),))] == 0.0
+        assert not [k for k in values if k[0] in ("binance_margin_level",
+                                                  "binance_margin_asset_free")], "stale values"
+        key = ("binance_margin_scrape_errors_total", (("account", "main"), ("reason", reason)))
+        assert values[key] == before + 1
+        return values
+
+    def check_up(self) -> dict:
+        values = self.scrape()
+        assert values[("binance_margin_up", (("account", "main"),))] == 1.0
+        expected = json.loads(self.sim.account.body())
+        assert values[("binance_margin_level", (("account", "main"),))] == float(
+            expected["marginLevel"])
+        return values
+
+
+@pytest.fixture
+def rig(simulator):
+    rig = Rig(simulator)
+    rig.check_up()
+    yield rig
+    assert_no_leaks(rig)
+
+
+def assert_no_leaks(rig: Rig, records=None) -> None:
+    texts = list(rig.bodies)
+    if records is not None:
+        texts += [r.getMessage() for r in records]
+    for text in texts:
+        assert SECRET not in text and API_KEY not in text
+        assert not SIGNED.search(text)
+        for signature in rig.sim.signatures:
+            assert signature not in text
+
+
+def assert_clean_log(caplog) -> None:
+    for record in caplog.records:
+        assert record.exc_info is None, f"traceback logged: {record.getMessage()}"
+        message = record.getMessage()
+        assert SECRET not in message and API_KEY not in message
+        assert not SIGNED.search(message)
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        Fault(status=500, body=b'{"code": -3000, "msg": "Internal error."}'),
+        Fault(status=502, body=b"<html><body>502 Bad Gateway</body></html>",
+              headers={"Content-Type": "text/html"}),
+        Fault(status=503, body=b'{"code": -1007, "msg": "Timeout waiting for response from '
+                               b'backend server."}'),
+        Fault(status=403, body=b"<html>WAF</html>"),
+    ],
+    ids=["500-json", "502-html", "503-json", "403-waf"],
+)
+def test_http_errors(rig, caplog, fault):
+    rig.sim.set_fault(fault)
+    rig.check_down("http")
+    assert any(f"HTTP {fault.status}" in r.getMessage() and r.levelname == "WARNING"
+               for r in caplog.records)
+    rig.sim.clear_faults()
+    rig.check_up()
+    assert_clean_log(caplog)
+
+
+@pytest.mark.parametrize(
+    "transform",
+    [
+        lambda body: body[: len(body) // 2],
+        lambda body: b"[]",
+        lambda body: b'{"marginLevel": "1.5"}',
+        lambda body: re.sub(rb'"marginLevel":"[^"]*"', b'"marginLevel":"n/a"', body),
+        lambda body: body.replace(b'"free":"0.85000000"', b'"free":null', 1),
+        lambda body: b"",
+    ],
+    ids=["truncated", "list", "missing-fields", "non-numeric", "null-asset-value", "empty"],
+)
+def test_invalid_responses(rig, caplog, transform):
+    rig.sim.set_fault(Fault(transform=transform))
+    rig.check_down("invalid_response")
+    rig.sim.clear_faults()
+    rig.check_up()
+    assert_clean_log(caplog)
+
+
+def test_hang_is_a_timeout_well_under_the_scrape_timeout(rig, caplog):
+    rig.sim.set_fault(Fault(delay=3.0))
+    started = time.monotonic()
+    rig.check_down("timeout")
+    assert time.monotonic() - started < 9  # Prometheus gives up at 10 s
+    rig.sim.clear_faults()
+    rig.check_up()
+    assert_clean_log(caplog)
+
+
+def test_connection_refused(caplog):
+    sim = Simulator()
+    base = sim.base_url
+    sim._server.server_close()  # the port is closed: nothing listens
+    rig = Rig(sim)
+    rig.upstream = Upstream(base)
+    rig.check_down("connection")
+    assert_clean_log(caplog)
+
+
+def test_margin_account_does_not_exist(rig, caplog):
+    rig.sim.set_fault(Fault.binance_error(-3003, "Margin account does not exist."))
+    rig.check_down("api_error")
+    assert any("-3003" in r.getMessage() and "Margin account does not exist" in r.getMessage()
+               for r in caplog.records if r.levelname == "WARNING")
+    rig.sim.clear_faults()
+    rig.check_up()
+    assert_clean_log(caplog)
+
+
+@pytest.mark.parametrize("code", [-2014, -2015, -1022])
+def test_bad_credentials_back_off(rig, caplog, code):
+    rig.sim.set_fault(Fault.binance_error(code, "Invalid API-key, IP, or permissions for action.",
+                                          status=401 if code == -2015 else 400))
+    rig.check_down("auth")
+    assert any("IP allow-list" in r.getMessage() for r in caplog.records)
+    sent = rig.sim.counts[ACCOUNT_PATH]
+    values = rig.check_down("auth")  # inside the back-off: nothing is sent
+    assert rig.sim.counts[ACCOUNT_PATH] == sent
+    backoff = values[("binance_margin_backoff_until_timestamp_seconds", (("account", "main"),))]
+    assert backoff == pytest.approx(rig.clock() + 15, abs=2)
+    rig.clock.shift += 16
+    rig.check_down("auth")  # tried again, still bad: the next wait is longer
+    assert rig.sim.counts[ACCOUNT_PATH] == sent + 1
+    assert rig.client.backoff_until() == pytest.approx(rig.clock() + 30, abs=2)
+    rig.sim.clear_faults()
+    rig.clock.shift += 31
+    rig.check_up()
+    assert_clean_log(caplog)
+
+
+@pytest.mark.parametrize("skew_ms", [30_000, -30_000])
+def test_clock_skew_resyncs_within_the_same_scrape(rig, caplog, skew_ms):
+    times = rig.sim.counts[TIME_PATH]
+    rig.sim.clock_skew_ms = skew_ms
+    values = rig.check_up()  # -1021, re-sync, retry: all inside this scrape
+    assert rig.sim.counts[TIME_PATH] == times + 1
+    assert sum(v for k, v in values.items() if k[0] == "binance_margin_scrape_errors_total") == 0
+    assert rig.upstream.clock.offset_ms == pytest.approx(skew_ms, abs=500)
+    assert_clean_log(caplog)
+
+
+def test_clock_30s_off_from_the_start(simulator):
+    simulator.clock_skew_ms = 30_000
+    Rig(simulator).check_up()
+    simulator.clock_skew_ms = -30_000
+    Rig(simulator).check_up()
+
+
+@pytest.mark.parametrize(("status", "reason"), [(429, "rate_limited"), (418, "banned")])
+def test_rate_limit_and_ban_stop_all_requests_until_retry_after(simulator, caplog, status,
+                                                                reason):
+    first = Rig(simulator)
+    second = Rig(simulator)
+    second.upstream = first.upstream  # same IP
+    second.client = BinanceClient(first.upstream, API_KEY, HmacSigner(SECRET), wall=first.clock)
+    second.scraper = AccountScraper("main", second.client, ttl=0, wall=first.clock)
+    second.collector = MarginCollector([second.scraper])
+    first.check_up()
+    simulator.set_fault(Fault.rate_limited(120, status=status))
+    values = first.check_down(reason)
+    until = values[("binance_margin_backoff_until_timestamp_seconds", (("account", "main"),))]
+    assert until == pytest.approx(first.clock() + 120, abs=2)
+    sent = sum(simulator.counts.values())
+    simulator.clear_faults()
+    for _ in range(3):
+        first.check_down(reason)
+        second.check_down(reason)
+    assert sum(simulator.counts.values()) == sent  # not one request during the back-off
+    first.clock.shift += 121
+    first.check_up()
+    second.check_up()
+    errors = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == (1 if status == 418 else 0)
+    assert_clean_log(caplog)
+    assert_no_leaks(first, caplog.records)
+
+
+def test_weight_near_the_limit_slows_down_before_binance_says_429(rig, caplog):
+    rig.sim.weight_bonus = 9700  # others on this IP used most of the minute's weight
+    values = rig.check_up()  # this answer is good, and says how much weight is used
+    assert values[("binance_margin_api_ip_weight_used_1m", (("account", "main"),))] >= 9700
+    sent = rig.sim.counts[ACCOUNT_PATH]
+    rig.check_down("throttled")
+    assert rig.sim.counts[ACCOUNT_PATH] == sent
+    assert rig.client.backoff_until() > rig.clock()
+    rig.sim.weight_bonus = 0
+    rig.clock.shift += 61  # the next minute: Binance's counter starts again
+    rig.check_up()
+    assert_clean_log(caplog)
+
+
+def test_simulator_enforces_the_real_limit(simulator):
+    """Without the soft limit, the simulator says 429 and then 418, like Binance."""
+    rig = Rig(simulator)
+    rig.upstream.gate.soft_limit = 10**9
+    simulator.weight_bonus = 11_995
+    rig.scrape()
+    assert rig.scraper.errors["rate_limited"] == 1
+
+
+def test_every_fault_in_a_row_with_debug_logging(rig, caplog):
+    """The whole matrix once more, at DEBUG: no secret, signature or traceback anywhere."""
+    caplog.set_level(logging.DEBUG)
+    faults = [
+        Fault(status=500, body=b"oops"),
+        Fault(transform=lambda b: b[:10]),
+        Fault.binance_error(-2015, "Invalid API-key", status=401),
+        Fault.binance_error(-1022, "Signature for this request is not valid."),
+        Fault.binance_error(-3003, "Margin account does not exist."),
+        Fault.rate_limited(5),
+        Fault.rate_limited(5, status=418),
+        Fault(delay=2.0),
+    ]
+    for fault in faults:
+        rig.sim.set_fault(fault)
+        rig.scrape()
+        rig.sim.clear_faults()
+        rig.clock.shift += 400
+        rig.check_up()
+    assert rig.sim.signatures
+    assert_clean_log(caplog)
+    assert_no_leaks(rig, caplog.records)

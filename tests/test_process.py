@@ -1,0 +1,203 @@
+"""The exporter as a real process: demo, real protocol against the simulator, CLI behaviour."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import threading
+import time
+
+import pytest
+import requests
+
+from tests.conftest import API_KEY, SECRET
+from tests.helpers import exporter_process, run_exporter, sample_values, wait_for
+
+pytestmark = pytest.mark.e2e
+
+
+def credentials(simulator) -> dict[str, str]:
+    return {"BINANCE_API_KEY": API_KEY, "BINANCE_API_SECRET": SECRET,
+            "BINANCE_BASE_URL": simulator.base_url}
+
+
+def test_demo_needs_no_keys_and_shows_a_realistic_account():
+    with exporter_process(["--demo"], {}) as exporter:
+        values = sample_values(exporter.metrics())
+        assert "simulated" in exporter.log
+        assert values[("binance_margin_up", (("account", "demo"),))] == 1.0
+        assets = {dict(k[1])["asset"] for k in values if k[0] == "binance_margin_asset_net"}
+        assert len(assets) >= 10
+        borrowed = [v for k, v in values.items() if k[0] == "binance_margin_asset_borrowed"
+                    and v > 0]
+        assert borrowed
+        level = values[("binance_margin_level", (("account", "demo"),))]
+        call = values[("binance_margin_level_threshold", (("account", "demo"),
+                                                           ("threshold", "margin_call")))]
+        assert 1.0 < call < level < 999
+        assert exporter.stop() == 0
+
+
+def test_every_value_matches_the_upstream_json(simulator):
+    with exporter_process([], credentials(simulator)) as exporter:
+        values = sample_values(exporter.metrics())
+        raw = json.loads(simulator.account.body())
+        acc = (("account", "default"),)
+        assert values[("binance_margin_level", acc)] == float(raw["marginLevel"])
+        assert values[("binance_margin_total_net_asset_btc", acc)] == float(
+            raw["totalNetAssetOfBtc"])
+        nonzero = [a for a in raw["userAssets"]
+                   if any(float(a[k]) for k in ("free", "locked", "borrowed", "interest",
+                                                "netAsset"))]
+        assert len(nonzero) == 12
+        for asset in nonzero:
+            labels = (("account", "default"), ("asset", asset["asset"]))
+            assert values[("binance_margin_asset_net", labels)] == float(asset["netAsset"])
+            assert values[("binance_margin_asset_interest", labels)] == float(asset["interest"])
+        assert len([k for k in values if k[0] == "binance_margin_asset_free"]) == 12
+        assert exporter.stop() == 0
+
+
+def test_two_accounts_from_a_config_file(simulator, tmp_path):
+    secret = tmp_path / "secret"
+    secret.write_text(SECRET)
+    secret.chmod(0o600)
+    config = tmp_path / "config.yml"
+    config.write_text(
+        f"base_url: {simulator.base_url}\ncache_ttl_seconds: 0\n"
+        f"accounts:\n  - {{name: alpha, api_key: {API_KEY}, api_secret_file: {secret}}}\n"
+        f"  - {{name: beta, api_key: {API_KEY}, api_secret_file: {secret}}}\n")
+    with exporter_process(["--config", str(config)], {}) as exporter:
+        values = sample_values(exporter.metrics())
+        for name in ("alpha", "beta"):
+            assert values[("binance_margin_up", (("account", name),))] == 1.0
+        assert exporter.stop() == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "expected"),
+    [
+        ([], {}, "BINANCE_API_KEY"),
+        ([], {"BINANCE_API_KEY": "k"}, "BINANCE_API_SECRET: missing"),
+        ([], {"BINANCE_API_KEY": "k", "BINANCE_API_SECRET_FILE": "/nonexistent"},
+         "BINANCE_API_SECRET_FILE: cannot read"),
+        (["--config", "/nonexistent.yml"], {}, "--config: cannot read"),
+        ([], {"BINANCE_API_KEY": "k", "BINANCE_API_SECRET": "s", "BINANCE_BASE_URL": "nope"},
+         "BINANCE_BASE_URL: expected an http(s) URL"),
+        (["--web.listen-address", "nowhere"], {"BINANCE_API_KEY": "k",
+                                               "BINANCE_API_SECRET": "s"},
+         "--web.listen-address: expected host:port"),
+        (["--web.config.file", "/nonexistent.yml"], {"BINANCE_API_KEY": "k",
+                                                     "BINANCE_API_SECRET": "s"},
+         "--config: cannot read '/nonexistent.yml'"),
+    ],
+)
+def test_bad_configuration_is_one_line_without_traceback(args, env, expected):
+    result = run_exporter(args, env)
+    assert result.returncode == 1
+    assert expected in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_bad_private_key_names_the_key(tmp_path):
+    key = tmp_path / "key.pem"
+    key.write_text("-----BEGIN PRIVATE KEY-----\nnope\n-----END PRIVATE KEY-----\n")
+    key.chmod(0o600)
+    result = run_exporter([], {"BINANCE_API_KEY": "k", "BINANCE_PRIVATE_KEY_FILE": str(key)})
+    assert result.returncode == 1
+    assert "env.private_key_file: not a PEM private key" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_config_check(tmp_path):
+    config = tmp_path / "c.yml"
+    config.write_text("accounts: [{name: main, api_key: k, api_secret: s}]\n")
+    ok = run_exporter(["--config", str(config), "--config.check"])
+    assert ok.returncode == 0 and "configuration OK: accounts: main" in ok.stdout
+    config.write_text("accounts: [{name: main, api_key: k}]\n")
+    bad = run_exporter(["--config", str(config), "--config.check"])
+    assert bad.returncode == 1 and "accounts[0].api_secret: missing" in bad.stderr
+
+
+def test_version():
+    from exporter import __version__
+
+    result = run_exporter(["--version"])
+    assert result.returncode == 0 and __version__ in result.stdout
+
+
+@pytest.mark.parametrize("flag", [f"--api-secret={SECRET}", "--binance.api-secret", "--api_key",
+                                  "--private-key-file"])
+def test_secrets_on_the_command_line_are_refused_without_echo(flag):
+    result = run_exporter([flag, SECRET] if "=" not in flag else [flag])
+    assert result.returncode == 2
+    assert "not accepted on the command line" in result.stderr
+    assert SECRET not in result.stderr + result.stdout
+
+
+def test_unknown_flag_value_is_not_echoed():
+    result = run_exporter(["--demo", f"--bogus={SECRET}", SECRET])
+    assert result.returncode == 2 and "unrecognized arguments" in result.stderr
+    assert SECRET not in result.stderr
+
+
+def test_starts_and_serves_up_0_when_binance_is_unreachable():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nothing listens there
+    env = {"BINANCE_API_KEY": "k", "BINANCE_API_SECRET": "s",
+           "BINANCE_BASE_URL": f"http://127.0.0.1:{port}"}
+    with exporter_process([], env) as exporter:
+        values = sample_values(exporter.metrics())
+        assert values[("binance_margin_up", (("account", "default"),))] == 0.0
+        assert values[("binance_margin_scrape_errors_total",
+                       (("account", "default"), ("reason", "connection")))] == 1.0
+        assert exporter.proc.poll() is None
+        assert "Traceback" not in exporter.log
+        assert exporter.stop() == 0
+
+
+def test_sigterm_finishes_the_scrape_in_flight_and_exits_0(simulator):
+    simulator.latency = 1.5
+    with exporter_process([], credentials(simulator)) as exporter:
+        wait_for(lambda: simulator.counts["/sapi/v1/margin/tradeCoeff"] >= 1)  # warm-up done
+        result: dict[str, object] = {}
+
+        def scrape() -> None:
+            try:
+                result["response"] = requests.get(f"{exporter.url}/metrics", timeout=15)
+            except requests.RequestException as exc:
+                result["error"] = exc
+
+        thread = threading.Thread(target=scrape)
+        thread.start()
+        wait_for(lambda: simulator.counts["/sapi/v1/margin/account"] >= 1)
+        started = time.monotonic()
+        exporter.proc.send_signal(signal.SIGTERM)
+        thread.join(15)
+        assert exporter.proc.wait(15) == 0
+        assert time.monotonic() - started < 10
+        response = result["response"]
+        assert response.status_code == 200 and 'binance_margin_up{account="default"} 1.0' in \
+            response.text
+        # and it no longer accepts connections
+        with pytest.raises(requests.ConnectionError):
+            requests.get(f"{exporter.url}/healthz", timeout=2)
+
+
+def test_address_in_use_is_one_line():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        result = run_exporter(["--demo", "--web.listen-address", f"127.0.0.1:{port}"])
+    assert result.returncode == 1
+    assert "--web.listen-address" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_warning_when_listening_on_all_interfaces_without_protection():
+    with exporter_process(["--demo", "--web.listen-address", "0.0.0.0:0"], {}) as exporter:
+        assert exporter.stop() == 0
+    assert "without TLS or basic auth" in exporter.log

@@ -1,0 +1,189 @@
+"""The HTTP server: routes, basic auth, TLS with a certificate made at test time, gzip."""
+
+from __future__ import annotations
+
+import datetime
+import gzip
+import ipaddress
+import threading
+import time
+
+import bcrypt
+import pytest
+import requests
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from exporter.config import TLSConfig, WebConfig
+from exporter.server import BasicAuth, make_server, parse_listen_address
+
+BODY = b"# HELP x y\n# TYPE x gauge\nx 1.0\n"
+
+
+def serve(web: WebConfig | None = None, render=lambda: BODY):
+    server = make_server(("127.0.0.1", 0), render, web)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    return server, thread
+
+
+@pytest.fixture
+def plain():
+    server, _thread = serve()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_routes(plain):
+    landing = requests.get(plain + "/", timeout=5)
+    assert landing.status_code == 200 and 'href="/metrics"' in landing.text
+    metrics = requests.get(plain + "/metrics", timeout=5, headers={"Accept-Encoding": "identity"})
+    assert metrics.status_code == 200 and metrics.content == BODY
+    assert metrics.headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
+    assert requests.get(plain + "/healthz", timeout=5).text == "ok\n"
+    assert requests.get(plain + "/nope", timeout=5).status_code == 404
+    assert requests.post(plain + "/metrics", timeout=5).status_code == 501
+    assert requests.head(plain + "/metrics", timeout=5).status_code == 200
+
+
+def test_gzip_when_asked(plain):
+    raw = requests.get(plain + "/metrics", timeout=5, headers={"Accept-Encoding": "gzip"},
+                       stream=True)
+    assert raw.headers["Content-Encoding"] == "gzip"
+    assert gzip.decompress(raw.raw.read()) == BODY
+
+
+def test_render_failure_is_a_500_and_the_server_keeps_serving():
+    def broken() -> bytes:
+        raise RuntimeError("bug")
+
+    server, _ = serve(render=broken)
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    assert requests.get(url + "/metrics", timeout=5).status_code == 500
+    assert requests.get(url + "/healthz", timeout=5).status_code == 200
+    server.shutdown()
+    server.server_close()
+
+
+def hashed(password: str) -> str:
+    return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=4)).decode()
+
+
+def test_basic_auth():
+    server, _ = serve(WebConfig(basic_auth_users={"prom": hashed("s3cret")}))
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    for auth in (None, ("prom", "wrong"), ("nobody", "s3cret"), ("prom", "")):
+        response = requests.get(url + "/metrics", auth=auth, timeout=5)
+        assert response.status_code == 401
+        assert response.headers["WWW-Authenticate"].startswith('Basic realm="')
+        assert BODY not in response.content
+    assert requests.get(url + "/", timeout=5).status_code == 401
+    ok = requests.get(url + "/metrics", auth=("prom", "s3cret"), timeout=5)
+    assert ok.status_code == 200 and ok.content == BODY
+    # probes need no credentials
+    assert requests.get(url + "/healthz", timeout=5).status_code == 200
+    server.shutdown()
+    server.server_close()
+
+
+def test_basic_auth_garbage_headers():
+    auth = BasicAuth({"prom": hashed("pw")})
+    for header in (None, "", "Bearer x", "Basic !!!", "Basic " + "bm9jb2xvbg==", "Basic /w=="):
+        assert auth.check(header) is False
+
+
+def make_cert(tmp_path, name: str, issuer_key=None, issuer_cert=None, is_ca=False):
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer_cert.subject if issuer_cert else subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=is_ca, path_length=None), critical=True)
+    )
+    if not is_ca:
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName([x509.DNSName("localhost"),
+                                         x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False)
+    cert = builder.sign(issuer_key or key, hashes.SHA256())
+    cert_path, key_path = tmp_path / f"{name}.crt", tmp_path / f"{name}.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert, key, str(cert_path), str(key_path)
+
+
+@pytest.fixture
+def pki(tmp_path):
+    ca_cert, ca_key, ca_path, _ = make_cert(tmp_path, "ca", is_ca=True)
+    _, _, server_crt, server_key = make_cert(tmp_path, "server", ca_key, ca_cert)
+    _, _, client_crt, client_key = make_cert(tmp_path, "client", ca_key, ca_cert)
+    return {"ca": ca_path, "server": (server_crt, server_key), "client": (client_crt, client_key)}
+
+
+def test_tls_with_basic_auth(pki):
+    tls = TLSConfig(*pki["server"])
+    server, _ = serve(WebConfig(tls=tls, basic_auth_users={"prom": hashed("pw")}))
+    url = f"https://127.0.0.1:{server.server_address[1]}"
+    ok = requests.get(url + "/metrics", auth=("prom", "pw"), verify=pki["ca"], timeout=5)
+    assert ok.status_code == 200 and ok.content == BODY
+    assert requests.get(url + "/metrics", verify=pki["ca"], timeout=5).status_code == 401
+    with pytest.raises(requests.exceptions.SSLError):
+        requests.get(url + "/metrics", timeout=5)  # not trusted without the CA
+    with pytest.raises(requests.exceptions.ConnectionError):
+        requests.get(f"http://127.0.0.1:{server.server_address[1]}/metrics", timeout=5)
+    server.shutdown()
+    server.server_close()
+
+
+def test_tls_client_certificates_required(pki):
+    tls = TLSConfig(*pki["server"], client_ca_file=pki["ca"],
+                    client_auth_type="RequireAndVerifyClientCert")
+    server, _ = serve(WebConfig(tls=tls))
+    url = f"https://127.0.0.1:{server.server_address[1]}/metrics"
+    assert requests.get(url, verify=pki["ca"], cert=pki["client"], timeout=5).content == BODY
+    with pytest.raises(requests.exceptions.RequestException):
+        requests.get(url, verify=pki["ca"], timeout=5)
+    server.shutdown()
+    server.server_close()
+
+
+def test_slow_tls_client_does_not_block_others(pki):
+    import socket
+
+    server, _ = serve(WebConfig(tls=TLSConfig(*pki["server"])))
+    port = server.server_address[1]
+    idle = socket.create_connection(("127.0.0.1", port))  # connects, never says hello
+    try:
+        started = time.monotonic()
+        ok = requests.get(f"https://127.0.0.1:{port}/healthz", verify=pki["ca"], timeout=5)
+        assert ok.status_code == 200 and time.monotonic() - started < 5
+    finally:
+        idle.close()
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("127.0.0.1:9944", ("127.0.0.1", 9944)),
+    (":9944", ("0.0.0.0", 9944)),
+    ("[::1]:9944", ("::1", 9944)),
+])
+def test_listen_address(text, expected):
+    assert parse_listen_address(text) == expected
+
+
+@pytest.mark.parametrize("text", ["9944", "host:", "host:http", "h:70000"])
+def test_bad_listen_address(text):
+    with pytest.raises(ValueError, match=r"--web\.listen-address"):
+        parse_listen_address(text)
