@@ -104,9 +104,9 @@ def warm_up(collector: MarginCollector) -> None:
         try:
             if isinstance(client, BinanceClient) and client.upstream.clock.due():
                 client.sync_time()
-            scraper.thresholds = client.get_trade_coeff()
         except UpstreamError as exc:
-            log.warning("account %s: start-up check failed: %s", scraper.name, exc)
+            log.warning("start-up clock sync with Binance failed: %s", exc)
+        scraper.refresh_thresholds()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

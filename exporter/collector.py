@@ -30,7 +30,7 @@ from typing import Protocol
 from prometheus_client.metrics_core import Metric
 
 from exporter import __version__
-from exporter.binance import REASONS, MarginAccount, TradeCoeff, UpstreamError
+from exporter.binance import REASONS, MarginAccount, TradeCoeff, UpstreamError, UserAsset
 from exporter.exposition import Family, render, to_metric
 
 log = logging.getLogger(__name__)
@@ -177,11 +177,17 @@ class AccountScraper:
                 log.warning("account %s: fetch failed (%s): %s", self.name, error.reason, error)
             else:
                 log.debug("account %s: %s", self.name, error)
-        if account is not None and started >= self._thresholds_due:
-            self._refresh_thresholds(started)
+        if account is not None:
+            self.refresh_thresholds()
         return FetchResult(account, error, started, duration)
 
-    def _refresh_thresholds(self, now: float) -> None:
+    def refresh_thresholds(self) -> None:
+        """Fetch the margin bars if they are due (at start, then every 5 minutes)."""
+        now = self._monotonic()
+        with self._lock:
+            if now < self._thresholds_due:
+                return
+            self._thresholds_due = now + THRESHOLDS_REFRESH_SECONDS
         try:
             self.thresholds = self.source.get_trade_coeff()
             self._thresholds_due = now + THRESHOLDS_REFRESH_SECONDS
@@ -208,7 +214,7 @@ class MarginCollector:
         self.assets = frozenset(assets) if assets else None
         self.version = version
         self._pool = (
-            ThreadPoolExecutor(max_workers=min(len(self.scrapers), 64),
+            ThreadPoolExecutor(max_workers=min(len(self.scrapers), 128),
                                thread_name_prefix="fetch")
             if len(self.scrapers) > 1 else None
         )
@@ -236,12 +242,14 @@ class MarginCollector:
             return [s.get() for s in self.scrapers]
         return list(self._pool.map(AccountScraper.get, self.scrapers))
 
-    def _keep(self, asset: tuple) -> bool:
-        if self.assets is not None:
-            return asset[0] in self.assets
-        if self.include_zero_assets:
-            return True
-        return any(asset[1:])
+    def _assets(self, account: MarginAccount) -> Sequence[UserAsset]:
+        """The assets to show: non-zero ones by default, or all, or the allow-list's."""
+        if self.assets is None and not self.include_zero_assets:
+            return account.assets
+        zeros = [UserAsset(name, 0.0, 0.0, 0.0, 0.0, 0.0) for name in account.zero_assets
+                 if self.assets is None or name in self.assets]
+        held = [a for a in account.assets if self.assets is None or a.asset in self.assets]
+        return held + zeros
 
     def families(self) -> list[Family]:
         results = self.fetch_all()
@@ -276,39 +284,44 @@ class MarginCollector:
             name = scraper.name
             key = (name,)
             account = result.account
-            up.samples.append((key, 0.0 if account is None else 1.0))
+            up.add(key, 0.0 if account is None else 1.0)
             if account is not None:
                 for (attr, _, _), family in zip(ACCOUNT_GAUGES, gauges, strict=True):
                     value = getattr(account, attr)
                     if value is not None:
-                        family.samples.append((key, value))
+                        family.add(key, value)
                 for (attr, _, _), family in zip(ACCOUNT_FLAGS, flags, strict=True):
                     flag = getattr(account, attr)
                     if flag is not None:
-                        family.samples.append((key, 1.0 if flag else 0.0))
+                        family.add(key, 1.0 if flag else 0.0)
                 if account.account_type is not None:
                     mode = MODES.get(account.account_type, "unknown")
-                    info.samples.append(((name, account.account_type, mode), 1.0))
-                kept = [a for a in account.assets if self._keep(a)]
+                    info.add((name, account.account_type, mode), 1.0)
+                kept = self._assets(account)
+                keys = [(name, a[0]) for a in kept]
                 for (index, _, _), family in zip(ASSET_GAUGES, asset_families, strict=True):
-                    family.samples.extend(((name, a[0]), a[index]) for a in kept)
+                    if family.keys:  # a second account: each family gets a list of its own
+                        family.keys = family.keys + keys
+                    else:  # the first: all five share ``keys``, escaped once by the renderer
+                        family.keys = keys
+                    family.values.extend([a[index] for a in kept])
             coeff = scraper.thresholds
             if coeff is not None:
                 for label, attr in THRESHOLDS:
-                    thresholds.samples.append(((name, label), getattr(coeff, attr)))
-            duration.samples.append((key, result.duration))
+                    thresholds.add((name, label), getattr(coeff, attr))
+            duration.add(key, result.duration)
             for reason in ERROR_REASONS:
-                errors.samples.append(((name, reason), float(scraper.errors[reason])))
+                errors.add((name, reason), float(scraper.errors[reason]))
             if scraper.last_success is not None:
-                last_ok.samples.append((key, scraper.last_success))
-            backoff.samples.append((key, scraper.source.backoff_until()))
+                last_ok.add(key, scraper.last_success)
+            backoff.add(key, scraper.source.backoff_until())
             used = scraper.source.last_used_weight
             if used is not None:
-                weight.samples.append((key, float(used)))
+                weight.add(key, float(used))
 
         build = Family("binance_margin_exporter_build_info", "gauge",
                        "Version of binance-margin-exporter; always 1.", ("version",),
-                       [((self.version,), 1.0)])
+                       [(self.version,)], [1.0])
         ordered = [up, *gauges, *flags, info, thresholds, *asset_families, duration, errors,
                    last_ok, backoff, weight, build]
-        return [f for f in ordered if f.samples]
+        return [f for f in ordered if f.values]

@@ -93,8 +93,15 @@ def tls_context(tls: TLSConfig) -> ssl.SSLContext:
 
 
 class ExporterHTTPServer(ThreadingHTTPServer):
+    """Thread per connection, HTTP/1.1 keep-alive (Prometheus reuses its connections).
+
+    On shutdown, scrapes in flight finish and get their answer; connections that wait idle
+    for their next request are closed, so that stopping never waits on a keep-alive.
+    """
+
     daemon_threads = False  # on shutdown, server_close() waits for scrapes in flight
     block_on_close = True
+    request_queue_size = 128  # a burst of scrapes waits in the backlog, not in SYN retries
 
     def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler],
                  context: ssl.SSLContext | None) -> None:
@@ -102,7 +109,30 @@ class ExporterHTTPServer(ThreadingHTTPServer):
         if ":" in host:
             self.address_family = socket.AF_INET6
         self._context = context
+        self.stopping = False
+        self._idle: set[socket.socket] = set()
+        self._idle_lock = threading.Lock()
         super().__init__(address, handler)
+
+    def set_idle(self, sock: socket.socket, idle: bool) -> bool:
+        """Mark a connection idle (waiting for a request) or busy; False once stopping."""
+        with self._idle_lock:
+            if idle:
+                self._idle.add(sock)
+            else:
+                self._idle.discard(sock)
+            return not self.stopping
+
+    def server_close(self) -> None:
+        with self._idle_lock:
+            self.stopping = True
+            idle = list(self._idle)
+        for sock in idle:
+            try:
+                sock.shutdown(socket.SHUT_RD)  # its handler reads EOF and ends
+            except OSError:
+                pass
+        super().server_close()
 
     def get_request(self) -> tuple[socket.socket, Any]:
         sock, addr = super().get_request()
@@ -127,15 +157,34 @@ def make_server(
     context = tls_context(web.tls) if web.tls else None
 
     class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.0"  # one request per connection: shutdown never waits on idle
+        protocol_version = "HTTP/1.1"
         server_version = f"binance-margin-exporter/{__version__}"
         sys_version = ""
-        timeout = 10  # seconds to send a request: no slow-loris
+        timeout = 30  # an idle keep-alive or a slow request is dropped after this
+        disable_nagle_algorithm = True  # headers and body go out at once: no 40 ms ACK stall
+
+        server: ExporterHTTPServer
 
         def setup(self) -> None:
             super().setup()
             if isinstance(self.request, ssl.SSLSocket):
                 self.request.do_handshake()
+
+        def handle(self) -> None:
+            self.close_connection = True
+            try:
+                while self.server.set_idle(self.connection, True):
+                    self.handle_one_request()
+                    if self.close_connection:
+                        break
+            finally:
+                self.server.set_idle(self.connection, False)
+
+        def parse_request(self) -> bool:
+            # A request line has arrived: this connection is busy until it is answered.
+            if not self.server.set_idle(self.connection, False):
+                self.close_connection = True
+            return super().parse_request()
 
         def log_message(self, format: str, *args: Any) -> None:
             log.debug("%s %s", self.address_string(), format % args)
@@ -143,6 +192,9 @@ def make_server(
         def _send(self, status: int, body: bytes, content_type: str,
                   headers: Mapping[str, str] | None = None) -> None:
             self.send_response(status)
+            if self.server.stopping:
+                self.close_connection = True
+                self.send_header("Connection", "close")
             self.send_header("Content-Type", content_type)
             for name, value in (headers or {}).items():
                 self.send_header(name, value)

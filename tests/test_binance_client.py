@@ -303,3 +303,13 @@ def test_trade_coeff(mock):
 
 def test_repr_hides_credentials():
     assert SECRET not in repr(make()) and API_KEY not in repr(make())
+
+
+def test_proxy_from_the_environment_is_honoured(monkeypatch):
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.test:3128")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    client = make()
+    assert client._session.proxies.get("https") == "http://proxy.test:3128"
+    monkeypatch.setenv("NO_PROXY", "api.binance.test")
+    assert "https" not in make()._session.proxies

@@ -187,3 +187,21 @@ def test_listen_address(text, expected):
 def test_bad_listen_address(text):
     with pytest.raises(ValueError, match=r"--web\.listen-address"):
         parse_listen_address(text)
+
+
+def test_keep_alive_and_shutdown_does_not_wait_for_idle_connections():
+    import http.client
+
+    server, _ = serve()
+    conn = http.client.HTTPConnection("127.0.0.1", server.server_address[1], timeout=5)
+    for _ in range(3):  # one connection, several scrapes
+        conn.request("GET", "/metrics")
+        response = conn.getresponse()
+        assert response.status == 200 and response.read() == BODY
+    peer = conn.sock.getsockname()
+    server.shutdown()
+    closer = threading.Thread(target=server.server_close)
+    closer.start()
+    closer.join(10)
+    assert not closer.is_alive(), f"server_close waited on the idle connection from {peer}"
+    conn.close()

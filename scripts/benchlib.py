@@ -1,0 +1,153 @@
+"""Shared by bench.py and soak.py: the simulator in this process, the exporter as a child."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from exporter.simulator import SimulatedAccount, Simulator  # noqa: E402
+
+API_KEY = "bench-api-key"
+SECRET = "bench-secret-0123456789abcdef"
+
+
+def simulator(n_assets: int = 300, n_active: int = 12, *, latency: float = 0.0,
+              drift: bool = False) -> Simulator:
+    sim = Simulator(SimulatedAccount(n_assets, n_active, drift=drift),
+                    enforce_weight_limit=False)
+    sim.add_hmac_key(API_KEY, SECRET)
+    sim.latency = latency
+    return sim.start()
+
+
+class SimulatorProcess:
+    """The simulator in a process of its own, like the remote Binance it stands for."""
+
+    def __init__(self, n_assets: int, n_active: int) -> None:
+        env = dict(os.environ, SIM_API_KEY=API_KEY, SIM_API_SECRET=SECRET,
+                   PYTHONPATH=str(ROOT))
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "exporter.simulator", "--assets", str(n_assets), "--active",
+             str(n_active), "--static", "--no-weight-limit"],
+            cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout is not None
+        self.base_url = self.proc.stdout.readline().strip()
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+class Exporter:
+    """``python -m exporter`` with a generated config; port read from its start-up line."""
+
+    def __init__(self, base_url: str | None, *, accounts: int = 1, cache_ttl: float = 0.0,
+                 demo: bool = False, extra: str = "") -> None:
+        self.dir = tempfile.mkdtemp(prefix="bench-")
+        config = Path(self.dir) / "config.yml"
+        lines = [f"cache_ttl_seconds: {cache_ttl}", "ip_weight_soft_limit: 12000", extra]
+        if base_url:
+            lines.append(f"base_url: {base_url}")
+        if not demo:
+            lines.append("accounts:")
+            lines += [f"  - {{name: acct{i:03d}, api_key: {API_KEY}, api_secret: {SECRET}}}"
+                      for i in range(accounts)]
+        config.write_text("\n".join(lines) + "\n")
+        args = [sys.executable, "-m", "exporter", "--web.listen-address", "127.0.0.1:0",
+                "--config", str(config), "--log.level", os.environ.get("BENCH_LOG", "info")]
+        if demo:
+            args.append("--demo")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("BINANCE_")}
+        self.started = time.monotonic()
+        self.proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True)
+        self.port: int | None = None
+        self.lines: list[str] = []
+        self._local = threading.local()
+
+        def drain() -> None:
+            assert self.proc.stdout is not None
+            for line in self.proc.stdout:
+                self.lines.append(line)
+                if self.port is None and "/metrics (version" in line:
+                    self.port = int(line.split("/metrics")[0].rsplit(":", 1)[1])
+
+        threading.Thread(target=drain, daemon=True).start()
+        deadline = time.monotonic() + 30
+        while self.port is None and time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("exporter exited:\n" + "".join(self.lines))
+            time.sleep(0.002)
+        if self.port is None:
+            raise RuntimeError("exporter did not start")
+
+    def scrape(self) -> bytes:
+        """GET /metrics on this thread's keep-alive connection, as Prometheus does."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = http.client.HTTPConnection("127.0.0.1", self.port,
+                                                                 timeout=30)
+        try:
+            conn.request("GET", "/metrics")
+            response = conn.getresponse()
+            body = response.read()
+        except (OSError, http.client.HTTPException):
+            conn.close()
+            self._local.conn = None
+            raise
+        if response.status != 200:
+            raise RuntimeError(f"scrape: HTTP {response.status}")
+        return body
+
+    def rss_mib(self) -> float:
+        return proc_status(self.proc.pid, "VmRSS") / 1024
+
+    def threads(self) -> int:
+        return proc_status(self.proc.pid, "Threads")
+
+    def fds(self) -> int:
+        return len(os.listdir(f"/proc/{self.proc.pid}/fd"))
+
+    def sockets(self) -> int:
+        count = 0
+        for fd in os.listdir(f"/proc/{self.proc.pid}/fd"):
+            try:
+                if os.readlink(f"/proc/{self.proc.pid}/fd/{fd}").startswith("socket:"):
+                    count += 1
+            except OSError:
+                pass
+        return count
+
+    def stop(self) -> int:
+        self.proc.terminate()
+        return self.proc.wait(20)
+
+
+def proc_status(pid: int, key: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    raise KeyError(key)
+
+
+def median_ms(values: list[float]) -> float:
+    return statistics.median(values) * 1000
+
+
+def table(headers: list[str], rows: list[list[object]]) -> str:
+    cells = [headers, *[[str(c) for c in row] for row in rows]]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |"
+             for r in cells]
+    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    return "\n".join(lines)
