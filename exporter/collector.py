@@ -265,7 +265,8 @@ class MarginCollector:
             "binance_margin_level_threshold", "gauge",
             "This account's margin level bars (GET /sapi/v1/margin/tradeCoeff: normalBar, "
             "marginCallBar, forceLiquidationBar).", ("account", "threshold"))
-        asset_families = [Family(name, "gauge", help_, asset_l) for _, name, help_ in ASSET_GAUGES]
+        asset_families = [Family(name, "gauge", help_, asset_l, repeats=True)
+                          for _, name, help_ in ASSET_GAUGES]
         duration = Family("binance_margin_scrape_duration_seconds", "gauge",
                           "Duration of the last account fetch from Binance.", acc_l)
         errors = Family("binance_margin_scrape_errors_total", "counter",

@@ -33,6 +33,9 @@ class Family:
     labelnames: tuple[str, ...] = ()
     keys: list[tuple[str, ...]] = field(default_factory=list)
     values: list[float] = field(default_factory=list)
+    # True where values come back scrape after scrape (balances): their spelling is memoised.
+    # Not for timestamps and durations, which are new every time and would only fill the memo.
+    repeats: bool = False
 
     def __post_init__(self) -> None:
         # The text format lists labels sorted by name; keeping them sorted here lets the
@@ -85,7 +88,7 @@ class _Spellings(dict):
     Zeros are not kept (0.0 == -0.0 as keys); NaN never matches itself and is not kept either.
     """
 
-    limit = 50_000
+    limit = 20_000
 
     def __missing__(self, value: float) -> str:
         text = go_float(value)
@@ -133,7 +136,7 @@ def render(families: list[Family]) -> bytes:
         append(f"# HELP {name} {_escape_help(family.help)}\n# TYPE {name} {family.kind}\n")
         names = family.labelnames
         if not names:
-            extend([f"{name} {(v and spelled[v]) or repr(v)}\n" for v in values])
+            extend([f"{name} {go_float(v)}\n" for v in values])
             continue
         keys = family.keys
         texts = escaped.get(id(keys))
@@ -143,8 +146,11 @@ def render(families: list[Family]) -> bytes:
                 memo = _label_texts.setdefault(names, _LabelTexts(names))
             texts = escaped[id(keys)] = [memo[k] for k in keys]
         prefix = name + "{"
-        extend([f"{prefix}{t}}} {(v and spelled[v]) or repr(v)}\n"
-                for t, v in zip(texts, values, strict=True)])
+        if family.repeats:
+            extend([f"{prefix}{t}}} {(v and spelled[v]) or repr(v)}\n"
+                    for t, v in zip(texts, values, strict=True)])
+        else:
+            extend([f"{prefix}{t}}} {go_float(v)}\n" for t, v in zip(texts, values, strict=True)])
     return "".join(out).encode("utf-8")
 
 

@@ -26,7 +26,7 @@ import string
 import sys
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal
@@ -238,7 +238,7 @@ class Simulator:
         self.weight_bonus = 0  # weight used by "others" on this IP, added to the header
         self.latency = 0.0  # seconds added to every signed request
         self.counts: Counter[str] = Counter()
-        self.signatures: list[str] = []  # every signature seen, to check none leaks
+        self.signatures: deque[str] = deque(maxlen=5000)  # recent ones, to check none leaks
         self._keys: dict[str, tuple[str, Any]] = {}
         self._faults: list[Fault] = []
         self._lock = threading.Lock()
