@@ -346,7 +346,6 @@ class Simulator:
         payload, sep, signature = query.rpartition("&signature=")
         if not sep or not signature:
             return 400, -1102, "Mandatory parameter 'signature' was not sent, was empty/null."
-        self.signatures.append(signature)
         kind, material = key
         if kind == "hmac":
             expected = hmac.new(material, payload.encode(), hashlib.sha256).hexdigest()
@@ -418,6 +417,8 @@ def _handler_for(sim: Simulator) -> type[BaseHTTPRequestHandler]:
             parts = urlsplit(self.path)
             path = parts.path
             sim.counts[path] += 1
+            if "&signature=" in parts.query:
+                sim.signatures.append(parts.query.rpartition("&signature=")[2])
             if path not in WEIGHTS:
                 self._error(404, -1000, "Not found")
                 return
