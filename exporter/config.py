@@ -125,17 +125,27 @@ def read_secret_file(path: Any, key: str, *, base: Path | None = None) -> bytes:
     target = Path(name) if base is None else base / name
     try:
         data = target.read_bytes()
-        mode = target.stat().st_mode
     except OSError as exc:
         raise ConfigError(f"{key}: cannot read {str(target)!r}: {exc.strerror}") from None
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+    if _readable_by_others(target):
         log.warning(
             "%s: secret file %s is readable by group or others (mode %s); chmod 600 it",
             key,
             target,
-            oct(stat.S_IMODE(mode)),
+            oct(stat.S_IMODE(target.stat().st_mode)),
         )
     return data
+
+
+def _readable_by_others(path: Path) -> bool:
+    """Others may read it, or a group this process is not in (a Kubernetes secret volume with
+    ``fsGroup`` is group-readable by the pod's own group: that is fine)."""
+    info = path.stat()
+    if info.st_mode & stat.S_IRWXO:
+        return True
+    if info.st_mode & stat.S_IRWXG:
+        return info.st_gid not in {os.getgid(), *os.getgroups()}
+    return False
 
 
 def _secret_text(data: bytes, key: str) -> str:

@@ -157,14 +157,15 @@ class SimulatedAccount:
         )
         level = self._level_now(t)
         liability_btc = total_asset / level if self.borrows else Decimal(0)
-        minutes = Decimal(int(t // 60)) if self.drift else Decimal(30)
+        # interest: 0.02 % a day, as on a typical USDT loan, starting with an hour's worth
+        days = (Decimal(int(t // 60)) + 60) / 1440 if self.drift else Decimal("0.5")
         user_assets = []
         for (name, _p, free, locked), price in zip(self.assets, prices, strict=True):
             share = self.borrows.get(name)
             borrowed = interest = Decimal(0)
             if share is not None and price > 0:
                 debt = liability_btc * share / price  # borrowed + interest, in the asset
-                interest = q8(debt * Decimal("0.00001") * (1 + minutes))
+                interest = q8(debt * Decimal("0.0002") * days)
                 borrowed = q8(debt) - interest
             net = free + locked - borrowed - interest
             user_assets.append((name, free, locked, borrowed, interest, net, price))

@@ -192,3 +192,17 @@ def test_bad_web_config(tmp_path, yaml_text, message):
     (tmp_path / "c.pem").write_text("x")
     with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
         load_web_config(write(tmp_path, yaml_text, "web.yml"))
+
+
+def test_group_readable_secret_warns_only_for_a_foreign_group(tmp_path, caplog):
+    path = secret_file(tmp_path, "s", SECRET, mode=0o640)
+    env = {"BINANCE_API_KEY": "k", "BINANCE_API_SECRET_FILE": path}
+    with caplog.at_level(logging.WARNING):
+        load_settings(None, env)  # our own group (a Kubernetes fsGroup): fine
+    assert not any("readable" in r.getMessage() for r in caplog.records)
+    if os.geteuid() != 0:
+        pytest.skip("needs root to give the file to another group")
+    os.chown(path, -1, 54321)
+    with caplog.at_level(logging.WARNING):
+        load_settings(None, env)
+    assert any("readable by group or others" in r.getMessage() for r in caplog.records)

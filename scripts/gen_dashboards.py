@@ -1,0 +1,346 @@
+"""Write grafana/*.json: the dashboards are generated, so ids, grid positions, the data-source
+variable and units stay consistent. Run ``python scripts/gen_dashboards.py`` after a change;
+a test fails when the committed JSON differs from what this script writes.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+DS = {"type": "prometheus", "uid": "${datasource}"}
+SCHEMA_VERSION = 39
+ACC = 'account=~"$account"'
+ASSET = 'account=~"$account", asset=~"$asset"'
+BTC = "currencyBTC"
+USDT = "suffix: USDT"
+
+
+def target(expr: str, legend: str = "", *, instant: bool = False, ref: str = "A",
+           fmt: str = "time_series") -> dict[str, Any]:
+    t: dict[str, Any] = {"datasource": DS, "expr": expr, "legendFormat": legend or "__auto",
+                         "refId": ref, "range": not instant, "instant": instant}
+    if fmt != "time_series":
+        t["format"] = fmt
+    return t
+
+
+class Board:
+    def __init__(self) -> None:
+        self.panels: list[dict[str, Any]] = []
+        self.y = 0
+        self.x = 0
+        self.row_h = 0
+
+    def _place(self, w: int, h: int) -> dict[str, int]:
+        if self.x + w > 24:
+            self.y += self.row_h
+            self.x, self.row_h = 0, 0
+        pos = {"x": self.x, "y": self.y, "w": w, "h": h}
+        self.x += w
+        self.row_h = max(self.row_h, h)
+        return pos
+
+    def row(self, title: str) -> None:
+        if self.x:
+            self.y += self.row_h
+            self.x, self.row_h = 0, 0
+        self.panels.append({"type": "row", "title": title, "collapsed": False, "panels": [],
+                            "id": len(self.panels) + 1, "gridPos": self._place(24, 1)})
+        self.y += 1
+        self.x, self.row_h = 0, 0
+
+    def panel(self, kind: str, title: str, description: str, targets: list[dict[str, Any]],
+              *, w: int = 12, h: int = 8, unit: str | None = None,
+              defaults: dict[str, Any] | None = None, options: dict[str, Any] | None = None,
+              overrides: list[dict[str, Any]] | None = None,
+              transformations: list[dict[str, Any]] | None = None) -> None:
+        field_defaults: dict[str, Any] = {**(defaults or {})}
+        if unit:
+            field_defaults["unit"] = unit
+        for i, t in enumerate(targets):
+            t["refId"] = chr(ord("A") + i)
+        panel: dict[str, Any] = {
+            "id": len(self.panels) + 1,
+            "type": kind,
+            "title": title,
+            "description": description,
+            "datasource": DS,
+            "gridPos": self._place(w, h),
+            "targets": targets,
+            "fieldConfig": {"defaults": field_defaults, "overrides": overrides or []},
+            "options": options or {},
+        }
+        if transformations:
+            panel["transformations"] = transformations
+        self.panels.append(panel)
+
+
+def variables(with_asset: bool) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = [
+        {"name": "datasource", "label": "Data source", "type": "datasource",
+         "query": "prometheus", "current": {}, "hide": 0, "refresh": 1, "regex": "",
+         "options": []},
+        {"name": "account", "label": "Account", "type": "query", "datasource": DS,
+         "query": {"query": "label_values(binance_margin_up, account)", "refId": "account"},
+         "definition": "label_values(binance_margin_up, account)", "refresh": 2,
+         "multi": True, "includeAll": True, "allValue": ".*", "current": {}, "hide": 0,
+         "sort": 1, "options": [], "regex": ""},
+    ]
+    if with_asset:
+        query = f"label_values(binance_margin_asset_net{{{ACC}}}, asset)"
+        out.append({"name": "asset", "label": "Asset", "type": "query", "datasource": DS,
+                    "query": {"query": query, "refId": "asset"}, "definition": query,
+                    "refresh": 2, "multi": True, "includeAll": True, "allValue": ".*",
+                    "current": {}, "hide": 0, "sort": 1, "options": [], "regex": ""})
+    return out
+
+
+def dashboard(uid: str, title: str, description: str, board: Board,
+              with_asset: bool) -> dict[str, Any]:
+    return {
+        "uid": uid,
+        "title": title,
+        "description": description,
+        "tags": ["binance", "margin", "prometheus-exporter"],
+        "timezone": "",
+        "editable": True,
+        "graphTooltip": 1,
+        "refresh": "30s",
+        "time": {"from": "now-6h", "to": "now"},
+        "schemaVersion": SCHEMA_VERSION,
+        "version": 1,
+        "links": [],
+        "annotations": {"list": []},
+        "templating": {"list": variables(with_asset)},
+        "panels": board.panels,
+    }
+
+
+def threshold_colours() -> list[dict[str, Any]]:
+    colours = {"normal": "yellow", "margin_call": "orange", "force_liquidation": "red"}
+    return [
+        {"matcher": {"id": "byRegexp", "options": f".*{name}$"},
+         "properties": [{"id": "color", "value": {"mode": "fixed", "fixedColor": colour}},
+                        {"id": "custom.lineStyle", "value": {"fill": "dash", "dash": [10, 10]}},
+                        {"id": "custom.lineWidth", "value": 2}]}
+        for name, colour in colours.items()
+    ]
+
+
+ENABLED = [{"type": "value", "options": {
+    "0": {"text": "disabled", "color": "red", "index": 0},
+    "1": {"text": "enabled", "color": "green", "index": 1}}}]
+UP_MAP = [{"type": "value", "options": {
+    "0": {"text": "DOWN", "color": "red", "index": 0},
+    "1": {"text": "UP", "color": "green", "index": 1}}}]
+STAT = {"reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
+        "colorMode": "background", "graphMode": "none", "textMode": "value_and_name",
+        "justifyMode": "auto", "orientation": "auto"}
+TABLE_MERGE = [{"id": "merge", "options": {}},
+               {"id": "organize", "options": {
+                   "excludeByName": {"Time": True, "__name__": True, "job": True,
+                                     "instance": True},
+                   "renameByName": {"Value #A": "borrowed", "Value #B": "interest",
+                                    "Value #C": "net"}}}]
+
+
+def overview() -> dict[str, Any]:
+    b = Board()
+    b.row("Margin level")
+    b.panel("timeseries", "Margin level against this account's bars",
+            "marginLevel of each account (the 999 no-liability placeholder is hidden) with the "
+            "account's own bars from tradeCoeff: normal (yellow), margin call (orange) and "
+            "forced liquidation (red). Binance liquidates at the red line.",
+            [target(f"binance_margin_level{{{ACC}}} < 999", "{{account}} margin level"),
+             target(f"binance_margin_level_threshold{{{ACC}}}", "{{account}} {{threshold}}")],
+            w=16, h=9, unit="none",
+            defaults={"decimals": 3, "custom": {"lineWidth": 2, "fillOpacity": 0}},
+            overrides=threshold_colours(),
+            options={"legend": {"displayMode": "table", "placement": "right",
+                                "calcs": ["lastNotNull", "min"]},
+                     "tooltip": {"mode": "multi", "sort": "none"}})
+    b.panel("stat", "Headroom above the margin-call bar",
+            "How far the margin level is above this account's margin-call bar, as a share of "
+            "the bar: 0 % means a margin call now.",
+            [target(f"(binance_margin_level{{{ACC}}} < 999) / on (account) group_left "
+                    f"max by (account) (binance_margin_level_threshold{{threshold=\"margin_call\","
+                    f"{ACC}}}) - 1", "{{account}}")],
+            w=8, h=9, unit="percentunit",
+            defaults={"decimals": 1, "thresholds": {"mode": "absolute", "steps": [
+                {"color": "red", "value": None}, {"color": "orange", "value": 0.05},
+                {"color": "yellow", "value": 0.15}, {"color": "green", "value": 0.3}]}},
+            options=STAT)
+    b.panel("timeseries", "Collateral margin level",
+            "collateralMarginLevel of each account.",
+            [target(f"binance_margin_collateral_level{{{ACC}}} < 999", "{{account}}")],
+            w=8, unit="none", defaults={"decimals": 3})
+    b.panel("timeseries", "Totals in BTC",
+            "totalAssetOfBtc, totalLiabilityOfBtc and totalNetAssetOfBtc.",
+            [target(f"binance_margin_total_asset_btc{{{ACC}}}", "{{account}} assets"),
+             target(f"binance_margin_total_liability_btc{{{ACC}}}", "{{account}} liabilities"),
+             target(f"binance_margin_total_net_asset_btc{{{ACC}}}", "{{account}} net")],
+            w=8, unit=BTC, defaults={"decimals": 4})
+    b.panel("timeseries", "Collateral value and open order loss (USDT)",
+            "TotalCollateralValueInUSDT and totalOpenOrderLossInUSDT.",
+            [target(f"binance_margin_total_collateral_value_usdt{{{ACC}}}",
+                    "{{account}} collateral"),
+             target(f"binance_margin_total_open_order_loss_usdt{{{ACC}}}",
+                    "{{account}} open order loss")],
+            w=8, unit=USDT, defaults={"decimals": 2})
+
+    b.row("Borrowing")
+    b.panel("table", "Borrowed and interest by asset",
+            "Assets with a loan: borrowed amount, interest owed and net amount, in units of the "
+            "asset.",
+            [target(f"binance_margin_asset_borrowed{{{ASSET}}} > 0", instant=True,
+                    fmt="table"),
+             target(f"binance_margin_asset_interest{{{ASSET}}} and on (account, asset) "
+                    f"binance_margin_asset_borrowed{{{ASSET}}} > 0", instant=True,
+                    fmt="table"),
+             target(f"binance_margin_asset_net{{{ASSET}}} and on (account, asset) "
+                    f"binance_margin_asset_borrowed{{{ASSET}}} > 0", instant=True,
+                    fmt="table")],
+            w=8, h=9, defaults={"decimals": 8}, transformations=TABLE_MERGE,
+            options={"showHeader": True, "sortBy": [{"displayName": "borrowed",
+                                                     "desc": True}]})
+    b.panel("timeseries", "Borrowed by asset",
+            "userAssets[].borrowed of the assets that have a loan.",
+            [target(f"binance_margin_asset_borrowed{{{ASSET}}} > 0",
+                    "{{account}} {{asset}}")],
+            w=8, h=9, unit="short", defaults={"decimals": 4})
+    b.panel("timeseries", "Interest owed by asset",
+            "userAssets[].interest; it grows hourly while a loan is open.",
+            [target(f"binance_margin_asset_interest{{{ASSET}}} > 0",
+                    "{{account}} {{asset}}")],
+            w=8, h=9, unit="short", defaults={"decimals": 6})
+
+    b.row("Balances")
+    b.panel("table", "Free, locked and net by asset",
+            "userAssets[] of the non-zero assets, in units of the asset.",
+            [target(f"binance_margin_asset_free{{{ASSET}}}", instant=True, fmt="table"),
+             target(f"binance_margin_asset_locked{{{ASSET}}}", instant=True, fmt="table"),
+             target(f"binance_margin_asset_net{{{ASSET}}}", instant=True, fmt="table")],
+            w=10, h=10, defaults={"decimals": 8},
+            transformations=[TABLE_MERGE[0], {"id": "organize", "options": {
+                "excludeByName": {"Time": True, "__name__": True, "job": True,
+                                  "instance": True},
+                "renameByName": {"Value #A": "free", "Value #B": "locked",
+                                 "Value #C": "net"}}}],
+            options={"showHeader": True})
+    b.panel("timeseries", "Net amount by asset",
+            "userAssets[].netAsset = free + locked - borrowed - interest.",
+            [target(f"binance_margin_asset_net{{{ASSET}}}", "{{account}} {{asset}}")],
+            w=14, h=10, unit="short", defaults={"decimals": 4})
+
+    b.row("Account")
+    for metric, title, field in [
+        ("binance_margin_trade_enabled", "Trading", "tradeEnabled"),
+        ("binance_margin_borrow_enabled", "Borrowing", "borrowEnabled"),
+        ("binance_margin_transfer_in_enabled", "Transfers in", "transferInEnabled"),
+        ("binance_margin_transfer_out_enabled", "Transfers out", "transferOutEnabled"),
+    ]:
+        b.panel("stat", title, f"{field} of each account.",
+                [target(f"{metric}{{{ACC}}}", "{{account}}")], w=4, h=5,
+                defaults={"mappings": ENABLED}, options=STAT)
+    b.panel("stat", "Account type", "accountType: MARGIN_1 is Cross Margin Classic, MARGIN_2 "
+            "Cross Margin Pro (a different margin-level formula).",
+            [target(f"binance_margin_account_info{{{ACC}}}",
+                    "{{account}}: {{account_type}} ({{mode}})")],
+            w=8, h=5, options={**STAT, "textMode": "name", "colorMode": "none"})
+    b.panel("stat", "Since the last good fetch",
+            "Time since the exporter last fetched each account successfully.",
+            [target(f"time() - binance_margin_last_success_timestamp_seconds{{{ACC}}}",
+                    "{{account}}")],
+            w=8, h=5, unit="s", defaults={"thresholds": {"mode": "absolute", "steps": [
+                {"color": "green", "value": None}, {"color": "orange", "value": 120},
+                {"color": "red", "value": 900}]}}, options=STAT)
+    b.panel("stat", "Fetch status", "binance_margin_up: did the last fetch succeed?",
+            [target(f"binance_margin_up{{{ACC}}}", "{{account}}")], w=8, h=5,
+            defaults={"mappings": UP_MAP}, options=STAT)
+    b.panel("stat", "Margin bars", "This account's bars from GET /sapi/v1/margin/tradeCoeff.",
+            [target(f"binance_margin_level_threshold{{{ACC}}}", "{{account}} {{threshold}}")],
+            w=8, h=5, unit="none", options={**STAT, "colorMode": "none"})
+    return dashboard("binance-margin-overview", "Binance margin — overview",
+                     "Margin level against the account's own bars, borrowings, interest and "
+                     "balances of Binance Cross Margin accounts (binance-margin-exporter).",
+                     b, with_asset=True)
+
+
+def health() -> dict[str, Any]:
+    b = Board()
+    b.row("Exporter")
+    b.panel("stat", "Account fetch", "binance_margin_up: 1 if the last account fetch worked.",
+            [target(f"binance_margin_up{{{ACC}}}", "{{account}}")], w=8, h=5,
+            defaults={"mappings": UP_MAP}, options=STAT)
+    b.panel("stat", "Exporter target", "Prometheus' own up for the exporter's targets.",
+            [target('up{job=~"binance-margin.*"}', "{{instance}}")], w=8, h=5,
+            defaults={"mappings": UP_MAP}, options=STAT)
+    b.panel("stat", "Version", "binance_margin_exporter_build_info.",
+            [target("binance_margin_exporter_build_info", "{{version}}")], w=8, h=5,
+            options={**STAT, "textMode": "name", "colorMode": "none"})
+    b.panel("timeseries", "Fetch duration",
+            "Duration of the last account fetch from Binance (signing, request, parsing).",
+            [target(f"binance_margin_scrape_duration_seconds{{{ACC}}}", "{{account}}")],
+            unit="s")
+    b.panel("timeseries", "Errors by reason",
+            "Failed account fetches per second, by reason (auth, rate_limited, banned, "
+            "throttled, timeout, http, invalid_response, connection, api_error, internal).",
+            [target(f"sum by (account, reason) (rate(binance_margin_scrape_errors_total"
+                    f"{{{ACC}}}[$__rate_interval]))", "{{account}} {{reason}}")],
+            unit="reqps", defaults={"custom": {"drawStyle": "bars", "fillOpacity": 60,
+                                               "stacking": {"mode": "normal"}}})
+    b.row("Binance limits")
+    b.panel("timeseries", "Back-off remaining",
+            "Seconds until the exporter sends requests again for an account (429/418 "
+            "Retry-After, weight near the limit, rejected key); 0 when it is not waiting.",
+            [target(f"clamp_min(binance_margin_backoff_until_timestamp_seconds{{{ACC}}} "
+                    f"- time(), 0)", "{{account}}")], unit="s")
+    b.panel("timeseries", "IP request weight used this minute",
+            "X-SAPI-USED-IP-WEIGHT-1M as last reported by Binance, against the 12,000 limit. "
+            "The exporter pauses at its soft limit (9,600 by default).",
+            [target("max(binance_margin_api_ip_weight_used_1m)", "used"),
+             target("max(binance_margin_api_ip_weight_used_1m) * 0 + 12000", "limit")],
+            unit="short", overrides=[{"matcher": {"id": "byName", "options": "limit"},
+                                      "properties": [{"id": "color", "value": {
+                                          "mode": "fixed", "fixedColor": "red"}}]}])
+    b.panel("gauge", "Share of the IP weight limit",
+            "Used IP weight as a share of Binance's 12,000 per minute.",
+            [target("max(binance_margin_api_ip_weight_used_1m) / 12000", "used")], w=8, h=7,
+            unit="percentunit", defaults={"min": 0, "max": 1, "thresholds": {
+                "mode": "absolute", "steps": [{"color": "green", "value": None},
+                                              {"color": "orange", "value": 0.6},
+                                              {"color": "red", "value": 0.8}]}},
+            options={"reduceOptions": {"calcs": ["lastNotNull"], "fields": "",
+                                       "values": False}})
+    b.panel("timeseries", "Exporter memory",
+            "Resident memory of the exporter process.",
+            [target('process_resident_memory_bytes{job=~"binance-margin.*"}',
+                    "{{instance}}")], w=16, h=7, unit="bytes")
+    return dashboard("binance-margin-exporter", "Binance margin — exporter health",
+                     "Is binance-margin-exporter working, and how close is it to Binance's "
+                     "request limits?", b, with_asset=False)
+
+
+DASHBOARDS = {
+    "binance-margin-overview.json": overview,
+    "binance-margin-exporter.json": health,
+}
+
+
+def render(make: Any) -> str:
+    return json.dumps(make(), indent=2, ensure_ascii=False) + "\n"
+
+
+def main() -> int:
+    for name, make in DASHBOARDS.items():
+        (ROOT / "grafana" / name).write_text(render(make), encoding="utf-8")
+        print(f"wrote grafana/{name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,110 @@
+"""Grafana dashboards: generated, well-formed, importable into any Grafana."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+
+import pytest
+import yaml
+
+from tests.helpers import ROOT
+
+GRAFANA = ROOT / "grafana"
+DASHBOARDS = sorted(GRAFANA.glob("*.json"))
+
+
+def generator():
+    spec = importlib.util.spec_from_file_location("gen", ROOT / "scripts" / "gen_dashboards.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def panels(board: dict) -> list[dict]:
+    return [p for p in board["panels"] if p["type"] != "row"]
+
+
+def test_both_dashboards_exist_and_are_generated():
+    gen = generator()
+    assert sorted(p.name for p in DASHBOARDS) == sorted(gen.DASHBOARDS)
+    for name, make in gen.DASHBOARDS.items():
+        assert (GRAFANA / name).read_text() == gen.render(make), \
+            f"{name} is stale: run python scripts/gen_dashboards.py"
+
+
+@pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.name)
+def test_dashboard_structure(path):
+    board = json.loads(path.read_text())
+    assert re.fullmatch(r"[a-z0-9-]{1,40}", board["uid"])
+    assert board["schemaVersion"] >= 36
+    ids = [p["id"] for p in board["panels"]]
+    assert len(ids) == len(set(ids)), "panel ids must be unique"
+    variables = {v["name"]: v for v in board["templating"]["list"]}
+    assert variables["datasource"]["type"] == "datasource"
+    assert variables["datasource"]["query"] == "prometheus"
+    assert variables["account"]["multi"] and variables["account"]["includeAll"]
+    text = path.read_text()
+    # no hard-coded data source: every reference goes through the variable
+    for match in re.finditer(r'"uid": "([^"]*)"', text):
+        assert match.group(1) in {"${datasource}", board["uid"]}, match.group(0)
+    for panel in board["panels"]:
+        pos = panel["gridPos"]
+        assert {"x", "y", "w", "h"} <= set(pos) and pos["x"] + pos["w"] <= 24
+    for panel in panels(board):
+        assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
+        assert panel["description"], panel["title"]
+        assert panel["targets"], panel["title"]
+        for target in panel["targets"]:
+            assert target["datasource"]["uid"] == "${datasource}"
+
+
+def test_panels_do_not_overlap():
+    for path in DASHBOARDS:
+        board = json.loads(path.read_text())
+        cells = set()
+        for panel in board["panels"]:
+            pos = panel["gridPos"]
+            for x in range(pos["x"], pos["x"] + pos["w"]):
+                for y in range(pos["y"], pos["y"] + pos["h"]):
+                    assert (x, y) not in cells, f"{path.name}: {panel['title']} overlaps"
+                    cells.add((x, y))
+
+
+def test_overview_covers_what_the_user_asked_for():
+    board = json.loads((GRAFANA / "binance-margin-overview.json").read_text())
+    exprs = " ".join(t["expr"] for p in panels(board) for t in p["targets"])
+    for metric in ["binance_margin_level", "binance_margin_level_threshold",
+                   "binance_margin_collateral_level", "binance_margin_total_asset_btc",
+                   "binance_margin_total_liability_btc", "binance_margin_total_net_asset_btc",
+                   "binance_margin_total_collateral_value_usdt", "binance_margin_asset_borrowed",
+                   "binance_margin_asset_interest", "binance_margin_asset_free",
+                   "binance_margin_asset_locked", "binance_margin_asset_net",
+                   "binance_margin_trade_enabled", "binance_margin_borrow_enabled",
+                   "binance_margin_transfer_in_enabled", "binance_margin_transfer_out_enabled",
+                   "binance_margin_account_info",
+                   "binance_margin_last_success_timestamp_seconds"]:
+        assert metric in exprs, metric
+    units = {p["fieldConfig"]["defaults"].get("unit") for p in panels(board)}
+    assert {"currencyBTC", "suffix: USDT", "percentunit", "s"} <= units
+    assert "$asset" in exprs and "$account" in exprs
+
+
+def test_health_covers_what_the_user_asked_for():
+    board = json.loads((GRAFANA / "binance-margin-exporter.json").read_text())
+    exprs = " ".join(t["expr"] for p in panels(board) for t in p["targets"])
+    for metric in ["binance_margin_up", "binance_margin_scrape_duration_seconds",
+                   "binance_margin_scrape_errors_total",
+                   "binance_margin_backoff_until_timestamp_seconds",
+                   "binance_margin_api_ip_weight_used_1m", "12000"]:
+        assert metric in exprs, metric
+
+
+def test_provisioning_files():
+    datasources = yaml.safe_load((GRAFANA / "provisioning" / "datasources" /
+                                  "prometheus.yml").read_text())
+    assert datasources["datasources"][0]["type"] == "prometheus"
+    providers = yaml.safe_load((GRAFANA / "provisioning" / "dashboards" /
+                                "binance-margin.yml").read_text())
+    assert providers["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards"
