@@ -64,7 +64,7 @@ def stack() -> Iterator[Stack]:
         "scrape_configs": [{"job_name": "binance-margin", "static_configs": [
             {"targets": [f"127.0.0.1:{exporter.port}"]}]}],
     }))
-    log = open(workdir / "prometheus.log", "w")  # noqa: SIM115 - closed below
+    log = open(workdir / "prometheus.log", "w")
     proc = subprocess.Popen(
         [prometheus, f"--config.file={workdir / 'prometheus.yml'}",
          f"--storage.tsdb.path={workdir / 'data'}", f"--web.listen-address=127.0.0.1:{port}"],
