@@ -255,17 +255,17 @@ SETTINGS_KEYS = {
 }
 
 
-def load_yaml(path: str) -> Any:
+def load_yaml(path: str, flag: str = "--config") -> Any:
     try:
         with open(path, encoding="utf-8") as handle:
             return yaml.safe_load(handle)
     except OSError as exc:
-        raise ConfigError(f"--config: cannot read {path!r}: {exc.strerror}") from None
+        raise ConfigError(f"{flag}: cannot read {path!r}: {exc.strerror}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise ConfigError(f"--config: {path}: {problem}{where}") from None
+        raise ConfigError(f"{flag}: {path}: {problem}{where}") from None
 
 
 def load_settings(
@@ -357,10 +357,10 @@ CLIENT_AUTH_TYPES = {"NoClientCert", "VerifyClientCertIfGiven", "RequireAndVerif
 
 
 def load_web_config(path: str) -> WebConfig:
-    raw = load_yaml(path)
+    where = "--web.config.file"
+    raw = load_yaml(path, where)
     if raw is None:
         return WebConfig()
-    where = "--web.config.file"
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: the top level must be a mapping of keys")
     _check_keys(raw, {"tls_server_config", "basic_auth_users", "http_server_config"}, "")

@@ -13,13 +13,21 @@ Each figure is a median of interleaved runs.
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
-import threading
 import time
 
 import requests
-from benchlib import API_KEY, SECRET, Exporter, SimulatorProcess, median_ms, simulator, table
+from benchlib import (
+    API_KEY,
+    SECRET,
+    Exporter,
+    SimulatorProcess,
+    concurrent_scrapes,
+    median_ms,
+    run_threads,
+    simulator,
+    table,
+)
 
 from exporter.binance import HmacSigner
 from exporter.simulator import ACCOUNT_PATH
@@ -72,33 +80,6 @@ def scrape_cost(rounds: int) -> list[list[object]]:
     return rows
 
 
-def concurrent_scrapes(n: int = 64) -> int:
-    sim = simulator(300, 12, latency=0.3)
-    exporter = Exporter(sim.base_url, cache_ttl=10)
-    before = sim.counts[ACCOUNT_PATH]
-    barrier = threading.Barrier(n)
-    errors = []
-
-    def scrape() -> None:
-        barrier.wait()
-        try:
-            exporter.scrape()
-        except (OSError, RuntimeError, http.client.HTTPException) as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=scrape) for _ in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    calls = sim.counts[ACCOUNT_PATH] - before
-    exporter.stop()
-    sim.stop()
-    if errors:
-        raise RuntimeError(f"{len(errors)} scrapes failed: {errors[0]}")
-    return calls
-
-
 def two_prometheus(seconds: float, ttl: float = 1.0, interval: float = 1.5) -> tuple[int, int]:
     """Two scrapers every 1.5 s, cache 1 s: the default 15 s / 10 s, ten times faster."""
     sim = simulator(300, 12)
@@ -115,11 +96,7 @@ def two_prometheus(seconds: float, ttl: float = 1.0, interval: float = 1.5) -> t
             scrapes[0] += 1
             time.sleep(max(0.0, interval - (time.monotonic() - started)))
 
-    threads = [threading.Thread(target=prometheus, args=(p,)) for p in (0.0, 0.6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_threads(prometheus, [(0.0,), (0.6,)])
     calls = sim.counts[ACCOUNT_PATH] - before
     exporter.stop()
     sim.stop()

@@ -140,6 +140,41 @@ def proc_status(pid: int, key: str) -> int:
     raise KeyError(key)
 
 
+def run_threads(target, args_list: list[tuple]) -> None:
+    threads = [threading.Thread(target=target, args=args) for args in args_list]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
+def concurrent_scrapes(n: int = 64, latency: float = 0.3) -> int:
+    """n scrapes released at once against a slow upstream (cache 10 s): upstream calls made."""
+    from exporter.simulator import ACCOUNT_PATH
+
+    sim = simulator(300, 12, latency=latency)
+    exporter = Exporter(sim.base_url, cache_ttl=10)
+    before = sim.counts[ACCOUNT_PATH]
+    barrier = threading.Barrier(n)
+    failures: list[Exception] = []
+
+    def scrape() -> None:
+        barrier.wait()
+        try:
+            if b'binance_margin_up{account="acct000"} 1.0' not in exporter.scrape():
+                raise RuntimeError("scrape without up 1")
+        except Exception as exc:  # noqa: BLE001 - counted and reported
+            failures.append(exc)
+
+    run_threads(scrape, [()] * n)
+    calls = sim.counts[ACCOUNT_PATH] - before
+    exporter.stop()
+    sim.stop()
+    if failures:
+        raise RuntimeError(f"{len(failures)} of {n} scrapes failed: {failures[0]!r}")
+    return calls
+
+
 def median_ms(values: list[float]) -> float:
     return statistics.median(values) * 1000
 

@@ -13,11 +13,11 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-import threading
+import time
 
-from benchlib import Exporter, simulator, table
+from benchlib import Exporter, concurrent_scrapes, simulator, table
 
-from exporter.simulator import ACCOUNT_PATH, Fault
+from exporter.simulator import Fault
 
 UP = re.compile(rb'binance_margin_up\{account="acct000"\} (\S+)')
 LEVEL = b"binance_margin_level{"
@@ -33,34 +33,6 @@ FAULTS: list[tuple[str, Fault | None]] = [
     ("429 Retry-After 1", Fault.rate_limited(1)),
     ("hang (one scrape)", Fault(delay=1.5, times=1)),
 ]
-
-
-def burst(n: int = 64) -> int:
-    sim = simulator(300, 12, latency=0.5)
-    exporter = Exporter(sim.base_url, cache_ttl=10)
-    before = sim.counts[ACCOUNT_PATH]
-    barrier = threading.Barrier(n)
-    failures: list[Exception] = []
-
-    def scrape() -> None:
-        barrier.wait()
-        try:
-            body = exporter.scrape()
-            assert UP.search(body).group(1) == b"1.0"
-        except Exception as exc:  # noqa: BLE001 - counted and reported
-            failures.append(exc)
-
-    threads = [threading.Thread(target=scrape) for _ in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    calls = sim.counts[ACCOUNT_PATH] - before
-    exporter.stop()
-    sim.stop()
-    if failures:
-        raise SystemExit(f"burst: {len(failures)} scrapes failed: {failures[0]!r}")
-    return calls
 
 
 def soak(total: int, block: int = 100) -> tuple[list[list[object]], bool, str]:
@@ -88,7 +60,7 @@ def soak(total: int, block: int = 100) -> tuple[list[list[object]], bool, str]:
                 ok = False
         sim.clear_faults()
         if name.startswith("429"):
-            threading.Event().wait(1.1)  # let Retry-After pass before the next block
+            time.sleep(1.1)  # let Retry-After pass before the next block
         cycle += 1
     end = (exporter.rss_mib(), exporter.threads(), exporter.fds(), exporter.sockets())
     exporter.stop()
@@ -108,7 +80,7 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--scrapes", type=int, default=10000)
     args = parser.parse_args()
-    calls = burst()
+    calls = concurrent_scrapes(64, latency=0.5)
     print("## Burst\n")
     print(table(["case", "upstream calls"],
                 [["64 concurrent scrapes, upstream 0.5 s, cache 10 s", calls]]))

@@ -90,7 +90,7 @@ def test_two_accounts_from_a_config_file(simulator, tmp_path):
          "--web.listen-address: expected host:port"),
         (["--web.config.file", "/nonexistent.yml"], {"BINANCE_API_KEY": "k",
                                                      "BINANCE_API_SECRET": "s"},
-         "--config: cannot read '/nonexistent.yml'"),
+         "--web.config.file: cannot read '/nonexistent.yml'"),
     ],
 )
 def test_bad_configuration_is_one_line_without_traceback(args, env, expected):

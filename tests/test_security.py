@@ -60,17 +60,22 @@ def test_no_secret_signature_or_signed_url_in_any_log_or_body(simulator, tmp_pat
             assert signature not in text
 
 
-def test_oversized_response_with_content_length_is_refused(simulator, client):
-    huge = b" " * (50 * 1024 * 1024)  # made before tracing starts: only the client is measured
-    simulator.set_fault(Fault(transform=lambda body: huge))
+def failed_fetch_peak(client: BinanceClient) -> tuple[UpstreamError, int]:
+    """The error of a fetch that must fail, and the peak memory traced while it ran."""
     tracemalloc.start()
     try:
         with pytest.raises(UpstreamError) as info:
             client.get_account()
-        _, peak = tracemalloc.get_traced_memory()
+        return info.value, tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert info.value.reason == "invalid_response" and "over the limit" in str(info.value)
+
+
+def test_oversized_response_with_content_length_is_refused(simulator, client):
+    huge = b" " * (50 * 1024 * 1024)  # made before tracing starts: only the client is measured
+    simulator.set_fault(Fault(transform=lambda body: huge))
+    error, peak = failed_fetch_peak(client)
+    assert error.reason == "invalid_response" and "over the limit" in str(error)
     assert peak < 8 * 1024 * 1024  # the 50 MB body was never read
 
 
@@ -99,16 +104,12 @@ def test_endless_response_without_length_is_cut_off():
     upstream = Upstream(url)
     upstream.clock.update(0, 0, 0)  # no clock sync call for this test
     client = BinanceClient(upstream, API_KEY, HmacSigner(SECRET), max_response_bytes=1 << 20)
-    tracemalloc.start()
     try:
-        with pytest.raises(UpstreamError) as info:
-            client.get_account()
-        _, peak = tracemalloc.get_traced_memory()
+        error, peak = failed_fetch_peak(client)
     finally:
-        tracemalloc.stop()
         server.shutdown()
         server.server_close()
-    assert info.value.reason == "invalid_response"
+    assert error.reason == "invalid_response"
     assert peak < 8 * 1024 * 1024
 
 
