@@ -382,7 +382,6 @@ class RateGate:
         self._lock = threading.Lock()
         self.blocked_until = 0.0
         self.reason: str | None = None
-        self.used_weight: int | None = None
 
     def check(self) -> None:
         with self._lock:
@@ -400,7 +399,9 @@ class RateGate:
         with self._lock:
             if until <= self.blocked_until and self.reason == reason:
                 return
-            first_ban = reason == "banned" and self.reason != "banned"
+            first_ban = reason == "banned" and (
+                self.reason != "banned" or self._wall() >= self.blocked_until
+            )
             self.blocked_until = max(until, self.blocked_until)
             self.reason = reason
         if first_ban:
@@ -411,8 +412,6 @@ class RateGate:
             )
 
     def note_weight(self, weight: int, server_ms: int) -> None:
-        with self._lock:
-            self.used_weight = weight
         if weight >= self.soft_limit:
             to_next_minute = (60000 - server_ms % 60000) / 1000 + 1
             log.warning(

@@ -124,7 +124,6 @@ class AccountScraper:
         self._result: FetchResult | None = None
         self._inflight: Future[FetchResult] | None = None
         self.errors = dict.fromkeys(ERROR_REASONS, 0)
-        self.fetches = 0  # upstream account fetches attempted (for tests and benchmarks)
         self.last_success: float | None = None
         self.thresholds: TradeCoeff | None = None
         self._thresholds_due = 0.0
@@ -167,7 +166,6 @@ class AccountScraper:
             log.error("account %s: %s (please report this)", self.name, error)
         duration = self._monotonic() - started
         with self._lock:
-            self.fetches += 1
             if error is None:
                 self.last_success = self._wall()
             else:
@@ -190,7 +188,6 @@ class AccountScraper:
             self._thresholds_due = now + THRESHOLDS_REFRESH_SECONDS
         try:
             self.thresholds = self.source.get_trade_coeff()
-            self._thresholds_due = now + THRESHOLDS_REFRESH_SECONDS
         except UpstreamError as exc:
             # Thresholds are a nicety: their failure never makes the account down.
             self._thresholds_due = now + THRESHOLDS_RETRY_SECONDS

@@ -313,3 +313,15 @@ def test_proxy_from_the_environment_is_honoured(monkeypatch):
     assert client._session.proxies.get("https") == "http://proxy.test:3128"
     monkeypatch.setenv("NO_PROXY", "api.binance.test")
     assert "https" not in make()._session.proxies
+
+
+def test_a_second_ban_after_the_first_expired_logs_again(mock, caplog):
+    clock = Clock()
+    client = make(clock)
+    mock.get(BASE + ACCOUNT_PATH, status_code=418, headers={"Retry-After": "60"},
+             json={"code": -1003, "msg": "banned"})
+    for _ in range(2):
+        with pytest.raises(UpstreamError):
+            client.get_account()
+        clock.now += 61
+    assert len([r for r in caplog.records if r.levelname == "ERROR"]) == 2
