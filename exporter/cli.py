@@ -7,6 +7,7 @@ import ctypes
 import logging
 import re
 import signal
+import ssl
 import sys
 import threading
 from collections.abc import Sequence
@@ -26,7 +27,7 @@ from exporter.config import (
     load_settings,
     load_web_config,
 )
-from exporter.server import make_server, parse_listen_address
+from exporter.server import make_server, parse_listen_address, tls_context
 
 log = logging.getLogger("exporter")
 
@@ -116,6 +117,19 @@ def build_collector(settings: Settings) -> MarginCollector:
                            assets=settings.assets)
 
 
+def check_tls(web: WebConfig) -> None:
+    """Load the certificate and key now, so that a bad one is a config error, not a crash."""
+    assert web.tls is not None
+    try:
+        tls_context(web.tls)
+    except (ssl.SSLError, OSError) as exc:
+        reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or "invalid"
+        raise ConfigError(
+            f"--web.config.file: tls_server_config: cannot load the certificate, key or CA: "
+            f"{reason}"
+        ) from None
+
+
 def warm_up(collector: MarginCollector) -> None:
     """Sync the clock and fetch margin thresholds before the first scrape (best effort)."""
     for scraper in collector.scrapers:
@@ -145,7 +159,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings(args.config, environ(), require_accounts=not args.demo)
         web = load_web_config(args.web_config) if args.web_config else WebConfig()
         address = parse_listen_address(args.listen)
+        if web.tls is not None:
+            check_tls(web)
         if args.check:
+            build_collector(settings).close()  # loads every private key: no network
             names = ", ".join(a.name for a in settings.accounts) or "none"
             print(f"configuration OK: accounts: {names}")
             return 0

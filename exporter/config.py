@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import bcrypt
 import yaml
 
 log = logging.getLogger(__name__)
@@ -405,8 +406,14 @@ def load_web_config(path: str) -> WebConfig:
         for user, hashed in section.items():
             key = f"basic_auth_users.{user}"
             hashed = _string(hashed, key)
-            if not hashed.startswith(("$2a$", "$2b$", "$2y$")):
-                raise ConfigError(f"{key}: expected a bcrypt hash (htpasswd -nBC 10 ...)")
+            try:
+                if not hashed.startswith(("$2a$", "$2b$", "$2y$")):
+                    raise ValueError
+                bcrypt.checkpw(b"", hashed.encode())
+            except ValueError:
+                raise ConfigError(
+                    f"{key}: expected a bcrypt hash (htpasswd -nBC 10 \"\" | tr -d ':\\n')"
+                ) from None
             users[str(user)] = hashed
     if raw.get("http_server_config") is not None:
         log.warning("%s: http_server_config is not supported and is ignored", where)

@@ -185,6 +185,7 @@ def test_web_config(tmp_path):
          "client_auth_type: RequireAndVerifyClientCert}\n",
          "tls_server_config.client_ca_file: required"),
         ("basic_auth_users: {prom: plaintext}\n", "basic_auth_users.prom: expected a bcrypt"),
+        ("basic_auth_users: {prom: $2b$10$short}\n", "basic_auth_users.prom: expected a bcrypt"),
         ("tls: {}\n", "tls: unknown key"),
     ],
 )

@@ -201,3 +201,25 @@ def test_warning_when_listening_on_all_interfaces_without_protection():
     with exporter_process(["--demo", "--web.listen-address", "0.0.0.0:0"], {}) as exporter:
         assert exporter.stop() == 0
     assert "without TLS or basic auth" in exporter.log
+
+
+def test_unloadable_tls_certificate_is_one_line(tmp_path):
+    (tmp_path / "c.pem").write_text("not a certificate")
+    web = tmp_path / "web.yml"
+    web.write_text("tls_server_config: {cert_file: c.pem, key_file: c.pem}\n")
+    for extra in ([], ["--config.check"]):
+        result = run_exporter(["--demo", "--web.config.file", str(web), *extra])
+        assert result.returncode == 1
+        assert "--web.config.file: tls_server_config: cannot load" in result.stderr
+        assert "Traceback" not in result.stderr
+
+
+def test_config_check_loads_private_keys(tmp_path):
+    key = tmp_path / "key.pem"
+    key.write_text("-----BEGIN PRIVATE KEY-----\nnope\n-----END PRIVATE KEY-----\n")
+    key.chmod(0o600)
+    config = tmp_path / "c.yml"
+    config.write_text(f"accounts: [{{name: a, api_key: k, private_key_file: {key}}}]\n")
+    result = run_exporter(["--config", str(config), "--config.check"])
+    assert result.returncode == 1
+    assert "accounts[0].private_key_file: not a PEM private key" in result.stderr
