@@ -223,3 +223,25 @@ def test_config_check_loads_private_keys(tmp_path):
     result = run_exporter(["--config", str(config), "--config.check"])
     assert result.returncode == 1
     assert "accounts[0].private_key_file: not a PEM private key" in result.stderr
+
+
+def test_console_script_is_installed():
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(sys.executable).parent / "binance-margin-exporter"
+    if not script.exists():
+        found = shutil.which("binance-margin-exporter")
+        if found is None:
+            if os.environ.get("CI") == "true":
+                pytest.fail("the console script is not installed: pip install '.[test]'")
+            pytest.skip("not installed with pip; running from the source tree")
+        script = Path(found)
+    from exporter import __version__
+
+    result = subprocess.run([str(script), "--version"], capture_output=True, text=True,
+                            timeout=30)
+    assert result.returncode == 0 and __version__ in result.stdout
