@@ -105,7 +105,9 @@ def build_collector(settings: Settings) -> MarginCollector:
         try:
             signer = make_signer(account)
         except ValueError as exc:
-            raise ConfigError(f"{account.source}.private_key_file: {exc}") from None
+            key = ("BINANCE_PRIVATE_KEY_FILE" if account.source == "env"
+                   else f"{account.source}.private_key_file")
+            raise ConfigError(f"{key}: {exc}") from None
         client = BinanceClient(
             upstream, account.api_key, signer,
             recv_window_ms=settings.recv_window_ms,

@@ -101,13 +101,24 @@ def test_bad_configuration_is_one_line_without_traceback(args, env, expected):
     assert len(result.stderr.strip().splitlines()) == 1
 
 
-def test_bad_private_key_names_the_key(tmp_path):
+@pytest.mark.parametrize("where", ["env", "config", "config-check"])
+def test_bad_private_key_names_the_key(tmp_path, where):
     key = tmp_path / "key.pem"
     key.write_text("-----BEGIN PRIVATE KEY-----\nnope\n-----END PRIVATE KEY-----\n")
     key.chmod(0o600)
-    result = run_exporter([], {"BINANCE_API_KEY": "k", "BINANCE_PRIVATE_KEY_FILE": str(key)})
+    if where == "env":
+        args, env = [], {"BINANCE_API_KEY": "k", "BINANCE_PRIVATE_KEY_FILE": str(key)}
+        expected = "BINANCE_PRIVATE_KEY_FILE: not a PEM private key"
+    else:
+        config = tmp_path / "c.yml"
+        config.write_text(f"accounts: [{{name: a, api_key: k, private_key_file: {key}}}]\n")
+        args, env = ["--config", str(config)], {}
+        if where == "config-check":
+            args.append("--config.check")
+        expected = "accounts[0].private_key_file: not a PEM private key"
+    result = run_exporter(args, env)
     assert result.returncode == 1
-    assert "env.private_key_file: not a PEM private key" in result.stderr
+    assert expected in result.stderr
     assert "Traceback" not in result.stderr
 
 
@@ -212,17 +223,6 @@ def test_unloadable_tls_certificate_is_one_line(tmp_path):
         assert result.returncode == 1
         assert "--web.config.file: tls_server_config: cannot load" in result.stderr
         assert "Traceback" not in result.stderr
-
-
-def test_config_check_loads_private_keys(tmp_path):
-    key = tmp_path / "key.pem"
-    key.write_text("-----BEGIN PRIVATE KEY-----\nnope\n-----END PRIVATE KEY-----\n")
-    key.chmod(0o600)
-    config = tmp_path / "c.yml"
-    config.write_text(f"accounts: [{{name: a, api_key: k, private_key_file: {key}}}]\n")
-    result = run_exporter(["--config", str(config), "--config.check"])
-    assert result.returncode == 1
-    assert "accounts[0].private_key_file: not a PEM private key" in result.stderr
 
 
 def test_console_script_is_installed():
