@@ -347,11 +347,16 @@ class ServerClock:
     def now_ms(self) -> int:
         return int(self._wall() * 1000) + self.offset_ms
 
-    def due(self) -> bool:
+    def claim_sync(self) -> bool:
+        """True for the one caller that should re-sync now; the accounts sharing this clock
+        go on with the current offset meanwhile, so a re-sync costs one request, not one per
+        account."""
         with self._lock:
-            return self._synced_at is None or (
-                self._monotonic() - self._synced_at > CLOCK_RESYNC_SECONDS
-            )
+            now = self._monotonic()
+            if self._synced_at is not None and now - self._synced_at <= CLOCK_RESYNC_SECONDS:
+                return False
+            self._synced_at = now
+            return True
 
     def update(self, server_ms: int, sent: float, received: float) -> None:
         offset = int(server_ms - (sent + received) * 500)
@@ -541,7 +546,7 @@ class BinanceClient:
                 sent=False,
             )
         clock = self.upstream.clock
-        if clock.due():
+        if clock.claim_sync():
             try:
                 self.sync_time()
             except UpstreamError as exc:

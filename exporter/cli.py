@@ -137,7 +137,7 @@ def warm_up(collector: MarginCollector) -> None:
     for scraper in collector.scrapers:
         client = scraper.source
         try:
-            if isinstance(client, BinanceClient) and client.upstream.clock.due():
+            if isinstance(client, BinanceClient) and client.upstream.clock.claim_sync():
                 client.sync_time()
         except UpstreamError as exc:
             log.warning("start-up clock sync with Binance failed: %s", exc)

@@ -49,10 +49,6 @@ class Family:
         self.keys.append(key)
         self.values.append(value)
 
-    @property
-    def samples(self) -> list[tuple[tuple[str, ...], float]]:
-        return list(zip(self.keys, self.values, strict=True))
-
 
 def escape_label_value(value: str) -> str:
     return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
@@ -85,7 +81,8 @@ def go_float(value: float) -> str:
 class _Spellings(dict):
     """float -> its text: a memo of ``go_float``. Balances rarely change between scrapes and
     ``repr`` of a float is most of the cost of a sample line, so each value is spelled once.
-    Zeros are not kept (0.0 == -0.0 as keys); NaN never matches itself and is not kept either.
+    Zeros never come here (0.0 == -0.0 as keys: the renderer spells them with repr); NaN never
+    matches itself and is not kept.
     """
 
     limit = 20_000

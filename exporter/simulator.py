@@ -272,17 +272,6 @@ class Simulator:
     def clear_faults(self) -> None:
         self.set_fault(None)
 
-    def reset(self) -> None:
-        with self._lock:
-            self._faults = []
-            self._weight.clear()
-            self._violations = 0
-            self._banned_until = 0.0
-            self.counts.clear()
-        self.clock_skew_ms = 0
-        self.weight_bonus = 0
-        self.latency = 0.0
-
     def start(self) -> Simulator:
         self._thread = threading.Thread(target=self._server.serve_forever, name="simulator",
                                         daemon=True)

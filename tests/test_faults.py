@@ -34,10 +34,13 @@ class ShiftClock:
 
 
 class Rig:
-    def __init__(self, sim: Simulator, timeout: float = 1.0) -> None:
+    """A client and collector (cache off) on the simulator; ``share`` puts it on the same
+    upstream (the same IP, clock and rate gate) as another rig."""
+
+    def __init__(self, sim: Simulator, timeout: float = 1.0, share: Rig | None = None) -> None:
         self.sim = sim
-        self.clock = ShiftClock()
-        self.upstream = Upstream(sim.base_url, wall=self.clock)
+        self.clock = share.clock if share else ShiftClock()
+        self.upstream = share.upstream if share else Upstream(sim.base_url, wall=self.clock)
         self.client = BinanceClient(self.upstream, API_KEY, HmacSigner(SECRET), timeout=timeout,
                                     wall=self.clock)
         self.scraper = AccountScraper("main", self.client, ttl=0, wall=self.clock)
@@ -48,10 +51,6 @@ class Rig:
         body = self.collector.render().decode()
         self.bodies.append(body)
         return sample_values(body)
-
-    def errors(self, reason: str) -> float:
-        return self.scrape_values[("binance_margin_scrape_errors_total",
-                                   (("account", "main"), ("reason", reason)))]
 
     def check_down(self, reason: str) -> dict:
         before = self.scraper.errors[reason]
@@ -153,11 +152,8 @@ def test_hang_is_a_timeout_well_under_the_scrape_timeout(rig, caplog):
 
 def test_connection_refused(caplog):
     sim = Simulator()
-    base = sim.base_url
     sim._server.server_close()  # the port is closed: nothing listens
-    rig = Rig(sim)
-    rig.upstream = Upstream(base)
-    rig.check_down("connection")
+    Rig(sim).check_down("connection")
     assert_clean_log(caplog)
 
 
@@ -214,11 +210,7 @@ def test_clock_30s_off_from_the_start(simulator):
 def test_rate_limit_and_ban_stop_all_requests_until_retry_after(simulator, caplog, status,
                                                                 reason):
     first = Rig(simulator)
-    second = Rig(simulator)
-    second.upstream = first.upstream  # same IP
-    second.client = BinanceClient(first.upstream, API_KEY, HmacSigner(SECRET), wall=first.clock)
-    second.scraper = AccountScraper("main", second.client, ttl=0, wall=first.clock)
-    second.collector = MarginCollector([second.scraper])
+    second = Rig(simulator, share=first)
     first.check_up()
     simulator.set_fault(Fault.rate_limited(120, status=status))
     values = first.check_down(reason)
@@ -284,3 +276,13 @@ def test_every_fault_in_a_row_with_debug_logging(rig, caplog):
     assert rig.sim.signatures
     assert_clean_log(caplog)
     assert_no_leaks(rig, caplog.records)
+
+
+def test_a_clock_resync_is_one_request_for_all_accounts_on_the_upstream(simulator):
+    upstream = Upstream(simulator.base_url)
+    clients = [BinanceClient(upstream, API_KEY, HmacSigner(SECRET)) for _ in range(8)]
+    collector = MarginCollector([AccountScraper(f"a{i}", c, ttl=0)
+                                 for i, c in enumerate(clients)])
+    collector.render()
+    assert simulator.counts[TIME_PATH] == 1
+    collector.close()
