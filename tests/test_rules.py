@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import re
 import subprocess
 
 import yaml
@@ -27,6 +28,28 @@ def test_rules_are_valid():
 def test_rule_unit_tests_pass():
     result = promtool("test", "rules", str(RULE_TESTS))
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_alerts_follow_the_recording_rules_they_read_in_the_same_group():
+    # Groups are evaluated independently (promtool even picks a random order), so an alert
+    # reading a recorded series from another group can see it one evaluation late or not at
+    # all: that made the liquidation alert's promtool test fail one run in five.
+    groups = yaml.safe_load(RULES.read_text())["groups"]
+    recorded_in = {r["record"]: g["name"] for g in groups for r in g["rules"] if "record" in r}
+    checked = 0
+    for group in groups:
+        seen: set[str] = set()
+        for rule in group["rules"]:
+            for name in re.findall(r"[a-z_]+:[a-z_:]+", rule["expr"]):
+                if name in recorded_in:
+                    checked += 1
+                    where = rule.get("alert") or rule.get("record")
+                    assert recorded_in[name] == group["name"], f"{where} reads {name} " \
+                        f"from group {recorded_in[name]}, not its own {group['name']}"
+                    assert name in seen, f"{where} runs before {name} is recorded"
+            if "record" in rule:
+                seen.add(rule["record"])
+    assert checked >= 8
 
 
 def test_every_alert_has_a_unit_test_severity_annotations_and_a_runbook():
