@@ -13,9 +13,6 @@ import threading
 from collections.abc import Sequence
 from types import FrameType
 
-from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.process_collector import ProcessCollector
-
 from exporter import __version__
 from exporter.binance import BinanceClient, Upstream, UpstreamError, make_signer
 from exporter.collector import AccountScraper, MarginCollector
@@ -27,6 +24,7 @@ from exporter.config import (
     load_settings,
     load_web_config,
 )
+from exporter.process import ProcessMetrics
 from exporter.server import make_server, parse_listen_address, tls_context
 
 log = logging.getLogger("exporter")
@@ -177,11 +175,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 1
 
-    process_registry = CollectorRegistry(auto_describe=False)
-    ProcessCollector(registry=process_registry)
+    process = ProcessMetrics()
 
     def render() -> bytes:
-        return collector.render() + generate_latest(process_registry)
+        return collector.render() + process.render()
 
     try:
         server = make_server(address, render, web)

@@ -3,8 +3,9 @@
 ``render`` writes the same bytes as ``prometheus_client.generate_latest`` would for the same
 families (a test compares the two on random accounts), at a fraction of the cost: label sets are
 escaped once and not once per sample, each float is spelled once (both are bounded memos, since
-the same accounts, assets and balances come back scrape after scrape), the per-asset families
-reuse their last text when no balance changed, and no intermediate objects are built.
+the same accounts, assets and balances come back scrape after scrape), the HELP and TYPE lines
+are made once, the per-asset families reuse their last text when no balance changed, and no
+intermediate objects are built.
 ``to_metric`` turns a family into a ``prometheus_client`` metric for registry users.
 """
 
@@ -125,6 +126,18 @@ _label_texts: dict[tuple[str, ...], _LabelTexts] = {}
 _last_text: dict[str, tuple[list[tuple[str, ...]], list[float], str]] = {}
 
 
+# (name, help, type) -> the family's "# HELP" and "# TYPE" lines: the same few dozen every scrape
+_headers: dict[tuple[str, str, str], str] = {}
+
+
+def _header(name: str, help_: str, kind: str) -> str:
+    text = f"# HELP {name} {_escape_help(help_)}\n# TYPE {name} {kind}\n"
+    if len(_headers) >= 1000:
+        _headers.clear()
+    _headers[(name, help_, kind)] = text
+    return text
+
+
 def render(families: list[Family]) -> bytes:
     out: list[str] = []
     append, extend = out.append, out.extend
@@ -133,7 +146,10 @@ def render(families: list[Family]) -> bytes:
     for family in families:
         name = family.name
         values = family.values
-        append(f"# HELP {name} {_escape_help(family.help)}\n# TYPE {name} {family.kind}\n")
+        header = _headers.get((name, family.help, family.kind))
+        if header is None:
+            header = _header(name, family.help, family.kind)
+        append(header)
         names = family.labelnames
         if not names:
             extend([f"{name} {go_float(v)}\n" for v in values])

@@ -187,7 +187,8 @@ def make_server(
             return super().parse_request()
 
         def log_message(self, format: str, *args: Any) -> None:
-            log.debug("%s %s", self.address_string(), format % args)
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("%s %s", self.address_string(), format % args)
 
         def _send(self, status: int, body: bytes, content_type: str,
                   headers: Mapping[str, str] | None = None) -> None:
@@ -199,9 +200,14 @@ def make_server(
             for name, value in (headers or {}).items():
                 self.send_header(name, value)
             self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            if self.command != "HEAD":
+            if self.request_version == "HTTP/0.9":  # a bare "GET /path": no headers at all
                 self.wfile.write(body)
+                return
+            # Headers and body in one write: one system call, and one segment for a small body.
+            self._headers_buffer.append(b"\r\n")
+            if self.command != "HEAD":
+                self._headers_buffer.append(body)
+            self.flush_headers()
 
         def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]

@@ -36,6 +36,10 @@ def test_demo_needs_no_keys_and_shows_a_realistic_account():
         call = values[("binance_margin_level_threshold", (("account", "demo"),
                                                            ("threshold", "margin_call")))]
         assert 1.0 < call < level < 999
+        # the standard process metrics follow, with this process's own figures
+        assert values[("process_start_time_seconds", ())] > time.time() - 600
+        assert values[("process_resident_memory_bytes", ())] > 10 * 2**20
+        assert values[("process_open_fds", ())] >= 3
         assert exporter.stop() == 0
 
 

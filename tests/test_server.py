@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import gzip
 import ipaddress
+import socket
 import threading
 import time
 
@@ -47,6 +48,30 @@ def test_routes(plain):
     assert requests.get(plain + "/nope", timeout=5).status_code == 404
     assert requests.post(plain + "/metrics", timeout=5).status_code == 501
     assert requests.head(plain + "/metrics", timeout=5).status_code == 200
+
+
+def raw_exchange(url: str, request: bytes) -> bytes:
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(request)
+        sock.shutdown(socket.SHUT_WR)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def test_raw_http_keep_alive_head_and_http_0_9(plain):
+    # HEAD then GET on one connection: HEAD has a length but no body, so the GET's answer
+    # must start right after HEAD's headers.
+    answer = raw_exchange(plain, b"HEAD /metrics HTTP/1.1\r\nHost: x\r\n\r\n"
+                                 b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    head, rest = answer.split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.1 200 ") and f"Content-Length: {len(BODY)}".encode() in head
+    get_head, body = rest.split(b"\r\n\r\n", 1)
+    assert get_head.startswith(b"HTTP/1.1 200 ") and body == BODY
+    # HTTP/0.9: the body alone, no status line or headers
+    assert raw_exchange(plain, b"GET /metrics\r\n") == BODY
 
 
 def test_gzip_when_asked(plain):
