@@ -138,7 +138,7 @@ def _invalid(message: str) -> UpstreamError:
 
 
 def _number(raw: Mapping[str, Any], key: str, where: str = "") -> float:
-    value = raw[key] if key in raw else None
+    value = raw.get(key)
     if value is None:
         raise _invalid(f"{where}{key}: missing")
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):

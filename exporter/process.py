@@ -8,6 +8,7 @@ the two byte for byte on a fake ``/proc``, and by name and type on the real one.
 
 from __future__ import annotations
 
+import mmap
 import os
 
 from exporter.exposition import go_float
@@ -41,12 +42,15 @@ class ProcessMetrics:
     ``/proc`` (as ProcessCollector does)."""
 
     def __init__(self, proc: str = "/proc", pid: str = "self") -> None:
-        self._dir = os.path.join(proc, pid)
+        directory = os.path.join(proc, pid)
+        self._stat = os.path.join(directory, "stat")
+        self._limits = os.path.join(directory, "limits")
+        self._fd = os.path.join(directory, "fd")
         try:
             self._ticks = float(os.sysconf("SC_CLK_TCK"))
         except (ValueError, OSError):
             self._ticks = 100.0
-        self._pagesize = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+        self._pagesize = mmap.PAGESIZE
         self._btime = 0.0
         try:
             with open(os.path.join(proc, "stat"), "rb") as stat:
@@ -62,7 +66,7 @@ class ProcessMetrics:
             return b""
         out = []
         try:
-            with open(os.path.join(self._dir, "stat"), "rb") as stat:
+            with open(self._stat, "rb") as stat:
                 parts = stat.read().rsplit(b")", 1)[-1].split()
             ticks = self._ticks
             out.append(_STAT.format(
@@ -75,13 +79,13 @@ class ProcessMetrics:
             pass
         try:
             max_fds = None
-            with open(os.path.join(self._dir, "limits"), "rb") as limits:
+            with open(self._limits, "rb") as limits:
                 for line in limits:
                     if line.startswith(b"Max open file"):
                         max_fds = float(line.split()[3])
                         break
-            open_fds = len(os.listdir(os.path.join(self._dir, "fd")))
             if max_fds is not None:
+                open_fds = len(os.listdir(self._fd))
                 out.append(_FDS.format(go_float(float(open_fds)), go_float(max_fds)))
         except (OSError, IndexError, ValueError):
             pass
