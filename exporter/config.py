@@ -65,6 +65,7 @@ class TLSConfig:
     key_file: str
     client_ca_file: str | None = None
     client_auth_type: str = "NoClientCert"
+    min_version: str = "TLS12"
 
 
 @dataclass(frozen=True)
@@ -355,6 +356,8 @@ def load_settings(
 # RequestClientCert and RequireAnyClientCert accept unverified certificates, which Python's ssl
 # module cannot do; they are refused rather than silently weakened.
 CLIENT_AUTH_TYPES = {"NoClientCert", "VerifyClientCertIfGiven", "RequireAndVerifyClientCert"}
+# TLS 1.0 and 1.1 are never offered; min_version can only raise the floor.
+TLS_MIN_VERSIONS = ("TLS12", "TLS13")
 
 
 def load_web_config(path: str) -> WebConfig:
@@ -389,6 +392,12 @@ def load_web_config(path: str) -> WebConfig:
                 f"tls_server_config.client_auth_type: expected one of "
                 f"{', '.join(sorted(CLIENT_AUTH_TYPES))}"
             )
+        min_version = section.get("min_version", "TLS12")
+        if min_version not in TLS_MIN_VERSIONS:
+            raise ConfigError(
+                f"tls_server_config.min_version: expected {' or '.join(TLS_MIN_VERSIONS)} "
+                f"(TLS 1.0 and 1.1 are not offered)"
+            )
         ca = section.get("client_ca_file")
         if auth_type in {"VerifyClientCertIfGiven", "RequireAndVerifyClientCert"} and not ca:
             raise ConfigError(f"tls_server_config.client_ca_file: required by {auth_type}")
@@ -397,6 +406,7 @@ def load_web_config(path: str) -> WebConfig:
             key_file=existing(section["key_file"], "tls_server_config.key_file"),
             client_ca_file=existing(ca, "tls_server_config.client_ca_file") if ca else None,
             client_auth_type=auth_type,
+            min_version=min_version,
         )
     users: dict[str, str] = {}
     if raw.get("basic_auth_users") is not None:

@@ -80,7 +80,8 @@ class BasicAuth:
 
 def tls_context(tls: TLSConfig) -> ssl.SSLContext:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.minimum_version = {"TLS12": ssl.TLSVersion.TLSv1_2,
+                               "TLS13": ssl.TLSVersion.TLSv1_3}[tls.min_version]
     context.load_cert_chain(tls.cert_file, tls.key_file)
     if tls.client_ca_file:
         context.load_verify_locations(tls.client_ca_file)

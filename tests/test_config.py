@@ -170,7 +170,11 @@ def test_web_config(tmp_path):
     """, "web.yml")
     web = load_web_config(path)
     assert web.tls.cert_file == str(tmp_path / "c.pem")
+    assert web.tls.min_version == "TLS12"
     assert list(web.basic_auth_users) == ["prom"]
+    path = write(tmp_path, "tls_server_config: {cert_file: c.pem, key_file: k.pem, "
+                           "min_version: TLS13}\n", "web13.yml")
+    assert load_web_config(path).tls.min_version == "TLS13"
 
 
 @pytest.mark.parametrize(
@@ -184,6 +188,8 @@ def test_web_config(tmp_path):
         ("tls_server_config: {cert_file: c.pem, key_file: c.pem, "
          "client_auth_type: RequireAndVerifyClientCert}\n",
          "tls_server_config.client_ca_file: required"),
+        ("tls_server_config: {cert_file: c.pem, key_file: c.pem, min_version: TLS11}\n",
+         "tls_server_config.min_version: expected TLS12 or TLS13"),
         ("basic_auth_users: {prom: plaintext}\n", "basic_auth_users.prom: expected a bcrypt"),
         ("basic_auth_users: {prom: $2b$10$short}\n", "basic_auth_users.prom: expected a bcrypt"),
         ("tls: {}\n", "tls: unknown key"),

@@ -183,6 +183,26 @@ def test_tls_client_certificates_required(pki):
     server.server_close()
 
 
+@pytest.mark.parametrize(("min_version", "tls12_accepted"), [("TLS12", True), ("TLS13", False)])
+def test_tls_min_version(pki, min_version, tls12_accepted):
+    import ssl
+
+    server, _ = serve(WebConfig(tls=TLSConfig(*pki["server"], min_version=min_version)))
+    client = ssl.create_default_context(cafile=pki["ca"])
+    client.maximum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        with socket.create_connection(("127.0.0.1", server.server_address[1]), timeout=5) as raw:
+            if tls12_accepted:
+                with client.wrap_socket(raw, server_hostname="localhost") as tls:
+                    assert tls.version() == "TLSv1.2"
+            else:
+                with pytest.raises(ssl.SSLError):
+                    client.wrap_socket(raw, server_hostname="localhost")
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def test_slow_tls_client_does_not_block_others(pki):
     import socket
 
