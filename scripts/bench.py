@@ -15,10 +15,12 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from pathlib import Path
 
 import requests
 from benchlib import (
     API_KEY,
+    ROOT,
     SECRET,
     Exporter,
     SimulatorProcess,
@@ -29,8 +31,8 @@ from benchlib import (
     table,
 )
 
-from exporter.binance import HmacSigner
-from exporter.simulator import ACCOUNT_PATH
+from binance_margin_exporter.binance.signing import HmacSigner
+from binance_margin_exporter.demo.simulator import ACCOUNT_PATH
 
 
 def bare_fetch(session: requests.Session, base_url: str, signer: HmacSigner) -> object:
@@ -77,6 +79,48 @@ def scrape_cost(rounds: int) -> list[list[object]]:
                      f"{extra:.2f}", slope, f"{faults:.1f}"])
         exporter.stop()
         sim.stop()
+    return rows
+
+
+FUND_ACCOUNTS, FUND_LISTED, FUND_HELD, FUND_LATENCY = 200, 40, 10, 0.05
+
+
+def module_of(root: Path) -> str:
+    """The exporter's package in a checkout (older ones called it ``exporter``)."""
+    return "binance_margin_exporter" if (root / "binance_margin_exporter").is_dir() else "exporter"
+
+
+def fund_scale(rounds: int, roots: list[Path]) -> list[list[object]]:
+    """200 accounts x 40 listed assets (10 held), Binance 50 ms away per request, cache off:
+    one scrape's wall time, the exporter's CPU per scrape and its RSS, for each checkout in
+    ``roots``, interleaved round by round so that both see the same machine."""
+    sim = SimulatorProcess(FUND_LISTED, FUND_HELD, latency=FUND_LATENCY)
+    exporters = [Exporter(sim.base_url, accounts=FUND_ACCOUNTS, root=root,
+                          module=module_of(root)) for root in roots]
+    walls: list[list[float]] = [[] for _ in roots]
+    cpus: list[list[float]] = [[] for _ in roots]
+    ups = []
+    for exporter in exporters:
+        for _ in range(3):  # warm up: connections to Binance, clock sync, margin bars
+            exporter.scrape()
+    for _ in range(rounds):
+        for i, exporter in enumerate(exporters):
+            cpu = exporter.cpu_seconds()
+            t = time.perf_counter()
+            body = exporter.scrape()
+            walls[i].append(time.perf_counter() - t)
+            cpus[i].append(exporter.cpu_seconds() - cpu)
+            if i == 0:
+                ups.append(body.count(b"binance_margin_up{") - body.count(b"} 0.0\nbinance_"))
+    rows = []
+    for i, (root, exporter) in enumerate(zip(roots, exporters, strict=True)):
+        ws, cs = sorted(walls[i]), sorted(cpus[i])
+        rows.append([root.name or str(root), f"{median_ms(ws):.0f}",
+                     f"{ws[0] * 1000:.0f} to {ws[-1] * 1000:.0f}",
+                     f"{median_ms(cs):.0f}", f"{cs[0] * 1000:.0f} to {cs[-1] * 1000:.0f}",
+                     f"{exporter.rss_mib():.1f}"])
+        exporter.stop()
+    sim.stop()
     return rows
 
 
@@ -157,8 +201,19 @@ def startup(rounds: int = 5) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--fund", action="store_true", help="only the fund-scale section")
+    parser.add_argument("--compare", type=Path, action="append", default=[], metavar="DIR",
+                        help="another checkout to measure side by side at fund scale")
     args = parser.parse_args()
     rounds = 60 if args.quick else 200
+
+    print(f"## Fund scale: {FUND_ACCOUNTS} accounts x {FUND_LISTED} listed assets "
+          f"({FUND_HELD} held), Binance {FUND_LATENCY * 1000:.0f} ms away, cache off\n")
+    print(table(["build", "scrape wall ms (median)", "range", "exporter CPU ms per scrape",
+                 "range", "RSS MiB"],
+                fund_scale(10 if args.quick else 30, [ROOT, *args.compare])))
+    if args.fund:
+        return
 
     print("## Scrape cost (cache off): exporter scrape vs bare signed fetch + json.loads\n")
     print(table(["listed assets", "non-zero", "samples", "bare fetch ms", "scrape ms",

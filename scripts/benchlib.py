@@ -15,7 +15,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from exporter.simulator import SimulatedAccount, Simulator  # noqa: E402
+from binance_margin_exporter.demo.simulator import SimulatedAccount, Simulator  # noqa: E402
 
 API_KEY = "bench-api-key"
 SECRET = "bench-secret-0123456789abcdef"
@@ -33,12 +33,13 @@ def simulator(n_assets: int = 300, n_active: int = 12, *, latency: float = 0.0,
 class SimulatorProcess:
     """The simulator in a process of its own, like the remote Binance it stands for."""
 
-    def __init__(self, n_assets: int, n_active: int) -> None:
+    def __init__(self, n_assets: int, n_active: int, latency: float = 0.0) -> None:
         env = dict(os.environ, SIM_API_KEY=API_KEY, SIM_API_SECRET=SECRET,
                    PYTHONPATH=str(ROOT))
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "exporter.simulator", "--assets", str(n_assets), "--active",
-             str(n_active), "--static", "--no-weight-limit"],
+            [sys.executable, "-m", "binance_margin_exporter.demo.simulator", "--assets",
+             str(n_assets), "--active", str(n_active), "--static", "--no-weight-limit",
+             "--latency", str(latency)],
             cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
         assert self.proc.stdout is not None
         self.base_url = self.proc.stdout.readline().strip()
@@ -49,10 +50,11 @@ class SimulatorProcess:
 
 
 class Exporter:
-    """``python -m exporter`` with a generated config; port read from its start-up line."""
+    """The exporter with a generated config; its port is read from its start-up line."""
 
     def __init__(self, base_url: str | None, *, accounts: int = 1, cache_ttl: float = 0.0,
-                 demo: bool = False, extra: str = "") -> None:
+                 demo: bool = False, extra: str = "", root: Path = ROOT,
+                 module: str = "binance_margin_exporter") -> None:
         self.dir = tempfile.mkdtemp(prefix="bench-")
         config = Path(self.dir) / "config.yml"
         lines = [f"cache_ttl_seconds: {cache_ttl}", "ip_weight_soft_limit: 12000", extra]
@@ -63,13 +65,13 @@ class Exporter:
             lines += [f"  - {{name: acct{i:03d}, api_key: {API_KEY}, api_secret: {SECRET}}}"
                       for i in range(accounts)]
         config.write_text("\n".join(lines) + "\n")
-        args = [sys.executable, "-m", "exporter", "--web.listen-address", "127.0.0.1:0",
+        args = [sys.executable, "-m", module, "--web.listen-address", "127.0.0.1:0",
                 "--config", str(config), "--log.level", os.environ.get("BENCH_LOG", "info")]
         if demo:
             args.append("--demo")
         env = {k: v for k, v in os.environ.items() if not k.startswith("BINANCE_")}
         self.started = time.monotonic()
-        self.proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+        self.proc = subprocess.Popen(args, cwd=root, env=env, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True)
         self.port: int | None = None
         self.lines: list[str] = []
@@ -108,6 +110,11 @@ class Exporter:
         if response.status != 200:
             raise RuntimeError(f"scrape: HTTP {response.status}")
         return body
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time the exporter process has used so far."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def rss_mib(self) -> float:
         return proc_status(self.proc.pid, "VmRSS") / 1024
@@ -150,7 +157,7 @@ def run_threads(target, args_list: list[tuple]) -> None:
 
 def concurrent_scrapes(n: int = 64, latency: float = 0.3) -> int:
     """n scrapes released at once against a slow upstream (cache 10 s): upstream calls made."""
-    from exporter.simulator import ACCOUNT_PATH
+    from binance_margin_exporter.demo.simulator import ACCOUNT_PATH
 
     sim = simulator(300, 12, latency=latency)
     exporter = Exporter(sim.base_url, cache_ttl=10)

@@ -17,7 +17,7 @@ import time
 
 from benchlib import Exporter, concurrent_scrapes, simulator, table
 
-from exporter.simulator import Fault
+from binance_margin_exporter.demo.simulator import Fault
 
 UP = re.compile(rb'binance_margin_up\{account="acct000"\} (\S+)')
 LEVEL = b"binance_margin_level{"

@@ -5,8 +5,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from exporter.binance import BinanceClient, HmacSigner, Upstream
-from exporter.simulator import SimulatedAccount, Simulator
+from binance_margin_exporter.binance.limits import Upstream
+from binance_margin_exporter.binance.signing import HmacSigner
+from binance_margin_exporter.binance.transport import BinanceClient
+from binance_margin_exporter.demo.simulator import SimulatedAccount, Simulator
 
 API_KEY = "test-api-key-0123456789"
 # A recognisable secret: tests grep logs and /metrics bodies for it.

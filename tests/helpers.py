@@ -11,18 +11,24 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import requests
 
-from exporter.binance import (
+from binance_margin_exporter.binance.cross import (
     MarginAccount,
     TradeCoeff,
-    UpstreamError,
     parse_account,
     parse_trade_coeff,
+)
+from binance_margin_exporter.collectors.cache import Cached
+from binance_margin_exporter.collectors.cross import (
+    THRESHOLDS_REFRESH_SECONDS,
+    THRESHOLDS_RETRY_SECONDS,
+    CrossAccount,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,11 +73,15 @@ class StepClock:
             return value
 
 
-class FakeSource:
-    """An AccountSource with recorded answers (or errors), for collector tests."""
+EXECUTOR = ThreadPoolExecutor(max_workers=16, thread_name_prefix="test-fetch")
 
-    def __init__(self, account: MarginAccount | UpstreamError | None = None,
-                 coeff: TradeCoeff | UpstreamError | None = None,
+
+class FakeSource:
+    """Recorded answers (or errors) for one account, and the client state the collector reads:
+    stands in for the client and for Binance in collector tests."""
+
+    def __init__(self, account: MarginAccount | Exception | None = None,
+                 coeff: TradeCoeff | Exception | None = None,
                  delay: float = 0.0) -> None:
         self.account = account if account is not None else parse_account(
             fixture_json("account_docs_example.json"))
@@ -80,11 +90,12 @@ class FakeSource:
         self.delay = delay
         self.calls = 0
         self.coeff_calls = 0
+        self.timeout = 5.0
         self.last_used_weight: int | None = 10
         self.backoff = 0.0
         self._lock = threading.Lock()
 
-    def get_account(self) -> MarginAccount:
+    def get_account(self, deadline: float) -> MarginAccount:
         with self._lock:
             self.calls += 1
         if self.delay:
@@ -93,14 +104,34 @@ class FakeSource:
             raise self.account
         return self.account
 
-    def get_trade_coeff(self) -> TradeCoeff:
-        self.coeff_calls += 1
+    def get_trade_coeff(self, deadline: float) -> TradeCoeff:
+        with self._lock:
+            self.coeff_calls += 1
         if isinstance(self.coeff, Exception):
             raise self.coeff
         return self.coeff
 
     def backoff_until(self) -> float:
         return self.backoff
+
+
+def fake_account(name: str, source: FakeSource, *, ttl: float = 10.0,
+                 monotonic: Callable[[], float] = time.monotonic,
+                 wall: Callable[[], float] = time.time,
+                 warm: bool = True) -> CrossAccount:
+    """A :class:`CrossAccount` on a :class:`FakeSource`; ``warm``: its bars fetched already, as
+    the exporter's warm-up does at start."""
+    account = CrossAccount(
+        name, source,
+        Cached(f"account {name}", source.get_account, EXECUTOR, ttl=ttl,
+               monotonic=monotonic, wall=wall),
+        Cached(f"margin bars of {name}", source.get_trade_coeff, EXECUTOR,
+               ttl=THRESHOLDS_REFRESH_SECONDS, error_ttl=THRESHOLDS_RETRY_SECONDS,
+               monotonic=monotonic, wall=wall),
+    )
+    if warm:
+        account.thresholds.get(time.monotonic() + 5)
+    return account
 
 
 def wait_for(predicate: Callable[[], object], timeout: float = 20.0,
@@ -117,14 +148,15 @@ def wait_for(predicate: Callable[[], object], timeout: float = 20.0,
 
 
 class ExporterProcess:
-    """``python -m exporter`` as a real process; its port is read from its start-up log."""
+    """The exporter as a real process; its port is read from its start-up log."""
 
     def __init__(self, args: list[str], env: dict[str, str]) -> None:
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("BINANCE_")}
         full_env.update(env)
         full_env["PYTHONUNBUFFERED"] = "1"
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "exporter", "--web.listen-address", "127.0.0.1:0", *args],
+            [sys.executable, "-m", "binance_margin_exporter", "--web.listen-address",
+             "127.0.0.1:0", *args],
             env=full_env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             text=True,
         )
@@ -181,7 +213,8 @@ def run_exporter(args: list[str], env: dict[str, str] | None = None,
     """Run the exporter to completion (config errors, --config.check, --version)."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("BINANCE_")}
     full_env.update(env or {})
-    return subprocess.run([sys.executable, "-m", "exporter", *args], env=full_env, cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "binance_margin_exporter", *args],
+                          env=full_env, cwd=ROOT,
                           capture_output=True, text=True, timeout=timeout)
 
 

@@ -11,16 +11,17 @@ import pytest
 import requests
 import requests_mock
 
-from exporter.binance import (
+from binance_margin_exporter.binance.cross import (
     ACCOUNT_PATH,
-    TIME_PATH,
     TRADE_COEFF_PATH,
-    BinanceClient,
-    HmacSigner,
-    Upstream,
-    UpstreamError,
+    fetch_account,
+    fetch_trade_coeff,
     parse_account,
 )
+from binance_margin_exporter.binance.errors import UpstreamError
+from binance_margin_exporter.binance.limits import Upstream
+from binance_margin_exporter.binance.signing import HmacSigner
+from binance_margin_exporter.binance.transport import TIME_PATH, BinanceClient
 from tests.conftest import API_KEY, SECRET
 from tests.helpers import fixture_json
 
@@ -46,7 +47,13 @@ def mock():
 def make(clock: Clock | None = None, **kw) -> BinanceClient:
     clock = clock or Clock()
     upstream = Upstream(BASE, wall=clock)
-    return BinanceClient(upstream, API_KEY, HmacSigner(SECRET), wall=clock, **kw)
+    return BinanceClient(upstream, API_KEY, HmacSigner(SECRET), wall=clock, background=inline,
+                         **kw)
+
+
+def inline(task):
+    """Run the client's background work (the clock sync) at once, for a fixed request order."""
+    task()
 
 
 def account_requests(m):
@@ -55,7 +62,7 @@ def account_requests(m):
 
 def test_signed_request_has_key_header_query_and_signature(mock):
     mock.get(BASE + ACCOUNT_PATH, json=ACCOUNT)
-    make(recv_window_ms=7000).get_account()
+    fetch_account(make(recv_window_ms=7000))
     request = account_requests(mock)[0]
     assert request.headers["X-MBX-APIKEY"] == API_KEY
     query = request.url.split("?", 1)[1]
@@ -68,14 +75,14 @@ def test_signed_request_has_key_header_query_and_signature(mock):
 def test_timestamp_uses_the_server_clock_offset(mock):
     clock = Clock(1_700_000_000.0 - 30)  # local clock 30 s behind
     mock.get(BASE + ACCOUNT_PATH, json=ACCOUNT)
-    make(clock).get_account()
+    fetch_account(make(clock))
     params = dict(parse_qsl(account_requests(mock)[0].url.split("?", 1)[1]))
     assert abs(int(params["timestamp"]) - 1_700_000_000_000) < 50
 
 
 def test_values_match_the_json_exactly(mock):
     mock.get(BASE + ACCOUNT_PATH, json=ACCOUNT)
-    account = make().get_account()
+    account = fetch_account(make())
     assert account.margin_level == float(ACCOUNT["marginLevel"])
     assert account.total_collateral_value_usdt == float(ACCOUNT["TotalCollateralValueInUSDT"])
     bnb = next(a for a in account.assets if a.asset == "BNB")
@@ -105,11 +112,13 @@ def test_older_response_with_transfer_enabled():
     ("change", "message"),
     [
         (lambda r: r.pop("marginLevel"), "marginLevel: missing"),
-        (lambda r: r.update(marginLevel="abc"), "marginLevel: not a number"),
-        (lambda r: r.update(marginLevel="NaN"), "marginLevel: not a finite number"),
+        (lambda r: r.update(marginLevel="abc"), "marginLevel: not a decimal number"),
+        (lambda r: r.update(marginLevel="NaN"), "marginLevel: not a decimal number"),
+        (lambda r: r.update(marginLevel="1e400"), "marginLevel: not a finite number"),
         (lambda r: r.update(totalAssetOfBtc=[1]), "totalAssetOfBtc: expected a number"),
         (lambda r: r.update(userAssets={}), "userAssets: expected a list"),
-        (lambda r: r["userAssets"][1].update(free="1.2.3"), "userAssets[1].free: not a number"),
+        (lambda r: r["userAssets"][1].update(free="1.2.3"),
+         "userAssets[1].free: not a decimal number"),
         (lambda r: r["userAssets"][0].pop("netAsset"), "userAssets[0].netAsset: missing"),
         (lambda r: r["userAssets"][2].update(asset=7), "userAssets[2].asset: expected a string"),
         (lambda r: r.update(tradeEnabled="yes"), "tradeEnabled: expected true or false"),
@@ -124,10 +133,55 @@ def test_wrong_shape_is_a_typed_error(change, message):
     assert message in str(info.value)
 
 
+@pytest.mark.parametrize("value", [True, False, "1_0", " 1", "1 ", "\u0661", "+1", "0x10", "inf",
+                                   "-Infinity", "", "1e", ".", None, [], {}])
+def test_only_decimal_strings_and_json_numbers_are_numbers(value):
+    raw = json.loads(json.dumps(ACCOUNT))
+    raw["userAssets"][0]["free"] = value
+    with pytest.raises(UpstreamError) as info:
+        parse_account(raw)
+    assert info.value.reason == "invalid_response"
+    assert "userAssets[0].free" in str(info.value)
+
+
+@pytest.mark.parametrize(("value", "number"), [("1.5", 1.5), (2, 2.0), (0.25, 0.25), ("1E-8", 1e-8),
+                                               ("-3", -3.0), (".5", 0.5), ("7.", 7.0)])
+def test_decimal_strings_and_json_numbers_parse_exactly(value, number):
+    raw = json.loads(json.dumps(ACCOUNT))
+    raw["userAssets"][0]["free"] = value
+    assert parse_account(raw).assets[0].free == number
+
+
+@pytest.mark.parametrize("zero", ["0", "0E-8", "-0.00000000", "0.00000000", 0, -0.0])
+def test_zero_however_written_is_zero(zero):
+    raw = json.loads(json.dumps(ACCOUNT))
+    entry = raw["userAssets"][0]
+    for key in ("free", "locked", "borrowed", "interest", "netAsset"):
+        entry[key] = zero
+    asset = parse_account(raw).assets[0]
+    assert asset.is_zero
+    assert str(asset.free) == "0.0"  # never "-0.0" in the exposition
+
+
+def test_an_asset_listed_twice_keeps_its_first_entry(caplog):
+    raw = json.loads(json.dumps(ACCOUNT))
+    first = raw["userAssets"][1]
+    raw["userAssets"].append(dict(first, free="12345"))
+    assets = [a for a in parse_account(raw).assets if a.asset == first["asset"]]
+    assert len(assets) == 1 and assets[0].free == float(first["free"])
+    assert [r for r in caplog.records if r.levelname == "WARNING" and first["asset"] in
+            r.getMessage()]
+
+
+def test_empty_string_drops_an_optional_number():
+    raw = dict(ACCOUNT, collateralMarginLevel="")
+    assert parse_account(raw).collateral_margin_level is None
+
+
 def test_not_json_is_invalid_response(mock):
     mock.get(BASE + ACCOUNT_PATH, text='{"marginLevel": "1.5", "userAss')
     with pytest.raises(UpstreamError) as info:
-        make().get_account()
+        fetch_account(make())
     assert info.value.reason == "invalid_response"
 
 
@@ -146,7 +200,7 @@ def test_not_json_is_invalid_response(mock):
 def test_binance_error_codes_are_kept(mock, status, code, reason):
     mock.get(BASE + ACCOUNT_PATH, status_code=status, json={"code": code, "msg": "bad thing"})
     with pytest.raises(UpstreamError) as info:
-        make().get_account()
+        fetch_account(make())
     assert (info.value.reason, info.value.code, info.value.status) == (reason, code, status)
     assert str(code) in str(info.value) and "bad thing" in str(info.value)
 
@@ -154,25 +208,26 @@ def test_binance_error_codes_are_kept(mock, status, code, reason):
 def test_html_error_page_is_http(mock):
     mock.get(BASE + ACCOUNT_PATH, status_code=502, text="<html>Bad Gateway</html>")
     with pytest.raises(UpstreamError) as info:
-        make().get_account()
+        fetch_account(make())
     assert info.value.reason == "http" and info.value.status == 502
 
 
 def test_timeout_and_connection_errors(mock):
     mock.get(BASE + ACCOUNT_PATH, exc=requests.exceptions.ReadTimeout("t " + BASE + "?sig=x"))
     with pytest.raises(UpstreamError) as info:
-        make().get_account()
+        fetch_account(make())
     assert info.value.reason == "timeout" and "sig=" not in str(info.value)
     mock.get(BASE + ACCOUNT_PATH, exc=requests.exceptions.ConnectionError("refused ?sig=x"))
     with pytest.raises(UpstreamError) as info:
-        make().get_account()
+        fetch_account(make())
     assert info.value.reason == "connection" and "sig=" not in str(info.value)
 
 
 def test_request_timeout_is_passed_to_requests(mock):
     mock.get(BASE + ACCOUNT_PATH, json=ACCOUNT)
-    make(timeout=3.5).get_account()
-    assert account_requests(mock)[0].timeout == 3.5
+    fetch_account(make(timeout=3.5))
+    # the whole budget, less the few microseconds already spent
+    assert 3.4 < account_requests(mock)[0].timeout <= 3.5
 
 
 def test_1021_resyncs_once_and_retries(mock):
@@ -181,7 +236,7 @@ def test_1021_resyncs_once_and_retries(mock):
         {"json": ACCOUNT},
     ])
     client = make()
-    assert client.get_account().margin_level == 11.64405625
+    assert fetch_account(client).margin_level == 11.64405625
     times = [r for r in mock.request_history if r.path == TIME_PATH.lower()]
     assert len(times) == 2  # the first sync and the re-sync
     assert len(account_requests(mock)) == 2
@@ -190,7 +245,7 @@ def test_1021_resyncs_once_and_retries(mock):
 def test_1021_twice_gives_up(mock):
     mock.get(BASE + ACCOUNT_PATH, status_code=400, json={"code": -1021, "msg": "outside"})
     with pytest.raises(UpstreamError) as info:
-        make().get_account()
+        fetch_account(make())
     assert info.value.code == -1021
     assert len(account_requests(mock)) == 2
 
@@ -200,34 +255,35 @@ def test_clock_is_resynced_periodically(mock):
     mono = Clock(0.0)
     wall = Clock()
     upstream = Upstream(BASE, wall=wall, monotonic=mono)
-    client = BinanceClient(upstream, API_KEY, HmacSigner(SECRET), wall=wall)
-    client.get_account()
-    client.get_account()
+    client = BinanceClient(upstream, API_KEY, HmacSigner(SECRET), wall=wall, background=inline)
+    fetch_account(client)
+    fetch_account(client)
     mono.now += 301
-    client.get_account()
+    fetch_account(client)
     assert len([r for r in mock.request_history if r.path == TIME_PATH.lower()]) == 2
 
 
 def test_429_blocks_every_account_on_the_ip_until_retry_after(mock):
     clock = Clock()
     upstream = Upstream(BASE, wall=clock)
-    first = BinanceClient(upstream, API_KEY, HmacSigner(SECRET), wall=clock)
-    second = BinanceClient(upstream, "other-key", HmacSigner("other"), wall=clock)
+    first = BinanceClient(upstream, API_KEY, HmacSigner(SECRET), wall=clock, background=inline)
+    second = BinanceClient(upstream, "other-key", HmacSigner("other"), wall=clock,
+                           background=inline)
     mock.get(BASE + ACCOUNT_PATH, status_code=429, headers={"Retry-After": "30"},
              json={"code": -1003, "msg": "Too many requests"})
     with pytest.raises(UpstreamError) as info:
-        first.get_account()
+        fetch_account(first)
     assert info.value.reason == "rate_limited"
     sent = len(account_requests(mock))
     mock.get(BASE + ACCOUNT_PATH, json=ACCOUNT)
     for client in (first, second):
         with pytest.raises(UpstreamError) as info:
-            client.get_account()
+            fetch_account(client)
         assert info.value.reason == "rate_limited" and not info.value.sent
     assert len(account_requests(mock)) == sent  # nothing sent during the back-off
     assert first.backoff_until() == pytest.approx(clock.now + 30)
     clock.now += 31
-    assert second.get_account().margin_level == 11.64405625
+    assert fetch_account(second).margin_level == 11.64405625
     assert first.backoff_until() == 0.0
 
 
@@ -237,10 +293,10 @@ def test_418_is_banned(mock, caplog):
     mock.get(BASE + ACCOUNT_PATH, status_code=418, headers={"Retry-After": "120"},
              json={"code": -1003, "msg": "IP banned until 1700000120000"})
     with pytest.raises(UpstreamError) as info:
-        client.get_account()
+        fetch_account(client)
     assert info.value.reason == "banned"
     with pytest.raises(UpstreamError):
-        client.get_account()
+        fetch_account(client)
     errors = [r for r in caplog.records if r.levelname == "ERROR"]
     assert len(errors) == 1 and "banned" in errors[0].getMessage()
 
@@ -248,14 +304,14 @@ def test_418_is_banned(mock, caplog):
 def test_weight_header_is_kept_and_soft_limit_pauses(mock):
     clock = Clock()
     upstream = Upstream(BASE, wall=clock, soft_limit=9600)
-    client = BinanceClient(upstream, API_KEY, HmacSigner(SECRET), wall=clock)
+    client = BinanceClient(upstream, API_KEY, HmacSigner(SECRET), wall=clock, background=inline)
     mock.get(BASE + ACCOUNT_PATH, json=ACCOUNT, headers={"x-sapi-used-ip-weight-1m": "120"})
-    client.get_account()
+    fetch_account(client)
     assert client.last_used_weight == 120 and client.backoff_until() == 0.0
     mock.get(BASE + ACCOUNT_PATH, json=ACCOUNT, headers={"x-sapi-used-ip-weight-1m": "9700"})
-    client.get_account()  # this answer is still good ...
+    fetch_account(client)  # this answer is still good ...
     with pytest.raises(UpstreamError) as info:  # ... but the next request waits
-        client.get_account()
+        fetch_account(client)
     assert info.value.reason == "throttled" and not info.value.sent
     assert 0 < client.backoff_until() - clock.now <= 61
 
@@ -267,12 +323,12 @@ def test_auth_failure_backs_off_exponentially_up_to_five_minutes(mock):
     delays = []
     for _ in range(8):
         with pytest.raises(UpstreamError) as info:
-            client.get_account()
+            fetch_account(client)
         assert info.value.reason == "auth" and info.value.sent
         assert "IP allow-list" in str(info.value)
         delays.append(client.backoff_until() - clock.now)
         with pytest.raises(UpstreamError) as info:  # inside the back-off: nothing is sent
-            client.get_account()
+            fetch_account(client)
         assert not info.value.sent
         clock.now = client.backoff_until() + 0.001
     assert delays == [15, 30, 60, 120, 240, 300, 300, 300]
@@ -282,37 +338,27 @@ def test_auth_failure_backs_off_exponentially_up_to_five_minutes(mock):
 def test_oversized_response_is_refused(mock):
     mock.get(BASE + ACCOUNT_PATH, content=b"x" * 200_000)
     with pytest.raises(UpstreamError) as info:
-        make(max_response_bytes=100_000).get_account()
+        fetch_account(make(max_response_bytes=100_000))
     assert info.value.reason == "invalid_response" and "over" in str(info.value)
 
 
 def test_redirects_are_not_followed(mock):
     mock.get(BASE + ACCOUNT_PATH, status_code=302, headers={"Location": "https://evil.test/"})
     with pytest.raises(UpstreamError) as info:
-        make().get_account()
+        fetch_account(make())
     assert info.value.reason == "http"
     assert not [r for r in mock.request_history if "evil" in r.url]
 
 
 def test_trade_coeff(mock):
     mock.get(BASE + TRADE_COEFF_PATH, json=fixture_json("trade_coeff_docs_example.json"))
-    coeff = make().get_trade_coeff()
+    coeff = fetch_trade_coeff(make())
     assert (coeff.normal_bar, coeff.margin_call_bar, coeff.force_liquidation_bar) == (1.5, 1.3,
                                                                                       1.1)
 
 
 def test_repr_hides_credentials():
     assert SECRET not in repr(make()) and API_KEY not in repr(make())
-
-
-def test_proxy_from_the_environment_is_honoured(monkeypatch):
-    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.test:3128")
-    monkeypatch.delenv("NO_PROXY", raising=False)
-    monkeypatch.delenv("no_proxy", raising=False)
-    client = make()
-    assert client._session.proxies.get("https") == "http://proxy.test:3128"
-    monkeypatch.setenv("NO_PROXY", "api.binance.test")
-    assert "https" not in make()._session.proxies
 
 
 def test_a_second_ban_after_the_first_expired_logs_again(mock, caplog):
@@ -322,6 +368,6 @@ def test_a_second_ban_after_the_first_expired_logs_again(mock, caplog):
              json={"code": -1003, "msg": "banned"})
     for _ in range(2):
         with pytest.raises(UpstreamError):
-            client.get_account()
+            fetch_account(client)
         clock.now += 61
     assert len([r for r in caplog.records if r.levelname == "ERROR"]) == 2

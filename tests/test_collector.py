@@ -1,22 +1,25 @@
-"""The collector: golden expositions, exact values, caching and the fast renderer."""
+"""The cross margin collector: golden expositions, exact values, caching, deadlines."""
 
 from __future__ import annotations
 
-import math
+import dataclasses
 import os
-import random
 import threading
+import time
 
-import pytest
 from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.utils import floatToGoString
 
-from exporter.binance import MarginAccount, UpstreamError, UserAsset, parse_account
-from exporter.collector import ERROR_REASONS, AccountScraper, MarginCollector
-from exporter.exposition import Family, go_float, render
+from binance_margin_exporter.binance.cross import MarginAccount, UserAsset, parse_account
+from binance_margin_exporter.binance.errors import UpstreamError
+from binance_margin_exporter.collectors.cache import ERROR_REASONS
+from binance_margin_exporter.collectors.cross import CrossCollector
+from binance_margin_exporter.collectors.exporter import Exporter
 from tests.helpers import (
     GOLDEN,
     FakeSource,
     StepClock,
+    fake_account,
     fixture_json,
     promtool_check_metrics,
     sample_values,
@@ -25,9 +28,29 @@ from tests.helpers import (
 WALL = 1_700_000_000.0
 
 
-def collector_for(source, *, name="main", ttl=10.0, **kw) -> MarginCollector:
-    scraper = AccountScraper(name, source, ttl=ttl, monotonic=StepClock(), wall=lambda: WALL)
-    return MarginCollector([scraper], version="0.0.0-test", **kw)
+class Rendered:
+    """An :class:`Exporter` of one product that renders as ``/metrics`` would."""
+
+    def __init__(self, cross: CrossCollector) -> None:
+        self.cross = cross
+        self.exporter = Exporter([cross], version="0.0.0-test")
+
+    def render(self, scrape_timeout: float | None = None) -> bytes:
+        """``/metrics`` of a scrape that Prometheus gives ``scrape_timeout`` seconds."""
+        return generate_latest(_Scrape(self.exporter, scrape_timeout))
+
+
+class _Scrape:
+    def __init__(self, exporter: Exporter, scrape_timeout: float | None) -> None:
+        self.exporter, self.scrape_timeout = exporter, scrape_timeout
+
+    def collect(self):
+        return self.exporter.collect(self.scrape_timeout)
+
+
+def collector_for(source, *, name="main", ttl=10.0, **kw) -> Rendered:
+    account = fake_account(name, source, ttl=ttl, monotonic=StepClock(), wall=lambda: WALL)
+    return Rendered(CrossCollector([account], **kw))
 
 
 def check_golden(name: str, body: bytes) -> None:
@@ -81,8 +104,8 @@ def test_failed_fetch_shows_no_account_values_even_after_a_success():
     assert "binance_margin_level{" not in text and "binance_margin_asset_" not in text
     assert 'binance_margin_scrape_errors_total{account="main",reason="timeout"} 1.0' in text
     # the time of the last good fetch stays, for staleness alerts
-    assert f'binance_margin_last_success_timestamp_seconds{{account="main"}} {go_float(WALL)}' \
-        in text
+    last = floatToGoString(WALL)
+    assert f'binance_margin_last_success_timestamp_seconds{{account="main"}} {last}' in text
 
 
 def test_error_reasons_start_at_zero():
@@ -120,9 +143,7 @@ def test_sold_asset_disappears():
     source = FakeSource()
     collector = collector_for(source, ttl=0)
     assert 'asset="BNB"' in collector.render().decode()
-    account = source.account
-    source.account = MarginAccount(**{**{f: getattr(account, f) for f in account.__slots__},
-                                      "assets": account.assets[:1]})
+    source.account = dataclasses.replace(source.account, assets=source.account.assets[:1])
     assert 'asset="BNB"' not in collector.render().decode()
 
 
@@ -157,34 +178,82 @@ def test_thresholds_failure_never_makes_the_account_down():
     assert "binance_margin_level_threshold" not in text
 
 
+def coeff_calls_when_idle(collector: Rendered, source: FakeSource) -> int:
+    """The tradeCoeff calls made, once no background fetch of the bars is under way."""
+    thresholds = collector.cross.accounts[0].thresholds
+    deadline = time.monotonic() + 5
+    while thresholds._flight is not None and time.monotonic() < deadline:
+        time.sleep(0.002)
+    return source.coeff_calls
+
+
 def test_thresholds_are_fetched_at_most_every_five_minutes():
     source = FakeSource()
     mono = StepClock(step=0.0)
-    scraper = AccountScraper("main", source, ttl=0, monotonic=mono, wall=lambda: WALL)
+    collector = Rendered(CrossCollector([fake_account("main", source, ttl=0, monotonic=mono)]))
     for _ in range(5):
-        scraper.get()
-    assert source.coeff_calls == 1
+        collector.render()
+    assert coeff_calls_when_idle(collector, source) == 1
     mono.now += 301
-    scraper.get()
-    assert source.coeff_calls == 2
+    collector.render()
+    assert coeff_calls_when_idle(collector, source) == 2
+
+
+def test_failed_thresholds_are_retried_after_a_minute_and_kept_meanwhile():
+    source = FakeSource()
+    mono = StepClock(step=0.0)
+    collector = Rendered(CrossCollector([fake_account("main", source, ttl=0, monotonic=mono)]))
+    source.coeff = UpstreamError("http", "HTTP 500")
+    mono.now += 301
+    collector.render()  # the bars are due: a background fetch fails
+    assert coeff_calls_when_idle(collector, source) == 2
+    mono.now += 59
+    assert 'threshold="margin_call"} 1.3' in collector.render().decode()  # the last good ones
+    assert coeff_calls_when_idle(collector, source) == 2
+    mono.now += 2
+    collector.render()
+    assert coeff_calls_when_idle(collector, source) == 3
+
+
+def test_thresholds_never_delay_a_scrape():
+    source = FakeSource()
+    slow = threading.Event()
+    source.get_trade_coeff = lambda deadline: slow.wait(10) and None  # a hanging tradeCoeff
+    collector = Rendered(CrossCollector([fake_account("main", source, ttl=0, warm=False)]))
+    started = time.monotonic()
+    text = collector.render().decode()
+    assert 'binance_margin_up{account="main"} 1.0' in text
+    assert time.monotonic() - started < 5  # correctness: not held by the 10 s hang
+    slow.set()
 
 
 def test_cache_serves_within_ttl_then_fetches_again():
     source = FakeSource()
     mono = StepClock(step=0.0)
-    scraper = AccountScraper("main", source, ttl=10, monotonic=mono, wall=lambda: WALL)
-    scraper.get()
+    account = fake_account("main", source, ttl=10, monotonic=mono)
+    account.account.get(time.monotonic() + 5)
     mono.now += 9.9
-    scraper.get()
+    account.account.get(time.monotonic() + 5)
     assert source.calls == 1
     mono.now += 0.2
-    scraper.get()
+    account.account.get(time.monotonic() + 5)
+    assert source.calls == 2
+
+
+def test_cache_age_counts_from_the_start_of_the_fetch():
+    source = FakeSource()
+    mono = StepClock(step=4.0)  # every reading of the clock is 4 s later: the fetch "takes" 4 s
+    account = fake_account("main", source, ttl=10, monotonic=mono)
+    account.account.get(time.monotonic() + 5)  # started at t, finished at t+4
+    account.account.get(time.monotonic() + 5)  # t+8: fresh counted from the start, not the end
+    assert source.calls == 1
+    account.account.get(time.monotonic() + 5)  # t+12: 12 s after the start: fetched again
     assert source.calls == 2
 
 
 def test_concurrent_scrapes_share_one_fetch():
     source = FakeSource(delay=0.3)
-    collector = MarginCollector([AccountScraper("main", source, ttl=0)])
+    collector = Rendered(CrossCollector([fake_account("main", source, ttl=0)]))
     barrier = threading.Barrier(64)
     bodies = []
 
@@ -203,108 +272,60 @@ def test_concurrent_scrapes_share_one_fetch():
 
 def test_accounts_are_fetched_in_parallel():
     sources = [FakeSource(delay=0.4) for _ in range(8)]
-    collector = MarginCollector([AccountScraper(f"a{i}", s, ttl=0) for i, s in enumerate(sources)])
+    collector = Rendered(CrossCollector([fake_account(f"a{i}", s, ttl=0)
+                                         for i, s in enumerate(sources)]))
     # Correctness, not timing: all eight fetches must be under way at the same moment.
     in_flight, peak, lock = [0], [0], threading.Lock()
     original = FakeSource.get_account
 
-    def counting(self):
+    def counting(self, deadline):
         with lock:
             in_flight[0] += 1
             peak[0] = max(peak[0], in_flight[0])
         try:
-            return original(self)
+            return original(self, deadline)
         finally:
             with lock:
                 in_flight[0] -= 1
 
     for s in sources:
         s.get_account = counting.__get__(s)
+        for account in collector.cross.accounts:
+            if account.client is s:
+                account.account._fetch = s.get_account
     text = collector.render().decode()
     assert peak[0] == 8
     assert text.count("binance_margin_up{") == 8
-    collector.close()
 
 
-def test_registry_collect_matches_fast_render():
+def test_a_fetch_past_the_deadline_is_up_0_timeout_and_counted_once():
+    source = FakeSource(delay=1.0)
+    collector = Rendered(CrossCollector([fake_account("main", source, ttl=0)]))
+    started = time.monotonic()
+    values = sample_values(collector.render(scrape_timeout=0.6).decode())
+    assert time.monotonic() - started < 0.9  # answered by the deadline, not after the fetch
+    assert values[("binance_margin_up", (("account", "main"),))] == 0.0
+    key = ("binance_margin_scrape_errors_total", (("account", "main"), ("reason", "timeout")))
+    assert values[key] == 1.0
+    time.sleep(1.0)  # the fetch finishes (well) into the cache: not a second error
+    assert collector.cross.accounts[0].account.errors["timeout"] == 1
+def test_registry_collect_gives_the_same_exposition():
     collector = collector_for(FakeSource())
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(collector)
+    registry.register(collector.exporter)
     assert generate_latest(registry) == collector_for(FakeSource()).render()
 
 
 HOSTILE = ['quote"d', "back\\slash", "new\nline", "Ünïcödé", "émoji🚀", "", "a\\\"b\\n"]
 
 
-def random_account(rng: random.Random, n: int) -> MarginAccount:
-    def value() -> float:
-        return rng.choice([0.0, 1e-08, 123456789.12345678, -42.5, rng.uniform(-1e9, 1e9),
-                           float(f"{rng.uniform(0, 100):.8f}"), 1e22, 999.0, 0.1 + 0.2])
-
-    names = {rng.choice(HOSTILE) + str(i) for i in range(n)}
-    assets = tuple(UserAsset(a, *(value() if rng.random() < 0.5 else 0.0 for _ in range(5)))
-                   for a in names)
-    return MarginAccount(value(), value(), value(), value(), assets, value(), None, value(),
-                         True, False, None, True, rng.choice(["MARGIN_1", "MARGIN_2", "X\"Y"]))
-
-
-@pytest.mark.parametrize("seed", range(20))
-def test_fast_render_is_byte_identical_to_generate_latest(seed):
-    rng = random.Random(seed)
-    sources = [FakeSource(random_account(rng, rng.randint(0, 60))) for _ in range(3)]
-    scrapers = [AccountScraper(rng.choice(HOSTILE) + str(i), s, monotonic=StepClock(),
-                               wall=lambda: WALL) for i, s in enumerate(sources)]
-    collector = MarginCollector(scrapers, include_zero_assets=rng.random() < 0.5)
-    families = collector.families()
-    registry = CollectorRegistry(auto_describe=False)
-
-    class Fixed:
-        def collect(self):
-            from exporter.exposition import to_metric
-
-            return [to_metric(f) for f in families]
-
-    registry.register(Fixed())
-    assert render(families) == generate_latest(registry)
-    collector.close()
-
-
 def test_hostile_names_are_escaped_and_parse_back():
     account = MarginAccount(1.5, 1.0, 1.0, 0.0, tuple(UserAsset(n, 1.0, 0, 0, 0, 1.0)
                                                       for n in HOSTILE))
+
     body = collector_for(FakeSource(account), name='acc"\\\nünï').render()
     values = sample_values(body.decode())
     for name in HOSTILE:
         key = ("binance_margin_asset_free", (("account", 'acc"\\\nünï'), ("asset", name)))
         assert values[key] == 1.0
     promtool_check_metrics(body)
-
-
-@pytest.mark.parametrize("value", [0, 7, 0.0, -0.0, 1e-08, 1.5, 1234567.0, 12345678.9, 1e22, -1e22,
-                                   math.inf, -math.inf, math.nan, 999.0, 0.30000000000000004])
-def test_go_float_matches_prometheus_client(value):
-    from prometheus_client.utils import floatToGoString
-
-    assert go_float(value) == floatToGoString(value)
-
-
-def test_family_rejects_unsorted_labels_and_bad_counter_names():
-    with pytest.raises(ValueError):
-        Family("x", "gauge", "h", ("b", "a"))
-    with pytest.raises(ValueError):
-        Family("x_errors", "counter", "h")
-
-
-def test_unchanged_balances_reuse_text_and_changed_ones_do_not():
-    source = FakeSource()
-    collector = collector_for(source, ttl=0)
-    first = collector.render()
-    assert collector.render() == first
-    account = source.account
-    bnb = account.assets[1]._replace(interest=0.5)
-    source.account = MarginAccount(**{**{f: getattr(account, f) for f in account.__slots__},
-                                      "assets": (account.assets[0], bnb)})
-    changed = collector.render().decode()
-    assert 'binance_margin_asset_interest{account="main",asset="BNB"} 0.5' in changed
-    other = collector_for(FakeSource(), name="other", ttl=0).render().decode()
-    assert 'account="main"' not in other and 'account="other"' in other

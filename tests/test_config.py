@@ -8,7 +8,7 @@ import textwrap
 
 import pytest
 
-from exporter.config import ConfigError, load_settings, load_web_config
+from binance_margin_exporter.config import ConfigError, load_settings, load_web_config
 from tests.conftest import SECRET
 
 

@@ -11,7 +11,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from exporter import __version__
+from binance_margin_exporter import __version__
 from tests.helpers import ROOT
 
 K8S = ROOT / "deploy" / "kubernetes"
@@ -169,7 +169,7 @@ def test_service_servicemonitor_and_networkpolicy_fit_together():
 
 
 def test_exporter_config_in_the_configmap_is_valid(tmp_path):
-    from exporter.config import load_settings
+    from binance_margin_exporter.config import load_settings
 
     path = tmp_path / "config.yml"
     path.write_text(generated_configmap()["data"]["config.yml"])

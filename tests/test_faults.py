@@ -13,12 +13,16 @@ import re
 import time
 
 import pytest
+from prometheus_client import generate_latest
 
-from exporter.binance import BinanceClient, HmacSigner, Upstream
-from exporter.collector import AccountScraper, MarginCollector
-from exporter.simulator import ACCOUNT_PATH, TIME_PATH, Fault, Simulator
+from binance_margin_exporter.binance.limits import Upstream
+from binance_margin_exporter.binance.signing import HmacSigner
+from binance_margin_exporter.binance.transport import BinanceClient
+from binance_margin_exporter.collectors.cross import CrossAccount, CrossCollector
+from binance_margin_exporter.collectors.exporter import Exporter
+from binance_margin_exporter.demo.simulator import ACCOUNT_PATH, TIME_PATH, Fault, Simulator
 from tests.conftest import API_KEY, SECRET
-from tests.helpers import sample_values
+from tests.helpers import EXECUTOR, sample_values
 
 SIGNED = re.compile(r"signature=(?!<redacted>)")
 
@@ -37,23 +41,35 @@ class Rig:
     """A client and collector (cache off) on the simulator; ``share`` puts it on the same
     upstream (the same IP, clock and rate gate) as another rig."""
 
-    def __init__(self, sim: Simulator, timeout: float = 1.0, share: Rig | None = None) -> None:
+    def __init__(self, sim: Simulator, timeout: float = 1.0, share: Rig | None = None,
+                 sync: bool = True) -> None:
         self.sim = sim
         self.clock = share.clock if share else ShiftClock()
         self.upstream = share.upstream if share else Upstream(sim.base_url, wall=self.clock)
         self.client = BinanceClient(self.upstream, API_KEY, HmacSigner(SECRET), timeout=timeout,
                                     wall=self.clock)
-        self.scraper = AccountScraper("main", self.client, ttl=0, wall=self.clock)
-        self.collector = MarginCollector([self.scraper])
+        if sync and self.upstream.clock.claim_sync():  # as the exporter's warm-up does
+            self.client.sync_time()
+        self.account = CrossAccount.create("main", self.client, EXECUTOR, ttl=0,
+                                           wall=self.clock)
+        if sync:  # the bars too, so that no background fetch of them crosses a test
+            self.account.thresholds.get(time.monotonic() + timeout)
+        self.exporter = Exporter([CrossCollector([self.account])],
+                                 request_timeout=timeout)
+        self.scrape_timeout: float | None = None
         self.bodies: list[str] = []
 
-    def scrape(self) -> dict:
-        body = self.collector.render().decode()
+    def collect(self):
+        return self.exporter.collect(self.scrape_timeout)
+
+    def scrape(self, scrape_timeout: float | None = None) -> dict:
+        self.scrape_timeout = scrape_timeout
+        body = generate_latest(self).decode()
         self.bodies.append(body)
         return sample_values(body)
 
     def check_down(self, reason: str) -> dict:
-        before = self.scraper.errors[reason]
+        before = self.account.account.errors[reason]
         values = self.scrape()
         assert values[("binance_margin_up", (("account", "main"),))] == 0.0
         assert not [k for k in values if k[0] in ("binance_margin_level",
@@ -153,7 +169,7 @@ def test_hang_is_a_timeout_well_under_the_scrape_timeout(rig, caplog):
 def test_connection_refused(caplog):
     sim = Simulator()
     sim._server.server_close()  # the port is closed: nothing listens
-    Rig(sim).check_down("connection")
+    Rig(sim, sync=False).check_down("connection")
     assert_clean_log(caplog)
 
 
@@ -201,9 +217,9 @@ def test_clock_skew_resyncs_within_the_same_scrape(rig, caplog, skew_ms):
 
 def test_clock_30s_off_from_the_start(simulator):
     simulator.clock_skew_ms = 30_000
-    Rig(simulator).check_up()
+    Rig(simulator, sync=False).check_up()
     simulator.clock_skew_ms = -30_000
-    Rig(simulator).check_up()
+    Rig(simulator, sync=False).check_up()
 
 
 @pytest.mark.parametrize(("status", "reason"), [(429, "rate_limited"), (418, "banned")])
@@ -251,7 +267,7 @@ def test_simulator_enforces_the_real_limit(simulator):
     rig.upstream.gate.soft_limit = 10**9
     simulator.weight_bonus = 11_995
     rig.scrape()
-    assert rig.scraper.errors["rate_limited"] == 1
+    assert rig.account.account.errors["rate_limited"] == 1
 
 
 def test_every_fault_in_a_row_with_debug_logging(rig, caplog):
@@ -281,8 +297,51 @@ def test_every_fault_in_a_row_with_debug_logging(rig, caplog):
 def test_a_clock_resync_is_one_request_for_all_accounts_on_the_upstream(simulator):
     upstream = Upstream(simulator.base_url)
     clients = [BinanceClient(upstream, API_KEY, HmacSigner(SECRET)) for _ in range(8)]
-    collector = MarginCollector([AccountScraper(f"a{i}", c, ttl=0)
-                                 for i, c in enumerate(clients)])
-    collector.render()
+    accounts = [CrossAccount.create(f"a{i}", c, EXECUTOR, ttl=0) for i, c in enumerate(clients)]
+    list(CrossCollector(accounts).collect(time.monotonic() + 5))
+    time.sleep(0.2)  # the sync runs beside the scrape
     assert simulator.counts[TIME_PATH] == 1
-    collector.close()
+
+
+def test_a_1021_storm_resyncs_once_for_all_accounts(simulator):
+    upstream = Upstream(simulator.base_url)
+    clients = [BinanceClient(upstream, API_KEY, HmacSigner(SECRET)) for _ in range(8)]
+    assert upstream.clock.claim_sync()
+    clients[0].sync_time()
+    simulator.clock_skew_ms = 30_000
+    accounts = [CrossAccount.create(f"a{i}", c, EXECUTOR, ttl=0) for i, c in enumerate(clients)]
+    list(CrossCollector(accounts).collect(time.monotonic() + 5))
+    assert simulator.counts[TIME_PATH] == 2  # the start-up sync and one re-sync
+
+
+@pytest.mark.parametrize("scrape_timeout", [None, 1.5])
+def test_a_dripping_body_is_a_timely_timeout(simulator, caplog, scrape_timeout):
+    """Binance sends the headers, then the body a byte every 0.3 s: the whole scrape still
+    ends by its deadline (Prometheus' timeout less a margin, or the request timeout)."""
+    rig = Rig(simulator, timeout=2.0)
+    rig.check_up()
+    simulator.set_fault(Fault(drip=0.3))
+    started = time.monotonic()
+    rig.scrape_timeout = scrape_timeout
+    values = rig.scrape(scrape_timeout)
+    took = time.monotonic() - started
+    budget = 2.0 if scrape_timeout is None else 1.0  # 1.5 s less the 0.5 s margin
+    assert budget - 0.1 < took < budget + 0.5, took
+    assert values[("binance_margin_up", (("account", "main"),))] == 0.0
+    key = ("binance_margin_scrape_errors_total", (("account", "main"), ("reason", "timeout")))
+    assert values[key] == 1.0
+    simulator.clear_faults()
+    rig.clock.shift += 1
+    rig.check_up()
+    assert_clean_log(caplog)
+
+
+def test_a_slow_first_byte_is_bounded_by_the_scrape_deadline(simulator, caplog):
+    rig = Rig(simulator, timeout=5.0)
+    rig.check_up()
+    simulator.set_fault(Fault(delay=3.0))
+    started = time.monotonic()
+    values = rig.scrape(1.5)
+    assert time.monotonic() - started < 1.5
+    assert values[("binance_margin_up", (("account", "main"),))] == 0.0
+    assert_clean_log(caplog)

@@ -137,7 +137,7 @@ def test_config_check(tmp_path):
 
 
 def test_version():
-    from exporter import __version__
+    from binance_margin_exporter import __version__
 
     result = run_exporter(["--version"])
     assert result.returncode == 0 and __version__ in result.stdout
@@ -244,7 +244,7 @@ def test_console_script_is_installed():
                 pytest.fail("the console script is not installed: pip install '.[test]'")
             pytest.skip("not installed with pip; running from the source tree")
         script = Path(found)
-    from exporter import __version__
+    from binance_margin_exporter import __version__
 
     result = subprocess.run([str(script), "--version"], capture_output=True, text=True,
                             timeout=30)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from exporter.simulator import SimulatedAccount, Simulator
+from binance_margin_exporter.demo.simulator import SimulatedAccount, Simulator
 from tests.conftest import API_KEY, SECRET
 from tests.helpers import ROOT, ExporterProcess, require_tool, wait_for
 

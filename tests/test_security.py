@@ -9,9 +9,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from exporter.binance import BinanceClient, HmacSigner, Upstream, UpstreamError
-from exporter.config import ConfigError, load_settings
-from exporter.simulator import Fault
+from binance_margin_exporter.binance.cross import fetch_account
+from binance_margin_exporter.binance.errors import UpstreamError
+from binance_margin_exporter.binance.limits import Upstream
+from binance_margin_exporter.binance.signing import HmacSigner
+from binance_margin_exporter.binance.transport import BinanceClient
+from binance_margin_exporter.config import ConfigError, load_settings
+from binance_margin_exporter.demo.simulator import Fault
 from tests.conftest import API_KEY, SECRET
 from tests.helpers import exporter_process, wait_for
 
@@ -65,7 +69,7 @@ def failed_fetch_peak(client: BinanceClient) -> tuple[UpstreamError, int]:
     tracemalloc.start()
     try:
         with pytest.raises(UpstreamError) as info:
-            client.get_account()
+            fetch_account(client)
         return info.value, tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()

@@ -16,14 +16,19 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from prometheus_client.core import GaugeMetricFamily
 
-from exporter.config import TLSConfig, WebConfig
-from exporter.server import BasicAuth, make_server, parse_listen_address
+from binance_margin_exporter.config import TLSConfig, WebConfig
+from binance_margin_exporter.web.server import BasicAuth, make_server, parse_listen_address
 
 BODY = b"# HELP x y\n# TYPE x gauge\nx 1.0\n"
 
 
-def serve(web: WebConfig | None = None, render=lambda: BODY):
+def one_gauge(scrape_timeout):
+    return [GaugeMetricFamily("x", "y", value=1.0)]
+
+
+def serve(web: WebConfig | None = None, render=one_gauge):
     server = make_server(("127.0.0.1", 0), render, web)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -48,6 +53,31 @@ def test_routes(plain):
     assert requests.get(plain + "/nope", timeout=5).status_code == 404
     assert requests.post(plain + "/metrics", timeout=5).status_code == 501
     assert requests.head(plain + "/metrics", timeout=5).status_code == 200
+
+
+def test_openmetrics_when_prometheus_asks_for_it(plain):
+    accept = "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5"
+    response = requests.get(plain + "/metrics", timeout=5, headers={"Accept": accept})
+    assert response.headers["Content-Type"].startswith("application/openmetrics-text")
+    assert response.content == b"# HELP x y\n# TYPE x gauge\nx 1.0\n# EOF\n"
+
+
+@pytest.mark.parametrize(("header", "seconds"), [("10", 10.0), ("1.5", 1.5), (None, None),
+                                                 ("abc", None), ("-3", None), ("0", None)])
+def test_prometheus_scrape_timeout_reaches_the_scrape(header, seconds):
+    seen = []
+
+    def scrape(scrape_timeout):
+        seen.append(scrape_timeout)
+        return one_gauge(scrape_timeout)
+
+    server, _ = serve(render=scrape)
+    url = f"http://127.0.0.1:{server.server_address[1]}/metrics"
+    headers = {} if header is None else {"X-Prometheus-Scrape-Timeout-Seconds": header}
+    assert requests.get(url, timeout=5, headers=headers).status_code == 200
+    assert seen == [seconds]
+    server.shutdown()
+    server.server_close()
 
 
 def raw_exchange(url: str, request: bytes) -> bytes:
@@ -82,7 +112,7 @@ def test_gzip_when_asked(plain):
 
 
 def test_render_failure_is_a_500_and_the_server_keeps_serving():
-    def broken() -> bytes:
+    def broken(scrape_timeout):
         raise RuntimeError("bug")
 
     server, _ = serve(render=broken)
@@ -112,6 +142,26 @@ def test_basic_auth():
     assert requests.get(url + "/healthz", timeout=5).status_code == 200
     server.shutdown()
     server.server_close()
+
+
+def basic(user: str, password: str) -> str:
+    import base64
+
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def test_basic_auth_remembers_only_the_exact_pair_it_verified():
+    auth = BasicAuth({"prom": hashed("right")})
+    assert auth.check(basic("prom", "right")) is True
+    assert auth.check(basic("prom", "right")) is True  # from the verified-pair cache
+    assert auth.check(basic("prom", "wrong")) is False  # same user, other password
+    assert auth.check(basic("prom", "right!")) is False
+
+
+def test_basic_auth_unknown_user_is_refused_whatever_the_password():
+    auth = BasicAuth({"prom": hashed("right")})
+    for password in ("right", "", "not a password"):  # the last: the dummy hash's password
+        assert auth.check(basic("stranger", password)) is False
 
 
 def test_basic_auth_garbage_headers():

@@ -9,9 +9,11 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
-from exporter.binance import BinanceClient, HmacSigner, PrivateKeySigner, Upstream, make_signer
-from exporter.config import AccountConfig
-from exporter.simulator import SimulatedAccount, Simulator
+from binance_margin_exporter.binance.cross import fetch_account
+from binance_margin_exporter.binance.limits import Upstream
+from binance_margin_exporter.binance.signing import HmacSigner, PrivateKeySigner, make_signer
+from binance_margin_exporter.binance.transport import BinanceClient
+from binance_margin_exporter.demo.simulator import SimulatedAccount, Simulator
 
 DOCS_SECRET = "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j"
 DOCS_PAYLOAD = ("symbol=LTCBTC&side=BUY&type=LIMIT&timeInForce=GTC&quantity=1&price=0.1"
@@ -69,9 +71,9 @@ def test_garbage_key_is_a_clear_error_without_its_content():
 
 
 def test_make_signer_picks_by_account():
-    assert isinstance(make_signer(AccountConfig("a", "k", api_secret="s")), HmacSigner)
+    assert isinstance(make_signer("s", None), HmacSigner)
     key = ed25519.Ed25519PrivateKey.generate()
-    signer = make_signer(AccountConfig("a", "k", private_key_pem=pem(key)))
+    signer = make_signer(None, pem(key))
     assert isinstance(signer, PrivateKeySigner)
     assert "redacted" in repr(signer)
 
@@ -84,15 +86,15 @@ def test_round_trip_against_the_simulator(kind):
     sim.add_public_key("pk-key", public_pem(key))
     with sim:
         client = BinanceClient(Upstream(sim.base_url), "pk-key", PrivateKeySigner(pem(key)))
-        account = client.get_account()
+        account = fetch_account(client)
         assert account.margin_level > 1
         # A different key of the same kind is refused by the simulator's verification.
         other = (ed25519.Ed25519PrivateKey.generate() if kind == "ed25519"
                  else rsa.generate_private_key(public_exponent=65537, key_size=2048))
         bad = BinanceClient(Upstream(sim.base_url), "pk-key", PrivateKeySigner(pem(other)))
-        from exporter.binance import UpstreamError
+        from binance_margin_exporter.binance.errors import UpstreamError
 
         with pytest.raises(UpstreamError) as info:
-            bad.get_account()
+            fetch_account(bad)
         assert info.value.code == -1022
         assert info.value.reason == "auth"

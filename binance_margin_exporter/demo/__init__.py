@@ -2,6 +2,9 @@
 
 The exporter talks to the simulator through the real client (signatures, clock sync, limits),
 so the demo runs the same code path as production.
+
+- :mod:`.simulator` — the HTTP server: signatures, timestamps, weights, faults for the tests.
+- one module per Binance product, beside the client's: :mod:`.cross`.
 """
 
 from __future__ import annotations
@@ -9,9 +12,12 @@ from __future__ import annotations
 import dataclasses
 import logging
 import secrets
+from typing import TYPE_CHECKING
 
-from exporter.config import AccountConfig, Settings
-from exporter.simulator import SimulatedAccount, Simulator
+from binance_margin_exporter.config import AccountConfig, Settings
+
+if TYPE_CHECKING:
+    from binance_margin_exporter.demo.simulator import Simulator
 
 log = logging.getLogger(__name__)
 
@@ -20,6 +26,14 @@ DEMO_ACCOUNT = "demo"
 
 def start_demo(settings: Settings) -> tuple[Settings, Simulator]:
     """Start the simulator; return settings pointing one account named ``demo`` at it."""
+    # imported here: ``python -m binance_margin_exporter.demo.simulator`` imports this package
+    # first, and must find its module not imported yet
+    from binance_margin_exporter.demo.cross import SimulatedAccount
+    from binance_margin_exporter.demo.simulator import Simulator
+
+    if settings.accounts:
+        log.warning("--demo: the %d account(s) of the configuration are ignored",
+                    len(settings.accounts))
     api_key = secrets.token_hex(32)
     secret = secrets.token_hex(32)
     simulator = Simulator(SimulatedAccount())

@@ -57,6 +57,7 @@ class Settings:
     assets: tuple[str, ...] | None = None
     max_response_bytes: int = 16 * 1024 * 1024
     ip_weight_soft_limit: int = 9600
+    fetch_concurrency: int = 64
 
 
 @dataclass(frozen=True)
@@ -253,6 +254,7 @@ SETTINGS_KEYS = {
     "assets",
     "max_response_bytes",
     "ip_weight_soft_limit",
+    "fetch_concurrency",
     "accounts",
 }
 
@@ -311,6 +313,10 @@ def load_settings(
     if "ip_weight_soft_limit" in raw:
         kwargs["ip_weight_soft_limit"] = _integer(
             raw["ip_weight_soft_limit"], "ip_weight_soft_limit", minimum=10, maximum=12000
+        )
+    if "fetch_concurrency" in raw:
+        kwargs["fetch_concurrency"] = _integer(
+            raw["fetch_concurrency"], "fetch_concurrency", minimum=1, maximum=256
         )
     if "assets" in raw and raw["assets"] is not None:
         assets = raw["assets"]

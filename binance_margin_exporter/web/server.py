@@ -1,4 +1,7 @@
-"""The HTTP side: a landing page at ``/``, ``/metrics``, ``/healthz``, 404 elsewhere.
+"""The HTTP server: a landing page at ``/``, ``/metrics``, ``/healthz``, 404 elsewhere.
+
+``/metrics`` speaks the Prometheus text format, or OpenMetrics when the scraper asks for it
+(``prometheus_client``'s own negotiation), gzip when accepted.
 
 Optional TLS (with client certificates) and basic auth come from a ``--web.config.file`` in the
 format of Prometheus' exporter-toolkit. ``/healthz`` answers without authentication so that
@@ -17,15 +20,16 @@ import os
 import socket
 import ssl
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import bcrypt
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.metrics_core import Metric
 
-from exporter import __version__
-from exporter.config import TLSConfig, WebConfig
-from exporter.exposition import CONTENT_TYPE
+from binance_margin_exporter import __version__
+from binance_margin_exporter.config import TLSConfig, WebConfig
 
 log = logging.getLogger(__name__)
 
@@ -148,11 +152,35 @@ class ExporterHTTPServer(ThreadingHTTPServer):
         log.debug("connection from %s ended with an error", client_address[0])
 
 
+class _Scraped:
+    """The metrics of one scrape, in the shape ``prometheus_client``'s encoders read."""
+
+    def __init__(self, metrics: Iterable[Metric]) -> None:
+        self._metrics = metrics
+
+    def collect(self) -> Iterable[Metric]:
+        return self._metrics
+
+
+def scrape_timeout(header: str | None) -> float | None:
+    """Prometheus' ``X-Prometheus-Scrape-Timeout-Seconds``; None when absent or odd."""
+    try:
+        seconds = float(header) if header else None
+    except ValueError:
+        return None
+    return seconds if seconds is not None and 0 < seconds < 3600 else None
+
+
+Scrape = Callable[[float | None], Iterable[Metric]]
+
+
 def make_server(
     address: tuple[str, int],
-    render_metrics: Callable[[], bytes],
+    scrape: Scrape,
     web: WebConfig | None = None,
 ) -> ExporterHTTPServer:
+    """``scrape(seconds)``: the metrics, gathered within Prometheus' scrape timeout (None: the
+    exporter's own budget)."""
     web = web or WebConfig()
     auth = BasicAuth(web.basic_auth_users) if web.basic_auth_users else None
     context = tls_context(web.tls) if web.tls else None
@@ -221,8 +249,10 @@ def make_server(
             if path == "/":
                 self._send(200, LANDING_PAGE, "text/html; charset=utf-8")
             elif path == "/metrics":
+                encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
+                timeout = scrape_timeout(self.headers.get("X-Prometheus-Scrape-Timeout-Seconds"))
                 try:
-                    body = render_metrics()
+                    body = encoder(_Scraped(scrape(timeout)))
                 except Exception as exc:  # noqa: BLE001 - answer 500, keep serving
                     log.error("rendering /metrics failed: %s", type(exc).__name__)
                     self._send(500, b"internal error\n", "text/plain; charset=utf-8")
@@ -231,7 +261,7 @@ def make_server(
                 if "gzip" in self.headers.get("Accept-Encoding", ""):
                     body = gzip.compress(body, compresslevel=1)
                     headers["Content-Encoding"] = "gzip"
-                self._send(200, body, CONTENT_TYPE, headers)
+                self._send(200, body, content_type, headers)
             else:
                 self._send(404, b"Not found. Metrics are at /metrics\n",
                            "text/plain; charset=utf-8")

@@ -1,15 +1,12 @@
 """A simulated Binance that speaks the real protocol: the upstream of ``--demo`` and of the tests.
 
-It serves ``GET /api/v3/time``, ``GET /sapi/v1/margin/account`` and ``GET
-/sapi/v1/margin/tradeCoeff`` on 127.0.0.1, and checks what Binance checks: the ``X-MBX-APIKEY``
-header, the signature (HMAC-SHA256 hex, or base64 Ed25519 / RSA with the registered public key),
-``timestamp`` against ``recvWindow``, and the IP weight per minute (429, then 418 for a client
-that keeps going). Every number is a JSON string with 8 decimals, as Binance sends them.
+It serves ``GET /api/v3/time`` and the signed endpoints of each product module of this package
+(:mod:`.cross`: ``/sapi/v1/margin/account`` and ``/sapi/v1/margin/tradeCoeff``) on 127.0.0.1,
+and checks what Binance checks: the ``X-MBX-APIKEY`` header, the signature (HMAC-SHA256 hex, or
+base64 Ed25519 / RSA with the registered public key), ``timestamp`` against ``recvWindow``, and
+the IP weight per minute (429, then 418 for a client that keeps going).
 
-Tests drive faults through :meth:`Simulator.set_fault`; ``--demo`` never does. The account is a
-:class:`SimulatedAccount`: a few hundred assets, a dozen of them held or borrowed, prices that
-drift, and a margin level that now and then nears the margin-call bar, all consistent
-(``netAsset = free + locked - borrowed - interest``, margin level = assets / liabilities).
+Tests drive faults through :meth:`Simulator.set_fault`; ``--demo`` never does.
 """
 
 from __future__ import annotations
@@ -19,188 +16,24 @@ import base64
 import hashlib
 import hmac
 import json
-import math
 import os
-import random
-import string
 import sys
 import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_EVEN, Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-ACCOUNT_PATH = "/sapi/v1/margin/account"
-TRADE_COEFF_PATH = "/sapi/v1/margin/tradeCoeff"
+from binance_margin_exporter.demo import cross
+from binance_margin_exporter.demo.cross import ACCOUNT_PATH, SimulatedAccount
+from binance_margin_exporter.demo.routes import Route
+
 TIME_PATH = "/api/v3/time"
-WEIGHTS = {ACCOUNT_PATH: 10, TRADE_COEFF_PATH: 10, TIME_PATH: 1}
+TIME_WEIGHT = 1
 IP_LIMIT_1M = 12000
-EIGHT = Decimal("0.00000001")
-
-# Assets a Binance margin account lists; the rest of the few hundred are made-up tickers.
-KNOWN_ASSETS = (
-    "BTC ETH USDT BNB SOL XRP ADA DOGE TRX DOT LINK MATIC LTC BCH AVAX UNI ATOM XLM ETC FIL "
-    "APT ARB OP NEAR ICP VET HBAR ALGO QNT AAVE GRT EGLD SAND MANA AXS THETA FTM EOS XTZ CHZ "
-    "FDUSD USDC TUSD DAI PEPE SHIB WIF BONK INJ SUI SEI TIA RUNE KAVA CRV MKR SNX COMP YFI ZEC"
-).split()
-
-# (asset, price in BTC, free, locked) of the assets the demo account holds
-HOLDINGS = (
-    ("BTC", "1", "0.85", "0.05"),
-    ("ETH", "0.0385", "12.5", "0"),
-    ("USDT", "0.0000106", "15000", "2500"),
-    ("BNB", "0.0095", "40", "0"),
-    ("SOL", "0.0022", "300", "25"),
-    ("XRP", "0.0000081", "20000", "0"),
-    ("ADA", "0.0000068", "35000", "0"),
-    ("DOGE", "0.0000021", "150000", "0"),
-    ("LINK", "0.00022", "800", "0"),
-    ("DOT", "0.000075", "1500", "0"),
-    ("FDUSD", "0.0000106", "5000", "0"),
-    ("AVAX", "0.00038", "400", "0"),
-)
-# asset -> share of the liability: what the demo account borrows
-BORROWS = {"USDT": Decimal("0.55"), "ETH": Decimal("0.25"), "BNB": Decimal("0.12"),
-           "SOL": Decimal("0.08")}
-BTC_USDT = Decimal("94250")
-
-
-def q8(value: Decimal) -> Decimal:
-    return value.quantize(EIGHT, rounding=ROUND_HALF_EVEN)
-
-
-def s8(value: Decimal) -> str:
-    return f"{q8(value):.8f}"
-
-
-def asset_names(count: int, seed: int = 7) -> list[str]:
-    """The demo's holdings first, then well-known tickers, then made-up ones."""
-    held = [h[0] for h in HOLDINGS]
-    names = [*held, *(a for a in KNOWN_ASSETS if a not in held)][:count]
-    rng = random.Random(seed)
-    seen = set(names)
-    while len(names) < count:
-        name = "".join(rng.choice(string.ascii_uppercase) for _ in range(rng.randint(3, 6)))
-        if name not in seen:
-            seen.add(name)
-            names.append(name)
-    return names
-
-
-class SimulatedAccount:
-    """A cross margin account whose numbers move plausibly and always add up."""
-
-    def __init__(
-        self,
-        n_assets: int = 300,
-        n_active: int = 12,
-        *,
-        seed: int = 7,
-        drift: bool = True,
-        account_type: str = "MARGIN_1",
-        wall: Callable[[], float] = time.time,
-    ) -> None:
-        self.account_type = account_type
-        self.drift = drift
-        self._wall = wall
-        self._started = int(wall())
-        self._lock = threading.Lock()
-        self._cache: tuple[Any, bytes] | None = None
-        self.target_level: Decimal | None = None if drift else Decimal("2.5")
-        self.coeff = {"normalBar": "1.5", "marginCallBar": "1.3", "forceLiquidationBar": "1.1"}
-        names = asset_names(max(n_assets, len(HOLDINGS)), seed)
-        rng = random.Random(seed)
-        held = {a: (Decimal(p), Decimal(f), Decimal(lk)) for a, p, f, lk in HOLDINGS}
-        self.assets: list[tuple[str, Decimal, Decimal, Decimal]] = []  # name, price, free, locked
-        for i, name in enumerate(names):
-            if name in held and i < n_active:
-                self.assets.append((name, *held[name]))
-            elif i < n_active:  # more active assets than the demo's holdings (benchmarks)
-                price = Decimal(str(round(rng.uniform(1e-6, 1e-3), 10)))
-                self.assets.append((name, price, q8(Decimal(rng.uniform(1, 1000))), Decimal(0)))
-            else:
-                self.assets.append((name, Decimal(1), Decimal(0), Decimal(0)))
-        self._phases = [rng.uniform(0, 2 * math.pi) for _ in self.assets]
-        self.borrows = {a: w for a, w in BORROWS.items() if a in dict.fromkeys(names[:n_active])}
-        if not self.borrows and n_active:
-            self.borrows = {self.assets[0][0]: Decimal(1)}
-
-    def set_margin_level(self, level: float | None) -> None:
-        """Hold the margin level at ``level`` (None: back to the drifting default)."""
-        with self._lock:
-            self.target_level = None if level is None else Decimal(str(level))
-            self._cache = None
-
-    def _tick(self) -> int:
-        return int(self._wall()) if self.drift else 0
-
-    def _level_now(self, t: float) -> Decimal:
-        if self.target_level is not None:
-            return self.target_level
-        # between about 1.4 and 3.0 over half an hour: now and then close to the 1.3 bar
-        return Decimal(str(round(2.2 + 0.8 * math.sin(2 * math.pi * t / 1800), 6)))
-
-    def snapshot(self) -> dict[str, Any]:
-        tick = self._tick()
-        t = tick - self._started if self.drift else 0.0
-        prices = []
-        for (_name, price, _f, _l), phase in zip(self.assets, self._phases, strict=True):
-            factor = Decimal(str(round(1 + 0.03 * math.sin(2 * math.pi * t / 600 + phase), 6)))
-            prices.append(price if not self.drift else price * factor)
-        total_asset = sum(
-            ((f + lk) * p for (_n, _p, f, lk), p in zip(self.assets, prices, strict=True)),
-            Decimal(0),
-        )
-        level = self._level_now(t)
-        liability_btc = total_asset / level if self.borrows else Decimal(0)
-        # interest: 0.02 % a day, as on a typical USDT loan, starting with an hour's worth
-        days = (Decimal(int(t // 60)) + 60) / 1440 if self.drift else Decimal("0.5")
-        user_assets = []
-        for (name, _p, free, locked), price in zip(self.assets, prices, strict=True):
-            share = self.borrows.get(name)
-            borrowed = interest = Decimal(0)
-            if share is not None and price > 0:
-                debt = liability_btc * share / price  # borrowed + interest, in the asset
-                interest = q8(debt * Decimal("0.0002") * days)
-                borrowed = q8(debt) - interest
-            net = free + locked - borrowed - interest
-            user_assets.append((name, free, locked, borrowed, interest, net, price))
-        asset_btc = q8(sum(((f + lk) * p for _n, f, lk, _b, _i, _ne, p in user_assets),
-                           Decimal(0)))
-        liab_btc = q8(sum(((b + i) * p for _n, _f, _l, b, i, _ne, p in user_assets), Decimal(0)))
-        margin_level = q8(asset_btc / liab_btc) if liab_btc > 0 else Decimal(999)
-        return {
-            "created": True,
-            "borrowEnabled": True,
-            "marginLevel": s8(margin_level),
-            "collateralMarginLevel": s8(margin_level * Decimal("0.97")),
-            "totalAssetOfBtc": s8(asset_btc),
-            "totalLiabilityOfBtc": s8(liab_btc),
-            "totalNetAssetOfBtc": s8(asset_btc - liab_btc),
-            "TotalCollateralValueInUSDT": s8(asset_btc * BTC_USDT * Decimal("0.95")),
-            "totalOpenOrderLossInUSDT": "0.00000000",
-            "tradeEnabled": True,
-            "transferInEnabled": True,
-            "transferOutEnabled": True,
-            "accountType": self.account_type,
-            "userAssets": [
-                {"asset": n, "borrowed": s8(b), "free": s8(f), "interest": s8(i),
-                 "locked": s8(lk), "netAsset": s8(ne)}
-                for n, f, lk, b, i, ne, _p in user_assets
-            ],
-        }
-
-    def body(self) -> bytes:
-        with self._lock:
-            tick = (self._tick(), self.target_level)
-            if self._cache is None or self._cache[0] != tick:
-                self._cache = (tick, json.dumps(self.snapshot(), separators=(",", ":")).encode())
-            return self._cache[1]
-
 
 @dataclass
 class Fault:
@@ -210,6 +43,7 @@ class Fault:
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0  # seconds to wait first (longer than the client's timeout: a hang)
+    drip: float = 0.0  # send the headers, then the body one byte every ``drip`` seconds
     transform: Callable[[bytes], bytes] | None = None  # rewrite the normal body
     paths: tuple[str, ...] = (ACCOUNT_PATH,)
     times: int | None = None  # answer this way so many times, then clear (None: until cleared)
@@ -234,6 +68,7 @@ class Simulator:
     def __init__(self, account: SimulatedAccount | None = None, *, host: str = "127.0.0.1",
                  port: int = 0, enforce_weight_limit: bool = True) -> None:
         self.account = account or SimulatedAccount()
+        self.routes: dict[str, Route] = cross.routes(self.account)
         self.enforce_weight_limit = enforce_weight_limit
         self.clock_skew_ms = 0  # server time = real time + skew
         self.weight_bonus = 0  # weight used by "others" on this IP, added to the header
@@ -304,17 +139,21 @@ class Simulator:
                     return fault
         return None
 
+    def weight_of(self, path: str) -> int:
+        route = self.routes.get(path)
+        return TIME_WEIGHT if route is None else route.weight
+
     def _spend(self, path: str) -> tuple[int, int | None]:
         """Count the request's weight; return (used weight, seconds to wait if over)."""
         now = self.server_ms()
         minute = now // 60000
         if not self.enforce_weight_limit:  # benchmarks: no accounting, each request alone
-            return WEIGHTS.get(path, 1) + self.weight_bonus, None
+            return self.weight_of(path) + self.weight_bonus, None
         with self._lock:
             if time.time() < self._banned_until:
                 self._violations += 1
                 return IP_LIMIT_1M, -int(self._banned_until - time.time()) - 1
-            used = self._weight.get(minute, 0) + WEIGHTS.get(path, 1)
+            used = self._weight.get(minute, 0) + self.weight_of(path)
             self._weight = {minute: used}
             used += self.weight_bonus
             if used > IP_LIMIT_1M:
@@ -387,7 +226,8 @@ def _handler_for(sim: Simulator) -> type[BaseHTTPRequestHandler]:
         def log_message(self, format: str, *args: Any) -> None:
             pass  # quiet: requests carry signatures
 
-        def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+        def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None,
+                  drip: float = 0.0) -> None:
             self.send_response(status)
             all_headers = {"Content-Type": "application/json;charset=UTF-8", **(headers or {})}
             for name, value in all_headers.items():
@@ -395,7 +235,14 @@ def _handler_for(sim: Simulator) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             try:
-                self.wfile.write(body)
+                if not drip:
+                    self.wfile.write(body)
+                    return
+                self.wfile.flush()
+                for i in range(len(body)):  # ends when the client hangs up
+                    time.sleep(drip)
+                    self.wfile.write(body[i:i + 1])
+                    self.wfile.flush()
             except (BrokenPipeError, ConnectionResetError):
                 pass
 
@@ -409,7 +256,7 @@ def _handler_for(sim: Simulator) -> type[BaseHTTPRequestHandler]:
             sim.counts[path] += 1
             if "&signature=" in parts.query:
                 sim.signatures.append(parts.query.rpartition("&signature=")[2])
-            if path not in WEIGHTS:
+            if path != TIME_PATH and path not in sim.routes:
                 self._error(404, -1000, "Not found")
                 return
             used, wait = sim._spend(path)
@@ -438,20 +285,17 @@ def _handler_for(sim: Simulator) -> type[BaseHTTPRequestHandler]:
                 return
             if sim.latency:
                 time.sleep(sim.latency)
-            if path == ACCOUNT_PATH:
-                body = sim.account.body()
-            else:
-                body = json.dumps(sim.account.coeff).encode()
+            body = sim.routes[path].answer(dict(parse_qsl(parts.query)))
             if fault is not None and fault.transform is not None:
                 body = fault.transform(body)
-            self._send(200, body, headers)
+            self._send(200, body, headers, fault.drip if fault is not None else 0.0)
 
     return Handler
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the simulator alone (benchmarks, local experiments): prints its base URL."""
-    parser = argparse.ArgumentParser(prog="python -m exporter.simulator")
+    parser = argparse.ArgumentParser(prog="python -m binance_margin_exporter.demo.simulator")
     parser.add_argument("--listen", default="127.0.0.1:0", help="host:port (port 0: any)")
     parser.add_argument("--assets", type=int, default=300, help="assets the account lists")
     parser.add_argument("--active", type=int, default=12, help="assets with balances")

@@ -3,20 +3,27 @@
 from __future__ import annotations
 
 import argparse
-import ctypes
 import logging
 import re
 import signal
 import ssl
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from types import FrameType
 
-from exporter import __version__
-from exporter.binance import BinanceClient, Upstream, UpstreamError, make_signer
-from exporter.collector import AccountScraper, MarginCollector
-from exporter.config import (
+from prometheus_client import ProcessCollector
+from prometheus_client.metrics_core import Metric
+
+from binance_margin_exporter import __version__
+from binance_margin_exporter.binance.errors import UpstreamError
+from binance_margin_exporter.binance.limits import Upstream
+from binance_margin_exporter.binance.signing import make_signer
+from binance_margin_exporter.binance.transport import BinanceClient
+from binance_margin_exporter.collectors.cross import CrossAccount, CrossCollector
+from binance_margin_exporter.collectors.exporter import Exporter
+from binance_margin_exporter.config import (
     ConfigError,
     Settings,
     WebConfig,
@@ -24,10 +31,9 @@ from exporter.config import (
     load_settings,
     load_web_config,
 )
-from exporter.process import ProcessMetrics
-from exporter.server import make_server, parse_listen_address, tls_context
+from binance_margin_exporter.web.server import make_server, parse_listen_address, tls_context
 
-log = logging.getLogger("exporter")
+log = logging.getLogger("binance_margin_exporter")
 
 PROG = "binance-margin-exporter"
 SECRET_FLAG = re.compile(r"^--?[\w.-]*(secret|api[-_.]?key|private[-_.]?key|passphrase|password)",
@@ -77,34 +83,20 @@ def setup_logging(level: str) -> None:
     logging.getLogger("urllib3").setLevel(logging.WARNING)
 
 
-def keep_freed_memory() -> None:
-    """Ask glibc to keep freed blocks instead of returning them to the kernel at once.
-
-    Each scrape allocates and frees the same few megabytes (the upstream body, its parsed
-    objects, the exposition); by default glibc unmaps the large ones and the next scrape faults
-    them back in: about 450 page faults a scrape for an account of 5000 assets, a quarter of
-    its time. Retaining up to 64 MiB costs nothing here (RSS stays near the peak of one scrape).
-    """
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):  # not glibc: leave the allocator alone
-        return
-    m_trim_threshold, m_mmap_threshold = -1, -3
-    mallopt(m_mmap_threshold, 16 << 20)
-    mallopt(m_trim_threshold, 64 << 20)
-
-
-def build_collector(settings: Settings) -> MarginCollector:
-    """Clients, scrapers and the collector for the settings; ``ConfigError`` for a bad key."""
+def build_exporter(settings: Settings) -> Exporter:
+    """Clients, caches and collectors for the settings; ``ConfigError`` for an unusable key."""
     upstream = Upstream(settings.base_url, soft_limit=settings.ip_weight_soft_limit)
-    scrapers = []
+    executor = ThreadPoolExecutor(max_workers=settings.fetch_concurrency,
+                                  thread_name_prefix="fetch")
+    accounts = []
     for account in settings.accounts:
         try:
-            signer = make_signer(account)
+            signer = make_signer(account.api_secret, account.private_key_pem,
+                                 account.private_key_passphrase)
         except ValueError as exc:
             key = ("BINANCE_PRIVATE_KEY_FILE" if account.source == "env"
                    else f"{account.source}.private_key_file")
+            executor.shutdown()
             raise ConfigError(f"{key}: {exc}") from None
         client = BinanceClient(
             upstream, account.api_key, signer,
@@ -112,9 +104,12 @@ def build_collector(settings: Settings) -> MarginCollector:
             timeout=settings.request_timeout_seconds,
             max_response_bytes=settings.max_response_bytes,
         )
-        scrapers.append(AccountScraper(account.name, client, ttl=settings.cache_ttl_seconds))
-    return MarginCollector(scrapers, include_zero_assets=settings.include_zero_assets,
+        accounts.append(CrossAccount.create(account.name, client, executor,
+                                            ttl=settings.cache_ttl_seconds))
+    cross = CrossCollector(accounts, include_zero_assets=settings.include_zero_assets,
                            assets=settings.assets)
+    return Exporter([cross], request_timeout=settings.request_timeout_seconds,
+                    executor=executor)
 
 
 def check_tls(web: WebConfig) -> None:
@@ -130,16 +125,19 @@ def check_tls(web: WebConfig) -> None:
         ) from None
 
 
-def warm_up(collector: MarginCollector) -> None:
-    """Sync the clock and fetch margin thresholds before the first scrape (best effort)."""
-    for scraper in collector.scrapers:
-        client = scraper.source
-        try:
-            if isinstance(client, BinanceClient) and client.upstream.clock.claim_sync():
-                client.sync_time()
-        except UpstreamError as exc:
-            log.warning("start-up clock sync with Binance failed: %s", exc)
-        scraper.refresh_thresholds()
+def warm_up(exporter: Exporter) -> None:
+    """Sync the clock and start fetching the margin bars before the first scrape."""
+    synced: set[int] = set()
+    for product in exporter.products:
+        for account in getattr(product, "accounts", ()):
+            client = account.client
+            if id(client.upstream) not in synced and client.upstream.clock.claim_sync():
+                synced.add(id(client.upstream))
+                try:
+                    client.sync_time()
+                except UpstreamError as exc:
+                    log.warning("start-up clock sync with Binance failed: %s", exc)
+            account.thresholds.latest()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -152,7 +150,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
     args = parse_args(argv)
     setup_logging(args.log_level)
-    keep_freed_memory()
 
     simulator = None
     try:
@@ -162,26 +159,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         if web.tls is not None:
             check_tls(web)
         if args.check:
-            build_collector(settings).close()  # loads every private key: no network
+            build_exporter(settings).close()  # loads every private key: no network
             names = ", ".join(a.name for a in settings.accounts) or "none"
             print(f"configuration OK: accounts: {names}")
             return 0
         if args.demo:
-            from exporter.demo import start_demo
+            from binance_margin_exporter.demo import start_demo
 
             settings, simulator = start_demo(settings)
-        collector = build_collector(settings)
+        exporter = build_exporter(settings)
     except (ConfigError, ValueError) as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 1
 
-    process = ProcessMetrics()
+    process = ProcessCollector(registry=None)
 
-    def render() -> bytes:
-        return collector.render() + process.render()
+    def scrape(scrape_timeout: float | None) -> Iterator[Metric]:
+        yield from exporter.collect(scrape_timeout)
+        yield from process.collect()
 
     try:
-        server = make_server(address, render, web)
+        server = make_server(address, scrape, web)
     except OSError as exc:
         print(f"{PROG}: --web.listen-address {args.listen}: {exc.strerror}", file=sys.stderr)
         return 1
@@ -200,13 +198,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    threading.Thread(target=warm_up, args=(collector,), name="warm-up", daemon=True).start()
+    threading.Thread(target=warm_up, args=(exporter,), name="warm-up", daemon=True).start()
     scheme = "https" if web.tls else "http"
     log.info("serving %d account(s) on %s://%s:%d/metrics (version %s)",
              len(settings.accounts), scheme, host, port, __version__)
     server.serve_forever()
     server.server_close()  # waits for scrapes in flight
-    collector.close()
+    exporter.close()
     if simulator is not None:
         simulator.stop()
     log.info("stopped")

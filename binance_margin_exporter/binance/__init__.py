@@ -1,0 +1,13 @@
+"""The Binance REST client: the only package that knows HTTP and Binance's camelCase.
+
+- :mod:`.errors` — :class:`UpstreamError` and the reasons a fetch can fail.
+- :mod:`.fields` — the one strict way a JSON value becomes a number or a flag.
+- :mod:`.signing` — HMAC-SHA256, Ed25519 and RSA request signatures.
+- :mod:`.limits` — what one Binance host allows: its clock and its weight gates.
+- :mod:`.transport` — one account's signed GETs: session, deadline, size cap, error mapping.
+- one module per Binance product, holding its paths, models and parser: :mod:`.cross`.
+
+Adding a product means adding a module here (paths, frozen models, a ``fetch_*`` function that
+takes a :class:`~.transport.BinanceClient` and a deadline), one in ``collectors/`` and one in
+``demo/``.
+"""

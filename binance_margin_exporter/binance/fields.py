@@ -1,0 +1,89 @@
+"""The one parse path for values in Binance's answers, shared by every product.
+
+Binance sends numbers as decimal strings (``"11.64405625"``); a JSON number is accepted too.
+Nothing else is a number here: not ``true``, not ``"1_0"``, not ``" 1"``, not non-ASCII digits,
+not ``"inf"`` or ``"nan"``. Zero, however written (``"0"``, ``"0E-8"``, ``"-0.00000000"``), is
+``0.0``. A problem is an ``invalid_response`` :class:`~.errors.UpstreamError` naming the field.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from binance_margin_exporter.binance.errors import UpstreamError, invalid
+
+DECIMAL = re.compile(r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
+def to_number(value: Any, where: str) -> float:
+    """A decimal string or a JSON number as a finite float; -0 becomes 0."""
+    if isinstance(value, str):
+        if not DECIMAL.fullmatch(value):
+            raise invalid(f"{where}: not a decimal number: {value[:40]!r}")
+        number = float(value)
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        number = float(value)
+    else:
+        raise invalid(f"{where}: expected a number, got {type(value).__name__}")
+    if not math.isfinite(number):
+        raise invalid(f"{where}: not a finite number: {str(value)[:40]!r}")
+    return number + 0.0  # -0.0 + 0.0 == 0.0: no "-0" in the exposition
+
+
+def number(raw: Mapping[str, Any], key: str, where: str = "") -> float:
+    """A required number."""
+    if raw.get(key) is None:
+        raise invalid(f"{where}{key}: missing")
+    return to_number(raw[key], f"{where}{key}")
+
+
+def optional_number(raw: Mapping[str, Any], key: str, where: str = "") -> float | None:
+    """A number, or None when the field is missing, null or an empty string."""
+    value = raw.get(key)
+    if value is None or value == "":
+        return None
+    return to_number(value, f"{where}{key}")
+
+
+def optional_flag(raw: Mapping[str, Any], key: str, where: str = "") -> bool | None:
+    value = raw.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, bool):
+        raise invalid(f"{where}{key}: expected true or false, got {type(value).__name__}")
+    return value
+
+
+def optional_string(raw: Mapping[str, Any], key: str, where: str = "") -> str | None:
+    value = raw.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise invalid(f"{where}{key}: expected a string, got {type(value).__name__}")
+    return value
+
+
+def string(raw: Mapping[str, Any], key: str, where: str = "") -> str:
+    value = optional_string(raw, key, where)
+    if value is None:
+        raise invalid(f"{where}{key}: missing")
+    return value
+
+
+def obj(raw: Any, where: str) -> Mapping[str, Any]:
+    if not isinstance(raw, dict):
+        raise invalid(f"{where}: expected a JSON object, got {type(raw).__name__}")
+    return raw
+
+
+def array(raw: Any, where: str) -> list[Any]:
+    if not isinstance(raw, list):
+        raise invalid(f"{where}: expected a list, got {type(raw).__name__}")
+    return raw
+
+
+__all__ = ["UpstreamError", "array", "number", "obj", "optional_flag", "optional_number",
+           "optional_string", "string", "to_number"]

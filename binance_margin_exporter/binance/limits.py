@@ -1,0 +1,201 @@
+"""What one Binance host allows, shared by every account that talks to it from this IP.
+
+- :class:`ServerClock`: Binance's time as seen from here, kept in step with ``/api/v3/time``.
+- :class:`RateGate`: one request-weight budget, keyed by the header Binance reports it in
+  (``X-SAPI-USED-IP-WEIGHT-1M`` for ``/sapi``: 12,000 a minute; ``X-MBX-USED-WEIGHT-1M`` for
+  ``/api``: 6,000 a minute). It pauses before Binance has to say 429, and holds every request
+  back while a ``Retry-After`` runs.
+- :class:`Upstream`: a host's clock and gates.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Mapping
+from urllib.parse import urlsplit
+
+from binance_margin_exporter.binance.errors import UpstreamError
+
+log = logging.getLogger(__name__)
+
+CLOCK_RESYNC_SECONDS = 300.0
+RETRY_AFTER_DEFAULT_SECONDS = 60.0
+RETRY_AFTER_MIN_SECONDS = 1.0
+RETRY_AFTER_MAX_SECONDS = 3 * 86400.0  # Binance bans for 2 minutes to 3 days
+SAPI_WEIGHT_HEADER = "X-SAPI-USED-IP-WEIGHT-1M"
+API_WEIGHT_HEADER = "X-MBX-USED-WEIGHT-1M"
+# header -> Binance's limit a minute
+WEIGHT_LIMITS = {SAPI_WEIGHT_HEADER: 12000, API_WEIGHT_HEADER: 6000}
+SOFT_LIMIT_SHARE = 0.8  # pause at 80 % of a limit unless configured otherwise
+
+
+def retry_after(headers: Mapping[str, str]) -> float:
+    """Seconds to wait from ``Retry-After``, within [1 s, 3 days]; 60 s when absent or odd."""
+    try:
+        seconds = float(headers.get("Retry-After", ""))
+    except ValueError:
+        return RETRY_AFTER_DEFAULT_SECONDS
+    if math.isnan(seconds):
+        return RETRY_AFTER_DEFAULT_SECONDS
+    return min(max(seconds, RETRY_AFTER_MIN_SECONDS), RETRY_AFTER_MAX_SECONDS)
+
+
+class ServerClock:
+    """Binance time as seen from here: local time plus an offset measured with /api/v3/time."""
+
+    def __init__(self, wall: Callable[[], float] = time.time,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        self._wall = wall
+        self.monotonic = monotonic
+        self._lock = threading.Lock()
+        self.offset_ms = 0
+        self._synced_at: float | None = None  # when the last sync was claimed
+        self._updated_at: float | None = None  # when the offset was last measured
+        self._idle = threading.Event()  # clear while a sync is under way
+        self._idle.set()
+
+    def now_ms(self) -> int:
+        return int(self._wall() * 1000) + self.offset_ms
+
+    def claim_sync(self, stale_before: float | None = None) -> bool:
+        """True for the one caller that should sync now.
+
+        Without ``stale_before``: when the last sync is older than 5 minutes (or failed). With
+        it (a monotonic time: when a request Binance refused with -1021 was signed): when no
+        sync is under way and none has measured the offset since then. Everyone else goes on
+        with the current offset (or waits for the sync under way), so a re-sync costs one
+        request per host, not one per account.
+        """
+        with self._lock:
+            now = self.monotonic()
+            last = self._synced_at
+            if stale_before is None:
+                due = last is None or now - last > CLOCK_RESYNC_SECONDS
+            else:  # not while a sync is under way, nor when one ended after the signing
+                updated = self._updated_at
+                due = self._idle.is_set() and (updated is None or updated < stale_before)
+            if due:
+                self._synced_at = now
+                self._idle.clear()
+            return due
+
+    def sync_ended(self) -> None:
+        """The claimed sync is over (measured or failed): release those waiting for it."""
+        self._idle.set()
+
+    def wait_for_sync(self, timeout: float) -> None:
+        """Wait (at most ``timeout`` seconds) for a sync under way to end."""
+        self._idle.wait(max(0.0, timeout))
+
+    def update(self, server_ms: int, sent: float, received: float) -> None:
+        offset = int(server_ms - (sent + received) * 500)
+        with self._lock:
+            changed = abs(offset - self.offset_ms) > 1000
+            self.offset_ms = offset
+            self._updated_at = self.monotonic()
+        if changed:
+            log.info("server clock differs from the local clock by %+d ms", offset)
+
+    def mark_failed(self) -> None:
+        """Try again at the next request rather than waiting a whole resync period."""
+        with self._lock:
+            self._synced_at = None
+
+
+class RateGate:
+    """One weight budget of this IP: after a 429 or 418 nothing is sent until ``Retry-After``
+    has passed; when the used weight Binance reports reaches ``soft_limit``, requests pause
+    until the next minute, when Binance's counter starts again."""
+
+    def __init__(self, header: str, soft_limit: int,
+                 wall: Callable[[], float] = time.time) -> None:
+        self.header = header
+        self.limit = WEIGHT_LIMITS[header]
+        self.soft_limit = soft_limit
+        self._wall = wall
+        self._lock = threading.Lock()
+        self.blocked_until = 0.0
+        self.reason: str | None = None
+        self.last_used_weight: int | None = None
+
+    def check(self) -> None:
+        with self._lock:
+            until, reason = self.blocked_until, self.reason
+        now = self._wall()
+        if reason is not None and now < until:
+            raise UpstreamError(
+                reason,
+                f"not calling Binance until {time.strftime('%H:%M:%S', time.gmtime(until))} "
+                f"UTC ({until - now:.0f} s): {reason.replace('_', ' ')}",
+                sent=False,
+            )
+
+    def block(self, seconds: float, reason: str) -> bool:
+        """Hold requests back for ``seconds``; True when this starts a new ban."""
+        now = self._wall()
+        until = now + max(seconds, RETRY_AFTER_MIN_SECONDS)
+        with self._lock:
+            active = now < self.blocked_until
+            if active and self.reason == "banned" and reason != "banned":
+                # A ban outranks a rate limit: keep its reason (and its alert) until it ends.
+                self.blocked_until = max(until, self.blocked_until)
+                return False
+            new_ban = reason == "banned" and not (active and self.reason == "banned")
+            self.blocked_until = max(until, self.blocked_until) if active else until
+            self.reason = reason
+        return new_ban
+
+    def note_weight(self, weight: int, server_ms: int) -> None:
+        self.last_used_weight = weight
+        if weight >= self.soft_limit:
+            # until the next minute of Binance's clock, plus a second for our clock's error
+            to_next_minute = (60000 - server_ms % 60000) / 1000 + 1
+            log.warning(
+                "Binance reports %d of %d weight used this minute (%s); pausing requests "
+                "for %.0f s", weight, self.limit, self.header, to_next_minute,
+            )
+            self.block(to_next_minute, "throttled")
+
+    def backoff_until(self) -> float:
+        with self._lock:
+            return self.blocked_until if self._wall() < self.blocked_until else 0.0
+
+
+class Upstream:
+    """The clock and weight gates of one Binance host, shared by all its accounts."""
+
+    def __init__(self, base_url: str, *, soft_limit: int = 9600,
+                 wall: Callable[[], float] = time.time,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.host = urlsplit(self.base_url).netloc
+        self.clock = ServerClock(wall, monotonic)
+        share = soft_limit / WEIGHT_LIMITS[SAPI_WEIGHT_HEADER]
+        self.gates = {
+            header: RateGate(header, max(1, int(limit * share)), wall)
+            for header, limit in WEIGHT_LIMITS.items()
+        }
+
+    @property
+    def gate(self) -> RateGate:
+        """The ``/sapi`` gate, which every margin endpoint counts against."""
+        return self.gates[SAPI_WEIGHT_HEADER]
+
+    def gate_for(self, path: str) -> RateGate:
+        return self.gates[SAPI_WEIGHT_HEADER if path.startswith("/sapi/") else API_WEIGHT_HEADER]
+
+    def ban(self, seconds: float) -> None:
+        """HTTP 418: the whole IP is banned, every budget alike."""
+        new = [gate.block(seconds, "banned") for gate in self.gates.values()]
+        if any(new):
+            log.error(
+                "Binance has banned this IP (HTTP 418) for %.0f s; the exporter sends nothing "
+                "until then. Scrape less often or serve fewer accounts per IP",
+                seconds,
+            )
+
+    def backoff_until(self) -> float:
+        return max(gate.backoff_until() for gate in self.gates.values())

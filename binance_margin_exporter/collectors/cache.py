@@ -1,0 +1,147 @@
+"""The one cache every product uses: a value fetched on demand, kept for a while, shared.
+
+A :class:`Cached` fetches at most once per ``ttl`` (``error_ttl`` after a failure). Callers that
+arrive while a fetch is under way wait for that fetch instead of starting another (singleflight),
+so 64 concurrent scrapes cost one request. Every fetch runs on the shared executor with a
+deadline, and a caller waits no longer than its own deadline: what is not back by then is a
+``timeout`` for that caller, while the fetch finishes (bounded by the same deadline) into the
+cache. :meth:`Cached.latest` serves values that need not be fresh (margin bars): it returns the
+last good one at once and refreshes it in the background when due.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Executor, Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+from binance_margin_exporter.binance.errors import REASONS, UpstreamError
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+# A waiter gives the fetch this long past their shared deadline to end by itself (its requests
+# end at the deadline), so that the fetch's own error is the one counted and cached.
+WAIT_GRACE_SECONDS = 0.1
+ERROR_REASONS = (*REASONS, "internal")
+
+
+@dataclass(frozen=True, slots=True)
+class Result(Generic[T]):
+    value: T | None
+    error: UpstreamError | None
+    started: float  # monotonic time the fetch began: the cache age counts from here
+    duration: float
+
+
+@dataclass(slots=True)
+class _Flight(Generic[T]):
+    """One fetch under way; ``counted``: its failure has been counted already."""
+
+    future: Future[Result[T]] = field(default_factory=Future)
+    counted: bool = False
+
+
+class Cached(Generic[T]):
+    def __init__(
+        self,
+        what: str,
+        fetch: Callable[[float], T],
+        executor: Executor,
+        *,
+        ttl: float,
+        error_ttl: float | None = None,
+        timeout: float = 5.0,
+        monotonic: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.what = what  # for log lines: "account main", "margin bars of main"
+        self._fetch = fetch
+        self._executor = executor
+        self.ttl = ttl
+        self.error_ttl = ttl if error_ttl is None else error_ttl
+        self.timeout = timeout
+        self._monotonic = monotonic
+        self._wall = wall
+        self._lock = threading.Lock()
+        self._result: Result[T] | None = None
+        self._flight: _Flight[T] | None = None
+        self.good: T | None = None  # the last value fetched successfully
+        self.errors = dict.fromkeys(ERROR_REASONS, 0)
+        self.last_success: float | None = None
+
+    def _fresh(self, result: Result[T] | None) -> bool:
+        if result is None:
+            return False
+        ttl = self.ttl if result.error is None else self.error_ttl
+        return self._monotonic() - result.started < ttl
+
+    def start(self, deadline: float) -> _Flight[T]:
+        """The cached result if fresh, else the fetch under way, else a new fetch."""
+        with self._lock:
+            if self._fresh(self._result):
+                done: _Flight[T] = _Flight(counted=True)
+                done.future.set_result(self._result)  # type: ignore[arg-type]
+                return done
+            if self._flight is None:
+                flight: _Flight[T] = _Flight()
+                self._flight = flight
+                self._executor.submit(self._run, flight, deadline)
+            return self._flight
+
+    def wait(self, flight: _Flight[T], deadline: float) -> Result[T]:
+        """The flight's result, or a ``timeout`` if it is not back by ``deadline``."""
+        waited_from = self._monotonic()
+        timeout = max(0.0, deadline + WAIT_GRACE_SECONDS - time.monotonic())
+        try:
+            return flight.future.result(timeout=timeout)
+        except FutureTimeout:
+            error = UpstreamError("timeout", "no answer within the scrape's deadline")
+            with self._lock:
+                if not flight.counted:
+                    flight.counted = True
+                    self.errors["timeout"] += 1
+                    log.warning("%s: %s", self.what, error)
+            return Result(None, error, waited_from, self._monotonic() - waited_from)
+
+    def get(self, deadline: float) -> Result[T]:
+        return self.wait(self.start(deadline), deadline)
+
+    def latest(self) -> T | None:
+        """The last good value now; a background fetch when the cached one is due."""
+        self.start(time.monotonic() + self.timeout)
+        return self.good
+
+    def _run(self, flight: _Flight[T], deadline: float) -> None:
+        started = self._monotonic()
+        value: T | None = None
+        error: UpstreamError | None = None
+        try:
+            value = self._fetch(deadline)
+        except UpstreamError as exc:
+            error = exc
+        except Exception as exc:
+            error = UpstreamError("internal", f"unexpected {type(exc).__name__} while fetching")
+            log.error("%s: %s (please report this)", self.what, error)
+            log.debug("%s: the unexpected error", self.what, exc_info=True)
+        result = Result(value, error, started, self._monotonic() - started)
+        with self._lock:
+            if error is None:
+                self.good = value
+                self.last_success = self._wall()
+            elif not flight.counted:
+                flight.counted = True
+                self.errors[error.reason] = self.errors.get(error.reason, 0) + 1
+                if error.reason != "internal":
+                    if error.sent:
+                        log.warning("%s: fetch failed (%s): %s", self.what, error.reason, error)
+                    else:
+                        log.debug("%s: %s", self.what, error)
+            self._result = result
+            self._flight = None
+        flight.future.set_result(result)

@@ -1,0 +1,218 @@
+"""Cross margin accounts: :class:`~binance_margin_exporter.binance.cross.MarginAccount` in,
+metric families out. Never touches HTTP.
+
+Example output for one account (``include_zero_assets: false``)::
+
+    # HELP binance_margin_up 1 if the last fetch of GET /sapi/v1/margin/account succeeded, else 0.
+    # TYPE binance_margin_up gauge
+    binance_margin_up{account="main"} 1.0
+    # HELP binance_margin_level Margin level (marginLevel); 999 means no liability.
+    # TYPE binance_margin_level gauge
+    binance_margin_level{account="main"} 11.64405625
+    ...
+    binance_margin_asset_borrowed{account="main",asset="BTC"} 0.1
+
+Each scrape builds fresh families (no state carries over, so a sold asset disappears). A failed
+fetch yields ``up 0``, a counted error and no account values at all, never old ones. The margin
+bars (``tradeCoeff``) are refreshed in the background every 5 minutes and never delay a scrape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
+
+from binance_margin_exporter.binance import cross
+from binance_margin_exporter.binance.cross import MarginAccount, TradeCoeff, UserAsset
+from binance_margin_exporter.collectors.cache import ERROR_REASONS, Cached, Result
+
+if TYPE_CHECKING:
+    from binance_margin_exporter.binance.transport import BinanceClient
+
+THRESHOLDS_REFRESH_SECONDS = 300.0
+THRESHOLDS_RETRY_SECONDS = 60.0
+
+# model field -> (metric name, HELP). One table, so names and HELP texts live in one place.
+ACCOUNT_GAUGES: tuple[tuple[str, str, str], ...] = (
+    ("margin_level", "binance_margin_level",
+     "Margin level (marginLevel); 999 means no liability."),
+    ("collateral_margin_level", "binance_margin_collateral_level",
+     "Collateral margin level (collateralMarginLevel)."),
+    ("total_asset_btc", "binance_margin_total_asset_btc",
+     "Total assets in BTC (totalAssetOfBtc)."),
+    ("total_liability_btc", "binance_margin_total_liability_btc",
+     "Total liabilities in BTC (totalLiabilityOfBtc)."),
+    ("total_net_asset_btc", "binance_margin_total_net_asset_btc",
+     "Total net assets in BTC (totalNetAssetOfBtc)."),
+    ("total_collateral_value_usdt", "binance_margin_total_collateral_value_usdt",
+     "Total collateral value in USDT (TotalCollateralValueInUSDT)."),
+    ("total_open_order_loss_usdt", "binance_margin_total_open_order_loss_usdt",
+     "Total open order loss in USDT (totalOpenOrderLossInUSDT)."),
+)
+ACCOUNT_FLAGS: tuple[tuple[str, str, str], ...] = (
+    ("created", "binance_margin_created", "1 if the margin account exists (created)."),
+    ("trade_enabled", "binance_margin_trade_enabled", "1 if trading is enabled (tradeEnabled)."),
+    ("borrow_enabled", "binance_margin_borrow_enabled",
+     "1 if borrowing is enabled (borrowEnabled)."),
+    ("transfer_in_enabled", "binance_margin_transfer_in_enabled",
+     "1 if transfers into the account are enabled (transferInEnabled)."),
+    ("transfer_out_enabled", "binance_margin_transfer_out_enabled",
+     "1 if transfers out of the account are enabled (transferOutEnabled)."),
+)
+ASSET_GAUGES: tuple[tuple[str, str, str], ...] = (
+    ("free", "binance_margin_asset_free", "Free amount of the asset (userAssets[].free)."),
+    ("locked", "binance_margin_asset_locked",
+     "Locked amount of the asset (userAssets[].locked)."),
+    ("borrowed", "binance_margin_asset_borrowed",
+     "Borrowed amount of the asset (userAssets[].borrowed)."),
+    ("interest", "binance_margin_asset_interest",
+     "Interest owed on the asset (userAssets[].interest)."),
+    ("net_asset", "binance_margin_asset_net", "Net amount of the asset (userAssets[].netAsset)."),
+)
+THRESHOLDS: tuple[tuple[str, str], ...] = (
+    ("normal", "normal_bar"),
+    ("margin_call", "margin_call_bar"),
+    ("force_liquidation", "force_liquidation_bar"),
+)
+MODES = {"MARGIN_1": "classic", "MARGIN_2": "pro"}
+
+
+class ClientState(Protocol):
+    """What the collector reads of an account's client (a ``BinanceClient``)."""
+
+    timeout: float
+
+    @property
+    def last_used_weight(self) -> int | None: ...
+
+    def backoff_until(self) -> float: ...
+
+
+@dataclass(frozen=True)
+class CrossAccount:
+    """One cross margin account: its client, its cached account and its cached margin bars."""
+
+    name: str
+    client: ClientState
+    account: Cached[MarginAccount]
+    thresholds: Cached[TradeCoeff]
+
+    @classmethod
+    def create(cls, name: str, client: BinanceClient, executor: Executor, *, ttl: float,
+               wall: Callable[[], float] | None = None) -> CrossAccount:
+        clocks = {} if wall is None else {"wall": wall}
+        return cls(
+            name, client,
+            Cached(f"account {name}", lambda deadline: cross.fetch_account(client, deadline),
+                   executor, ttl=ttl, timeout=client.timeout, **clocks),
+            Cached(f"margin bars (tradeCoeff) of account {name}",
+                   lambda deadline: cross.fetch_trade_coeff(client, deadline), executor,
+                   ttl=THRESHOLDS_REFRESH_SECONDS, error_ttl=THRESHOLDS_RETRY_SECONDS,
+                   timeout=client.timeout, **clocks),
+        )
+
+
+class CrossCollector:
+    """The families of every cross margin account."""
+
+    def __init__(self, accounts: Sequence[CrossAccount], *, include_zero_assets: bool = False,
+                 assets: Sequence[str] | None = None) -> None:
+        self.accounts = tuple(accounts)
+        self.include_zero_assets = include_zero_assets
+        self.assets = frozenset(assets) if assets else None
+
+    def _shown(self, account: MarginAccount) -> list[UserAsset]:
+        """The assets to show: non-zero ones by default, or all, or the allow-list's."""
+        if self.assets is not None:
+            return [a for a in account.assets if a.asset in self.assets]
+        if self.include_zero_assets:
+            return list(account.assets)
+        return [a for a in account.assets if not a.is_zero]
+
+    def start(self, deadline: float) -> Callable[[], Iterator[Metric]]:
+        flights = [a.account.start(deadline) for a in self.accounts]
+        return lambda: self._families(
+            [a.account.wait(f, deadline) for a, f in zip(self.accounts, flights, strict=True)])
+
+    def collect(self, deadline: float) -> Iterator[Metric]:
+        """Fetch (or take from the cache) and build, for this product alone."""
+        return self.start(deadline)()
+
+    def _families(self, results: Sequence[Result[MarginAccount]]) -> Iterator[Metric]:
+        acc, asset_l = ["account"], ["account", "asset"]
+        up = GaugeMetricFamily(
+            "binance_margin_up",
+            "1 if the last fetch of GET /sapi/v1/margin/account succeeded, else 0.", labels=acc)
+        gauges = [GaugeMetricFamily(name, help_, labels=acc) for _, name, help_ in ACCOUNT_GAUGES]
+        flags = [GaugeMetricFamily(name, help_, labels=acc) for _, name, help_ in ACCOUNT_FLAGS]
+        info = GaugeMetricFamily(
+            "binance_margin_account_info",
+            "Account type (accountType: MARGIN_1 classic, MARGIN_2 pro); always 1.",
+            labels=["account", "account_type", "mode"])
+        thresholds = GaugeMetricFamily(
+            "binance_margin_level_threshold",
+            "This account's margin level bars (GET /sapi/v1/margin/tradeCoeff: normalBar, "
+            "marginCallBar, forceLiquidationBar).", labels=["account", "threshold"])
+        asset_families = [GaugeMetricFamily(name, help_, labels=asset_l)
+                          for _, name, help_ in ASSET_GAUGES]
+        duration = GaugeMetricFamily("binance_margin_scrape_duration_seconds",
+                                     "Duration of the last account fetch from Binance.",
+                                     labels=acc)
+        errors = CounterMetricFamily("binance_margin_scrape_errors",
+                                     "Failed account fetches, by reason.",
+                                     labels=["account", "reason"])
+        last_ok = GaugeMetricFamily("binance_margin_last_success_timestamp_seconds",
+                                    "Unix time of the last successful account fetch.", labels=acc)
+        backoff = GaugeMetricFamily(
+            "binance_margin_backoff_until_timestamp_seconds",
+            "Unix time until which no request is sent for this account (rate limit, ban, "
+            "weight near the limit, or rejected credentials); 0 when none.", labels=acc)
+        weight = GaugeMetricFamily(
+            "binance_margin_api_ip_weight_used_1m",
+            "IP request weight used this minute, as last reported by Binance "
+            "(X-SAPI-USED-IP-WEIGHT-1M; the limit is 12000).", labels=acc)
+
+        for entry, result in zip(self.accounts, results, strict=True):
+            name = entry.name
+            account = result.value
+            up.add_metric([name], 0.0 if account is None else 1.0)
+            if account is not None:
+                for (attr, _, _), family in zip(ACCOUNT_GAUGES, gauges, strict=True):
+                    value = getattr(account, attr)
+                    if value is not None:
+                        family.add_metric([name], value)
+                for (attr, _, _), family in zip(ACCOUNT_FLAGS, flags, strict=True):
+                    flag = getattr(account, attr)
+                    if flag is not None:
+                        family.add_metric([name], 1.0 if flag else 0.0)
+                if account.account_type is not None:
+                    mode = MODES.get(account.account_type, "unknown")
+                    info.add_metric([name, account.account_type, mode], 1.0)
+                for asset in self._shown(account):
+                    for (attr, _, _), family in zip(ASSET_GAUGES, asset_families, strict=True):
+                        family.add_metric([name, asset.asset], getattr(asset, attr))
+                # The bars are refreshed (in the background) while the account answers, and
+                # shown only with the account's values, never beside an up 0.
+                coeff = entry.thresholds.latest()
+                if coeff is not None:
+                    for label, attr in THRESHOLDS:
+                        thresholds.add_metric([name, label], getattr(coeff, attr))
+            duration.add_metric([name], result.duration)
+            for reason in ERROR_REASONS:
+                errors.add_metric([name, reason], float(entry.account.errors[reason]))
+            if entry.account.last_success is not None:
+                last_ok.add_metric([name], entry.account.last_success)
+            backoff.add_metric([name], entry.client.backoff_until())
+            used = entry.client.last_used_weight
+            if used is not None:
+                weight.add_metric([name], float(used))
+
+        for family in (up, *gauges, *flags, info, thresholds, *asset_families, duration, errors,
+                       last_ok, backoff, weight):
+            if family.samples:
+                yield family
