@@ -40,11 +40,11 @@ def fixture_json(name: str) -> dict:
     return json.loads((FIXTURES / name).read_text())
 
 
-def require_tool(name: str) -> str:
+def require_tool(name: str, hint: str = "Debian: apt-get install prometheus") -> str:
     """Path of an external tool. Missing: a skip on a workstation, a failure under CI=true."""
     path = shutil.which(name)
     if path is None:
-        message = f"{name} is not installed (Debian: apt-get install prometheus)"
+        message = f"{name} is not installed ({hint})"
         if os.environ.get("CI") == "true":
             pytest.fail(f"{message}; CI must install it")
         pytest.skip(message)

@@ -371,3 +371,108 @@ def test_a_second_ban_after_the_first_expired_logs_again(mock, caplog):
             fetch_account(client)
         clock.now += 61
     assert len([r for r in caplog.records if r.levelname == "ERROR"]) == 2
+
+
+@pytest.mark.parametrize(("header", "seconds"), [("0", 1), ("-5", 1), ("0.2", 1), ("30", 30),
+                                                 ("inf", 259200), ("1e20", 259200),
+                                                 ("nan", 60), ("soon", 60), (None, 60)])
+def test_retry_after_is_bounded_to_one_second_and_three_days(mock, header, seconds):
+    clock = Clock()
+    client = make(clock)
+    headers = {} if header is None else {"Retry-After": header}
+    mock.get(BASE + ACCOUNT_PATH, status_code=429, headers=headers,
+             json={"code": -1003, "msg": "Too many requests"})
+    with pytest.raises(UpstreamError):
+        fetch_account(client)
+    assert client.backoff_until() - clock.now == pytest.approx(seconds)
+
+
+def test_1003_with_a_plain_4xx_blocks_every_account_on_the_ip(mock):
+    clock = Clock()
+    upstream = Upstream(BASE, wall=clock)
+    first = BinanceClient(upstream, API_KEY, HmacSigner(SECRET), wall=clock, background=inline)
+    second = BinanceClient(upstream, "k2", HmacSigner("s2"), wall=clock, background=inline)
+    mock.get(BASE + ACCOUNT_PATH, status_code=400, headers={"Retry-After": "20"},
+             json={"code": -1003, "msg": "Too much request weight used"})
+    with pytest.raises(UpstreamError) as info:
+        fetch_account(first)
+    assert info.value.reason == "rate_limited" and info.value.sent
+    with pytest.raises(UpstreamError) as info:
+        fetch_account(second)
+    assert info.value.reason == "rate_limited" and not info.value.sent
+    assert second.backoff_until() == pytest.approx(clock.now + 20)
+
+
+def test_a_success_resets_the_auth_back_off(mock):
+    clock = Clock()
+    client = make(clock)
+    bad = {"status_code": 401, "json": {"code": -2015, "msg": "Invalid API-key"}}
+    mock.get(BASE + ACCOUNT_PATH, [bad, bad, {"json": ACCOUNT}, bad])
+    for delay in (15, 30):
+        with pytest.raises(UpstreamError):
+            fetch_account(client)
+        assert client.backoff_until() - clock.now == delay
+        clock.now += delay + 1
+    fetch_account(client)
+    assert client.backoff_until() == 0.0
+    with pytest.raises(UpstreamError):
+        fetch_account(client)
+    assert client.backoff_until() - clock.now == 15  # from the start again, not 60
+
+
+def test_a_failed_clock_sync_is_retried_at_the_next_request(mock):
+    mock.get(BASE + TIME_PATH, [{"status_code": 503, "text": "busy"},
+                                {"json": {"serverTime": 1_700_000_000_000}}])
+    mock.get(BASE + ACCOUNT_PATH, json=ACCOUNT)
+    client = make()
+    fetch_account(client)  # the sync fails; the request goes on with the local clock
+    fetch_account(client)  # and the next one syncs again, not five minutes later
+    assert len([r for r in mock.request_history if r.path == TIME_PATH.lower()]) == 2
+    fetch_account(client)
+    assert len([r for r in mock.request_history if r.path == TIME_PATH.lower()]) == 2
+
+
+@pytest.mark.parametrize(("used", "throttled"), [(9599, False), (9600, True), (9601, True)])
+def test_soft_limit_boundary_and_pause_until_the_next_minute(mock, used, throttled):
+    clock = Clock(1_700_000_000.0)  # 1_700_000_000_000 ms: 20 s past a minute
+    upstream = Upstream(BASE, wall=clock, soft_limit=9600)
+    client = BinanceClient(upstream, API_KEY, HmacSigner(SECRET), wall=clock, background=inline)
+    mock.get(BASE + ACCOUNT_PATH, json=ACCOUNT,
+             headers={"x-sapi-used-ip-weight-1m": str(used)})
+    fetch_account(client)
+    if not throttled:
+        assert client.backoff_until() == 0.0
+        fetch_account(client)
+        return
+    # until the next minute of Binance's clock (40 s away), plus a second for clock error
+    assert client.backoff_until() == pytest.approx(clock.now + 41)
+    with pytest.raises(UpstreamError) as info:
+        fetch_account(client)
+    assert info.value.reason == "throttled" and not info.value.sent
+
+
+def test_api_weight_is_kept_on_its_own_gate(mock):
+    clock = Clock()
+    client = make(clock)
+    mock.get(BASE + TIME_PATH, json={"serverTime": 1_700_000_000_000},
+             headers={"x-mbx-used-weight-1m": "4800"})
+    client.sync_time()  # /api: 4800 of 6000 is the /api soft limit (80 %)
+    assert client.upstream.gates["X-MBX-USED-WEIGHT-1M"].backoff_until() > 0
+    assert client.upstream.gate.backoff_until() == 0.0  # /sapi is another budget
+    mock.get(BASE + ACCOUNT_PATH, json=ACCOUNT)
+    fetch_account(client)
+
+
+def test_a_rate_limit_never_replaces_an_active_ban(mock):
+    clock = Clock()
+    client = make(clock)
+    mock.get(BASE + ACCOUNT_PATH, status_code=418, headers={"Retry-After": "600"},
+             json={"code": -1003, "msg": "banned"})
+    with pytest.raises(UpstreamError):
+        fetch_account(client)
+    client.upstream.gate.block(30, "rate_limited")
+    client.upstream.gate.note_weight(11000, 1_700_000_000_000)
+    with pytest.raises(UpstreamError) as info:
+        fetch_account(client)
+    assert info.value.reason == "banned"
+    assert client.backoff_until() == pytest.approx(clock.now + 600)

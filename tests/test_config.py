@@ -43,6 +43,7 @@ ACCOUNT = "accounts: [{name: main, api_key: k, api_secret: s}]\n"
         ("assets: [BTC, 3]\n" + ACCOUNT, "assets[1]: expected a non-empty string"),
         ("base_url: ftp://x\n" + ACCOUNT, "base_url: expected an http(s) URL"),
         ("ip_weight_soft_limit: 20000\n" + ACCOUNT, "ip_weight_soft_limit: must be between"),
+        ("fetch_concurrency: 0\n" + ACCOUNT, "fetch_concurrency: must be between 1 and 256"),
         ("accounts: main\n", "accounts: expected a non-empty list"),
         ("accounts: [main]\n", "accounts[0]: expected a mapping"),
         ("accounts: [{api_key: k, api_secret: s}]\n", "accounts[0].name: expected a non-empty"),
@@ -161,6 +162,30 @@ def test_private_key_account(tmp_path):
     assert account.private_key_pem.startswith(b"-----BEGIN") and account.api_secret is None
 
 
+def test_relative_private_key_file_is_read_beside_the_config(tmp_path, monkeypatch):
+    (tmp_path / "keys").mkdir()
+    secret_file(tmp_path / "keys", "key.pem", "-----BEGIN PRIVATE KEY-----")
+    path = write(tmp_path, "accounts: [{name: a, api_key: k, private_key_file: keys/key.pem}]\n")
+    monkeypatch.chdir("/")  # not the config's directory
+    (account,) = load_settings(path, {}).accounts
+    assert account.private_key_pem.startswith(b"-----BEGIN PRIVATE KEY-----")
+
+
+def test_private_key_and_passphrase_from_the_environment(tmp_path):
+    env = {"BINANCE_API_KEY": "k",
+           "BINANCE_PRIVATE_KEY_FILE": secret_file(tmp_path, "key.pem", "-----BEGIN"),
+           "BINANCE_PRIVATE_KEY_PASSPHRASE_FILE": secret_file(tmp_path, "pass", "horse")}
+    (account,) = load_settings(None, env).accounts
+    assert account.private_key_pem.startswith(b"-----BEGIN")
+    assert account.private_key_passphrase == b"horse"  # the file's final newline dropped
+
+
+def test_fetch_concurrency(tmp_path):
+    assert load_settings(write(tmp_path, ACCOUNT), {}).fetch_concurrency == 64
+    path = write(tmp_path, "fetch_concurrency: 8\n" + ACCOUNT)
+    assert load_settings(path, {}).fetch_concurrency == 8
+
+
 def test_web_config(tmp_path):
     (tmp_path / "c.pem").write_text("x")
     (tmp_path / "k.pem").write_text("x")
@@ -193,6 +218,8 @@ def test_web_config(tmp_path):
         ("basic_auth_users: {prom: plaintext}\n", "basic_auth_users.prom: expected a bcrypt"),
         ("basic_auth_users: {prom: $2b$10$short}\n", "basic_auth_users.prom: expected a bcrypt"),
         ("tls: {}\n", "tls: unknown key"),
+        ("tls_server_config: {cert_file: c.pem, key_file: c.pem, cipher_suites: [x]}\n",
+         "tls_server_config.cipher_suites: unknown key"),
     ],
 )
 def test_bad_web_config(tmp_path, yaml_text, message):

@@ -1,10 +1,11 @@
-"""Deployment files: strict offline Kubernetes schemas, the kustomizations, the pod's security,
-the compose stack and the Dockerfile."""
+"""Deployment files: what ``kubectl kustomize`` builds, through the strict offline Kubernetes
+schemas; the kustomizations, the pod's security, the compose stack and the Dockerfile."""
 
 from __future__ import annotations
 
 import copy
 import re
+import shutil
 import subprocess
 
 import kubernetes_validate
@@ -12,95 +13,72 @@ import pytest
 import yaml
 
 from binance_margin_exporter import __version__
-from tests.helpers import ROOT
+from tests.helpers import ROOT, require_tool
 
 K8S = ROOT / "deploy" / "kubernetes"
 BASE = K8S / "base"
 CRD_KINDS = {"ServiceMonitor", "PrometheusRule"}
-
-
-def load(path):
-    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+KUBECTL_HINT = "scripts/install-k8s-tools.sh installs kubectl and helm"
 
 
 def kustomization(directory):
     return yaml.safe_load((directory / "kustomization.yaml").read_text())
 
 
-def base_resources() -> list[dict]:
-    docs = []
-    for name in kustomization(BASE)["resources"]:
-        docs += load(BASE / name)
-    return docs
+def kustomize(directory) -> list[dict]:
+    """The objects ``kubectl kustomize`` builds from ``directory`` (kubectl's own kustomize)."""
+    kubectl = require_tool("kubectl", KUBECTL_HINT)
+    result = subprocess.run([kubectl, "kustomize", str(directory)], capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
 
 
-def generated_configmap() -> dict:
-    generator = kustomization(BASE)["configMapGenerator"][0]
-    data = {name: (BASE / name).read_text() for name in generator["files"]}
-    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": generator["name"]},
-            "data": data}
+@pytest.fixture(scope="module")
+def root_build(tmp_path_factory) -> list[dict]:
+    """The root kustomization (base + the Secret from files), as a user who created the two
+    secret files gets it."""
+    tree = tmp_path_factory.mktemp("k8s") / "kubernetes"
+    shutil.copytree(K8S, tree)
+    (tree / "secrets" / "api_key").write_text("key")
+    (tree / "secrets" / "api_secret").write_text("secret")
+    return kustomize(tree)
 
 
-def generated_secret() -> dict:
-    generator = kustomization(K8S)["secretGenerator"][0]
-    keys = [entry.split("=", 1)[0] for entry in generator["files"]]
-    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": generator["name"]},
-            "type": "Opaque", "data": dict.fromkeys(keys, "c2VjcmV0")}
-
-
-def json_patch(document: dict, operations: list[dict]) -> dict:
-    """The two JSON-patch operations the demo overlay uses (RFC 6902 replace and remove)."""
-    result = copy.deepcopy(document)
-    for op in operations:
-        *parents, last = op["path"].strip("/").split("/")
-        node = result
-        for part in parents:
-            node = node[int(part)] if isinstance(node, list) else node[part]
-        key = int(last) if isinstance(node, list) else last
-        if op["op"] == "replace":
-            node[key] = op["value"]
-        elif op["op"] == "remove":
-            del node[key]
-        else:
-            raise AssertionError(op["op"])
-    return result
-
-
-def deployment() -> dict:
-    return next(d for d in base_resources() if d["kind"] == "Deployment")
+def of_kind(docs: list[dict], kind: str) -> dict:
+    return next(d for d in docs if d["kind"] == kind)
 
 
 def validate(document: dict) -> None:
     kubernetes_validate.validate(document, kubernetes_validate.latest_version(), strict=True)
 
 
-@pytest.mark.parametrize("index", range(len(base_resources())))
-def test_base_manifests_pass_strict_schemas(index):
-    document = base_resources()[index]
-    if document["kind"] in CRD_KINDS:
-        assert document["apiVersion"] == "monitoring.coreos.com/v1"
-        return  # not in the Kubernetes schemas; checked below and by promtool
-    validate(document)
-
-
-def test_generated_configmap_and_secret_pass_strict_schemas():
-    validate(generated_configmap())
-    validate(generated_secret())
+def test_every_built_object_passes_strict_schemas(root_build):
+    kinds = {d["kind"] for d in root_build}
+    assert {"Deployment", "Service", "ConfigMap", "Secret", "NetworkPolicy"} <= kinds
+    for document in root_build:
+        if document["kind"] in CRD_KINDS:
+            assert document["apiVersion"] == "monitoring.coreos.com/v1"
+            continue  # not in the Kubernetes schemas; checked below and by promtool
+        validate(document)
+        assert document["metadata"]["namespace"] == "monitoring"
 
 
 def test_demo_overlay_passes_strict_schemas():
-    overlay = K8S / "overlays" / "demo"
-    patch = kustomization(overlay)["patches"][0]
-    patched = json_patch(deployment(), yaml.safe_load((overlay / patch["path"]).read_text()))
-    validate(patched)
-    container = patched["spec"]["template"]["spec"]["containers"][0]
+    docs = kustomize(K8S / "overlays" / "demo")
+    for document in docs:
+        if document["kind"] not in CRD_KINDS:
+            validate(document)
+    pod = of_kind(docs, "Deployment")["spec"]["template"]["spec"]
+    container = pod["containers"][0]
     assert "--demo" in container["args"]
     assert "env" not in container
-    assert all(v["name"] != "credentials" for v in patched["spec"]["template"]["spec"]["volumes"])
+    assert all(v["name"] != "credentials" for v in pod["volumes"])
+    assert "Secret" not in {d["kind"] for d in docs}
 
 
-def test_a_broken_manifest_would_fail():
-    broken = copy.deepcopy(deployment())
+def test_a_broken_manifest_would_fail(root_build):
+    broken = copy.deepcopy(of_kind(root_build, "Deployment"))
     broken["spec"]["template"]["spec"]["containers"][0]["securityContext"]["runAsNonRot"] = True
     with pytest.raises(kubernetes_validate.ValidationError):
         validate(broken)
@@ -124,8 +102,8 @@ def test_kustomizations_list_every_file():
     assert kustomization(overlay)["resources"] == ["../../base"]
 
 
-def test_pod_meets_the_restricted_pod_security_standard():
-    spec = deployment()["spec"]["template"]["spec"]
+def test_pod_meets_the_restricted_pod_security_standard(root_build):
+    spec = of_kind(root_build, "Deployment")["spec"]["template"]["spec"]
     assert spec["securityContext"]["runAsNonRoot"] is True
     assert spec["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
     assert spec["automountServiceAccountToken"] is False
@@ -147,14 +125,16 @@ def test_pod_meets_the_restricted_pod_security_standard():
         for env in container.get("env", []):
             assert "value" not in env or env["name"].endswith("_FILE")
     volumes = {v["name"]: v for v in spec["volumes"]}
-    assert volumes["credentials"]["secret"]["secretName"] == generated_secret()["metadata"][
-        "name"]
-    assert volumes["config"]["configMap"]["name"] == generated_configmap()["metadata"]["name"]
+    # kustomize renames generated objects (hash suffix) and the references to them alike
+    assert volumes["credentials"]["secret"]["secretName"] == of_kind(root_build, "Secret")[
+        "metadata"]["name"]
+    assert volumes["config"]["configMap"]["name"] == of_kind(root_build, "ConfigMap")[
+        "metadata"]["name"]
 
 
-def test_service_servicemonitor_and_networkpolicy_fit_together():
-    docs = {d["kind"]: d for d in base_resources()}
-    pod_labels = deployment()["spec"]["template"]["metadata"]["labels"]
+def test_service_servicemonitor_and_networkpolicy_fit_together(root_build):
+    docs = {d["kind"]: d for d in root_build}
+    pod_labels = docs["Deployment"]["spec"]["template"]["metadata"]["labels"]
     service = docs["Service"]
     assert service["spec"]["ports"][0]["name"] == "metrics"
     assert all(pod_labels.get(k) == v for k, v in service["spec"]["selector"].items())
@@ -168,11 +148,11 @@ def test_service_servicemonitor_and_networkpolicy_fit_together():
     assert sorted({p["port"] for r in policy["egress"] for p in r["ports"]}) == [53, 443]
 
 
-def test_exporter_config_in_the_configmap_is_valid(tmp_path):
+def test_exporter_config_in_the_configmap_is_valid(tmp_path, root_build):
     from binance_margin_exporter.config import load_settings
 
     path = tmp_path / "config.yml"
-    path.write_text(generated_configmap()["data"]["config.yml"])
+    path.write_text(of_kind(root_build, "ConfigMap")["data"]["config.yml"])
     key, secret = tmp_path / "k", tmp_path / "s"
     key.write_text("k")
     secret.write_text("s")
