@@ -19,10 +19,14 @@ from prometheus_client.metrics_core import Metric
 from binance_margin_exporter import __version__
 from binance_margin_exporter.binance.errors import UpstreamError
 from binance_margin_exporter.binance.limits import Upstream
+from binance_margin_exporter.binance.prices import fetch_prices
 from binance_margin_exporter.binance.signing import make_signer
 from binance_margin_exporter.binance.transport import BinanceClient
+from binance_margin_exporter.collectors.cache import Cached
 from binance_margin_exporter.collectors.cross import CrossAccount, CrossCollector
-from binance_margin_exporter.collectors.exporter import Exporter
+from binance_margin_exporter.collectors.exporter import Exporter, Product
+from binance_margin_exporter.collectors.isolated import IsolatedCollector, IsolatedSource
+from binance_margin_exporter.collectors.prices import PricesCollector
 from binance_margin_exporter.config import (
     ConfigError,
     Settings,
@@ -88,7 +92,7 @@ def build_exporter(settings: Settings) -> Exporter:
     upstream = Upstream(settings.base_url, soft_limit=settings.ip_weight_soft_limit)
     executor = ThreadPoolExecutor(max_workers=settings.fetch_concurrency,
                                   thread_name_prefix="fetch")
-    accounts = []
+    accounts, isolated, clients = [], [], []
     for account in settings.accounts:
         try:
             signer = make_signer(account.api_secret, account.private_key_pem,
@@ -104,11 +108,25 @@ def build_exporter(settings: Settings) -> Exporter:
             timeout=settings.request_timeout_seconds,
             max_response_bytes=settings.max_response_bytes,
         )
-        accounts.append(CrossAccount.create(account.name, client, executor,
-                                            ttl=settings.cache_ttl_seconds))
-    cross = CrossCollector(accounts, include_zero_assets=settings.include_zero_assets,
-                           assets=settings.assets)
-    return Exporter([cross], request_timeout=settings.request_timeout_seconds,
+        clients.append(client)
+        ttl = settings.cache_ttl_seconds
+        accounts.append(CrossAccount.create(account.name, client, executor, ttl=ttl,
+                                            interest_rates=settings.interest_rates))
+        if account.isolated:
+            isolated.append(IsolatedSource.create(account.name, client, executor, ttl=ttl,
+                                                  interest_rates=settings.interest_rates))
+    products: list[Product] = [
+        CrossCollector(accounts, include_zero_assets=settings.include_zero_assets,
+                       assets=settings.assets),
+    ]
+    if isolated:
+        products.append(IsolatedCollector(isolated))
+    if settings.usdt_values and clients:
+        # public data, one fetch for every account on the host (unsigned: any client will do)
+        prices = Cached("prices", lambda deadline: fetch_prices(clients[0], deadline), executor,
+                        ttl=settings.cache_ttl_seconds, timeout=settings.request_timeout_seconds)
+        products.append(PricesCollector(prices))
+    return Exporter(products, request_timeout=settings.request_timeout_seconds,
                     executor=executor)
 
 

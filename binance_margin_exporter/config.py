@@ -40,6 +40,7 @@ class AccountConfig:
     private_key_pem: bytes | None = None
     private_key_passphrase: bytes | None = None
     source: str = "accounts[0]"  # where it was configured, for error messages
+    isolated: bool = True  # also read the account's isolated margin pairs
 
     def __repr__(self) -> str:
         kind = "hmac" if self.api_secret is not None else "private_key"
@@ -58,6 +59,8 @@ class Settings:
     max_response_bytes: int = 16 * 1024 * 1024
     ip_weight_soft_limit: int = 9600
     fetch_concurrency: int = 64
+    usdt_values: bool = True  # GET /api/v3/ticker/price once per cache interval
+    interest_rates: bool = True  # GET /sapi/v1/margin/next-hourly-interest-rate hourly
 
 
 @dataclass(frozen=True)
@@ -174,6 +177,7 @@ ACCOUNT_KEYS = {
     "api_secret_file",
     "private_key_file",
     "private_key_passphrase_file",
+    "isolated",
 }
 
 
@@ -216,7 +220,11 @@ def _account(values: Mapping[str, Any], where: str, base: Path | None) -> Accoun
             key = f"{where}.private_key_passphrase_file"
             passphrase = read_secret_file(values["private_key_passphrase_file"], key, base=base)
             passphrase = passphrase.rstrip(b"\r\n")
-    return AccountConfig(name, api_key, api_secret, pem, passphrase, source=where)
+    isolated = True
+    if values.get("isolated") is not None:
+        isolated = _boolean(values["isolated"], f"{where}.isolated")
+    return AccountConfig(name, api_key, api_secret, pem, passphrase, source=where,
+                         isolated=isolated)
 
 
 def _env_account(env: Mapping[str, str]) -> AccountConfig | None:
@@ -255,6 +263,8 @@ SETTINGS_KEYS = {
     "max_response_bytes",
     "ip_weight_soft_limit",
     "fetch_concurrency",
+    "usdt_values",
+    "interest_rates",
     "accounts",
 }
 
@@ -304,6 +314,9 @@ def load_settings(
         kwargs["cache_ttl_seconds"] = _number(
             raw["cache_ttl_seconds"], "cache_ttl_seconds", minimum=0, maximum=3600
         )
+    for flag in ("usdt_values", "interest_rates"):
+        if flag in raw:
+            kwargs[flag] = _boolean(raw[flag], flag)
     if "include_zero_assets" in raw:
         kwargs["include_zero_assets"] = _boolean(raw["include_zero_assets"], "include_zero_assets")
     if "max_response_bytes" in raw:

@@ -40,6 +40,18 @@ def test_demo_needs_no_keys_and_shows_a_realistic_account():
         assert values[("process_start_time_seconds", ())] > time.time() - 600
         assert values[("process_resident_memory_bytes", ())] > 10 * 2**20
         assert values[("process_open_fds", ())] >= 3
+        # the whole margin picture: isolated pairs, values in USDT, the cost of borrowing
+        pairs = {dict(k[1])["symbol"] for k in values if k[0] == "binance_margin_isolated_level"}
+        assert pairs == {"BTCUSDT", "ETHUSDT", "BNBUSDT"}
+        prices = {dict(k[1])["asset"]: v for k, v in values.items()
+                  if k[0] == "binance_margin_asset_price_usdt"}
+        assert prices["USDT"] == 1.0 and prices["BTC"] > 1000
+        assert "AVAX" in prices and "TRY" in prices  # via BTC, and quoted as USDTTRY
+        assert "XDEL" not in prices and "XDEL" in assets  # no route: no price, never 0
+        assert values[("binance_margin_total_liability_usdt", (("account", "demo"),))] > 0
+        rates = wait_for(lambda: [k for k in sample_values(exporter.metrics())
+                                  if k[0] == "binance_margin_asset_interest_rate_hourly"])
+        assert {dict(k[1])["asset"] for k in rates} == {"USDT", "ETH", "BNB", "SOL"}
         assert exporter.stop() == 0
 
 
@@ -60,7 +72,34 @@ def test_every_value_matches_the_upstream_json(simulator):
             assert values[("binance_margin_asset_net", labels)] == float(asset["netAsset"])
             assert values[("binance_margin_asset_interest", labels)] == float(asset["interest"])
         assert len([k for k in values if k[0] == "binance_margin_asset_free"]) == 12
+        isolated = json.loads(simulator.isolated.body())
+        for pair in isolated["assets"]:
+            key = (("account", "default"), ("symbol", pair["symbol"]))
+            assert values[("binance_margin_isolated_liquidation_price", key)] == float(
+                pair["liquidatePrice"])
+            assert values[("binance_margin_isolated_index_price", key)] == float(
+                pair["indexPrice"])
+            quote = pair["quoteAsset"]
+            side = (("account", "default"), ("asset", "USDT"), ("symbol", pair["symbol"]))
+            assert values[("binance_margin_isolated_asset_borrowed", side)] == float(
+                quote["borrowed"])
+        assert values[("binance_margin_isolated_total_liability_btc", acc)] == float(
+            isolated["totalLiabilityOfBtc"])
         assert exporter.stop() == 0
+
+
+def test_isolated_false_turns_the_isolated_fetch_off(simulator, tmp_path):
+    config = tmp_path / "config.yml"
+    config.write_text(
+        f"base_url: {simulator.base_url}\nusdt_values: false\n"
+        f"accounts:\n  - {{name: a, api_key: {API_KEY}, api_secret: {SECRET}, isolated: false}}\n")
+    with exporter_process(["--config", str(config)], {}) as exporter:
+        text = exporter.metrics()
+        assert 'binance_margin_up{account="a"} 1.0' in text
+        assert "binance_margin_isolated_" not in text and "binance_margin_prices_up" not in text
+        assert exporter.stop() == 0
+    assert simulator.counts["/sapi/v1/margin/isolated/account"] == 0
+    assert simulator.counts["/api/v3/ticker/price"] == 0
 
 
 def test_two_accounts_from_a_config_file(simulator, tmp_path):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any
 
 from binance_margin_exporter.binance.errors import UpstreamError, invalid
@@ -31,6 +32,26 @@ def to_number(value: Any, where: str) -> float:
     if not math.isfinite(number):
         raise invalid(f"{where}: not a finite number: {str(value)[:40]!r}")
     return number + 0.0  # -0.0 + 0.0 == 0.0: no "-0" in the exposition
+
+
+def decimal(value: float) -> Decimal:
+    """A parsed number back as the decimal Binance wrote (``repr`` gives the shortest string
+    that reads back as the same float: Binance's 8-decimal strings come back unchanged)."""
+    return Decimal(repr(value))
+
+
+def times(*factors: float) -> float:
+    """The product of parsed numbers in decimal arithmetic, rounded once to a float:
+    2144.83333328 x 95 is 203759.1666616, where float arithmetic says 203759.16666159997."""
+    product = Decimal(1)
+    for factor in factors:
+        product *= decimal(factor)
+    return float(product)
+
+
+def plus(*terms: float) -> float:
+    """A sum of parsed numbers in decimal arithmetic, rounded once to a float."""
+    return float(sum((decimal(term) for term in terms), Decimal(0)))
 
 
 def number(raw: Mapping[str, Any], key: str, where: str = "") -> float:

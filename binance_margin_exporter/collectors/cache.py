@@ -56,6 +56,7 @@ class Cached(Generic[T]):
         *,
         ttl: float,
         error_ttl: float | None = None,
+        ttl_of: Callable[[T], float] | None = None,
         timeout: float = 5.0,
         monotonic: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
@@ -65,6 +66,7 @@ class Cached(Generic[T]):
         self._executor = executor
         self.ttl = ttl
         self.error_ttl = ttl if error_ttl is None else error_ttl
+        self.ttl_of = ttl_of  # a value's own ttl, where it depends on the value
         self.timeout = timeout
         self._monotonic = monotonic
         self._wall = wall
@@ -78,8 +80,18 @@ class Cached(Generic[T]):
     def _fresh(self, result: Result[T] | None) -> bool:
         if result is None:
             return False
-        ttl = self.ttl if result.error is None else self.error_ttl
+        if result.error is not None:
+            ttl = self.error_ttl
+        elif self.ttl_of is not None:
+            ttl = self.ttl_of(result.value)  # type: ignore[arg-type]
+        else:
+            ttl = self.ttl
         return self._monotonic() - result.started < ttl
+
+    def invalidate(self) -> None:
+        """Forget the cached result: the next caller fetches (or joins a fetch under way)."""
+        with self._lock:
+            self._result = None
 
     def start(self, deadline: float) -> _Flight[T]:
         """The cached result if fresh, else the fetch under way, else a new fetch."""

@@ -14,7 +14,9 @@ Example output for one account (``include_zero_assets: false``)::
 
 Each scrape builds fresh families (no state carries over, so a sold asset disappears). A failed
 fetch yields ``up 0``, a counted error and no account values at all, never old ones. The margin
-bars (``tradeCoeff``) are refreshed in the background every 5 minutes and never delay a scrape.
+bars (``tradeCoeff``) are refreshed in the background every 5 minutes and the interest rates
+hourly (:mod:`.interest`): neither delays a scrape. Values in USDT use the scrape's one price
+snapshot (:mod:`.prices`) and are left out when it has no price.
 """
 
 from __future__ import annotations
@@ -29,7 +31,10 @@ from prometheus_client.metrics_core import Metric
 
 from binance_margin_exporter.binance import cross
 from binance_margin_exporter.binance.cross import MarginAccount, TradeCoeff, UserAsset
+from binance_margin_exporter.binance.fields import plus, times
 from binance_margin_exporter.collectors.cache import ERROR_REASONS, Cached, Result
+from binance_margin_exporter.collectors.interest import HourlyRates
+from binance_margin_exporter.collectors.scrape import Scrape
 
 if TYPE_CHECKING:
     from binance_margin_exporter.binance.transport import BinanceClient
@@ -101,9 +106,11 @@ class CrossAccount:
     client: ClientState
     account: Cached[MarginAccount]
     thresholds: Cached[TradeCoeff]
+    rates: HourlyRates | None = None  # None: interest rates turned off
 
     @classmethod
     def create(cls, name: str, client: BinanceClient, executor: Executor, *, ttl: float,
+               interest_rates: bool = True,
                wall: Callable[[], float] | None = None) -> CrossAccount:
         clocks = {} if wall is None else {"wall": wall}
         return cls(
@@ -114,6 +121,8 @@ class CrossAccount:
                    lambda deadline: cross.fetch_trade_coeff(client, deadline), executor,
                    ttl=THRESHOLDS_REFRESH_SECONDS, error_ttl=THRESHOLDS_RETRY_SECONDS,
                    timeout=client.timeout, **clocks),
+            HourlyRates(f"interest rates of account {name}", client, executor, isolated=False,
+                        **clocks) if interest_rates else None,
         )
 
 
@@ -134,16 +143,19 @@ class CrossCollector:
             return list(account.assets)
         return [a for a in account.assets if not a.is_zero]
 
-    def start(self, deadline: float) -> Callable[[], Iterator[Metric]]:
+    def start(self, scrape: Scrape) -> Callable[[], Iterator[Metric]]:
+        deadline = scrape.deadline
         flights = [a.account.start(deadline) for a in self.accounts]
         return lambda: self._families(
-            [a.account.wait(f, deadline) for a, f in zip(self.accounts, flights, strict=True)])
+            [a.account.wait(f, deadline) for a, f in zip(self.accounts, flights, strict=True)],
+            scrape)
 
     def collect(self, deadline: float) -> Iterator[Metric]:
         """Fetch (or take from the cache) and build, for this product alone."""
-        return self.start(deadline)()
+        return self.start(Scrape(deadline))()
 
-    def _families(self, results: Sequence[Result[MarginAccount]]) -> Iterator[Metric]:
+    def _families(self, results: Sequence[Result[MarginAccount]],
+                  scrape: Scrape) -> Iterator[Metric]:
         acc, asset_l = ["account"], ["account", "asset"]
         up = GaugeMetricFamily(
             "binance_margin_up",
@@ -172,6 +184,24 @@ class CrossCollector:
             "binance_margin_backoff_until_timestamp_seconds",
             "Unix time until which no request is sent for this account (rate limit, ban, "
             "weight near the limit, or rejected credentials); 0 when none.", labels=acc)
+        net_usdt = GaugeMetricFamily(
+            "binance_margin_asset_net_usdt",
+            "Net amount of the asset in USDT (netAsset x binance_margin_asset_price_usdt).",
+            labels=asset_l)
+        liability_usdt = GaugeMetricFamily(
+            "binance_margin_asset_liability_usdt",
+            "Debt in the asset, in USDT ((borrowed + interest) x binance_margin_asset_price_usdt).",
+            labels=asset_l)
+        total_net_usdt = GaugeMetricFamily(
+            "binance_margin_total_net_asset_usdt",
+            "Total net assets in USDT (totalNetAssetOfBtc x BTCUSDT).", labels=acc)
+        total_liability_usdt = GaugeMetricFamily(
+            "binance_margin_total_liability_usdt",
+            "Total liabilities in USDT (totalLiabilityOfBtc x BTCUSDT).", labels=acc)
+        rate = GaugeMetricFamily(
+            "binance_margin_asset_interest_rate_hourly",
+            "Next hourly interest rate of a borrowed asset (GET "
+            "/sapi/v1/margin/next-hourly-interest-rate, fetched hourly).", labels=asset_l)
         weight = GaugeMetricFamily(
             "binance_margin_api_ip_weight_used_1m",
             "IP request weight used this minute, as last reported by Binance "
@@ -194,8 +224,23 @@ class CrossCollector:
                     mode = MODES.get(account.account_type, "unknown")
                     info.add_metric([name, account.account_type, mode], 1.0)
                 for asset in self._shown(account):
+                    key = [name, asset.asset]
                     for (attr, _, _), family in zip(ASSET_GAUGES, asset_families, strict=True):
-                        family.add_metric([name, asset.asset], getattr(asset, attr))
+                        family.add_metric(key, getattr(asset, attr))
+                    price = scrape.usdt(asset.asset)
+                    if price is not None:
+                        net_usdt.add_metric(key, times(asset.net_asset, price))
+                        liability_usdt.add_metric(
+                            key, times(plus(asset.borrowed, asset.interest), price))
+                btc = scrape.usdt("BTC")
+                if btc is not None:
+                    total_net_usdt.add_metric([name], times(account.total_net_asset_btc, btc))
+                    total_liability_usdt.add_metric([name],
+                                                    times(account.total_liability_btc, btc))
+                if entry.rates is not None:
+                    borrowed = [a.asset for a in account.assets if a.borrowed > 0]
+                    for asset_name, value in entry.rates.latest(borrowed).items():
+                        rate.add_metric([name, asset_name], value)
                 # The bars are refreshed (in the background) while the account answers, and
                 # shown only with the account's values, never beside an up 0.
                 coeff = entry.thresholds.latest()
@@ -212,7 +257,8 @@ class CrossCollector:
             if used is not None:
                 weight.add_metric([name], float(used))
 
-        for family in (up, *gauges, *flags, info, thresholds, *asset_families, duration, errors,
-                       last_ok, backoff, weight):
+        for family in (up, *gauges, *flags, info, thresholds, *asset_families, net_usdt,
+                       liability_usdt, total_net_usdt, total_liability_usdt, rate, duration,
+                       errors, last_ok, backoff, weight):
             if family.samples:
                 yield family

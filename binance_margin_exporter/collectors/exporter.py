@@ -17,14 +17,16 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
 from binance_margin_exporter import __version__
+from binance_margin_exporter.collectors.scrape import Scrape
 
 SCRAPE_MARGIN_SECONDS = 0.5  # kept back from Prometheus' timeout for rendering and the network
 
 
 class Product(Protocol):
-    def start(self, deadline: float) -> Callable[[], Iterable[Metric]]:
-        """Start this scrape's fetches; return what waits for them (until ``deadline``) and
-        builds the families. Every product starts before any is waited for."""
+    def start(self, scrape: Scrape) -> Callable[[], Iterable[Metric]]:
+        """Start this scrape's fetches; return what waits for them (until the scrape's
+        deadline) and builds the families. Every product starts before any is waited for, and
+        the families are built in the order of the products."""
         ...
 
 
@@ -48,8 +50,8 @@ class Exporter:
         self.version = version
 
     def collect(self, scrape_timeout: float | None = None) -> Iterator[Metric]:
-        deadline = time.monotonic() + scrape_budget(self.request_timeout, scrape_timeout)
-        pending = [product.start(deadline) for product in self.products]
+        scrape = Scrape(time.monotonic() + scrape_budget(self.request_timeout, scrape_timeout))
+        pending = [product.start(scrape) for product in self.products]
         for finish in pending:
             yield from finish()
         build = GaugeMetricFamily("binance_margin_exporter_build_info",

@@ -47,6 +47,8 @@ HOLDINGS = (
     ("DOT", "0.000075", "1500", "0"),
     ("FDUSD", "0.0000106", "5000", "0"),
     ("AVAX", "0.00038", "400", "0"),
+    ("TRY", "0.000000308", "50000", "0"),  # fiat: the ticker quotes it as USDTTRY
+    ("XDEL", "0.00000001", "1000", "0"),  # delisted: no ticker route to USDT at all
 )
 # asset -> share of the liability: what the demo account borrows
 BORROWS = {"USDT": Decimal("0.55"), "ETH": Decimal("0.25"), "BNB": Decimal("0.12"),
@@ -82,7 +84,7 @@ class SimulatedAccount:
     def __init__(
         self,
         n_assets: int = 300,
-        n_active: int = 12,
+        n_active: int = len(HOLDINGS),
         *,
         seed: int = 7,
         drift: bool = True,
@@ -129,13 +131,24 @@ class SimulatedAccount:
         # between about 1.4 and 3.0 over half an hour: now and then close to the 1.3 bar
         return Decimal(str(round(2.2 + 0.8 * math.sin(2 * math.pi * t / 1800), 6)))
 
-    def snapshot(self) -> dict[str, Any]:
-        tick = self._tick()
-        t = tick - self._started if self.drift else 0.0
+    def _prices(self, t: float) -> list[Decimal]:
+        """Each asset's price in BTC at ``t`` seconds: within 3 % of its base price."""
         prices = []
         for (_name, price, _f, _l), phase in zip(self.assets, self._phases, strict=True):
             factor = Decimal(str(round(1 + 0.03 * math.sin(2 * math.pi * t / 600 + phase), 6)))
             prices.append(price if not self.drift else price * factor)
+        return prices
+
+    def prices_btc(self) -> dict[str, Decimal]:
+        """The current price in BTC of every asset the account holds (for the ticker)."""
+        t = self._tick() - self._started if self.drift else 0.0
+        return {name: price for (name, _p, free, locked), price
+                in zip(self.assets, self._prices(t), strict=True) if free or locked}
+
+    def snapshot(self) -> dict[str, Any]:
+        tick = self._tick()
+        t = tick - self._started if self.drift else 0.0
+        prices = self._prices(t)
         total_asset = sum(
             ((f + lk) * p for (_n, _p, f, lk), p in zip(self.assets, prices, strict=True)),
             Decimal(0),

@@ -27,13 +27,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from binance_margin_exporter.demo import cross
+from binance_margin_exporter.demo import cross, interest, isolated, prices
 from binance_margin_exporter.demo.cross import ACCOUNT_PATH, SimulatedAccount
-from binance_margin_exporter.demo.routes import Route
+from binance_margin_exporter.demo.isolated import SimulatedIsolated
+from binance_margin_exporter.demo.routes import RequestError, Route
 
 TIME_PATH = "/api/v3/time"
 TIME_WEIGHT = 1
-IP_LIMIT_1M = 12000
+IP_LIMIT_1M = 12000  # /sapi
+API_LIMIT_1M = 6000  # /api
 
 @dataclass
 class Fault:
@@ -66,9 +68,16 @@ class Simulator:
     """The fake Binance over real HTTP on 127.0.0.1."""
 
     def __init__(self, account: SimulatedAccount | None = None, *, host: str = "127.0.0.1",
-                 port: int = 0, enforce_weight_limit: bool = True) -> None:
+                 port: int = 0, enforce_weight_limit: bool = True,
+                 isolated_pairs: bool = True) -> None:
         self.account = account or SimulatedAccount()
-        self.routes: dict[str, Route] = cross.routes(self.account)
+        self.isolated = SimulatedIsolated(self.account, pairs=isolated_pairs)
+        self.routes: dict[str, Route] = {
+            **cross.routes(self.account),
+            **isolated.routes(self.isolated),
+            **prices.routes(self.account),
+            **interest.routes(),
+        }
         self.enforce_weight_limit = enforce_weight_limit
         self.clock_skew_ms = 0  # server time = real time + skew
         self.weight_bonus = 0  # weight used by "others" on this IP, added to the header
@@ -78,7 +87,7 @@ class Simulator:
         self._keys: dict[str, tuple[str, Any]] = {}
         self._faults: list[Fault] = []
         self._lock = threading.Lock()
-        self._weight: dict[int, int] = {}
+        self._weight: dict[tuple[bool, int], int] = {}  # (/sapi?, minute) -> weight used
         self._violations = 0
         self._banned_until = 0.0
         self._server = ThreadingHTTPServer((host, port), _handler_for(self))
@@ -147,16 +156,20 @@ class Simulator:
         """Count the request's weight; return (used weight, seconds to wait if over)."""
         now = self.server_ms()
         minute = now // 60000
+        sapi = path.startswith("/sapi/")
+        bonus = self.weight_bonus if sapi else 0  # "others" on this IP use /sapi weight
+        limit = IP_LIMIT_1M if sapi else API_LIMIT_1M
         if not self.enforce_weight_limit:  # benchmarks: no accounting, each request alone
-            return self.weight_of(path) + self.weight_bonus, None
+            return self.weight_of(path) + bonus, None
         with self._lock:
             if time.time() < self._banned_until:
                 self._violations += 1
-                return IP_LIMIT_1M, -int(self._banned_until - time.time()) - 1
-            used = self._weight.get(minute, 0) + self.weight_of(path)
-            self._weight = {minute: used}
-            used += self.weight_bonus
-            if used > IP_LIMIT_1M:
+                return limit, -int(self._banned_until - time.time()) - 1
+            used = self._weight.get((sapi, minute), 0) + self.weight_of(path)
+            self._weight = {k: v for k, v in self._weight.items() if k[1] == minute}
+            self._weight[(sapi, minute)] = used
+            used += bonus
+            if used > limit:
                 self._violations += 1
                 if self._violations > 3:
                     self._banned_until = time.time() + 120
@@ -278,14 +291,19 @@ def _handler_for(sim: Simulator) -> type[BaseHTTPRequestHandler]:
                 body = json.dumps({"serverTime": sim.server_ms()}).encode()
                 self._send(200, body, headers)
                 return
-            problem = sim._check_signed(parts.query, self.headers)
+            route = sim.routes[path]
+            problem = sim._check_signed(parts.query, self.headers) if route.signed else None
             if problem is not None:
                 status, code, msg = problem
                 self._error(status, code, msg, headers)
                 return
             if sim.latency:
                 time.sleep(sim.latency)
-            body = sim.routes[path].answer(dict(parse_qsl(parts.query)))
+            try:
+                body = route.answer(dict(parse_qsl(parts.query)))
+            except RequestError as exc:
+                self._error(400, exc.code, exc.msg, headers)
+                return
             if fault is not None and fault.transform is not None:
                 body = fault.transform(body)
             self._send(200, body, headers, fault.drip if fault is not None else 0.0)

@@ -1,0 +1,126 @@
+"""Isolated margin: ``GET /sapi/v1/margin/isolated/account`` (signed, weight 10 (IP); without
+``symbols`` it answers every isolated pair of the account, and the totals).
+
+Each pair has two sides (base and quote asset) and its own margin level, status, index price
+and liquidation price. A missing optional field is ``None`` (its metric is left out); a pair
+Binance lists twice keeps its first entry.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from binance_margin_exporter.binance import fields
+from binance_margin_exporter.binance.transport import BinanceClient
+
+log = logging.getLogger(__name__)
+
+ISOLATED_ACCOUNT_PATH = "/sapi/v1/margin/isolated/account"
+# marginLevelStatus, as Binance spells it, from the safest to liquidation
+STATUSES = ("EXCESSIVE", "NORMAL", "MARGIN_CALL", "PRE_LIQUIDATION", "FORCE_LIQUIDATION")
+
+
+@dataclass(frozen=True, slots=True)
+class IsolatedAsset:
+    """One side of an isolated pair."""
+
+    asset: str
+    free: float
+    locked: float
+    borrowed: float
+    interest: float
+    net_asset: float
+    total_asset: float | None = None
+    net_asset_btc: float | None = None
+    borrow_enabled: bool | None = None
+    repay_enabled: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IsolatedPair:
+    symbol: str
+    base: IsolatedAsset
+    quote: IsolatedAsset
+    margin_level: float | None = None
+    margin_level_status: str | None = None
+    margin_ratio: float | None = None
+    index_price: float | None = None
+    liquidate_price: float | None = None
+    liquidate_rate: float | None = None
+    enabled: bool | None = None
+    trade_enabled: bool | None = None
+    isolated_created: bool | None = None
+
+    @property
+    def sides(self) -> tuple[IsolatedAsset, IsolatedAsset]:
+        return (self.base, self.quote)
+
+
+@dataclass(frozen=True, slots=True)
+class IsolatedAccount:
+    pairs: tuple[IsolatedPair, ...]
+    total_asset_btc: float | None = None
+    total_liability_btc: float | None = None
+    total_net_asset_btc: float | None = None
+
+
+def parse_side(raw: Any, where: str) -> IsolatedAsset:
+    raw = fields.obj(raw, where)
+    at = f"{where}."
+    return IsolatedAsset(
+        asset=fields.string(raw, "asset", at),
+        free=fields.number(raw, "free", at),
+        locked=fields.number(raw, "locked", at),
+        borrowed=fields.number(raw, "borrowed", at),
+        interest=fields.number(raw, "interest", at),
+        net_asset=fields.number(raw, "netAsset", at),
+        total_asset=fields.optional_number(raw, "totalAsset", at),
+        net_asset_btc=fields.optional_number(raw, "netAssetOfBtc", at),
+        borrow_enabled=fields.optional_flag(raw, "borrowEnabled", at),
+        repay_enabled=fields.optional_flag(raw, "repayEnabled", at),
+    )
+
+
+def parse_pair(raw: Any, where: str) -> IsolatedPair:
+    raw = fields.obj(raw, where)
+    at = f"{where}."
+    return IsolatedPair(
+        symbol=fields.string(raw, "symbol", at),
+        base=parse_side(raw.get("baseAsset"), f"{at}baseAsset"),
+        quote=parse_side(raw.get("quoteAsset"), f"{at}quoteAsset"),
+        margin_level=fields.optional_number(raw, "marginLevel", at),
+        margin_level_status=fields.optional_string(raw, "marginLevelStatus", at),
+        margin_ratio=fields.optional_number(raw, "marginRatio", at),
+        index_price=fields.optional_number(raw, "indexPrice", at),
+        liquidate_price=fields.optional_number(raw, "liquidatePrice", at),
+        liquidate_rate=fields.optional_number(raw, "liquidateRate", at),
+        enabled=fields.optional_flag(raw, "enabled", at),
+        trade_enabled=fields.optional_flag(raw, "tradeEnabled", at),
+        isolated_created=fields.optional_flag(raw, "isolatedCreated", at),
+    )
+
+
+def parse_isolated_account(raw: Any) -> IsolatedAccount:
+    """The JSON of ``GET /sapi/v1/margin/isolated/account`` as an :class:`IsolatedAccount`."""
+    raw = fields.obj(raw, "isolated account")
+    pairs: dict[str, IsolatedPair] = {}
+    for i, entry in enumerate(fields.array(raw.get("assets", []), "assets")):
+        pair = parse_pair(entry, f"assets[{i}]")
+        if pair.symbol in pairs:
+            log.warning("the isolated account lists the pair %r twice; the first entry is kept",
+                        pair.symbol)
+            continue
+        pairs[pair.symbol] = pair
+    return IsolatedAccount(
+        pairs=tuple(pairs.values()),
+        total_asset_btc=fields.optional_number(raw, "totalAssetOfBtc"),
+        total_liability_btc=fields.optional_number(raw, "totalLiabilityOfBtc"),
+        total_net_asset_btc=fields.optional_number(raw, "totalNetAssetOfBtc"),
+    )
+
+
+def fetch_isolated_account(client: BinanceClient,
+                           deadline: float | None = None) -> IsolatedAccount:
+    return parse_isolated_account(client.signed_get(ISOLATED_ACCOUNT_PATH, deadline=deadline))

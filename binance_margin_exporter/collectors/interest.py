@@ -1,0 +1,57 @@
+"""Next hourly interest rates of the assets an account borrows, kept off the scrape's path.
+
+The rates cost 100 weight a call and Binance changes them hourly: they are fetched in the
+background at most once an hour, and again at once when the account borrows an asset whose
+rate was not fetched (the new asset shows from the scrape after).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import Executor
+
+from binance_margin_exporter.binance.interest import fetch_next_hourly_rates
+from binance_margin_exporter.binance.transport import BinanceClient
+from binance_margin_exporter.collectors.cache import Cached
+
+RATES_REFRESH_SECONDS = 3600.0
+RATES_RETRY_SECONDS = 300.0
+
+Covered = tuple[frozenset[str], dict[str, float]]  # (assets asked for, their rates)
+
+
+class HourlyRates:
+    def __init__(self, what: str, client: BinanceClient, executor: Executor, *,
+                 isolated: bool, fetch: Callable[..., dict[str, float]] | None = None,
+                 **clocks: Callable[[], float]) -> None:
+        self._client = client
+        self._isolated = isolated
+        self._fetch_rates = fetch or fetch_next_hourly_rates
+        self._lock = threading.Lock()
+        self._wanted: frozenset[str] = frozenset()
+        self.cached: Cached[Covered] = Cached(
+            what, self._fetch, executor, ttl=RATES_REFRESH_SECONDS,
+            error_ttl=RATES_RETRY_SECONDS, timeout=client.timeout, **clocks)
+
+    def _fetch(self, deadline: float) -> Covered:
+        with self._lock:
+            wanted = self._wanted
+        if not wanted:
+            return wanted, {}
+        return wanted, self._fetch_rates(self._client, sorted(wanted), isolated=self._isolated,
+                                         deadline=deadline)
+
+    def latest(self, borrowed: Iterable[str]) -> dict[str, float]:
+        """The known rates of ``borrowed``; starts a background fetch when they are due."""
+        wanted = frozenset(borrowed)
+        if not wanted:
+            return {}
+        with self._lock:
+            self._wanted = wanted
+        good = self.cached.good
+        if good is not None and not wanted <= good[0]:
+            self.cached.invalidate()  # a newly borrowed asset: ask now, not in an hour
+        good = self.cached.latest()
+        rates = {} if good is None else good[1]
+        return {asset: rates[asset] for asset in sorted(wanted) if asset in rates}

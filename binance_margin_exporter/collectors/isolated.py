@@ -1,0 +1,215 @@
+"""Isolated margin pairs: :class:`~binance_margin_exporter.binance.isolated.IsolatedAccount` in,
+metric families out. Never touches HTTP.
+
+Example output for one pair::
+
+    binance_margin_isolated_up{account="main"} 1.0
+    binance_margin_isolated_level{account="main",symbol="BTCUSDT"} 2.1
+    binance_margin_isolated_status{account="main",status="MARGIN_CALL",symbol="BTCUSDT"} 0.0
+    binance_margin_isolated_asset_borrowed{account="main",asset="USDT",symbol="BTCUSDT"} 500.0
+
+Its fetch is counted and shown apart from the cross account's: one failing never makes the
+other ``up 0``. An account with no isolated pairs is asked again only every 5 minutes (10
+weight a call). Interest rates of the borrowed sides (``isIsolated=TRUE``) are fetched hourly in
+the background, only for accounts that borrow in a pair.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
+
+from binance_margin_exporter.binance import isolated
+from binance_margin_exporter.binance.fields import plus, times
+from binance_margin_exporter.binance.isolated import STATUSES, IsolatedAccount
+from binance_margin_exporter.collectors.cache import ERROR_REASONS, Cached, Result
+from binance_margin_exporter.collectors.cross import ClientState
+from binance_margin_exporter.collectors.interest import HourlyRates
+from binance_margin_exporter.collectors.scrape import Scrape
+
+if TYPE_CHECKING:
+    from binance_margin_exporter.binance.transport import BinanceClient
+
+NO_PAIRS_RECHECK_SECONDS = 300.0
+
+PAIR_GAUGES: tuple[tuple[str, str, str], ...] = (
+    ("margin_level", "binance_margin_isolated_level", "Margin level of the pair (marginLevel)."),
+    ("margin_ratio", "binance_margin_isolated_margin_ratio",
+     "Margin ratio of the pair (marginRatio)."),
+    ("index_price", "binance_margin_isolated_index_price", "Index price (indexPrice)."),
+    ("liquidate_price", "binance_margin_isolated_liquidation_price",
+     "Liquidation price (liquidatePrice)."),
+    ("liquidate_rate", "binance_margin_isolated_liquidation_rate",
+     "Liquidation rate (liquidateRate)."),
+)
+PAIR_FLAGS: tuple[tuple[str, str, str], ...] = (
+    ("enabled", "binance_margin_isolated_enabled", "1 if the pair is enabled (enabled)."),
+    ("trade_enabled", "binance_margin_isolated_trade_enabled",
+     "1 if trading is enabled (tradeEnabled)."),
+)
+SIDE_GAUGES: tuple[tuple[str, str, str], ...] = (
+    ("free", "binance_margin_isolated_asset_free", "Free amount of one side of the pair (free)."),
+    ("locked", "binance_margin_isolated_asset_locked", "Locked amount (locked)."),
+    ("borrowed", "binance_margin_isolated_asset_borrowed", "Borrowed amount (borrowed)."),
+    ("interest", "binance_margin_isolated_asset_interest", "Interest owed (interest)."),
+    ("net_asset", "binance_margin_isolated_asset_net", "Net amount (netAsset)."),
+    ("total_asset", "binance_margin_isolated_asset_total", "Total amount (totalAsset)."),
+    ("net_asset_btc", "binance_margin_isolated_asset_net_btc",
+     "Net amount in BTC (netAssetOfBtc)."),
+)
+TOTALS: tuple[tuple[str, str, str], ...] = (
+    ("total_asset_btc", "binance_margin_isolated_total_asset_btc",
+     "Total assets of all isolated pairs in BTC (totalAssetOfBtc)."),
+    ("total_liability_btc", "binance_margin_isolated_total_liability_btc",
+     "Total liabilities of all isolated pairs in BTC (totalLiabilityOfBtc)."),
+    ("total_net_asset_btc", "binance_margin_isolated_total_net_asset_btc",
+     "Total net assets of all isolated pairs in BTC (totalNetAssetOfBtc)."),
+)
+
+
+def _recheck(ttl: float) -> Callable[[IsolatedAccount], float]:
+    """An answer with no pairs is kept 5 minutes: such an account must not pay 10 weight a
+    scrape for nothing."""
+    return lambda account: ttl if account.pairs else max(ttl, NO_PAIRS_RECHECK_SECONDS)
+
+
+@dataclass(frozen=True)
+class IsolatedSource:
+    """One account's isolated pairs: its client, its cached answer and its pairs' rates."""
+
+    name: str
+    client: ClientState
+    account: Cached[IsolatedAccount]
+    rates: HourlyRates | None = None
+
+    @classmethod
+    def create(cls, name: str, client: BinanceClient, executor: Executor, *, ttl: float,
+               interest_rates: bool = True,
+               wall: Callable[[], float] | None = None) -> IsolatedSource:
+        clocks = {} if wall is None else {"wall": wall}
+        return cls(
+            name, client,
+            Cached(f"isolated pairs of account {name}",
+                   lambda deadline: isolated.fetch_isolated_account(client, deadline),
+                   executor, ttl=ttl, ttl_of=_recheck(ttl), timeout=client.timeout, **clocks),
+            HourlyRates(f"isolated interest rates of account {name}", client, executor,
+                        isolated=True, **clocks) if interest_rates else None,
+        )
+
+
+class IsolatedCollector:
+    """The families of every account's isolated pairs."""
+
+    def __init__(self, sources: Sequence[IsolatedSource]) -> None:
+        self.sources = tuple(sources)
+
+    def start(self, scrape: Scrape) -> Callable[[], Iterator[Metric]]:
+        deadline = scrape.deadline
+        flights = [s.account.start(deadline) for s in self.sources]
+        return lambda: self._families(
+            [s.account.wait(f, deadline) for s, f in zip(self.sources, flights, strict=True)],
+            scrape)
+
+    def collect(self, deadline: float) -> Iterator[Metric]:
+        return self.start(Scrape(deadline))()
+
+    def _families(self, results: Sequence[Result[IsolatedAccount]],
+                  scrape: Scrape) -> Iterator[Metric]:
+        acc, pair_l = ["account"], ["account", "symbol"]
+        side_l = ["account", "asset", "symbol"]
+        up = GaugeMetricFamily(
+            "binance_margin_isolated_up",
+            "1 if the last fetch of GET /sapi/v1/margin/isolated/account succeeded, else 0.",
+            labels=acc)
+        pair_gauges = [GaugeMetricFamily(n, h, labels=pair_l) for _, n, h in PAIR_GAUGES]
+        status = GaugeMetricFamily(
+            "binance_margin_isolated_status",
+            "Margin level status of the pair (marginLevelStatus): 1 for the current one.",
+            labels=["account", "status", "symbol"])
+        pair_flags = [GaugeMetricFamily(n, h, labels=pair_l) for _, n, h in PAIR_FLAGS]
+        side_gauges = [GaugeMetricFamily(n, h, labels=side_l) for _, n, h in SIDE_GAUGES]
+        totals = [GaugeMetricFamily(n, h, labels=acc) for _, n, h in TOTALS]
+        net_usdt = GaugeMetricFamily(
+            "binance_margin_isolated_asset_net_usdt",
+            "Net amount of one side of the pair in USDT (netAsset x price).", labels=side_l)
+        liability_usdt = GaugeMetricFamily(
+            "binance_margin_isolated_asset_liability_usdt",
+            "Debt of one side of the pair in USDT ((borrowed + interest) x price).",
+            labels=side_l)
+        total_net_usdt = GaugeMetricFamily(
+            "binance_margin_isolated_total_net_asset_usdt",
+            "Total net assets of all isolated pairs in USDT (totalNetAssetOfBtc x BTCUSDT).",
+            labels=acc)
+        total_liability_usdt = GaugeMetricFamily(
+            "binance_margin_isolated_total_liability_usdt",
+            "Total liabilities of all isolated pairs in USDT (totalLiabilityOfBtc x BTCUSDT).",
+            labels=acc)
+        rate = GaugeMetricFamily(
+            "binance_margin_isolated_asset_interest_rate_hourly",
+            "Next hourly interest rate of a borrowed side of the pair (isIsolated=TRUE).",
+            labels=side_l)
+        errors = CounterMetricFamily("binance_margin_isolated_scrape_errors",
+                                     "Failed fetches of the isolated pairs, by reason.",
+                                     labels=["account", "reason"])
+
+        for source, result in zip(self.sources, results, strict=True):
+            name = source.name
+            account = result.value
+            up.add_metric([name], 0.0 if account is None else 1.0)
+            for reason in ERROR_REASONS:
+                errors.add_metric([name, reason], float(source.account.errors[reason]))
+            if account is None:
+                continue
+            for (attr, _, _), family in zip(TOTALS, totals, strict=True):
+                value = getattr(account, attr)
+                if value is not None:
+                    family.add_metric([name], value)
+            btc = scrape.usdt("BTC") if account.pairs else None
+            if btc is not None:
+                if account.total_net_asset_btc is not None:
+                    total_net_usdt.add_metric([name], times(account.total_net_asset_btc, btc))
+                if account.total_liability_btc is not None:
+                    total_liability_usdt.add_metric([name],
+                                                    times(account.total_liability_btc, btc))
+            borrowed = {side.asset for pair in account.pairs for side in pair.sides
+                        if side.borrowed > 0}
+            rates = source.rates.latest(borrowed) if source.rates is not None else {}
+            for pair in account.pairs:
+                key = [name, pair.symbol]
+                for (attr, _, _), family in zip(PAIR_GAUGES, pair_gauges, strict=True):
+                    value = getattr(pair, attr)
+                    if value is not None:
+                        family.add_metric(key, value)
+                for (attr, _, _), family in zip(PAIR_FLAGS, pair_flags, strict=True):
+                    flag = getattr(pair, attr)
+                    if flag is not None:
+                        family.add_metric(key, 1.0 if flag else 0.0)
+                current = pair.margin_level_status
+                if current is not None:
+                    # every known status, and a new one Binance may add, as it spells it
+                    for state in STATUSES if current in STATUSES else (*STATUSES, current):
+                        status.add_metric([name, state, pair.symbol],
+                                          1.0 if state == current else 0.0)
+                for side in pair.sides:
+                    side_key = [name, side.asset, pair.symbol]
+                    for (attr, _, _), family in zip(SIDE_GAUGES, side_gauges, strict=True):
+                        value = getattr(side, attr)
+                        if value is not None:
+                            family.add_metric(side_key, value)
+                    price = scrape.usdt(side.asset)
+                    if price is not None:
+                        net_usdt.add_metric(side_key, times(side.net_asset, price))
+                        liability_usdt.add_metric(
+                            side_key, times(plus(side.borrowed, side.interest), price))
+                    if side.borrowed > 0 and side.asset in rates:
+                        rate.add_metric(side_key, rates[side.asset])
+
+        for family in (up, *pair_gauges, status, *pair_flags, *side_gauges, *totals, net_usdt,
+                       liability_usdt, total_net_usdt, total_liability_usdt, rate, errors):
+            if family.samples:
+                yield family

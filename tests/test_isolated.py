@@ -1,0 +1,250 @@
+"""Isolated margin: parser, collector, golden exposition, weight economy, independence."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from prometheus_client import generate_latest
+
+from binance_margin_exporter.binance.errors import UpstreamError
+from binance_margin_exporter.binance.isolated import parse_isolated_account
+from binance_margin_exporter.binance.prices import parse_prices
+from binance_margin_exporter.collectors.cache import Cached
+from binance_margin_exporter.collectors.cross import CrossCollector
+from binance_margin_exporter.collectors.exporter import Exporter
+from binance_margin_exporter.collectors.interest import HourlyRates
+from binance_margin_exporter.collectors.isolated import (
+    NO_PAIRS_RECHECK_SECONDS,
+    IsolatedCollector,
+    IsolatedSource,
+    _recheck,
+)
+from binance_margin_exporter.collectors.prices import PricesCollector
+from tests.helpers import (
+    EXECUTOR,
+    FakeSource,
+    StepClock,
+    fake_account,
+    fixture_json,
+    promtool_check_metrics,
+    sample_values,
+)
+from tests.test_collector import check_golden
+
+DOCS = fixture_json("isolated_account_docs_example.json")
+WALL = 1_700_000_000.0
+
+
+class FakeIsolated:
+    """Recorded isolated answers (or an error) and rates, standing in for client and Binance."""
+
+    def __init__(self, raw=None, rates=None) -> None:
+        self.answer = parse_isolated_account(DOCS if raw is None else raw)
+        self.rates = rates if rates is not None else {}
+        self.calls = 0
+        self.rate_calls: list[tuple[list[str], bool]] = []
+        self.timeout = 5.0
+        self.last_used_weight = 10
+
+    def get(self, deadline):
+        self.calls += 1
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        return self.answer
+
+    def fetch_rates(self, client, assets, *, isolated, deadline):
+        self.rate_calls.append((list(assets), isolated))
+        return {a: self.rates[a] for a in assets if a in self.rates}
+
+    def backoff_until(self):
+        return 0.0
+
+
+def source_for(fake: FakeIsolated, *, ttl=10.0, monotonic=time.monotonic) -> IsolatedSource:
+    return IsolatedSource(
+        "main", fake,
+        Cached("isolated pairs of main", fake.get, EXECUTOR, ttl=ttl, ttl_of=_recheck(ttl),
+               monotonic=monotonic, wall=lambda: WALL),
+        HourlyRates("isolated rates of main", fake, EXECUTOR, isolated=True,
+                    fetch=fake.fetch_rates, monotonic=monotonic))
+
+
+class Scraper:
+    def __init__(self, *products) -> None:
+        self.exporter = Exporter(products, version="0.0.0-test")
+
+    def render(self) -> bytes:
+        return generate_latest(self.exporter)
+
+
+def prices_product(raw=None) -> PricesCollector:
+    prices = parse_prices(raw if raw is not None else
+                          fixture_json("ticker_price_for_examples.json"))
+    return PricesCollector(Cached("prices", lambda deadline: prices, EXECUTOR, ttl=10))
+
+
+def test_golden_isolated_docs_example():
+    body = Scraper(IsolatedCollector([source_for(FakeIsolated())])).render()
+    check_golden("isolated_docs_example.prom", body)
+    promtool_check_metrics(body)
+
+
+def test_every_value_matches_the_upstream_json():
+    values = sample_values(Scraper(IsolatedCollector([source_for(FakeIsolated())]))
+                           .render().decode())
+    pair = DOCS["assets"][0]
+    key = (("account", "main"), ("symbol", "BTCUSDT"))
+    for field, metric in [("marginLevel", "level"), ("marginRatio", "margin_ratio"),
+                          ("indexPrice", "index_price"), ("liquidatePrice", "liquidation_price"),
+                          ("liquidateRate", "liquidation_rate")]:
+        assert values[(f"binance_margin_isolated_{metric}", key)] == float(pair[field])
+    for side in ("baseAsset", "quoteAsset"):
+        raw = pair[side]
+        labels = (("account", "main"), ("asset", raw["asset"]), ("symbol", "BTCUSDT"))
+        for field, suffix in [("free", "free"), ("locked", "locked"), ("borrowed", "borrowed"),
+                              ("interest", "interest"), ("netAsset", "net"),
+                              ("totalAsset", "total"), ("netAssetOfBtc", "net_btc")]:
+            assert values[(f"binance_margin_isolated_asset_{suffix}", labels)] == float(
+                raw[field])
+    for status in ("EXCESSIVE", "NORMAL", "MARGIN_CALL", "PRE_LIQUIDATION", "FORCE_LIQUIDATION"):
+        labels = (("account", "main"), ("status", status), ("symbol", "BTCUSDT"))
+        assert values[("binance_margin_isolated_status", labels)] == (
+            1.0 if status == "EXCESSIVE" else 0.0)
+    assert values[("binance_margin_isolated_enabled", key)] == 1.0
+    assert values[("binance_margin_isolated_trade_enabled", key)] == 1.0
+    for field in ("totalAssetOfBtc", "totalLiabilityOfBtc", "totalNetAssetOfBtc"):
+        name = {"totalAssetOfBtc": "total_asset_btc", "totalLiabilityOfBtc":
+                "total_liability_btc", "totalNetAssetOfBtc": "total_net_asset_btc"}[field]
+        assert values[(f"binance_margin_isolated_{name}", (("account", "main"),))] == float(
+            DOCS[field])
+
+
+def test_a_status_binance_adds_later_is_shown_as_spelled():
+    raw = json.loads(json.dumps(DOCS))
+    raw["assets"][0]["marginLevelStatus"] = "AUTO_DELEVERAGE"
+    text = Scraper(IsolatedCollector([source_for(FakeIsolated(raw))])).render().decode()
+    assert 'status="AUTO_DELEVERAGE",symbol="BTCUSDT"} 1.0' in text
+    assert 'status="EXCESSIVE",symbol="BTCUSDT"} 0.0' in text
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (lambda r: r["assets"][0].pop("baseAsset"), "assets[0].baseAsset: expected a JSON object"),
+    (lambda r: r["assets"][0]["quoteAsset"].update(free="x"),
+     "assets[0].quoteAsset.free: not a decimal number"),
+    (lambda r: r["assets"][0].pop("symbol"), "assets[0].symbol: missing"),
+    (lambda r: r.update(assets={}), "assets: expected a list"),
+    (lambda r: r["assets"][0].update(enabled="yes"), "assets[0].enabled: expected true or false"),
+])
+def test_a_bad_answer_names_the_field(change, message):
+    raw = json.loads(json.dumps(DOCS))
+    change(raw)
+    with pytest.raises(UpstreamError) as info:
+        parse_isolated_account(raw)
+    assert info.value.reason == "invalid_response" and message in str(info.value)
+
+
+def test_optional_fields_drop_only_their_metric():
+    raw = json.loads(json.dumps(DOCS))
+    for key in ("marginLevel", "liquidateRate", "marginLevelStatus", "enabled"):
+        del raw["assets"][0][key]
+    del raw["assets"][0]["baseAsset"]["netAssetOfBtc"]
+    text = Scraper(IsolatedCollector([source_for(FakeIsolated(raw))])).render().decode()
+    for gone in ("binance_margin_isolated_level{", "binance_margin_isolated_liquidation_rate{",
+                 "binance_margin_isolated_status{", "binance_margin_isolated_enabled{",
+                 'binance_margin_isolated_asset_net_btc{account="main",asset="BTC"'):
+        assert gone not in text
+    assert "binance_margin_isolated_liquidation_price{" in text
+    assert 'binance_margin_isolated_asset_net_btc{account="main",asset="USDT"' in text
+
+
+def test_a_pair_listed_twice_is_shown_once():
+    raw = json.loads(json.dumps(DOCS))
+    raw["assets"].append(json.loads(json.dumps(raw["assets"][0])) | {"marginLevel": "5"})
+    values = sample_values(Scraper(IsolatedCollector([source_for(FakeIsolated(raw))]))
+                           .render().decode())
+    key = ("binance_margin_isolated_level", (("account", "main"), ("symbol", "BTCUSDT")))
+    assert values[key] == 0.0
+
+
+def test_isolated_and_cross_fail_apart():
+    fake = FakeIsolated()
+    cross_source = FakeSource()
+    cross = CrossCollector([fake_account("main", cross_source, ttl=0)])
+    scraper = Scraper(cross, IsolatedCollector([source_for(fake, ttl=0)]))
+    fake.answer = UpstreamError("http", "HTTP 500")
+    values = sample_values(scraper.render().decode())
+    assert values[("binance_margin_up", (("account", "main"),))] == 1.0
+    assert values[("binance_margin_isolated_up", (("account", "main"),))] == 0.0
+    key = ("binance_margin_isolated_scrape_errors_total", (("account", "main"),
+                                                           ("reason", "http")))
+    assert values[key] == 1.0
+    assert ("binance_margin_scrape_errors_total", (("account", "main"), ("reason", "http"))) \
+        in values and values[("binance_margin_scrape_errors_total",
+                              (("account", "main"), ("reason", "http")))] == 0.0
+    assert not [k for k in values if k[0] == "binance_margin_isolated_level"]
+    fake.answer = parse_isolated_account(DOCS)
+    cross_source.account = UpstreamError("auth", "bad key")
+    values = sample_values(scraper.render().decode())
+    assert values[("binance_margin_up", (("account", "main"),))] == 0.0
+    assert values[("binance_margin_isolated_up", (("account", "main"),))] == 1.0
+
+
+def test_an_account_without_pairs_is_asked_again_only_every_five_minutes():
+    fake = FakeIsolated({"assets": [], "totalAssetOfBtc": "0", "totalLiabilityOfBtc": "0",
+                         "totalNetAssetOfBtc": "0"})
+    mono = StepClock(step=0.0)
+    scraper = Scraper(IsolatedCollector([source_for(fake, ttl=10, monotonic=mono)]))
+    scraper.render()
+    mono.now += 60
+    text = scraper.render().decode()
+    assert fake.calls == 1 and 'binance_margin_isolated_up{account="main"} 1.0' in text
+    mono.now += NO_PAIRS_RECHECK_SECONDS - 60
+    scraper.render()
+    assert fake.calls == 2
+    # with pairs, the normal cache time again
+    fake.answer = parse_isolated_account(DOCS)
+    mono.now += NO_PAIRS_RECHECK_SECONDS
+    scraper.render()
+    mono.now += 11
+    scraper.render()
+    assert fake.calls == 4
+
+
+def test_usdt_values_of_pairs_and_totals():
+    raw = json.loads(json.dumps(DOCS))
+    quote = raw["assets"][0]["quoteAsset"]
+    quote.update(borrowed="500.00000000", interest="1.50000000", netAsset="-501.50000000")
+    raw["totalNetAssetOfBtc"] = "0.25"
+    raw["totalLiabilityOfBtc"] = "0.05015"
+    values = sample_values(Scraper(IsolatedCollector([source_for(FakeIsolated(raw))]),
+                                   prices_product()).render().decode())
+    usdt = (("account", "main"), ("asset", "USDT"), ("symbol", "BTCUSDT"))
+    assert values[("binance_margin_isolated_asset_net_usdt", usdt)] == -501.5
+    assert values[("binance_margin_isolated_asset_liability_usdt", usdt)] == 501.5
+    acc = (("account", "main"),)
+    assert values[("binance_margin_isolated_total_net_asset_usdt", acc)] == 0.25 * 10000
+    assert values[("binance_margin_isolated_total_liability_usdt", acc)] == 0.05015 * 10000
+    assert values[("binance_margin_asset_price_usdt", (("asset", "USDT"),))] == 1.0
+
+
+def test_rates_of_borrowed_sides_are_isolated_rates_fetched_in_the_background():
+    raw = json.loads(json.dumps(DOCS))
+    raw["assets"][0]["quoteAsset"]["borrowed"] = "500.00000000"
+    fake = FakeIsolated(raw, rates={"USDT": 0.00000955})
+    source = source_for(fake, ttl=0)
+    scraper = Scraper(IsolatedCollector([source]))
+    first = scraper.render().decode()  # the rate is asked for now, in the background
+    assert "interest_rate_hourly" not in first
+    wait_idle(source.rates.cached)
+    assert fake.rate_calls == [(["USDT"], True)]
+    values = sample_values(scraper.render().decode())
+    key = (("account", "main"), ("asset", "USDT"), ("symbol", "BTCUSDT"))
+    assert values[("binance_margin_isolated_asset_interest_rate_hourly", key)] == 0.00000955
+
+
+def wait_idle(cached: Cached) -> None:
+    deadline = time.monotonic() + 5
+    while cached._flight is not None and time.monotonic() < deadline:
+        time.sleep(0.002)
