@@ -192,6 +192,100 @@ def overview() -> dict[str, Any]:
                     "{{account}} open order loss")],
             w=8, unit=USDT, defaults={"decimals": 2})
 
+    b.row("In money (USDT)")
+    b.panel("timeseries", "Net value and debt in USDT",
+            "Total net assets and total liabilities in USDT (the BTC totals x BTCUSDT), of the "
+            "cross account and of all its isolated pairs.",
+            [target(f"binance_margin_total_net_asset_usdt{{{ACC}}}", "{{account}} cross net"),
+             target(f"binance_margin_total_liability_usdt{{{ACC}}}", "{{account}} cross debt"),
+             target(f"binance_margin_isolated_total_net_asset_usdt{{{ACC}}}",
+                    "{{account}} isolated net"),
+             target(f"binance_margin_isolated_total_liability_usdt{{{ACC}}}",
+                    "{{account}} isolated debt")],
+            w=12, h=9, unit=USDT, defaults={"decimals": 2})
+    b.panel("stat", "Cross: distance to liquidation",
+            "How much the collateral's value may fall against the debt before the margin level "
+            "reaches the force-liquidation bar (1 - bar / level; accounts that owe something).",
+            [target(f"binance_margin:liquidation_distance_ratio{{{ACC}}}", "{{account}}")],
+            w=6, h=9, unit="percentunit",
+            defaults={"decimals": 1, "thresholds": {"mode": "absolute", "steps": [
+                {"color": "red", "value": None}, {"color": "orange", "value": 0.05},
+                {"color": "yellow", "value": 0.15}, {"color": "green", "value": 0.3}]}},
+            options=STAT)
+    b.panel("stat", "Projected interest per day (USDT)",
+            "Borrowed amounts x Binance's next hourly rate x 24, in USDT, cross and isolated.",
+            [target(f"binance_margin:interest_projected_daily_usdt{{{ACC}}}", "{{account}}")],
+            w=6, h=9, unit=USDT, defaults={"decimals": 2}, options={**STAT,
+                                                                     "colorMode": "none"})
+    b.panel("table", "Debt by asset in USDT",
+            "(borrowed + interest) x the asset's USDT price, of the assets with a debt.",
+            [target(f"binance_margin_asset_liability_usdt{{{ASSET}}} > 0", instant=True,
+                    fmt="table")],
+            w=12, h=8, unit=USDT, defaults={"decimals": 2},
+            transformations=[{"id": "organize", "options": {
+                "excludeByName": {"Time": True, "__name__": True, "job": True,
+                                  "instance": True},
+                "renameByName": {"Value": "debt (USDT)"}}}],
+            options={"showHeader": True, "sortBy": [{"displayName": "debt (USDT)",
+                                                     "desc": True}]})
+    b.panel("timeseries", "Net value by asset in USDT",
+            "netAsset x the asset's USDT price (assets without a route to USDT are left out).",
+            [target(f"binance_margin_asset_net_usdt{{{ASSET}}}", "{{account}} {{asset}}")],
+            w=12, h=8, unit=USDT, defaults={"decimals": 2})
+
+    b.row("Isolated pairs")
+    b.panel("table", "Isolated pairs",
+            "Each isolated pair: margin level, Binance's status, index and liquidation price, "
+            "and how far the index price is from the liquidation price.",
+            [target(f"binance_margin_isolated_level{{{ACC}}}", instant=True, fmt="table"),
+             target(f"binance_margin_isolated_index_price{{{ACC}}}", instant=True,
+                    fmt="table"),
+             target(f"binance_margin_isolated_liquidation_price{{{ACC}}}", instant=True,
+                    fmt="table"),
+             target(f"binance_margin:isolated_liquidation_distance_ratio{{{ACC}}}",
+                    instant=True, fmt="table"),
+             target(f"binance_margin_isolated_status{{{ACC}}} == 1", instant=True,
+                    fmt="table")],
+            w=24, h=8, defaults={"decimals": 4},
+            transformations=[{"id": "merge", "options": {}}, {"id": "organize", "options": {
+                "excludeByName": {"Time": True, "__name__": True, "job": True,
+                                  "instance": True, "Value #E": True},
+                "renameByName": {"Value #A": "margin level", "Value #B": "index price",
+                                 "Value #C": "liquidation price",
+                                 "Value #D": "distance to liquidation"}}}],
+            overrides=[{"matcher": {"id": "byName", "options": "distance to liquidation"},
+                        "properties": [{"id": "unit", "value": "percentunit"}]}],
+            options={"showHeader": True, "sortBy": [{"displayName": "distance to liquidation",
+                                                     "desc": False}]})
+    b.panel("timeseries", "Isolated: distance to liquidation",
+            "|index price - liquidation price| / index price of each pair with a debt. The "
+            "critical alert fires under 5 %.",
+            [target(f"binance_margin:isolated_liquidation_distance_ratio{{{ACC}}}",
+                    "{{account}} {{symbol}}")],
+            w=12, h=8, unit="percentunit", defaults={"decimals": 1, "min": 0})
+    b.panel("timeseries", "Isolated: margin level",
+            "marginLevel of each pair (999: no debt, hidden).",
+            [target(f"binance_margin_isolated_level{{{ACC}}} < 999",
+                    "{{account}} {{symbol}}")],
+            w=12, h=8, unit="none", defaults={"decimals": 3})
+
+    b.row("Cost of borrowing")
+    b.panel("timeseries", "Projected interest per day by asset (USDT)",
+            "Borrowed x next hourly rate x 24 x USDT price, per borrowed asset (cross) and per "
+            "pair's borrowed side (isolated).",
+            [target(f"binance_margin:asset_interest_projected_daily_usdt{{{ACC}}}",
+                    "{{account}} {{asset}}"),
+             target(f"binance_margin:isolated_asset_interest_projected_daily_usdt{{{ACC}}}",
+                    "{{account}} {{symbol}} {{asset}}")],
+            w=12, h=8, unit=USDT, defaults={"decimals": 4})
+    b.panel("timeseries", "Interest rate per day",
+            "Binance's next hourly interest rate x 24 of each borrowed asset.",
+            [target(f"24 * binance_margin_asset_interest_rate_hourly{{{ACC}}}",
+                    "{{account}} {{asset}}"),
+             target(f"24 * binance_margin_isolated_asset_interest_rate_hourly{{{ACC}}}",
+                    "{{account}} {{symbol}} {{asset}}")],
+            w=12, h=8, unit="percentunit", defaults={"decimals": 4})
+
     b.row("Borrowing")
     b.panel("table", "Borrowed and interest by asset",
             "Assets with a loan: borrowed amount, interest owed and net amount, in units of the "
@@ -282,6 +376,15 @@ def health() -> dict[str, Any]:
     b.panel("stat", "Version", "binance_margin_exporter_build_info.",
             [target("binance_margin_exporter_build_info", "{{version}}")], w=8, h=5,
             options={**STAT, "textMode": "name", "colorMode": "none"})
+    b.panel("stat", "Isolated pairs fetch",
+            "binance_margin_isolated_up: 1 if the last fetch of the isolated pairs worked.",
+            [target(f"binance_margin_isolated_up{{{ACC}}}", "{{account}}")], w=12, h=5,
+            defaults={"mappings": UP_MAP}, options=STAT)
+    b.panel("stat", "Prices fetch",
+            "binance_margin_prices_up: 1 if the last fetch of the ticker prices worked (values "
+            "in USDT need it).",
+            [target("binance_margin_prices_up", "prices")], w=12, h=5,
+            defaults={"mappings": UP_MAP}, options=STAT)
     b.panel("timeseries", "Fetch duration",
             "Duration of the last account fetch from Binance (signing, request, parsing).",
             [target(f"binance_margin_scrape_duration_seconds{{{ACC}}}", "{{account}}")],
@@ -290,7 +393,11 @@ def health() -> dict[str, Any]:
             "Failed account fetches per second, by reason (auth, rate_limited, banned, "
             "throttled, timeout, http, invalid_response, connection, api_error, internal).",
             [target(f"sum by (account, reason) (rate(binance_margin_scrape_errors_total"
-                    f"{{{ACC}}}[$__rate_interval]))", "{{account}} {{reason}}")],
+                    f"{{{ACC}}}[$__rate_interval]))", "{{account}} {{reason}}"),
+             target(f"sum by (account, reason) (rate(binance_margin_isolated_scrape_errors_total"
+                    f"{{{ACC}}}[$__rate_interval]))", "{{account}} isolated {{reason}}"),
+             target("sum by (reason) (rate(binance_margin_prices_scrape_errors_total"
+                    "[$__rate_interval]))", "prices {{reason}}")],
             unit="reqps", defaults={"custom": {"drawStyle": "bars", "fillOpacity": 60,
                                                "stacking": {"mode": "normal"}}})
     b.row("Binance limits")

@@ -50,8 +50,9 @@ class Rig:
                                     wall=self.clock)
         if sync and self.upstream.clock.claim_sync():  # as the exporter's warm-up does
             self.client.sync_time()
+        # no interest rates: their background calls would cross the faults injected here
         self.account = CrossAccount.create("main", self.client, EXECUTOR, ttl=0,
-                                           wall=self.clock)
+                                           interest_rates=False, wall=self.clock)
         if sync:  # the bars too, so that no background fetch of them crosses a test
             self.account.thresholds.get(time.monotonic() + timeout)
         self.exporter = Exporter([CrossCollector([self.account])],

@@ -110,8 +110,11 @@ def substitute(expr: str) -> str:
 def test_every_dashboard_expression_runs_and_returns_data(stack):
     queries = dashboard_queries()
     assert len(queries) > 30
-    # rate() and increase() need two scrapes; poll instead of sleeping
+    # rate() and increase() need two scrapes, the rates a background fetch and the recording
+    # rules an evaluation after that; poll instead of sleeping
     wait_for(lambda: stack.query("rate(binance_margin_scrape_errors_total[1m])"), timeout=30,
+             interval=0.2)
+    wait_for(lambda: stack.query("binance_margin:interest_projected_daily_usdt"), timeout=30,
              interval=0.2)
     empty = []
     for dashboard, title, expr in queries:
@@ -167,3 +170,29 @@ def test_margin_level_under_the_margin_call_bar_raises_the_alert(stack):
         assert "BinanceMarginLevelLow" not in names
     finally:
         stack.sim.account.set_margin_level(None)
+
+
+def test_isolated_pair_near_liquidation_raises_the_isolated_alerts(stack):
+    def isolated_alerts() -> dict[str, dict]:
+        return {a["labels"]["alertname"]: a for a in stack.alerts()
+                if a["labels"]["alertname"].startswith("BinanceMarginIsolated")}
+
+    assert not isolated_alerts(), "healthy pairs must not alert"
+    stack.sim.isolated.set_level("ETHUSDT", 1.4)  # Binance says MARGIN_CALL
+    try:
+        alert = wait_for(lambda: isolated_alerts().get("BinanceMarginIsolatedMarginCall"),
+                         timeout=60, interval=0.2)
+        assert alert["labels"]["symbol"] == "ETHUSDT" and alert["labels"]["account"] == "default"
+        assert alert["labels"]["severity"] == "critical" and alert["state"] == "firing"
+        # 1.14: force liquidation status, and the index 3.5 % from the liquidation price
+        stack.sim.isolated.set_level("ETHUSDT", 1.14)
+        alerts = wait_for(lambda: (lambda a: a if {"BinanceMarginIsolatedPreLiquidation",
+                                                   "BinanceMarginIsolatedNearLiquidation"} <= set(a)
+                                   else None)(isolated_alerts()), timeout=60, interval=0.2)
+        near = alerts["BinanceMarginIsolatedNearLiquidation"]
+        assert near["labels"]["symbol"] == "ETHUSDT"
+        assert "3.509%" in near["annotations"]["description"]  # 1 - 1.1 / 1.14
+        assert alerts["BinanceMarginIsolatedPreLiquidation"]["labels"]["status"] == \
+            "FORCE_LIQUIDATION"
+    finally:
+        stack.sim.isolated.set_level("ETHUSDT", None)
