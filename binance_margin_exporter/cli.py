@@ -26,7 +26,9 @@ from binance_margin_exporter.collectors.cache import Cached
 from binance_margin_exporter.collectors.cross import CrossAccount, CrossCollector
 from binance_margin_exporter.collectors.exporter import Exporter, Product
 from binance_margin_exporter.collectors.isolated import IsolatedCollector, IsolatedSource
+from binance_margin_exporter.collectors.portfolio import PortfolioCollector, PortfolioSource
 from binance_margin_exporter.collectors.prices import PricesCollector
+from binance_margin_exporter.collectors.sub_accounts import SubAccounts
 from binance_margin_exporter.config import (
     ConfigError,
     Settings,
@@ -90,9 +92,16 @@ def setup_logging(level: str) -> None:
 def build_exporter(settings: Settings) -> Exporter:
     """Clients, caches and collectors for the settings; ``ConfigError`` for an unusable key."""
     upstream = Upstream(settings.base_url, soft_limit=settings.ip_weight_soft_limit)
+    # Portfolio Margin's own host keeps time with the api host; the same host is one budget
+    papi = upstream if settings.papi_base_url == settings.base_url else Upstream(
+        settings.papi_base_url, soft_limit=settings.ip_weight_soft_limit, clock_of=upstream)
     executor = ThreadPoolExecutor(max_workers=settings.fetch_concurrency,
                                   thread_name_prefix="fetch")
-    accounts, isolated, clients = [], [], []
+    accounts: list[CrossAccount] = []
+    isolated: list[IsolatedSource] = []
+    portfolios: list[PortfolioSource] = []
+    groups: list[SubAccounts] = []
+    clients: list[BinanceClient] = []
     for account in settings.accounts:
         try:
             signer = make_signer(account.api_secret, account.private_key_pem,
@@ -103,24 +112,34 @@ def build_exporter(settings: Settings) -> Exporter:
             executor.shutdown()
             raise ConfigError(f"{key}: {exc}") from None
         client = BinanceClient(
-            upstream, account.api_key, signer,
+            papi if account.type == "portfolio_margin" else upstream, account.api_key, signer,
             recv_window_ms=settings.recv_window_ms,
             timeout=settings.request_timeout_seconds,
             max_response_bytes=settings.max_response_bytes,
+            pool_size=settings.fetch_concurrency if account.sub_accounts else 10,
         )
-        clients.append(client)
         ttl = settings.cache_ttl_seconds
-        accounts.append(CrossAccount.create(account.name, client, executor, ttl=ttl,
-                                            interest_rates=settings.interest_rates))
+        if account.type == "portfolio_margin":
+            portfolios.append(PortfolioSource.create(account.name, client, executor, ttl=ttl))
+            continue
+        clients.append(client)
+        if account.master:
+            accounts.append(CrossAccount.create(account.name, client, executor, ttl=ttl,
+                                                interest_rates=settings.interest_rates))
         if account.isolated:
             isolated.append(IsolatedSource.create(account.name, client, executor, ttl=ttl,
                                                   interest_rates=settings.interest_rates))
+        if account.sub_accounts is not None:
+            emails = None if account.sub_accounts == "all" else account.sub_accounts
+            groups.append(SubAccounts(account.name, client, executor, ttl=ttl, emails=emails))
     products: list[Product] = [
         CrossCollector(accounts, include_zero_assets=settings.include_zero_assets,
-                       assets=settings.assets),
+                       assets=settings.assets, groups=groups),
     ]
     if isolated:
         products.append(IsolatedCollector(isolated))
+    if portfolios:
+        products.append(PortfolioCollector(portfolios))
     if settings.usdt_values and clients:
         # public data, one fetch for every account on the host (unsigned: any client will do)
         prices = Cached("prices", lambda deadline: fetch_prices(clients[0], deadline), executor,
@@ -155,7 +174,8 @@ def warm_up(exporter: Exporter) -> None:
                     client.sync_time()
                 except UpstreamError as exc:
                     log.warning("start-up clock sync with Binance failed: %s", exc)
-            account.thresholds.latest()
+            if account.thresholds is not None:
+                account.thresholds.latest()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

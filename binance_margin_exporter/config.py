@@ -22,6 +22,8 @@ import yaml
 log = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "https://api.binance.com"
+DEFAULT_PAPI_BASE_URL = "https://papi.binance.com"
+ACCOUNT_TYPES = ("cross", "portfolio_margin")
 DEFAULT_ACCOUNT_NAME = "default"
 REDACTED = "<redacted>"
 
@@ -41,6 +43,10 @@ class AccountConfig:
     private_key_passphrase: bytes | None = None
     source: str = "accounts[0]"  # where it was configured, for error messages
     isolated: bool = True  # also read the account's isolated margin pairs
+    type: str = "cross"  # or "portfolio_margin"
+    # a master key's sub-accounts: "all" (discovered), a tuple of e-mails, or None
+    sub_accounts: str | tuple[str, ...] | None = None
+    master: bool = True  # export the master's own margin account too
 
     def __repr__(self) -> str:
         kind = "hmac" if self.api_secret is not None else "private_key"
@@ -51,6 +57,7 @@ class AccountConfig:
 class Settings:
     accounts: tuple[AccountConfig, ...]
     base_url: str = DEFAULT_BASE_URL
+    papi_base_url: str = DEFAULT_PAPI_BASE_URL
     recv_window_ms: int = 5000
     request_timeout_seconds: float = 5.0
     cache_ttl_seconds: float = 10.0
@@ -178,6 +185,9 @@ ACCOUNT_KEYS = {
     "private_key_file",
     "private_key_passphrase_file",
     "isolated",
+    "type",
+    "sub_accounts",
+    "master",
 }
 
 
@@ -223,8 +233,34 @@ def _account(values: Mapping[str, Any], where: str, base: Path | None) -> Accoun
     isolated = True
     if values.get("isolated") is not None:
         isolated = _boolean(values["isolated"], f"{where}.isolated")
+    kind = values.get("type") or "cross"
+    if kind not in ACCOUNT_TYPES:
+        raise ConfigError(f"{where}.type: expected one of {', '.join(ACCOUNT_TYPES)}")
+    subs = _sub_accounts(values.get("sub_accounts"), f"{where}.sub_accounts")
+    master = True
+    if values.get("master") is not None:
+        master = _boolean(values["master"], f"{where}.master")
+    if kind == "portfolio_margin" and subs is not None:
+        raise ConfigError(f"{where}.sub_accounts: only for type cross (a master key's "
+                          f"sub-accounts are read as cross margin accounts)")
+    if not master and subs is None:
+        raise ConfigError(f"{where}.master: false leaves nothing to read without sub_accounts")
     return AccountConfig(name, api_key, api_secret, pem, passphrase, source=where,
-                         isolated=isolated)
+                         isolated=isolated and kind == "cross" and master, type=kind,
+                         sub_accounts=subs, master=master)
+
+
+def _sub_accounts(value: Any, key: str) -> str | tuple[str, ...] | None:
+    if value is None:
+        return None
+    if value == "all":
+        return "all"
+    if not isinstance(value, list) or not value:
+        raise ConfigError(f"{key}: expected all or a non-empty list of sub-account e-mails")
+    emails = tuple(_string(v, f"{key}[{i}]") for i, v in enumerate(value))
+    if len(set(emails)) != len(emails):
+        raise ConfigError(f"{key}: lists an e-mail twice")
+    return emails
 
 
 def _env_account(env: Mapping[str, str]) -> AccountConfig | None:
@@ -255,6 +291,7 @@ def _env_account(env: Mapping[str, str]) -> AccountConfig | None:
 
 SETTINGS_KEYS = {
     "base_url",
+    "papi_base_url",
     "recv_window_ms",
     "request_timeout_seconds",
     "cache_ttl_seconds",
@@ -300,8 +337,11 @@ def load_settings(
     kwargs: dict[str, Any] = {}
     if "base_url" in raw:
         kwargs["base_url"] = _base_url(raw["base_url"], "base_url")
-    if env.get("BINANCE_BASE_URL"):
+    if "papi_base_url" in raw:
+        kwargs["papi_base_url"] = _base_url(raw["papi_base_url"], "papi_base_url")
+    if env.get("BINANCE_BASE_URL"):  # one host for everything: a proxy, or the simulator
         kwargs["base_url"] = _base_url(env["BINANCE_BASE_URL"], "BINANCE_BASE_URL")
+        kwargs["papi_base_url"] = kwargs["base_url"]
     if "recv_window_ms" in raw:
         kwargs["recv_window_ms"] = _integer(
             raw["recv_window_ms"], "recv_window_ms", minimum=1, maximum=60000

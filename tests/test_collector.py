@@ -329,3 +329,21 @@ def test_hostile_names_are_escaped_and_parse_back():
         key = ("binance_margin_asset_free", (("account", 'acc"\\\nünï'), ("asset", name)))
         assert values[key] == 1.0
     promtool_check_metrics(body)
+
+
+def test_the_exporter_never_emits_a_series_twice(caplog):
+    """Two products with the same family merge into one; a repeated series is dropped."""
+    from prometheus_client.core import GaugeMetricFamily
+
+    from binance_margin_exporter.collectors.exporter import merged
+
+    first = GaugeMetricFamily("binance_margin_up", "h", labels=["account"])
+    first.add_metric(["a"], 1.0)
+    first.add_metric(["a"], 0.0)  # the same series again: a bug somewhere
+    second = GaugeMetricFamily("binance_margin_up", "h", labels=["account"])
+    second.add_metric(["b"], 1.0)
+    second.add_metric(["a"], 0.0)
+    (family,) = merged([first, second])
+    assert [(s.labels["account"], s.value) for s in family.samples] == [("a", 1.0), ("b", 1.0)]
+    errors = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 2 and "duplicate series binance_margin_up" in errors[0].getMessage()

@@ -48,6 +48,17 @@ ACCOUNT = "accounts: [{name: main, api_key: k, api_secret: s}]\n"
         ("interest_rates: 'off'\n" + ACCOUNT, "interest_rates: expected true or false"),
         ("accounts: [{name: a, api_key: k, api_secret: s, isolated: 'no'}]\n",
          "accounts[0].isolated: expected true or false"),
+        ("accounts: [{name: a, api_key: k, api_secret: s, type: futures}]\n",
+         "accounts[0].type: expected one of cross, portfolio_margin"),
+        ("accounts: [{name: a, api_key: k, api_secret: s, sub_accounts: some}]\n",
+         "accounts[0].sub_accounts: expected all or a non-empty list"),
+        ("accounts: [{name: a, api_key: k, api_secret: s, sub_accounts: [x@y, x@y]}]\n",
+         "accounts[0].sub_accounts: lists an e-mail twice"),
+        ("accounts: [{name: a, api_key: k, api_secret: s, master: false}]\n",
+         "accounts[0].master: false leaves nothing to read"),
+        ("accounts: [{name: a, api_key: k, api_secret: s, type: portfolio_margin, "
+         "sub_accounts: all}]\n", "accounts[0].sub_accounts: only for type cross"),
+        ("papi_base_url: papi\n" + ACCOUNT, "papi_base_url: expected an http(s) URL"),
         ("accounts: main\n", "accounts: expected a non-empty list"),
         ("accounts: [main]\n", "accounts[0]: expected a mapping"),
         ("accounts: [{api_key: k, api_secret: s}]\n", "accounts[0].name: expected a non-empty"),
@@ -182,6 +193,25 @@ def test_private_key_and_passphrase_from_the_environment(tmp_path):
     (account,) = load_settings(None, env).accounts
     assert account.private_key_pem.startswith(b"-----BEGIN")
     assert account.private_key_passphrase == b"horse"  # the file's final newline dropped
+
+
+def test_account_kinds(tmp_path):
+    path = write(tmp_path, """
+        papi_base_url: https://papi.example
+        accounts:
+          - {name: fund, api_key: k, api_secret: s, sub_accounts: all, master: false}
+          - {name: desk, api_key: k, api_secret: s, sub_accounts: [a@x.example, b@x.example]}
+          - {name: pm, api_key: k, api_secret: s, type: portfolio_margin}
+    """)
+    settings = load_settings(path, {})
+    fund, desk, pm = settings.accounts
+    assert (fund.sub_accounts, fund.master, fund.isolated) == ("all", False, False)
+    assert (desk.sub_accounts, desk.master, desk.type) == (("a@x.example", "b@x.example"),
+                                                           True, "cross")
+    assert (pm.type, pm.isolated) == ("portfolio_margin", False)
+    assert settings.papi_base_url == "https://papi.example"
+    env = {"BINANCE_BASE_URL": "http://127.0.0.1:1"}
+    assert load_settings(path, env).papi_base_url == "http://127.0.0.1:1"  # one host for all
 
 
 def test_fetch_concurrency(tmp_path):

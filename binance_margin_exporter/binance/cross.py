@@ -51,6 +51,7 @@ class MarginAccount:
     transfer_in_enabled: bool | None = None
     transfer_out_enabled: bool | None = None
     account_type: str | None = None
+    bars: TradeCoeff | None = None  # a sub-account's own bars, sent with its account
 
 
 @dataclass(frozen=True, slots=True)

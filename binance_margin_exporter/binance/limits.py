@@ -169,10 +169,14 @@ class Upstream:
 
     def __init__(self, base_url: str, *, soft_limit: int = 9600,
                  wall: Callable[[], float] = time.time,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+                 monotonic: Callable[[], float] = time.monotonic,
+                 clock_of: Upstream | None = None) -> None:
+        """``clock_of``: another host of Binance whose clock this one shares (Portfolio
+        Margin's papi host has no /api/v3/time: it keeps time with the api host)."""
         self.base_url = base_url.rstrip("/")
         self.host = urlsplit(self.base_url).netloc
-        self.clock = ServerClock(wall, monotonic)
+        self.clock = clock_of.clock if clock_of is not None else ServerClock(wall, monotonic)
+        self.time_base_url = clock_of.base_url if clock_of is not None else self.base_url
         share = soft_limit / WEIGHT_LIMITS[SAPI_WEIGHT_HEADER]
         self.gates = {
             header: RateGate(header, max(1, int(limit * share)), wall)
@@ -185,6 +189,7 @@ class Upstream:
         return self.gates[SAPI_WEIGHT_HEADER]
 
     def gate_for(self, path: str) -> RateGate:
+        """/sapi counts on the SAPI IP weight; /api and /papi on X-MBX-USED-WEIGHT-1M."""
         return self.gates[SAPI_WEIGHT_HEADER if path.startswith("/sapi/") else API_WEIGHT_HEADER]
 
     def ban(self, seconds: float) -> None:

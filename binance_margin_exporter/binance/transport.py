@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from urllib3.exceptions import HTTPError as Urllib3Error
@@ -83,7 +84,11 @@ class BinanceClient:
         session: requests.Session | None = None,
         wall: Callable[[], float] = time.time,
         background: Callable[[Callable[[], None]], None] | None = None,
+        pool_size: int = 10,
     ) -> None:
+        """``pool_size``: connections kept open to Binance; as many as the requests this
+        client makes at once (a master key's sub-accounts), or each scrape opens (and TLS
+        handshakes) the connections above it anew."""
         self.upstream = upstream
         self._api_key = api_key
         self._signer = signer
@@ -91,6 +96,10 @@ class BinanceClient:
         self.timeout = timeout
         self._max_bytes = max_response_bytes
         self._session = session or requests.Session()
+        if session is None and pool_size > 10:
+            adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=pool_size)
+            self._session.mount("https://", adapter)
+            self._session.mount("http://", adapter)
         self._wall = wall
         self._background = background or _in_a_thread
         self._lock = threading.Lock()
@@ -124,7 +133,7 @@ class BinanceClient:
         clock = self.upstream.clock
         sent = self._wall()
         try:
-            raw = self.get(TIME_PATH, deadline=deadline)
+            raw = self.get(TIME_PATH, deadline=deadline, base_url=self.upstream.time_base_url)
             received = self._wall()
             if not isinstance(raw, dict) or type(raw.get("serverTime")) is not int:
                 raise invalid("serverTime: missing or not an integer")
@@ -192,14 +201,16 @@ class BinanceClient:
             self._auth_retry_at = self._wall() + delay
 
     def get(self, path: str, headers: dict[str, str] | None = None, query: str = "", *,
-            deadline: float | None = None) -> Any:
-        """One GET; the parsed JSON of a 200, or :class:`UpstreamError`."""
+            deadline: float | None = None, base_url: str | None = None) -> Any:
+        """One GET; the parsed JSON of a 200, or :class:`UpstreamError`. ``base_url``: another
+        host than the upstream's (the clock of the papi host is read on the api host)."""
         upstream = self.upstream
         gate = upstream.gate_for(path)
         gate.check()
         deadline = self.deadline() if deadline is None else deadline
-        url = f"{upstream.base_url}{path}?{query}" if query else f"{upstream.base_url}{path}"
-        what = f"GET {path} on {upstream.host}"
+        base = base_url or upstream.base_url
+        url = f"{base}{path}?{query}" if query else f"{base}{path}"
+        what = f"GET {path} on {urlsplit(base).netloc}"
         status, response_headers, body = self._fetch(url, headers or {}, what, deadline)
 
         weight = response_headers.get(gate.header)

@@ -74,6 +74,8 @@ class Cached(Generic[T]):
         self._result: Result[T] | None = None
         self._flight: _Flight[T] | None = None
         self.good: T | None = None  # the last value fetched successfully
+        self.last_ok = False  # did the last fetch succeed?
+        self._failing: tuple[str, int | None] | None = None  # (reason, code) being warned of
         self.errors = dict.fromkeys(ERROR_REASONS, 0)
         self.last_success: float | None = None
 
@@ -143,17 +145,26 @@ class Cached(Generic[T]):
             log.debug("%s: the unexpected error", self.what, exc_info=True)
         result = Result(value, error, started, self._monotonic() - started)
         with self._lock:
+            self.last_ok = error is None
             if error is None:
+                if self._failing is not None:
+                    log.info("%s: fetched again after failures (%s)", self.what,
+                             self._failing[0])
+                self._failing = None
                 self.good = value
                 self.last_success = self._wall()
             elif not flight.counted:
                 flight.counted = True
                 self.errors[error.reason] = self.errors.get(error.reason, 0) + 1
-                if error.reason != "internal":
-                    if error.sent:
-                        log.warning("%s: fetch failed (%s): %s", self.what, error.reason, error)
-                    else:
-                        log.debug("%s: %s", self.what, error)
+                kind = (error.reason, error.code)
+                if error.reason != "internal" and error.sent:
+                    # one warning when a failure starts or changes kind; its repeats (every
+                    # scrape, for a sub-account without margin) only at debug
+                    level = logging.DEBUG if kind == self._failing else logging.WARNING
+                    log.log(level, "%s: fetch failed (%s): %s", self.what, error.reason, error)
+                    self._failing = kind
+                elif error.reason != "internal":
+                    log.debug("%s: %s", self.what, error)
             self._result = result
             self._flight = None
         flight.future.set_result(result)

@@ -100,13 +100,15 @@ class ClientState(Protocol):
 
 @dataclass(frozen=True)
 class CrossAccount:
-    """One cross margin account: its client, its cached account and its cached margin bars."""
+    """One cross margin account: its client, its cached account and its cached margin bars
+    (``None`` for a sub-account, whose bars come with its account)."""
 
     name: str
     client: ClientState
     account: Cached[MarginAccount]
-    thresholds: Cached[TradeCoeff]
+    thresholds: Cached[TradeCoeff] | None
     rates: HourlyRates | None = None  # None: interest rates turned off
+    master: str | None = None  # a sub-account: the name of the master account it is read by
 
     @classmethod
     def create(cls, name: str, client: BinanceClient, executor: Executor, *, ttl: float,
@@ -126,12 +128,22 @@ class CrossAccount:
         )
 
 
+class AccountGroup(Protocol):
+    """Accounts that change while the exporter runs (a master's sub-accounts)."""
+
+    def accounts(self, deadline: float) -> Sequence[CrossAccount]: ...
+
+    def families(self) -> Iterator[Metric]: ...
+
+
 class CrossCollector:
-    """The families of every cross margin account."""
+    """The families of every cross margin account, sub-accounts included."""
 
     def __init__(self, accounts: Sequence[CrossAccount], *, include_zero_assets: bool = False,
-                 assets: Sequence[str] | None = None) -> None:
+                 assets: Sequence[str] | None = None,
+                 groups: Sequence[AccountGroup] = ()) -> None:
         self.accounts = tuple(accounts)
+        self.groups = tuple(groups)
         self.include_zero_assets = include_zero_assets
         self.assets = frozenset(assets) if assets else None
 
@@ -145,21 +157,28 @@ class CrossCollector:
 
     def start(self, scrape: Scrape) -> Callable[[], Iterator[Metric]]:
         deadline = scrape.deadline
-        flights = [a.account.start(deadline) for a in self.accounts]
-        return lambda: self._families(
-            [a.account.wait(f, deadline) for a, f in zip(self.accounts, flights, strict=True)],
-            scrape)
+        accounts = [*self.accounts, *(a for g in self.groups for a in g.accounts(deadline))]
+        flights = [a.account.start(deadline) for a in accounts]
+
+        def finish() -> Iterator[Metric]:
+            results = [a.account.wait(f, deadline) for a, f in zip(accounts, flights,
+                                                                   strict=True)]
+            yield from self._families(accounts, results, scrape)
+            for group in self.groups:
+                yield from group.families()
+
+        return finish
 
     def collect(self, deadline: float) -> Iterator[Metric]:
         """Fetch (or take from the cache) and build, for this product alone."""
         return self.start(Scrape(deadline))()
 
-    def _families(self, results: Sequence[Result[MarginAccount]],
-                  scrape: Scrape) -> Iterator[Metric]:
+    def _families(self, accounts: Sequence[CrossAccount],
+                  results: Sequence[Result[MarginAccount]], scrape: Scrape) -> Iterator[Metric]:
         acc, asset_l = ["account"], ["account", "asset"]
         up = GaugeMetricFamily(
             "binance_margin_up",
-            "1 if the last fetch of GET /sapi/v1/margin/account succeeded, else 0.", labels=acc)
+            "1 if the last fetch of the account from Binance succeeded, else 0.", labels=acc)
         gauges = [GaugeMetricFamily(name, help_, labels=acc) for _, name, help_ in ACCOUNT_GAUGES]
         flags = [GaugeMetricFamily(name, help_, labels=acc) for _, name, help_ in ACCOUNT_FLAGS]
         info = GaugeMetricFamily(
@@ -175,6 +194,10 @@ class CrossCollector:
         duration = GaugeMetricFamily("binance_margin_scrape_duration_seconds",
                                      "Duration of the last account fetch from Binance.",
                                      labels=acc)
+        sub_info = GaugeMetricFamily(
+            "binance_margin_sub_account_info",
+            "A sub-account read through its master's key; always 1.",
+            labels=["account", "master"])
         errors = CounterMetricFamily("binance_margin_scrape_errors",
                                      "Failed account fetches, by reason.",
                                      labels=["account", "reason"])
@@ -207,8 +230,10 @@ class CrossCollector:
             "IP request weight used this minute, as last reported by Binance "
             "(X-SAPI-USED-IP-WEIGHT-1M; the limit is 12000).", labels=acc)
 
-        for entry, result in zip(self.accounts, results, strict=True):
+        for entry, result in zip(accounts, results, strict=True):
             name = entry.name
+            if entry.master is not None:
+                sub_info.add_metric([name, entry.master], 1.0)
             account = result.value
             up.add_metric([name], 0.0 if account is None else 1.0)
             if account is not None:
@@ -242,8 +267,10 @@ class CrossCollector:
                     for asset_name, value in entry.rates.latest(borrowed).items():
                         rate.add_metric([name, asset_name], value)
                 # The bars are refreshed (in the background) while the account answers, and
-                # shown only with the account's values, never beside an up 0.
-                coeff = entry.thresholds.latest()
+                # shown only with the account's values, never beside an up 0. A sub-account's
+                # come with its account.
+                coeff = account.bars or (entry.thresholds.latest()
+                                         if entry.thresholds is not None else None)
                 if coeff is not None:
                     for label, attr in THRESHOLDS:
                         thresholds.add_metric([name, label], getattr(coeff, attr))
@@ -257,7 +284,7 @@ class CrossCollector:
             if used is not None:
                 weight.add_metric([name], float(used))
 
-        for family in (up, *gauges, *flags, info, thresholds, *asset_families, net_usdt,
+        for family in (up, sub_info, *gauges, *flags, info, thresholds, *asset_families, net_usdt,
                        liability_usdt, total_net_usdt, total_liability_usdt, rate, duration,
                        errors, last_ok, backoff, weight):
             if family.samples:

@@ -4,10 +4,16 @@ The deadline comes from Prometheus (``X-Prometheus-Scrape-Timeout-Seconds``, les
 rendering and the network), capped by ``request_timeout_seconds``. What is not back from Binance
 by then is ``up 0`` with ``reason="timeout"``, so ``/metrics`` always answers before Prometheus
 gives up on it.
+
+Products may share a family (every kind of account has its ``binance_margin_up``): families of
+the same name are merged into one, and no series is ever emitted twice: a second series with
+the same name and labels is dropped with an error in the log (Prometheus would keep one of the
+two silently, and which one could change from scrape to scrape).
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
@@ -18,6 +24,8 @@ from prometheus_client.metrics_core import Metric
 
 from binance_margin_exporter import __version__
 from binance_margin_exporter.collectors.scrape import Scrape
+
+log = logging.getLogger(__name__)
 
 SCRAPE_MARGIN_SECONDS = 0.5  # kept back from Prometheus' timeout for rendering and the network
 
@@ -52,8 +60,7 @@ class Exporter:
     def collect(self, scrape_timeout: float | None = None) -> Iterator[Metric]:
         scrape = Scrape(time.monotonic() + scrape_budget(self.request_timeout, scrape_timeout))
         pending = [product.start(scrape) for product in self.products]
-        for finish in pending:
-            yield from finish()
+        yield from merged(family for finish in pending for family in finish())
         build = GaugeMetricFamily("binance_margin_exporter_build_info",
                                   "Version of binance-margin-exporter; always 1.",
                                   labels=["version"])
@@ -66,3 +73,30 @@ class Exporter:
     def close(self) -> None:
         if isinstance(self.executor, ThreadPoolExecutor):
             self.executor.shutdown(wait=False, cancel_futures=True)
+
+
+def merged(families: Iterable[Metric]) -> list[Metric]:
+    """One family per name (the first's HELP and type), each series once."""
+    by_name: dict[str, Metric] = {}
+    seen: set[tuple[str, frozenset[tuple[str, str]]]] = set()
+    for family in families:
+        kept = by_name.get(family.name)
+        if kept is not None and kept.type != family.type:
+            log.error("two families named %s of different types; the second is dropped "
+                      "(please report this)", family.name)
+            continue
+        samples = []
+        for sample in family.samples:
+            key = (sample.name, frozenset(sample.labels.items()))
+            if key in seen:
+                log.error("duplicate series %s%s dropped (please report this)", sample.name,
+                          dict(sorted(sample.labels.items())))
+                continue
+            seen.add(key)
+            samples.append(sample)
+        if kept is None:
+            family.samples = samples
+            by_name[family.name] = family
+        else:
+            kept.samples.extend(samples)
+    return list(by_name.values())

@@ -22,10 +22,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEMO_ACCOUNT = "demo"
+DEMO_PM_ACCOUNT = "demo-pm"
 
 
 def start_demo(settings: Settings) -> tuple[Settings, Simulator]:
-    """Start the simulator; return settings pointing one account named ``demo`` at it."""
+    """Start the simulator; return settings pointing at it: ``demo``, a master key with its
+    isolated pairs and three sub-accounts (one without margin), and ``demo-pm``, a Portfolio
+    Margin account: every kind of account the exporter reads."""
     # imported here: ``python -m binance_margin_exporter.demo.simulator`` imports this package
     # first, and must find its module not imported yet
     from binance_margin_exporter.demo.cross import SimulatedAccount
@@ -34,18 +37,25 @@ def start_demo(settings: Settings) -> tuple[Settings, Simulator]:
     if settings.accounts:
         log.warning("--demo: the %d account(s) of the configuration are ignored",
                     len(settings.accounts))
-    api_key = secrets.token_hex(32)
-    secret = secrets.token_hex(32)
     simulator = Simulator(SimulatedAccount())
-    simulator.add_hmac_key(api_key, secret)
+    keys = [(secrets.token_hex(32), secrets.token_hex(32)) for _ in range(2)]
+    for api_key, secret in keys:
+        simulator.add_hmac_key(api_key, secret)
     simulator.start()
     log.warning(
-        "DEMO MODE: the account %r is simulated (a fake Binance on %s); no real data",
-        DEMO_ACCOUNT, simulator.base_url,
+        "DEMO MODE: the accounts %r (with its sub-accounts) and %r are simulated (a fake "
+        "Binance on %s); no real data", DEMO_ACCOUNT, DEMO_PM_ACCOUNT, simulator.base_url,
     )
+    (master_key, master_secret), (pm_key, pm_secret) = keys
     demo = dataclasses.replace(
         settings,
         base_url=simulator.base_url,
-        accounts=(AccountConfig(DEMO_ACCOUNT, api_key, secret, source="demo"),),
+        papi_base_url=simulator.base_url,
+        accounts=(
+            AccountConfig(DEMO_ACCOUNT, master_key, master_secret, source="demo",
+                          sub_accounts="all"),
+            AccountConfig(DEMO_PM_ACCOUNT, pm_key, pm_secret, source="demo",
+                          type="portfolio_margin"),
+        ),
     )
     return demo, simulator

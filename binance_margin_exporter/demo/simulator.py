@@ -27,10 +27,19 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from binance_margin_exporter.demo import cross, interest, isolated, prices
+from binance_margin_exporter.demo import (
+    cross,
+    interest,
+    isolated,
+    portfolio,
+    prices,
+    sub_accounts,
+)
 from binance_margin_exporter.demo.cross import ACCOUNT_PATH, SimulatedAccount
 from binance_margin_exporter.demo.isolated import SimulatedIsolated
+from binance_margin_exporter.demo.portfolio import SimulatedPortfolio
 from binance_margin_exporter.demo.routes import RequestError, Route
+from binance_margin_exporter.demo.sub_accounts import SimulatedSubAccounts
 
 TIME_PATH = "/api/v3/time"
 TIME_WEIGHT = 1
@@ -69,14 +78,22 @@ class Simulator:
 
     def __init__(self, account: SimulatedAccount | None = None, *, host: str = "127.0.0.1",
                  port: int = 0, enforce_weight_limit: bool = True,
-                 isolated_pairs: bool = True) -> None:
+                 isolated_pairs: bool = True,
+                 subs: SimulatedSubAccounts | None = None) -> None:
         self.account = account or SimulatedAccount()
         self.isolated = SimulatedIsolated(self.account, pairs=isolated_pairs)
+        self.subs = subs or SimulatedSubAccounts(
+            ["alice@fund.example", "bob@fund.example", "carol@fund.example"],
+            no_margin=["carol@fund.example"], n_assets=60, n_active=6, drift=self.account.drift)
+        self.portfolio = SimulatedPortfolio(drift=self.account.drift)
+        self.non_master_keys: set[str] = set()  # keys refused by the sub-account endpoints
         self.routes: dict[str, Route] = {
             **cross.routes(self.account),
             **isolated.routes(self.isolated),
             **prices.routes(self.account),
             **interest.routes(),
+            **sub_accounts.routes(self.subs),
+            **portfolio.routes(self.portfolio),
         }
         self.enforce_weight_limit = enforce_weight_limit
         self.clock_skew_ms = 0  # server time = real time + skew
@@ -90,7 +107,7 @@ class Simulator:
         self._weight: dict[tuple[bool, int], int] = {}  # (/sapi?, minute) -> weight used
         self._violations = 0
         self._banned_until = 0.0
-        self._server = ThreadingHTTPServer((host, port), _handler_for(self))
+        self._server = _Server((host, port), _handler_for(self))
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
 
@@ -214,6 +231,10 @@ class Simulator:
         return None
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 1024  # a burst of a fund's sub-accounts: Binance's backlog is deep
+
+
 def _verify_public(key: Any, payload: bytes, signature: str) -> bool:
     from cryptography.exceptions import InvalidSignature
     from cryptography.hazmat.primitives import hashes
@@ -299,6 +320,11 @@ def _handler_for(sim: Simulator) -> type[BaseHTTPRequestHandler]:
                 return
             if sim.latency:
                 time.sleep(sim.latency)
+            if path.startswith("/sapi/v1/sub-account/") and \
+                    self.headers.get("X-MBX-APIKEY") in sim.non_master_keys:
+                self._error(400, -1002, "You are not authorized to execute this request.",
+                            headers)
+                return
             try:
                 body = route.answer(dict(parse_qsl(parts.query)))
             except RequestError as exc:
@@ -320,6 +346,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--static", action="store_true", help="no price drift")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds per signed request")
     parser.add_argument("--no-weight-limit", action="store_true")
+    parser.add_argument("--sub-accounts", type=int, default=0, metavar="N",
+                        help="the master has N sub-accounts (sub000@fund.example, ...), each "
+                        "listing --assets assets, --active of them held")
     args = parser.parse_args(argv)
     api_key = os.environ.get("SIM_API_KEY", "")
     secret = os.environ.get("SIM_API_SECRET", "")
@@ -328,8 +357,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     host, _, port = args.listen.rpartition(":")
     account = SimulatedAccount(args.assets, args.active, drift=not args.static)
+    subs = None
+    if args.sub_accounts:
+        subs = SimulatedSubAccounts([f"sub{i:03d}@fund.example" for i in range(args.sub_accounts)],
+                                    n_assets=args.assets, n_active=args.active,
+                                    drift=not args.static)
     sim = Simulator(account, host=host, port=int(port),
-                    enforce_weight_limit=not args.no_weight_limit)
+                    enforce_weight_limit=not args.no_weight_limit, subs=subs)
     sim.add_hmac_key(api_key, secret)
     sim.latency = args.latency
     print(sim.base_url, flush=True)

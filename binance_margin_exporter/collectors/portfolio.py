@@ -1,0 +1,147 @@
+"""Portfolio Margin accounts (``type: portfolio_margin``): ``/papi/v1/account`` and
+``/papi/v1/balance`` in, families out.
+
+Example output::
+
+    binance_margin_up{account="pm"} 1.0
+    binance_margin_portfolio_uni_mmr{account="pm"} 5.167
+    binance_margin_portfolio_status{account="pm",status="NORMAL"} 1.0
+    binance_margin_portfolio_asset_cross_margin_borrowed{account="pm",asset="USDT"} 100.0
+
+``binance_margin_up``, errors, duration, last success and back-off are the same families as the
+cross accounts' (the exporter merges them). An empty string from Binance drops its metric.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
+
+from binance_margin_exporter.binance.portfolio import (
+    BALANCE_FIELDS,
+    STATUSES,
+    Portfolio,
+    fetch_portfolio,
+)
+from binance_margin_exporter.binance.transport import BinanceClient
+from binance_margin_exporter.collectors.cache import ERROR_REASONS, Cached, Result
+from binance_margin_exporter.collectors.cross import ClientState
+from binance_margin_exporter.collectors.scrape import Scrape
+
+ACCOUNT_GAUGES: tuple[tuple[str, str, str], ...] = (
+    ("uni_mmr", "binance_margin_portfolio_uni_mmr",
+     "Unified maintenance margin ratio (uniMMR): Binance liquidates at 1.05 and below."),
+    ("account_equity", "binance_margin_portfolio_account_equity_usd",
+     "Account equity in USD (accountEquity)."),
+    ("actual_equity", "binance_margin_portfolio_actual_equity_usd",
+     "Actual equity in USD, without collateral rates (actualEquity)."),
+    ("initial_margin", "binance_margin_portfolio_initial_margin_usd",
+     "Initial margin in USD (accountInitialMargin)."),
+    ("maint_margin", "binance_margin_portfolio_maint_margin_usd",
+     "Maintenance margin in USD (accountMaintMargin)."),
+    ("virtual_max_withdraw", "binance_margin_portfolio_virtual_max_withdraw_usd",
+     "Maximum virtual amount for transfer out in USD (virtualMaxWithdrawAmount)."),
+    ("total_available_balance", "binance_margin_portfolio_available_balance_usd",
+     "Total available balance in USD (totalAvailableBalance)."),
+    ("total_margin_open_loss", "binance_margin_portfolio_margin_open_loss_usd",
+     "Open loss of cross margin orders in USD (totalMarginOpenLoss)."),
+)
+# BALANCE_FIELDS attr -> metric name suffix and HELP
+ASSET_NAMES: dict[str, str] = {
+    "wallet_balance": "Wallet balance (totalWalletBalance).",
+    "cross_margin_asset": "Cross margin asset (crossMarginAsset).",
+    "cross_margin_borrowed": "Cross margin borrowed (crossMarginBorrowed).",
+    "cross_margin_free": "Cross margin free (crossMarginFree).",
+    "cross_margin_interest": "Cross margin interest (crossMarginInterest).",
+    "cross_margin_locked": "Cross margin locked (crossMarginLocked).",
+    "um_wallet_balance": "USDⓈ-M futures wallet balance (umWalletBalance).",
+    "um_unrealized_pnl": "USDⓈ-M futures unrealized profit and loss (umUnrealizedPNL).",
+    "cm_wallet_balance": "COIN-M futures wallet balance (cmWalletBalance).",
+    "cm_unrealized_pnl": "COIN-M futures unrealized profit and loss (cmUnrealizedPNL).",
+    "negative_balance": "Negative balance (negativeBalance).",
+}
+
+
+@dataclass(frozen=True)
+class PortfolioSource:
+    name: str
+    client: ClientState
+    portfolio: Cached[Portfolio]
+
+    @classmethod
+    def create(cls, name: str, client: BinanceClient, executor: Executor, *,
+               ttl: float) -> PortfolioSource:
+        return cls(name, client,
+                   Cached(f"portfolio margin account {name}",
+                          lambda deadline: fetch_portfolio(client, deadline), executor,
+                          ttl=ttl, timeout=client.timeout))
+
+
+class PortfolioCollector:
+    def __init__(self, sources: Sequence[PortfolioSource]) -> None:
+        self.sources = tuple(sources)
+
+    def start(self, scrape: Scrape) -> Callable[[], Iterator[Metric]]:
+        deadline = scrape.deadline
+        flights = [s.portfolio.start(deadline) for s in self.sources]
+        return lambda: self._families(
+            [s.portfolio.wait(f, deadline) for s, f in zip(self.sources, flights, strict=True)])
+
+    def _families(self, results: Sequence[Result[Portfolio]]) -> Iterator[Metric]:
+        acc = ["account"]
+        up = GaugeMetricFamily(
+            "binance_margin_up",
+            "1 if the last fetch of the account from Binance succeeded, else 0.", labels=acc)
+        gauges = [GaugeMetricFamily(n, h, labels=acc) for _, n, h in ACCOUNT_GAUGES]
+        status = GaugeMetricFamily(
+            "binance_margin_portfolio_status",
+            "Portfolio Margin account status (accountStatus): 1 for the current one.",
+            labels=["account", "status"])
+        assets = [GaugeMetricFamily(f"binance_margin_portfolio_asset_{attr}", ASSET_NAMES[attr],
+                                    labels=["account", "asset"]) for attr, _ in BALANCE_FIELDS]
+        duration = GaugeMetricFamily("binance_margin_scrape_duration_seconds",
+                                     "Duration of the last account fetch from Binance.",
+                                     labels=acc)
+        errors = CounterMetricFamily("binance_margin_scrape_errors",
+                                     "Failed account fetches, by reason.",
+                                     labels=["account", "reason"])
+        last_ok = GaugeMetricFamily("binance_margin_last_success_timestamp_seconds",
+                                    "Unix time of the last successful account fetch.", labels=acc)
+        backoff = GaugeMetricFamily(
+            "binance_margin_backoff_until_timestamp_seconds",
+            "Unix time until which no request is sent for this account (rate limit, ban, "
+            "weight near the limit, or rejected credentials); 0 when none.", labels=acc)
+        for source, result in zip(self.sources, results, strict=True):
+            name = source.name
+            value = result.value
+            up.add_metric([name], 0.0 if value is None else 1.0)
+            duration.add_metric([name], result.duration)
+            for reason in ERROR_REASONS:
+                errors.add_metric([name, reason], float(source.portfolio.errors[reason]))
+            if source.portfolio.last_success is not None:
+                last_ok.add_metric([name], source.portfolio.last_success)
+            backoff.add_metric([name], source.client.backoff_until())
+            if value is None:
+                continue
+            account = value.account
+            for (attr, _, _), family in zip(ACCOUNT_GAUGES, gauges, strict=True):
+                number = getattr(account, attr)
+                if number is not None:
+                    family.add_metric([name], number)
+            current = account.status
+            if current is not None:
+                for state in STATUSES if current in STATUSES else (*STATUSES, current):
+                    status.add_metric([name, state], 1.0 if state == current else 0.0)
+            for balance in value.balances:
+                if not any(balance.values):
+                    continue  # an asset with nothing at all, as for cross accounts
+                for number, family in zip(balance.values, assets, strict=True):
+                    if number is not None:
+                        family.add_metric([name, balance.asset], number)
+        for family in (up, *gauges, status, *assets, duration, errors, last_ok, backoff):
+            if family.samples:
+                yield family

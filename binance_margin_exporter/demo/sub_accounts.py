@@ -1,0 +1,74 @@
+"""Simulated sub-accounts of a master key: ``GET /sapi/v1/sub-account/list`` (weight 1, paged by
+``page`` and ``limit`` <= 200) and ``GET /sapi/v1/sub-account/margin/account`` (weight 10).
+
+Each sub-account is a :class:`~.cross.SimulatedAccount` of its own (another seed), in the
+sub-account answer's shape: ``marginUserAssetVoList`` and ``marginTradeCoeffVo``. Sub-accounts
+listed in ``no_margin`` answer an error for their e-mail, as Binance does when margin is not
+enabled there. A key in ``Simulator.non_master_keys`` is refused, as a sub-account's key is.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from binance_margin_exporter.demo.cross import SimulatedAccount
+from binance_margin_exporter.demo.routes import RequestError, Route
+
+SUB_ACCOUNT_LIST_PATH = "/sapi/v1/sub-account/list"
+SUB_MARGIN_ACCOUNT_PATH = "/sapi/v1/sub-account/margin/account"
+NO_MARGIN_CODE = -3003
+
+
+class SimulatedSubAccounts:
+    def __init__(self, emails: Sequence[str], *, no_margin: Sequence[str] = (),
+                 n_assets: int = 40, n_active: int = 10, drift: bool = True) -> None:
+        self.emails = list(emails)
+        self.no_margin = set(no_margin)
+        self.accounts = {
+            email: SimulatedAccount(n_assets, n_active, seed=100 + i, drift=drift)
+            for i, email in enumerate(self.emails)
+        }
+        self._bodies: dict[str, tuple[Any, bytes]] = {}
+
+    def listing(self, params: dict[str, str]) -> bytes:
+        try:
+            page = int(params.get("page", "1"))
+            limit = int(params.get("limit", "1"))
+        except ValueError:
+            raise RequestError(-1100, "Illegal characters found in a parameter.") from None
+        if page < 1 or not 1 <= limit <= 200:
+            raise RequestError(-1100, "Illegal characters found in a parameter.")
+        chunk = self.emails[(page - 1) * limit: page * limit]
+        return json.dumps({"subAccounts": [
+            {"email": e, "isFreeze": False, "createTime": 1544433328000,
+             "isManagedSubAccount": False, "isAssetManagementSubAccount": False}
+            for e in chunk]}).encode()
+
+    def margin_account(self, params: dict[str, str]) -> bytes:
+        email = params.get("email", "")
+        if email not in self.accounts:
+            raise RequestError(-1102, "Mandatory parameter 'email' was not sent, was empty/null, "
+                                      "or malformed.")
+        if email in self.no_margin:
+            raise RequestError(NO_MARGIN_CODE, "Margin account does not exist.")
+        account = self.accounts[email]
+        raw = json.loads(account.body())
+        coeff = {k: f"{float(v):.8f}" for k, v in account.coeff.items()}
+        return json.dumps({
+            "email": email,
+            "marginLevel": raw["marginLevel"],
+            "totalAssetOfBtc": raw["totalAssetOfBtc"],
+            "totalLiabilityOfBtc": raw["totalLiabilityOfBtc"],
+            "totalNetAssetOfBtc": raw["totalNetAssetOfBtc"],
+            "marginTradeCoeffVo": {"forceLiquidationBar": coeff["forceLiquidationBar"],
+                                   "marginCallBar": coeff["marginCallBar"],
+                                   "normalBar": coeff["normalBar"]},
+            "marginUserAssetVoList": raw["userAssets"],
+        }, separators=(",", ":")).encode()
+
+
+def routes(subs: SimulatedSubAccounts) -> dict[str, Route]:
+    return {SUB_ACCOUNT_LIST_PATH: Route(1, subs.listing),
+            SUB_MARGIN_ACCOUNT_PATH: Route(10, subs.margin_account)}

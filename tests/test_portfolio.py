@@ -1,0 +1,109 @@
+"""Portfolio Margin: the documented examples, empty strings, one family with the cross accounts,
+and over real HTTP against the simulator."""
+
+from __future__ import annotations
+
+import time
+
+from prometheus_client import generate_latest
+
+from binance_margin_exporter.binance.limits import Upstream
+from binance_margin_exporter.binance.portfolio import (
+    Portfolio,
+    fetch_portfolio,
+    parse_portfolio_account,
+    parse_portfolio_balances,
+)
+from binance_margin_exporter.binance.signing import HmacSigner
+from binance_margin_exporter.binance.transport import BinanceClient
+from binance_margin_exporter.collectors.cache import Cached
+from binance_margin_exporter.collectors.cross import CrossCollector
+from binance_margin_exporter.collectors.exporter import Exporter
+from binance_margin_exporter.collectors.portfolio import PortfolioCollector, PortfolioSource
+from tests.conftest import API_KEY, SECRET
+from tests.helpers import (
+    EXECUTOR,
+    FakeSource,
+    StepClock,
+    fake_account,
+    fixture_json,
+    promtool_check_metrics,
+    sample_values,
+)
+from tests.test_collector import check_golden
+
+ACCOUNT = fixture_json("papi_account_docs_example.json")
+BALANCE = fixture_json("papi_balance_docs_example.json")
+
+
+class Client:
+    timeout = 5.0
+    last_used_weight = None
+
+    def backoff_until(self):
+        return 0.0
+
+
+def docs_source(name="pm") -> PortfolioSource:
+    portfolio = Portfolio(parse_portfolio_account(ACCOUNT), parse_portfolio_balances(BALANCE))
+    return PortfolioSource(name, Client(), Cached(
+        f"portfolio margin account {name}", lambda deadline: portfolio, EXECUTOR, ttl=10,
+        monotonic=StepClock(), wall=lambda: 1_700_000_000.0))
+
+
+def test_golden_documented_examples():
+    body = generate_latest(Exporter([PortfolioCollector([docs_source()])],
+                                    version="0.0.0-test"))
+    check_golden("portfolio_docs_example.prom", body)
+    promtool_check_metrics(body)
+
+
+def test_every_value_exactly_and_empty_strings_dropped():
+    values = sample_values(generate_latest(Exporter([PortfolioCollector([docs_source()])]))
+                           .decode())
+    acc = (("account", "pm"),)
+    for field, metric in [("uniMMR", "uni_mmr"), ("accountEquity", "account_equity_usd"),
+                          ("actualEquity", "actual_equity_usd"),
+                          ("accountInitialMargin", "initial_margin_usd"),
+                          ("accountMaintMargin", "maint_margin_usd"),
+                          ("virtualMaxWithdrawAmount", "virtual_max_withdraw_usd")]:
+        assert values[(f"binance_margin_portfolio_{metric}", acc)] == float(ACCOUNT[field])
+    assert ("binance_margin_portfolio_available_balance_usd", acc) not in values  # ""
+    usdt = (("account", "pm"), ("asset", "USDT"))
+    for field, metric in [("totalWalletBalance", "wallet_balance"),
+                          ("crossMarginBorrowed", "cross_margin_borrowed"),
+                          ("crossMarginInterest", "cross_margin_interest"),
+                          ("umUnrealizedPNL", "um_unrealized_pnl"),
+                          ("negativeBalance", "negative_balance")]:
+        assert values[(f"binance_margin_portfolio_asset_{metric}", usdt)] == float(
+            BALANCE[0][field])
+    assert ("binance_margin_portfolio_asset_cm_unrealized_pnl", usdt) not in values  # ""
+    states = {dict(k[1])["status"]: v for k, v in values.items()
+              if k[0] == "binance_margin_portfolio_status"}
+    assert states == {"NORMAL": 1.0, "MARGIN_CALL": 0.0, "SUPPLY_MARGIN": 0.0,
+                      "REDUCE_ONLY": 0.0, "ACTIVE_LIQUIDATION": 0.0, "FORCE_LIQUIDATION": 0.0,
+                      "BANKRUPTED": 0.0}
+
+
+def test_up_is_one_family_with_the_cross_accounts():
+    exporter = Exporter([CrossCollector([fake_account("cross", FakeSource())]),
+                         PortfolioCollector([docs_source()])])
+    text = generate_latest(exporter).decode()
+    assert text.count("# TYPE binance_margin_up gauge") == 1
+    assert text.count("# TYPE binance_margin_scrape_errors_total counter") == 1
+    values = sample_values(text)
+    assert values[("binance_margin_up", (("account", "cross"),))] == 1.0
+    assert values[("binance_margin_up", (("account", "pm"),))] == 1.0
+
+
+def test_over_http_on_the_papi_host_keeping_time_with_the_api_host(simulator):
+    api = Upstream(simulator.base_url)
+    papi = Upstream(simulator.base_url + "/", clock_of=api)  # its own gates, the api clock
+    simulator.clock_skew_ms = 20_000
+    client = BinanceClient(papi, API_KEY, HmacSigner(SECRET), background=lambda f: f())
+    portfolio = fetch_portfolio(client, time.monotonic() + 5)
+    assert portfolio.account.uni_mmr == float(
+        simulator.portfolio.account({}).decode().split('"uniMMR": "')[1].split('"')[0])
+    assert api.clock.offset_ms == papi.clock.offset_ms != 0
+    assert simulator.counts["/papi/v1/account"] >= 1 and simulator.counts["/papi/v1/balance"]
+    assert [b.asset for b in portfolio.balances] == ["USDT", "BTC", "ETH", "BNB"]

@@ -1,0 +1,194 @@
+"""Sub-accounts behind one master key: parsing, discovery, paging, failures apart, over real
+HTTP against the simulator."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import pytest
+from prometheus_client import generate_latest
+
+from binance_margin_exporter.binance.errors import UpstreamError
+from binance_margin_exporter.binance.limits import Upstream
+from binance_margin_exporter.binance.signing import HmacSigner
+from binance_margin_exporter.binance.sub_accounts import (
+    fetch_sub_account_emails,
+    parse_sub_margin_account,
+)
+from binance_margin_exporter.binance.transport import BinanceClient
+from binance_margin_exporter.collectors.cross import CrossAccount, CrossCollector
+from binance_margin_exporter.collectors.exporter import Exporter
+from binance_margin_exporter.collectors.sub_accounts import DISCOVERY_SECONDS, SubAccounts
+from binance_margin_exporter.demo.cross import SimulatedAccount
+from binance_margin_exporter.demo.simulator import Simulator
+from binance_margin_exporter.demo.sub_accounts import SimulatedSubAccounts
+from tests.conftest import API_KEY, SECRET
+from tests.helpers import EXECUTOR, StepClock, fixture_json, promtool_check_metrics, sample_values
+from tests.test_collector import check_golden
+
+DOCS = fixture_json("sub_margin_account_docs_example.json")
+
+
+def test_docs_example_parses_exactly_with_its_own_bars():
+    account = parse_sub_margin_account(DOCS)
+    assert (account.margin_level, account.total_asset_btc, account.total_liability_btc,
+            account.total_net_asset_btc) == (1.23, 10.0, 1.0, 9.0)
+    assert [a.asset for a in account.assets] == ["BTC", "BNB", "ETH", "USDT"]
+    assert (account.bars.normal_bar, account.bars.margin_call_bar,
+            account.bars.force_liquidation_bar) == (1.5, 1.3, 1.1)
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (lambda r: r.pop("marginLevel"), "marginLevel: missing"),
+    (lambda r: r["marginTradeCoeffVo"].update(marginCallBar="x"), "marginCallBar: not a decimal"),
+    (lambda r: r["marginUserAssetVoList"][0].update(free=None),
+     "marginUserAssetVoList[0].free: missing"),
+])
+def test_a_bad_answer_names_the_field(change, message):
+    raw = fixture_json("sub_margin_account_docs_example.json")
+    change(raw)
+    with pytest.raises(UpstreamError) as info:
+        parse_sub_margin_account(raw)
+    assert message in str(info.value)
+
+
+def exporter_for(group: SubAccounts, *masters: CrossAccount) -> Exporter:
+    return Exporter([CrossCollector(masters, groups=[group])], version="0.0.0-test")
+
+
+def render(exporter: Exporter) -> str:
+    return generate_latest(exporter).decode()
+
+
+class Docs:
+    """The documented answer for every e-mail, and a recorded list of sub-accounts."""
+
+    def __init__(self, emails):
+        self.emails = list(emails)
+        self.list_calls = 0
+
+    def list_emails(self, deadline):
+        self.list_calls += 1
+        return tuple(self.emails)
+
+    def fetch(self, client, email, deadline):
+        return parse_sub_margin_account(DOCS)
+
+
+class Client:
+    timeout = 5.0
+    last_used_weight = 1
+
+    def backoff_until(self):
+        return 0.0
+
+
+def test_golden_sub_account_from_the_documented_example():
+    docs = Docs(["123@test.com"])
+    group = SubAccounts("master", Client(), EXECUTOR, ttl=0, list_emails=docs.list_emails,
+                        fetch=docs.fetch, monotonic=StepClock(), wall=lambda: 1_700_000_000.0)
+    body = generate_latest(exporter_for(group))
+    check_golden("sub_account_docs_example.prom", body)
+    promtool_check_metrics(body)
+
+
+def test_discovery_every_ten_minutes_new_ones_appear_removed_ones_disappear():
+    docs = Docs(["a@x.example", "b@x.example"])
+    mono = StepClock(step=0.0)
+    group = SubAccounts("master", Client(), EXECUTOR, ttl=0, list_emails=docs.list_emails,
+                        fetch=docs.fetch, monotonic=mono)
+    exporter = exporter_for(group)
+    text = render(exporter)
+    assert 'account="a@x.example"' in text and 'account="b@x.example"' in text
+    docs.emails = ["b@x.example", "c@x.example"]
+    mono.now += DISCOVERY_SECONDS - 1
+    assert 'account="a@x.example"' in render(exporter)  # not yet: the list is 10 min fresh
+    assert docs.list_calls == 1
+    mono.now += 2
+    render(exporter)  # due: refreshed in the background ...
+    deadline = time.monotonic() + 5
+    while group.discovery._flight is not None and time.monotonic() < deadline:
+        time.sleep(0.002)
+    text = render(exporter)  # ... and shown from the next scrape
+    assert docs.list_calls == 2
+    assert 'account="a@x.example"' not in text
+    assert 'binance_margin_up{account="c@x.example"} 1.0' in text
+
+
+@pytest.fixture
+def fund():
+    """A master with 450 sub-accounts (three pages of the list), one of them without margin."""
+    emails = [f"s{i:03d}@fund.example" for i in range(450)]
+    subs = SimulatedSubAccounts(emails, no_margin=["s007@fund.example"], n_assets=8,
+                                n_active=3, drift=False)
+    sim = Simulator(SimulatedAccount(50, 5, drift=False), subs=subs)
+    sim.add_hmac_key(API_KEY, SECRET)
+    with sim:
+        yield sim
+
+
+def master_client(sim: Simulator, key: str = API_KEY) -> BinanceClient:
+    return BinanceClient(Upstream(sim.base_url), key, HmacSigner(SECRET), pool_size=16)
+
+
+def test_the_list_is_read_200_a_page_until_a_short_page(fund):
+    emails = fetch_sub_account_emails(master_client(fund))
+    assert len(emails) == 450 and emails[0] == "s000@fund.example"
+    assert fund.counts["/sapi/v1/sub-account/list"] == 3
+
+
+def test_every_sub_account_exactly_and_one_without_margin_apart(fund, caplog):
+    client = master_client(fund)
+    group = SubAccounts("master", client, EXECUTOR, ttl=0)
+    master = CrossAccount.create("master", client, EXECUTOR, ttl=0, interest_rates=False)
+    exporter = exporter_for(group, master)
+    for _ in range(2):  # 2 x 451 x 10 weight: inside one minute's budget, under the soft limit
+        values = sample_values(render(exporter))
+    assert values[("binance_margin_up", (("account", "master"),))] == 1.0
+    for email in ("s000@fund.example", "s449@fund.example"):
+        acc = (("account", email),)
+        raw = fund.subs.accounts[email].snapshot()
+        assert values[("binance_margin_up", acc)] == 1.0
+        assert values[("binance_margin_level", acc)] == float(raw["marginLevel"])
+        assert values[("binance_margin_total_liability_btc", acc)] == float(
+            raw["totalLiabilityOfBtc"])
+        for asset in raw["userAssets"]:
+            if float(asset["free"]) or float(asset["borrowed"]):
+                key = ("binance_margin_asset_borrowed", (("account", email),
+                                                         ("asset", asset["asset"])))
+                assert values[key] == float(asset["borrowed"])
+        assert values[("binance_margin_level_threshold", (("account", email),
+                                                          ("threshold", "margin_call")))] == 1.3
+        assert values[("binance_margin_sub_account_info", (("account", email),
+                                                           ("master", "master")))] == 1.0
+    broken = (("account", "s007@fund.example"),)
+    assert values[("binance_margin_up", broken)] == 0.0
+    assert values[("binance_margin_scrape_errors_total", (*broken, ("reason", "api_error")))] \
+        == 2.0
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING
+                and "s007@fund.example" in r.getMessage()]
+    assert len(warnings) == 1 and "-3003" in warnings[0].getMessage()
+    assert sum(1 for k, v in values.items() if k[0] == "binance_margin_up" and v == 1.0) == 450
+    assert values[("binance_margin_sub_account_discovery_up", (("master", "master"),))] == 1.0
+
+
+def test_a_key_that_is_not_a_master_reads_its_own_account_still(fund):
+    fund.non_master_keys.add(API_KEY)
+    client = master_client(fund)
+    group = SubAccounts("master", client, EXECUTOR, ttl=0)
+    master = CrossAccount.create("master", client, EXECUTOR, ttl=0, interest_rates=False)
+    values = sample_values(render(exporter_for(group, master)))
+    assert values[("binance_margin_up", (("account", "master"),))] == 1.0
+    assert values[("binance_margin_sub_account_discovery_up", (("master", "master"),))] == 0.0
+    assert not [k for k in values if k[0] == "binance_margin_sub_account_info"]
+
+
+def test_a_listed_set_of_emails_reads_exactly_those(fund):
+    client = master_client(fund)
+    group = SubAccounts("master", client, EXECUTOR, ttl=0,
+                        emails=["s001@fund.example", "s002@fund.example"])
+    values = sample_values(render(exporter_for(group)))
+    ups = {dict(k[1])["account"] for k in values if k[0] == "binance_margin_up"}
+    assert ups == {"s001@fund.example", "s002@fund.example"}
+    assert fund.counts["/sapi/v1/sub-account/list"] == 0
