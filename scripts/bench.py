@@ -23,6 +23,7 @@ from benchlib import (
     ROOT,
     SECRET,
     Exporter,
+    NaivePeer,
     SimulatorProcess,
     concurrent_scrapes,
     median_ms,
@@ -124,6 +125,48 @@ def fund_scale(rounds: int, roots: list[Path]) -> list[list[object]]:
     return rows
 
 
+def fund_sub_accounts(rounds: int, naive_rounds: int) -> tuple[list[list[object]], float]:
+    """One master key with 200 sub-accounts of 40 listed assets (10 held), Binance 50 ms away
+    per request, cache off: this exporter and the naive peer, side by side in one run.
+    Returns the rows and the ratio of the medians (naive / this)."""
+    sim = SimulatorProcess(FUND_LISTED, FUND_HELD, latency=FUND_LATENCY,
+                           sub_accounts=FUND_ACCOUNTS)
+    exporter = Exporter(sim.base_url, accounts=0, extra=(
+        f"accounts:\n  - {{name: fund, api_key: {API_KEY}, api_secret: {SECRET}, "
+        f"sub_accounts: all, master: false}}"))
+    naive = NaivePeer(sim.base_url)
+    for _ in range(3):  # warm up: discovery, connections, clock
+        exporter.scrape()
+    naive.scrape()
+    runs: dict[str, tuple[list[float], list[float]]] = {"exporter": ([], []), "naive": ([], [])}
+    ups = set()
+    for i in range(rounds):
+        for name, target in (("exporter", exporter), ("naive", naive)):
+            if name == "naive" and i >= naive_rounds:
+                continue
+            cpu = target.cpu_seconds()
+            t = time.perf_counter()
+            body = target.scrape()
+            runs[name][0].append(time.perf_counter() - t)
+            runs[name][1].append(target.cpu_seconds() - cpu)
+            if name == "exporter":
+                ups.add(sum(1 for line in body.splitlines()
+                            if line.startswith(b"binance_margin_up{") and line.endswith(b" 1.0")))
+    rows = []
+    for name, target in (("binance-margin-exporter", exporter), ("naive peer", naive)):
+        walls, cpus = (sorted(v) for v in runs["exporter" if target is exporter else "naive"])
+        rows.append([name, len(walls), f"{median_ms(walls):.0f}",
+                     f"{walls[0] * 1000:.0f} to {walls[-1] * 1000:.0f}",
+                     f"{median_ms(cpus):.0f}", f"{cpus[0] * 1000:.0f} to {cpus[-1] * 1000:.0f}",
+                     f"{target.rss_mib():.1f}",
+                     f"{min(ups)} of {FUND_ACCOUNTS}" if target is exporter else ""])
+    ratio = median_ms(sorted(runs["naive"][0])) / median_ms(sorted(runs["exporter"][0]))
+    exporter.stop()
+    naive.stop()
+    sim.stop()
+    return rows, ratio
+
+
 def two_prometheus(seconds: float, ttl: float = 1.0, interval: float = 1.5) -> tuple[int, int]:
     """Two scrapers every 1.5 s, cache 1 s: the default 15 s / 10 s, ten times faster."""
     sim = simulator(300, 12)
@@ -207,8 +250,14 @@ def main() -> None:
     args = parser.parse_args()
     rounds = 60 if args.quick else 200
 
-    print(f"## Fund scale: {FUND_ACCOUNTS} accounts x {FUND_LISTED} listed assets "
-          f"({FUND_HELD} held), Binance {FUND_LATENCY * 1000:.0f} ms away, cache off\n")
+    rows, ratio = fund_sub_accounts(10 if args.quick else 30, 3 if args.quick else 6)
+    print(f"## Fund scale: one master key, {FUND_ACCOUNTS} sub-accounts x {FUND_LISTED} listed "
+          f"assets ({FUND_HELD} held), Binance {FUND_LATENCY * 1000:.0f} ms away, cache off\n")
+    print(table(["exporter", "scrapes", "wall ms (median)", "range", "CPU ms per scrape",
+                 "range", "RSS MiB", "sub-accounts up"], rows))
+    print(f"\nthe naive peer takes {ratio:.1f} times as long per scrape\n")
+    print(f"## Fund scale, configured accounts: {FUND_ACCOUNTS} accounts x {FUND_LISTED} listed "
+          f"assets ({FUND_HELD} held), Binance {FUND_LATENCY * 1000:.0f} ms away, cache off\n")
     print(table(["build", "scrape wall ms (median)", "range", "exporter CPU ms per scrape",
                  "range", "RSS MiB"],
                 fund_scale(10 if args.quick else 30, [ROOT, *args.compare])))

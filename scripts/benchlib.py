@@ -33,13 +33,14 @@ def simulator(n_assets: int = 300, n_active: int = 12, *, latency: float = 0.0,
 class SimulatorProcess:
     """The simulator in a process of its own, like the remote Binance it stands for."""
 
-    def __init__(self, n_assets: int, n_active: int, latency: float = 0.0) -> None:
+    def __init__(self, n_assets: int, n_active: int, latency: float = 0.0,
+                 sub_accounts: int = 0) -> None:
         env = dict(os.environ, SIM_API_KEY=API_KEY, SIM_API_SECRET=SECRET,
                    PYTHONPATH=str(ROOT))
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "binance_margin_exporter.demo.simulator", "--assets",
              str(n_assets), "--active", str(n_active), "--static", "--no-weight-limit",
-             "--latency", str(latency)],
+             "--latency", str(latency), "--sub-accounts", str(sub_accounts)],
             cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
         assert self.proc.stdout is not None
         self.base_url = self.proc.stdout.readline().strip()
@@ -60,7 +61,7 @@ class Exporter:
         lines = [f"cache_ttl_seconds: {cache_ttl}", "ip_weight_soft_limit: 12000", extra]
         if base_url:
             lines.append(f"base_url: {base_url}")
-        if not demo:
+        if not demo and accounts:
             lines.append("accounts:")
             lines += [f"  - {{name: acct{i:03d}, api_key: {API_KEY}, api_secret: {SECRET}}}"
                       for i in range(accounts)]
@@ -138,6 +139,41 @@ class Exporter:
     def stop(self) -> int:
         self.proc.terminate()
         return self.proc.wait(20)
+
+
+class NaivePeer:
+    """scripts/naive_peer.py as a process, scraped like the exporter."""
+
+    def __init__(self, base_url: str) -> None:
+        import socket
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        env = dict(os.environ, SIM_API_KEY=API_KEY, SIM_API_SECRET=SECRET)
+        self.proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "scripts" / "naive_peer.py"), base_url, str(self.port)],
+            env=env, stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout is not None
+        self.proc.stdout.readline()
+
+    def scrape(self) -> bytes:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
+        conn.request("GET", "/metrics")
+        body = conn.getresponse().read()
+        conn.close()
+        return body
+
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def rss_mib(self) -> float:
+        return proc_status(self.proc.pid, "VmRSS") / 1024
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(20)
 
 
 def proc_status(pid: int, key: str) -> int:

@@ -286,6 +286,90 @@ def overview() -> dict[str, Any]:
                     "{{account}} {{symbol}} {{asset}}")],
             w=12, h=8, unit="percentunit", defaults={"decimals": 4})
 
+    b.row("Sub-accounts")
+    b.panel("stat", "Sub-accounts up",
+            "Sub-accounts read through each master key whose last fetch worked, of all listed.",
+            [target('count by (master) (binance_margin_sub_account_info{master=~"$account"})',
+                    "{{master}} listed"),
+             target("count by (master) (binance_margin_up == 1 and on (account) "
+                    "binance_margin_sub_account_info)", "{{master}} up")],
+            w=6, h=8, options={**STAT, "colorMode": "none"})
+    b.panel("table", "Sub-accounts",
+            "Each sub-account: its master, margin level (999: no debt), debt in BTC, and "
+            "whether its last fetch worked (a sub-account without margin is down).",
+            [target("binance_margin_sub_account_info", instant=True, fmt="table"),
+             target("binance_margin_level and on (account) binance_margin_sub_account_info",
+                    instant=True, fmt="table"),
+             target("binance_margin_total_liability_btc and on (account) "
+                    "binance_margin_sub_account_info", instant=True, fmt="table"),
+             target("binance_margin_up and on (account) binance_margin_sub_account_info",
+                    instant=True, fmt="table")],
+            w=18, h=8, defaults={"decimals": 4},
+            transformations=[{"id": "merge", "options": {}}, {"id": "organize", "options": {
+                "excludeByName": {"Time": True, "__name__": True, "job": True,
+                                  "instance": True, "Value #A": True},
+                "renameByName": {"Value #B": "margin level", "Value #C": "debt (BTC)",
+                                 "Value #D": "up"}}}],
+            options={"showHeader": True, "sortBy": [{"displayName": "margin level",
+                                                     "desc": False}]})
+
+    b.row("Portfolio Margin")
+    b.panel("timeseries", "uniMMR against Binance's levels",
+            "Unified maintenance margin ratio of each Portfolio Margin account, with Binance's "
+            "levels: reminder at 1.5 (yellow), reduce-only at 1.2 (orange), liquidation at "
+            "1.05 (red).",
+            [target(f"binance_margin_portfolio_uni_mmr{{{ACC}}}", "{{account}} uniMMR"),
+             target(f"binance_margin_portfolio_uni_mmr{{{ACC}}} * 0 + 1.5",
+                    "{{account}} normal"),
+             target(f"binance_margin_portfolio_uni_mmr{{{ACC}}} * 0 + 1.2",
+                    "{{account}} margin_call"),
+             target(f"binance_margin_portfolio_uni_mmr{{{ACC}}} * 0 + 1.05",
+                    "{{account}} force_liquidation")],
+            w=12, h=9, unit="none", defaults={"decimals": 3},
+            overrides=threshold_colours())
+    b.panel("stat", "Portfolio Margin status",
+            "accountStatus of each Portfolio Margin account.",
+            [target(f"binance_margin_portfolio_status{{{ACC}}} == 1",
+                    "{{account}}: {{status}}")],
+            w=4, h=9, options={**STAT, "textMode": "name", "colorMode": "none"})
+    b.panel("timeseries", "Equity and margins (USD)",
+            "accountEquity, actualEquity, accountInitialMargin, accountMaintMargin and "
+            "virtualMaxWithdrawAmount.",
+            [target(f"binance_margin_portfolio_account_equity_usd{{{ACC}}}",
+                    "{{account}} equity"),
+             target(f"binance_margin_portfolio_actual_equity_usd{{{ACC}}}",
+                    "{{account}} actual equity"),
+             target(f"binance_margin_portfolio_initial_margin_usd{{{ACC}}}",
+                    "{{account}} initial margin"),
+             target(f"binance_margin_portfolio_maint_margin_usd{{{ACC}}}",
+                    "{{account}} maintenance margin"),
+             target(f"binance_margin_portfolio_virtual_max_withdraw_usd{{{ACC}}}",
+                    "{{account}} max withdraw")],
+            w=8, h=9, unit="currencyUSD", defaults={"decimals": 2})
+    b.panel("table", "Portfolio Margin balances",
+            "Per asset: wallet balance, cross margin borrowed and interest, UM and CM "
+            "unrealized profit and loss, negative balance.",
+            [target(f"binance_margin_portfolio_asset_wallet_balance{{{ACC}}}", instant=True,
+                    fmt="table"),
+             target(f"binance_margin_portfolio_asset_cross_margin_borrowed{{{ACC}}}",
+                    instant=True, fmt="table"),
+             target(f"binance_margin_portfolio_asset_cross_margin_interest{{{ACC}}}",
+                    instant=True, fmt="table"),
+             target(f"binance_margin_portfolio_asset_um_unrealized_pnl{{{ACC}}}",
+                    instant=True, fmt="table"),
+             target(f"binance_margin_portfolio_asset_cm_unrealized_pnl{{{ACC}}}",
+                    instant=True, fmt="table"),
+             target(f"binance_margin_portfolio_asset_negative_balance{{{ACC}}}",
+                    instant=True, fmt="table")],
+            w=24, h=8, defaults={"decimals": 8},
+            transformations=[{"id": "merge", "options": {}}, {"id": "organize", "options": {
+                "excludeByName": {"Time": True, "__name__": True, "job": True,
+                                  "instance": True},
+                "renameByName": {"Value #A": "wallet", "Value #B": "borrowed",
+                                 "Value #C": "interest", "Value #D": "UM PnL",
+                                 "Value #E": "CM PnL", "Value #F": "negative"}}}],
+            options={"showHeader": True})
+
     b.row("Borrowing")
     b.panel("table", "Borrowed and interest by asset",
             "Assets with a loan: borrowed amount, interest owed and net amount, in units of the "

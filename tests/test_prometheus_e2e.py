@@ -53,9 +53,15 @@ def stack() -> Iterator[Stack]:
     sim.start()
     workdir = Path(tempfile.mkdtemp(prefix="prom-e2e-"))
     config = workdir / "exporter.yml"
-    config.write_text(f"cache_ttl_seconds: 0.5\nbase_url: {sim.base_url}\n")
-    exporter = ExporterProcess(["--config", str(config)],
-                               {"BINANCE_API_KEY": API_KEY, "BINANCE_API_SECRET": SECRET})
+    # every kind of account: a master with its isolated pairs and sub-accounts, and a
+    # Portfolio Margin account, all on the simulator
+    config.write_text(
+        f"cache_ttl_seconds: 0.5\nbase_url: {sim.base_url}\npapi_base_url: {sim.base_url}\n"
+        f"accounts:\n"
+        f"  - {{name: default, api_key: {API_KEY}, api_secret: {SECRET}, sub_accounts: all}}\n"
+        f"  - {{name: pm, api_key: {API_KEY}, api_secret: {SECRET}, "
+        f"type: portfolio_margin}}\n")
+    exporter = ExporterProcess(["--config", str(config)], {})
     port = free_port()
     (workdir / "prometheus.yml").write_text(json.dumps({
         "global": {"scrape_interval": "1s", "scrape_timeout": "1s",
@@ -196,3 +202,22 @@ def test_isolated_pair_near_liquidation_raises_the_isolated_alerts(stack):
             "FORCE_LIQUIDATION"
     finally:
         stack.sim.isolated.set_level("ETHUSDT", None)
+
+
+def test_portfolio_margin_status_raises_its_alert(stack):
+    def pm_alerts() -> dict[str, dict]:
+        return {a["labels"]["alertname"]: a for a in stack.alerts()
+                if a["labels"]["alertname"].startswith("BinanceMarginPortfolio")}
+
+    assert not pm_alerts(), "a healthy Portfolio Margin account must not alert"
+    stack.sim.portfolio.set_uni_mmr(1.15)  # Binance: MARGIN_CALL, reduce-only orders
+    try:
+        alerts = wait_for(lambda: (lambda a: a if {"BinanceMarginPortfolioMarginCall",
+                                                   "BinanceMarginPortfolioStatus"} <= set(a)
+                                   else None)(pm_alerts()), timeout=60, interval=0.2)
+        call = alerts["BinanceMarginPortfolioMarginCall"]
+        assert call["labels"]["account"] == "pm" and "1.150" in call["annotations"][
+            "description"]
+        assert alerts["BinanceMarginPortfolioStatus"]["labels"]["status"] == "MARGIN_CALL"
+    finally:
+        stack.sim.portfolio.set_uni_mmr(None)
