@@ -146,6 +146,27 @@ def fake_account(name: str, source: FakeSource, *, ttl: float = 10.0,
     return account
 
 
+CRD_MODELS = os.environ.get("BME_CRD_MODELS", "/usr/local/lib/bme-crd-models")
+
+
+def crd_problems(documents: list[dict]) -> list[str]:
+    """What the prometheus-operator CRD schemas say of these ServiceMonitors and
+    PrometheusRules (``[]``: valid), through @kubernetes-models/prometheus-operator."""
+    node = require_tool("node", "Debian: apt-get install nodejs")
+    if not os.path.isdir(os.path.join(CRD_MODELS, "node_modules", "@kubernetes-models")):
+        message = f"the CRD validators are not installed in {CRD_MODELS} " \
+                  f"(scripts/install-k8s-tools.sh installs them)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{message}; CI must install them")
+        pytest.skip(message)
+    script = (ROOT / "tests" / "validate_crds.mjs").read_text()
+    result = subprocess.run([node, "--input-type=module", "-e", script], cwd=CRD_MODELS,
+                            input=json.dumps(documents), capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
 def wait_for(predicate: Callable[[], object], timeout: float = 20.0,
              interval: float = 0.05) -> object:
     """Poll until ``predicate()`` is truthy; fail after ``timeout`` seconds."""

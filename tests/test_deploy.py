@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from binance_margin_exporter import __version__
-from tests.helpers import ROOT, require_tool
+from tests.helpers import ROOT, crd_problems, require_tool
 
 K8S = ROOT / "deploy" / "kubernetes"
 BASE = K8S / "base"
@@ -58,10 +58,22 @@ def test_every_built_object_passes_strict_schemas(root_build):
     assert {"Deployment", "Service", "ConfigMap", "Secret", "NetworkPolicy"} <= kinds
     for document in root_build:
         if document["kind"] in CRD_KINDS:
-            assert document["apiVersion"] == "monitoring.coreos.com/v1"
-            continue  # not in the Kubernetes schemas; checked below and by promtool
+            continue  # not in the Kubernetes schemas: the CRDs' own, below
         validate(document)
         assert document["metadata"]["namespace"] == "monitoring"
+    crds = [d for d in root_build if d["kind"] in CRD_KINDS]
+    assert {d["kind"] for d in crds} == CRD_KINDS
+    assert crd_problems(crds) == []
+
+
+def test_a_broken_servicemonitor_or_rule_fails_the_crd_schemas(root_build):
+    monitor = copy.deepcopy(of_kind(root_build, "ServiceMonitor"))
+    monitor["spec"]["endpoints"][0]["interval"] = "30 seconds"
+    rule = copy.deepcopy(of_kind(root_build, "PrometheusRule"))
+    alert = next(r for r in rule["spec"]["groups"][0]["rules"] if "alert" in r)
+    alert["for"] = "five minutes"
+    problems = crd_problems([monitor, rule])
+    assert len(problems) == 2 and "interval" in problems[0] and "/for" in problems[1]
 
 
 def test_demo_overlay_passes_strict_schemas():

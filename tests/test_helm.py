@@ -1,0 +1,127 @@
+"""The Helm chart, with the real helm: lint, templates through the strict Kubernetes schemas and
+the prometheus-operator CRD schemas, the values schema, and agreement with the kustomize base."""
+
+from __future__ import annotations
+
+import subprocess
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from tests.helpers import ROOT, crd_problems, require_tool
+from tests.test_deploy import K8S, kustomize, of_kind
+
+CHART = ROOT / "deploy" / "helm" / "binance-margin-exporter"
+RULES = ROOT / "deploy" / "prometheus" / "rules" / "binance-margin.rules.yml"
+HINT = "scripts/install-k8s-tools.sh installs kubectl and helm"
+MONITORING = ["--set", "serviceMonitor.enabled=true", "--set", "prometheusRule.enabled=true",
+              "--set", "networkPolicy.enabled=true"]
+
+
+def helm(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([require_tool("helm", HINT), *args], capture_output=True, text=True,
+                          timeout=120)
+
+
+def template(*args: str) -> list[dict]:
+    result = helm("template", "bme", str(CHART), "--namespace", "monitoring", *args)
+    assert result.returncode == 0, result.stderr
+    return [d for d in yaml.safe_load_all(result.stdout) if d]
+
+
+def test_lint_strict():
+    for args in ([], MONITORING, ["--set", "demo=true"]):
+        result = helm("lint", "--strict", str(CHART), *args)
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("args", [[], MONITORING, [*MONITORING, "--set", "demo=true"],
+                                  ["--set", "secret.create=true", "--set", "secret.apiKey=k",
+                                   "--set", "secret.apiSecret=s"]],
+                         ids=["defaults", "monitoring", "demo", "secret-from-values"])
+def test_every_object_passes_the_strict_schemas(args):
+    docs = template(*args)
+    crds = [d for d in docs if d["kind"] in {"ServiceMonitor", "PrometheusRule"}]
+    for document in docs:
+        if document not in crds:
+            kubernetes_validate.validate(document, kubernetes_validate.latest_version(),
+                                         strict=True)
+    assert crd_problems(crds) == []
+    assert {d["kind"] for d in docs} >= {"Deployment", "Service", "ConfigMap"}
+
+
+def test_monitoring_switches():
+    kinds = {d["kind"] for d in template()}
+    assert not kinds & {"ServiceMonitor", "PrometheusRule", "NetworkPolicy", "Secret"}
+    docs = template(*MONITORING, "--set", "serviceMonitor.labels.release=kps",
+                    "--set", "prometheusRule.labels.release=kps")
+    monitor, rule = of_kind(docs, "ServiceMonitor"), of_kind(docs, "PrometheusRule")
+    assert monitor["metadata"]["labels"]["release"] == "kps"
+    assert rule["metadata"]["labels"]["release"] == "kps"
+    service = of_kind(docs, "Service")
+    assert all(service["metadata"]["labels"][k] == v
+               for k, v in monitor["spec"]["selector"]["matchLabels"].items())
+    assert monitor["spec"]["endpoints"][0]["port"] == service["spec"]["ports"][0]["name"]
+
+
+def test_the_prometheusrule_is_the_one_rule_file():
+    rule = of_kind(template(*MONITORING), "PrometheusRule")
+    assert rule["spec"]["groups"] == yaml.safe_load(RULES.read_text())["groups"]
+    # the chart's copy is written by scripts/gen_prometheusrule.py
+    assert (CHART / "files" / "binance-margin.rules.yml").read_text() == RULES.read_text()
+    text = yaml.safe_dump(rule)
+    assert "{{ $labels.account }}" in text  # the alerts' templates pass through Helm untouched
+
+
+def test_the_pod_is_hardened_as_the_kustomize_one(tmp_path):
+    tree = tmp_path / "kubernetes"
+    import shutil
+
+    shutil.copytree(K8S, tree)
+    (tree / "secrets" / "api_key").write_text("k")
+    (tree / "secrets" / "api_secret").write_text("s")
+    kustomized = of_kind(kustomize(tree), "Deployment")["spec"]["template"]["spec"]
+    helmed = of_kind(template(), "Deployment")["spec"]["template"]["spec"]
+    assert helmed["securityContext"] == kustomized["securityContext"]
+    for key in ("automountServiceAccountToken", "enableServiceLinks"):
+        assert helmed[key] == kustomized[key]
+    ours, theirs = helmed["containers"][0], kustomized["containers"][0]
+    for key in ("securityContext", "resources", "ports", "livenessProbe", "readinessProbe",
+                "env"):
+        assert ours[key] == theirs[key], key
+    # credentials only from a Secret volume, through *_FILE variables
+    assert all(e["name"].endswith("_FILE") and e["value"].startswith("/run/secrets/")
+               for e in ours["env"])
+    volumes = {v["name"]: v for v in helmed["volumes"]}
+    assert volumes["credentials"]["secret"]["secretName"] == "bme-binance-margin-exporter"
+    assert of_kind(template("--set", "existingSecret=mine"), "Deployment")["spec"]["template"][
+        "spec"]["volumes"][1]["secret"]["secretName"] == "mine"
+
+
+def test_the_config_value_is_the_exporters_config(tmp_path):
+    from binance_margin_exporter.config import load_settings
+
+    docs = template("--set", "config.cache_ttl_seconds=20")
+    path = tmp_path / "config.yml"
+    path.write_text(of_kind(docs, "ConfigMap")["data"]["config.yml"])
+    settings = load_settings(str(path), {}, require_accounts=False)
+    assert settings.cache_ttl_seconds == 20
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--set", "colour=red"], "additional properties 'colour' not allowed"),
+    (["--set", "service.port=abc"], "/service/port"),
+    (["--set", "serviceMonitor.enabled=yes"], "/serviceMonitor/enabled"),
+    (["--set", "serviceMonitor.interval=30 seconds"], "/serviceMonitor/interval"),
+    (["--set", "image.pullPolicy=Sometimes"], "/image/pullPolicy"),
+])
+def test_the_values_schema_refuses_wrong_values(args, message):
+    result = helm("template", "bme", str(CHART), *args)
+    assert result.returncode != 0 and message in result.stderr, result.stderr
+
+
+def test_a_created_secret_needs_both_values():
+    result = helm("template", "bme", str(CHART), "--set", "secret.create=true",
+                  "--set", "secret.apiKey=k")
+    assert result.returncode != 0 and "secret.apiSecret" in result.stderr
