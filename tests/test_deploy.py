@@ -186,10 +186,12 @@ def test_compose_file_parses_and_refers_to_files_that_exist():
                 host = volume.split(":", 1)[0]
                 assert (deploy / host).exists(), volume
     compose = yaml.safe_load((deploy / "docker-compose.yml").read_text())
-    assert set(compose["services"]) == {"exporter", "prometheus", "grafana"}
+    assert set(compose["services"]) == {"exporter", "prometheus", "alertmanager", "grafana"}
     assert "--demo" in compose["services"]["exporter"]["command"]
     prometheus = yaml.safe_load((deploy / "prometheus" / "prometheus.yml").read_text())
     assert prometheus["scrape_configs"][0]["static_configs"][0]["targets"] == ["exporter:9944"]
+    assert prometheus["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == [
+        "alertmanager:9093"]
     for service in compose["services"].values():
         image = service.get("image", "")
         assert not image.endswith(":latest") and ":" in image
@@ -205,3 +207,17 @@ def test_dockerfile():
     assert "EXPOSE 9944" in text and "HEALTHCHECK" in text and "/healthz" in text
     assert "--web.listen-address=:9944" in text
     assert not re.search(r"(API_SECRET|API_KEY)=", text), "no secret baked in"
+
+
+def test_the_shipped_alertmanager_routing_is_valid_and_pages_critical():
+    amtool = require_tool("amtool", "Debian: apt-get install prometheus-alertmanager")
+    routing = ROOT / "deploy" / "alertmanager" / "alertmanager.yml"
+    result = subprocess.run([amtool, "check-config", str(routing)], capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    for labels, receiver in [("alertname=BinanceMarginCall severity=critical", "pager"),
+                             ("alertname=BinanceMarginLevelLow severity=warning", "chat")]:
+        result = subprocess.run([amtool, "config", "routes", "test",
+                                 f"--config.file={routing}", *labels.split()],
+                                capture_output=True, text=True, timeout=60)
+        assert result.stdout.strip() == receiver, result.stdout + result.stderr
