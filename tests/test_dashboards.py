@@ -108,3 +108,48 @@ def test_provisioning_files():
     providers = yaml.safe_load((GRAFANA / "provisioning" / "dashboards" /
                                 "binance-margin.yml").read_text())
     assert providers["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards"
+
+
+def lost_in(original, back, path=""):
+    """What of ``original`` is missing or different in ``back`` (defaults ``back`` adds are
+    fine)."""
+    if isinstance(original, dict):
+        if not isinstance(back, dict):
+            return [f"{path}: became {type(back).__name__}"]
+        return [problem for key, value in original.items()
+                for problem in ([f"{path}/{key}: lost"] if key not in back
+                                else lost_in(value, back[key], f"{path}/{key}"))]
+    if isinstance(original, list):
+        if not isinstance(back, list) or len(back) != len(original):
+            return [f"{path}: list changed"]
+        return [p for i, (a, b) in enumerate(zip(original, back, strict=True))
+                for p in lost_in(a, b, f"{path}[{i}]")]
+    return [] if original == back else [f"{path}: {original!r} became {back!r}"]
+
+
+@pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.name)
+def test_dashboards_round_trip_through_grafanas_own_models(path):
+    from grafana_foundation_sdk.builders.dashboard import Dashboard as Builder
+    from grafana_foundation_sdk.cog.encoder import JSONEncoder
+    from grafana_foundation_sdk.cog.plugins import register_default_plugins
+    from grafana_foundation_sdk.models.dashboard import Dashboard
+
+    register_default_plugins()  # the panel and query types, so their options decode
+    original = json.loads(path.read_text())
+    back = json.loads(JSONEncoder().encode(Dashboard.from_json(original)))
+    assert lost_in(original, back) == []
+    # the schema version current Grafana writes, as its own builder does
+    written = json.loads(JSONEncoder().encode(Builder("x").build()))["schemaVersion"]
+    assert original["schemaVersion"] == written
+
+
+@pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.name)
+def test_dashboard_linter_rules_that_fit(path):
+    board = json.loads(path.read_text())
+    for panel in panels(board):
+        if panel["type"] in {"stat", "timeseries", "gauge", "bargauge"}:
+            assert panel["fieldConfig"]["defaults"].get("unit"), f"no unit: {panel['title']}"
+        for target in panel["targets"]:
+            for call in re.finditer(r"\b(rate|irate|increase|delta)\(([^()]*)\)",
+                                    target["expr"]):
+                assert call.group(2).endswith("[$__rate_interval]"), target["expr"]

@@ -135,7 +135,7 @@ def test_variable_queries_return_values(stack):
         for variable in json.loads(path.read_text())["templating"]["list"]:
             if variable["type"] != "query":
                 continue
-            match = re.fullmatch(r"label_values\((.+), (\w+)\)", variable["definition"])
+            match = re.fullmatch(r"label_values\((.+), (\w+)\)", variable["query"]["query"])
             selector, label = substitute(match.group(1)), match.group(2)
             response = requests.get(f"{stack.url}/api/v1/label/{label}/values",
                                     params={"match[]": selector}, timeout=10).json()
