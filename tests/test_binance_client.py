@@ -476,3 +476,36 @@ def test_a_rate_limit_never_replaces_an_active_ban(mock):
         fetch_account(client)
     assert info.value.reason == "banned"
     assert client.backoff_until() == pytest.approx(clock.now + 600)
+
+
+@pytest.mark.parametrize(("body", "expected"), [
+    ("<html>Bad Gateway</html>", "HTTP 502: non-JSON body"),
+    ('["not", "an", "error"]', "HTTP 502: unexpected JSON body"),
+    ('{"code": -1007, "msg": "Timeout\\nwaiting"}',
+     "HTTP 502: Binance code -1007: Timeout waiting"),
+    ('{"code": -1007}', "HTTP 502: Binance code -1007: "),
+])
+def test_error_bodies_are_described_exactly(mock, body, expected):
+    mock.get(BASE + ACCOUNT_PATH, status_code=502, text=body)
+    with pytest.raises(UpstreamError) as info:
+        fetch_account(make())
+    assert str(info.value) == f"GET {ACCOUNT_PATH} on api.binance.test: {expected}"
+
+
+def test_a_long_error_message_is_cut_at_200_characters(mock):
+    mock.get(BASE + ACCOUNT_PATH, status_code=400, json={"code": -3003, "msg": "x" * 500})
+    with pytest.raises(UpstreamError) as info:
+        fetch_account(make())
+    assert str(info.value).endswith(": " + "x" * 200)
+
+
+def test_proxy_and_ca_bundle_from_the_environment_are_read_once(monkeypatch):
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.test:3128")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/private-ca.pem")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    client = make()
+    assert client._session.proxies.get("https") == "http://proxy.test:3128"
+    assert client._session.verify == "/etc/ssl/private-ca.pem"
+    monkeypatch.setenv("NO_PROXY", "api.binance.test")
+    assert "https" not in make()._session.proxies

@@ -347,3 +347,21 @@ def test_the_exporter_never_emits_a_series_twice(caplog):
     assert [(s.labels["account"], s.value) for s in family.samples] == [("a", 1.0), ("b", 1.0)]
     errors = [r for r in caplog.records if r.levelname == "ERROR"]
     assert len(errors) == 2 and "duplicate series binance_margin_up" in errors[0].getMessage()
+
+
+def test_a_created_cross_account_uses_its_clients_timeout_and_the_given_clock():
+    from binance_margin_exporter.binance.limits import Upstream
+    from binance_margin_exporter.binance.signing import HmacSigner
+    from binance_margin_exporter.binance.transport import BinanceClient
+    from binance_margin_exporter.collectors.cross import CrossAccount
+    from tests.helpers import EXECUTOR
+
+    client = BinanceClient(Upstream("http://127.0.0.1:9"), "k", HmacSigner("s"), timeout=2.5)
+    account = CrossAccount.create("main", client, EXECUTOR, ttl=7, wall=lambda: 42.0)
+    assert (account.account.what, account.account.ttl, account.account.timeout) == (
+        "account main", 7, 2.5)
+    assert account.thresholds.what == "margin bars (tradeCoeff) of account main"
+    assert (account.thresholds.ttl, account.thresholds.error_ttl) == (300.0, 60.0)
+    assert account.thresholds.timeout == 2.5 and account.rates is not None
+    assert account.account._wall() == 42.0
+    assert CrossAccount.create("x", client, EXECUTOR, ttl=1, interest_rates=False).rates is None

