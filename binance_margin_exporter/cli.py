@@ -37,7 +37,12 @@ from binance_margin_exporter.config import (
     load_settings,
     load_web_config,
 )
-from binance_margin_exporter.web.server import make_server, parse_listen_address, tls_context
+from binance_margin_exporter.web.server import (
+    make_server,
+    parse_listen_address,
+    tls_context,
+    url_host,
+)
 
 log = logging.getLogger("binance_margin_exporter")
 
@@ -64,6 +69,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--web.listen-address", dest="listen", default="127.0.0.1:9944",
                         help="host:port to serve on; ':9944' or '0.0.0.0:9944' for all "
                         "interfaces (default: %(default)s)")
+    parser.add_argument("--web.telemetry-path", dest="telemetry_path", default="/metrics",
+                        metavar="PATH", help="path of the metrics (default: %(default)s)")
     parser.add_argument("--web.config.file", dest="web_config", metavar="FILE",
                         help="TLS and basic auth settings (exporter-toolkit format)")
     parser.add_argument("--config", "--config.file", dest="config", metavar="FILE",
@@ -187,6 +194,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                   f"or the --config file", file=sys.stderr)
             return 2
     args = parse_args(argv)
+    if not args.telemetry_path.startswith("/") or args.telemetry_path in ("/", "/healthz"):
+        print(f"{PROG}: --web.telemetry-path: expected a path such as /metrics, not the "
+              f"landing page or /healthz", file=sys.stderr)
+        return 1
     setup_logging(args.log_level)
 
     simulator = None
@@ -217,7 +228,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         yield from process.collect()
 
     try:
-        server = make_server(address, scrape, web)
+        server = make_server(address, scrape, web, metrics_path=args.telemetry_path)
     except OSError as exc:
         print(f"{PROG}: --web.listen-address {args.listen}: {exc.strerror}", file=sys.stderr)
         return 1
@@ -238,8 +249,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGINT, stop)
     threading.Thread(target=warm_up, args=(exporter,), name="warm-up", daemon=True).start()
     scheme = "https" if web.tls else "http"
-    log.info("serving %d account(s) on %s://%s:%d/metrics (version %s)",
-             len(settings.accounts), scheme, host, port, __version__)
+    log.info("serving %d account(s) on %s://%s:%d%s (version %s)",
+             len(settings.accounts), scheme, url_host(host), port, args.telemetry_path,
+             __version__)
     server.serve_forever()
     server.server_close()  # waits for scrapes in flight
     exporter.close()

@@ -106,6 +106,20 @@ def test_older_response_with_transfer_enabled():
     raw["transferEnabled"] = True
     account = parse_account(raw)
     assert account.transfer_in_enabled is None and account.transfer_out_enabled is None
+    assert account.transfer_enabled is True
+
+
+def test_older_spellings_are_read():
+    raw = {k: v for k, v in ACCOUNT.items() if k != "collateralMarginLevel"}
+    raw["CollateralMarginLevel"] = "2.5"
+    assert parse_account(raw).collateral_margin_level == 2.5
+
+
+def test_a_hostile_deeply_nested_body_is_an_invalid_response(mock):
+    mock.get(BASE + ACCOUNT_PATH, text="[" * 100_000 + "]" * 100_000)
+    with pytest.raises(UpstreamError) as info:
+        fetch_account(make())
+    assert info.value.reason == "invalid_response"
 
 
 @pytest.mark.parametrize(

@@ -365,3 +365,14 @@ def test_a_created_cross_account_uses_its_clients_timeout_and_the_given_clock():
     assert account.thresholds.timeout == 2.5 and account.rates is not None
     assert account.account._wall() == 42.0
     assert CrossAccount.create("x", client, EXECUTOR, ttl=1, interest_rates=False).rates is None
+
+
+def test_older_answers_keep_their_metrics():
+    raw = fixture_json("account_docs_example.json")
+    for key in ("transferInEnabled", "transferOutEnabled", "collateralMarginLevel"):
+        del raw[key]
+    raw |= {"transferEnabled": False, "CollateralMarginLevel": "3.2", "accountType": "Margin_1"}
+    text = collector_for(FakeSource(parse_account(raw))).render().decode()
+    assert 'binance_margin_transfer_enabled{account="main"} 0.0' in text
+    assert 'binance_margin_collateral_level{account="main"} 3.2' in text
+    assert 'account_type="Margin_1",mode="classic"' in text

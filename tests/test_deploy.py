@@ -221,3 +221,10 @@ def test_the_shipped_alertmanager_routing_is_valid_and_pages_critical():
                                  f"--config.file={routing}", *labels.split()],
                                 capture_output=True, text=True, timeout=60)
         assert result.stdout.strip() == receiver, result.stdout + result.stderr
+
+
+def test_the_license_file_matches_pyproject():
+    assert 'license = { text = "Apache-2.0" }' in (ROOT / "pyproject.toml").read_text()
+    text = (ROOT / "LICENSE").read_text()
+    assert "Apache License" in text and "Version 2.0, January 2004" in text
+    assert (ROOT / "CHANGELOG.md").read_text().startswith("# Changelog")

@@ -28,8 +28,9 @@ def one_gauge(scrape_timeout):
     return [GaugeMetricFamily("x", "y", value=1.0)]
 
 
-def serve(web: WebConfig | None = None, render=one_gauge):
-    server = make_server(("127.0.0.1", 0), render, web)
+def serve(web: WebConfig | None = None, render=one_gauge, address=("127.0.0.1", 0),
+          **kw):
+    server = make_server(address, render, web, **kw)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     return server, thread
@@ -51,7 +52,7 @@ def test_routes(plain):
     assert metrics.headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
     assert requests.get(plain + "/healthz", timeout=5).text == "ok\n"
     assert requests.get(plain + "/nope", timeout=5).status_code == 404
-    assert requests.post(plain + "/metrics", timeout=5).status_code == 501
+    assert requests.post(plain + "/metrics", timeout=5).status_code == 405
     assert requests.head(plain + "/metrics", timeout=5).status_code == 200
 
 
@@ -92,12 +93,12 @@ def raw_exchange(url: str, request: bytes) -> bytes:
 
 
 def test_raw_http_keep_alive_head_and_http_0_9(plain):
-    # HEAD then GET on one connection: HEAD has a length but no body, so the GET's answer
-    # must start right after HEAD's headers.
+    # HEAD then GET on one connection: HEAD has no body (and, not fetching, no length), so
+    # the GET's answer must start right after HEAD's headers.
     answer = raw_exchange(plain, b"HEAD /metrics HTTP/1.1\r\nHost: x\r\n\r\n"
                                  b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     head, rest = answer.split(b"\r\n\r\n", 1)
-    assert head.startswith(b"HTTP/1.1 200 ") and f"Content-Length: {len(BODY)}".encode() in head
+    assert head.startswith(b"HTTP/1.1 200 ") and b"Content-Length" not in head
     get_head, body = rest.split(b"\r\n\r\n", 1)
     assert get_head.startswith(b"HTTP/1.1 200 ") and body == BODY
     # HTTP/0.9: the body alone, no status line or headers
@@ -171,6 +172,8 @@ def test_basic_auth_garbage_headers():
 
 
 def make_cert(tmp_path, name: str, issuer_key=None, issuer_cert=None, is_ca=False):
+    """A certificate strict X.509 checking accepts (Python 3.13's default): key identifiers,
+    the authority's too, and key usages."""
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
     now = datetime.datetime.now(datetime.timezone.utc)
@@ -183,12 +186,22 @@ def make_cert(tmp_path, name: str, issuer_key=None, issuer_cert=None, is_ca=Fals
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=1))
         .add_extension(x509.BasicConstraints(ca=is_ca, path_length=None), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
+                       critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
+            (issuer_key or key).public_key()), critical=False)
+        .add_extension(x509.KeyUsage(
+            digital_signature=True, content_commitment=False, key_encipherment=False,
+            data_encipherment=False, key_agreement=False, key_cert_sign=is_ca, crl_sign=is_ca,
+            encipher_only=False, decipher_only=False), critical=True)
     )
     if not is_ca:
         builder = builder.add_extension(
             x509.SubjectAlternativeName([x509.DNSName("localhost"),
                                          x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False)
+            critical=False).add_extension(
+            x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH,
+                                   x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
     cert = builder.sign(issuer_key or key, hashes.SHA256())
     cert_path, key_path = tmp_path / f"{name}.crt", tmp_path / f"{name}.key"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
@@ -271,7 +284,7 @@ def test_slow_tls_client_does_not_block_others(pki):
 
 @pytest.mark.parametrize(("text", "expected"), [
     ("127.0.0.1:9944", ("127.0.0.1", 9944)),
-    (":9944", ("0.0.0.0", 9944)),
+    (":9944", ("::", 9944)),
     ("[::1]:9944", ("::1", 9944)),
 ])
 def test_listen_address(text, expected):
@@ -323,3 +336,111 @@ def test_a_failed_render_answers_500_in_plain_text():
     assert response.headers["Content-Type"] == "text/plain; charset=utf-8"
     server.shutdown()
     server.server_close()
+
+
+def test_head_metrics_answers_without_fetching_from_binance():
+    calls = []
+
+    def scrape(scrape_timeout):
+        calls.append(1)
+        return one_gauge(scrape_timeout)
+
+    server, _ = serve(render=scrape)
+    url = f"http://127.0.0.1:{server.server_address[1]}/metrics"
+    head = requests.head(url, timeout=5)
+    assert head.status_code == 200 and calls == []
+    assert head.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    requests.get(url, timeout=5)
+    assert calls == [1]
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize(("accept", "gzipped"), [
+    ("gzip", True), ("gzip, deflate", True), ("deflate, gzip;q=0.5", True), ("*", True),
+    ("gzip;q=0", False), ("gzip;q=0.0, identity", False), ("*;q=0", False), ("identity", False),
+    ("deflate", False), ("gzip;q=abc", False)])
+def test_gzip_only_where_accepted_and_vary_always(plain, accept, gzipped):
+    response = requests.get(plain + "/metrics", timeout=5, stream=True,
+                            headers={"Accept-Encoding": accept})
+    assert response.headers["Vary"] == "Accept-Encoding"
+    assert ("Content-Encoding" in response.headers) is gzipped
+    raw = response.raw.read()
+    assert (gzip.decompress(raw) if gzipped else raw) == BODY
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH", "OPTIONS"])
+def test_other_methods_get_405_with_allow(plain, method):
+    response = requests.request(method, plain + "/metrics", timeout=5)
+    assert response.status_code == 405 and response.headers["Allow"] == "GET, HEAD"
+
+
+def test_the_telemetry_path_moves_the_metrics():
+    server, _ = serve(metrics_path="/probe/metrics")
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    assert requests.get(url + "/probe/metrics", timeout=5).content == BODY
+    missing = requests.get(url + "/metrics", timeout=5)
+    assert missing.status_code == 404 and b"/probe/metrics" in missing.content
+    server.shutdown()
+    server.server_close()
+
+
+def test_all_interfaces_is_one_dual_stack_socket():
+    import socket as sockets
+
+    if not sockets.has_ipv6:
+        pytest.skip("no IPv6 on this machine")
+    assert parse_listen_address(":9944") == ("::", 9944)
+    server, _ = serve(address=("::", 0))
+    port = server.server_address[1]
+    try:
+        assert requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5).text == "ok\n"
+        assert requests.get(f"http://[::1]:{port}/healthz", timeout=5).text == "ok\n"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_an_ipv6_address_is_written_in_brackets_in_a_url():
+    from binance_margin_exporter.web.server import url_host
+
+    assert (url_host("::"), url_host("::1"), url_host("127.0.0.1")) == ("[::]", "[::1]",
+                                                                       "127.0.0.1")
+
+
+def test_a_password_over_72_bytes_is_refused_not_a_crash():
+    auth = BasicAuth({"prom": hashed("right")})
+    assert auth.check(basic("prom", "x" * 100)) is False
+    assert auth.check(basic("nobody", "x" * 100)) is False
+    server, _ = serve(WebConfig(basic_auth_users={"prom": hashed("right")}))
+    url = f"http://127.0.0.1:{server.server_address[1]}/metrics"
+    assert requests.get(url, auth=("prom", "y" * 100), timeout=5).status_code == 401
+    server.shutdown()
+    server.server_close()
+
+
+def test_an_unknown_user_costs_what_a_known_one_does():
+    auth = BasicAuth({"prom": hashed("right")})  # cost 4 in these tests
+    assert auth._dummy.startswith(b"$2b$04$")
+    strong = bcrypt.hashpw(b"pw", bcrypt.gensalt(rounds=6)).decode()
+    assert BasicAuth({"a": hashed("x"), "b": strong})._dummy.startswith(b"$2b$06$")
+
+
+def test_the_test_certificates_pass_strict_x509_checks(pki):
+    """Python 3.13 verifies with VERIFY_X509_STRICT by default: so do these tests, on any
+    Python, so that a certificate 3.13 would refuse fails here too."""
+    import ssl
+
+    context = ssl.create_default_context(cafile=pki["ca"])
+    context.verify_flags |= ssl.VERIFY_X509_STRICT
+    server, _ = serve(WebConfig(tls=TLSConfig(cert_file=pki["server"][0],
+                                              key_file=pki["server"][1])))
+    port = server.server_address[1]
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as raw, \
+                context.wrap_socket(raw, server_hostname="localhost") as tls:
+            tls.sendall(b"GET /healthz HTTP/1.0\r\n\r\n")
+            assert tls.recv(100).startswith(b"HTTP/1.1 200")
+    finally:
+        server.shutdown()
+        server.server_close()

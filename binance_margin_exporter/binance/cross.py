@@ -50,6 +50,7 @@ class MarginAccount:
     borrow_enabled: bool | None = None
     transfer_in_enabled: bool | None = None
     transfer_out_enabled: bool | None = None
+    transfer_enabled: bool | None = None  # older answers: one flag for both directions
     account_type: str | None = None
     bars: TradeCoeff | None = None  # a sub-account's own bars, sent with its account
 
@@ -93,7 +94,10 @@ def parse_account(raw: Any) -> MarginAccount:
         total_liability_btc=fields.number(raw, "totalLiabilityOfBtc"),
         total_net_asset_btc=fields.number(raw, "totalNetAssetOfBtc"),
         assets=parse_user_assets(raw.get("userAssets"), "userAssets"),
-        collateral_margin_level=fields.optional_number(raw, "collateralMarginLevel"),
+        # older answers spell it with a capital C
+        collateral_margin_level=fields.optional_number(raw, "collateralMarginLevel")
+        if raw.get("collateralMarginLevel") is not None
+        else fields.optional_number(raw, "CollateralMarginLevel"),
         total_collateral_value_usdt=fields.optional_number(raw, "TotalCollateralValueInUSDT"),
         total_open_order_loss_usdt=fields.optional_number(raw, "totalOpenOrderLossInUSDT"),
         created=fields.optional_flag(raw, "created"),
@@ -101,6 +105,7 @@ def parse_account(raw: Any) -> MarginAccount:
         borrow_enabled=fields.optional_flag(raw, "borrowEnabled"),
         transfer_in_enabled=fields.optional_flag(raw, "transferInEnabled"),
         transfer_out_enabled=fields.optional_flag(raw, "transferOutEnabled"),
+        transfer_enabled=fields.optional_flag(raw, "transferEnabled"),
         account_type=fields.optional_string(raw, "accountType"),
     )
 

@@ -68,6 +68,9 @@ ACCOUNT_FLAGS: tuple[tuple[str, str, str], ...] = (
      "1 if transfers into the account are enabled (transferInEnabled)."),
     ("transfer_out_enabled", "binance_margin_transfer_out_enabled",
      "1 if transfers out of the account are enabled (transferOutEnabled)."),
+    ("transfer_enabled", "binance_margin_transfer_enabled",
+     "1 if transfers are enabled (transferEnabled, sent by older answers instead of the "
+     "in/out pair)."),
 )
 ASSET_GAUGES: tuple[tuple[str, str, str], ...] = (
     ("free", "binance_margin_asset_free", "Free amount of the asset (userAssets[].free)."),
@@ -246,7 +249,8 @@ class CrossCollector:
                     if flag is not None:
                         family.add_metric([name], 1.0 if flag else 0.0)
                 if account.account_type is not None:
-                    mode = MODES.get(account.account_type, "unknown")
+                    # older answers spell it Margin_1
+                    mode = MODES.get(account.account_type.upper(), "unknown")
                     info.add_metric([name, account.account_type, mode], 1.0)
                 for asset in self._shown(account):
                     key = [name, asset.asset]

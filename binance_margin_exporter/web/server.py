@@ -52,7 +52,9 @@ class BasicAuth:
 
     def __init__(self, users: Mapping[str, str]) -> None:
         self._users = {u: h.encode() for u, h in users.items()}
-        self._dummy = bcrypt.hashpw(b"not a password", bcrypt.gensalt(rounds=10))
+        # the users' own cost, so that an unknown user takes as long as a known one
+        cost = max(int(h.split("$")[2]) for h in users.values()) if users else 10
+        self._dummy = bcrypt.hashpw(b"not a password", bcrypt.gensalt(rounds=cost))
         self._key = os.urandom(32)
         self._verified: set[bytes] = set()
         self._lock = threading.Lock()
@@ -73,7 +75,10 @@ class BasicAuth:
                 return True
         hashed = self._users.get(user)
         # Unknown users cost the same bcrypt round as known ones: no user enumeration by timing.
-        ok = bcrypt.checkpw(password.encode(), hashed or self._dummy) and hashed is not None
+        try:
+            ok = bcrypt.checkpw(password.encode(), hashed or self._dummy) and hashed is not None
+        except ValueError:  # over bcrypt's 72 bytes: never a user's password
+            return False
         if ok:
             with self._lock:
                 if len(self._verified) > 1000:
@@ -118,6 +123,12 @@ class ExporterHTTPServer(ThreadingHTTPServer):
         self._idle: set[socket.socket] = set()
         self._idle_lock = threading.Lock()
         super().__init__(address, handler)
+
+    def server_bind(self) -> None:
+        if self.address_family == socket.AF_INET6 and self.server_address[0] == "::":
+            # "::" is every address: IPv4 too, on the same socket (dual stack)
+            self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        super().server_bind()
 
     def set_idle(self, sock: socket.socket, idle: bool) -> bool:
         """Mark a connection idle (waiting for a request) or busy; False once stopping."""
@@ -174,10 +185,28 @@ def scrape_timeout(header: str | None) -> float | None:
 Scrape = Callable[[float | None], Iterable[Metric]]
 
 
+def accepts_gzip(header: str) -> bool:
+    """Does ``Accept-Encoding`` accept gzip (``gzip;q=0`` and ``*;q=0`` refuse it)?"""
+    weights: dict[str, float] = {}
+    for part in header.split(","):
+        coding, _, params = part.strip().partition(";")
+        quality = 1.0
+        name, _, value = params.strip().partition("=")
+        if name.strip() == "q":
+            try:
+                quality = float(value)
+            except ValueError:
+                quality = 0.0
+        weights[coding.strip().lower()] = quality
+    return weights.get("gzip", weights.get("*", 0.0)) > 0
+
+
 def make_server(
     address: tuple[str, int],
     scrape: Scrape,
     web: WebConfig | None = None,
+    *,
+    metrics_path: str = "/metrics",
 ) -> ExporterHTTPServer:
     """``scrape(seconds)``: the metrics, gathered within Prometheus' scrape timeout (None: the
     exporter's own budget)."""
@@ -223,8 +252,10 @@ def make_server(
             if log.isEnabledFor(logging.DEBUG):
                 log.debug("%s %s", self.address_string(), format % args)
 
-        def _send(self, status: int, body: bytes, content_type: str,
+        def _send(self, status: int, body: bytes | None, content_type: str,
                   headers: Mapping[str, str] | None = None) -> None:
+            """The answer; ``body`` None: a HEAD of /metrics, whose length is not known
+            without a fetch, so it has no Content-Length (RFC 9110 allows that)."""
             self.send_response(status)
             if self.server.stopping:
                 self.close_connection = True
@@ -232,13 +263,23 @@ def make_server(
             self.send_header("Content-Type", content_type)
             for name, value in (headers or {}).items():
                 self.send_header(name, value)
-            self.send_header("Content-Length", str(len(body)))
+            if body is not None:
+                self.send_header("Content-Length", str(len(body)))
             self.end_headers()
-            if self.command != "HEAD":
+            if self.command != "HEAD" and body is not None:
                 self.wfile.write(body)
 
         def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]
+            if path == metrics_path and self.command == "HEAD":
+                # HEAD asks for the headers only: no fetch from Binance for an empty body
+                if auth is not None and not auth.check(self.headers.get("Authorization")):
+                    self._send(401, b"Unauthorized\n", "text/plain; charset=utf-8",
+                               {"WWW-Authenticate": f'Basic realm="{REALM}", charset="UTF-8"'})
+                    return
+                _, content_type = choose_encoder(self.headers.get("Accept", ""))
+                self._send(200, None, content_type, {"Vary": "Accept-Encoding"})
+                return
             if path == "/healthz":
                 self._send(200, b"ok\n", "text/plain; charset=utf-8")
                 return
@@ -248,7 +289,7 @@ def make_server(
                 return
             if path == "/":
                 self._send(200, LANDING_PAGE, "text/html; charset=utf-8")
-            elif path == "/metrics":
+            elif path == metrics_path:
                 encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
                 timeout = scrape_timeout(self.headers.get("X-Prometheus-Scrape-Timeout-Seconds"))
                 try:
@@ -257,24 +298,36 @@ def make_server(
                     log.error("rendering /metrics failed: %s", type(exc).__name__)
                     self._send(500, b"internal error\n", "text/plain; charset=utf-8")
                     return
-                headers = {}
-                if "gzip" in self.headers.get("Accept-Encoding", ""):
+                headers = {"Vary": "Accept-Encoding"}
+                if accepts_gzip(self.headers.get("Accept-Encoding", "")):
                     body = gzip.compress(body, compresslevel=1)
                     headers["Content-Encoding"] = "gzip"
                 self._send(200, body, content_type, headers)
             else:
-                self._send(404, b"Not found. Metrics are at /metrics\n",
+                self._send(404, f"Not found. Metrics are at {metrics_path}\n".encode(),
                            "text/plain; charset=utf-8")
 
         do_HEAD = do_GET
+
+        def _not_allowed(self) -> None:
+            self._send(405, b"Method not allowed\n", "text/plain; charset=utf-8",
+                       {"Allow": "GET, HEAD"})
+
+        do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_TRACE = _not_allowed
 
     return ExporterHTTPServer(address, Handler, context)
 
 
 def parse_listen_address(text: str) -> tuple[str, int]:
-    """``host:port``, ``[v6]:port`` or ``:port`` (all interfaces) -> (host, port)."""
+    """``host:port``, ``[v6]:port`` or ``:port`` (all interfaces, IPv6 and IPv4 on one
+    dual-stack socket where the machine has IPv6) -> (host, port)."""
     host, sep, port = text.rpartition(":")
     if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise ValueError(f"--web.listen-address: expected host:port, got {text!r}")
     host = host.strip("[]")
-    return (host or "0.0.0.0", int(port))
+    return (host or ("::" if socket.has_ipv6 else "0.0.0.0"), int(port))
+
+
+def url_host(host: str) -> str:
+    """A host as it stands in a URL: an IPv6 address in brackets."""
+    return f"[{host}]" if ":" in host else host
