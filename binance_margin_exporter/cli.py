@@ -3,23 +3,29 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
+import os
 import re
 import signal
 import ssl
 import sys
 import threading
+import time
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from types import FrameType
+from typing import Any
 
 from prometheus_client import ProcessCollector
+from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
 from binance_margin_exporter import __version__
 from binance_margin_exporter.binance.errors import UpstreamError
 from binance_margin_exporter.binance.limits import Upstream
-from binance_margin_exporter.binance.prices import fetch_prices
+from binance_margin_exporter.binance.prices import Prices, fetch_prices
 from binance_margin_exporter.binance.signing import make_signer
 from binance_margin_exporter.binance.transport import BinanceClient
 from binance_margin_exporter.collectors.cache import Cached
@@ -30,6 +36,7 @@ from binance_margin_exporter.collectors.portfolio import PortfolioCollector, Por
 from binance_margin_exporter.collectors.prices import PricesCollector
 from binance_margin_exporter.collectors.sub_accounts import SubAccounts
 from binance_margin_exporter.config import (
+    AccountConfig,
     ConfigError,
     Settings,
     WebConfig,
@@ -96,64 +103,124 @@ def setup_logging(level: str) -> None:
     logging.getLogger("urllib3").setLevel(logging.WARNING)
 
 
-def build_exporter(settings: Settings) -> Exporter:
-    """Clients, caches and collectors for the settings; ``ConfigError`` for an unusable key."""
-    upstream = Upstream(settings.base_url, soft_limit=settings.ip_weight_soft_limit)
-    # Portfolio Margin's own host keeps time with the api host; the same host is one budget
-    papi = upstream if settings.papi_base_url == settings.base_url else Upstream(
-        settings.papi_base_url, soft_limit=settings.ip_weight_soft_limit, clock_of=upstream)
-    executor = ThreadPoolExecutor(max_workers=settings.fetch_concurrency,
-                                  thread_name_prefix="fetch")
-    accounts: list[CrossAccount] = []
-    isolated: list[IsolatedSource] = []
-    portfolios: list[PortfolioSource] = []
-    groups: list[SubAccounts] = []
-    clients: list[BinanceClient] = []
-    for account in settings.accounts:
-        try:
-            signer = make_signer(account.api_secret, account.private_key_pem,
-                                 account.private_key_passphrase)
-        except ValueError as exc:
-            key = ("BINANCE_PRIVATE_KEY_FILE" if account.source == "env"
-                   else f"{account.source}.private_key_file")
+@dataclass
+class AccountParts:
+    """What one configured account is made of; kept across reloads while its configuration
+    is unchanged, with its caches, counters and back-off."""
+
+    client: BinanceClient
+    cross: CrossAccount | None = None
+    isolated: IsolatedSource | None = None
+    portfolio: PortfolioSource | None = None
+    subs: SubAccounts | None = None
+
+
+@dataclass
+class Built:
+    """An exporter and the parts it was built from (for the next reload to reuse)."""
+
+    exporter: Exporter
+    settings: Settings
+    upstream: Upstream
+    papi: Upstream
+    executor: ThreadPoolExecutor
+    accounts: dict[AccountConfig, AccountParts] = field(default_factory=dict)
+    prices: tuple[BinanceClient, Cached[Prices]] | None = None
+
+
+def _globals(settings: Settings) -> Settings:
+    return dataclasses.replace(settings, accounts=())
+
+
+def _account_parts(account: AccountConfig, settings: Settings, upstream: Upstream,
+                   papi: Upstream, executor: Executor) -> AccountParts:
+    try:
+        signer = make_signer(account.api_secret, account.private_key_pem,
+                             account.private_key_passphrase)
+    except ValueError as exc:
+        key = ("BINANCE_PRIVATE_KEY_FILE" if account.source == "env"
+               else f"{account.source}.private_key_file")
+        raise ConfigError(f"{key}: {exc}") from None
+    client = BinanceClient(
+        papi if account.type == "portfolio_margin" else upstream, account.api_key, signer,
+        recv_window_ms=settings.recv_window_ms,
+        timeout=settings.request_timeout_seconds,
+        max_response_bytes=settings.max_response_bytes,
+        pool_size=settings.fetch_concurrency if account.sub_accounts else 10,
+    )
+    ttl = settings.cache_ttl_seconds
+    if account.type == "portfolio_margin":
+        return AccountParts(client, portfolio=PortfolioSource.create(account.name, client,
+                                                                     executor, ttl=ttl))
+    parts = AccountParts(client)
+    if account.master:
+        parts.cross = CrossAccount.create(account.name, client, executor, ttl=ttl,
+                                          interest_rates=settings.interest_rates)
+    if account.isolated:
+        parts.isolated = IsolatedSource.create(account.name, client, executor, ttl=ttl,
+                                               interest_rates=settings.interest_rates)
+    if account.sub_accounts is not None:
+        emails = None if account.sub_accounts == "all" else account.sub_accounts
+        parts.subs = SubAccounts(account.name, client, executor, ttl=ttl, emails=emails)
+    return parts
+
+
+def build_exporter(settings: Settings, previous: Built | None = None) -> Built:
+    """Clients, caches and collectors for the settings; ``ConfigError`` for an unusable key.
+
+    With ``previous`` (a reload) and the same global settings, every account whose
+    configuration is unchanged keeps its parts, and the hosts keep their clocks and rate
+    gates; a changed account (a rotated key) starts afresh, with no back-off."""
+    same = previous is not None and _globals(previous.settings) == _globals(settings)
+    kept = previous.accounts if same and previous is not None else {}
+    if same and previous is not None:
+        upstream, papi, executor = previous.upstream, previous.papi, previous.executor
+    else:
+        upstream = Upstream(settings.base_url, soft_limit=settings.ip_weight_soft_limit)
+        # Portfolio Margin's own host keeps time with the api host; one host is one budget
+        papi = upstream if settings.papi_base_url == settings.base_url else Upstream(
+            settings.papi_base_url, soft_limit=settings.ip_weight_soft_limit,
+            clock_of=upstream)
+        executor = ThreadPoolExecutor(max_workers=settings.fetch_concurrency,
+                                      thread_name_prefix="fetch")
+    accounts: dict[AccountConfig, AccountParts] = {}
+    try:
+        for account in settings.accounts:
+            accounts[account] = kept.get(account) or _account_parts(account, settings,
+                                                                    upstream, papi, executor)
+    except ConfigError:
+        if not same:
             executor.shutdown()
-            raise ConfigError(f"{key}: {exc}") from None
-        client = BinanceClient(
-            papi if account.type == "portfolio_margin" else upstream, account.api_key, signer,
-            recv_window_ms=settings.recv_window_ms,
-            timeout=settings.request_timeout_seconds,
-            max_response_bytes=settings.max_response_bytes,
-            pool_size=settings.fetch_concurrency if account.sub_accounts else 10,
-        )
-        ttl = settings.cache_ttl_seconds
-        if account.type == "portfolio_margin":
-            portfolios.append(PortfolioSource.create(account.name, client, executor, ttl=ttl))
-            continue
-        clients.append(client)
-        if account.master:
-            accounts.append(CrossAccount.create(account.name, client, executor, ttl=ttl,
-                                                interest_rates=settings.interest_rates))
-        if account.isolated:
-            isolated.append(IsolatedSource.create(account.name, client, executor, ttl=ttl,
-                                                  interest_rates=settings.interest_rates))
-        if account.sub_accounts is not None:
-            emails = None if account.sub_accounts == "all" else account.sub_accounts
-            groups.append(SubAccounts(account.name, client, executor, ttl=ttl, emails=emails))
+        raise
+    parts = list(accounts.values())
     products: list[Product] = [
-        CrossCollector(accounts, include_zero_assets=settings.include_zero_assets,
-                       assets=settings.assets, groups=groups),
+        CrossCollector([p.cross for p in parts if p.cross],
+                       include_zero_assets=settings.include_zero_assets,
+                       assets=settings.assets, groups=[p.subs for p in parts if p.subs]),
     ]
+    isolated = [p.isolated for p in parts if p.isolated]
     if isolated:
         products.append(IsolatedCollector(isolated))
+    portfolios = [p.portfolio for p in parts if p.portfolio]
     if portfolios:
         products.append(PortfolioCollector(portfolios))
+    clients = [p.client for p in parts if p.portfolio is None]
+    prices = None
     if settings.usdt_values and clients:
         # public data, one fetch for every account on the host (unsigned: any client will do)
-        prices = Cached("prices", lambda deadline: fetch_prices(clients[0], deadline), executor,
-                        ttl=settings.cache_ttl_seconds, timeout=settings.request_timeout_seconds)
-        products.append(PricesCollector(prices))
-    return Exporter(products, request_timeout=settings.request_timeout_seconds,
-                    executor=executor)
+        if same and previous is not None and previous.prices and \
+                previous.prices[0] is clients[0]:
+            prices = previous.prices
+        else:
+            client = clients[0]
+            prices = (client, Cached("prices",
+                                     lambda deadline: fetch_prices(client, deadline), executor,
+                                     ttl=settings.cache_ttl_seconds,
+                                     timeout=settings.request_timeout_seconds))
+        products.append(PricesCollector(prices[1]))
+    exporter = Exporter(products, request_timeout=settings.request_timeout_seconds,
+                        executor=executor)
+    return Built(exporter, settings, upstream, papi, executor, accounts, prices)
 
 
 def check_tls(web: WebConfig) -> None:
@@ -185,6 +252,88 @@ def warm_up(exporter: Exporter) -> None:
                 account.thresholds.latest()
 
 
+class Reloader:
+    """Keeps the running configuration and replaces it, all or nothing: on SIGHUP, on
+    ``POST /-/reload``, and when a file it was read from changes (a rotated key: a Kubernetes
+    Secret volume swaps its files with no signal). A broken configuration is refused with one
+    log line naming the key, and the running one keeps serving."""
+
+    WATCH_SECONDS = 15.0
+
+    def __init__(self, args: argparse.Namespace, built: Built, web: WebConfig) -> None:
+        self.args = args
+        self.built = built
+        self.web = web
+        self.server: Any = None  # set once the server exists
+        self._lock = threading.Lock()
+        self.ok = True
+        self.success_at = time.time()
+        self._stamp = self._files_stamp()
+
+    def _files(self) -> list[str]:
+        files = list(self.built.settings.files)
+        if self.args.web_config:
+            files.append(self.args.web_config)
+        return files
+
+    def _files_stamp(self) -> tuple[tuple[int, int, int] | None, ...]:
+        stamps: list[tuple[int, int, int] | None] = []
+        for path in self._files():
+            try:
+                info = os.stat(path)
+                stamps.append((info.st_ino, info.st_mtime_ns, info.st_size))
+            except OSError:
+                stamps.append(None)
+        return tuple(stamps)
+
+    def reload(self, why: str = "requested") -> str | None:
+        """None when the new configuration is in use, else the one-line reason it is not."""
+        with self._lock:
+            if self.args.demo:
+                log.info("reload (%s): nothing to reload in --demo", why)
+                return None
+            try:
+                settings = load_settings(self.args.config, environ())
+                web = load_web_config(self.args.web_config) if self.args.web_config \
+                    else WebConfig()
+                if (web.tls is None) != (self.web.tls is None):
+                    raise ConfigError("--web.config.file: turning TLS on or off needs a restart")
+                if web.tls is not None:
+                    check_tls(web)
+                built = build_exporter(settings, self.built)
+            except (ConfigError, ValueError) as exc:
+                self.ok = False
+                log.error("reload (%s) refused, the running configuration stays: %s", why, exc)
+                return str(exc)
+            old, self.built, self.web = self.built, built, web
+            if self.server is not None:
+                self.server.set_web(web)
+            if old.executor is not built.executor:
+                old.executor.shutdown(wait=False)
+            self.ok = True
+            self.success_at = time.time()
+            self._stamp = self._files_stamp()
+        log.info("configuration reloaded (%s): %d account(s)", why, len(settings.accounts))
+        threading.Thread(target=warm_up, args=(built.exporter,), name="warm-up",
+                         daemon=True).start()
+        return None
+
+    def watch(self, stopping: threading.Event) -> None:
+        while not stopping.wait(self.WATCH_SECONDS):
+            if self._files_stamp() != self._stamp:
+                self.reload("a configuration or secret file changed")
+                with self._lock:
+                    self._stamp = self._files_stamp()  # a refused file is not retried
+
+    def families(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily("binance_margin_config_last_reload_successful",
+                                "1 if the last configuration reload succeeded, else 0.",
+                                value=1.0 if self.ok else 0.0)
+        yield GaugeMetricFamily("binance_margin_config_last_reload_success_timestamp_seconds",
+                                "Unix time of the last successful configuration reload "
+                                "(or of the start).", value=self.success_at)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     for arg in argv:
@@ -208,7 +357,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if web.tls is not None:
             check_tls(web)
         if args.check:
-            build_exporter(settings).close()  # loads every private key: no network
+            build_exporter(settings).exporter.close()  # loads every private key: no network
             names = ", ".join(a.name for a in settings.accounts) or "none"
             print(f"configuration OK: accounts: {names}")
             return 0
@@ -216,19 +365,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             from binance_margin_exporter.demo import start_demo
 
             settings, simulator = start_demo(settings)
-        exporter = build_exporter(settings)
+        built = build_exporter(settings)
     except (ConfigError, ValueError) as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 1
 
     process = ProcessCollector(registry=None)
+    reloader = Reloader(args, built, web)
 
     def scrape(scrape_timeout: float | None) -> Iterator[Metric]:
-        yield from exporter.collect(scrape_timeout)
+        yield from reloader.built.exporter.collect(scrape_timeout)
+        yield from reloader.families()
         yield from process.collect()
 
     try:
-        server = make_server(address, scrape, web, metrics_path=args.telemetry_path)
+        server = make_server(address, scrape, web, metrics_path=args.telemetry_path,
+                             reload=lambda: reloader.reload("POST /-/reload"))
     except OSError as exc:
         print(f"{PROG}: --web.listen-address {args.listen}: {exc.strerror}", file=sys.stderr)
         return 1
@@ -245,16 +397,26 @@ def main(argv: Sequence[str] | None = None) -> int:
             log.info("received %s, shutting down", signal.Signals(signum).name)
             threading.Thread(target=server.shutdown, name="shutdown").start()
 
+    reloader.server = server
+
+    def hangup(signum: int, frame: FrameType | None) -> None:
+        threading.Thread(target=reloader.reload, args=("SIGHUP",), name="reload",
+                         daemon=True).start()
+
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    threading.Thread(target=warm_up, args=(exporter,), name="warm-up", daemon=True).start()
+    signal.signal(signal.SIGHUP, hangup)
+    threading.Thread(target=reloader.watch, args=(stopping,), name="watch",
+                     daemon=True).start()
+    threading.Thread(target=warm_up, args=(built.exporter,), name="warm-up",
+                     daemon=True).start()
     scheme = "https" if web.tls else "http"
     log.info("serving %d account(s) on %s://%s:%d%s (version %s)",
              len(settings.accounts), scheme, url_host(host), port, args.telemetry_path,
              __version__)
     server.serve_forever()
     server.server_close()  # waits for scrapes in flight
-    exporter.close()
+    reloader.built.exporter.close()
     if simulator is not None:
         simulator.stop()
     log.info("stopped")

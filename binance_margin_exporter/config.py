@@ -7,6 +7,8 @@ can print it and stop without a traceback. Secrets are read here, once, and are 
 
 from __future__ import annotations
 
+import contextvars
+import dataclasses
 import logging
 import os
 import stat
@@ -68,6 +70,8 @@ class Settings:
     fetch_concurrency: int = 64
     usdt_values: bool = True  # GET /api/v3/ticker/price once per cache interval
     interest_rates: bool = True  # GET /sapi/v1/margin/next-hourly-interest-rate hourly
+    # every file these settings were read from (the config, secret files): watched for change
+    files: tuple[str, ...] = field(default=(), compare=False)
 
 
 @dataclass(frozen=True)
@@ -132,6 +136,11 @@ def _check_keys(mapping: Mapping[str, Any], allowed: set[str], where: str) -> No
             raise ConfigError(f"{name}: unknown key (allowed: {', '.join(sorted(allowed))})")
 
 
+# the files read by the load_settings under way (its Settings.files)
+_files_read: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar(
+    "files_read", default=None)
+
+
 def read_secret_file(path: Any, key: str, *, base: Path | None = None) -> bytes:
     """Read a secret from a file; warn when group or others may read it."""
     name = _string(path, key)
@@ -140,6 +149,9 @@ def read_secret_file(path: Any, key: str, *, base: Path | None = None) -> bytes:
         data = target.read_bytes()
     except OSError as exc:
         raise ConfigError(f"{key}: cannot read {str(target)!r}: {exc.strerror}") from None
+    files = _files_read.get()
+    if files is not None:
+        files.append(str(target))
     if _readable_by_others(target):
         log.warning(
             "%s: secret file %s is readable by group or others (mode %s); chmod 600 it",
@@ -326,6 +338,16 @@ def load_settings(
     require_accounts: bool = True,
 ) -> Settings:
     """Build :class:`Settings` from an optional YAML file and the environment."""
+    files: list[str] = [] if path is None else [str(Path(path).resolve())]
+    token = _files_read.set(files)
+    try:
+        settings = _load_settings(path, env, require_accounts)
+    finally:
+        _files_read.reset(token)
+    return dataclasses.replace(settings, files=tuple(files))
+
+
+def _load_settings(path: str | None, env: Mapping[str, str], require_accounts: bool) -> Settings:
     raw: Any = {} if path is None else load_yaml(path)
     if raw is None:
         raw = {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import threading
@@ -288,3 +289,75 @@ def test_console_script_is_installed():
     result = subprocess.run([str(script), "--version"], capture_output=True, text=True,
                             timeout=30)
     assert result.returncode == 0 and __version__ in result.stdout
+
+
+def write_config(path, simulator, names):
+    path.write_text(f"base_url: {simulator.base_url}\ncache_ttl_seconds: 0\naccounts:\n" + "".join(
+        f"  - {{name: {n}, api_key: {API_KEY}, api_secret: {SECRET}}}\n" for n in names))
+
+
+def test_sighup_and_post_reload_keep_kept_accounts_and_refuse_a_broken_file(simulator,
+                                                                            tmp_path):
+    from binance_margin_exporter.demo.simulator import Fault
+
+    config = tmp_path / "config.yml"
+    write_config(config, simulator, ["alpha"])
+    with exporter_process(["--config", str(config)], {}) as exporter:
+        simulator.set_fault(Fault(status=503, body=b"busy", times=1))
+        values = sample_values(exporter.metrics())
+        errors = ("binance_margin_scrape_errors_total", (("account", "alpha"),
+                                                        ("reason", "http")))
+        assert values[errors] == 1.0
+        write_config(config, simulator, ["alpha", "beta"])
+        exporter.proc.send_signal(signal.SIGHUP)
+        values = wait_for(lambda: (lambda v: v if ("binance_margin_up", (("account", "beta"),))
+                                   in v else None)(sample_values(exporter.metrics())))
+        assert values[errors] == 1.0  # alpha kept its counters (and cache and back-off)
+        assert values[("binance_margin_config_last_reload_successful", ())] == 1.0
+        config.write_text("accounts: [{name: alpha}]\n")  # broken
+        response = requests.post(f"{exporter.url}/-/reload", timeout=10)
+        assert response.status_code == 500
+        assert "accounts[0].api_key: missing" in response.text
+        values = sample_values(exporter.metrics())
+        assert values[("binance_margin_up", (("account", "beta"),))] == 1.0  # old one serves
+        assert values[("binance_margin_config_last_reload_successful", ())] == 0.0
+        refused = [line for line in exporter.lines if "reload" in line and "refused" in line]
+        assert len(refused) == 1 and "accounts[0].api_key" in refused[0]
+        write_config(config, simulator, ["beta"])
+        assert requests.post(f"{exporter.url}/-/reload", timeout=10).status_code == 200
+        text = exporter.metrics()
+        assert 'account="alpha"' not in text and 'binance_margin_up{account="beta"} 1.0' in text
+        assert requests.get(f"{exporter.url}/-/reload", timeout=10).status_code == 405
+        assert exporter.stop() == 0
+
+
+def test_a_rotated_key_is_in_use_within_the_watch_period(simulator, tmp_path):
+    """A Kubernetes Secret volume swaps its files through a symlink, with no signal."""
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    for version, key in (("v1", API_KEY), ("v2", "rotated-key-0123456789")):
+        (secrets / version).mkdir()
+        (secrets / version / "api_key").write_text(key)
+        (secrets / version / "api_secret").write_text(SECRET)
+    (secrets / "..data").symlink_to("v1")
+    for name in ("api_key", "api_secret"):
+        (secrets / name).symlink_to(f"..data/{name}")
+        os.chmod(secrets / "v1" / name, 0o600)
+        os.chmod(secrets / "v2" / name, 0o600)
+    config = tmp_path / "config.yml"
+    config.write_text(f"base_url: {simulator.base_url}\ncache_ttl_seconds: 0\naccounts:\n"
+                      f"  - {{name: a, api_key_file: {secrets}/api_key, "
+                      f"api_secret_file: {secrets}/api_secret}}\n")
+    with exporter_process(["--config", str(config)], {}) as exporter:
+        assert 'binance_margin_up{account="a"} 1.0' in exporter.metrics()
+        # the old key is revoked, the new one registered, and the volume swapped
+        simulator.add_hmac_key("rotated-key-0123456789", SECRET)
+        simulator._keys.pop(API_KEY)
+        assert 'binance_margin_up{account="a"} 0.0' in exporter.metrics()  # auth back-off
+        swapped = time.monotonic()
+        (secrets / "..data.new").symlink_to("v2")
+        os.replace(secrets / "..data.new", secrets / "..data")
+        wait_for(lambda: 'binance_margin_up{account="a"} 1.0' in exporter.metrics(),
+                 timeout=40, interval=0.5)
+        print(f"\nrotated key in use after {time.monotonic() - swapped:.1f} s")
+        assert exporter.stop() == 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import gzip
 import ipaddress
+import os
 import socket
 import threading
 import time
@@ -213,10 +214,11 @@ def make_cert(tmp_path, name: str, issuer_key=None, issuer_cert=None, is_ca=Fals
 
 @pytest.fixture
 def pki(tmp_path):
-    ca_cert, ca_key, ca_path, _ = make_cert(tmp_path, "ca", is_ca=True)
+    ca_cert, ca_key, ca_path, ca_key_path = make_cert(tmp_path, "ca", is_ca=True)
     _, _, server_crt, server_key = make_cert(tmp_path, "server", ca_key, ca_cert)
     _, _, client_crt, client_key = make_cert(tmp_path, "client", ca_key, ca_cert)
-    return {"ca": ca_path, "server": (server_crt, server_key), "client": (client_crt, client_key)}
+    return {"ca": ca_path, "ca_key": ca_key_path, "server": (server_crt, server_key),
+            "client": (client_crt, client_key)}
 
 
 def test_tls_with_basic_auth(pki):
@@ -441,6 +443,36 @@ def test_the_test_certificates_pass_strict_x509_checks(pki):
                 context.wrap_socket(raw, server_hostname="localhost") as tls:
             tls.sendall(b"GET /healthz HTTP/1.0\r\n\r\n")
             assert tls.recv(100).startswith(b"HTTP/1.1 200")
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_renewed_certificate_is_served_without_a_restart(tmp_path, pki):
+    """cert-manager replaces the files: the next connection gets the new certificate."""
+    import shutil
+    import ssl
+
+    cert, key = tmp_path / "live.crt", tmp_path / "live.key"
+    shutil.copy(pki["server"][0], cert)
+    shutil.copy(pki["server"][1], key)
+    server, _ = serve(WebConfig(tls=TLSConfig(cert_file=str(cert), key_file=str(key))))
+    port = server.server_address[1]
+
+    def served_serial() -> int:
+        context = ssl.create_default_context(cafile=pki["ca"])
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as raw, \
+                context.wrap_socket(raw, server_hostname="localhost") as tls:
+            return x509.load_der_x509_certificate(tls.getpeercert(binary_form=True)).serial_number
+
+    try:
+        first = served_serial()
+        ca_cert = x509.load_pem_x509_certificate(open(pki["ca"], "rb").read())
+        ca_key = serialization.load_pem_private_key(open(pki["ca_key"], "rb").read(), None)
+        renewed, _, new_cert, new_key = make_cert(tmp_path, "renewed", ca_key, ca_cert)
+        os.replace(new_cert, cert)
+        os.replace(new_key, key)
+        assert served_serial() == renewed.serial_number != first
     finally:
         server.shutdown()
         server.server_close()

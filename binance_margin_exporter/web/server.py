@@ -87,6 +87,45 @@ class BasicAuth:
         return ok
 
 
+class TLSFiles:
+    """The TLS context of the configured files, made again when one of them changes (as
+    exporter-toolkit reads them for each connection): a certificate that cert-manager renews
+    is served without a restart."""
+
+    def __init__(self, tls: TLSConfig) -> None:
+        self.config = tls
+        self._lock = threading.Lock()
+        self._stamp: tuple[tuple[int, int, int], ...] | None = None
+        self._context: ssl.SSLContext | None = None
+
+    def _files_stamp(self) -> tuple[tuple[int, int, int], ...]:
+        paths = [self.config.cert_file, self.config.key_file, self.config.client_ca_file]
+        stamps = []
+        for path in paths:
+            if path:
+                info = os.stat(path)  # follows the symlink a Secret volume swaps
+                stamps.append((info.st_ino, info.st_mtime_ns, info.st_size))
+        return tuple(stamps)
+
+    def context(self) -> ssl.SSLContext:
+        with self._lock:
+            try:
+                stamp = self._files_stamp()
+            except OSError:
+                stamp = self._stamp  # mid-swap: keep the last good context
+            if self._context is None or stamp != self._stamp:
+                try:
+                    self._context = tls_context(self.config)
+                    self._stamp = stamp
+                except (ssl.SSLError, OSError) as exc:
+                    if self._context is None:
+                        raise
+                    log.error("TLS files changed but do not load (%s); serving the previous "
+                              "certificate", type(exc).__name__)
+                    self._stamp = stamp
+            return self._context
+
+
 def tls_context(tls: TLSConfig) -> ssl.SSLContext:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = {"TLS12": ssl.TLSVersion.TLSv1_2,
@@ -114,15 +153,22 @@ class ExporterHTTPServer(ThreadingHTTPServer):
     request_queue_size = 128  # a burst of scrapes waits in the backlog, not in SYN retries
 
     def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler],
-                 context: ssl.SSLContext | None) -> None:
+                 web: WebConfig) -> None:
         host = address[0]
         if ":" in host:
             self.address_family = socket.AF_INET6
-        self._context = context
+        self.tls = TLSFiles(web.tls) if web.tls else None
+        self.auth = BasicAuth(web.basic_auth_users) if web.basic_auth_users else None
         self.stopping = False
         self._idle: set[socket.socket] = set()
         self._idle_lock = threading.Lock()
         super().__init__(address, handler)
+
+    def set_web(self, web: WebConfig) -> None:
+        """A reloaded web config: new users, new certificate files (TLS stays on or off)."""
+        self.auth = BasicAuth(web.basic_auth_users) if web.basic_auth_users else None
+        if web.tls is not None:
+            self.tls = TLSFiles(web.tls)
 
     def server_bind(self) -> None:
         if self.address_family == socket.AF_INET6 and self.server_address[0] == "::":
@@ -152,10 +198,10 @@ class ExporterHTTPServer(ThreadingHTTPServer):
 
     def get_request(self) -> tuple[socket.socket, Any]:
         sock, addr = super().get_request()
-        if self._context is not None:
+        if self.tls is not None:
             # The handshake happens in the request's own thread (see Handler.setup), so one slow
             # client cannot hold up the accept loop.
-            sock = self._context.wrap_socket(sock, server_side=True,
+            sock = self.tls.context().wrap_socket(sock, server_side=True,
                                               do_handshake_on_connect=False)
         return sock, addr
 
@@ -207,12 +253,11 @@ def make_server(
     web: WebConfig | None = None,
     *,
     metrics_path: str = "/metrics",
+    reload: Callable[[], str | None] | None = None,
 ) -> ExporterHTTPServer:
     """``scrape(seconds)``: the metrics, gathered within Prometheus' scrape timeout (None: the
     exporter's own budget)."""
     web = web or WebConfig()
-    auth = BasicAuth(web.basic_auth_users) if web.basic_auth_users else None
-    context = tls_context(web.tls) if web.tls else None
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -273,7 +318,7 @@ def make_server(
             path = self.path.split("?", 1)[0]
             if path == metrics_path and self.command == "HEAD":
                 # HEAD asks for the headers only: no fetch from Binance for an empty body
-                if auth is not None and not auth.check(self.headers.get("Authorization")):
+                if not self._authorized():
                     self._send(401, b"Unauthorized\n", "text/plain; charset=utf-8",
                                {"WWW-Authenticate": f'Basic realm="{REALM}", charset="UTF-8"'})
                     return
@@ -283,7 +328,10 @@ def make_server(
             if path == "/healthz":
                 self._send(200, b"ok\n", "text/plain; charset=utf-8")
                 return
-            if auth is not None and not auth.check(self.headers.get("Authorization")):
+            if path == "/-/reload":
+                self._not_allowed()
+                return
+            if not self._authorized():
                 self._send(401, b"Unauthorized\n", "text/plain; charset=utf-8",
                            {"WWW-Authenticate": f'Basic realm="{REALM}", charset="UTF-8"'})
                 return
@@ -309,13 +357,32 @@ def make_server(
 
         do_HEAD = do_GET
 
+        def _authorized(self) -> bool:
+            auth = self.server.auth
+            return auth is None or auth.check(self.headers.get("Authorization"))
+
         def _not_allowed(self) -> None:
+            allowed = "POST" if self.path.split("?", 1)[0] == "/-/reload" else "GET, HEAD"
             self._send(405, b"Method not allowed\n", "text/plain; charset=utf-8",
-                       {"Allow": "GET, HEAD"})
+                       {"Allow": allowed})
 
-        do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_TRACE = _not_allowed
+        def do_POST(self) -> None:
+            if self.path.split("?", 1)[0] != "/-/reload" or reload is None:
+                self._not_allowed()
+                return
+            if not self._authorized():
+                self._send(401, b"Unauthorized\n", "text/plain; charset=utf-8",
+                           {"WWW-Authenticate": f'Basic realm="{REALM}", charset="UTF-8"'})
+                return
+            error = reload()
+            if error is None:
+                self._send(200, b"reloaded\n", "text/plain; charset=utf-8")
+            else:
+                self._send(500, f"reload failed: {error}\n".encode(), "text/plain; charset=utf-8")
 
-    return ExporterHTTPServer(address, Handler, context)
+        do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_TRACE = _not_allowed
+
+    return ExporterHTTPServer(address, Handler, web)
 
 
 def parse_listen_address(text: str) -> tuple[str, int]:
