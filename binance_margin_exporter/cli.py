@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import logging
 import os
 import re
@@ -88,14 +89,48 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
                         help="serve a simulated account: no keys, no network")
     parser.add_argument("--log.level", dest="log_level", default="info",
                         choices=["debug", "info", "warn", "error"])
+    parser.add_argument("--log.format", dest="log_format", default="logfmt",
+                        choices=["logfmt", "json"])
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     return parser.parse_args(argv)
 
 
-def setup_logging(level: str) -> None:
+LEVELS = {"DEBUG": "debug", "INFO": "info", "WARNING": "warn", "ERROR": "error",
+          "CRITICAL": "error"}
+
+
+class LogfmtFormatter(logging.Formatter):
+    """``ts=2026-11-25T02:47:00.123Z level=warn source=... msg="..."``: Prometheus' own log
+    format (RFC 3339 UTC timestamps, the flag's lower-case level names, quoted values)."""
+
+    def fields(self, record: logging.LogRecord) -> dict[str, str]:
+        ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+        return {"ts": f"{ts}.{int(record.msecs):03d}Z",
+                "level": LEVELS.get(record.levelname, record.levelname.lower()),
+                "source": record.name, "msg": record.getMessage()}
+
+    def format(self, record: logging.LogRecord) -> str:
+        return " ".join(f"{key}={self.quote(value)}"
+                        for key, value in self.fields(record).items())
+
+    @staticmethod
+    def quote(value: str) -> str:
+        if value and not any(c in value for c in ' "=\n\t\\'):
+            return value
+        escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+        return f'"{escaped}"'
+
+
+class JsonFormatter(LogfmtFormatter):
+    """One JSON object a line, with the same fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return json.dumps(self.fields(record), ensure_ascii=False)
+
+
+def setup_logging(level: str, fmt: str = "logfmt") -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(
-        "ts=%(asctime)s level=%(levelname)s source=%(name)s msg=%(message)s"))
+    handler.setFormatter(JsonFormatter() if fmt == "json" else LogfmtFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel({"warn": "WARNING"}.get(level, level.upper()))
@@ -347,7 +382,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{PROG}: --web.telemetry-path: expected a path such as /metrics, not the "
               f"landing page or /healthz", file=sys.stderr)
         return 1
-    setup_logging(args.log_level)
+    setup_logging(args.log_level, args.log_format)
 
     simulator = None
     try:

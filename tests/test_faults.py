@@ -346,3 +346,21 @@ def test_a_slow_first_byte_is_bounded_by_the_scrape_deadline(simulator, caplog):
     assert time.monotonic() - started < 1.5
     assert values[("binance_margin_up", (("account", "main"),))] == 0.0
     assert_clean_log(caplog)
+
+
+def test_a_fetch_held_by_a_back_off_says_why_once_per_period(rig, caplog):
+    rig.sim.set_fault(Fault.binance_error(-2015, "Invalid API-key, IP, or permissions.",
+                                          status=401))
+    for _ in range(4):
+        rig.scrape()  # one real attempt, then three held back by the 15 s back-off
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"
+                and r.name.endswith("cache")]
+    assert len(warnings) == 2, warnings
+    assert "fetch failed (auth)" in warnings[0]
+    assert "not fetched (auth)" in warnings[1] and "backing off" in warnings[1]
+    rig.clock.shift += 16  # the next period: another attempt, another failure, said again
+    rig.scrape()
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"
+                and r.name.endswith("cache")]
+    assert len(warnings) == 3 and "fetch failed (auth)" in warnings[2]
+    rig.sim.clear_faults()

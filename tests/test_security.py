@@ -53,7 +53,7 @@ def test_no_secret_signature_or_signed_url_in_any_log_or_body(simulator, tmp_pat
         bodies.append(exporter.metrics())
         assert exporter.stop() == 0
     log = exporter.log
-    assert "level=DEBUG" in log  # DEBUG lines were written, and checked
+    assert "level=debug" in log  # DEBUG lines were written, and checked
     assert "Traceback" not in log
     assert len(simulator.signatures) > 5
     for text in [log, *bodies]:

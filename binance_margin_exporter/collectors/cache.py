@@ -75,7 +75,8 @@ class Cached(Generic[T]):
         self._flight: _Flight[T] | None = None
         self.good: T | None = None  # the last value fetched successfully
         self.last_ok = False  # did the last fetch succeed?
-        self._failing: tuple[str, int | None] | None = None  # (reason, code) being warned of
+        # (reason, code, sent) of the failure being warned of
+        self._failing: tuple[str, int | None, bool] | None = None
         self.errors = dict.fromkeys(ERROR_REASONS, 0)
         self.last_success: float | None = None
 
@@ -156,15 +157,16 @@ class Cached(Generic[T]):
             elif not flight.counted:
                 flight.counted = True
                 self.errors[error.reason] = self.errors.get(error.reason, 0) + 1
-                kind = (error.reason, error.code)
-                if error.reason != "internal" and error.sent:
+                kind = (error.reason, error.code, error.sent)
+                if error.reason != "internal":
                     # one warning when a failure starts or changes kind; its repeats (every
-                    # scrape, for a sub-account without margin) only at debug
+                    # scrape, for a sub-account without margin) only at debug. A fetch held
+                    # back by a back-off says why once, then each new attempt's failure again:
+                    # a warning per back-off period.
                     level = logging.DEBUG if kind == self._failing else logging.WARNING
-                    log.log(level, "%s: fetch failed (%s): %s", self.what, error.reason, error)
+                    what = "fetch failed" if error.sent else "not fetched"
+                    log.log(level, "%s: %s (%s): %s", self.what, what, error.reason, error)
                     self._failing = kind
-                elif error.reason != "internal":
-                    log.debug("%s: %s", self.what, error)
             self._result = result
             self._flight = None
         flight.future.set_result(result)
