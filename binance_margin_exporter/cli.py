@@ -32,6 +32,7 @@ from binance_margin_exporter.binance.transport import BinanceClient
 from binance_margin_exporter.collectors.cache import Cached
 from binance_margin_exporter.collectors.cross import CrossAccount, CrossCollector
 from binance_margin_exporter.collectors.exporter import Exporter, Product
+from binance_margin_exporter.collectors.hosts import HostsCollector
 from binance_margin_exporter.collectors.isolated import IsolatedCollector, IsolatedSource
 from binance_margin_exporter.collectors.portfolio import PortfolioCollector, PortfolioSource
 from binance_margin_exporter.collectors.prices import PricesCollector
@@ -253,6 +254,7 @@ def build_exporter(settings: Settings, previous: Built | None = None) -> Built:
                                      ttl=settings.cache_ttl_seconds,
                                      timeout=settings.request_timeout_seconds))
         products.append(PricesCollector(prices[1]))
+    products.append(HostsCollector([upstream, papi]))
     exporter = Exporter(products, request_timeout=settings.request_timeout_seconds,
                         executor=executor)
     return Built(exporter, settings, upstream, papi, executor, accounts, prices)

@@ -495,22 +495,32 @@ def health() -> dict[str, Any]:
             unit="reqps", defaults={"custom": {"drawStyle": "bars", "fillOpacity": 60,
                                                "stacking": {"mode": "normal"}}})
     b.row("Binance limits")
-    b.panel("timeseries", "Back-off remaining",
-            "Seconds until the exporter sends requests again for an account (429/418 "
-            "Retry-After, weight near the limit, rejected key); 0 when it is not waiting.",
+    b.panel("timeseries", "IP back-off remaining",
+            "Seconds until the exporter sends requests to the host again from this IP (429/418 "
+            "Retry-After, or weight at the soft limit); 0 when it is not waiting.",
+            [target("clamp_min(max by (host) (binance_margin_ip_backoff_until_timestamp_seconds)"
+                    " - time(), 0)", "{{host}}")], w=12, unit="s")
+    b.panel("timeseries", "Account back-off remaining",
+            "Seconds until the exporter tries an account's key again after Binance rejected "
+            "it (15 s doubling to 5 minutes); 0 when it is not waiting.",
             [target(f"clamp_min(binance_margin_backoff_until_timestamp_seconds{{{ACC}}} "
-                    f"- time(), 0)", "{{account}}")], unit="s")
+                    f"- time(), 0)", "{{account}}")], w=12, unit="s")
     b.panel("timeseries", "IP request weight used this minute",
-            "X-SAPI-USED-IP-WEIGHT-1M as last reported by Binance, against the 12,000 limit. "
-            "The exporter pauses at its soft limit (9,600 by default).",
-            [target("max(binance_margin_api_ip_weight_used_1m)", "used"),
-             target("max(binance_margin_api_ip_weight_used_1m) * 0 + 12000", "limit")],
-            unit="short", overrides=[{"matcher": {"id": "byName", "options": "limit"},
-                                      "properties": [{"id": "color", "value": {
-                                          "mode": "fixed", "fixedColor": "red"}}]}])
+            "X-SAPI-USED-IP-WEIGHT-1M (budget sapi, limit 12,000) and X-MBX-USED-WEIGHT-1M "
+            "(budget api, limit 6,000) as last reported by Binance, per host. The exporter "
+            "pauses at its soft limit (80 % by default).",
+            [target("max by (host, budget) (binance_margin_api_ip_weight_used_1m)",
+                    "{{host}} {{budget}}"),
+             target('max by (host) (binance_margin_api_ip_weight_used_1m{budget="sapi"}) * 0 '
+                    '+ 12000', "{{host}} sapi limit")],
+            w=16, h=7, unit="short",
+            overrides=[{"matcher": {"id": "byRegexp", "options": ".*limit$"},
+                        "properties": [{"id": "color", "value": {
+                            "mode": "fixed", "fixedColor": "red"}}]}])
     b.panel("gauge", "Share of the IP weight limit",
-            "Used IP weight as a share of Binance's 12,000 per minute.",
-            [target("max(binance_margin_api_ip_weight_used_1m) / 12000", "used")], w=8, h=7,
+            "Used /sapi IP weight as a share of Binance's 12,000 per minute, per host.",
+            [target('max by (host) (binance_margin_api_ip_weight_used_1m{budget="sapi"}) '
+                    '/ 12000', "{{host}}")], w=8, h=7,
             unit="percentunit", defaults={"min": 0, "max": 1, "thresholds": {
                 "mode": "absolute", "steps": [{"color": "green", "value": None},
                                               {"color": "orange", "value": 0.6},

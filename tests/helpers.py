@@ -103,7 +103,6 @@ class FakeSource:
         self.calls = 0
         self.coeff_calls = 0
         self.timeout = 5.0
-        self.last_used_weight: int | None = 10
         self.backoff = 0.0
         self._lock = threading.Lock()
 
@@ -123,7 +122,7 @@ class FakeSource:
             raise self.coeff
         return self.coeff
 
-    def backoff_until(self) -> float:
+    def auth_backoff_until(self) -> float:
         return self.backoff
 
 

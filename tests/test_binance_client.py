@@ -321,7 +321,7 @@ def test_weight_header_is_kept_and_soft_limit_pauses(mock):
     client = BinanceClient(upstream, API_KEY, HmacSigner(SECRET), wall=clock, background=inline)
     mock.get(BASE + ACCOUNT_PATH, json=ACCOUNT, headers={"x-sapi-used-ip-weight-1m": "120"})
     fetch_account(client)
-    assert client.last_used_weight == 120 and client.backoff_until() == 0.0
+    assert client.upstream.gate.last_used_weight == 120 and client.backoff_until() == 0.0
     mock.get(BASE + ACCOUNT_PATH, json=ACCOUNT, headers={"x-sapi-used-ip-weight-1m": "9700"})
     fetch_account(client)  # this answer is still good ...
     with pytest.raises(UpstreamError) as info:  # ... but the next request waits

@@ -97,6 +97,7 @@ def test_health_covers_what_the_user_asked_for():
     for metric in ["binance_margin_up", "binance_margin_scrape_duration_seconds",
                    "binance_margin_scrape_errors_total",
                    "binance_margin_backoff_until_timestamp_seconds",
+                   "binance_margin_ip_backoff_until_timestamp_seconds",
                    "binance_margin_api_ip_weight_used_1m", "12000"]:
         assert metric in exprs, metric
 

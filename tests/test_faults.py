@@ -20,6 +20,7 @@ from binance_margin_exporter.binance.signing import HmacSigner
 from binance_margin_exporter.binance.transport import BinanceClient
 from binance_margin_exporter.collectors.cross import CrossAccount, CrossCollector
 from binance_margin_exporter.collectors.exporter import Exporter
+from binance_margin_exporter.collectors.hosts import HostsCollector
 from binance_margin_exporter.demo.simulator import ACCOUNT_PATH, TIME_PATH, Fault, Simulator
 from tests.conftest import API_KEY, SECRET
 from tests.helpers import EXECUTOR, sample_values
@@ -55,8 +56,8 @@ class Rig:
                                            interest_rates=False, wall=self.clock)
         if sync:  # the bars too, so that no background fetch of them crosses a test
             self.account.thresholds.get(time.monotonic() + timeout)
-        self.exporter = Exporter([CrossCollector([self.account])],
-                                 request_timeout=timeout)
+        self.exporter = Exporter([CrossCollector([self.account]),
+                                  HostsCollector([self.upstream])], request_timeout=timeout)
         self.scrape_timeout: float | None = None
         self.bodies: list[str] = []
 
@@ -231,8 +232,12 @@ def test_rate_limit_and_ban_stop_all_requests_until_retry_after(simulator, caplo
     first.check_up()
     simulator.set_fault(Fault.rate_limited(120, status=status))
     values = first.check_down(reason)
-    until = values[("binance_margin_backoff_until_timestamp_seconds", (("account", "main"),))]
+    # the IP's back-off is the host's, not an account's
+    host = first.upstream.host
+    until = values[("binance_margin_ip_backoff_until_timestamp_seconds", (("host", host),))]
     assert until == pytest.approx(first.clock() + 120, abs=2)
+    assert values[("binance_margin_backoff_until_timestamp_seconds",
+                   (("account", "main"),))] == 0.0
     sent = sum(simulator.counts.values())
     simulator.clear_faults()
     for _ in range(3):
@@ -251,7 +256,9 @@ def test_rate_limit_and_ban_stop_all_requests_until_retry_after(simulator, caplo
 def test_weight_near_the_limit_slows_down_before_binance_says_429(rig, caplog):
     rig.sim.weight_bonus = 9700  # others on this IP used most of the minute's weight
     values = rig.check_up()  # this answer is good, and says how much weight is used
-    assert values[("binance_margin_api_ip_weight_used_1m", (("account", "main"),))] >= 9700
+    key = ("binance_margin_api_ip_weight_used_1m", (("budget", "sapi"),
+                                                   ("host", rig.upstream.host)))
+    assert values[key] >= 9700
     sent = rig.sim.counts[ACCOUNT_PATH]
     rig.check_down("throttled")
     assert rig.sim.counts[ACCOUNT_PATH] == sent

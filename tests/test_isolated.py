@@ -46,7 +46,6 @@ class FakeIsolated:
         self.calls = 0
         self.rate_calls: list[tuple[list[str], bool]] = []
         self.timeout = 5.0
-        self.last_used_weight = 10
 
     def get(self, deadline):
         self.calls += 1
@@ -58,7 +57,7 @@ class FakeIsolated:
         self.rate_calls.append((list(assets), isolated))
         return {a: self.rates[a] for a in assets if a in self.rates}
 
-    def backoff_until(self):
+    def auth_backoff_until(self):
         return 0.0
 
 

@@ -38,9 +38,8 @@ BALANCE = fixture_json("papi_balance_docs_example.json")
 
 class Client:
     timeout = 5.0
-    last_used_weight = None
 
-    def backoff_until(self):
+    def auth_backoff_until(self):
         return 0.0
 
 

@@ -78,9 +78,8 @@ class Docs:
 
 class Client:
     timeout = 5.0
-    last_used_weight = 1
 
-    def backoff_until(self):
+    def auth_backoff_until(self):
         return 0.0
 
 

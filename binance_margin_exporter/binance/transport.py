@@ -122,11 +122,6 @@ class BinanceClient:
         """The default deadline of a call made now: ``timeout`` seconds from now."""
         return time.monotonic() + self.timeout
 
-    @property
-    def last_used_weight(self) -> int | None:
-        """The ``/sapi`` IP weight used this minute, as Binance last reported it."""
-        return self.upstream.gate.last_used_weight
-
     def auth_backoff_until(self) -> float:
         with self._lock:
             return self._auth_retry_at if self._wall() < self._auth_retry_at else 0.0

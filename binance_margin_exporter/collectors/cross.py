@@ -95,10 +95,7 @@ class ClientState(Protocol):
 
     timeout: float
 
-    @property
-    def last_used_weight(self) -> int | None: ...
-
-    def backoff_until(self) -> float: ...
+    def auth_backoff_until(self) -> float: ...
 
 
 @dataclass(frozen=True)
@@ -208,8 +205,8 @@ class CrossCollector:
                                     "Unix time of the last successful account fetch.", labels=acc)
         backoff = GaugeMetricFamily(
             "binance_margin_backoff_until_timestamp_seconds",
-            "Unix time until which no request is sent for this account (rate limit, ban, "
-            "weight near the limit, or rejected credentials); 0 when none.", labels=acc)
+            "Unix time until which no request is sent for this account because Binance "
+            "rejected its key; 0 when none (the IP's back-off is per host).", labels=acc)
         net_usdt = GaugeMetricFamily(
             "binance_margin_asset_net_usdt",
             "Net amount of the asset in USDT (netAsset x binance_margin_asset_price_usdt).",
@@ -228,10 +225,6 @@ class CrossCollector:
             "binance_margin_asset_interest_rate_hourly",
             "Next hourly interest rate of a borrowed asset (GET "
             "/sapi/v1/margin/next-hourly-interest-rate, fetched hourly).", labels=asset_l)
-        weight = GaugeMetricFamily(
-            "binance_margin_api_ip_weight_used_1m",
-            "IP request weight used this minute, as last reported by Binance "
-            "(X-SAPI-USED-IP-WEIGHT-1M; the limit is 12000).", labels=acc)
 
         for entry, result in zip(accounts, results, strict=True):
             name = entry.name
@@ -283,13 +276,10 @@ class CrossCollector:
                 errors.add_metric([name, reason], float(entry.account.errors[reason]))
             if entry.account.last_success is not None:
                 last_ok.add_metric([name], entry.account.last_success)
-            backoff.add_metric([name], entry.client.backoff_until())
-            used = entry.client.last_used_weight
-            if used is not None:
-                weight.add_metric([name], float(used))
+            backoff.add_metric([name], entry.client.auth_backoff_until())
 
         for family in (up, sub_info, *gauges, *flags, info, thresholds, *asset_families, net_usdt,
                        liability_usdt, total_net_usdt, total_liability_usdt, rate, duration,
-                       errors, last_ok, backoff, weight):
+                       errors, last_ok, backoff):
             if family.samples:
                 yield family

@@ -113,8 +113,8 @@ class PortfolioCollector:
                                     "Unix time of the last successful account fetch.", labels=acc)
         backoff = GaugeMetricFamily(
             "binance_margin_backoff_until_timestamp_seconds",
-            "Unix time until which no request is sent for this account (rate limit, ban, "
-            "weight near the limit, or rejected credentials); 0 when none.", labels=acc)
+            "Unix time until which no request is sent for this account because Binance "
+            "rejected its key; 0 when none (the IP's back-off is per host).", labels=acc)
         for source, result in zip(self.sources, results, strict=True):
             name = source.name
             value = result.value
@@ -124,7 +124,7 @@ class PortfolioCollector:
                 errors.add_metric([name, reason], float(source.portfolio.errors[reason]))
             if source.portfolio.last_success is not None:
                 last_ok.add_metric([name], source.portfolio.last_success)
-            backoff.add_metric([name], source.client.backoff_until())
+            backoff.add_metric([name], source.client.auth_backoff_until())
             if value is None:
                 continue
             account = value.account
