@@ -361,3 +361,40 @@ def test_a_rotated_key_is_in_use_within_the_watch_period(simulator, tmp_path):
                  timeout=40, interval=0.5)
         print(f"\nrotated key in use after {time.monotonic() - swapped:.1f} s")
         assert exporter.stop() == 0
+
+
+def test_2000_half_requests_cost_no_threads_and_lock_no_one_out():
+    """Half a request each, then silence: a port scanner, a broken client, or slowloris."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(max(soft, 8192), hard), hard))
+    with exporter_process(["--demo"], {}) as exporter:
+        exporter.metrics()
+        pid = exporter.proc.pid
+
+        def status(key: str) -> int:
+            for line in open(f"/proc/{pid}/status"):
+                if line.startswith(key + ":"):
+                    return int(line.split()[1])
+            raise KeyError(key)
+
+        rss_before = status("VmRSS")
+        flood = []
+        for _ in range(2000):
+            sock = socket.create_connection(("127.0.0.1", exporter.port), timeout=5)
+            sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")  # no end of headers
+            flood.append(sock)
+        time.sleep(1)
+        threads, rss = status("Threads"), status("VmRSS")
+        started = time.monotonic()
+        assert "binance_margin_up" in exporter.metrics()  # a real scrape gets through
+        took = time.monotonic() - started
+        print(f"\n2000 half requests: {threads} threads, RSS {rss_before / 1024:.1f} -> "
+              f"{rss / 1024:.1f} MiB, a real scrape in {took * 1000:.0f} ms")
+        assert threads < 300 and rss - rss_before < 30 * 1024 and took < 1.0
+        for sock in flood:  # closing them must not turn half requests into scrapes
+            sock.close()
+        stopped = time.monotonic()
+        assert exporter.stop() == 0
+        assert time.monotonic() - stopped < 5

@@ -15,13 +15,19 @@ import binascii
 import gzip
 import hashlib
 import hmac
+import io
 import logging
 import os
+import selectors
 import socket
+import socketserver
 import ssl
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import bcrypt
@@ -141,16 +147,182 @@ def tls_context(tls: TLSConfig) -> ssl.SSLContext:
     return context
 
 
-class ExporterHTTPServer(ThreadingHTTPServer):
-    """Thread per connection, HTTP/1.1 keep-alive (Prometheus reuses its connections).
+@dataclass(eq=False)
+class _Connection:
+    """A client connection, and what it has sent of its next request so far."""
 
-    On shutdown, scrapes in flight finish and get their answer; connections that wait idle
-    for their next request are closed, so that stopping never waits on a keep-alive.
+    sock: socket.socket
+    address: Any
+    data: bytearray = field(default_factory=bytearray)
+    handshaken: bool = False
+    since: float = 0.0  # monotonic: when it arrived, or went idle after an answer
+    first_byte: float | None = None  # monotonic: when its next request began to arrive
+
+
+class _Watcher:
+    """Every connection that has not sent a whole request: new ones, and idle keep-alives.
+
+    One thread and a selector hold them, not a thread each. A request whose headers are all
+    there goes to the worker pool; one whose headers take longer than ``HEADER_SECONDS`` is
+    dropped, and so is a keep-alive idle for ``IDLE_SECONDS``. At ``MAX_CONNECTIONS`` the
+    oldest connection that has not sent a whole request is dropped for a new one (a flood of
+    half requests cannot lock Prometheus out).
     """
 
-    daemon_threads = False  # on shutdown, server_close() waits for scrapes in flight
-    block_on_close = True
+    MAX_CONNECTIONS = 256
+    HEADER_SECONDS = 10.0
+    IDLE_SECONDS = 60.0
+    MAX_HEADER_BYTES = 64 * 1024
+
+    def __init__(self, server: ExporterHTTPServer) -> None:
+        self.server = server
+        self.selector = selectors.DefaultSelector()
+        self.lock = threading.Lock()
+        self.waiting: dict[socket.socket, _Connection] = {}  # insertion order: oldest first
+        self.busy = 0  # connections with a worker
+        self.wake_r, self.wake_w = socket.socketpair()
+        self.wake_r.setblocking(False)
+        self.selector.register(self.wake_r, selectors.EVENT_READ)
+        self.closed = False
+        self.thread = threading.Thread(target=self._run, name="http-watcher", daemon=True)
+        self.thread.start()
+
+    def add(self, conn: _Connection) -> None:
+        conn.sock.setblocking(False)
+        conn.since = time.monotonic()
+        conn.first_byte = time.monotonic() if conn.data else None
+        with self.lock:
+            if self.closed:
+                _close(conn.sock)
+                return
+            if len(self.waiting) + self.busy >= self.MAX_CONNECTIONS:
+                if not self.waiting:
+                    log.debug("connection cap reached: refusing %s", conn.address)
+                    _close(conn.sock)
+                    return
+                oldest = next(iter(self.waiting.values()))
+                self._drop(oldest)
+            self.waiting[conn.sock] = conn
+            self.selector.register(conn.sock, selectors.EVENT_READ, conn)
+        self._wake()
+        if conn.data and _complete(conn.data):  # a pipelined request, already here
+            self._dispatch(conn)
+
+    def _wake(self) -> None:
+        try:
+            self.wake_w.send(b"x")
+        except OSError:  # closed, or its buffer full of wake-ups already: awake either way
+            pass
+
+    def _drop(self, conn: _Connection) -> None:  # with the lock held
+        self.waiting.pop(conn.sock, None)
+        try:
+            self.selector.unregister(conn.sock)
+        except (KeyError, ValueError):
+            pass
+        _close(conn.sock)
+
+    def _dispatch(self, conn: _Connection) -> None:
+        with self.lock:
+            if self.waiting.pop(conn.sock, None) is None:
+                return
+            self.selector.unregister(conn.sock)
+            self.busy += 1
+        self.server.workers.submit(self.server.serve_request, conn)
+
+    def done(self) -> None:
+        with self.lock:
+            self.busy -= 1
+
+    def _run(self) -> None:
+        while not self.closed:
+            events = self.selector.select(timeout=1.0)
+            for key, _ in events:
+                if key.fileobj is self.wake_r:
+                    try:
+                        self.wake_r.recv(4096)
+                    except OSError:
+                        pass
+                    continue
+                self._read(key.data)
+            self._expire()
+
+    def _read(self, conn: _Connection) -> None:
+        try:
+            if not conn.handshaken and isinstance(conn.sock, ssl.SSLSocket):
+                conn.sock.do_handshake()
+            conn.handshaken = True
+            chunk = conn.sock.recv(65536)
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
+            return
+        except OSError:
+            chunk = b""
+        if not chunk:
+            with self.lock:
+                self._drop(conn)
+            return
+        if conn.first_byte is None:
+            conn.first_byte = time.monotonic()
+        conn.data += chunk
+        if _complete(conn.data):
+            self._dispatch(conn)
+        elif len(conn.data) > self.MAX_HEADER_BYTES:
+            with self.lock:
+                self._drop(conn)
+
+    def _expire(self) -> None:
+        now = time.monotonic()
+        with self.lock:
+            for conn in list(self.waiting.values()):
+                started = conn.first_byte
+                if (started is not None and now - started > self.HEADER_SECONDS) or \
+                        (started is None and now - conn.since > self.IDLE_SECONDS) or \
+                        (started is None and not conn.handshaken and
+                         now - conn.since > self.HEADER_SECONDS):
+                    self._drop(conn)
+
+    def close(self) -> None:
+        with self.lock:
+            self.closed = True
+            for conn in list(self.waiting.values()):
+                self._drop(conn)
+        self._wake()
+        self.thread.join(5)
+        self.selector.close()
+        self.wake_r.close()
+        self.wake_w.close()
+
+
+def _complete(data: bytes | bytearray) -> bool:
+    """Has a whole request arrived: its headers (``GET`` and ``HEAD`` have no body), or the
+    one line of an HTTP/0.9 request?"""
+    if b"\r\n\r\n" in data or b"\n\n" in data:
+        return True
+    line, newline, _ = bytes(data).partition(b"\n")
+    return bool(newline) and b" HTTP/" not in line
+
+
+def _close(sock: socket.socket) -> None:
+    try:
+        sock.close()
+    except OSError:
+        pass
+
+
+class ExporterHTTPServer(socketserver.TCPServer):
+    """HTTP/1.1 with keep-alive (Prometheus reuses its connections), for clients that may be
+    hostile: connections wait for a whole request in one watcher thread (:class:`_Watcher`),
+    and only a whole request gets one of ``WORKERS`` threads. A flood of half requests costs
+    sockets and memory within the connection cap, not threads.
+
+    On shutdown, scrapes in flight finish and get their answer; connections that wait for a
+    request are closed, so that stopping never waits on a slow or idle client.
+    """
+
+    allow_reuse_address = True
     request_queue_size = 128  # a burst of scrapes waits in the backlog, not in SYN retries
+    WORKERS = 16
+    WRITE_SECONDS = 10.0  # a client that does not read its answer holds a worker this long
 
     def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler],
                  web: WebConfig) -> None:
@@ -160,9 +332,9 @@ class ExporterHTTPServer(ThreadingHTTPServer):
         self.tls = TLSFiles(web.tls) if web.tls else None
         self.auth = BasicAuth(web.basic_auth_users) if web.basic_auth_users else None
         self.stopping = False
-        self._idle: set[socket.socket] = set()
-        self._idle_lock = threading.Lock()
         super().__init__(address, handler)
+        self.workers = ThreadPoolExecutor(max_workers=self.WORKERS, thread_name_prefix="http")
+        self.watcher = _Watcher(self)
 
     def set_web(self, web: WebConfig) -> None:
         """A reloaded web config: new users, new certificate files (TLS stays on or off)."""
@@ -176,34 +348,40 @@ class ExporterHTTPServer(ThreadingHTTPServer):
             self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
         super().server_bind()
 
-    def set_idle(self, sock: socket.socket, idle: bool) -> bool:
-        """Mark a connection idle (waiting for a request) or busy; False once stopping."""
-        with self._idle_lock:
-            if idle:
-                self._idle.add(sock)
-            else:
-                self._idle.discard(sock)
-            return not self.stopping
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """A new connection: to the watcher, which calls for a worker once a request is in."""
+        sock = request
+        if self.tls is not None:
+            # the handshake happens in the watcher, without blocking on a slow client
+            sock = self.tls.context().wrap_socket(sock, server_side=True,
+                                                  do_handshake_on_connect=False)
+        self.watcher.add(_Connection(sock, client_address))
+
+    def serve_request(self, conn: _Connection) -> None:
+        """One whole request, in a worker; then back to the watcher for the next, or closed."""
+        keep = False
+        try:
+            conn.sock.setblocking(True)
+            conn.sock.settimeout(self.WRITE_SECONDS)
+            handler = self.RequestHandlerClass(conn, conn.address, self)  # type: ignore[arg-type]
+            keep = not handler.close_connection and not self.stopping
+        except Exception:  # noqa: BLE001 - a broken client must not cost the worker
+            log.debug("connection from %s ended with an error", conn.address[0])
+        finally:
+            self.watcher.done()
+        if keep:
+            leftover = conn.data  # a pipelined request that came with this one
+            self.watcher.add(_Connection(conn.sock, conn.address, leftover, handshaken=True))
+        else:
+            _close(conn.sock)
 
     def server_close(self) -> None:
-        with self._idle_lock:
-            self.stopping = True
-            idle = list(self._idle)
-        for sock in idle:
-            try:
-                sock.shutdown(socket.SHUT_RD)  # its handler reads EOF and ends
-            except OSError:
-                pass
+        self.stopping = True
+        if hasattr(self, "watcher"):  # not when the address could not be bound
+            self.watcher.close()  # the waiting connections: closed
         super().server_close()
-
-    def get_request(self) -> tuple[socket.socket, Any]:
-        sock, addr = super().get_request()
-        if self.tls is not None:
-            # The handshake happens in the request's own thread (see Handler.setup), so one slow
-            # client cannot hold up the accept loop.
-            sock = self.tls.context().wrap_socket(sock, server_side=True,
-                                              do_handshake_on_connect=False)
-        return sock, addr
+        if hasattr(self, "workers"):
+            self.workers.shutdown(wait=True)  # the requests in flight: answered
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         log.debug("connection from %s ended with an error", client_address[0])
@@ -263,7 +441,6 @@ def make_server(
         protocol_version = "HTTP/1.1"
         server_version = f"binance-margin-exporter/{__version__}"
         sys_version = ""
-        timeout = 30  # an idle keep-alive or a slow request is dropped after this
         disable_nagle_algorithm = True  # headers and body go out at once: no 40 ms ACK stall
         # A buffered wfile: headers and a small body leave in one write (one system call, one
         # segment); handle_one_request flushes after each answer. A large body goes straight
@@ -273,25 +450,28 @@ def make_server(
         server: ExporterHTTPServer
 
         def setup(self) -> None:
-            super().setup()
-            if isinstance(self.request, ssl.SSLSocket):
-                self.request.do_handshake()
+            conn: _Connection = self.request  # type: ignore[assignment]
+            self.connection = conn.sock
+            if self.disable_nagle_algorithm:
+                try:
+                    conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)
+                except OSError:
+                    pass
+            # the request as it arrived; what follows it (a pipelined request) stays with the
+            # connection for the watcher
+            data = bytes(conn.data)
+            end = data.find(b"\r\n\r\n")
+            end = end + 4 if end >= 0 else (data.find(b"\n\n") + 2 if b"\n\n" in data
+                                             else data.find(b"\n") + 1)
+            self.rfile = io.BytesIO(data[:end])
+            conn.data = bytearray(data[end:])
+            self.wfile = conn.sock.makefile("wb", self.wbufsize)
 
         def handle(self) -> None:
             self.close_connection = True
-            try:
-                while self.server.set_idle(self.connection, True):
-                    self.handle_one_request()
-                    if self.close_connection:
-                        break
-            finally:
-                self.server.set_idle(self.connection, False)
-
-        def parse_request(self) -> bool:
-            # A request line has arrived: this connection is busy until it is answered.
-            if not self.server.set_idle(self.connection, False):
+            self.handle_one_request()
+            if self.server.stopping:
                 self.close_connection = True
-            return super().parse_request()
 
         def log_message(self, format: str, *args: Any) -> None:
             if log.isEnabledFor(logging.DEBUG):
@@ -375,6 +555,7 @@ def make_server(
                            {"WWW-Authenticate": f'Basic realm="{REALM}", charset="UTF-8"'})
                 return
             error = reload()
+            self.close_connection = True  # any body it sent is not read
             if error is None:
                 self._send(200, b"reloaded\n", "text/plain; charset=utf-8")
             else:
