@@ -9,6 +9,7 @@ import logging
 import os
 import re
 import signal
+import socket
 import ssl
 import sys
 import threading
@@ -92,6 +93,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
                         choices=["debug", "info", "warn", "error"])
     parser.add_argument("--log.format", dest="log_format", default="logfmt",
                         choices=["logfmt", "json"])
+    parser.add_argument("--healthcheck", action="store_true",
+                        help="ask a running exporter's /healthz and exit 0 if it answers; with "
+                        "no --web.* flags, those of process 1 (the exporter, in a container)")
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     return parser.parse_args(argv)
 
@@ -371,6 +375,38 @@ class Reloader:
                                 "(or of the start).", value=self.success_at)
 
 
+def healthcheck(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    """0 if the exporter that these flags describe answers /healthz, else 1: over TLS where
+    its web config says so, to its port whatever it is. Without --web.* flags, process 1's
+    own flags are used (in a container, the exporter is process 1)."""
+    if not any(a.startswith("--web.") for a in argv):
+        try:
+            with open("/proc/1/cmdline", "rb") as handle:
+                own = [a.decode() for a in handle.read().split(b"\0") if a]
+            args = parse_args([a for a in own[1:] if a.startswith("--web.")])
+        except (OSError, SystemExit, UnicodeDecodeError):
+            pass  # not readable: the defaults
+    host, port = parse_listen_address(args.listen)
+    host = {"::": "::1", "0.0.0.0": "127.0.0.1"}.get(host, host)
+    try:
+        web = load_web_config(args.web_config) if args.web_config else WebConfig()
+        with socket.create_connection((host, port), timeout=3) as sock:
+            if web.tls is None:
+                stream: socket.socket = sock
+            elif web.tls.client_auth_type == "RequireAndVerifyClientCert":
+                return 0  # it accepts connections; /healthz needs a client certificate
+            else:
+                context = ssl.create_default_context()
+                context.check_hostname = False
+                context.verify_mode = ssl.CERT_NONE  # our own process, on this machine
+                stream = context.wrap_socket(sock)
+            stream.sendall(b"GET /healthz HTTP/1.0\r\nHost: localhost\r\n\r\n")
+            ok = stream.recv(64).startswith((b"HTTP/1.0 200", b"HTTP/1.1 200"))
+    except (OSError, ssl.SSLError, ConfigError, ValueError):
+        ok = False
+    return 0 if ok else 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     for arg in argv:
@@ -380,6 +416,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                   f"or the --config file", file=sys.stderr)
             return 2
     args = parse_args(argv)
+    if args.healthcheck:
+        return healthcheck(args, argv)
     if not args.telemetry_path.startswith("/") or args.telemetry_path in ("/", "/healthz"):
         print(f"{PROG}: --web.telemetry-path: expected a path such as /metrics, not the "
               f"landing page or /healthz", file=sys.stderr)

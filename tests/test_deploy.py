@@ -204,7 +204,8 @@ def test_dockerfile():
     for image in froms:
         assert re.fullmatch(r"python:\d+\.\d+\.\d+-slim-\w+", image), image
     assert re.search(r"^USER \d+:\d+$", text, re.MULTILINE), "numeric non-root user"
-    assert "EXPOSE 9944" in text and "HEALTHCHECK" in text and "/healthz" in text
+    assert "EXPOSE 9944" in text and "HEALTHCHECK" in text
+    assert 'CMD ["binance-margin-exporter", "--healthcheck"]' in text
     assert "--web.listen-address=:9944" in text
     assert not re.search(r"(API_SECRET|API_KEY)=", text), "no secret baked in"
 
@@ -228,3 +229,69 @@ def test_the_license_file_matches_pyproject():
     text = (ROOT / "LICENSE").read_text()
     assert "Apache License" in text and "Version 2.0, January 2004" in text
     assert (ROOT / "CHANGELOG.md").read_text().startswith("# Changelog")
+
+
+def test_the_compose_secret_recipe_makes_them_readable_by_the_containers_user(tmp_path):
+    """The container runs as 10001:10001; compose mounts the files as they are on disk. A
+    forked child drops to that user and loads the settings as the exporter does at start."""
+    import os
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root to act as uid 10001")
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    # like /run/secrets: a directory others may pass through (pytest's own are 0700)
+    secrets = Path(tempfile.mkdtemp(prefix="bme-secrets-", dir="/tmp"))
+    secrets.chmod(0o711)
+    try:
+        check_the_recipe(secrets)
+    finally:
+        shutil.rmtree(secrets)
+
+
+def check_the_recipe(secrets) -> None:
+    import logging
+    import os
+
+    from binance_margin_exporter.config import ConfigError, load_settings
+
+    for name in ("api_key", "api_secret"):
+        (secrets / name).write_text("k" if name == "api_key" else "s")
+        (secrets / name).chmod(0o600)  # yours alone: as most people create them
+    env = {"BINANCE_API_KEY_FILE": str(secrets / "api_key"),
+           "BINANCE_API_SECRET_FILE": str(secrets / "api_secret")}
+
+    def as_container_user() -> str:
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: the container's user, then the exporter's start-up read
+            os.close(read)
+            try:
+                os.setgroups([])
+                os.setgid(10001)
+                os.setuid(10001)
+                warnings: list[str] = []
+                handler = logging.Handler()
+                handler.emit = lambda record: warnings.append(record.getMessage())
+                logging.getLogger("binance_margin_exporter.config").addHandler(handler)
+                load_settings(None, env)
+                answer = "ok" + "".join(f" | {w}" for w in warnings)
+            except ConfigError as exc:
+                answer = f"refused: {exc}"
+            except BaseException as exc:  # noqa: BLE001 - reported to the parent
+                answer = f"error: {exc!r}"
+            os.write(write, answer.encode())
+            os._exit(0)
+        os.close(write)
+        with os.fdopen(read) as pipe:
+            answer = pipe.read()
+        os.waitpid(pid, 0)
+        return answer
+
+    assert "Permission denied" in as_container_user()
+    for name in ("api_key", "api_secret"):  # the recipe
+        os.chown(secrets / name, 0, 10001)
+        (secrets / name).chmod(0o440)
+    assert as_container_user() == "ok"  # readable, and no warning about who else may read

@@ -125,3 +125,32 @@ def test_a_created_secret_needs_both_values():
     result = helm("template", "bme", str(CHART), "--set", "secret.create=true",
                   "--set", "secret.apiKey=k")
     assert result.returncode != 0 and "secret.apiSecret" in result.stderr
+
+
+TLS = ["--set", "webConfig.tls_server_config.cert_file=/etc/binance-margin-exporter/tls/tls.crt",
+       "--set", "webConfig.tls_server_config.key_file=/etc/binance-margin-exporter/tls/tls.key",
+       "--set", "tlsSecret=bme-tls"]
+
+
+@pytest.mark.parametrize(("args", "probe"), [
+    ([], {"httpGet": {"path": "/healthz", "port": "metrics", "scheme": "HTTP"}}),
+    (TLS, {"httpGet": {"path": "/healthz", "port": "metrics", "scheme": "HTTPS"}}),
+    ([*TLS, "--set", "webConfig.tls_server_config.client_auth_type=RequireAndVerifyClientCert",
+      "--set", "webConfig.tls_server_config.client_ca_file=/etc/binance-margin-exporter/tls/"
+      "ca.crt"], {"tcpSocket": {"port": "metrics"}}),
+], ids=["plain", "tls", "client-certificates"])
+def test_the_probes_keep_working_with_tls(args, probe):
+    docs = template(*args)
+    for document in docs:
+        kubernetes_validate.validate(document, kubernetes_validate.latest_version(), strict=True)
+    container = of_kind(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    for name in ("livenessProbe", "readinessProbe"):
+        assert {k: v for k, v in container[name].items() if k in probe} == probe
+    if args:
+        assert "--web.config.file=/etc/binance-margin-exporter/web/web.yml" in container["args"]
+        web = next(d for d in docs if d["kind"] == "Secret" and d["metadata"]["name"].endswith(
+            "-web"))
+        assert yaml.safe_load(web["stringData"]["web.yml"])["tls_server_config"][
+            "cert_file"].endswith("tls.crt")
+        mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+        assert mounts["tls"] == "/etc/binance-margin-exporter/tls"

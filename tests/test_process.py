@@ -6,6 +6,8 @@ import json
 import os
 import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 
@@ -13,7 +15,8 @@ import pytest
 import requests
 
 from tests.conftest import API_KEY, SECRET
-from tests.helpers import exporter_process, run_exporter, sample_values, wait_for
+from tests.helpers import ROOT, exporter_process, run_exporter, sample_values, wait_for
+from tests.test_prometheus_e2e import free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -398,3 +401,27 @@ def test_2000_half_requests_cost_no_threads_and_lock_no_one_out():
         stopped = time.monotonic()
         assert exporter.stop() == 0
         assert time.monotonic() - stopped < 5
+
+
+def test_healthcheck_follows_the_port_and_tls_of_the_exporter(tmp_path):
+    from tests.test_server import make_cert
+
+    ca_cert, ca_key, _, _ = make_cert(tmp_path, "ca", is_ca=True)
+    _, _, crt, key = make_cert(tmp_path, "server", ca_key, ca_cert)
+    web = tmp_path / "web.yml"
+    web.write_text(f"tls_server_config: {{cert_file: {crt}, key_file: {key}}}\n")
+    port = free_port()
+    flags = ["--web.listen-address", f"127.0.0.1:{port}", "--web.config.file", str(web)]
+    assert run_exporter(["--healthcheck", *flags]).returncode == 1  # nothing listens yet
+    process = subprocess.Popen([sys.executable, "-m", "binance_margin_exporter", "--demo",
+                                *flags], cwd=ROOT, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: run_exporter(["--healthcheck", *flags]).returncode == 0, timeout=30,
+                 interval=0.3)
+        # without the web config it would speak plain HTTP to a TLS port: not healthy
+        assert run_exporter(["--healthcheck", "--web.listen-address",
+                             f"127.0.0.1:{port}"]).returncode == 1
+    finally:
+        process.terminate()
+        process.wait(10)

@@ -28,6 +28,19 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 
+{{- define "bme.probe" -}}
+{{- $tls := .Values.webConfig.tls_server_config }}
+{{- if and $tls (eq (default "" $tls.client_auth_type) "RequireAndVerifyClientCert") }}
+tcpSocket:
+  port: metrics
+{{- else }}
+httpGet:
+  path: /healthz
+  port: metrics
+  scheme: {{ if $tls }}HTTPS{{ else }}HTTP{{ end }}
+{{- end }}
+{{- end }}
+
 {{- define "bme.secretName" -}}
 {{- if .Values.existingSecret }}{{ .Values.existingSecret }}{{ else }}{{ include "bme.fullname" . }}{{ end }}
 {{- end }}
