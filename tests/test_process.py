@@ -425,3 +425,13 @@ def test_healthcheck_follows_the_port_and_tls_of_the_exporter(tmp_path):
     finally:
         process.terminate()
         process.wait(10)
+
+
+def test_demo_with_a_config_says_its_accounts_are_ignored(tmp_path):
+    config = tmp_path / "config.yml"
+    config.write_text("accounts: [{name: real, api_key: k, api_secret: s}]\n")
+    with exporter_process(["--demo", "--config", str(config)], {}) as exporter:
+        assert 'account="real"' not in exporter.metrics()
+        assert any("the 1 account(s) of the configuration are ignored" in line
+                   for line in exporter.lines)
+        assert exporter.stop() == 0
