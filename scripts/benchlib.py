@@ -113,9 +113,7 @@ class Exporter:
         return body
 
     def cpu_seconds(self) -> float:
-        """User + system CPU time the exporter process has used so far."""
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return cpu_seconds(self.proc.pid)
 
     def rss_mib(self) -> float:
         return proc_status(self.proc.pid, "VmRSS") / 1024
@@ -165,8 +163,7 @@ class NaivePeer:
         return body
 
     def cpu_seconds(self) -> float:
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return cpu_seconds(self.proc.pid)
 
     def rss_mib(self) -> float:
         return proc_status(self.proc.pid, "VmRSS") / 1024
@@ -174,6 +171,12 @@ class NaivePeer:
     def stop(self) -> None:
         self.proc.terminate()
         self.proc.wait(20)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def proc_status(pid: int, key: str) -> int:

@@ -26,13 +26,14 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
 from binance_margin_exporter.binance import cross
 from binance_margin_exporter.binance.cross import MarginAccount, TradeCoeff, UserAsset
 from binance_margin_exporter.binance.fields import plus, times
-from binance_margin_exporter.collectors.cache import ERROR_REASONS, Cached, Result
+from binance_margin_exporter.collectors.accounts import AccountFetches
+from binance_margin_exporter.collectors.cache import Cached, Result
 from binance_margin_exporter.collectors.interest import HourlyRates
 from binance_margin_exporter.collectors.scrape import Scrape
 
@@ -176,9 +177,7 @@ class CrossCollector:
     def _families(self, accounts: Sequence[CrossAccount],
                   results: Sequence[Result[MarginAccount]], scrape: Scrape) -> Iterator[Metric]:
         acc, asset_l = ["account"], ["account", "asset"]
-        up = GaugeMetricFamily(
-            "binance_margin_up",
-            "1 if the last fetch of the account from Binance succeeded, else 0.", labels=acc)
+        fetches = AccountFetches()
         gauges = [GaugeMetricFamily(name, help_, labels=acc) for _, name, help_ in ACCOUNT_GAUGES]
         flags = [GaugeMetricFamily(name, help_, labels=acc) for _, name, help_ in ACCOUNT_FLAGS]
         info = GaugeMetricFamily(
@@ -191,22 +190,10 @@ class CrossCollector:
             "marginCallBar, forceLiquidationBar).", labels=["account", "threshold"])
         asset_families = [GaugeMetricFamily(name, help_, labels=asset_l)
                           for _, name, help_ in ASSET_GAUGES]
-        duration = GaugeMetricFamily("binance_margin_scrape_duration_seconds",
-                                     "Duration of the last account fetch from Binance.",
-                                     labels=acc)
         sub_info = GaugeMetricFamily(
             "binance_margin_sub_account_info",
             "A sub-account read through its master's key; always 1.",
             labels=["account", "master"])
-        errors = CounterMetricFamily("binance_margin_scrape_errors",
-                                     "Failed account fetches, by reason.",
-                                     labels=["account", "reason"])
-        last_ok = GaugeMetricFamily("binance_margin_last_success_timestamp_seconds",
-                                    "Unix time of the last successful account fetch.", labels=acc)
-        backoff = GaugeMetricFamily(
-            "binance_margin_backoff_until_timestamp_seconds",
-            "Unix time until which no request is sent for this account because Binance "
-            "rejected its key; 0 when none (the IP's back-off is per host).", labels=acc)
         net_usdt = GaugeMetricFamily(
             "binance_margin_asset_net_usdt",
             "Net amount of the asset in USDT (netAsset x binance_margin_asset_price_usdt).",
@@ -231,7 +218,7 @@ class CrossCollector:
             if entry.master is not None:
                 sub_info.add_metric([name, entry.master], 1.0)
             account = result.value
-            up.add_metric([name], 0.0 if account is None else 1.0)
+            fetches.add(name, entry.account, result, entry.client)
             if account is not None:
                 for (attr, _, _), family in zip(ACCOUNT_GAUGES, gauges, strict=True):
                     value = getattr(account, attr)
@@ -271,15 +258,9 @@ class CrossCollector:
                 if coeff is not None:
                     for label, attr in THRESHOLDS:
                         thresholds.add_metric([name, label], getattr(coeff, attr))
-            duration.add_metric([name], result.duration)
-            for reason in ERROR_REASONS:
-                errors.add_metric([name, reason], float(entry.account.errors[reason]))
-            if entry.account.last_success is not None:
-                last_ok.add_metric([name], entry.account.last_success)
-            backoff.add_metric([name], entry.client.auth_backoff_until())
 
-        for family in (up, sub_info, *gauges, *flags, info, thresholds, *asset_families, net_usdt,
-                       liability_usdt, total_net_usdt, total_liability_usdt, rate, duration,
-                       errors, last_ok, backoff):
+        for family in (fetches.up, sub_info, *gauges, *flags, info, thresholds,
+                       *asset_families, net_usdt, liability_usdt, total_net_usdt,
+                       total_liability_usdt, rate, *fetches.tail()):
             if family.samples:
                 yield family

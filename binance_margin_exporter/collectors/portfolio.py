@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
 from binance_margin_exporter.binance.portfolio import (
@@ -28,7 +28,8 @@ from binance_margin_exporter.binance.portfolio import (
     fetch_portfolio,
 )
 from binance_margin_exporter.binance.transport import BinanceClient
-from binance_margin_exporter.collectors.cache import ERROR_REASONS, Cached, Result
+from binance_margin_exporter.collectors.accounts import AccountFetches
+from binance_margin_exporter.collectors.cache import Cached, Result
 from binance_margin_exporter.collectors.cross import ClientState
 from binance_margin_exporter.collectors.scrape import Scrape
 
@@ -93,9 +94,7 @@ class PortfolioCollector:
 
     def _families(self, results: Sequence[Result[Portfolio]]) -> Iterator[Metric]:
         acc = ["account"]
-        up = GaugeMetricFamily(
-            "binance_margin_up",
-            "1 if the last fetch of the account from Binance succeeded, else 0.", labels=acc)
+        fetches = AccountFetches()
         gauges = [GaugeMetricFamily(n, h, labels=acc) for _, n, h in ACCOUNT_GAUGES]
         status = GaugeMetricFamily(
             "binance_margin_portfolio_status",
@@ -103,28 +102,10 @@ class PortfolioCollector:
             labels=["account", "status"])
         assets = [GaugeMetricFamily(f"binance_margin_portfolio_asset_{attr}", ASSET_NAMES[attr],
                                     labels=["account", "asset"]) for attr, _ in BALANCE_FIELDS]
-        duration = GaugeMetricFamily("binance_margin_scrape_duration_seconds",
-                                     "Duration of the last account fetch from Binance.",
-                                     labels=acc)
-        errors = CounterMetricFamily("binance_margin_scrape_errors",
-                                     "Failed account fetches, by reason.",
-                                     labels=["account", "reason"])
-        last_ok = GaugeMetricFamily("binance_margin_last_success_timestamp_seconds",
-                                    "Unix time of the last successful account fetch.", labels=acc)
-        backoff = GaugeMetricFamily(
-            "binance_margin_backoff_until_timestamp_seconds",
-            "Unix time until which no request is sent for this account because Binance "
-            "rejected its key; 0 when none (the IP's back-off is per host).", labels=acc)
         for source, result in zip(self.sources, results, strict=True):
             name = source.name
             value = result.value
-            up.add_metric([name], 0.0 if value is None else 1.0)
-            duration.add_metric([name], result.duration)
-            for reason in ERROR_REASONS:
-                errors.add_metric([name, reason], float(source.portfolio.errors[reason]))
-            if source.portfolio.last_success is not None:
-                last_ok.add_metric([name], source.portfolio.last_success)
-            backoff.add_metric([name], source.client.auth_backoff_until())
+            fetches.add(name, source.portfolio, result, source.client)
             if value is None:
                 continue
             account = value.account
@@ -142,6 +123,6 @@ class PortfolioCollector:
                 for number, family in zip(balance.values, assets, strict=True):
                     if number is not None:
                         family.add_metric([name, balance.asset], number)
-        for family in (up, *gauges, status, *assets, duration, errors, last_ok, backoff):
+        for family in (fetches.up, *gauges, status, *assets, *fetches.tail()):
             if family.samples:
                 yield family

@@ -499,8 +499,7 @@ def make_server(
             if path == metrics_path and self.command == "HEAD":
                 # HEAD asks for the headers only: no fetch from Binance for an empty body
                 if not self._authorized():
-                    self._send(401, b"Unauthorized\n", "text/plain; charset=utf-8",
-                               {"WWW-Authenticate": f'Basic realm="{REALM}", charset="UTF-8"'})
+                    self._unauthorized()
                     return
                 _, content_type = choose_encoder(self.headers.get("Accept", ""))
                 self._send(200, None, content_type, {"Vary": "Accept-Encoding"})
@@ -512,8 +511,7 @@ def make_server(
                 self._not_allowed()
                 return
             if not self._authorized():
-                self._send(401, b"Unauthorized\n", "text/plain; charset=utf-8",
-                           {"WWW-Authenticate": f'Basic realm="{REALM}", charset="UTF-8"'})
+                self._unauthorized()
                 return
             if path == "/":
                 self._send(200, LANDING_PAGE, "text/html; charset=utf-8")
@@ -537,6 +535,10 @@ def make_server(
 
         do_HEAD = do_GET
 
+        def _unauthorized(self) -> None:
+            self._send(401, b"Unauthorized\n", "text/plain; charset=utf-8",
+                       {"WWW-Authenticate": f'Basic realm="{REALM}", charset="UTF-8"'})
+
         def _authorized(self) -> bool:
             auth = self.server.auth
             return auth is None or auth.check(self.headers.get("Authorization"))
@@ -551,8 +553,7 @@ def make_server(
                 self._not_allowed()
                 return
             if not self._authorized():
-                self._send(401, b"Unauthorized\n", "text/plain; charset=utf-8",
-                           {"WWW-Authenticate": f'Basic realm="{REALM}", charset="UTF-8"'})
+                self._unauthorized()
                 return
             error = reload()
             self.close_connection = True  # any body it sent is not read
