@@ -523,3 +523,25 @@ def test_proxy_and_ca_bundle_from_the_environment_are_read_once(monkeypatch):
     assert client._session.verify == "/etc/ssl/private-ca.pem"
     monkeypatch.setenv("NO_PROXY", "api.binance.test")
     assert "https" not in make()._session.proxies
+
+
+def test_a_ban_replaces_an_active_rate_limit(mock):
+    clock = Clock()
+    client = make(clock)
+    client.upstream.gate.block(30, "rate_limited")
+    client.upstream.ban(600)
+    with pytest.raises(UpstreamError) as info:
+        fetch_account(client)
+    assert info.value.reason == "banned"
+    assert client.backoff_until() == pytest.approx(clock.now + 600)
+
+
+def test_a_second_418_during_a_ban_logs_nothing_new(caplog):
+    clock = Clock()
+    upstream = Upstream(BASE, wall=clock)
+    upstream.ban(120)
+    clock.now += 10
+    upstream.ban(120)  # another account's request, answered 418 too
+    errors = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and "for 120 s" in errors[0].getMessage()
+    assert upstream.backoff_until() == pytest.approx(clock.now + 120)  # and it is extended

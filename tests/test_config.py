@@ -8,7 +8,13 @@ import textwrap
 
 import pytest
 
-from binance_margin_exporter.config import ConfigError, load_settings, load_web_config
+from binance_margin_exporter.config import (
+    ConfigError,
+    TLSConfig,
+    WebConfig,
+    load_settings,
+    load_web_config,
+)
 from tests.conftest import SECRET
 
 
@@ -313,3 +319,104 @@ def test_account_repr_names_the_signing_kind_and_nothing_secret():
         "AccountConfig(name='a', api_key=<redacted>, signing=hmac)"
     assert repr(AccountConfig("b", "KEY", private_key_pem=b"PEM")) == \
         "AccountConfig(name='b', api_key=<redacted>, signing=private_key)"
+
+
+def test_a_full_web_config_is_loaded_exactly(tmp_path):
+    for name in ("c.pem", "k.pem", "ca.pem"):
+        (tmp_path / name).write_text("x")
+    strong = "$2b$10$abcdefghijklmnopqrstuuJ9Ob3nN5ZvJ.vCl0vC5f0GgGgGgGgGg"
+    path = write(tmp_path, f"""
+        tls_server_config:
+          cert_file: c.pem
+          key_file: k.pem
+          client_ca_file: ca.pem
+          client_auth_type: VerifyClientCertIfGiven
+          min_version: TLS13
+        basic_auth_users: {{prom: "{strong}", grafana: "{strong}"}}
+    """, "web.yml")
+    web = load_web_config(path)
+    assert web.tls == TLSConfig(str(tmp_path / "c.pem"), str(tmp_path / "k.pem"),
+                                str(tmp_path / "ca.pem"), "VerifyClientCertIfGiven", "TLS13")
+    assert dict(web.basic_auth_users) == {"prom": strong, "grafana": strong}
+    for prefix in ("$2a$", "$2y$"):  # every bcrypt spelling htpasswd writes
+        other = write(tmp_path, f'basic_auth_users: {{u: "{prefix}{strong[4:]}"}}\n', "w2.yml")
+        assert load_web_config(other).basic_auth_users["u"].startswith(prefix)
+
+
+@pytest.mark.parametrize(("yaml_text", "message"), [
+    ("tls_server_config: 3\n", "tls_server_config: expected a mapping"),
+    ("basic_auth_users: {}\n",
+     "basic_auth_users: expected a mapping of user name to bcrypt hash"),
+    ("tls_server_config: {cert_file: c.pem, key_file: nope.pem}\n",
+     "tls_server_config.key_file: no such file '{dir}/nope.pem'"),
+    ("tls_server_config: {cert_file: c.pem, key_file: c.pem, client_ca_file: no.pem, "
+     "client_auth_type: VerifyClientCertIfGiven}\n",
+     "tls_server_config.client_ca_file: no such file '{dir}/no.pem'"),
+    ("tls_server_config: {cert_file: c.pem, key_file: c.pem, "
+     "client_auth_type: VerifyClientCertIfGiven}\n",
+     "tls_server_config.client_ca_file: required by VerifyClientCertIfGiven"),
+    ("- a list\n", "--web.config.file: the top level must be a mapping of keys"),
+])
+def test_web_config_errors_are_exact(tmp_path, yaml_text, message):
+    (tmp_path / "c.pem").write_text("x")
+    with pytest.raises(ConfigError) as info:
+        load_web_config(write(tmp_path, yaml_text, "web.yml"))
+    assert str(info.value) == message.format(dir=tmp_path)
+
+
+def test_http_server_config_is_ignored_with_a_warning(tmp_path, caplog):
+    assert load_web_config(write(tmp_path, "http_server_config: {http2: false}\n",
+                                 "web.yml")) == WebConfig()
+    assert any("http_server_config is not supported" in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    load_web_config(write(tmp_path, "basic_auth_users: null\n", "web2.yml"))
+    assert not caplog.records
+
+
+def test_a_yaml_syntax_error_names_line_and_column(tmp_path):
+    path = write(tmp_path, "accounts:\n  - {name: a\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, {})
+    assert str(info.value).startswith(f"--config: {path}: ")
+    assert str(info.value).endswith("at line 3, column 1")
+
+
+@pytest.mark.parametrize(("yaml_text", "message"), [
+    ("accounts: [{name: a, api_key: k, api_key_file: /x, api_secret: s}]\n",
+     "accounts[0]: set only one of api_key, api_key_file"),
+    ("accounts: [{name: a, api_key: k, api_secret: 's s'}]\n",
+     "accounts[0].api_secret: must not contain white space"),
+    ("accounts: [{name: a, api_key_file: /nonexistent/k, api_secret: s}]\n",
+     "accounts[0].api_key_file: cannot read '/nonexistent/k': No such file or directory"),
+    ("accounts: [{name: a, api_key: k, api_secret: s, master: 1}]\n",
+     "accounts[0].master: expected true or false, got int"),
+    ("accounts: [{name: a, api_key: k, private_key_file: /nonexistent/p}]\n",
+     "accounts[0].private_key_file: cannot read '/nonexistent/p': No such file or directory"),
+])
+def test_account_errors_are_exact(tmp_path, yaml_text, message):
+    with pytest.raises(ConfigError) as info:
+        load_settings(write(tmp_path, yaml_text), {})
+    assert str(info.value) == message
+
+
+def test_a_yaml_passphrase_loses_only_its_line_end(tmp_path):
+    key = secret_file(tmp_path, "key.pem", "-----BEGIN")
+    (tmp_path / "pass").write_bytes(b" horse \r\n")
+    (tmp_path / "pass").chmod(0o600)
+    path = write(tmp_path, f"accounts: [{{name: a, api_key: k, private_key_file: {key}, "
+                           f"private_key_passphrase_file: pass}}]\n")
+    assert load_settings(path, {}).accounts[0].private_key_passphrase == b" horse "
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({"BINANCE_API_KEY": "k"},
+     "BINANCE_API_SECRET: missing (set api_secret, api_secret_file or private_key_file)"),
+    ({"BINANCE_API_KEY": "k k", "BINANCE_API_SECRET": "s"},
+     "BINANCE_API_KEY: must not contain white space"),
+    ({"BINANCE_API_KEY": "k", "BINANCE_API_SECRET": "s", "BINANCE_API_SECRET_FILE": "/x"},
+     "BINANCE_*: set only one of api_secret, api_secret_file"),
+])
+def test_environment_errors_name_the_variable_exactly(env, message):
+    with pytest.raises(ConfigError) as info:
+        load_settings(None, env)
+    assert str(info.value) == message
