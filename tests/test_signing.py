@@ -98,3 +98,4 @@ def test_round_trip_against_the_simulator(kind):
             fetch_account(bad)
         assert info.value.code == -1022
         assert info.value.reason == "auth"
+

@@ -145,6 +145,11 @@ class SimulatedAccount:
         return {name: price for (name, _p, free, locked), price
                 in zip(self.assets, self._prices(t), strict=True) if free or locked}
 
+    def _start_liability(self) -> Decimal:
+        """The liability in BTC at the start (base prices, the start's level)."""
+        total = sum(((f + lk) * p for (_n, p, f, lk) in self.assets), Decimal(0))
+        return total / self._level_now(0.0) if self.borrows else Decimal(0)
+
     def snapshot(self) -> dict[str, Any]:
         tick = self._tick()
         t = tick - self._started if self.drift else 0.0
@@ -155,15 +160,19 @@ class SimulatedAccount:
         )
         level = self._level_now(t)
         liability_btc = total_asset / level if self.borrows else Decimal(0)
-        # interest: 0.02 % a day, as on a typical USDT loan, starting with an hour's worth
+        # interest: 0.02 % a day, as on a typical USDT loan, starting with an hour's worth, on
+        # the loan as it was at the start: it only grows, as real interest does, while the
+        # debt itself follows the drifting level
         days = (Decimal(int(t // 60)) + 60) / 1440 if self.drift else Decimal("0.5")
+        start_liability = self._start_liability()
         user_assets = []
-        for (name, _p, free, locked), price in zip(self.assets, prices, strict=True):
+        for (name, base_price, free, locked), price in zip(self.assets, prices, strict=True):
             share = self.borrows.get(name)
             borrowed = interest = Decimal(0)
             if share is not None and price > 0:
                 debt = liability_btc * share / price  # borrowed + interest, in the asset
-                interest = q8(debt * Decimal("0.0002") * days)
+                principal = start_liability * share / base_price
+                interest = q8(principal * Decimal("0.0002") * days)
                 borrowed = q8(debt) - interest
             net = free + locked - borrowed - interest
             user_assets.append((name, free, locked, borrowed, interest, net, price))
