@@ -115,9 +115,6 @@ class IsolatedCollector:
             [s.account.wait(f, deadline) for s, f in zip(self.sources, flights, strict=True)],
             scrape)
 
-    def collect(self, deadline: float) -> Iterator[Metric]:
-        return self.start(Scrape(deadline))()
-
     def _families(self, results: Sequence[Result[IsolatedAccount]],
                   scrape: Scrape) -> Iterator[Metric]:
         acc, pair_l = ["account"], ["account", "symbol"]
