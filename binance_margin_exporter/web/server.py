@@ -188,9 +188,19 @@ class _Watcher:
         self.thread.start()
 
     def add(self, conn: _Connection) -> None:
-        conn.sock.setblocking(False)
         conn.since = time.monotonic()
         conn.first_byte = time.monotonic() if conn.data else None
+        if conn.data and _complete(conn.data):
+            # a pipelined request that came with the last one: straight to a worker (in the
+            # selector, the client's end of writing could be read first and close it)
+            with self.lock:
+                if self.closed:
+                    _close(conn.sock)
+                    return
+                self.busy += 1
+            self.server.workers.submit(self.server.serve_request, conn)
+            return
+        conn.sock.setblocking(False)
         with self.lock:
             if self.closed:
                 _close(conn.sock)
@@ -205,8 +215,6 @@ class _Watcher:
             self.waiting[conn.sock] = conn
             self.selector.register(conn.sock, selectors.EVENT_READ, conn)
         self._wake()
-        if conn.data and _complete(conn.data):  # a pipelined request, already here
-            self._dispatch(conn)
 
     def _wake(self) -> None:
         try:
