@@ -15,7 +15,7 @@ import re
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
 import requests
@@ -292,14 +292,14 @@ class BinanceClient:
                 return response.status_code, response.headers, b"".join(chunks)
         except requests.RequestException as exc:
             # requests' own messages repeat the URL (and so the signature): never show them.
-            return self._connection_error(exc, what)
+            self._raise_connection_error(exc, what)
         except (ReadTimeoutError, TimeoutError):
             raise UpstreamError("timeout", f"{what}: no complete answer in time") from None
         except (Urllib3Error, OSError) as exc:
             kind = type(exc).__name__
             raise UpstreamError("connection", f"{what}: connection failed ({kind})") from None
 
-    def _connection_error(self, exc: requests.RequestException, what: str) -> Any:
+    def _raise_connection_error(self, exc: requests.RequestException, what: str) -> NoReturn:
         if isinstance(exc, requests.Timeout) or any(
             isinstance(a, ReadTimeoutError) for a in exc.args
         ):
