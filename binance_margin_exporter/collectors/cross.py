@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
@@ -32,10 +32,13 @@ from prometheus_client.metrics_core import Metric
 from binance_margin_exporter.binance import cross
 from binance_margin_exporter.binance.cross import MarginAccount, TradeCoeff, UserAsset
 from binance_margin_exporter.binance.fields import plus, times
-from binance_margin_exporter.collectors.accounts import AccountFetches
 from binance_margin_exporter.collectors.cache import Cached, Result
-from binance_margin_exporter.collectors.interest import HourlyRates
+from binance_margin_exporter.collectors.families import Table, account_fetches, non_empty
+from binance_margin_exporter.collectors.interest import INTEREST_RATES, HourlyRates
+from binance_margin_exporter.collectors.product import Build, ClientState, Product
 from binance_margin_exporter.collectors.scrape import Scrape
+from binance_margin_exporter.config import AccountConfig, ConfigError, Setting, Settings
+from binance_margin_exporter.config.schema import flag, names
 
 if TYPE_CHECKING:
     from binance_margin_exporter.binance.transport import BinanceClient
@@ -91,14 +94,6 @@ THRESHOLDS: tuple[tuple[str, str], ...] = (
 MODES = {"MARGIN_1": "classic", "MARGIN_2": "pro"}
 
 
-class ClientState(Protocol):
-    """What the collector reads of an account's client (a ``BinanceClient``)."""
-
-    timeout: float
-
-    def auth_backoff_until(self) -> float: ...
-
-
 @dataclass(frozen=True)
 class CrossAccount:
     """One cross margin account: its client, its cached account and its cached margin bars
@@ -129,138 +124,172 @@ class CrossAccount:
         )
 
 
-class AccountGroup(Protocol):
-    """Accounts that change while the exporter runs (a master's sub-accounts)."""
+class AssetFilter:
+    """The assets to show: non-zero ones by default, or all, or the allow-list's."""
 
-    def accounts(self, deadline: float) -> Sequence[CrossAccount]: ...
-
-    def families(self) -> Iterator[Metric]: ...
-
-
-class CrossCollector:
-    """The families of every cross margin account, sub-accounts included."""
-
-    def __init__(self, accounts: Sequence[CrossAccount], *, include_zero_assets: bool = False,
-                 assets: Sequence[str] | None = None,
-                 groups: Sequence[AccountGroup] = ()) -> None:
-        self.accounts = tuple(accounts)
-        self.groups = tuple(groups)
+    def __init__(self, include_zero_assets: bool = False,
+                 assets: Sequence[str] | None = None) -> None:
         self.include_zero_assets = include_zero_assets
         self.assets = frozenset(assets) if assets else None
 
-    def _shown(self, account: MarginAccount) -> list[UserAsset]:
-        """The assets to show: non-zero ones by default, or all, or the allow-list's."""
+    @classmethod
+    def of(cls, settings: Settings) -> AssetFilter:
+        return cls(settings.option("include_zero_assets"), settings.option("assets"))
+
+    def __call__(self, account: MarginAccount) -> list[UserAsset]:
         if self.assets is not None:
             return [a for a in account.assets if a.asset in self.assets]
         if self.include_zero_assets:
             return list(account.assets)
         return [a for a in account.assets if not a.is_zero]
 
+
+class CrossCollector:
+    """The families of every cross margin account (a master's sub-accounts: see
+    :mod:`.sub_accounts`, which builds the same families)."""
+
+    def __init__(self, accounts: Sequence[CrossAccount], *, include_zero_assets: bool = False,
+                 assets: Sequence[str] | None = None) -> None:
+        self.accounts = tuple(accounts)
+        self.shown = AssetFilter(include_zero_assets, assets)
+
     def start(self, scrape: Scrape) -> Callable[[], Iterator[Metric]]:
-        deadline = scrape.deadline
-        accounts = [*self.accounts, *(a for g in self.groups for a in g.accounts(deadline))]
-        flights = [a.account.start(deadline) for a in accounts]
-
-        def finish() -> Iterator[Metric]:
-            results = [a.account.wait(f, deadline) for a, f in zip(accounts, flights,
-                                                                   strict=True)]
-            yield from self._families(accounts, results, scrape)
-            for group in self.groups:
-                yield from group.families()
-
-        return finish
+        return start_accounts(self.accounts, scrape, self.shown)
 
     def collect(self, deadline: float) -> Iterator[Metric]:
         """Fetch (or take from the cache) and build, for this product alone."""
-        return self.start(Scrape(deadline))()
+        return iter(self.start(Scrape(deadline))())
 
-    def _families(self, accounts: Sequence[CrossAccount],
-                  results: Sequence[Result[MarginAccount]], scrape: Scrape) -> Iterator[Metric]:
-        acc, asset_l = ["account"], ["account", "asset"]
-        fetches = AccountFetches()
-        gauges = [GaugeMetricFamily(name, help_, labels=acc) for _, name, help_ in ACCOUNT_GAUGES]
-        flags = [GaugeMetricFamily(name, help_, labels=acc) for _, name, help_ in ACCOUNT_FLAGS]
-        info = GaugeMetricFamily(
-            "binance_margin_account_info",
-            "Account type (accountType: MARGIN_1 classic, MARGIN_2 pro); always 1.",
-            labels=["account", "account_type", "mode"])
-        thresholds = GaugeMetricFamily(
-            "binance_margin_level_threshold",
-            "This account's margin level bars (GET /sapi/v1/margin/tradeCoeff: normalBar, "
-            "marginCallBar, forceLiquidationBar).", labels=["account", "threshold"])
-        asset_families = [GaugeMetricFamily(name, help_, labels=asset_l)
-                          for _, name, help_ in ASSET_GAUGES]
-        sub_info = GaugeMetricFamily(
-            "binance_margin_sub_account_info",
-            "A sub-account read through its master's key; always 1.",
-            labels=["account", "master"])
-        net_usdt = GaugeMetricFamily(
-            "binance_margin_asset_net_usdt",
-            "Net amount of the asset in USDT (netAsset x binance_margin_asset_price_usdt).",
-            labels=asset_l)
-        liability_usdt = GaugeMetricFamily(
-            "binance_margin_asset_liability_usdt",
-            "Debt in the asset, in USDT ((borrowed + interest) x binance_margin_asset_price_usdt).",
-            labels=asset_l)
-        total_net_usdt = GaugeMetricFamily(
-            "binance_margin_total_net_asset_usdt",
-            "Total net assets in USDT (totalNetAssetOfBtc x BTCUSDT).", labels=acc)
-        total_liability_usdt = GaugeMetricFamily(
-            "binance_margin_total_liability_usdt",
-            "Total liabilities in USDT (totalLiabilityOfBtc x BTCUSDT).", labels=acc)
-        rate = GaugeMetricFamily(
-            "binance_margin_asset_interest_rate_hourly",
-            "Next hourly interest rate of a borrowed asset (GET "
-            "/sapi/v1/margin/next-hourly-interest-rate, fetched hourly).", labels=asset_l)
 
-        for entry, result in zip(accounts, results, strict=True):
-            name = entry.name
-            if entry.master is not None:
-                sub_info.add_metric([name, entry.master], 1.0)
-            account = result.value
-            fetches.add(name, entry.account, result, entry.client)
-            if account is not None:
-                for (attr, _, _), family in zip(ACCOUNT_GAUGES, gauges, strict=True):
-                    value = getattr(account, attr)
-                    if value is not None:
-                        family.add_metric([name], value)
-                for (attr, _, _), family in zip(ACCOUNT_FLAGS, flags, strict=True):
-                    flag = getattr(account, attr)
-                    if flag is not None:
-                        family.add_metric([name], 1.0 if flag else 0.0)
-                if account.account_type is not None:
-                    # older answers spell it Margin_1
-                    mode = MODES.get(account.account_type.upper(), "unknown")
-                    info.add_metric([name, account.account_type, mode], 1.0)
-                for asset in self._shown(account):
-                    key = [name, asset.asset]
-                    for (attr, _, _), family in zip(ASSET_GAUGES, asset_families, strict=True):
-                        family.add_metric(key, getattr(asset, attr))
-                    price = scrape.usdt(asset.asset)
-                    if price is not None:
-                        net_usdt.add_metric(key, times(asset.net_asset, price))
-                        liability_usdt.add_metric(
-                            key, times(plus(asset.borrowed, asset.interest), price))
-                btc = scrape.usdt("BTC")
-                if btc is not None:
-                    total_net_usdt.add_metric([name], times(account.total_net_asset_btc, btc))
-                    total_liability_usdt.add_metric([name],
-                                                    times(account.total_liability_btc, btc))
-                if entry.rates is not None:
-                    borrowed = [a.asset for a in account.assets if a.borrowed > 0]
-                    for asset_name, value in entry.rates.latest(borrowed).items():
-                        rate.add_metric([name, asset_name], value)
-                # The bars are refreshed (in the background) while the account answers, and
-                # shown only with the account's values, never beside an up 0. A sub-account's
-                # come with its account.
-                coeff = account.bars or (entry.thresholds.latest()
-                                         if entry.thresholds is not None else None)
-                if coeff is not None:
-                    for label, attr in THRESHOLDS:
-                        thresholds.add_metric([name, label], getattr(coeff, attr))
+def start_accounts(accounts: Sequence[CrossAccount], scrape: Scrape,
+                   shown: AssetFilter) -> Callable[[], Iterator[Metric]]:
+    """Start fetching the accounts; return what waits for them and builds their families."""
+    deadline = scrape.deadline
+    flights = [a.account.start(deadline) for a in accounts]
+    return lambda: cross_families(
+        accounts, [a.account.wait(f, deadline) for a, f in zip(accounts, flights, strict=True)],
+        scrape, shown)
 
-        for family in (fetches.up, sub_info, *gauges, *flags, info, thresholds,
-                       *asset_families, net_usdt, liability_usdt, total_net_usdt,
-                       total_liability_usdt, rate, *fetches.tail()):
-            if family.samples:
-                yield family
+
+def cross_families(accounts: Sequence[CrossAccount], results: Sequence[Result[MarginAccount]],
+                   scrape: Scrape, shown: AssetFilter) -> Iterator[Metric]:
+    acc, asset_l = ["account"], ["account", "asset"]
+    fetches = account_fetches()
+    gauges = Table(ACCOUNT_GAUGES, acc)
+    flags = Table(ACCOUNT_FLAGS, acc)
+    info = GaugeMetricFamily(
+        "binance_margin_account_info",
+        "Account type (accountType: MARGIN_1 classic, MARGIN_2 pro); always 1.",
+        labels=["account", "account_type", "mode"])
+    thresholds = GaugeMetricFamily(
+        "binance_margin_level_threshold",
+        "This account's margin level bars (GET /sapi/v1/margin/tradeCoeff: normalBar, "
+        "marginCallBar, forceLiquidationBar).", labels=["account", "threshold"])
+    asset_families = Table(ASSET_GAUGES, asset_l)
+    sub_info = GaugeMetricFamily(
+        "binance_margin_sub_account_info",
+        "A sub-account read through its master's key; always 1.",
+        labels=["account", "master"])
+    net_usdt = GaugeMetricFamily(
+        "binance_margin_asset_net_usdt",
+        "Net amount of the asset in USDT (netAsset x binance_margin_asset_price_usdt).",
+        labels=asset_l)
+    liability_usdt = GaugeMetricFamily(
+        "binance_margin_asset_liability_usdt",
+        "Debt in the asset, in USDT ((borrowed + interest) x binance_margin_asset_price_usdt).",
+        labels=asset_l)
+    total_net_usdt = GaugeMetricFamily(
+        "binance_margin_total_net_asset_usdt",
+        "Total net assets in USDT (totalNetAssetOfBtc x BTCUSDT).", labels=acc)
+    total_liability_usdt = GaugeMetricFamily(
+        "binance_margin_total_liability_usdt",
+        "Total liabilities in USDT (totalLiabilityOfBtc x BTCUSDT).", labels=acc)
+    rate = GaugeMetricFamily(
+        "binance_margin_asset_interest_rate_hourly",
+        "Next hourly interest rate of a borrowed asset (GET "
+        "/sapi/v1/margin/next-hourly-interest-rate, fetched hourly).", labels=asset_l)
+
+    for entry, result in zip(accounts, results, strict=True):
+        name = entry.name
+        if entry.master is not None:
+            sub_info.add_metric([name, entry.master], 1.0)
+        account = result.value
+        fetches.add([name], entry.account, result, entry.client)
+        if account is None:
+            continue
+        gauges.add([name], account)
+        flags.add([name], account)
+        if account.account_type is not None:
+            # older answers spell it Margin_1
+            mode = MODES.get(account.account_type.upper(), "unknown")
+            info.add_metric([name, account.account_type, mode], 1.0)
+        for asset in shown(account):
+            key = [name, asset.asset]
+            asset_families.add(key, asset)
+            price = scrape.usdt(asset.asset)
+            if price is not None:
+                net_usdt.add_metric(key, times(asset.net_asset, price))
+                liability_usdt.add_metric(key, times(plus(asset.borrowed, asset.interest), price))
+        btc = scrape.usdt("BTC")
+        if btc is not None:
+            total_net_usdt.add_metric([name], times(account.total_net_asset_btc, btc))
+            total_liability_usdt.add_metric([name], times(account.total_liability_btc, btc))
+        if entry.rates is not None:
+            borrowed = [a.asset for a in account.assets if a.borrowed > 0]
+            for asset_name, value in entry.rates.latest(borrowed).items():
+                rate.add_metric([name, asset_name], value)
+        # The bars are refreshed (in the background) while the account answers, and shown
+        # only with the account's values, never beside an up 0. A sub-account's come with its
+        # account.
+        coeff = account.bars or (entry.thresholds.latest()
+                                 if entry.thresholds is not None else None)
+        if coeff is not None:
+            for label, attr in THRESHOLDS:
+                thresholds.add_metric([name, label], getattr(coeff, attr))
+
+    return non_empty((fetches.up, sub_info, *gauges.families, *flags.families, info, thresholds,
+                      *asset_families.families, net_usdt, liability_usdt, total_net_usdt,
+                      total_liability_usdt, rate, *fetches.tail()))
+
+
+class CrossProduct(Product):
+    """The account's own cross margin account (``master: false`` leaves it out)."""
+
+    name = "cross"
+    types = ("cross",)
+    settings = (
+        Setting("include_zero_assets", flag, False,
+                "Show every asset Binance lists, not only those with a non-zero amount."),
+        Setting("assets", names("an asset", "asset symbols"), None,
+                "Show only these assets (an allow-list of symbols)."),
+        INTEREST_RATES,
+    )
+    account_settings = (
+        Setting("master", flag, True,
+                "Read the account's own margin account (false: only its sub-accounts)."),
+    )
+
+    def check(self, account: AccountConfig) -> None:
+        if not account.option("master") and account.option("sub_accounts") is None:
+            raise ConfigError(f"{account.source}.master: false leaves nothing to read without "
+                              f"sub_accounts")
+
+    def reads(self, account: AccountConfig, settings: Settings) -> bool:
+        return account.type in self.types and account.option("master")
+
+    def part(self, account: AccountConfig, client: BinanceClient, build: Build) -> CrossAccount:
+        return CrossAccount.create(account.name, client, build.executor,
+                                   ttl=build.settings.cache_ttl_seconds,
+                                   interest_rates=build.settings.option("interest_rates"))
+
+    def collector(self, parts: Sequence[CrossAccount], build: Build) -> CrossCollector:
+        return CrossCollector(parts,
+                              include_zero_assets=build.settings.option("include_zero_assets"),
+                              assets=build.settings.option("assets"))
+
+    def warm_up(self, part: CrossAccount) -> None:
+        if part.thresholds is not None:
+            part.thresholds.latest()
+
+
+PRODUCT = CrossProduct()

@@ -15,27 +15,19 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
-from typing import Protocol
 
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
 from binance_margin_exporter import __version__
+from binance_margin_exporter.collectors.product import Collector
 from binance_margin_exporter.collectors.scrape import Scrape
 
 log = logging.getLogger(__name__)
 
 SCRAPE_MARGIN_SECONDS = 0.5  # kept back from Prometheus' timeout for rendering and the network
-
-
-class Product(Protocol):
-    def start(self, scrape: Scrape) -> Callable[[], Iterable[Metric]]:
-        """Start this scrape's fetches; return what waits for them (until the scrape's
-        deadline) and builds the families. Every product starts before any is waited for, and
-        the families are built in the order of the products."""
-        ...
 
 
 def scrape_budget(request_timeout: float, scrape_timeout: float | None) -> float:
@@ -48,18 +40,18 @@ def scrape_budget(request_timeout: float, scrape_timeout: float | None) -> float
 
 
 class Exporter:
-    """All products of all accounts; also a ``prometheus_client`` collector (``collect()``)."""
+    """Every product's collector; also a ``prometheus_client`` collector (``collect()``)."""
 
-    def __init__(self, products: Sequence[Product], *, request_timeout: float = 5.0,
+    def __init__(self, collectors: Sequence[Collector], *, request_timeout: float = 5.0,
                  executor: Executor | None = None, version: str = __version__) -> None:
-        self.products = tuple(products)
+        self.collectors = tuple(collectors)
         self.request_timeout = request_timeout
         self.executor = executor
         self.version = version
 
     def collect(self, scrape_timeout: float | None = None) -> Iterator[Metric]:
         scrape = Scrape(time.monotonic() + scrape_budget(self.request_timeout, scrape_timeout))
-        pending = [product.start(scrape) for product in self.products]
+        pending = [collector.start(scrape) for collector in self.collectors]
         yield from merged(family for finish in pending for family in finish())
         build = GaugeMetricFamily("binance_margin_exporter_build_info",
                                   "Version of binance-margin-exporter; always 1.",

@@ -14,9 +14,16 @@ from concurrent.futures import Executor
 from binance_margin_exporter.binance.interest import fetch_next_hourly_rates
 from binance_margin_exporter.binance.transport import BinanceClient
 from binance_margin_exporter.collectors.cache import Cached
+from binance_margin_exporter.config import Setting
+from binance_margin_exporter.config.schema import flag
 
 RATES_REFRESH_SECONDS = 3600.0
 RATES_RETRY_SECONDS = 300.0
+
+# a setting of the products that show rates (cross and isolated): declared once, here
+INTEREST_RATES = Setting("interest_rates", flag, True,
+                         "Fetch the hourly interest rates of borrowed assets (100 weight a call, "
+                         "at most hourly).")
 
 Covered = tuple[frozenset[str], dict[str, float]]  # (assets asked for, their rates)
 

@@ -21,16 +21,19 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
 from binance_margin_exporter.binance import isolated
 from binance_margin_exporter.binance.fields import plus, times
 from binance_margin_exporter.binance.isolated import STATUSES, IsolatedAccount
-from binance_margin_exporter.collectors.cache import ERROR_REASONS, Cached, Result
-from binance_margin_exporter.collectors.cross import ClientState
-from binance_margin_exporter.collectors.interest import HourlyRates
+from binance_margin_exporter.collectors.cache import Cached, Result
+from binance_margin_exporter.collectors.families import Fetches, Table, non_empty, states
+from binance_margin_exporter.collectors.interest import INTEREST_RATES, HourlyRates
+from binance_margin_exporter.collectors.product import Build, ClientState, Product
 from binance_margin_exporter.collectors.scrape import Scrape
+from binance_margin_exporter.config import AccountConfig, Setting, Settings
+from binance_margin_exporter.config.schema import flag
 
 if TYPE_CHECKING:
     from binance_margin_exporter.binance.transport import BinanceClient
@@ -119,18 +122,18 @@ class IsolatedCollector:
                   scrape: Scrape) -> Iterator[Metric]:
         acc, pair_l = ["account"], ["account", "symbol"]
         side_l = ["account", "asset", "symbol"]
-        up = GaugeMetricFamily(
-            "binance_margin_isolated_up",
+        fetches = Fetches(
+            "binance_margin_isolated",
             "1 if the last fetch of GET /sapi/v1/margin/isolated/account succeeded, else 0.",
-            labels=acc)
-        pair_gauges = [GaugeMetricFamily(n, h, labels=pair_l) for _, n, h in PAIR_GAUGES]
+            "Failed fetches of the isolated pairs, by reason.")
+        pair_gauges = Table(PAIR_GAUGES, pair_l)
         status = GaugeMetricFamily(
             "binance_margin_isolated_status",
             "Margin level status of the pair (marginLevelStatus): 1 for the current one.",
             labels=["account", "status", "symbol"])
-        pair_flags = [GaugeMetricFamily(n, h, labels=pair_l) for _, n, h in PAIR_FLAGS]
-        side_gauges = [GaugeMetricFamily(n, h, labels=side_l) for _, n, h in SIDE_GAUGES]
-        totals = [GaugeMetricFamily(n, h, labels=acc) for _, n, h in TOTALS]
+        pair_flags = Table(PAIR_FLAGS, pair_l)
+        side_gauges = Table(SIDE_GAUGES, side_l)
+        totals = Table(TOTALS, acc)
         net_usdt = GaugeMetricFamily(
             "binance_margin_isolated_asset_net_usdt",
             "Net amount of one side of the pair in USDT (netAsset x price).", labels=side_l)
@@ -150,22 +153,14 @@ class IsolatedCollector:
             "binance_margin_isolated_asset_interest_rate_hourly",
             "Next hourly interest rate of a borrowed side of the pair (isIsolated=TRUE).",
             labels=side_l)
-        errors = CounterMetricFamily("binance_margin_isolated_scrape_errors",
-                                     "Failed fetches of the isolated pairs, by reason.",
-                                     labels=["account", "reason"])
 
         for source, result in zip(self.sources, results, strict=True):
             name = source.name
             account = result.value
-            up.add_metric([name], 0.0 if account is None else 1.0)
-            for reason in ERROR_REASONS:
-                errors.add_metric([name, reason], float(source.account.errors[reason]))
+            fetches.add([name], source.account, result)
             if account is None:
                 continue
-            for (attr, _, _), family in zip(TOTALS, totals, strict=True):
-                value = getattr(account, attr)
-                if value is not None:
-                    family.add_metric([name], value)
+            totals.add([name], account)
             btc = scrape.usdt("BTC") if account.pairs else None
             if btc is not None:
                 if account.total_net_asset_btc is not None:
@@ -178,26 +173,14 @@ class IsolatedCollector:
             rates = source.rates.latest(borrowed) if source.rates is not None else {}
             for pair in account.pairs:
                 key = [name, pair.symbol]
-                for (attr, _, _), family in zip(PAIR_GAUGES, pair_gauges, strict=True):
-                    value = getattr(pair, attr)
-                    if value is not None:
-                        family.add_metric(key, value)
-                for (attr, _, _), family in zip(PAIR_FLAGS, pair_flags, strict=True):
-                    flag = getattr(pair, attr)
-                    if flag is not None:
-                        family.add_metric(key, 1.0 if flag else 0.0)
-                current = pair.margin_level_status
-                if current is not None:
-                    # every known status, and a new one Binance may add, as it spells it
-                    for state in STATUSES if current in STATUSES else (*STATUSES, current):
-                        status.add_metric([name, state, pair.symbol],
-                                          1.0 if state == current else 0.0)
+                pair_gauges.add(key, pair)
+                pair_flags.add(key, pair)
+                if pair.margin_level_status is not None:
+                    for state, value in states(pair.margin_level_status, STATUSES):
+                        status.add_metric([name, state, pair.symbol], value)
                 for side in pair.sides:
                     side_key = [name, side.asset, pair.symbol]
-                    for (attr, _, _), family in zip(SIDE_GAUGES, side_gauges, strict=True):
-                        value = getattr(side, attr)
-                        if value is not None:
-                            family.add_metric(side_key, value)
+                    side_gauges.add(side_key, side)
                     price = scrape.usdt(side.asset)
                     if price is not None:
                         net_usdt.add_metric(side_key, times(side.net_asset, price))
@@ -206,7 +189,35 @@ class IsolatedCollector:
                     if side.borrowed > 0 and side.asset in rates:
                         rate.add_metric(side_key, rates[side.asset])
 
-        for family in (up, *pair_gauges, status, *pair_flags, *side_gauges, *totals, net_usdt,
-                       liability_usdt, total_net_usdt, total_liability_usdt, rate, errors):
-            if family.samples:
-                yield family
+        return non_empty((fetches.up, *pair_gauges.families, status, *pair_flags.families,
+                          *side_gauges.families, *totals.families, net_usdt, liability_usdt,
+                          total_net_usdt, total_liability_usdt, rate, *fetches.tail()))
+
+
+class IsolatedProduct(Product):
+    """A cross account's isolated margin pairs (``isolated: false`` leaves them out)."""
+
+    name = "isolated"
+    types = ("cross",)
+    settings = (INTEREST_RATES,)
+    account_settings = (
+        Setting("isolated", flag, True, "Read the account's isolated margin pairs too."),
+    )
+
+    def reads(self, account: AccountConfig, settings: Settings) -> bool:
+        # a master: false account is read for its sub-accounts only
+        return account.type in self.types and account.option("isolated") and \
+            account.option("master")
+
+    def part(self, account: AccountConfig, client: BinanceClient,
+             build: Build) -> IsolatedSource:
+        return IsolatedSource.create(account.name, client, build.executor,
+                                     ttl=build.settings.cache_ttl_seconds,
+                                     interest_rates=build.settings.option("interest_rates"))
+
+    def collector(self, parts: Sequence[IsolatedSource],
+                  build: Build) -> IsolatedCollector | None:
+        return IsolatedCollector(parts) if parts else None
+
+
+PRODUCT = IsolatedProduct()

@@ -28,10 +28,14 @@ from binance_margin_exporter.binance.portfolio import (
     fetch_portfolio,
 )
 from binance_margin_exporter.binance.transport import BinanceClient
-from binance_margin_exporter.collectors.accounts import AccountFetches
 from binance_margin_exporter.collectors.cache import Cached, Result
-from binance_margin_exporter.collectors.cross import ClientState
+from binance_margin_exporter.collectors.families import Table, account_fetches, non_empty, states
+from binance_margin_exporter.collectors.product import Build, ClientState, Product
 from binance_margin_exporter.collectors.scrape import Scrape
+from binance_margin_exporter.config import AccountConfig, Setting
+from binance_margin_exporter.config.schema import url
+
+DEFAULT_PAPI_BASE_URL = "https://papi.binance.com"
 
 ACCOUNT_GAUGES: tuple[tuple[str, str, str], ...] = (
     ("uni_mmr", "binance_margin_portfolio_uni_mmr",
@@ -93,9 +97,8 @@ class PortfolioCollector:
             [s.portfolio.wait(f, deadline) for s, f in zip(self.sources, flights, strict=True)])
 
     def _families(self, results: Sequence[Result[Portfolio]]) -> Iterator[Metric]:
-        acc = ["account"]
-        fetches = AccountFetches()
-        gauges = [GaugeMetricFamily(n, h, labels=acc) for _, n, h in ACCOUNT_GAUGES]
+        fetches = account_fetches()
+        gauges = Table(ACCOUNT_GAUGES, ["account"])
         status = GaugeMetricFamily(
             "binance_margin_portfolio_status",
             "Portfolio Margin account status (accountStatus): 1 for the current one.",
@@ -105,24 +108,42 @@ class PortfolioCollector:
         for source, result in zip(self.sources, results, strict=True):
             name = source.name
             value = result.value
-            fetches.add(name, source.portfolio, result, source.client)
+            fetches.add([name], source.portfolio, result, source.client)
             if value is None:
                 continue
             account = value.account
-            for (attr, _, _), family in zip(ACCOUNT_GAUGES, gauges, strict=True):
-                number = getattr(account, attr)
-                if number is not None:
-                    family.add_metric([name], number)
-            current = account.status
-            if current is not None:
-                for state in STATUSES if current in STATUSES else (*STATUSES, current):
-                    status.add_metric([name, state], 1.0 if state == current else 0.0)
+            gauges.add([name], account)
+            if account.status is not None:
+                for state, on in states(account.status, STATUSES):
+                    status.add_metric([name, state], on)
             for balance in value.balances:
                 if not any(balance.values):
                     continue  # an asset with nothing at all, as for cross accounts
                 for number, family in zip(balance.values, assets, strict=True):
                     if number is not None:
                         family.add_metric([name, balance.asset], number)
-        for family in (fetches.up, *gauges, status, *assets, *fetches.tail()):
-            if family.samples:
-                yield family
+        return non_empty((fetches.up, *gauges.families, status, *assets, *fetches.tail()))
+
+
+class PortfolioProduct(Product):
+    """Portfolio Margin accounts (``type: portfolio_margin``), on their own host."""
+
+    name = "portfolio"
+    types = ("portfolio_margin",)
+    settings = (
+        Setting("papi_base_url", url, DEFAULT_PAPI_BASE_URL,
+                "Portfolio Margin's REST host (it keeps time with base_url's)."),
+    )
+    host_setting = "papi_base_url"
+
+    def part(self, account: AccountConfig, client: BinanceClient,
+             build: Build) -> PortfolioSource:
+        return PortfolioSource.create(account.name, client, build.executor,
+                                      ttl=build.settings.cache_ttl_seconds)
+
+    def collector(self, parts: Sequence[PortfolioSource],
+                  build: Build) -> PortfolioCollector | None:
+        return PortfolioCollector(parts) if parts else None
+
+
+PRODUCT = PortfolioProduct()

@@ -12,14 +12,22 @@ own values stay.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
-from binance_margin_exporter.binance.prices import Prices
-from binance_margin_exporter.collectors.cache import ERROR_REASONS, Cached
+from binance_margin_exporter.binance.prices import Prices, fetch_prices
+from binance_margin_exporter.collectors.cache import Cached, Result
+from binance_margin_exporter.collectors.families import Fetches
+from binance_margin_exporter.collectors.product import Build, Product
 from binance_margin_exporter.collectors.scrape import Scrape
+from binance_margin_exporter.config import Setting
+from binance_margin_exporter.config.schema import flag
+
+if TYPE_CHECKING:
+    from binance_margin_exporter.binance.transport import BinanceClient
 
 
 class PricesCollector:
@@ -28,33 +36,57 @@ class PricesCollector:
 
     def start(self, scrape: Scrape) -> Callable[[], Iterator[Metric]]:
         flight = self.cached.start(scrape.deadline)
-        results = []
+        results: list[Result[Prices]] = []
 
-        def prices() -> Prices | None:
+        def result() -> Result[Prices]:
             if not results:
                 results.append(self.cached.wait(flight, scrape.deadline))
-            return results[0].value
+            return results[0]
 
-        scrape.prices = prices
-        return lambda: self._families(scrape)
+        scrape.prices = lambda: result().value
+        return lambda: self._families(scrape, result())
 
-    def _families(self, scrape: Scrape) -> Iterator[Metric]:
-        up = GaugeMetricFamily(
-            "binance_margin_prices_up",
-            "1 if the last fetch of GET /api/v3/ticker/price succeeded, else 0.",
-            value=0.0 if scrape.prices() is None else 1.0)
+    def _families(self, scrape: Scrape, result: Result[Prices]) -> Iterator[Metric]:
+        fetches = Fetches("binance_margin_prices",
+                          "1 if the last fetch of GET /api/v3/ticker/price succeeded, else 0.",
+                          "Failed fetches of the prices, by reason.", labels=())
         price = GaugeMetricFamily(
             "binance_margin_asset_price_usdt",
             "Price of the asset in USDT (GET /api/v3/ticker/price: ASSETUSDT, 1/USDTASSET, or "
             "ASSETBTC x BTCUSDT), for every asset the accounts show.", labels=["asset"])
         for asset in sorted(scrape.priced):
             price.add_metric([asset], scrape.priced[asset])
-        errors = CounterMetricFamily("binance_margin_prices_scrape_errors",
-                                     "Failed fetches of the prices, by reason.",
-                                     labels=["reason"])
-        for reason in ERROR_REASONS:
-            errors.add_metric([reason], float(self.cached.errors[reason]))
-        yield up
+        fetches.add([], self.cached, result)
+        yield fetches.up
         if price.samples:
             yield price
-        yield errors
+        yield fetches.errors
+
+
+class PricesProduct(Product):
+    """Market prices (public data): one fetch per cache interval for every account on the api
+    host, so that values can be shown in USDT."""
+
+    name = "prices"
+    types = ("cross",)
+    settings = (
+        Setting("usdt_values", flag, True,
+                "Show values in USDT too (GET /api/v3/ticker/price once per cache interval)."),
+    )
+
+    def collector(self, parts: Sequence[BinanceClient], build: Build) -> PricesCollector | None:
+        if not build.settings.option("usdt_values") or not parts:
+            return None
+        # unsigned: any account's client will do; the same cache while that client stays
+        client = parts[0]
+        kept = build.kept.get("prices")
+        if kept is None or kept[0] is not client:
+            kept = (client, Cached("prices",
+                                   lambda deadline: fetch_prices(client, deadline),
+                                   build.executor, ttl=build.settings.cache_ttl_seconds,
+                                   timeout=build.settings.request_timeout_seconds))
+            build.kept["prices"] = kept
+        return PricesCollector(kept[1])
+
+
+PRODUCT = PricesProduct()

@@ -1,5 +1,5 @@
 """A master key's sub-accounts, each shown exactly like a cross account (``account`` is the
-sub-account's e-mail), through :class:`SubAccounts`, an account group of the cross collector.
+sub-account's e-mail, the families are the cross product's).
 
 With ``sub_accounts: all`` the list is discovered with ``GET /sapi/v1/sub-account/list`` (weight
 1 a page of 200) at start and again every 10 minutes, in the background: new sub-accounts
@@ -25,7 +25,11 @@ from binance_margin_exporter.binance.sub_accounts import (
 )
 from binance_margin_exporter.binance.transport import BinanceClient
 from binance_margin_exporter.collectors.cache import Cached
-from binance_margin_exporter.collectors.cross import CrossAccount
+from binance_margin_exporter.collectors.cross import AssetFilter, CrossAccount, cross_families
+from binance_margin_exporter.collectors.product import Build, Product
+from binance_margin_exporter.collectors.scrape import Scrape
+from binance_margin_exporter.config import AccountConfig, ConfigError, Setting, Settings
+from binance_margin_exporter.config.schema import names
 
 DISCOVERY_SECONDS = 600.0
 DISCOVERY_RETRY_SECONDS = 60.0
@@ -90,3 +94,58 @@ class SubAccounts:
             labels=["master"])
         family.add_metric([self.master], 1.0 if self.discovery.last_ok else 0.0)
         yield family
+
+
+class SubAccountsCollector:
+    """The families of every master's sub-accounts: the cross accounts' families, and whether
+    each master's list of them was fetched."""
+
+    def __init__(self, groups: Sequence[SubAccounts], shown: AssetFilter | None = None) -> None:
+        self.groups = tuple(groups)
+        self.shown = shown or AssetFilter()
+
+    def start(self, scrape: Scrape) -> Callable[[], Iterator[Metric]]:
+        deadline = scrape.deadline
+        accounts = [a for group in self.groups for a in group.accounts(deadline)]
+        flights = [a.account.start(deadline) for a in accounts]
+
+        def finish() -> Iterator[Metric]:
+            results = [a.account.wait(f, deadline)
+                       for a, f in zip(accounts, flights, strict=True)]
+            yield from cross_families(accounts, results, scrape, self.shown)
+            for group in self.groups:
+                yield from group.families()
+
+        return finish
+
+
+class SubAccountsProduct(Product):
+    """A master key's sub-accounts (``sub_accounts: all`` or a list of e-mails)."""
+
+    name = "sub_accounts"
+    types = ("cross",)
+    account_settings = (
+        Setting("sub_accounts", names("an e-mail", "sub-account e-mails", all_word="all"), None,
+                "Read the master key's sub-accounts: all (discovered) or these e-mails."),
+    )
+
+    def check(self, account: AccountConfig) -> None:
+        if account.option("sub_accounts") is not None and account.type not in self.types:
+            raise ConfigError(f"{account.source}.sub_accounts: only for type cross (a master "
+                              f"key's sub-accounts are read as cross margin accounts)")
+
+    def reads(self, account: AccountConfig, settings: Settings) -> bool:
+        return account.type in self.types and account.option("sub_accounts") is not None
+
+    def part(self, account: AccountConfig, client: BinanceClient, build: Build) -> SubAccounts:
+        subs = account.option("sub_accounts")
+        return SubAccounts(account.name, client, build.executor,
+                           ttl=build.settings.cache_ttl_seconds,
+                           emails=None if subs == "all" else subs)
+
+    def collector(self, parts: Sequence[SubAccounts],
+                  build: Build) -> SubAccountsCollector | None:
+        return SubAccountsCollector(parts, AssetFilter.of(build.settings)) if parts else None
+
+
+PRODUCT = SubAccountsProduct()

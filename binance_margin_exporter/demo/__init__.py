@@ -14,7 +14,7 @@ import logging
 import secrets
 from typing import TYPE_CHECKING
 
-from binance_margin_exporter.config import AccountConfig, Settings
+from binance_margin_exporter.config import Options, Settings
 
 if TYPE_CHECKING:
     from binance_margin_exporter.demo.simulator import Simulator
@@ -33,6 +33,8 @@ def start_demo(settings: Settings) -> tuple[Settings, Simulator]:
     # first, and must find its module not imported yet
     from binance_margin_exporter.demo.cross import SimulatedAccount
     from binance_margin_exporter.demo.simulator import Simulator
+    from binance_margin_exporter.products import PRODUCTS
+    from binance_margin_exporter.wiring import account_config
 
     if settings.accounts:
         log.warning("--demo: the %d account(s) of the configuration are ignored",
@@ -50,12 +52,14 @@ def start_demo(settings: Settings) -> tuple[Settings, Simulator]:
     demo = dataclasses.replace(
         settings,
         base_url=simulator.base_url,
-        papi_base_url=simulator.base_url,
+        options=Options.of({**dict(settings.options.items), **{
+            product.host_setting: simulator.base_url
+            for product in PRODUCTS if product.host_setting is not None}}),
         accounts=(
-            AccountConfig(DEMO_ACCOUNT, master_key, master_secret, source="demo",
-                          sub_accounts="all"),
-            AccountConfig(DEMO_PM_ACCOUNT, pm_key, pm_secret, source="demo",
-                          type="portfolio_margin"),
+            account_config(DEMO_ACCOUNT, master_key, master_secret, source="demo",
+                           sub_accounts="all"),
+            account_config(DEMO_PM_ACCOUNT, pm_key, pm_secret, source="demo",
+                           type="portfolio_margin"),
         ),
     )
     return demo, simulator

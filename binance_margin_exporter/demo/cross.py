@@ -16,9 +16,12 @@ import threading
 import time
 from collections.abc import Callable
 from decimal import ROUND_HALF_EVEN, Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from binance_margin_exporter.demo.routes import Route
+
+if TYPE_CHECKING:
+    from binance_margin_exporter.demo.simulator import Simulator
 
 # The simulator's own copies of the paths: a wrong path in the client must not hide behind a
 # shared constant.
@@ -209,8 +212,9 @@ class SimulatedAccount:
             return self._cache[1]
 
 
-def routes(account: SimulatedAccount) -> dict[str, Route]:
+def routes(sim: Simulator) -> dict[str, Route]:
     """The signed endpoints this product serves: path -> (weight, answer)."""
+    account = sim.account
     return {
         ACCOUNT_PATH: Route(10, lambda params: account.body()),
         TRADE_COEFF_PATH: Route(10, lambda params: json.dumps(account.coeff).encode()),

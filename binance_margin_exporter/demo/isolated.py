@@ -15,10 +15,13 @@ import threading
 import time
 from collections.abc import Callable
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from binance_margin_exporter.demo.cross import BTC_USDT, SimulatedAccount, q8, s8
 from binance_margin_exporter.demo.routes import Route
+
+if TYPE_CHECKING:
+    from binance_margin_exporter.demo.simulator import Simulator
 
 ISOLATED_ACCOUNT_PATH = "/sapi/v1/margin/isolated/account"
 LIQUIDATION_LEVEL = Decimal("1.1")
@@ -123,5 +126,6 @@ class SimulatedIsolated:
         return json.dumps(self.snapshot(), separators=(",", ":")).encode()
 
 
-def routes(isolated: SimulatedIsolated) -> dict[str, Route]:
+def routes(sim: Simulator) -> dict[str, Route]:
+    isolated = sim.isolated
     return {ISOLATED_ACCOUNT_PATH: Route(10, lambda params: isolated.body())}

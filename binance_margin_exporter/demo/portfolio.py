@@ -14,10 +14,13 @@ import math
 import time
 from collections.abc import Callable
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from binance_margin_exporter.demo.cross import s8
 from binance_margin_exporter.demo.routes import Route
+
+if TYPE_CHECKING:
+    from binance_margin_exporter.demo.simulator import Simulator
 
 PAPI_ACCOUNT_PATH = "/papi/v1/account"
 PAPI_BALANCE_PATH = "/papi/v1/balance"
@@ -86,6 +89,7 @@ class SimulatedPortfolio:
             for asset, *values in rows]).encode()
 
 
-def routes(portfolio: SimulatedPortfolio) -> dict[str, Route]:
+def routes(sim: Simulator) -> dict[str, Route]:
+    portfolio = sim.portfolio
     return {PAPI_ACCOUNT_PATH: Route(20, portfolio.account),
             PAPI_BALANCE_PATH: Route(20, portfolio.balance)}

@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from binance_margin_exporter.demo.cross import BTC_USDT, SimulatedAccount, s8
 from binance_margin_exporter.demo.routes import Route
+
+if TYPE_CHECKING:
+    from binance_margin_exporter.demo.simulator import Simulator
 
 TICKER_PRICE_PATH = "/api/v3/ticker/price"
 ONLY_VIA_BTC = {"AVAX"}
@@ -36,6 +40,7 @@ def ticker(account: SimulatedAccount) -> list[dict[str, str]]:
     return symbols
 
 
-def routes(account: SimulatedAccount) -> dict[str, Route]:
+def routes(sim: Simulator) -> dict[str, Route]:
+    account = sim.account
     return {TICKER_PRICE_PATH: Route(4, lambda params: json.dumps(ticker(account)).encode(),
                                      signed=False)}

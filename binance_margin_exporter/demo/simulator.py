@@ -27,19 +27,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from binance_margin_exporter.demo import (
-    cross,
-    interest,
-    isolated,
-    portfolio,
-    prices,
-    sub_accounts,
-)
+from binance_margin_exporter.demo import interest
 from binance_margin_exporter.demo.cross import ACCOUNT_PATH, SimulatedAccount
 from binance_margin_exporter.demo.isolated import SimulatedIsolated
 from binance_margin_exporter.demo.portfolio import SimulatedPortfolio
 from binance_margin_exporter.demo.routes import RequestError, Route
 from binance_margin_exporter.demo.sub_accounts import SimulatedSubAccounts
+from binance_margin_exporter.products import ENTRIES
 
 TIME_PATH = "/api/v3/time"
 TIME_WEIGHT = 1
@@ -87,14 +81,10 @@ class Simulator:
             no_margin=["carol@fund.example"], n_assets=60, n_active=6, drift=self.account.drift)
         self.portfolio = SimulatedPortfolio(drift=self.account.drift)
         self.non_master_keys: set[str] = set()  # keys refused by the sub-account endpoints
-        self.routes: dict[str, Route] = {
-            **cross.routes(self.account),
-            **isolated.routes(self.isolated),
-            **prices.routes(self.account),
-            **interest.routes(),
-            **sub_accounts.routes(self.subs),
-            **portfolio.routes(self.portfolio),
-        }
+        # what each product of the product list serves, and the interest rates they share
+        self.routes: dict[str, Route] = interest.routes()
+        for entry in ENTRIES:
+            self.routes.update(entry.simulated.routes(self))
         self.enforce_weight_limit = enforce_weight_limit
         self.clock_skew_ms = 0  # server time = real time + skew
         self.weight_bonus = 0  # weight used by "others" on this IP, added to the header

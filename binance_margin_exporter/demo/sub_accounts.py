@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from binance_margin_exporter.demo.cross import SimulatedAccount
 from binance_margin_exporter.demo.routes import RequestError, Route
+
+if TYPE_CHECKING:
+    from binance_margin_exporter.demo.simulator import Simulator
 
 SUB_ACCOUNT_LIST_PATH = "/sapi/v1/sub-account/list"
 SUB_MARGIN_ACCOUNT_PATH = "/sapi/v1/sub-account/margin/account"
@@ -69,6 +72,7 @@ class SimulatedSubAccounts:
         }, separators=(",", ":")).encode()
 
 
-def routes(subs: SimulatedSubAccounts) -> dict[str, Route]:
+def routes(sim: Simulator) -> dict[str, Route]:
+    subs = sim.subs
     return {SUB_ACCOUNT_LIST_PATH: Route(1, subs.listing),
             SUB_MARGIN_ACCOUNT_PATH: Route(10, subs.margin_account)}

@@ -1,0 +1,99 @@
+"""The idioms every product's families share: a metric table turned into families, a state
+set, and the families of a fetch (``up``, errors by reason, duration, last success, back-off).
+
+The fetch families are one place for every kind of account (cross, sub-account, Portfolio
+Margin), so that the kinds cannot drift apart; the exporter merges families of one name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
+
+from binance_margin_exporter.collectors.cache import ERROR_REASONS, Cached, Result
+from binance_margin_exporter.collectors.product import KeyState
+
+Row = tuple[str, str, str]  # (the model's attribute, the metric's name, its HELP)
+
+
+class Table:
+    """One gauge family per row of a metric table, all with the same labels. A value of
+    ``None`` (Binance did not send it) adds no sample; a flag is 1 or 0."""
+
+    def __init__(self, rows: Sequence[Row], labels: Sequence[str]) -> None:
+        self.rows = tuple(rows)
+        self.families = [GaugeMetricFamily(name, help_, labels=list(labels))
+                         for _, name, help_ in rows]
+
+    def add(self, labels: Sequence[str], model: Any) -> None:
+        for (attr, _, _), family in zip(self.rows, self.families, strict=True):
+            value = getattr(model, attr)
+            if value is None:
+                continue
+            if isinstance(value, bool):
+                value = 1.0 if value else 0.0
+            family.add_metric(labels, value)
+
+
+def states(current: str, known: Sequence[str]) -> Iterator[tuple[str, float]]:
+    """A state set: every known state, and a new one Binance may add as it spells it; 1 for
+    the current one."""
+    for state in known if current in known else (*known, current):
+        yield state, 1.0 if state == current else 0.0
+
+
+class Fetches:
+    """The families of one kind of fetch: ``{prefix}_up`` and ``{prefix}_scrape_errors`` by
+    reason; with ``account_details``, also the fetch's duration, its last success and the
+    key's back-off (the families every kind of account shares)."""
+
+    def __init__(self, prefix: str, up_help: str, errors_help: str,
+                 labels: Sequence[str] = ("account",), *, account_details: bool = False) -> None:
+        self.labels = list(labels)
+        self.up = GaugeMetricFamily(f"{prefix}_up", up_help, labels=self.labels)
+        self.errors = CounterMetricFamily(f"{prefix}_scrape_errors", errors_help,
+                                          labels=[*self.labels, "reason"])
+        self.details = account_details
+        self.duration = GaugeMetricFamily(
+            "binance_margin_scrape_duration_seconds",
+            "Duration of the last account fetch from Binance.", labels=self.labels)
+        self.last_ok = GaugeMetricFamily(
+            "binance_margin_last_success_timestamp_seconds",
+            "Unix time of the last successful account fetch.", labels=self.labels)
+        self.backoff = GaugeMetricFamily(
+            "binance_margin_backoff_until_timestamp_seconds",
+            "Unix time until which no request is sent for this account because Binance "
+            "rejected its key; 0 when none (the IP's back-off is per host).", labels=self.labels)
+
+    def add(self, key: Sequence[str], cached: Cached[Any], result: Result[Any],
+            client: KeyState | None = None) -> None:
+        self.up.add_metric(key, 0.0 if result.value is None else 1.0)
+        for reason in ERROR_REASONS:
+            self.errors.add_metric([*key, reason], float(cached.errors[reason]))
+        if self.details:
+            self.duration.add_metric(key, result.duration)
+            if cached.last_success is not None:
+                self.last_ok.add_metric(key, cached.last_success)
+            if client is not None:
+                self.backoff.add_metric(key, client.auth_backoff_until())
+
+    def tail(self) -> list[Metric]:
+        """The families after the fetched values, in exposition order."""
+        if self.details:
+            return [self.duration, self.errors, self.last_ok, self.backoff]
+        return [self.errors]
+
+
+def account_fetches() -> Fetches:
+    """The fetch families of an account (cross, sub-account or Portfolio Margin)."""
+    return Fetches("binance_margin",
+                   "1 if the last fetch of the account from Binance succeeded, else 0.",
+                   "Failed account fetches, by reason.", account_details=True)
+
+
+def non_empty(families: Iterable[Metric]) -> Iterator[Metric]:
+    """The families that have samples (an empty family is left out of the exposition)."""
+    return (family for family in families if family.samples)

@@ -1,0 +1,84 @@
+"""What a product is to the rest of the exporter, and the protocols products share.
+
+A product is one kind of thing Binance answers about an account (its cross margin account, its
+isolated pairs, its sub-accounts, ...). Each is a module in ``binance/`` (requests and parsing),
+one here (what to fetch for an account, how often, and its families) and one in ``demo/`` (its
+simulated routes), and one entry in ``binance_margin_exporter.products.PRODUCTS``. The wiring
+builds every product from that list and the accounts' settings: for each account a product
+reads, a *part* (its caches, kept across reloads while the account is unchanged); for all of
+them, one collector a scrape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from prometheus_client.metrics_core import Metric
+
+from binance_margin_exporter.collectors.scrape import Scrape
+from binance_margin_exporter.config import AccountConfig, Setting, Settings
+
+if TYPE_CHECKING:
+    from binance_margin_exporter.binance.transport import BinanceClient
+
+
+class KeyState(Protocol):
+    """What the families read of an account's client: its key's back-off."""
+
+    def auth_backoff_until(self) -> float: ...
+
+
+class ClientState(KeyState, Protocol):
+    """What a collector reads of an account's client (a ``BinanceClient``)."""
+
+    timeout: float
+
+
+class Collector(Protocol):
+    def start(self, scrape: Scrape) -> Callable[[], Iterable[Metric]]:
+        """Start this scrape's fetches; return what waits for them (until the scrape's
+        deadline) and builds the families. Every collector starts before any is waited for,
+        and the families are built in the order of the products."""
+        ...
+
+
+@dataclass
+class Build:
+    """What the wiring hands a product when it builds: the settings, the shared executor, and
+    ``kept``, the product's own state, kept across reloads that leave the global settings
+    alone (the prices' cache)."""
+
+    settings: Settings
+    executor: Executor
+    kept: dict[str, Any] = field(default_factory=dict)
+
+
+class Product:
+    """One entry of the product list. The defaults: no settings of its own, reads nothing."""
+
+    name: str = ""
+    types: tuple[str, ...] = ()  # the account types (``type:``) it reads
+    settings: tuple[Setting, ...] = ()  # top-level keys of its own
+    account_settings: tuple[Setting, ...] = ()  # keys of its own in an accounts[] entry
+    host_setting: str | None = None  # its own host's top-level key, if not base_url
+
+    def check(self, account: AccountConfig) -> None:
+        """Rules across an account's keys: ``ConfigError`` naming the key."""
+
+    def reads(self, account: AccountConfig, settings: Settings) -> bool:
+        """Does this product read the account?"""
+        return account.type in self.types
+
+    def part(self, account: AccountConfig, client: BinanceClient, build: Build) -> Any:
+        """The account's part of this product (its caches)."""
+        return client
+
+    def collector(self, parts: Sequence[Any], build: Build) -> Collector | None:
+        """The collector of all the accounts' parts; None: nothing to collect."""
+        return None
+
+    def warm_up(self, part: Any) -> None:
+        """Start, before the first scrape, what is slow and need not be fresh."""

@@ -1,0 +1,51 @@
+"""Configuration: YAML file + environment + ``*_file`` secrets -> frozen, validated settings.
+
+- :mod:`.schema` — how a setting is declared and read; :class:`ConfigError`.
+- :mod:`.settings` — the exporter's own settings and its accounts; ``load_settings``.
+- :mod:`.secrets` — secrets read from files.
+- :mod:`.web` — ``--web.config.file`` (TLS and basic auth, exporter-toolkit format).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from binance_margin_exporter.config.schema import DEFAULT_BASE_URL, ConfigError, Options, Setting
+from binance_margin_exporter.config.secrets import REDACTED, read_secret_file
+from binance_margin_exporter.config.settings import (
+    DEFAULT_ACCOUNT_NAME,
+    GLOBAL_SETTINGS,
+    AccountConfig,
+    Declares,
+    Settings,
+    load_settings,
+)
+from binance_margin_exporter.config.web import TLSConfig, WebConfig, load_web_config
+from binance_margin_exporter.config.yamlfile import load_yaml
+
+
+def environ() -> Mapping[str, str]:
+    """The process environment (a seam for tests)."""
+    return os.environ
+
+
+__all__ = [
+    "DEFAULT_ACCOUNT_NAME",
+    "DEFAULT_BASE_URL",
+    "GLOBAL_SETTINGS",
+    "REDACTED",
+    "AccountConfig",
+    "ConfigError",
+    "Declares",
+    "Options",
+    "Setting",
+    "Settings",
+    "TLSConfig",
+    "WebConfig",
+    "environ",
+    "load_settings",
+    "load_web_config",
+    "load_yaml",
+    "read_secret_file",
+]

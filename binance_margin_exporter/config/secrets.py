@@ -1,0 +1,60 @@
+"""Secrets from files: read once, here; never part of a ``repr`` or of an error message."""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+from pathlib import Path
+from typing import Any
+
+from binance_margin_exporter.config.schema import ConfigError, string
+
+log = logging.getLogger(__name__)
+
+REDACTED = "<redacted>"
+
+
+def read_secret_file(path: Any, key: str, *, base: Path | None = None,
+                     files: list[str] | None = None) -> bytes:
+    """Read a secret from a file; warn when group or others may read it. ``files``: where
+    the path of every file read is noted (the reloader watches them for change)."""
+    name = string(path, key)
+    target = Path(name) if base is None else base / name
+    try:
+        data = target.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{key}: cannot read {str(target)!r}: {exc.strerror}") from None
+    if files is not None:
+        files.append(str(target))
+    if _readable_by_others(target):
+        log.warning(
+            "%s: secret file %s is readable by group or others (mode %s); chmod 600 it",
+            key,
+            target,
+            oct(stat.S_IMODE(target.stat().st_mode)),
+        )
+    return data
+
+
+def _readable_by_others(path: Path) -> bool:
+    """Others may read it, or a group this process is not in (a Kubernetes secret volume with
+    ``fsGroup`` is group-readable by the pod's own group: that is fine)."""
+    info = path.stat()
+    if info.st_mode & stat.S_IRWXO:
+        return True
+    if info.st_mode & stat.S_IRWXG:
+        return info.st_gid not in {os.getgid(), *os.getgroups()}
+    return False
+
+
+def secret_text(data: bytes, key: str) -> str:
+    try:
+        text = data.decode("ascii").strip()
+    except UnicodeDecodeError:
+        raise ConfigError(f"{key}: must be ASCII text") from None
+    if not text:
+        raise ConfigError(f"{key}: is empty")
+    if any(c.isspace() for c in text):
+        raise ConfigError(f"{key}: must not contain white space")
+    return text

@@ -1,0 +1,256 @@
+"""The exporter's settings: YAML file + environment + ``*_file`` secrets -> frozen, validated
+:class:`Settings`.
+
+The settings every account has (its name, key and way of signing, its type) and the global ones
+of the exporter itself are declared here; a product declares its own next to its code (see
+``binance_margin_exporter.products``) and the loader is handed those declarations. Each
+setting is declared once (:class:`~.schema.Setting`: key, type and range, default, meaning).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from binance_margin_exporter.config.schema import (
+    DEFAULT_BASE_URL,
+    ConfigError,
+    Options,
+    Setting,
+    check_keys,
+    integer,
+    number,
+    read_declared,
+    string,
+    url,
+)
+from binance_margin_exporter.config.secrets import REDACTED, read_secret_file, secret_text
+from binance_margin_exporter.config.yamlfile import load_yaml
+
+log = logging.getLogger(__name__)
+
+DEFAULT_ACCOUNT_NAME = "default"
+
+GLOBAL_SETTINGS: tuple[Setting, ...] = (
+    Setting("base_url", url, DEFAULT_BASE_URL,
+            "Binance's REST host (BINANCE_BASE_URL replaces every host: a proxy, a simulator)."),
+    Setting("recv_window_ms", integer(1, 60000), 5000,
+            "How long after its timestamp Binance accepts a signed request."),
+    Setting("request_timeout_seconds", number(0.1, 60), 5.0,
+            "The longest a scrape waits for Binance (Prometheus' own timeout may cut it)."),
+    Setting("cache_ttl_seconds", number(0, 3600), 10.0,
+            "How long a fetched answer serves scrapes (0: every scrape fetches)."),
+    Setting("max_response_bytes", integer(4096, 1 << 30), 16 * 1024 * 1024,
+            "The largest answer read from Binance."),
+    Setting("ip_weight_soft_limit", integer(10, 12000), 9600,
+            "Request weight a minute at which this IP pauses (Binance bans at 12000)."),
+    Setting("fetch_concurrency", integer(1, 256), 64,
+            "Requests in flight to Binance at once."),
+)
+
+
+class Declares(Protocol):
+    """What a product declares to the loader (see ``products.py``)."""
+
+    name: str
+    types: tuple[str, ...]  # the account types it reads ("cross", "portfolio_margin")
+    settings: tuple[Setting, ...]  # top-level keys of its own
+    account_settings: tuple[Setting, ...]  # keys of its own in an accounts[] entry
+    host_setting: str | None  # its own host's top-level key (BINANCE_BASE_URL replaces it)
+
+    def check(self, account: AccountConfig) -> None:
+        """A rule across keys: ``ConfigError`` naming the key."""
+        ...
+
+
+@dataclass(frozen=True, repr=False)
+class AccountConfig:
+    """One Binance account: a label and its credentials (exactly one way of signing)."""
+
+    name: str
+    api_key: str
+    api_secret: str | None = None
+    private_key_pem: bytes | None = None
+    private_key_passphrase: bytes | None = None
+    source: str = "accounts[0]"  # where it was configured, for error messages
+    type: str = "cross"
+    options: Options = field(default_factory=Options)  # the products' own keys
+
+    def option(self, key: str) -> Any:
+        return self.options[key]
+
+    def __repr__(self) -> str:
+        kind = "hmac" if self.api_secret is not None else "private_key"
+        return f"AccountConfig(name={self.name!r}, api_key={REDACTED}, signing={kind})"
+
+
+@dataclass(frozen=True)
+class Settings:
+    accounts: tuple[AccountConfig, ...]
+    base_url: str = DEFAULT_BASE_URL
+    recv_window_ms: int = 5000
+    request_timeout_seconds: float = 5.0
+    cache_ttl_seconds: float = 10.0
+    max_response_bytes: int = 16 * 1024 * 1024
+    ip_weight_soft_limit: int = 9600
+    fetch_concurrency: int = 64
+    options: Options = field(default_factory=Options)  # the products' own top-level keys
+    # every file these settings were read from (the config, secret files): watched for change
+    files: tuple[str, ...] = field(default=(), compare=False)
+
+    def option(self, key: str) -> Any:
+        return self.options[key]
+
+
+# --------------------------------------------------------------------------------------------
+# accounts
+
+SIGNING_KEYS = ("api_key", "api_key_file", "api_secret", "api_secret_file", "private_key_file",
+                "private_key_passphrase_file")
+
+
+def _one_of(values: Mapping[str, Any], keys: tuple[str, ...], where: str) -> str | None:
+    present = [k for k in keys if values.get(k) is not None]
+    if len(present) > 1:
+        raise ConfigError(f"{where}: set only one of {', '.join(present)}")
+    return present[0] if present else None
+
+
+@dataclass
+class _Reader:
+    """One load: the products' declarations, the config's folder and the files read."""
+
+    products: Sequence[Declares]
+    base: Path | None
+    files: list[str]
+
+    def secret(self, value: Any, key: str) -> bytes:
+        return read_secret_file(value, key, base=self.base, files=self.files)
+
+    def account(self, values: Mapping[str, Any], where: str) -> AccountConfig:
+        name = string(values.get("name"), f"{where}.name")
+        key_source = _one_of(values, ("api_key", "api_key_file"), where)
+        if key_source is None:
+            raise ConfigError(f"{where}.api_key: missing (set api_key or api_key_file)")
+        key = f"{where}.{key_source}"
+        api_key = secret_text(string(values["api_key"], key).encode()
+                              if key_source == "api_key" else self.secret(values[key_source], key),
+                              key)
+        signing = _one_of(values, ("api_secret", "api_secret_file", "private_key_file"), where)
+        if signing is None:
+            raise ConfigError(f"{where}.api_secret: missing (set api_secret, api_secret_file "
+                              f"or private_key_file)")
+        if values.get("private_key_passphrase_file") is not None and \
+                signing != "private_key_file":
+            raise ConfigError(f"{where}.private_key_passphrase_file: only with private_key_file")
+        api_secret = pem = passphrase = None
+        key = f"{where}.{signing}"
+        if signing == "api_secret":
+            api_secret = secret_text(string(values["api_secret"], key).encode(), key)
+        elif signing == "api_secret_file":
+            api_secret = secret_text(self.secret(values["api_secret_file"], key), key)
+        else:
+            pem = self.secret(values["private_key_file"], key)
+            if values.get("private_key_passphrase_file") is not None:
+                key = f"{where}.private_key_passphrase_file"
+                passphrase = self.secret(values["private_key_passphrase_file"], key)
+                passphrase = passphrase.rstrip(b"\r\n")
+        types = tuple(dict.fromkeys(t for p in self.products for t in p.types))
+        kind = values.get("type") or "cross"
+        if kind not in types:
+            raise ConfigError(f"{where}.type: expected one of {', '.join(types)}")
+        options = read_declared(values, _unique(s for p in self.products
+                                                for s in p.account_settings), where)
+        account = AccountConfig(name, api_key, api_secret, pem, passphrase, source=where,
+                                type=kind, options=Options.of(options))
+        for product in self.products:
+            product.check(account)
+        return account
+
+    def account_keys(self) -> set[str]:
+        return {"name", "type", *SIGNING_KEYS,
+                *(s.key for p in self.products for s in p.account_settings)}
+
+
+def _unique(settings: Any) -> list[Setting]:
+    """Declarations by key, once each (two products may share one, e.g. interest_rates)."""
+    return list({s.key: s for s in settings}.values())
+
+
+def _env_account(env: Mapping[str, str], reader: _Reader) -> AccountConfig | None:
+    values = {key: env.get(f"BINANCE_{key.upper()}") or None for key in SIGNING_KEYS}
+    if all(v is None for v in values.values()):
+        return None
+    try:
+        return reader.account({"name": DEFAULT_ACCOUNT_NAME, **values}, "env")
+    except ConfigError as exc:
+        # Name the environment variable rather than the YAML-style key.
+        message = str(exc)
+        for key in sorted(SIGNING_KEYS, key=len, reverse=True):
+            message = message.replace(f"env.{key}", f"BINANCE_{key.upper()}")
+        message = message.replace("env:", "BINANCE_*:")
+        raise ConfigError(message) from None
+
+
+# --------------------------------------------------------------------------------------------
+# settings
+
+
+def load_settings(
+    path: str | None,
+    env: Mapping[str, str],
+    products: Sequence[Declares],
+    *,
+    require_accounts: bool = True,
+) -> Settings:
+    """Build :class:`Settings` from an optional YAML file and the environment, with the
+    settings the ``products`` declare."""
+    raw: Any = {} if path is None else load_yaml(path)
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError("--config: the top level must be a mapping of keys")
+    own = _unique(s for p in products for s in p.settings)
+    check_keys(raw, {"accounts", *(s.key for s in (*GLOBAL_SETTINGS, *own))}, "")
+    files: list[str] = [] if path is None else [str(Path(path).resolve())]
+    reader = _Reader(products, Path(path).resolve().parent if path else None, files)
+
+    core = read_declared(raw, GLOBAL_SETTINGS)
+    options = read_declared(raw, own)
+    if env.get("BINANCE_BASE_URL"):  # one host for everything: a proxy, or the simulator
+        core["base_url"] = url(env["BINANCE_BASE_URL"], "BINANCE_BASE_URL")
+        for product in products:
+            if product.host_setting is not None:
+                options[product.host_setting] = core["base_url"]
+
+    accounts: list[AccountConfig] = []
+    if raw.get("accounts") is not None:
+        if not isinstance(raw["accounts"], list) or not raw["accounts"]:
+            raise ConfigError("accounts: expected a non-empty list")
+        for i, entry in enumerate(raw["accounts"]):
+            where = f"accounts[{i}]"
+            if not isinstance(entry, dict):
+                raise ConfigError(f"{where}: expected a mapping with name, api_key, api_secret")
+            check_keys(entry, reader.account_keys(), where)
+            accounts.append(reader.account(entry, where))
+        seen: set[str] = set()
+        for account in accounts:
+            if account.name in seen:
+                raise ConfigError(f"{account.source}.name: duplicate account name {account.name!r}")
+            seen.add(account.name)
+        if env.get("BINANCE_API_KEY") or env.get("BINANCE_API_KEY_FILE"):
+            log.warning("BINANCE_API_KEY* is ignored: the config file lists accounts")
+    else:
+        account = _env_account(env, reader)
+        if account is not None:
+            accounts.append(account)
+    if require_accounts and not accounts:
+        raise ConfigError(
+            "no API credentials: set BINANCE_API_KEY and BINANCE_API_SECRET (or their *_FILE "
+            "variants), list accounts in --config, or try --demo"
+        )
+    return Settings(accounts=tuple(accounts), **core, options=Options.of(options),
+                    files=tuple(files))

@@ -1,0 +1,36 @@
+"""The product list: every kind of thing the exporter reads from Binance, in exposition order.
+
+A product is a module in ``binance/`` (requests and parsing), one in ``collectors/`` (what to
+fetch for an account, how often, its families, its settings: its ``PRODUCT``) and one in
+``demo/`` (its simulated routes); and one line here. The wiring (:mod:`.wiring`) and the
+simulator read this list; nothing else names a product.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import NamedTuple
+
+from binance_margin_exporter.collectors import cross, isolated, portfolio, prices, sub_accounts
+from binance_margin_exporter.collectors.product import Product
+from binance_margin_exporter.demo import cross as demo_cross
+from binance_margin_exporter.demo import isolated as demo_isolated
+from binance_margin_exporter.demo import portfolio as demo_portfolio
+from binance_margin_exporter.demo import prices as demo_prices
+from binance_margin_exporter.demo import sub_accounts as demo_sub_accounts
+
+
+class Entry(NamedTuple):
+    product: Product  # collectors/<name>.py's PRODUCT
+    simulated: ModuleType  # demo/<name>.py: its ``routes(simulator)``
+
+
+# Prices come last: their families list every asset the products before them valued.
+ENTRIES: tuple[Entry, ...] = (
+    Entry(cross.PRODUCT, demo_cross),
+    Entry(isolated.PRODUCT, demo_isolated),
+    Entry(sub_accounts.PRODUCT, demo_sub_accounts),
+    Entry(portfolio.PRODUCT, demo_portfolio),
+    Entry(prices.PRODUCT, demo_prices),
+)
+PRODUCTS: tuple[Product, ...] = tuple(entry.product for entry in ENTRIES)

@@ -1,0 +1,177 @@
+"""Settings -> an exporter: a client per account, every product of the product list built from
+the accounts it reads, the hosts' clocks and rate gates; and on a reload, what can be kept.
+
+Nothing here names a product: :data:`~.products.PRODUCTS` says what there is.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from binance_margin_exporter.binance.errors import UpstreamError
+from binance_margin_exporter.binance.limits import Upstream
+from binance_margin_exporter.binance.signing import make_signer
+from binance_margin_exporter.binance.transport import BinanceClient
+from binance_margin_exporter.collectors.exporter import Exporter
+from binance_margin_exporter.collectors.hosts import HostsCollector
+from binance_margin_exporter.collectors.product import Build, Collector, Product
+from binance_margin_exporter.config import (
+    AccountConfig,
+    ConfigError,
+    Options,
+    Settings,
+    load_settings,
+)
+from binance_margin_exporter.products import PRODUCTS
+
+log = logging.getLogger(__name__)
+
+
+def load(path: str | None, env: Mapping[str, str], *, require_accounts: bool = True,
+         products: Sequence[Product] = PRODUCTS) -> Settings:
+    """The settings of the configuration file and the environment, with every product's own."""
+    return load_settings(path, env, products, require_accounts=require_accounts)
+
+
+def account_config(name: str, api_key: str, api_secret: str | None = None, *,
+                   type: str = "cross", source: str = "code",
+                   products: Sequence[Product] = PRODUCTS, **options: Any) -> AccountConfig:
+    """An account made in code (the demo's, the tests'), with the products' defaults for the
+    options not given."""
+    declared = {s.key: s.default for p in products for s in p.account_settings}
+    unknown = set(options) - set(declared)
+    if unknown:
+        raise TypeError(f"unknown account options: {', '.join(sorted(unknown))}")
+    return AccountConfig(name, api_key, api_secret, source=source, type=type,
+                         options=Options.of({**declared, **options}))
+
+
+@dataclass
+class AccountParts:
+    """What one configured account is made of: its client, and its part of each product that
+    reads it (by product name). Kept across reloads while its configuration is unchanged, with
+    its caches, counters and back-off."""
+
+    client: BinanceClient
+    parts: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Built:
+    """An exporter and the parts it was built from (for the next reload to reuse)."""
+
+    exporter: Exporter
+    settings: Settings
+    upstreams: dict[str, Upstream]  # by base URL; the first is base_url's
+    executor: ThreadPoolExecutor
+    accounts: dict[AccountConfig, AccountParts] = field(default_factory=dict)
+    kept: dict[str, dict[str, Any]] = field(default_factory=dict)  # products' own state
+    products: tuple[Product, ...] = PRODUCTS
+
+
+def _globals(settings: Settings) -> Settings:
+    return dataclasses.replace(settings, accounts=())
+
+
+def _upstreams(settings: Settings, products: Sequence[Product]) -> dict[str, Upstream]:
+    """One per Binance host: base_url's, and each product's own (which keeps time with
+    base_url's: Portfolio Margin's papi host has no clock endpoint). One host is one budget."""
+    api = Upstream(settings.base_url, soft_limit=settings.ip_weight_soft_limit)
+    upstreams = {settings.base_url: api}
+    for product in products:
+        if product.host_setting is not None:
+            url = settings.option(product.host_setting)
+            if url not in upstreams:
+                upstreams[url] = Upstream(url, soft_limit=settings.ip_weight_soft_limit,
+                                          clock_of=api)
+    return upstreams
+
+
+def _host(account: AccountConfig, settings: Settings, products: Sequence[Product]) -> str:
+    """The base URL of the account's host: that of the products that read it."""
+    for product in products:
+        if product.host_setting is not None and product.reads(account, settings):
+            return str(settings.option(product.host_setting))
+    return settings.base_url
+
+
+def _account_parts(account: AccountConfig, settings: Settings, upstreams: dict[str, Upstream],
+                   builds: Mapping[str, Build], products: Sequence[Product]) -> AccountParts:
+    try:
+        signer = make_signer(account.api_secret, account.private_key_pem,
+                             account.private_key_passphrase)
+    except ValueError as exc:
+        key = ("BINANCE_PRIVATE_KEY_FILE" if account.source == "env"
+               else f"{account.source}.private_key_file")
+        raise ConfigError(f"{key}: {exc}") from None
+    client = BinanceClient(
+        upstreams[_host(account, settings, products)], account.api_key, signer,
+        recv_window_ms=settings.recv_window_ms,
+        timeout=settings.request_timeout_seconds,
+        max_response_bytes=settings.max_response_bytes,
+        pool_size=settings.fetch_concurrency,
+    )
+    return AccountParts(client, {
+        product.name: product.part(account, client, builds[product.name])
+        for product in products if product.reads(account, settings)})
+
+
+def build_exporter(settings: Settings, previous: Built | None = None,
+                   products: Sequence[Product] = PRODUCTS) -> Built:
+    """Clients, caches and collectors for the settings; ``ConfigError`` for an unusable key.
+
+    With ``previous`` (a reload) and the same global settings, every account whose
+    configuration is unchanged keeps its parts, and the hosts keep their clocks and rate
+    gates; a changed account (a rotated key) starts afresh, with no back-off."""
+    products = tuple(products)
+    same = previous is not None and _globals(previous.settings) == _globals(settings)
+    if same and previous is not None:
+        upstreams, executor = previous.upstreams, previous.executor
+        kept_accounts, kept = previous.accounts, previous.kept
+    else:
+        upstreams = _upstreams(settings, products)
+        executor = ThreadPoolExecutor(max_workers=settings.fetch_concurrency,
+                                      thread_name_prefix="fetch")
+        kept_accounts, kept = {}, {}
+    builds = {p.name: Build(settings, executor, kept.setdefault(p.name, {})) for p in products}
+    accounts: dict[AccountConfig, AccountParts] = {}
+    try:
+        for account in settings.accounts:
+            accounts[account] = kept_accounts.get(account) or _account_parts(
+                account, settings, upstreams, builds, products)
+    except ConfigError:
+        if not same:
+            executor.shutdown()
+        raise
+    collectors: list[Collector] = []
+    for product in products:
+        parts = [a.parts[product.name] for a in accounts.values() if product.name in a.parts]
+        collector = product.collector(parts, builds[product.name])
+        if collector is not None:
+            collectors.append(collector)
+    collectors.append(HostsCollector(list(upstreams.values())))
+    exporter = Exporter(collectors, request_timeout=settings.request_timeout_seconds,
+                        executor=executor)
+    return Built(exporter, settings, upstreams, executor, accounts, kept, products)
+
+
+def warm_up(built: Built) -> None:
+    """Sync the hosts' clocks and start what is slow (the margin bars) before the first
+    scrape."""
+    synced: set[int] = set()
+    for account in built.accounts.values():
+        upstream = account.client.upstream
+        if id(upstream.clock) not in synced and upstream.clock.claim_sync():
+            synced.add(id(upstream.clock))
+            try:
+                account.client.sync_time()
+            except UpstreamError as exc:
+                log.warning("start-up clock sync with Binance failed: %s", exc)
+        for product in built.products:
+            if product.name in account.parts:
+                product.warm_up(account.parts[product.name])
