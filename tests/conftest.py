@@ -1,7 +1,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+import os
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -9,6 +10,7 @@ from binance_margin_exporter.binance.limits import Upstream
 from binance_margin_exporter.binance.signing import HmacSigner
 from binance_margin_exporter.binance.transport import BinanceClient
 from binance_margin_exporter.demo.simulator import SimulatedAccount, Simulator
+from tests.helpers import GOLDEN, Scraper
 
 API_KEY = "test-api-key-0123456789"
 # A recognisable secret: tests grep logs and /metrics bodies for it.
@@ -32,3 +34,32 @@ def client(simulator: Simulator) -> BinanceClient:
 def _debug_logging(caplog: pytest.LogCaptureFixture) -> None:
     # Every test records logs at DEBUG, so leak checks see every level.
     caplog.set_level(logging.DEBUG)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--update-golden", action="store_true",
+                     help="rewrite tests/golden/*.prom with what the code renders now (then "
+                     "review the diff like code)")
+
+
+@pytest.fixture
+def golden(request: pytest.FixtureRequest) -> Callable[[str, bytes], None]:
+    """``golden(name, body)``: ``body`` must equal ``tests/golden/<name>`` (``--update-golden``
+    or UPDATE_GOLDEN=1 rewrites it instead)."""
+    update = request.config.getoption("--update-golden") or os.environ.get("UPDATE_GOLDEN") == "1"
+
+    def check(name: str, body: bytes) -> None:
+        path = GOLDEN / name
+        if update:
+            path.write_bytes(body)
+        assert body.decode() == path.read_text(), \
+            f"{name} differs; pytest --update-golden rewrites it"
+
+    return check
+
+
+@pytest.fixture
+def scraper() -> type[Scraper]:
+    """``scraper(*collectors)``: they render as ``/metrics`` would (``.render()``,
+    ``.text()``, with Prometheus' scrape timeout optional)."""
+    return Scraper

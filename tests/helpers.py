@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -17,6 +18,8 @@ from pathlib import Path
 
 import pytest
 import requests
+import yaml
+from prometheus_client import generate_latest
 
 from binance_margin_exporter.binance.cross import (
     MarginAccount,
@@ -24,20 +27,71 @@ from binance_margin_exporter.binance.cross import (
     parse_account,
     parse_trade_coeff,
 )
+from binance_margin_exporter.binance.isolated import parse_isolated_account
+from binance_margin_exporter.binance.prices import parse_prices
 from binance_margin_exporter.collectors.cache import Cached
 from binance_margin_exporter.collectors.cross import (
     THRESHOLDS_REFRESH_SECONDS,
     THRESHOLDS_RETRY_SECONDS,
     CrossAccount,
 )
+from binance_margin_exporter.collectors.exporter import Exporter
+from binance_margin_exporter.collectors.interest import HourlyRates
+from binance_margin_exporter.collectors.isolated import IsolatedSource, _recheck
+from binance_margin_exporter.collectors.prices import PricesCollector
+from binance_margin_exporter.collectors.product import Collector
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures"
 GOLDEN = ROOT / "tests" / "golden"
+K8S = ROOT / "deploy" / "kubernetes"
+KUBECTL_HINT = "scripts/install-k8s-tools.sh installs kubectl and helm"
+WALL = 1_700_000_000.0  # the fake wall clock of collector tests
 
 
 def fixture_json(name: str) -> dict:
     return json.loads((FIXTURES / name).read_text())
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def kustomize(directory) -> list[dict]:
+    """The objects ``kubectl kustomize`` builds from ``directory`` (kubectl's own kustomize)."""
+    kubectl = require_tool("kubectl", KUBECTL_HINT)
+    result = subprocess.run([kubectl, "kustomize", str(directory)], capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+def of_kind(docs: list[dict], kind: str) -> dict:
+    return next(d for d in docs if d["kind"] == kind)
+
+
+class Scraper:
+    """Collectors rendered as ``/metrics`` renders them: one :class:`Exporter`, its scrape
+    given ``scrape_timeout`` seconds by Prometheus (None: the exporter's own budget)."""
+
+    def __init__(self, *collectors: Collector) -> None:
+        self.exporter = Exporter(collectors, version="0.0.0-test")
+
+    def render(self, scrape_timeout: float | None = None) -> bytes:
+        return generate_latest(_OneScrape(self.exporter, scrape_timeout))
+
+    def text(self, scrape_timeout: float | None = None) -> str:
+        return self.render(scrape_timeout).decode()
+
+
+class _OneScrape:
+    def __init__(self, exporter: Exporter, scrape_timeout: float | None) -> None:
+        self.exporter, self.scrape_timeout = exporter, scrape_timeout
+
+    def collect(self):
+        return self.exporter.collect(self.scrape_timeout)
 
 
 def require_tool(name: str, hint: str = "Debian: apt-get install prometheus") -> str:
@@ -275,3 +329,69 @@ def sample_values(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], fl
         for sample in family.samples:
             out[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# isolated pairs and prices, recorded
+
+
+class FakeIsolated:
+    """Recorded isolated answers (or an error) and rates, standing in for client and Binance."""
+
+    def __init__(self, raw=None, rates=None) -> None:
+        docs = fixture_json("isolated_account_docs_example.json")
+        self.answer = parse_isolated_account(docs if raw is None else raw)
+        self.rates = rates if rates is not None else {}
+        self.calls = 0
+        self.rate_calls: list[tuple[list[str], bool]] = []
+        self.timeout = 5.0
+
+    def get(self, deadline):
+        self.calls += 1
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        return self.answer
+
+    def fetch_rates(self, client, assets, *, isolated, deadline):
+        self.rate_calls.append((list(assets), isolated))
+        return {a: self.rates[a] for a in assets if a in self.rates}
+
+    def auth_backoff_until(self):
+        return 0.0
+
+
+def isolated_source(fake: FakeIsolated, *, ttl=10.0, monotonic=time.monotonic) -> IsolatedSource:
+    return IsolatedSource(
+        "main", fake,
+        Cached("isolated pairs of main", fake.get, EXECUTOR, ttl=ttl, ttl_of=_recheck(ttl),
+               monotonic=monotonic, wall=lambda: WALL),
+        HourlyRates("isolated rates of main", fake, EXECUTOR, isolated=True,
+                    fetch=fake.fetch_rates, monotonic=monotonic))
+
+
+def prices_collector(raw=None) -> PricesCollector:
+    prices = parse_prices(raw if raw is not None else
+                          fixture_json("ticker_price_for_examples.json"))
+    return PricesCollector(Cached("prices", lambda deadline: prices, EXECUTOR, ttl=10))
+
+
+def wait_idle(cached: Cached) -> None:
+    """Until the cache has no fetch under way (a background refresh has ended)."""
+    deadline = time.monotonic() + 5
+    while cached._flight is not None and time.monotonic() < deadline:
+        time.sleep(0.002)
+
+
+def cross_with_rates(source: FakeSource, rates: dict[str, float], *,
+                     monotonic=time.monotonic, wall=time.time,
+                     calls: list | None = None) -> CrossAccount:
+    account = fake_account("main", source, ttl=0, monotonic=monotonic, wall=wall)
+
+    def fetch(client, assets, *, isolated, deadline):
+        if calls is not None:
+            calls.append(list(assets))
+        return {a: rates[a] for a in assets if a in rates}
+
+    return CrossAccount(account.name, source, account.account, account.thresholds,
+                        HourlyRates("rates of main", source, EXECUTOR, isolated=False,
+                                    fetch=fetch, monotonic=monotonic))

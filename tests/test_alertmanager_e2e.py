@@ -21,8 +21,7 @@ import yaml
 
 from binance_margin_exporter.demo.simulator import SimulatedAccount, Simulator
 from tests.conftest import API_KEY, SECRET
-from tests.helpers import ROOT, ExporterProcess, require_tool, wait_for
-from tests.test_prometheus_e2e import free_port
+from tests.helpers import ROOT, ExporterProcess, free_port, require_tool, wait_for
 
 pytestmark = pytest.mark.e2e
 RULES = ROOT / "deploy" / "prometheus" / "rules" / "binance-margin.rules.yml"

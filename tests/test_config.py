@@ -12,9 +12,10 @@ from binance_margin_exporter.config import (
     ConfigError,
     TLSConfig,
     WebConfig,
-    load_settings,
     load_web_config,
 )
+from binance_margin_exporter.products import PRODUCTS
+from binance_margin_exporter.wiring import load as load_settings
 from tests.conftest import SECRET
 
 
@@ -118,7 +119,8 @@ def test_environment_account_and_defaults():
     assert settings.base_url == "https://api.binance.com"
     assert (settings.recv_window_ms, settings.request_timeout_seconds,
             settings.cache_ttl_seconds) == (5000, 5.0, 10.0)
-    assert settings.include_zero_assets is False and settings.assets is None
+    assert settings.option("include_zero_assets") is False
+    assert settings.option("assets") is None
 
 
 def test_environment_files(tmp_path):
@@ -157,7 +159,7 @@ def test_full_yaml(tmp_path):
     settings = load_settings(path, {})
     assert [a.name for a in settings.accounts] == ["a", "b"]
     assert settings.accounts[1].api_secret == "sb"  # relative to the config file
-    assert settings.assets == ("BTC", "USDT")
+    assert settings.option("assets") == ("BTC", "USDT")
     assert (settings.recv_window_ms, settings.cache_ttl_seconds) == (10000, 20.0)
 
 
@@ -211,13 +213,21 @@ def test_account_kinds(tmp_path):
     """)
     settings = load_settings(path, {})
     fund, desk, pm = settings.accounts
-    assert (fund.sub_accounts, fund.master, fund.isolated) == ("all", False, False)
-    assert (desk.sub_accounts, desk.master, desk.type) == (("a@x.example", "b@x.example"),
-                                                           True, "cross")
-    assert (pm.type, pm.isolated) == ("portfolio_margin", False)
-    assert settings.papi_base_url == "https://papi.example"
+    assert (fund.option("sub_accounts"), fund.option("master")) == ("all", False)
+    assert (desk.option("sub_accounts"), desk.option("master"), desk.type) == (
+        ("a@x.example", "b@x.example"), True, "cross")
+    assert pm.type == "portfolio_margin"
+    # which products read each account: the product list decides
+    assert [reading(a, settings) for a in settings.accounts] == [
+        ["sub_accounts", "prices"], ["cross", "isolated", "sub_accounts", "prices"],
+        ["portfolio"]]
+    assert settings.option("papi_base_url") == "https://papi.example"
     env = {"BINANCE_BASE_URL": "http://127.0.0.1:1"}
-    assert load_settings(path, env).papi_base_url == "http://127.0.0.1:1"  # one host for all
+    assert load_settings(path, env).option("papi_base_url") == "http://127.0.0.1:1"  # one host
+
+
+def reading(account, settings) -> list[str]:
+    return [p.name for p in PRODUCTS if p.reads(account, settings)]
 
 
 def test_fetch_concurrency(tmp_path):

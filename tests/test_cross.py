@@ -1,9 +1,8 @@
-"""The cross margin collector: golden expositions, exact values, caching, deadlines."""
+"""collectors/cross.py: golden expositions, exact values, caching, deadlines."""
 
 from __future__ import annotations
 
 import dataclasses
-import os
 import threading
 import time
 
@@ -14,10 +13,10 @@ from binance_margin_exporter.binance.cross import MarginAccount, UserAsset, pars
 from binance_margin_exporter.binance.errors import UpstreamError
 from binance_margin_exporter.collectors.cache import ERROR_REASONS
 from binance_margin_exporter.collectors.cross import CrossCollector
-from binance_margin_exporter.collectors.exporter import Exporter
 from tests.helpers import (
-    GOLDEN,
+    WALL,
     FakeSource,
+    Scraper,
     StepClock,
     fake_account,
     fixture_json,
@@ -25,51 +24,22 @@ from tests.helpers import (
     sample_values,
 )
 
-WALL = 1_700_000_000.0
 
-
-class Rendered:
-    """An :class:`Exporter` of one product that renders as ``/metrics`` would."""
-
-    def __init__(self, cross: CrossCollector) -> None:
-        self.cross = cross
-        self.exporter = Exporter([cross], version="0.0.0-test")
-
-    def render(self, scrape_timeout: float | None = None) -> bytes:
-        """``/metrics`` of a scrape that Prometheus gives ``scrape_timeout`` seconds."""
-        return generate_latest(_Scrape(self.exporter, scrape_timeout))
-
-
-class _Scrape:
-    def __init__(self, exporter: Exporter, scrape_timeout: float | None) -> None:
-        self.exporter, self.scrape_timeout = exporter, scrape_timeout
-
-    def collect(self):
-        return self.exporter.collect(self.scrape_timeout)
-
-
-def collector_for(source, *, name="main", ttl=10.0, **kw) -> Rendered:
+def collector_for(source, *, name="main", ttl=10.0, **kw) -> Scraper:
     account = fake_account(name, source, ttl=ttl, monotonic=StepClock(), wall=lambda: WALL)
-    return Rendered(CrossCollector([account], **kw))
+    return Scraper(CrossCollector([account], **kw))
 
 
-def check_golden(name: str, body: bytes) -> None:
-    path = GOLDEN / name
-    if os.environ.get("UPDATE_GOLDEN") == "1":
-        path.write_bytes(body)
-    assert body.decode() == path.read_text(), f"{name} differs; UPDATE_GOLDEN=1 rewrites it"
-
-
-def test_golden_docs_example():
+def test_golden_docs_example(golden):
     body = collector_for(FakeSource()).render()
-    check_golden("docs_example.prom", body)
+    golden("docs_example.prom", body)
     promtool_check_metrics(body)
 
 
-def test_golden_failed_fetch():
+def test_golden_failed_fetch(golden):
     source = FakeSource(UpstreamError("http", "GET /sapi/v1/margin/account: HTTP 503"))
     body = collector_for(source).render()
-    check_golden("failed_fetch.prom", body)
+    golden("failed_fetch.prom", body)
     promtool_check_metrics(body)
 
 
@@ -178,9 +148,9 @@ def test_thresholds_failure_never_makes_the_account_down():
     assert "binance_margin_level_threshold" not in text
 
 
-def coeff_calls_when_idle(collector: Rendered, source: FakeSource) -> int:
+def coeff_calls_when_idle(collector: Scraper, source: FakeSource) -> int:
     """The tradeCoeff calls made, once no background fetch of the bars is under way."""
-    thresholds = collector.cross.accounts[0].thresholds
+    thresholds = collector.exporter.collectors[0].accounts[0].thresholds
     deadline = time.monotonic() + 5
     while thresholds._flight is not None and time.monotonic() < deadline:
         time.sleep(0.002)
@@ -190,7 +160,7 @@ def coeff_calls_when_idle(collector: Rendered, source: FakeSource) -> int:
 def test_thresholds_are_fetched_at_most_every_five_minutes():
     source = FakeSource()
     mono = StepClock(step=0.0)
-    collector = Rendered(CrossCollector([fake_account("main", source, ttl=0, monotonic=mono)]))
+    collector = Scraper(CrossCollector([fake_account("main", source, ttl=0, monotonic=mono)]))
     for _ in range(5):
         collector.render()
     assert coeff_calls_when_idle(collector, source) == 1
@@ -202,7 +172,7 @@ def test_thresholds_are_fetched_at_most_every_five_minutes():
 def test_failed_thresholds_are_retried_after_a_minute_and_kept_meanwhile():
     source = FakeSource()
     mono = StepClock(step=0.0)
-    collector = Rendered(CrossCollector([fake_account("main", source, ttl=0, monotonic=mono)]))
+    collector = Scraper(CrossCollector([fake_account("main", source, ttl=0, monotonic=mono)]))
     source.coeff = UpstreamError("http", "HTTP 500")
     mono.now += 301
     collector.render()  # the bars are due: a background fetch fails
@@ -219,7 +189,7 @@ def test_thresholds_never_delay_a_scrape():
     source = FakeSource()
     slow = threading.Event()
     source.get_trade_coeff = lambda deadline: slow.wait(10) and None  # a hanging tradeCoeff
-    collector = Rendered(CrossCollector([fake_account("main", source, ttl=0, warm=False)]))
+    collector = Scraper(CrossCollector([fake_account("main", source, ttl=0, warm=False)]))
     started = time.monotonic()
     text = collector.render().decode()
     assert 'binance_margin_up{account="main"} 1.0' in text
@@ -253,7 +223,7 @@ def test_cache_age_counts_from_the_start_of_the_fetch():
 
 def test_concurrent_scrapes_share_one_fetch():
     source = FakeSource(delay=0.3)
-    collector = Rendered(CrossCollector([fake_account("main", source, ttl=0)]))
+    collector = Scraper(CrossCollector([fake_account("main", source, ttl=0)]))
     barrier = threading.Barrier(64)
     bodies = []
 
@@ -272,7 +242,7 @@ def test_concurrent_scrapes_share_one_fetch():
 
 def test_accounts_are_fetched_in_parallel():
     sources = [FakeSource(delay=0.4) for _ in range(8)]
-    collector = Rendered(CrossCollector([fake_account(f"a{i}", s, ttl=0)
+    collector = Scraper(CrossCollector([fake_account(f"a{i}", s, ttl=0)
                                          for i, s in enumerate(sources)]))
     # Correctness, not timing: all eight fetches must be under way at the same moment.
     in_flight, peak, lock = [0], [0], threading.Lock()
@@ -290,7 +260,7 @@ def test_accounts_are_fetched_in_parallel():
 
     for s in sources:
         s.get_account = counting.__get__(s)
-        for account in collector.cross.accounts:
+        for account in collector.exporter.collectors[0].accounts:
             if account.client is s:
                 account.account._fetch = s.get_account
     text = collector.render().decode()
@@ -300,7 +270,7 @@ def test_accounts_are_fetched_in_parallel():
 
 def test_a_fetch_past_the_deadline_is_up_0_timeout_and_counted_once():
     source = FakeSource(delay=1.0)
-    collector = Rendered(CrossCollector([fake_account("main", source, ttl=0)]))
+    collector = Scraper(CrossCollector([fake_account("main", source, ttl=0)]))
     started = time.monotonic()
     values = sample_values(collector.render(scrape_timeout=0.6).decode())
     assert time.monotonic() - started < 0.9  # answered by the deadline, not after the fetch
@@ -308,7 +278,7 @@ def test_a_fetch_past_the_deadline_is_up_0_timeout_and_counted_once():
     key = ("binance_margin_scrape_errors_total", (("account", "main"), ("reason", "timeout")))
     assert values[key] == 1.0
     time.sleep(1.0)  # the fetch finishes (well) into the cache: not a second error
-    assert collector.cross.accounts[0].account.errors["timeout"] == 1
+    assert collector.exporter.collectors[0].accounts[0].account.errors["timeout"] == 1
 def test_registry_collect_gives_the_same_exposition():
     collector = collector_for(FakeSource())
     registry = CollectorRegistry(auto_describe=False)

@@ -13,25 +13,14 @@ import pytest
 import yaml
 
 from binance_margin_exporter import __version__
-from tests.helpers import ROOT, crd_problems, require_tool
+from tests.helpers import K8S, ROOT, crd_problems, kustomize, of_kind, require_tool
 
-K8S = ROOT / "deploy" / "kubernetes"
 BASE = K8S / "base"
 CRD_KINDS = {"ServiceMonitor", "PrometheusRule"}
-KUBECTL_HINT = "scripts/install-k8s-tools.sh installs kubectl and helm"
 
 
 def kustomization(directory):
     return yaml.safe_load((directory / "kustomization.yaml").read_text())
-
-
-def kustomize(directory) -> list[dict]:
-    """The objects ``kubectl kustomize`` builds from ``directory`` (kubectl's own kustomize)."""
-    kubectl = require_tool("kubectl", KUBECTL_HINT)
-    result = subprocess.run([kubectl, "kustomize", str(directory)], capture_output=True,
-                            text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
-    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
 
 
 @pytest.fixture(scope="module")
@@ -43,10 +32,6 @@ def root_build(tmp_path_factory) -> list[dict]:
     (tree / "secrets" / "api_key").write_text("key")
     (tree / "secrets" / "api_secret").write_text("secret")
     return kustomize(tree)
-
-
-def of_kind(docs: list[dict], kind: str) -> dict:
-    return next(d for d in docs if d["kind"] == kind)
 
 
 def validate(document: dict) -> None:
@@ -161,7 +146,7 @@ def test_service_servicemonitor_and_networkpolicy_fit_together(root_build):
 
 
 def test_exporter_config_in_the_configmap_is_valid(tmp_path, root_build):
-    from binance_margin_exporter.config import load_settings
+    from binance_margin_exporter.wiring import load as load_settings
 
     path = tmp_path / "config.yml"
     path.write_text(of_kind(root_build, "ConfigMap")["data"]["config.yml"])
@@ -255,7 +240,8 @@ def check_the_recipe(secrets) -> None:
     import logging
     import os
 
-    from binance_margin_exporter.config import ConfigError, load_settings
+    from binance_margin_exporter.config import ConfigError
+    from binance_margin_exporter.wiring import load as load_settings
 
     for name in ("api_key", "api_secret"):
         (secrets / name).write_text("k" if name == "api_key" else "s")

@@ -9,8 +9,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from tests.helpers import ROOT, crd_problems, require_tool
-from tests.test_deploy import K8S, kustomize, of_kind
+from tests.helpers import K8S, ROOT, crd_problems, kustomize, of_kind, require_tool
 
 CHART = ROOT / "deploy" / "helm" / "binance-margin-exporter"
 RULES = ROOT / "deploy" / "prometheus" / "rules" / "binance-margin.rules.yml"
@@ -100,7 +99,7 @@ def test_the_pod_is_hardened_as_the_kustomize_one(tmp_path):
 
 
 def test_the_config_value_is_the_exporters_config(tmp_path):
-    from binance_margin_exporter.config import load_settings
+    from binance_margin_exporter.wiring import load as load_settings
 
     docs = template("--set", "config.cache_ttl_seconds=20")
     path = tmp_path / "config.yml"

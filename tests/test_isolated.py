@@ -3,95 +3,41 @@
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
-from prometheus_client import generate_latest
 
 from binance_margin_exporter.binance.errors import UpstreamError
 from binance_margin_exporter.binance.isolated import parse_isolated_account
-from binance_margin_exporter.binance.prices import parse_prices
-from binance_margin_exporter.collectors.cache import Cached
 from binance_margin_exporter.collectors.cross import CrossCollector
-from binance_margin_exporter.collectors.exporter import Exporter
-from binance_margin_exporter.collectors.interest import HourlyRates
 from binance_margin_exporter.collectors.isolated import (
     NO_PAIRS_RECHECK_SECONDS,
     IsolatedCollector,
-    IsolatedSource,
-    _recheck,
 )
-from binance_margin_exporter.collectors.prices import PricesCollector
 from tests.helpers import (
-    EXECUTOR,
+    FakeIsolated,
     FakeSource,
+    Scraper,
     StepClock,
     fake_account,
     fixture_json,
+    isolated_source,
+    prices_collector,
     promtool_check_metrics,
     sample_values,
+    wait_idle,
 )
-from tests.test_collector import check_golden
 
 DOCS = fixture_json("isolated_account_docs_example.json")
-WALL = 1_700_000_000.0
 
 
-class FakeIsolated:
-    """Recorded isolated answers (or an error) and rates, standing in for client and Binance."""
-
-    def __init__(self, raw=None, rates=None) -> None:
-        self.answer = parse_isolated_account(DOCS if raw is None else raw)
-        self.rates = rates if rates is not None else {}
-        self.calls = 0
-        self.rate_calls: list[tuple[list[str], bool]] = []
-        self.timeout = 5.0
-
-    def get(self, deadline):
-        self.calls += 1
-        if isinstance(self.answer, Exception):
-            raise self.answer
-        return self.answer
-
-    def fetch_rates(self, client, assets, *, isolated, deadline):
-        self.rate_calls.append((list(assets), isolated))
-        return {a: self.rates[a] for a in assets if a in self.rates}
-
-    def auth_backoff_until(self):
-        return 0.0
-
-
-def source_for(fake: FakeIsolated, *, ttl=10.0, monotonic=time.monotonic) -> IsolatedSource:
-    return IsolatedSource(
-        "main", fake,
-        Cached("isolated pairs of main", fake.get, EXECUTOR, ttl=ttl, ttl_of=_recheck(ttl),
-               monotonic=monotonic, wall=lambda: WALL),
-        HourlyRates("isolated rates of main", fake, EXECUTOR, isolated=True,
-                    fetch=fake.fetch_rates, monotonic=monotonic))
-
-
-class Scraper:
-    def __init__(self, *products) -> None:
-        self.exporter = Exporter(products, version="0.0.0-test")
-
-    def render(self) -> bytes:
-        return generate_latest(self.exporter)
-
-
-def prices_product(raw=None) -> PricesCollector:
-    prices = parse_prices(raw if raw is not None else
-                          fixture_json("ticker_price_for_examples.json"))
-    return PricesCollector(Cached("prices", lambda deadline: prices, EXECUTOR, ttl=10))
-
-
-def test_golden_isolated_docs_example():
-    body = Scraper(IsolatedCollector([source_for(FakeIsolated())])).render()
-    check_golden("isolated_docs_example.prom", body)
+def test_golden_isolated_docs_example(golden):
+    body = Scraper(IsolatedCollector([isolated_source(FakeIsolated())])).render()
+    golden("isolated_docs_example.prom", body)
     promtool_check_metrics(body)
 
 
 def test_every_value_matches_the_upstream_json():
-    values = sample_values(Scraper(IsolatedCollector([source_for(FakeIsolated())]))
+    values = sample_values(Scraper(IsolatedCollector([isolated_source(FakeIsolated())]))
                            .render().decode())
     pair = DOCS["assets"][0]
     key = (("account", "main"), ("symbol", "BTCUSDT"))
@@ -123,7 +69,7 @@ def test_every_value_matches_the_upstream_json():
 def test_a_status_binance_adds_later_is_shown_as_spelled():
     raw = json.loads(json.dumps(DOCS))
     raw["assets"][0]["marginLevelStatus"] = "AUTO_DELEVERAGE"
-    text = Scraper(IsolatedCollector([source_for(FakeIsolated(raw))])).render().decode()
+    text = Scraper(IsolatedCollector([isolated_source(FakeIsolated(raw))])).render().decode()
     assert 'status="AUTO_DELEVERAGE",symbol="BTCUSDT"} 1.0' in text
     assert 'status="EXCESSIVE",symbol="BTCUSDT"} 0.0' in text
 
@@ -149,7 +95,7 @@ def test_optional_fields_drop_only_their_metric():
     for key in ("marginLevel", "liquidateRate", "marginLevelStatus", "enabled"):
         del raw["assets"][0][key]
     del raw["assets"][0]["baseAsset"]["netAssetOfBtc"]
-    text = Scraper(IsolatedCollector([source_for(FakeIsolated(raw))])).render().decode()
+    text = Scraper(IsolatedCollector([isolated_source(FakeIsolated(raw))])).render().decode()
     for gone in ("binance_margin_isolated_level{", "binance_margin_isolated_liquidation_rate{",
                  "binance_margin_isolated_status{", "binance_margin_isolated_enabled{",
                  'binance_margin_isolated_asset_net_btc{account="main",asset="BTC"'):
@@ -161,7 +107,7 @@ def test_optional_fields_drop_only_their_metric():
 def test_a_pair_listed_twice_is_shown_once():
     raw = json.loads(json.dumps(DOCS))
     raw["assets"].append(json.loads(json.dumps(raw["assets"][0])) | {"marginLevel": "5"})
-    values = sample_values(Scraper(IsolatedCollector([source_for(FakeIsolated(raw))]))
+    values = sample_values(Scraper(IsolatedCollector([isolated_source(FakeIsolated(raw))]))
                            .render().decode())
     key = ("binance_margin_isolated_level", (("account", "main"), ("symbol", "BTCUSDT")))
     assert values[key] == 0.0
@@ -171,7 +117,7 @@ def test_isolated_and_cross_fail_apart():
     fake = FakeIsolated()
     cross_source = FakeSource()
     cross = CrossCollector([fake_account("main", cross_source, ttl=0)])
-    scraper = Scraper(cross, IsolatedCollector([source_for(fake, ttl=0)]))
+    scraper = Scraper(cross, IsolatedCollector([isolated_source(fake, ttl=0)]))
     fake.answer = UpstreamError("http", "HTTP 500")
     values = sample_values(scraper.render().decode())
     assert values[("binance_margin_up", (("account", "main"),))] == 1.0
@@ -194,7 +140,7 @@ def test_an_account_without_pairs_is_asked_again_only_every_five_minutes():
     fake = FakeIsolated({"assets": [], "totalAssetOfBtc": "0", "totalLiabilityOfBtc": "0",
                          "totalNetAssetOfBtc": "0"})
     mono = StepClock(step=0.0)
-    scraper = Scraper(IsolatedCollector([source_for(fake, ttl=10, monotonic=mono)]))
+    scraper = Scraper(IsolatedCollector([isolated_source(fake, ttl=10, monotonic=mono)]))
     scraper.render()
     mono.now += 60
     text = scraper.render().decode()
@@ -217,8 +163,8 @@ def test_usdt_values_of_pairs_and_totals():
     quote.update(borrowed="500.00000000", interest="1.50000000", netAsset="-501.50000000")
     raw["totalNetAssetOfBtc"] = "0.25"
     raw["totalLiabilityOfBtc"] = "0.05015"
-    values = sample_values(Scraper(IsolatedCollector([source_for(FakeIsolated(raw))]),
-                                   prices_product()).render().decode())
+    values = sample_values(Scraper(IsolatedCollector([isolated_source(FakeIsolated(raw))]),
+                                   prices_collector()).render().decode())
     usdt = (("account", "main"), ("asset", "USDT"), ("symbol", "BTCUSDT"))
     assert values[("binance_margin_isolated_asset_net_usdt", usdt)] == -501.5
     assert values[("binance_margin_isolated_asset_liability_usdt", usdt)] == 501.5
@@ -232,7 +178,7 @@ def test_rates_of_borrowed_sides_are_isolated_rates_fetched_in_the_background():
     raw = json.loads(json.dumps(DOCS))
     raw["assets"][0]["quoteAsset"]["borrowed"] = "500.00000000"
     fake = FakeIsolated(raw, rates={"USDT": 0.00000955})
-    source = source_for(fake, ttl=0)
+    source = isolated_source(fake, ttl=0)
     scraper = Scraper(IsolatedCollector([source]))
     first = scraper.render().decode()  # the rate is asked for now, in the background
     assert "interest_rate_hourly" not in first
@@ -241,9 +187,3 @@ def test_rates_of_borrowed_sides_are_isolated_rates_fetched_in_the_background():
     values = sample_values(scraper.render().decode())
     key = (("account", "main"), ("asset", "USDT"), ("symbol", "BTCUSDT"))
     assert values[("binance_margin_isolated_asset_interest_rate_hourly", key)] == 0.00000955
-
-
-def wait_idle(cached: Cached) -> None:
-    deadline = time.monotonic() + 5
-    while cached._flight is not None and time.monotonic() < deadline:
-        time.sleep(0.002)

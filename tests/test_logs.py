@@ -6,7 +6,7 @@ import json
 import logging
 import re
 
-from binance_margin_exporter.cli import JsonFormatter, LogfmtFormatter
+from binance_margin_exporter.logs import JsonFormatter, LogfmtFormatter
 
 
 def record(message: str, level: int = logging.WARNING) -> logging.LogRecord:

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import time
 
-from prometheus_client import generate_latest
-
 from binance_margin_exporter.binance.limits import Upstream
 from binance_margin_exporter.binance.portfolio import (
     Portfolio,
@@ -18,19 +16,18 @@ from binance_margin_exporter.binance.signing import HmacSigner
 from binance_margin_exporter.binance.transport import BinanceClient
 from binance_margin_exporter.collectors.cache import Cached
 from binance_margin_exporter.collectors.cross import CrossCollector
-from binance_margin_exporter.collectors.exporter import Exporter
 from binance_margin_exporter.collectors.portfolio import PortfolioCollector, PortfolioSource
 from tests.conftest import API_KEY, SECRET
 from tests.helpers import (
     EXECUTOR,
     FakeSource,
+    Scraper,
     StepClock,
     fake_account,
     fixture_json,
     promtool_check_metrics,
     sample_values,
 )
-from tests.test_collector import check_golden
 
 ACCOUNT = fixture_json("papi_account_docs_example.json")
 BALANCE = fixture_json("papi_balance_docs_example.json")
@@ -50,16 +47,14 @@ def docs_source(name="pm") -> PortfolioSource:
         monotonic=StepClock(), wall=lambda: 1_700_000_000.0))
 
 
-def test_golden_documented_examples():
-    body = generate_latest(Exporter([PortfolioCollector([docs_source()])],
-                                    version="0.0.0-test"))
-    check_golden("portfolio_docs_example.prom", body)
+def test_golden_documented_examples(golden):
+    body = Scraper(PortfolioCollector([docs_source()])).render()
+    golden("portfolio_docs_example.prom", body)
     promtool_check_metrics(body)
 
 
 def test_every_value_exactly_and_empty_strings_dropped():
-    values = sample_values(generate_latest(Exporter([PortfolioCollector([docs_source()])]))
-                           .decode())
+    values = sample_values(Scraper(PortfolioCollector([docs_source()])).text())
     acc = (("account", "pm"),)
     for field, metric in [("uniMMR", "uni_mmr"), ("accountEquity", "account_equity_usd"),
                           ("actualEquity", "actual_equity_usd"),
@@ -85,9 +80,8 @@ def test_every_value_exactly_and_empty_strings_dropped():
 
 
 def test_up_is_one_family_with_the_cross_accounts():
-    exporter = Exporter([CrossCollector([fake_account("cross", FakeSource())]),
-                         PortfolioCollector([docs_source()])])
-    text = generate_latest(exporter).decode()
+    text = Scraper(CrossCollector([fake_account("cross", FakeSource())]),
+                   PortfolioCollector([docs_source()])).text()
     assert text.count("# TYPE binance_margin_up gauge") == 1
     assert text.count("# TYPE binance_margin_scrape_errors_total counter") == 1
     values = sample_values(text)

@@ -1,13 +1,16 @@
-"""Market prices: the parser, the route to a USDT price, the shared fetch and its failure."""
+"""binance/prices.py and collectors/prices.py: the parser, the route to a USDT price, values in
+USDT (exact products), the shared fetch and its failure."""
 
 from __future__ import annotations
 
 import time
+from decimal import Decimal
 
 import pytest
 import requests_mock
 
 from binance_margin_exporter.binance.errors import UpstreamError
+from binance_margin_exporter.binance.interest import parse_rates
 from binance_margin_exporter.binance.limits import Upstream
 from binance_margin_exporter.binance.prices import (
     TICKER_PRICE_PATH,
@@ -17,10 +20,29 @@ from binance_margin_exporter.binance.prices import (
 )
 from binance_margin_exporter.binance.signing import HmacSigner
 from binance_margin_exporter.binance.transport import BinanceClient
+from binance_margin_exporter.collectors.cache import Cached
+from binance_margin_exporter.collectors.cross import CrossCollector
+from binance_margin_exporter.collectors.isolated import IsolatedCollector
+from binance_margin_exporter.collectors.prices import PricesCollector
 from tests.conftest import API_KEY, SECRET
-from tests.helpers import fixture_json
+from tests.helpers import (
+    EXECUTOR,
+    FakeIsolated,
+    FakeSource,
+    Scraper,
+    StepClock,
+    cross_with_rates,
+    fake_account,
+    fixture_json,
+    isolated_source,
+    prices_collector,
+    promtool_check_metrics,
+    sample_values,
+    wait_idle,
+)
 
 BASE = "https://api.binance.test"
+RATES = parse_rates(fixture_json("next_hourly_interest_rate_docs_example.json"))
 
 
 def test_docs_example_parses_exactly():
@@ -71,3 +93,83 @@ def test_ticker_is_unsigned_and_counts_on_the_api_weight():
     assert request.query == ""  # every symbol: no symbol parameter
     assert client.upstream.gates["X-MBX-USED-WEIGHT-1M"].last_used_weight == 5000
     assert client.upstream.gate.last_used_weight is None  # not the /sapi budget
+
+
+def test_golden_all_documented_examples_together(golden):
+    """Cross account, isolated account, prices and rates: Binance's documented examples (the
+    prices in their documented shape, with the pairs these accounts need)."""
+    cross = cross_with_rates(FakeSource(), {"BNB": 0.0000041, **RATES}, monotonic=StepClock(),
+                       wall=lambda: 1_700_000_000.0)
+    scraper = Scraper(CrossCollector([cross]), IsolatedCollector([isolated_source(FakeIsolated())]),
+                      prices_collector())
+    scraper.render()
+    wait_idle(cross.rates.cached)  # the rates arrive in the background, for the next scrape
+    body = scraper.render()
+    golden("docs_examples_with_usdt_and_rates.prom", body)
+    promtool_check_metrics(body)
+
+def test_usdt_values_are_exact_products():
+    values = sample_values(Scraper(CrossCollector([fake_account("main", FakeSource())]),
+                                   prices_collector()).render().decode())
+    raw = fixture_json("account_docs_example.json")
+    bnb = next(a for a in raw["userAssets"] if a["asset"] == "BNB")
+    # decimal arithmetic on Binance's strings, rounded once: exact to the last digit
+    price = Decimal("0.00950000") * Decimal("10000.00000000")
+    key = (("account", "main"), ("asset", "BNB"))
+    assert values[("binance_margin_asset_net_usdt", key)] == float(
+        Decimal(bnb["netAsset"]) * price) == 203759.1666616
+    assert values[("binance_margin_asset_liability_usdt", key)] == float(
+        (Decimal(bnb["borrowed"]) + Decimal(bnb["interest"])) * price)
+    acc = (("account", "main"),)
+    assert values[("binance_margin_total_net_asset_usdt", acc)] == float(
+        Decimal(raw["totalNetAssetOfBtc"]) * 10000)
+    assert values[("binance_margin_total_liability_usdt", acc)] == 5863.3215
+    assert values[("binance_margin_asset_price_usdt", (("asset", "BNB"),))] == float(price)
+    assert values[("binance_margin_prices_up", ())] == 1.0
+
+def test_an_asset_with_no_route_has_no_usdt_series_at_all():
+    prices = [{"symbol": "BNBUSDT", "price": "600"}]  # no BTCUSDT: BTC has no price
+    text = Scraper(CrossCollector([fake_account("main", FakeSource())]),
+                   prices_collector(prices)).render().decode()
+    assert 'binance_margin_asset_net_usdt{account="main",asset="BNB"}' in text
+    assert 'asset_net_usdt{account="main",asset="BTC"}' not in text
+    assert 'binance_margin_asset_price_usdt{asset="BTC"}' not in text
+    assert "binance_margin_total_net_asset_usdt" not in text
+
+def test_a_failed_price_fetch_drops_only_the_usdt_series():
+    prices = PricesCollector(Cached("prices", _raise(UpstreamError("http", "HTTP 502")),
+                                    EXECUTOR, ttl=0))
+    values = sample_values(Scraper(CrossCollector([fake_account("main", FakeSource())]), prices)
+                           .render().decode())
+    assert values[("binance_margin_up", (("account", "main"),))] == 1.0
+    assert values[("binance_margin_prices_up", ())] == 0.0
+    assert values[("binance_margin_prices_scrape_errors_total", (("reason", "http"),))] == 1.0
+    assert not [k for k in values if "usdt" in k[0] and "collateral" not in k[0]
+                and "open_order" not in k[0]]
+    assert ("binance_margin_asset_free", (("account", "main"), ("asset", "BNB"))) in values
+
+def _raise(error):
+    def fetch(deadline):
+        raise error
+    return fetch
+
+def test_one_price_fetch_per_interval_for_all_accounts():
+    calls = []
+    prices = parse_prices(fixture_json("ticker_price_for_examples.json"))
+
+    def fetch(deadline):
+        calls.append(1)
+        return prices
+
+    mono = StepClock(step=0.0)
+    accounts = [fake_account(f"a{i}", FakeSource(), ttl=10, monotonic=mono) for i in range(5)]
+    scraper = Scraper(CrossCollector(accounts),
+                      PricesCollector(Cached("prices", fetch, EXECUTOR, ttl=10,
+                                             monotonic=mono)))
+    for _ in range(3):
+        scraper.render()
+        mono.now += 4
+    assert len(calls) == 1  # 5 accounts, 3 scrapes inside 10 s: one call
+    mono.now += 10
+    scraper.render()
+    assert len(calls) == 2

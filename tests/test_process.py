@@ -15,8 +15,7 @@ import pytest
 import requests
 
 from tests.conftest import API_KEY, SECRET
-from tests.helpers import ROOT, exporter_process, run_exporter, sample_values, wait_for
-from tests.test_prometheus_e2e import free_port
+from tests.helpers import ROOT, exporter_process, free_port, run_exporter, sample_values, wait_for
 
 pytestmark = pytest.mark.e2e
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -17,16 +16,10 @@ import requests
 
 from binance_margin_exporter.demo.simulator import SimulatedAccount, Simulator
 from tests.conftest import API_KEY, SECRET
-from tests.helpers import ROOT, ExporterProcess, require_tool, wait_for
+from tests.helpers import ROOT, ExporterProcess, free_port, require_tool, wait_for
 
 pytestmark = pytest.mark.e2e
 RULES = ROOT / "deploy" / "prometheus" / "rules" / "binance-margin.rules.yml"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Stack:

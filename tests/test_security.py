@@ -14,8 +14,9 @@ from binance_margin_exporter.binance.errors import UpstreamError
 from binance_margin_exporter.binance.limits import Upstream
 from binance_margin_exporter.binance.signing import HmacSigner
 from binance_margin_exporter.binance.transport import BinanceClient
-from binance_margin_exporter.config import ConfigError, load_settings
+from binance_margin_exporter.config import ConfigError
 from binance_margin_exporter.demo.simulator import Fault
+from binance_margin_exporter.wiring import load as load_settings
 from tests.conftest import API_KEY, SECRET
 from tests.helpers import exporter_process, wait_for
 

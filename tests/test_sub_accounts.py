@@ -4,10 +4,8 @@ HTTP against the simulator."""
 from __future__ import annotations
 
 import logging
-import time
 
 import pytest
-from prometheus_client import generate_latest
 
 from binance_margin_exporter.binance.errors import UpstreamError
 from binance_margin_exporter.binance.limits import Upstream
@@ -18,14 +16,24 @@ from binance_margin_exporter.binance.sub_accounts import (
 )
 from binance_margin_exporter.binance.transport import BinanceClient
 from binance_margin_exporter.collectors.cross import CrossAccount, CrossCollector
-from binance_margin_exporter.collectors.exporter import Exporter
-from binance_margin_exporter.collectors.sub_accounts import DISCOVERY_SECONDS, SubAccounts
+from binance_margin_exporter.collectors.sub_accounts import (
+    DISCOVERY_SECONDS,
+    SubAccounts,
+    SubAccountsCollector,
+)
 from binance_margin_exporter.demo.cross import SimulatedAccount
 from binance_margin_exporter.demo.simulator import Simulator
 from binance_margin_exporter.demo.sub_accounts import SimulatedSubAccounts
 from tests.conftest import API_KEY, SECRET
-from tests.helpers import EXECUTOR, StepClock, fixture_json, promtool_check_metrics, sample_values
-from tests.test_collector import check_golden
+from tests.helpers import (
+    EXECUTOR,
+    Scraper,
+    StepClock,
+    fixture_json,
+    promtool_check_metrics,
+    sample_values,
+    wait_idle,
+)
 
 DOCS = fixture_json("sub_margin_account_docs_example.json")
 
@@ -53,12 +61,12 @@ def test_a_bad_answer_names_the_field(change, message):
     assert message in str(info.value)
 
 
-def exporter_for(group: SubAccounts, *masters: CrossAccount) -> Exporter:
-    return Exporter([CrossCollector(masters, groups=[group])], version="0.0.0-test")
+def exporter_for(group: SubAccounts, *masters: CrossAccount) -> Scraper:
+    return Scraper(CrossCollector(masters), SubAccountsCollector([group]))
 
 
-def render(exporter: Exporter) -> str:
-    return generate_latest(exporter).decode()
+def render(scraper: Scraper) -> str:
+    return scraper.text()
 
 
 class Docs:
@@ -83,12 +91,12 @@ class Client:
         return 0.0
 
 
-def test_golden_sub_account_from_the_documented_example():
+def test_golden_sub_account_from_the_documented_example(golden):
     docs = Docs(["123@test.com"])
     group = SubAccounts("master", Client(), EXECUTOR, ttl=0, list_emails=docs.list_emails,
                         fetch=docs.fetch, monotonic=StepClock(), wall=lambda: 1_700_000_000.0)
-    body = generate_latest(exporter_for(group))
-    check_golden("sub_account_docs_example.prom", body)
+    body = exporter_for(group).render()
+    golden("sub_account_docs_example.prom", body)
     promtool_check_metrics(body)
 
 
@@ -106,9 +114,7 @@ def test_discovery_every_ten_minutes_new_ones_appear_removed_ones_disappear():
     assert docs.list_calls == 1
     mono.now += 2
     render(exporter)  # due: refreshed in the background ...
-    deadline = time.monotonic() + 5
-    while group.discovery._flight is not None and time.monotonic() < deadline:
-        time.sleep(0.002)
+    wait_idle(group.discovery)
     text = render(exporter)  # ... and shown from the next scrape
     assert docs.list_calls == 2
     assert 'account="a@x.example"' not in text
