@@ -5,9 +5,10 @@
 - :mod:`.signing` — HMAC-SHA256, Ed25519 and RSA request signatures.
 - :mod:`.limits` — what one Binance host allows: its clock and its weight gates.
 - :mod:`.transport` — one account's signed GETs: session, deadline, size cap, error mapping.
-- one module per Binance product, holding its paths, models and parser: :mod:`.cross`.
+- one module per Binance product, holding its paths, models and parser: :mod:`.cross`,
+  :mod:`.isolated`, :mod:`.sub_accounts`, :mod:`.portfolio`, :mod:`.prices`, :mod:`.interest`.
 
 Adding a product means adding a module here (paths, frozen models, a ``fetch_*`` function that
-takes a :class:`~.transport.BinanceClient` and a deadline), one in ``collectors/`` and one in
-``demo/``.
+takes a :class:`~.transport.BinanceClient` and a deadline), one in ``collectors/``, one in
+``demo/``, and one line in ``binance_margin_exporter.products``.
 """

@@ -1,7 +1,12 @@
 """From Binance models to Prometheus metric families; never touches HTTP.
 
+- :mod:`.product` — what a product is (the protocols products share).
+- :mod:`.families` — the shared idioms: a metric table into families, a state set, the
+  families of a fetch (``up``, errors, duration, last success, back-off).
 - :mod:`.cache` — the TTL + singleflight cache with deadlines that every product shares.
-- one module per Binance product, with its metric table: :mod:`.cross`.
-- :mod:`.exporter` — all products together, the scrape deadline, and the exporter's own
-  metrics.
+- one module per product, with its metric table, settings and ``PRODUCT``: :mod:`.cross`,
+  :mod:`.isolated`, :mod:`.sub_accounts`, :mod:`.portfolio`, :mod:`.prices` (listed in
+  ``binance_margin_exporter.products``); :mod:`.interest`, the hourly rates two of them show.
+- :mod:`.hosts` — what Binance allows this IP per host; :mod:`.exporter` — every collector in
+  one scrape, one deadline, and the exporter's own metrics.
 """

@@ -23,7 +23,7 @@ from binance_margin_exporter.collectors.cache import Cached, Result
 from binance_margin_exporter.collectors.families import Fetches
 from binance_margin_exporter.collectors.product import Build, Product
 from binance_margin_exporter.collectors.scrape import Scrape
-from binance_margin_exporter.config import Setting
+from binance_margin_exporter.config import AccountConfig, Setting, Settings
 from binance_margin_exporter.config.schema import flag
 
 if TYPE_CHECKING:
@@ -74,8 +74,11 @@ class PricesProduct(Product):
                 "Show values in USDT too (GET /api/v3/ticker/price once per cache interval)."),
     )
 
+    def reads(self, account: AccountConfig, settings: Settings) -> bool:
+        return account.type in self.types and settings.option("usdt_values")
+
     def collector(self, parts: Sequence[BinanceClient], build: Build) -> PricesCollector | None:
-        if not build.settings.option("usdt_values") or not parts:
+        if not parts:
             return None
         # unsigned: any account's client will do; the same cache while that client stays
         client = parts[0]

@@ -1,0 +1,162 @@
+"""wiring.py and products.py: every product is built from the list and the accounts' settings;
+a reload keeps what it can."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+from prometheus_client.core import GaugeMetricFamily
+
+from binance_margin_exporter.collectors.product import Build, Product
+from binance_margin_exporter.collectors.scrape import Scrape
+from binance_margin_exporter.config import ConfigError, Setting
+from binance_margin_exporter.config.schema import flag
+from binance_margin_exporter.products import PRODUCTS
+from binance_margin_exporter.wiring import account_config, build_exporter, load, warm_up
+from tests.helpers import sample_values
+
+
+class Widgets(Product):
+    """A product that exists only in this test: one entry, nothing else touched."""
+
+    name = "widgets"
+    types = ("cross",)
+    settings = (Setting("widget_colour_blue", flag, False, "Paint the widgets blue."),)
+    account_settings = (Setting("widgets", flag, False, "Count the account's widgets."),)
+
+    def __init__(self) -> None:
+        self.warmed: list[str] = []
+
+    def reads(self, account, settings):
+        return account.type in self.types and account.option("widgets")
+
+    def part(self, account, client, build: Build):
+        return (account.name, client)
+
+    def collector(self, parts, build: Build):
+        blue = build.settings.option("widget_colour_blue")
+
+        class Collector:
+            def start(self, scrape: Scrape):
+                family = GaugeMetricFamily("binance_margin_widgets", "Widgets.",
+                                           labels=["account", "blue"])
+                for name, _ in parts:
+                    family.add_metric([name, str(blue).lower()], 1.0)
+                return lambda: [family]
+
+        return Collector() if parts else None
+
+    def warm_up(self, part):
+        self.warmed.append(part[0])
+
+
+def write(tmp_path, text: str) -> str:
+    path = tmp_path / "config.yml"
+    path.write_text(textwrap.dedent(text))
+    return str(path)
+
+
+PLAIN = """
+    usdt_values: false
+    interest_rates: false
+    accounts:
+      - {name: a, api_key: k, api_secret: s, isolated: false}
+      - {name: b, api_key: k, api_secret: s}
+"""
+CONFIG = PLAIN.replace("isolated: false}", "isolated: false, widgets: true}") + \
+    "    widget_colour_blue: true\n"
+
+
+def test_a_product_is_one_entry_in_the_list(tmp_path):
+    widgets = Widgets()
+    products = (*PRODUCTS, widgets)
+    settings = load(write(tmp_path, CONFIG), {}, products=products)
+    built = build_exporter(settings, products=products)
+    try:
+        assert set(built.accounts[settings.accounts[0]].parts) == {"cross", "widgets"}
+        assert set(built.accounts[settings.accounts[1]].parts) == {"cross", "isolated"}
+        values = sample_values_of(built)
+        assert values[("binance_margin_widgets", (("account", "a"), ("blue", "true")))] == 1.0
+        assert not [k for k in values if k[0] == "binance_margin_widgets" and
+                    dict(k[1])["account"] == "b"]
+        warm_up(built)
+        assert widgets.warmed == ["a"]
+    finally:
+        built.exporter.close()
+    # without the entry, its keys are unknown: the list is where settings come from
+    with pytest.raises(ConfigError) as info:
+        load(write(tmp_path, CONFIG), {})
+    assert str(info.value).startswith("widget_colour_blue: unknown key")
+
+
+def sample_values_of(built) -> dict:
+    from prometheus_client import generate_latest
+
+    class Once:
+        def collect(self):
+            return built.exporter.collect(0.6)
+
+    return sample_values(generate_latest(Once()).decode())
+
+
+def test_a_reload_keeps_unchanged_accounts_and_hosts(tmp_path):
+    settings = load(write(tmp_path, PLAIN), {})
+    first = build_exporter(settings)
+    try:
+        a, b = settings.accounts
+        again = build_exporter(settings, first)
+        assert again.upstreams is first.upstreams and again.executor is first.executor
+        assert again.accounts[a] is first.accounts[a] and again.accounts[b] is first.accounts[b]
+        rotated = load(write(tmp_path, PLAIN.replace(
+            "{name: b, api_key: k,", "{name: b, api_key: k2,")), {})
+        after = build_exporter(rotated, again)
+        assert after.accounts[a] is first.accounts[a]
+        assert after.accounts[rotated.accounts[1]] is not first.accounts[b]  # afresh
+        other = load(write(tmp_path, PLAIN + "    cache_ttl_seconds: 3\n"), {})
+        changed = build_exporter(other, after)
+        assert changed.upstreams is not first.upstreams
+        assert changed.accounts[other.accounts[0]] is not first.accounts[a]
+        changed.exporter.close()
+    finally:
+        first.exporter.close()
+
+
+def test_an_account_uses_the_host_of_the_products_that_read_it(tmp_path):
+    settings = load(write(tmp_path, """
+        papi_base_url: https://papi.example
+        accounts:
+          - {name: pm, api_key: k, api_secret: s, type: portfolio_margin}
+          - {name: c, api_key: k, api_secret: s}
+    """), {})
+    built = build_exporter(settings)
+    try:
+        pm, cross = (built.accounts[a].client.upstream for a in settings.accounts)
+        assert (pm.base_url, cross.base_url) == ("https://papi.example",
+                                                 "https://api.binance.com")
+        assert pm.clock is cross.clock  # the papi host keeps time with the api host
+        assert list(built.upstreams) == ["https://api.binance.com", "https://papi.example"]
+    finally:
+        built.exporter.close()
+
+
+def test_accounts_made_in_code_get_the_products_defaults():
+    account = account_config("x", "k", "s", sub_accounts="all")
+    assert (account.option("sub_accounts"), account.option("master"),
+            account.option("isolated")) == ("all", True, True)
+    with pytest.raises(TypeError):
+        account_config("x", "k", "s", no_such_option=1)
+
+
+def test_the_list_has_every_product_once_prices_last():
+    names = [p.name for p in PRODUCTS]
+    assert names == ["cross", "isolated", "sub_accounts", "portfolio", "prices"]
+    assert len({p.name for p in PRODUCTS}) == len(PRODUCTS)
+
+
+def test_an_account_no_product_reads_is_refused(tmp_path):
+    with pytest.raises(ConfigError) as info:
+        load(write(tmp_path, "accounts: [{name: a, api_key: k, api_secret: s, master: false}]\n"),
+             {})
+    assert str(info.value) == ("accounts[0].master: false leaves nothing to read without "
+                               "sub_accounts")
