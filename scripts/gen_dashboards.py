@@ -327,8 +327,8 @@ def overview() -> dict[str, Any]:
     b.panel("timeseries", "uniMMR against Binance's levels",
             "Unified maintenance margin ratio of each Portfolio Margin account, with Binance's "
             "levels: reminder at 1.5 (yellow), reduce-only at 1.2 (orange), liquidation at "
-            "1.05 (red).",
-            [target(f"binance_margin_portfolio_uni_mmr{{{ACC}}}", "{{account}} uniMMR"),
+            "1.05 (red). The 99999999 placeholder (no maintenance margin) is hidden.",
+            [target(f"binance_margin_portfolio_uni_mmr{{{ACC}}} < 99999999", "{{account}} uniMMR"),
              target(f"binance_margin_portfolio_uni_mmr{{{ACC}}} * 0 + 1.5",
                     "{{account}} normal"),
              target(f"binance_margin_portfolio_uni_mmr{{{ACC}}} * 0 + 1.2",

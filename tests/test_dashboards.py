@@ -154,3 +154,23 @@ def test_dashboard_linter_rules_that_fit(path):
             for call in re.finditer(r"\b(rate|irate|increase|delta)\(([^()]*)\)",
                                     target["expr"]):
                 assert call.group(2).endswith("[$__rate_interval]"), target["expr"]
+
+
+PLACEHOLDERS = {"binance_margin_level": "< 999", "binance_margin_collateral_level": "< 999",
+                "binance_margin_isolated_level": "< 999",
+                "binance_margin_portfolio_uni_mmr": "< 99999999"}
+
+
+@pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.name)
+def test_no_time_series_plots_a_placeholder(path):
+    """Binance's "nothing owed" placeholders (marginLevel 999, uniMMR 99999999) would flatten
+    every scale: a time series that plots such a value leaves them out."""
+    for panel in panels(json.loads(path.read_text())):
+        if panel["type"] != "timeseries":
+            continue
+        for target in panel["targets"]:
+            expr = target["expr"]
+            for metric, bound in PLACEHOLDERS.items():
+                plotted = re.match(rf"\(?{metric}\{{[^}}]*\}}\)?( |$)", expr)
+                if plotted and " * 0 + " not in expr:
+                    assert bound in expr, (panel["title"], expr)

@@ -41,7 +41,8 @@ def test_every_value_matches_the_upstream_json():
                            .render().decode())
     pair = DOCS["assets"][0]
     key = (("account", "main"), ("symbol", "BTCUSDT"))
-    for field, metric in [("marginLevel", "level"), ("marginRatio", "margin_ratio"),
+    for field, metric in [("marginLevel", "level"), ("marginRatio", "leverage"),
+                          ("marginRatio", "margin_ratio"),
                           ("indexPrice", "index_price"), ("liquidatePrice", "liquidation_price"),
                           ("liquidateRate", "liquidation_rate")]:
         assert values[(f"binance_margin_isolated_{metric}", key)] == float(pair[field])

@@ -179,7 +179,8 @@ def cross_families(accounts: Sequence[CrossAccount], results: Sequence[Result[Ma
     flags = Table(ACCOUNT_FLAGS, acc)
     info = GaugeMetricFamily(
         "binance_margin_account_info",
-        "Account type (accountType: MARGIN_1 classic, MARGIN_2 pro); always 1.",
+        "Account type (accountType: MARGIN_1 classic, MARGIN_2 pro, which Binance sunset in "
+        "April 2026 but older answers still send); always 1.",
         labels=["account", "account_type", "mode"])
     thresholds = GaugeMetricFamily(
         "binance_margin_level_threshold",

@@ -42,13 +42,18 @@ NO_PAIRS_RECHECK_SECONDS = 300.0
 
 PAIR_GAUGES: tuple[tuple[str, str, str], ...] = (
     ("margin_level", "binance_margin_isolated_level", "Margin level of the pair (marginLevel)."),
+    ("margin_ratio", "binance_margin_isolated_leverage",
+     "Leverage of the pair (Binance's marginRatio: \"10\" is 10x; every recorded answer shows "
+     "10, 5, 4.2)."),
     ("margin_ratio", "binance_margin_isolated_margin_ratio",
-     "Margin ratio of the pair (marginRatio)."),
+     "DEPRECATED, removed in the next release: use binance_margin_isolated_leverage (the same "
+     "marginRatio, which is the pair's leverage, not a ratio of margin)."),
     ("index_price", "binance_margin_isolated_index_price", "Index price (indexPrice)."),
     ("liquidate_price", "binance_margin_isolated_liquidation_price",
-     "Liquidation price (liquidatePrice)."),
+     "Liquidation price (liquidatePrice); 0 without debt."),
     ("liquidate_rate", "binance_margin_isolated_liquidation_rate",
-     "Liquidation rate (liquidateRate)."),
+     "Percent move of the index price to the liquidation price (liquidateRate): -14.27 is a "
+     "14.27 % fall; 0 without debt."),
 )
 PAIR_FLAGS: tuple[tuple[str, str, str], ...] = (
     ("enabled", "binance_margin_isolated_enabled", "1 if the pair is enabled (enabled)."),

@@ -39,7 +39,8 @@ DEFAULT_PAPI_BASE_URL = "https://papi.binance.com"
 
 ACCOUNT_GAUGES: tuple[tuple[str, str, str], ...] = (
     ("uni_mmr", "binance_margin_portfolio_uni_mmr",
-     "Unified maintenance margin ratio (uniMMR): Binance liquidates at 1.05 and below."),
+     "Unified maintenance margin ratio (uniMMR): Binance liquidates at 1.05 and below; "
+     "99999999 is Binance's placeholder for no maintenance margin, exported as sent."),
     ("account_equity", "binance_margin_portfolio_account_equity_usd",
      "Account equity in USD (accountEquity)."),
     ("actual_equity", "binance_margin_portfolio_actual_equity_usd",
