@@ -90,7 +90,8 @@ def test_ticker_is_unsigned_and_counts_on_the_api_weight():
         fetch_prices(client, time.monotonic() + 5)
         request = mock.request_history[0]
     assert "signature" not in request.url and "X-MBX-APIKEY" not in request.headers
-    assert request.query == ""  # every symbol: no symbol parameter
+    # every symbol that trades: no symbol parameter (requests_mock lower-cases the query)
+    assert request.query == "symbolstatus=trading"
     assert client.upstream.gates["X-MBX-USED-WEIGHT-1M"].last_used_weight == 5000
     assert client.upstream.gate.last_used_weight is None  # not the /sapi budget
 
@@ -173,3 +174,18 @@ def test_one_price_fetch_per_interval_for_all_accounts():
     mono.now += 10
     scraper.render()
     assert len(calls) == 2
+
+
+def test_a_halted_pair_never_prices_an_asset_over_http(simulator):
+    """Binance's unfiltered ticker lists halted pairs at their last price: the simulator's AVAX
+    has a halted AVAXUSDT at half today's price. The exporter asks for trading pairs only, so
+    AVAX is priced through AVAXBTC x BTCUSDT."""
+    client = BinanceClient(Upstream(simulator.base_url), API_KEY, HmacSigner(SECRET),
+                           background=lambda f: f())
+    prices = fetch_prices(client, time.monotonic() + 5)
+    via_btc = prices.by_symbol["AVAXBTC"] * prices.by_symbol["BTCUSDT"]
+    assert "AVAXUSDT" not in prices.by_symbol and "OLDUSDT" not in prices.by_symbol
+    assert prices.usdt("AVAX") == pytest.approx(via_btc, rel=1e-12)
+    unfiltered = parse_prices(client.get(TICKER_PRICE_PATH, deadline=time.monotonic() + 5))
+    assert unfiltered.usdt("AVAX") == pytest.approx(via_btc / 2, rel=1e-6)  # what it was
+    assert simulator.counts[TICKER_PRICE_PATH] == 2

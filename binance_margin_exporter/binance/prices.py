@@ -1,5 +1,7 @@
-"""Market prices: ``GET /api/v3/ticker/price`` without ``symbol`` (unsigned, public; weight 4 on
-the ``/api`` limit of 6,000 a minute): the last price of every symbol.
+"""Market prices: ``GET /api/v3/ticker/price?symbolStatus=TRADING`` without ``symbol`` (unsigned,
+public; weight 4 on the ``/api`` limit of 6,000 a minute): the last price of every symbol that
+trades. Without the filter Binance also lists halted and delisted pairs at their last price, and
+a halted ``ASSETUSDT`` would win over a live route.
 
 :meth:`Prices.usdt` values an asset in USDT: USDT is 1; else the ``ASSETUSDT`` pair; else
 ``1 / USDTASSET`` (fiat such as TRY is quoted that way); else ``ASSETBTC x BTCUSDT``; else
@@ -16,6 +18,7 @@ from binance_margin_exporter.binance import fields
 from binance_margin_exporter.binance.transport import BinanceClient
 
 TICKER_PRICE_PATH = "/api/v3/ticker/price"
+TRADING_ONLY = "symbolStatus=TRADING"
 
 
 @dataclass(frozen=True)
@@ -51,4 +54,4 @@ def parse_prices(raw: Any) -> Prices:
 
 
 def fetch_prices(client: BinanceClient, deadline: float | None = None) -> Prices:
-    return parse_prices(client.get(TICKER_PRICE_PATH, deadline=deadline))
+    return parse_prices(client.get(TICKER_PRICE_PATH, query=TRADING_ONLY, deadline=deadline))
