@@ -11,6 +11,9 @@ from binance_margin_exporter.binance.errors import UpstreamError
 from binance_margin_exporter.binance.limits import Upstream
 from binance_margin_exporter.binance.signing import HmacSigner
 from binance_margin_exporter.binance.sub_accounts import (
+    SUB_ACCOUNT_STATUS_PATH,
+    SUB_MARGIN_ACCOUNT_PATH,
+    SubAccount,
     fetch_sub_account_emails,
     parse_sub_margin_account,
 )
@@ -72,13 +75,17 @@ def render(scraper: Scraper) -> str:
 class Docs:
     """The documented answer for every e-mail, and a recorded list of sub-accounts."""
 
-    def __init__(self, emails):
+    def __init__(self, emails, margin=None):
         self.emails = list(emails)
+        self.margin = margin or {}
         self.list_calls = 0
 
-    def list_emails(self, deadline):
+    def list_subs(self, deadline):
         self.list_calls += 1
-        return tuple(self.emails)
+        return tuple(SubAccount(e) for e in self.emails)
+
+    def status(self, deadline):
+        return dict(self.margin)
 
     def fetch(self, client, email, deadline):
         return parse_sub_margin_account(DOCS)
@@ -93,7 +100,8 @@ class Client:
 
 def test_golden_sub_account_from_the_documented_example(golden):
     docs = Docs(["123@test.com"])
-    group = SubAccounts("master", Client(), EXECUTOR, ttl=0, list_emails=docs.list_emails,
+    group = SubAccounts("master", Client(), EXECUTOR, ttl=0, list_subs=docs.list_subs,
+                        status=docs.status,
                         fetch=docs.fetch, monotonic=StepClock(), wall=lambda: 1_700_000_000.0)
     body = exporter_for(group).render()
     golden("sub_account_docs_example.prom", body)
@@ -103,7 +111,8 @@ def test_golden_sub_account_from_the_documented_example(golden):
 def test_discovery_every_ten_minutes_new_ones_appear_removed_ones_disappear():
     docs = Docs(["a@x.example", "b@x.example"])
     mono = StepClock(step=0.0)
-    group = SubAccounts("master", Client(), EXECUTOR, ttl=0, list_emails=docs.list_emails,
+    group = SubAccounts("master", Client(), EXECUTOR, ttl=0, list_subs=docs.list_subs,
+                        status=docs.status,
                         fetch=docs.fetch, monotonic=mono)
     exporter = exporter_for(group)
     text = render(exporter)
@@ -123,9 +132,12 @@ def test_discovery_every_ten_minutes_new_ones_appear_removed_ones_disappear():
 
 @pytest.fixture
 def fund():
-    """A master with 450 sub-accounts (three pages of the list), one of them without margin."""
+    """A master with 450 sub-accounts (three pages of the list): one without margin, one
+    frozen, and one whose status says margin while its margin account does not exist."""
     emails = [f"s{i:03d}@fund.example" for i in range(450)]
-    subs = SimulatedSubAccounts(emails, no_margin=["s007@fund.example"], n_assets=8,
+    subs = SimulatedSubAccounts(emails, no_margin=["s007@fund.example", "s009@fund.example"],
+                                frozen=["s008@fund.example"],
+                                stale_status=["s009@fund.example"], n_assets=8,
                                 n_active=3, drift=False)
     sim = Simulator(SimulatedAccount(50, 5, drift=False), subs=subs)
     sim.add_hmac_key(API_KEY, SECRET)
@@ -167,15 +179,70 @@ def test_every_sub_account_exactly_and_one_without_margin_apart(fund, caplog):
                                                           ("threshold", "margin_call")))] == 1.3
         assert values[("binance_margin_sub_account_info", (("account", email),
                                                            ("master", "master")))] == 1.0
-    broken = (("account", "s007@fund.example"),)
-    assert values[("binance_margin_up", broken)] == 0.0
-    assert values[("binance_margin_scrape_errors_total", (*broken, ("reason", "api_error")))] \
-        == 2.0
-    warnings = [r for r in caplog.records if r.levelno == logging.WARNING
+    # margin off (status), frozen (list), no margin account (status not caught up): no up, no
+    # errors, nothing to fire on; shown by their own families
+    for email in ("s007@fund.example", "s008@fund.example", "s009@fund.example"):
+        assert not [k for k in values if dict(k[1]).get("account") == email
+                    and k[0].startswith(("binance_margin_up", "binance_margin_scrape_errors"))]
+    sub = {email: (("account", email), ("master", "master")) for email in
+           ("s006@fund.example", "s007@fund.example", "s008@fund.example", "s009@fund.example")}
+    enabled = {e: values[("binance_margin_sub_account_margin_enabled", k)] for e, k in sub.items()}
+    frozen = {e: values[("binance_margin_sub_account_frozen", k)] for e, k in sub.items()}
+    assert enabled == {"s006@fund.example": 1.0, "s007@fund.example": 0.0,
+                       "s008@fund.example": 1.0, "s009@fund.example": 0.0}
+    assert frozen == {"s006@fund.example": 0.0, "s007@fund.example": 0.0,
+                      "s008@fund.example": 1.0, "s009@fund.example": 0.0}
+    # s009 was asked once (the first scrape), s007 and s008 never
+    asked = fund.subs.asked
+    assert asked["s009@fund.example"] == 1
+    assert asked["s007@fund.example"] == asked["s008@fund.example"] == 0
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING
                 and "s007@fund.example" in r.getMessage()]
-    assert len(warnings) == 1 and "-3003" in warnings[0].getMessage()
-    assert sum(1 for k, v in values.items() if k[0] == "binance_margin_up" and v == 1.0) == 450
+    assert sum(1 for k, v in values.items() if k[0] == "binance_margin_up" and v == 1.0) == 448
     assert values[("binance_margin_sub_account_discovery_up", (("master", "master"),))] == 1.0
+    assert fund.counts[SUB_ACCOUNT_STATUS_PATH] == 1
+
+
+def test_weight_a_scrape_leaves_out_who_cannot_answer(fund):
+    """200 sub-accounts, 50 with margin off: 150 x 10 weight a scrape, not 200 x 10; the list
+    and the status (1 + 10) once per 10 minutes."""
+    emails = [f"s{i:03d}@fund.example" for i in range(200)]
+    fund.subs.emails = emails
+    fund.subs.no_margin = set(emails[::4])
+    group = SubAccounts("master", master_client(fund), EXECUTOR, ttl=0)
+    exporter = Scraper(SubAccountsCollector([group]))
+    exporter.render()
+    before = fund.counts[SUB_MARGIN_ACCOUNT_PATH]
+    for _ in range(3):
+        exporter.render()
+    assert before == 150
+    assert (fund.counts[SUB_MARGIN_ACCOUNT_PATH] - before) / 3 == 150
+    assert fund.counts[SUB_ACCOUNT_STATUS_PATH] == 1
+    assert fund.counts["/sapi/v1/sub-account/list"] == 2  # 200 fill a page; an empty one ends
+
+
+def test_a_sub_account_without_a_margin_account_is_asked_again_every_ten_minutes(fund):
+    mono = StepClock(step=0.0)
+    fund.subs.emails = ["s001@fund.example", "s009@fund.example"]
+    group = SubAccounts("master", master_client(fund), EXECUTOR, ttl=0, monotonic=mono)
+    exporter = Scraper(SubAccountsCollector([group]))
+    text = exporter.text()
+    assert 'binance_margin_up{account="s009@fund.example"}' not in text
+    assert ('binance_margin_sub_account_margin_enabled{account="s009@fund.example",'
+            'master="master"} 0.0') in text
+    for _ in range(3):
+        mono.now += 60
+        exporter.render()
+    assert fund.subs.asked["s009@fund.example"] == 1
+    mono.now += DISCOVERY_SECONDS
+    exporter.render()  # the roster is due (in the background), and s009 is asked again
+    wait_idle(group.discovery)
+    assert fund.subs.asked["s009@fund.example"] == 2
+    fund.subs.no_margin.discard("s009@fund.example")  # margin enabled since
+    mono.now += DISCOVERY_SECONDS
+    exporter.render()
+    wait_idle(group.discovery)
+    assert 'binance_margin_up{account="s009@fund.example"} 1.0' in exporter.text()
 
 
 def test_a_key_that_is_not_a_master_reads_its_own_account_still(fund):

@@ -1,7 +1,10 @@
 """Sub-accounts behind a master key.
 
 - ``GET /sapi/v1/sub-account/list`` (signed, weight 1): the master's sub-accounts, paged
-  (``page`` from 1, ``limit`` at most 200): asked with ``limit=200`` until a short page.
+  (``page`` from 1, ``limit`` at most 200): asked with ``limit=200`` until a short page. Each
+  says whether it is frozen (``isFreeze``).
+- ``GET /sapi/v1/sub-account/status`` (signed, weight 10): every sub-account in one call, with
+  ``isMarginEnabled``.
 - ``GET /sapi/v1/sub-account/margin/account?email=`` (signed, weight 10): one sub-account's
   margin account, in the cross account's shape (``marginUserAssetVoList``) with its own bars
   (``marginTradeCoeffVo``). A sub-account without margin answers an error for its email only.
@@ -9,7 +12,7 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import quote
 
@@ -23,31 +26,68 @@ from binance_margin_exporter.binance.transport import BinanceClient
 
 SUB_ACCOUNT_LIST_PATH = "/sapi/v1/sub-account/list"
 SUB_MARGIN_ACCOUNT_PATH = "/sapi/v1/sub-account/margin/account"
+SUB_ACCOUNT_STATUS_PATH = "/sapi/v1/sub-account/status"
+# what a sub-account's margin fetch answers when it has no margin account: "Margin account does
+# not exist" (the one code the docs name for it)
+NO_MARGIN_CODES = frozenset({-3003})
 PAGE_LIMIT = 200
 MAX_PAGES = 100  # 20,000 sub-accounts: Binance's own cap is far lower
 
 
-def parse_sub_account_page(raw: Any) -> list[str]:
-    """The e-mail addresses of one page of ``/sapi/v1/sub-account/list``."""
+@dataclass(frozen=True, slots=True)
+class SubAccount:
+    email: str
+    frozen: bool = False  # isFreeze
+
+
+def parse_sub_account_page(raw: Any) -> list[SubAccount]:
+    """The sub-accounts of one page of ``/sapi/v1/sub-account/list``."""
     raw = fields.obj(raw, "sub-account list")
-    emails = []
+    found = []
     for i, entry in enumerate(fields.array(raw.get("subAccounts", []), "subAccounts")):
+        at = f"subAccounts[{i}]."
         entry = fields.obj(entry, f"subAccounts[{i}]")
-        emails.append(fields.string(entry, "email", f"subAccounts[{i}]."))
-    return emails
+        found.append(SubAccount(fields.string(entry, "email", at),
+                                bool(fields.optional_flag(entry, "isFreeze", at))))
+    return found
+
+
+def fetch_sub_accounts(client: BinanceClient,
+                       deadline: float | None = None) -> tuple[SubAccount, ...]:
+    """Every sub-account of the master key, in Binance's order, each once."""
+    found: dict[str, SubAccount] = {}
+    for page in range(1, MAX_PAGES + 1):
+        chunk = parse_sub_account_page(client.signed_get(
+            SUB_ACCOUNT_LIST_PATH, f"page={page}&limit={PAGE_LIMIT}", deadline=deadline))
+        for sub in chunk:
+            found.setdefault(sub.email, sub)
+        if len(chunk) < PAGE_LIMIT:
+            break
+    return tuple(found.values())
 
 
 def fetch_sub_account_emails(client: BinanceClient,
                              deadline: float | None = None) -> tuple[str, ...]:
-    """Every sub-account of the master key, in Binance's order, each once."""
-    emails: dict[str, None] = {}
-    for page in range(1, MAX_PAGES + 1):
-        chunk = parse_sub_account_page(client.signed_get(
-            SUB_ACCOUNT_LIST_PATH, f"page={page}&limit={PAGE_LIMIT}", deadline=deadline))
-        emails.update(dict.fromkeys(chunk))
-        if len(chunk) < PAGE_LIMIT:
-            break
-    return tuple(emails)
+    """Every sub-account's e-mail, in Binance's order, each once."""
+    return tuple(sub.email for sub in fetch_sub_accounts(client, deadline))
+
+
+def parse_sub_account_status(raw: Any) -> dict[str, bool | None]:
+    """e-mail -> ``isMarginEnabled`` (None where Binance does not say)."""
+    enabled: dict[str, bool | None] = {}
+    for i, entry in enumerate(fields.array(raw, "sub-account status")):
+        at = f"status[{i}]."
+        entry = fields.obj(entry, f"status[{i}]")
+        enabled.setdefault(fields.string(entry, "email", at),
+                           fields.optional_flag(entry, "isMarginEnabled", at))
+    return enabled
+
+
+def fetch_sub_account_status(client: BinanceClient,
+                             deadline: float | None = None) -> dict[str, bool | None]:
+    """Whether margin is enabled, for every sub-account of the master key (one call)."""
+    return parse_sub_account_status(client.signed_get(SUB_ACCOUNT_STATUS_PATH,
+                                                      deadline=deadline))
 
 
 def parse_sub_margin_account(raw: Any) -> MarginAccount:

@@ -1,45 +1,74 @@
 """A master key's sub-accounts, each shown exactly like a cross account (``account`` is the
 sub-account's e-mail, the families are the cross product's).
 
-With ``sub_accounts: all`` the list is discovered with ``GET /sapi/v1/sub-account/list`` (weight
-1 a page of 200) at start and again every 10 minutes, in the background: new sub-accounts
-appear, removed ones disappear with all their series. With a list of e-mails, exactly those are
-read. Each sub-account has its own cache, errors and ``up``: one without margin (Binance answers
-an error for its e-mail) is ``up 0`` with ``reason="api_error"`` and never disturbs the others.
-They are fetched side by side on the shared executor, through the master's client: one rate
-gate and one soft limit for all of them.
+The master's roster is asked at start and again every 10 minutes, in the background: with
+``sub_accounts: all``, ``GET /sapi/v1/sub-account/list`` (weight 1 a page of 200: which exist,
+which are frozen) and ``GET /sapi/v1/sub-account/status`` (weight 10 for all of them: which
+have margin); with a list of e-mails, exactly those, and their status. New sub-accounts appear,
+removed ones disappear with all their series.
+
+Only sub-accounts that can answer are polled (10 weight each a fetch): a frozen one, or one
+whose margin is off, is shown by ``binance_margin_sub_account_frozen`` and
+``binance_margin_sub_account_margin_enabled`` and has no ``binance_margin_up`` (nothing is wrong
+with it; nothing fires). One whose margin fetch still answers "margin account does not exist"
+(``-3003``) is treated so too, and asked again only every 10 minutes. Each polled sub-account
+has its own cache, errors and ``up``, and never disturbs the others. They are fetched side by
+side on the shared executor, through the master's client: one rate gate and one soft limit for
+all of them.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor
+from dataclasses import dataclass
 
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
+from binance_margin_exporter.binance.cross import MarginAccount
 from binance_margin_exporter.binance.sub_accounts import (
-    fetch_sub_account_emails,
+    NO_MARGIN_CODES,
+    SubAccount,
+    fetch_sub_account_status,
+    fetch_sub_accounts,
     fetch_sub_margin_account,
 )
 from binance_margin_exporter.binance.transport import BinanceClient
-from binance_margin_exporter.collectors.cache import Cached
+from binance_margin_exporter.collectors.cache import Cached, Result
 from binance_margin_exporter.collectors.cross import AssetFilter, CrossAccount, cross_families
 from binance_margin_exporter.collectors.product import Build, Product
 from binance_margin_exporter.collectors.scrape import Scrape
 from binance_margin_exporter.config import AccountConfig, ConfigError, Setting, Settings
 from binance_margin_exporter.config.schema import names
 
+log = logging.getLogger(__name__)
+
 DISCOVERY_SECONDS = 600.0
 DISCOVERY_RETRY_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class Roster:
+    """What the master's lists say of its sub-accounts."""
+
+    subs: tuple[SubAccount, ...]
+    margin: dict[str, bool | None]  # e-mail -> isMarginEnabled (None: Binance did not say)
+    listed: bool = True  # from the list (which knows who is frozen), not from the config
+
+    def polled(self, sub: SubAccount) -> bool:
+        return not sub.frozen and self.margin.get(sub.email) is not False
 
 
 class SubAccounts:
     def __init__(self, master: str, client: BinanceClient, executor: Executor, *, ttl: float,
                  emails: Sequence[str] | None = None,
-                 list_emails: Callable[[float], Sequence[str]] | None = None,
-                 fetch: Callable[[BinanceClient, str, float], object] | None = None,
+                 list_subs: Callable[[float], Sequence[SubAccount]] | None = None,
+                 status: Callable[[float], dict[str, bool | None]] | None = None,
+                 fetch: Callable[[BinanceClient, str, float], MarginAccount] | None = None,
                  **clocks: Callable[[], float]) -> None:
         """``emails``: exactly these; None: all of the master's, discovered."""
         self.master = master
@@ -48,26 +77,32 @@ class SubAccounts:
         self._ttl = ttl
         self._fetch = fetch or fetch_sub_margin_account
         self._clocks = clocks
+        self._monotonic = clocks.get("monotonic", time.monotonic)
         self._lock = threading.Lock()
         self._accounts: dict[str, CrossAccount] = {}
-        self._fixed = tuple(dict.fromkeys(emails)) if emails is not None else None
-        self.discovery: Cached[Sequence[str]] | None = None
-        if self._fixed is None:
-            self.discovery = Cached(
-                f"sub-account list of {master}",
-                list_emails or (lambda deadline: fetch_sub_account_emails(client, deadline)),
-                executor, ttl=DISCOVERY_SECONDS, error_ttl=DISCOVERY_RETRY_SECONDS,
-                timeout=client.timeout, **clocks)
+        self._refused: dict[str, float] = {}  # e-mail -> (monotonic) until no margin is assumed
+        fixed = tuple(dict.fromkeys(emails)) if emails is not None else None
+        list_subs = list_subs or (lambda deadline: fetch_sub_accounts(client, deadline))
+        status = status or (lambda deadline: fetch_sub_account_status(client, deadline))
 
-    def _emails(self, deadline: float) -> Sequence[str]:
-        if self._fixed is not None:
-            return self._fixed
-        assert self.discovery is not None
+        def roster(deadline: float) -> Roster:
+            if fixed is not None:
+                return Roster(tuple(SubAccount(e) for e in fixed), status(deadline), False)
+            return Roster(tuple(list_subs(deadline)), status(deadline))
+
+        self.discovery: Cached[Roster] = Cached(
+            f"sub-account list of {master}", roster, executor, ttl=DISCOVERY_SECONDS,
+            error_ttl=DISCOVERY_RETRY_SECONDS, timeout=client.timeout, **clocks)
+        # a configured list is read even while its status cannot be
+        self._fallback = None if fixed is None else Roster(
+            tuple(SubAccount(e) for e in fixed), {}, False)
+
+    def roster(self, deadline: float) -> Roster | None:
         if self.discovery.good is None:  # nothing known yet: worth waiting for, this once
             self.discovery.get(deadline)
         else:
             self.discovery.latest()
-        return self.discovery.good or ()
+        return self.discovery.good or self._fallback
 
     def _account(self, email: str) -> CrossAccount:
         client, fetch = self._client, self._fetch
@@ -79,21 +114,61 @@ class SubAccounts:
             thresholds=None, master=self.master)
 
     def accounts(self, deadline: float) -> Sequence[CrossAccount]:
-        emails = self._emails(deadline)
+        """The sub-accounts to poll this scrape."""
+        roster = self.roster(deadline)
+        subs = roster.subs if roster is not None else ()
+        now = self._monotonic()
         with self._lock:
+            self._refused = {e: t for e, t in self._refused.items() if t > now}
+            polled = [s.email for s in subs if roster is not None and roster.polled(s)]
             # keep the caches (and error counters) of the sub-accounts still listed
-            self._accounts = {e: self._accounts.get(e) or self._account(e) for e in emails}
-            return list(self._accounts.values())
+            self._accounts = {e: self._accounts.get(e) or self._account(e) for e in polled}
+            return [a for e, a in self._accounts.items() if e not in self._refused]
+
+    def refuse(self, email: str, result: Result[MarginAccount]) -> bool:
+        """Does the result say the sub-account has no margin account? Then it is not asked
+        again for 10 minutes."""
+        error = result.error
+        if error is None or error.code not in NO_MARGIN_CODES:
+            return False
+        with self._lock:
+            if email not in self._refused:
+                log.info("sub-account %s of %s has no margin account (Binance code %s): "
+                         "asked again in %.0f s", email, self.master, error.code,
+                         DISCOVERY_SECONDS)
+            self._refused[email] = self._monotonic() + DISCOVERY_SECONDS
+        return True
 
     def families(self) -> Iterator[Metric]:
-        if self.discovery is None:
-            return
-        family = GaugeMetricFamily(
+        discovery = GaugeMetricFamily(
             "binance_margin_sub_account_discovery_up",
-            "1 if the last fetch of the master's sub-account list succeeded, else 0.",
+            "1 if the last fetch of the master's sub-account list and status succeeded, else 0.",
             labels=["master"])
-        family.add_metric([self.master], 1.0 if self.discovery.last_ok else 0.0)
-        yield family
+        discovery.add_metric([self.master], 1.0 if self.discovery.last_ok else 0.0)
+        yield discovery
+        roster = self.discovery.good
+        if roster is None:
+            return
+        labels = ["account", "master"]
+        enabled = GaugeMetricFamily(
+            "binance_margin_sub_account_margin_enabled",
+            "1 if the sub-account has margin (GET /sapi/v1/sub-account/status isMarginEnabled, "
+            "and its margin account answers), else 0: then it is not polled and has no "
+            "binance_margin_up.", labels=labels)
+        frozen = GaugeMetricFamily(
+            "binance_margin_sub_account_frozen",
+            "1 if the sub-account is frozen (GET /sapi/v1/sub-account/list isFreeze): then it "
+            "is not polled.", labels=labels)
+        with self._lock:
+            refused = set(self._refused)
+        for sub in roster.subs:
+            off = roster.margin.get(sub.email) is False or sub.email in refused
+            enabled.add_metric([sub.email, self.master], 0.0 if off else 1.0)
+            if roster.listed:
+                frozen.add_metric([sub.email, self.master], 1.0 if sub.frozen else 0.0)
+        for family in (enabled, frozen):
+            if family.samples:
+                yield family
 
 
 class SubAccountsCollector:
@@ -108,11 +183,16 @@ class SubAccountsCollector:
         deadline = scrape.deadline
         accounts = [a for group in self.groups for a in group.accounts(deadline)]
         flights = [a.account.start(deadline) for a in accounts]
+        by_master = {group.master: group for group in self.groups}
 
         def finish() -> Iterator[Metric]:
-            results = [a.account.wait(f, deadline)
-                       for a, f in zip(accounts, flights, strict=True)]
-            yield from cross_families(accounts, results, scrape, self.shown)
+            shown, results = [], []
+            for account, flight in zip(accounts, flights, strict=True):
+                result = account.account.wait(flight, deadline)
+                if not by_master[account.master].refuse(account.name, result):
+                    shown.append(account)
+                    results.append(result)
+            yield from cross_families(shown, results, scrape, self.shown)
             for group in self.groups:
                 yield from group.families()
 

@@ -77,8 +77,10 @@ class Simulator:
         self.account = account or SimulatedAccount()
         self.isolated = SimulatedIsolated(self.account, pairs=isolated_pairs)
         self.subs = subs or SimulatedSubAccounts(
-            ["alice@fund.example", "bob@fund.example", "carol@fund.example"],
-            no_margin=["carol@fund.example"], n_assets=60, n_active=6, drift=self.account.drift)
+            ["alice@fund.example", "bob@fund.example", "carol@fund.example",
+             "dave@fund.example"],
+            no_margin=["carol@fund.example"], frozen=["dave@fund.example"], n_assets=60,
+            n_active=6, drift=self.account.drift)
         self.portfolio = SimulatedPortfolio(drift=self.account.drift)
         self.non_master_keys: set[str] = set()  # keys refused by the sub-account endpoints
         # what each product of the product list serves, and the interest rates they share

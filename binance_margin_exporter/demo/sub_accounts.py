@@ -1,15 +1,20 @@
 """Simulated sub-accounts of a master key: ``GET /sapi/v1/sub-account/list`` (weight 1, paged by
-``page`` and ``limit`` <= 200) and ``GET /sapi/v1/sub-account/margin/account`` (weight 10).
+``page`` and ``limit`` <= 200, with ``isFreeze``), ``GET /sapi/v1/sub-account/status`` (weight
+10, every sub-account's ``isMarginEnabled``) and ``GET /sapi/v1/sub-account/margin/account``
+(weight 10).
 
 Each sub-account is a :class:`~.cross.SimulatedAccount` of its own (another seed), in the
 sub-account answer's shape: ``marginUserAssetVoList`` and ``marginTradeCoeffVo``. Sub-accounts
-listed in ``no_margin`` answer an error for their e-mail, as Binance does when margin is not
-enabled there. A key in ``Simulator.non_master_keys`` is refused, as a sub-account's key is.
+listed in ``no_margin`` answer an error for their e-mail (``-3003``), as Binance does when
+margin is not enabled there, and their status says so, unless they are also in
+``stale_status`` (a status that has not caught up). ``frozen`` ones are listed as frozen. A key
+in ``Simulator.non_master_keys`` is refused, as a sub-account's key is.
 """
 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -21,14 +26,19 @@ if TYPE_CHECKING:
 
 SUB_ACCOUNT_LIST_PATH = "/sapi/v1/sub-account/list"
 SUB_MARGIN_ACCOUNT_PATH = "/sapi/v1/sub-account/margin/account"
+SUB_ACCOUNT_STATUS_PATH = "/sapi/v1/sub-account/status"
 NO_MARGIN_CODE = -3003
 
 
 class SimulatedSubAccounts:
     def __init__(self, emails: Sequence[str], *, no_margin: Sequence[str] = (),
+                 frozen: Sequence[str] = (), stale_status: Sequence[str] = (),
                  n_assets: int = 40, n_active: int = 10, drift: bool = True) -> None:
         self.emails = list(emails)
         self.no_margin = set(no_margin)
+        self.frozen = set(frozen)
+        self.stale_status = set(stale_status)
+        self.asked: Counter[str] = Counter()  # margin account requests, by e-mail
         self.accounts = {
             email: SimulatedAccount(n_assets, n_active, seed=100 + i, drift=drift)
             for i, email in enumerate(self.emails)
@@ -45,15 +55,25 @@ class SimulatedSubAccounts:
             raise RequestError(-1100, "Illegal characters found in a parameter.")
         chunk = self.emails[(page - 1) * limit: page * limit]
         return json.dumps({"subAccounts": [
-            {"email": e, "isFreeze": False, "createTime": 1544433328000,
+            {"email": e, "isFreeze": e in self.frozen, "createTime": 1544433328000,
              "isManagedSubAccount": False, "isAssetManagementSubAccount": False}
             for e in chunk]}).encode()
+
+    def status(self, params: dict[str, str]) -> bytes:
+        emails = [params["email"]] if params.get("email") else self.emails
+        return json.dumps([
+            {"email": e, "isSubUserEnabled": e not in self.frozen, "isUserActive": True,
+             "insertTime": 1570791523523,
+             "isMarginEnabled": e not in self.no_margin or e in self.stale_status,
+             "isFutureEnabled": False, "mobile": 1570791523523}
+            for e in emails if e in self.accounts]).encode()
 
     def margin_account(self, params: dict[str, str]) -> bytes:
         email = params.get("email", "")
         if email not in self.accounts:
             raise RequestError(-1102, "Mandatory parameter 'email' was not sent, was empty/null, "
                                       "or malformed.")
+        self.asked[email] += 1
         if email in self.no_margin:
             raise RequestError(NO_MARGIN_CODE, "Margin account does not exist.")
         account = self.accounts[email]
@@ -75,4 +95,5 @@ class SimulatedSubAccounts:
 def routes(sim: Simulator) -> dict[str, Route]:
     subs = sim.subs
     return {SUB_ACCOUNT_LIST_PATH: Route(1, subs.listing),
+            SUB_ACCOUNT_STATUS_PATH: Route(10, subs.status),
             SUB_MARGIN_ACCOUNT_PATH: Route(10, subs.margin_account)}
