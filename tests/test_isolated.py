@@ -7,13 +7,22 @@ import json
 import pytest
 
 from binance_margin_exporter.binance.errors import UpstreamError
-from binance_margin_exporter.binance.isolated import parse_isolated_account
+from binance_margin_exporter.binance.isolated import (
+    ISOLATED_ACCOUNT_PATH,
+    fetch_isolated_account,
+    parse_isolated_account,
+)
+from binance_margin_exporter.collectors.cache import Cached
 from binance_margin_exporter.collectors.cross import CrossCollector
 from binance_margin_exporter.collectors.isolated import (
     NO_PAIRS_RECHECK_SECONDS,
     IsolatedCollector,
+    IsolatedSource,
+    _recheck,
 )
+from binance_margin_exporter.demo.simulator import Fault
 from tests.helpers import (
+    EXECUTOR,
     FakeIsolated,
     FakeSource,
     Scraper,
@@ -188,3 +197,35 @@ def test_rates_of_borrowed_sides_are_isolated_rates_fetched_in_the_background():
     values = sample_values(scraper.render().decode())
     key = (("account", "main"), ("asset", "USDT"), ("symbol", "BTCUSDT"))
     assert values[("binance_margin_isolated_asset_interest_rate_hourly", key)] == 0.00000955
+
+
+@pytest.mark.parametrize("code", [-11001, -3003])
+def test_no_isolated_account_is_no_pairs_asked_every_five_minutes(simulator, client, code):
+    """Binance may answer "Isolated margin account does not exist." rather than an empty list:
+    that is no pairs (up 1), asked again on the no-pairs cadence, not an error every scrape."""
+    simulator.isolated.no_account = True
+    mono = StepClock(step=0.0)
+    source = IsolatedSource("main", client, Cached(
+        "isolated pairs of main", lambda deadline: fetch_isolated_account(client, deadline),
+        EXECUTOR, ttl=10, ttl_of=_recheck(10), monotonic=mono))
+    if code != -11001:
+        simulator.set_fault(Fault.binance_error(code, "Margin account does not exist.",
+                                                paths=(ISOLATED_ACCOUNT_PATH,)))
+    scraper = Scraper(IsolatedCollector([source]))
+    for _ in range(3):
+        text = scraper.text()
+        mono.now += 60
+    assert 'binance_margin_isolated_up{account="main"} 1.0' in text
+    assert 'reason="api_error"} 0.0' in text
+    assert simulator.counts[ISOLATED_ACCOUNT_PATH] == 1
+    mono.now += NO_PAIRS_RECHECK_SECONDS
+    scraper.render()
+    assert simulator.counts[ISOLATED_ACCOUNT_PATH] == 2
+
+
+def test_another_isolated_error_is_still_an_error(simulator, client):
+    simulator.set_fault(Fault.binance_error(-1102, "Mandatory parameter was not sent.",
+                                            paths=(ISOLATED_ACCOUNT_PATH,)))
+    source = IsolatedSource.create("main", client, EXECUTOR, ttl=10, interest_rates=False)
+    text = Scraper(IsolatedCollector([source])).text()
+    assert 'binance_margin_isolated_up{account="main"} 0.0' in text

@@ -13,12 +13,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from binance_margin_exporter.binance import fields
+from binance_margin_exporter.binance.errors import UpstreamError
 from binance_margin_exporter.binance.transport import BinanceClient
 
 log = logging.getLogger(__name__)
 
 ISOLATED_ACCOUNT_PATH = "/sapi/v1/margin/isolated/account"
 # marginLevelStatus, as Binance spells it, from the safest to liquidation
+# "Isolated margin account does not exist." and "Margin account does not exist.": an account
+# that never opened an isolated pair (or margin at all) may answer these instead of no pairs
+NO_ISOLATED_ACCOUNT_CODES = frozenset({-11001, -3003})
 STATUSES = ("EXCESSIVE", "NORMAL", "MARGIN_CALL", "PRE_LIQUIDATION", "FORCE_LIQUIDATION")
 
 
@@ -123,4 +127,13 @@ def parse_isolated_account(raw: Any) -> IsolatedAccount:
 
 def fetch_isolated_account(client: BinanceClient,
                            deadline: float | None = None) -> IsolatedAccount:
-    return parse_isolated_account(client.signed_get(ISOLATED_ACCOUNT_PATH, deadline=deadline))
+    """The account's isolated pairs; none when Binance answers that it has no isolated margin
+    account (an error rather than an empty list: nothing is wrong with the account)."""
+    try:
+        raw = client.signed_get(ISOLATED_ACCOUNT_PATH, deadline=deadline)
+    except UpstreamError as exc:
+        if exc.reason == "api_error" and exc.code in NO_ISOLATED_ACCOUNT_CODES:
+            log.debug("no isolated margin account (Binance code %s): no pairs", exc.code)
+            return IsolatedAccount(pairs=())
+        raise
+    return parse_isolated_account(raw)

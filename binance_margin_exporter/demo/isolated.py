@@ -18,12 +18,13 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from binance_margin_exporter.demo.cross import BTC_USDT, SimulatedAccount, q8, s8
-from binance_margin_exporter.demo.routes import Route
+from binance_margin_exporter.demo.routes import RequestError, Route
 
 if TYPE_CHECKING:
     from binance_margin_exporter.demo.simulator import Simulator
 
 ISOLATED_ACCOUNT_PATH = "/sapi/v1/margin/isolated/account"
+NO_ISOLATED_ACCOUNT_CODE = -11001
 LIQUIDATION_LEVEL = Decimal("1.1")
 HOURLY_RATE = Decimal("0.00000955")  # on the borrowed USDT, as the simulated rates say
 # symbol -> (base asset, base held, margin level: None borrows nothing, "drift" moves)
@@ -60,6 +61,8 @@ class SimulatedIsolated:
                  wall: Callable[[], float] = time.time) -> None:
         self.account = account
         self.pairs = PAIRS if pairs else ()
+        # an account that never opened a pair: Binance may answer this error, not "no pairs"
+        self.no_account = False
         self._wall = wall
         self._started = wall()
         self._lock = threading.Lock()
@@ -126,6 +129,12 @@ class SimulatedIsolated:
         return json.dumps(self.snapshot(), separators=(",", ":")).encode()
 
 
+def answer(isolated: SimulatedIsolated) -> bytes:
+    if isolated.no_account:
+        raise RequestError(NO_ISOLATED_ACCOUNT_CODE, "Isolated margin account does not exist.")
+    return isolated.body()
+
+
 def routes(sim: Simulator) -> dict[str, Route]:
     isolated = sim.isolated
-    return {ISOLATED_ACCOUNT_PATH: Route(10, lambda params: isolated.body())}
+    return {ISOLATED_ACCOUNT_PATH: Route(10, lambda params: answer(isolated))}
