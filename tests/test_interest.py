@@ -16,9 +16,14 @@ from binance_margin_exporter.binance.limits import Upstream
 from binance_margin_exporter.binance.signing import HmacSigner
 from binance_margin_exporter.binance.transport import BinanceClient
 from binance_margin_exporter.collectors.cross import CrossCollector
-from binance_margin_exporter.collectors.interest import RATES_REFRESH_SECONDS
+from binance_margin_exporter.collectors.interest import (
+    NEW_ASSETS_SECONDS,
+    RATES_REFRESH_SECONDS,
+    HourlyRates,
+)
 from tests.conftest import API_KEY, SECRET
 from tests.helpers import (
+    EXECUTOR,
     FakeSource,
     Scraper,
     StepClock,
@@ -50,12 +55,17 @@ def test_rates_are_fetched_hourly_and_at_once_for_a_newly_borrowed_asset():
     values = sample_values(scraper.render().decode())
     key = ("binance_margin_asset_interest_rate_hourly", (("account", "main"), ("asset", "BNB")))
     assert values[key] == 0.0000041
-    # BTC is borrowed now: its rate is asked for at once, not at the next hour
+    # BTC is borrowed now (5 minutes after the last call): asked 10 minutes after it, not at
+    # the next hour, and not at once either (100 weight a call)
     btc = source.account.assets[0]
     source.account = source.account.__class__(
         **{f: getattr(source.account, f) for f in source.account.__slots__} | {
             "assets": (btc.__class__(btc.asset, btc.free, 0.0, 0.5, 0.0, btc.net_asset - 0.5),
                        *source.account.assets[1:])})
+    scraper.render()
+    wait_idle(account.rates.cached)
+    assert calls == [["BNB"]]
+    mono.now = 1000.0 + NEW_ASSETS_SECONDS
     scraper.render()
     wait_idle(account.rates.cached)
     assert calls == [["BNB"], ["BNB", "BTC"]]
@@ -65,6 +75,27 @@ def test_rates_are_fetched_hourly_and_at_once_for_a_newly_borrowed_asset():
     scraper.render()
     wait_idle(account.rates.cached)
     assert len(calls) == 3  # and hourly after that
+
+
+def test_assets_borrowed_one_after_another_are_asked_together_at_most_every_ten_minutes():
+    """A borrowed set that changes every minute costs one 100-weight call per 10 minutes, for
+    every asset borrowed since, not one per change."""
+    calls: list[list[str]] = []
+    mono = StepClock(step=0.0)
+    rates = HourlyRates("rates of main", FakeSource(), EXECUTOR, isolated=False,
+                        fetch=lambda client, assets, *, isolated, deadline:
+                        calls.append(list(assets)) or dict.fromkeys(assets, 1e-6),
+                        monotonic=mono)
+    borrowed = ["A"]
+    for minute in range(31):
+        if minute and minute % 3 == 0:
+            borrowed.append(f"N{minute}")
+        rates.latest(borrowed)
+        wait_idle(rates.cached)
+        mono.now += 60
+    assert len(calls) == 4  # at 0, 10, 20 and 30 minutes
+    assert calls[1] == ["A", "N3", "N6", "N9"]
+    assert rates.latest(borrowed) == dict.fromkeys(sorted(borrowed), 1e-6)
 
 
 def test_rates_are_asked_20_assets_a_call_with_is_isolated():
