@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import logging
 import threading
 import time
 
@@ -12,8 +14,11 @@ from prometheus_client.utils import floatToGoString
 from binance_margin_exporter.binance.cross import MarginAccount, UserAsset, parse_account
 from binance_margin_exporter.binance.errors import UpstreamError
 from binance_margin_exporter.collectors.cache import ERROR_REASONS
-from binance_margin_exporter.collectors.cross import CrossCollector
+from binance_margin_exporter.collectors.cross import CrossAccount, CrossCollector
+from binance_margin_exporter.collectors.families import InvalidFields
+from binance_margin_exporter.demo.simulator import Fault
 from tests.helpers import (
+    EXECUTOR,
     WALL,
     FakeSource,
     Scraper,
@@ -346,3 +351,59 @@ def test_older_answers_keep_their_metrics():
     assert 'binance_margin_transfer_enabled{account="main"} 0.0' in text
     assert 'binance_margin_collateral_level{account="main"} 3.2' in text
     assert 'account_type="Margin_1",mode="classic"' in text
+
+
+def garbage(**fields):
+    """A fault that rewrites the account's answer with these fields."""
+    def transform(body: bytes) -> bytes:
+        raw = json.loads(body)
+        raw.update(fields)
+        return json.dumps(raw).encode()
+    return transform
+
+
+def test_an_unreadable_optional_field_drops_only_its_metric(simulator, client, caplog):
+    simulator.set_fault(Fault(transform=garbage(collateralMarginLevel="n/a",
+                                                TotalCollateralValueInUSDT="1,234.5",
+                                                borrowEnabled="yes")))
+    account = CrossAccount.create("main", client, EXECUTOR, ttl=0, interest_rates=False)
+    scraper = Scraper(CrossCollector([account]))
+    for _ in range(3):
+        values = sample_values(scraper.text())
+    acc = (("account", "main"),)
+    assert values[("binance_margin_up", acc)] == 1.0
+    assert values[("binance_margin_level", acc)] > 0  # the rest of the account is there
+    assert ("binance_margin_collateral_level", acc) not in values
+    assert ("binance_margin_total_collateral_value_usdt", acc) not in values
+    assert ("binance_margin_borrow_enabled", acc) not in values
+    assert values[("binance_margin_trade_enabled", acc)] == 1.0
+    invalid = {dict(k[1])["field"]: v for k, v in values.items()
+               if k[0] == "binance_margin_invalid_fields_total"}
+    assert invalid == {"collateralMarginLevel": 3.0, "TotalCollateralValueInUSDT": 3.0,
+                       "borrowEnabled": 3.0}  # one per fetch
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 3  # one per field, not one per fetch
+    assert all("account main" in w and "does not parse" in w for w in warnings)
+
+
+def test_an_unreadable_required_field_still_fails_the_fetch(simulator, client):
+    simulator.set_fault(Fault(transform=garbage(marginLevel="n/a")))
+    account = CrossAccount.create("main", client, EXECUTOR, ttl=0, interest_rates=False)
+    values = sample_values(Scraper(CrossCollector([account])).text())
+    acc = (("account", "main"),)
+    assert values[("binance_margin_up", acc)] == 0.0
+    assert values[("binance_margin_scrape_errors_total", (*acc,
+                                                          ("reason", "invalid_response")))] == 1
+
+
+def test_a_field_is_warned_of_again_after_an_hour(caplog):
+    mono = StepClock(step=0.0)
+    invalid = InvalidFields("account main", monotonic=mono)
+    invalid.note(["borrowEnabled"])
+    mono.now += InvalidFields.WARN_SECONDS - 1
+    invalid.note(["borrowEnabled"])
+    assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 1
+    mono.now += 1
+    invalid.note(["borrowEnabled", "borrowEnabled"])
+    assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 2
+    assert invalid.counts == {"borrowEnabled": 4}

@@ -90,7 +90,6 @@ def test_a_status_binance_adds_later_is_shown_as_spelled():
      "assets[0].quoteAsset.free: not a decimal number"),
     (lambda r: r["assets"][0].pop("symbol"), "assets[0].symbol: missing"),
     (lambda r: r.update(assets={}), "assets: expected a list"),
-    (lambda r: r["assets"][0].update(enabled="yes"), "assets[0].enabled: expected true or false"),
 ])
 def test_a_bad_answer_names_the_field(change, message):
     raw = json.loads(json.dumps(DOCS))
@@ -229,3 +228,14 @@ def test_another_isolated_error_is_still_an_error(simulator, client):
     source = IsolatedSource.create("main", client, EXECUTOR, ttl=10, interest_rates=False)
     text = Scraper(IsolatedCollector([source])).text()
     assert 'binance_margin_isolated_up{account="main"} 0.0' in text
+
+
+def test_an_unreadable_optional_pair_field_drops_only_its_metric():
+    raw = json.loads(json.dumps(DOCS))
+    raw["assets"][0]["indexPrice"] = "n/a"
+    raw["assets"][0]["enabled"] = "yes"
+    account = parse_isolated_account(raw)
+    assert account.invalid == ("indexPrice", "enabled")
+    (pair,) = account.pairs
+    assert pair.index_price is None and pair.enabled is None
+    assert pair.margin_level == float(DOCS["assets"][0]["marginLevel"])

@@ -3,10 +3,12 @@ and over real HTTP against the simulator."""
 
 from __future__ import annotations
 
+import json
 import time
 
 from binance_margin_exporter.binance.limits import Upstream
 from binance_margin_exporter.binance.portfolio import (
+    PAPI_ACCOUNT_PATH,
     Portfolio,
     fetch_portfolio,
     parse_portfolio_account,
@@ -17,6 +19,7 @@ from binance_margin_exporter.binance.transport import BinanceClient
 from binance_margin_exporter.collectors.cache import Cached
 from binance_margin_exporter.collectors.cross import CrossCollector
 from binance_margin_exporter.collectors.portfolio import PortfolioCollector, PortfolioSource
+from binance_margin_exporter.demo.simulator import Fault
 from tests.conftest import API_KEY, SECRET
 from tests.helpers import (
     EXECUTOR,
@@ -100,3 +103,22 @@ def test_over_http_on_the_papi_host_keeping_time_with_the_api_host(simulator):
     assert api.clock.offset_ms == papi.clock.offset_ms != 0
     assert simulator.counts["/papi/v1/account"] >= 1 and simulator.counts["/papi/v1/balance"]
     assert [b.asset for b in portfolio.balances] == ["USDT", "BTC", "ETH", "BNB"]
+
+
+def test_a_thousands_comma_drops_only_its_metric_over_http(simulator, caplog):
+    """Binance's own PM Pro example sends "totalAvailableBalance": "122,559.90199491"."""
+    def comma(body: bytes) -> bytes:
+        raw = json.loads(body)
+        raw["totalAvailableBalance"] = "122,559.90199491"
+        return json.dumps(raw).encode()
+
+    simulator.set_fault(Fault(transform=comma, paths=(PAPI_ACCOUNT_PATH,)))
+    client = BinanceClient(Upstream(simulator.base_url), API_KEY, HmacSigner(SECRET))
+    source = PortfolioSource.create("pm", client, EXECUTOR, ttl=0)
+    values = sample_values(Scraper(PortfolioCollector([source])).text())
+    acc = (("account", "pm"),)
+    assert values[("binance_margin_up", acc)] == 1.0
+    assert ("binance_margin_portfolio_available_balance_usd", acc) not in values
+    assert values[("binance_margin_portfolio_uni_mmr", acc)] > 0
+    assert values[("binance_margin_invalid_fields_total",
+                   (*acc, ("field", "totalAvailableBalance")))] == 1.0

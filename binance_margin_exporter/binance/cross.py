@@ -53,6 +53,7 @@ class MarginAccount:
     transfer_enabled: bool | None = None  # older answers: one flag for both directions
     account_type: str | None = None
     bars: TradeCoeff | None = None  # a sub-account's own bars, sent with its account
+    invalid: tuple[str, ...] = ()  # optional fields Binance sent that did not parse
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +89,7 @@ def parse_user_assets(raw: Any, where: str) -> tuple[UserAsset, ...]:
 def parse_account(raw: Any) -> MarginAccount:
     """The JSON of ``GET /sapi/v1/margin/account`` as a :class:`MarginAccount`."""
     raw = fields.obj(raw, "account")
+    optional = fields.Lenient()
     return MarginAccount(
         margin_level=fields.number(raw, "marginLevel"),
         total_asset_btc=fields.number(raw, "totalAssetOfBtc"),
@@ -95,18 +97,19 @@ def parse_account(raw: Any) -> MarginAccount:
         total_net_asset_btc=fields.number(raw, "totalNetAssetOfBtc"),
         assets=parse_user_assets(raw.get("userAssets"), "userAssets"),
         # older answers spell it with a capital C
-        collateral_margin_level=fields.optional_number(raw, "collateralMarginLevel")
+        collateral_margin_level=optional.number(raw, "collateralMarginLevel")
         if raw.get("collateralMarginLevel") is not None
-        else fields.optional_number(raw, "CollateralMarginLevel"),
-        total_collateral_value_usdt=fields.optional_number(raw, "TotalCollateralValueInUSDT"),
-        total_open_order_loss_usdt=fields.optional_number(raw, "totalOpenOrderLossInUSDT"),
-        created=fields.optional_flag(raw, "created"),
-        trade_enabled=fields.optional_flag(raw, "tradeEnabled"),
-        borrow_enabled=fields.optional_flag(raw, "borrowEnabled"),
-        transfer_in_enabled=fields.optional_flag(raw, "transferInEnabled"),
-        transfer_out_enabled=fields.optional_flag(raw, "transferOutEnabled"),
-        transfer_enabled=fields.optional_flag(raw, "transferEnabled"),
-        account_type=fields.optional_string(raw, "accountType"),
+        else optional.number(raw, "CollateralMarginLevel"),
+        total_collateral_value_usdt=optional.number(raw, "TotalCollateralValueInUSDT"),
+        total_open_order_loss_usdt=optional.number(raw, "totalOpenOrderLossInUSDT"),
+        created=optional.flag(raw, "created"),
+        trade_enabled=optional.flag(raw, "tradeEnabled"),
+        borrow_enabled=optional.flag(raw, "borrowEnabled"),
+        transfer_in_enabled=optional.flag(raw, "transferInEnabled"),
+        transfer_out_enabled=optional.flag(raw, "transferOutEnabled"),
+        transfer_enabled=optional.flag(raw, "transferEnabled"),
+        account_type=optional.string(raw, "accountType"),
+        invalid=optional.noted(),
     )
 
 

@@ -106,5 +106,35 @@ def array(raw: Any, where: str) -> list[Any]:
     return raw
 
 
-__all__ = ["UpstreamError", "array", "number", "obj", "optional_flag", "optional_number",
-           "optional_string", "string", "to_number"]
+
+class Lenient:
+    """Optional fields of one answer, read leniently: a value that does not parse drops only
+    its own metric (``None``), and its key is noted in :attr:`invalid` for the collector to
+    count and warn of. Required fields stay strict: they fail the whole answer."""
+
+    def __init__(self) -> None:
+        self.invalid: list[str] = []
+
+    def _read(self, read: Any, raw: Mapping[str, Any], key: str, where: str) -> Any:
+        try:
+            return read(raw, key, where)
+        except UpstreamError:
+            self.invalid.append(key)
+            return None
+
+    def number(self, raw: Mapping[str, Any], key: str, where: str = "") -> float | None:
+        return self._read(optional_number, raw, key, where)  # type: ignore[no-any-return]
+
+    def flag(self, raw: Mapping[str, Any], key: str, where: str = "") -> bool | None:
+        return self._read(optional_flag, raw, key, where)  # type: ignore[no-any-return]
+
+    def string(self, raw: Mapping[str, Any], key: str, where: str = "") -> str | None:
+        return self._read(optional_string, raw, key, where)  # type: ignore[no-any-return]
+
+    def noted(self) -> tuple[str, ...]:
+        """The keys that did not parse, each once, in the order met."""
+        return tuple(dict.fromkeys(self.invalid))
+
+
+__all__ = ["Lenient", "UpstreamError", "array", "number", "obj", "optional_flag",
+           "optional_number", "optional_string", "string", "to_number"]

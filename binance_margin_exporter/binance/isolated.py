@@ -68,11 +68,13 @@ class IsolatedAccount:
     total_asset_btc: float | None = None
     total_liability_btc: float | None = None
     total_net_asset_btc: float | None = None
+    invalid: tuple[str, ...] = ()  # optional fields Binance sent that did not parse
 
 
-def parse_side(raw: Any, where: str) -> IsolatedAsset:
+def parse_side(raw: Any, where: str, optional: fields.Lenient | None = None) -> IsolatedAsset:
     raw = fields.obj(raw, where)
     at = f"{where}."
+    optional = optional or fields.Lenient()
     return IsolatedAsset(
         asset=fields.string(raw, "asset", at),
         free=fields.number(raw, "free", at),
@@ -80,38 +82,40 @@ def parse_side(raw: Any, where: str) -> IsolatedAsset:
         borrowed=fields.number(raw, "borrowed", at),
         interest=fields.number(raw, "interest", at),
         net_asset=fields.number(raw, "netAsset", at),
-        total_asset=fields.optional_number(raw, "totalAsset", at),
-        net_asset_btc=fields.optional_number(raw, "netAssetOfBtc", at),
-        borrow_enabled=fields.optional_flag(raw, "borrowEnabled", at),
-        repay_enabled=fields.optional_flag(raw, "repayEnabled", at),
+        total_asset=optional.number(raw, "totalAsset", at),
+        net_asset_btc=optional.number(raw, "netAssetOfBtc", at),
+        borrow_enabled=optional.flag(raw, "borrowEnabled", at),
+        repay_enabled=optional.flag(raw, "repayEnabled", at),
     )
 
 
-def parse_pair(raw: Any, where: str) -> IsolatedPair:
+def parse_pair(raw: Any, where: str, optional: fields.Lenient | None = None) -> IsolatedPair:
     raw = fields.obj(raw, where)
     at = f"{where}."
+    optional = optional or fields.Lenient()
     return IsolatedPair(
         symbol=fields.string(raw, "symbol", at),
-        base=parse_side(raw.get("baseAsset"), f"{at}baseAsset"),
-        quote=parse_side(raw.get("quoteAsset"), f"{at}quoteAsset"),
-        margin_level=fields.optional_number(raw, "marginLevel", at),
-        margin_level_status=fields.optional_string(raw, "marginLevelStatus", at),
-        margin_ratio=fields.optional_number(raw, "marginRatio", at),
-        index_price=fields.optional_number(raw, "indexPrice", at),
-        liquidate_price=fields.optional_number(raw, "liquidatePrice", at),
-        liquidate_rate=fields.optional_number(raw, "liquidateRate", at),
-        enabled=fields.optional_flag(raw, "enabled", at),
-        trade_enabled=fields.optional_flag(raw, "tradeEnabled", at),
-        isolated_created=fields.optional_flag(raw, "isolatedCreated", at),
+        base=parse_side(raw.get("baseAsset"), f"{at}baseAsset", optional),
+        quote=parse_side(raw.get("quoteAsset"), f"{at}quoteAsset", optional),
+        margin_level=optional.number(raw, "marginLevel", at),
+        margin_level_status=optional.string(raw, "marginLevelStatus", at),
+        margin_ratio=optional.number(raw, "marginRatio", at),
+        index_price=optional.number(raw, "indexPrice", at),
+        liquidate_price=optional.number(raw, "liquidatePrice", at),
+        liquidate_rate=optional.number(raw, "liquidateRate", at),
+        enabled=optional.flag(raw, "enabled", at),
+        trade_enabled=optional.flag(raw, "tradeEnabled", at),
+        isolated_created=optional.flag(raw, "isolatedCreated", at),
     )
 
 
 def parse_isolated_account(raw: Any) -> IsolatedAccount:
     """The JSON of ``GET /sapi/v1/margin/isolated/account`` as an :class:`IsolatedAccount`."""
     raw = fields.obj(raw, "isolated account")
+    optional = fields.Lenient()
     pairs: dict[str, IsolatedPair] = {}
     for i, entry in enumerate(fields.array(raw.get("assets", []), "assets")):
-        pair = parse_pair(entry, f"assets[{i}]")
+        pair = parse_pair(entry, f"assets[{i}]", optional)
         if pair.symbol in pairs:
             log.warning("the isolated account lists the pair %r twice; the first entry is kept",
                         pair.symbol)
@@ -119,9 +123,10 @@ def parse_isolated_account(raw: Any) -> IsolatedAccount:
         pairs[pair.symbol] = pair
     return IsolatedAccount(
         pairs=tuple(pairs.values()),
-        total_asset_btc=fields.optional_number(raw, "totalAssetOfBtc"),
-        total_liability_btc=fields.optional_number(raw, "totalLiabilityOfBtc"),
-        total_net_asset_btc=fields.optional_number(raw, "totalNetAssetOfBtc"),
+        total_asset_btc=optional.number(raw, "totalAssetOfBtc"),
+        total_liability_btc=optional.number(raw, "totalLiabilityOfBtc"),
+        total_net_asset_btc=optional.number(raw, "totalNetAssetOfBtc"),
+        invalid=optional.noted(),
     )
 
 

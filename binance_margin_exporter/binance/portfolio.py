@@ -56,6 +56,7 @@ class PortfolioAccount:
     virtual_max_withdraw: float | None = None
     total_available_balance: float | None = None
     total_margin_open_loss: float | None = None
+    invalid: tuple[str, ...] = ()  # fields Binance sent that did not parse
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,21 +69,28 @@ class PortfolioBalance:
 class Portfolio:
     account: PortfolioAccount
     balances: tuple[PortfolioBalance, ...]
+    invalid: tuple[str, ...] = ()  # fields of either answer that did not parse
 
 
 def parse_portfolio_account(raw: Any) -> PortfolioAccount:
+    """Every field is optional: one that does not parse (Binance's own PM Pro example sends
+    ``"122,559.90199491"``) drops only its metric and is noted in ``invalid``."""
     raw = fields.obj(raw, "portfolio margin account")
-    values = {attr: fields.optional_number(raw, key) for attr, key in ACCOUNT_FIELDS}
-    return PortfolioAccount(status=fields.optional_string(raw, "accountStatus"), **values)
+    optional = fields.Lenient()
+    values = {attr: optional.number(raw, key) for attr, key in ACCOUNT_FIELDS}
+    status = optional.string(raw, "accountStatus")
+    return PortfolioAccount(status=status, **values, invalid=optional.noted())
 
 
-def parse_portfolio_balances(raw: Any) -> tuple[PortfolioBalance, ...]:
+def parse_portfolio_balances(
+        raw: Any, optional: fields.Lenient | None = None) -> tuple[PortfolioBalance, ...]:
+    optional = optional or fields.Lenient()
     balances: dict[str, PortfolioBalance] = {}
     for i, entry in enumerate(fields.array(raw, "balance")):
         at = f"balance[{i}]."
         entry = fields.obj(entry, f"balance[{i}]")
         asset = fields.string(entry, "asset", at)
-        values = tuple(fields.optional_number(entry, key, at) for _, key in BALANCE_FIELDS)
+        values = tuple(optional.number(entry, key, at) for _, key in BALANCE_FIELDS)
         balances.setdefault(asset, PortfolioBalance(asset, values))
     return tuple(balances.values())
 
@@ -90,6 +98,8 @@ def parse_portfolio_balances(raw: Any) -> tuple[PortfolioBalance, ...]:
 def fetch_portfolio(client: BinanceClient, deadline: float | None = None) -> Portfolio:
     """Both calls, within one deadline."""
     account = parse_portfolio_account(client.signed_get(PAPI_ACCOUNT_PATH, deadline=deadline))
-    balances = parse_portfolio_balances(client.signed_get(PAPI_BALANCE_PATH,
-                                                          deadline=deadline))
-    return Portfolio(account, balances)
+    optional = fields.Lenient()
+    balances = parse_portfolio_balances(client.signed_get(PAPI_BALANCE_PATH, deadline=deadline),
+                                        optional)
+    return Portfolio(account, balances, tuple(dict.fromkeys((*account.invalid,
+                                                             *optional.noted()))))

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from prometheus_client.core import GaugeMetricFamily
@@ -33,7 +33,13 @@ from binance_margin_exporter.binance import cross
 from binance_margin_exporter.binance.cross import MarginAccount, TradeCoeff, UserAsset
 from binance_margin_exporter.binance.fields import plus, times
 from binance_margin_exporter.collectors.cache import Cached, Result
-from binance_margin_exporter.collectors.families import Table, account_fetches, non_empty
+from binance_margin_exporter.collectors.families import (
+    InvalidFields,
+    Table,
+    account_fetches,
+    invalid_fields,
+    non_empty,
+)
 from binance_margin_exporter.collectors.interest import INTEREST_RATES, HourlyRates
 from binance_margin_exporter.collectors.product import Build, ClientState, Product
 from binance_margin_exporter.collectors.scrape import Scrape
@@ -105,15 +111,23 @@ class CrossAccount:
     thresholds: Cached[TradeCoeff] | None
     rates: HourlyRates | None = None  # None: interest rates turned off
     master: str | None = None  # a sub-account: the name of the master account it is read by
+    invalid: InvalidFields = field(default_factory=lambda: InvalidFields("an account"))
 
     @classmethod
     def create(cls, name: str, client: BinanceClient, executor: Executor, *, ttl: float,
                interest_rates: bool = True,
                wall: Callable[[], float] | None = None) -> CrossAccount:
         clocks = {} if wall is None else {"wall": wall}
+        invalid = InvalidFields(f"account {name}")
+
+        def fetch(deadline: float) -> MarginAccount:
+            account = cross.fetch_account(client, deadline)
+            invalid.note(account.invalid)
+            return account
+
         return cls(
             name, client,
-            Cached(f"account {name}", lambda deadline: cross.fetch_account(client, deadline),
+            Cached(f"account {name}", fetch,
                    executor, ttl=ttl, timeout=client.timeout, **clocks),
             Cached(f"margin bars (tradeCoeff) of account {name}",
                    lambda deadline: cross.fetch_trade_coeff(client, deadline), executor,
@@ -121,6 +135,7 @@ class CrossAccount:
                    timeout=client.timeout, **clocks),
             HourlyRates(f"interest rates of account {name}", client, executor, isolated=False,
                         **clocks) if interest_rates else None,
+            invalid=invalid,
         )
 
 
@@ -209,6 +224,7 @@ def cross_families(accounts: Sequence[CrossAccount], results: Sequence[Result[Ma
         "binance_margin_asset_interest_rate_hourly",
         "Next hourly interest rate of a borrowed asset (GET "
         "/sapi/v1/margin/next-hourly-interest-rate, fetched hourly).", labels=asset_l)
+    invalid = invalid_fields()
 
     for entry, result in zip(accounts, results, strict=True):
         name = entry.name
@@ -216,6 +232,7 @@ def cross_families(accounts: Sequence[CrossAccount], results: Sequence[Result[Ma
             sub_info.add_metric([name, entry.master], 1.0)
         account = result.value
         fetches.add([name], entry.account, result, entry.client)
+        entry.invalid.add_to(invalid, name)
         if account is None:
             continue
         gauges.add([name], account)
@@ -250,7 +267,7 @@ def cross_families(accounts: Sequence[CrossAccount], results: Sequence[Result[Ma
 
     return non_empty((fetches.up, sub_info, *gauges.families, *flags.families, info, thresholds,
                       *asset_families.families, net_usdt, liability_usdt, total_net_usdt,
-                      total_liability_usdt, rate, *fetches.tail()))
+                      total_liability_usdt, rate, *fetches.tail(), invalid))
 
 
 class CrossProduct(Product):

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from prometheus_client.core import GaugeMetricFamily
@@ -28,7 +28,14 @@ from binance_margin_exporter.binance import isolated
 from binance_margin_exporter.binance.fields import plus, times
 from binance_margin_exporter.binance.isolated import STATUSES, IsolatedAccount
 from binance_margin_exporter.collectors.cache import Cached, Result
-from binance_margin_exporter.collectors.families import Fetches, Table, non_empty, states
+from binance_margin_exporter.collectors.families import (
+    Fetches,
+    InvalidFields,
+    Table,
+    invalid_fields,
+    non_empty,
+    states,
+)
 from binance_margin_exporter.collectors.interest import INTEREST_RATES, HourlyRates
 from binance_margin_exporter.collectors.product import Build, ClientState, Product
 from binance_margin_exporter.collectors.scrape import Scrape
@@ -94,19 +101,27 @@ class IsolatedSource:
     client: ClientState
     account: Cached[IsolatedAccount]
     rates: HourlyRates | None = None
+    invalid: InvalidFields = field(default_factory=lambda: InvalidFields("isolated pairs"))
 
     @classmethod
     def create(cls, name: str, client: BinanceClient, executor: Executor, *, ttl: float,
                interest_rates: bool = True,
                wall: Callable[[], float] | None = None) -> IsolatedSource:
         clocks = {} if wall is None else {"wall": wall}
+        invalid = InvalidFields(f"isolated pairs of account {name}")
+
+        def fetch(deadline: float) -> IsolatedAccount:
+            account = isolated.fetch_isolated_account(client, deadline)
+            invalid.note(account.invalid)
+            return account
+
         return cls(
             name, client,
-            Cached(f"isolated pairs of account {name}",
-                   lambda deadline: isolated.fetch_isolated_account(client, deadline),
+            Cached(f"isolated pairs of account {name}", fetch,
                    executor, ttl=ttl, ttl_of=_recheck(ttl), timeout=client.timeout, **clocks),
             HourlyRates(f"isolated interest rates of account {name}", client, executor,
                         isolated=True, **clocks) if interest_rates else None,
+            invalid,
         )
 
 
@@ -158,11 +173,13 @@ class IsolatedCollector:
             "binance_margin_isolated_asset_interest_rate_hourly",
             "Next hourly interest rate of a borrowed side of the pair (isIsolated=TRUE).",
             labels=side_l)
+        invalid = invalid_fields()
 
         for source, result in zip(self.sources, results, strict=True):
             name = source.name
             account = result.value
             fetches.add([name], source.account, result)
+            source.invalid.add_to(invalid, name)
             if account is None:
                 continue
             totals.add([name], account)
@@ -196,7 +213,8 @@ class IsolatedCollector:
 
         return non_empty((fetches.up, *pair_gauges.families, status, *pair_flags.families,
                           *side_gauges.families, *totals.families, net_usdt, liability_usdt,
-                          total_net_usdt, total_liability_usdt, rate, *fetches.tail()))
+                          total_net_usdt, total_liability_usdt, rate, *fetches.tail(),
+                          invalid))
 
 
 class IsolatedProduct(Product):

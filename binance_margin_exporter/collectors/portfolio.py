@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
@@ -29,7 +29,14 @@ from binance_margin_exporter.binance.portfolio import (
 )
 from binance_margin_exporter.binance.transport import BinanceClient
 from binance_margin_exporter.collectors.cache import Cached, Result
-from binance_margin_exporter.collectors.families import Table, account_fetches, non_empty, states
+from binance_margin_exporter.collectors.families import (
+    InvalidFields,
+    Table,
+    account_fetches,
+    invalid_fields,
+    non_empty,
+    states,
+)
 from binance_margin_exporter.collectors.product import Build, ClientState, Product
 from binance_margin_exporter.collectors.scrape import Scrape
 from binance_margin_exporter.config import AccountConfig, Setting
@@ -77,14 +84,22 @@ class PortfolioSource:
     name: str
     client: ClientState
     portfolio: Cached[Portfolio]
+    invalid: InvalidFields = field(
+        default_factory=lambda: InvalidFields("a portfolio margin account"))
 
     @classmethod
     def create(cls, name: str, client: BinanceClient, executor: Executor, *,
                ttl: float) -> PortfolioSource:
+        invalid = InvalidFields(f"portfolio margin account {name}")
+
+        def fetch(deadline: float) -> Portfolio:
+            portfolio = fetch_portfolio(client, deadline)
+            invalid.note(portfolio.invalid)
+            return portfolio
+
         return cls(name, client,
-                   Cached(f"portfolio margin account {name}",
-                          lambda deadline: fetch_portfolio(client, deadline), executor,
-                          ttl=ttl, timeout=client.timeout))
+                   Cached(f"portfolio margin account {name}", fetch, executor,
+                          ttl=ttl, timeout=client.timeout), invalid)
 
 
 class PortfolioCollector:
@@ -106,10 +121,12 @@ class PortfolioCollector:
             labels=["account", "status"])
         assets = [GaugeMetricFamily(f"binance_margin_portfolio_asset_{attr}", ASSET_NAMES[attr],
                                     labels=["account", "asset"]) for attr, _ in BALANCE_FIELDS]
+        invalid = invalid_fields()
         for source, result in zip(self.sources, results, strict=True):
             name = source.name
             value = result.value
             fetches.add([name], source.portfolio, result, source.client)
+            source.invalid.add_to(invalid, name)
             if value is None:
                 continue
             account = value.account
@@ -123,7 +140,8 @@ class PortfolioCollector:
                 for number, family in zip(balance.values, assets, strict=True):
                     if number is not None:
                         family.add_metric([name, balance.asset], number)
-        return non_empty((fetches.up, *gauges.families, status, *assets, *fetches.tail()))
+        return non_empty((fetches.up, *gauges.families, status, *assets, *fetches.tail(),
+                          invalid))
 
 
 class PortfolioProduct(Product):
