@@ -430,3 +430,100 @@ def test_environment_errors_name_the_variable_exactly(env, message):
     with pytest.raises(ConfigError) as info:
         load_settings(None, env)
     assert str(info.value) == message
+
+
+# --------------------------------------------------------------------------------------------
+# hostile configuration: one line naming the key, nothing secret repeated
+
+
+@pytest.mark.parametrize(("yaml_text", "message"), [
+    ("accounts: [{name: a, api_key: k, api_secret: s}]\naccounts: [{name: b, api_key: k, "
+     "api_secret: s}]\n", "a key is given twice at line 2, column 1"),
+    ("accounts: [{name: a, api_key: k, api_secret: s, api_secret: t}]\n",
+     "a key is given twice at line 1, column 49"),
+    ("x: &anchor [1]\ny: *anchor\n", "aliases (*name) are not allowed at line 2"),
+    ("x: " + "[" * 5000 + "]" * 5000 + "\n", "nested deeper than 64 levels"),
+    ("x: " + "{a: " * 200 + "1" + "}" * 200 + "\n", "nested deeper than 64 levels"),
+])
+def test_hostile_yaml_is_one_line(tmp_path, yaml_text, message):
+    with pytest.raises(ConfigError) as info:
+        load_settings(write(tmp_path, yaml_text), {})
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("yaml_text", [
+    "accounts: [{name: a, api_key: k, api_secret: !SECRETxTAG s}]\n",
+    "accounts: [{name: a, api_key: k, api_secret: *SECRETxALIAS}]\n",
+    "accounts: [{name: a, api_key: k, api_secret: 'SECRETxQUOTE\n",
+])
+def test_yaml_errors_never_repeat_the_files_text(tmp_path, yaml_text):
+    with pytest.raises(ConfigError) as info:
+        load_settings(write(tmp_path, yaml_text), {})
+    assert "SECRETx" not in str(info.value)
+
+
+def test_deeply_nested_yaml_is_refused_on_reload_too(tmp_path):
+    """Reload reads the file with the same loader: a RecursionError never reaches the
+    reloader's thread."""
+    from binance_margin_exporter.config import load_yaml
+
+    path = write(tmp_path, "x: " + "[" * 100000 + "\n")
+    with pytest.raises(ConfigError):
+        load_yaml(path)
+
+
+@pytest.mark.parametrize("url", ["https://user:pass@proxy.example", "http://pass@127.0.0.1:1"])
+def test_credentials_in_a_url_are_refused_and_not_repeated(tmp_path, url):
+    with pytest.raises(ConfigError) as info:
+        load_settings(write(tmp_path, f"base_url: {url}\n" + ACCOUNT), {})
+    assert str(info.value).startswith("base_url: a user or password in the URL")
+    assert "pass" not in str(info.value).split("(")[0].replace("password", "")
+    with pytest.raises(ConfigError) as info:
+        load_settings(None, {"BINANCE_BASE_URL": url, "BINANCE_API_KEY": "k",
+                             "BINANCE_API_SECRET": "s"})
+    assert str(info.value).startswith("BINANCE_BASE_URL: a user or password")
+
+
+def test_a_secret_file_with_control_characters_is_refused(tmp_path):
+    path = tmp_path / "environ"
+    path.write_bytes(b"PATH=/usr/bin\0HOME=/root\0AWS_SECRET=abc\0")
+    os.chmod(path, 0o600)
+    with pytest.raises(ConfigError) as info:
+        load_settings(None, {"BINANCE_API_KEY_FILE": str(path), "BINANCE_API_SECRET": "s"})
+    assert str(info.value) == "BINANCE_API_KEY_FILE: must not contain control characters"
+
+
+@pytest.mark.parametrize("device", ["/dev/zero", "/dev/null"])
+def test_a_secret_file_that_is_not_a_regular_file_is_refused(device):
+    with pytest.raises(ConfigError) as info:
+        load_settings(None, {"BINANCE_API_KEY": "k", "BINANCE_API_SECRET_FILE": device})
+    assert str(info.value) == f"BINANCE_API_SECRET_FILE: {device!r} is not a regular file"
+
+
+def test_a_huge_secret_file_is_refused(tmp_path):
+    path = secret_file(tmp_path, "big", "x" * (100 * 1024))
+    with pytest.raises(ConfigError) as info:
+        load_settings(None, {"BINANCE_API_KEY": "k", "BINANCE_API_SECRET_FILE": path})
+    assert str(info.value).endswith("is larger than 64 KiB: not a key")
+
+
+def test_an_account_named_like_a_listed_sub_account_is_refused(tmp_path):
+    path = write(tmp_path, """
+        accounts:
+          - {name: fund, api_key: k, api_secret: s, sub_accounts: [a@x.example]}
+          - {name: a@x.example, api_key: k2, api_secret: s2}
+    """)
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, {})
+    assert str(info.value) == (
+        "accounts[0].sub_accounts: 'a@x.example' is also the name of accounts[1]; the two "
+        "would share one account label (rename the account)")
+    path = write(tmp_path, """
+        accounts:
+          - {name: one, api_key: k, api_secret: s, sub_accounts: [a@x.example]}
+          - {name: two, api_key: k2, api_secret: s2, sub_accounts: [a@x.example]}
+    """)
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, {})
+    assert str(info.value) == ("accounts[1].sub_accounts: 'a@x.example' is listed by "
+                               "accounts[0].sub_accounts too")

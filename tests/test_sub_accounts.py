@@ -264,3 +264,18 @@ def test_a_listed_set_of_emails_reads_exactly_those(fund):
     ups = {dict(k[1])["account"] for k in values if k[0] == "binance_margin_up"}
     assert ups == {"s001@fund.example", "s002@fund.example"}
     assert fund.counts["/sapi/v1/sub-account/list"] == 0
+
+
+def test_a_discovered_sub_account_named_like_a_configured_account_is_not_read(caplog):
+    docs = Docs(["a@x.example", "b@x.example"])
+    group = SubAccounts("master", Client(), EXECUTOR, ttl=0, list_subs=docs.list_subs,
+                        status=docs.status, fetch=docs.fetch,
+                        reserved=frozenset({"a@x.example", "master"}))
+    scraper = exporter_for(group)
+    for _ in range(2):
+        text = scraper.text()
+    assert 'account="a@x.example"' not in text
+    assert 'binance_margin_up{account="b@x.example"} 1.0' in text
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1 and "a@x.example of master has the name of a configured" in \
+        errors[0]

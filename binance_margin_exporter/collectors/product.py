@@ -68,6 +68,9 @@ class Product:
     def check(self, account: AccountConfig) -> None:
         """Rules across an account's keys: ``ConfigError`` naming the key."""
 
+    def check_accounts(self, accounts: Sequence[AccountConfig]) -> None:
+        """Rules across accounts: ``ConfigError`` naming the key."""
+
     def reads(self, account: AccountConfig, settings: Settings) -> bool:
         """Does this product read the account?"""
         return account.type in self.types

@@ -24,7 +24,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
@@ -69,8 +69,10 @@ class SubAccounts:
                  list_subs: Callable[[float], Sequence[SubAccount]] | None = None,
                  status: Callable[[float], dict[str, bool | None]] | None = None,
                  fetch: Callable[[BinanceClient, str, float], MarginAccount] | None = None,
+                 reserved: frozenset[str] = frozenset(),
                  **clocks: Callable[[], float]) -> None:
-        """``emails``: exactly these; None: all of the master's, discovered."""
+        """``emails``: exactly these; None: all of the master's, discovered. ``reserved``: the
+        configured accounts' names, which no sub-account may take (they would share a label)."""
         self.master = master
         self._client = client
         self._executor = executor
@@ -81,6 +83,8 @@ class SubAccounts:
         self._lock = threading.Lock()
         self._accounts: dict[str, CrossAccount] = {}
         self._refused: dict[str, float] = {}  # e-mail -> (monotonic) until no margin is assumed
+        self._reserved = reserved
+        self._clashes: set[str] = set()  # discovered e-mails already said to clash
         fixed = tuple(dict.fromkeys(emails)) if emails is not None else None
         list_subs = list_subs or (lambda deadline: fetch_sub_accounts(client, deadline))
         status = status or (lambda deadline: fetch_sub_account_status(client, deadline))
@@ -102,7 +106,19 @@ class SubAccounts:
             self.discovery.get(deadline)
         else:
             self.discovery.latest()
-        return self.discovery.good or self._fallback
+        roster = self.discovery.good or self._fallback
+        if roster is None:
+            return None
+        clashes = [s.email for s in roster.subs if s.email in self._reserved]
+        for email in clashes:
+            if email not in self._clashes:
+                self._clashes.add(email)
+                log.error("sub-account %s of %s has the name of a configured account: it is "
+                          "not read (the two would share one account label); rename the "
+                          "account", email, self.master)
+        if not clashes:
+            return roster
+        return replace(roster, subs=tuple(s for s in roster.subs if s.email not in self._reserved))
 
     def _account(self, email: str) -> CrossAccount:
         client, fetch = self._client, self._fetch
@@ -149,6 +165,7 @@ class SubAccounts:
         roster = self.discovery.good
         if roster is None:
             return
+        subs = [s for s in roster.subs if s.email not in self._reserved]
         labels = ["account", "master"]
         enabled = GaugeMetricFamily(
             "binance_margin_sub_account_margin_enabled",
@@ -161,7 +178,7 @@ class SubAccounts:
             "is not polled.", labels=labels)
         with self._lock:
             refused = set(self._refused)
-        for sub in roster.subs:
+        for sub in subs:
             off = roster.margin.get(sub.email) is False or sub.email in refused
             enabled.add_metric([sub.email, self.master], 0.0 if off else 1.0)
             if roster.listed:
@@ -214,6 +231,26 @@ class SubAccountsProduct(Product):
             raise ConfigError(f"{account.source}.sub_accounts: only for type cross (a master "
                               f"key's sub-accounts are read as cross margin accounts)")
 
+    def check_accounts(self, accounts: Sequence[AccountConfig]) -> None:
+        """A sub-account's e-mail is its ``account`` label: no configured account, and no
+        other master's list, may have it too (their series would merge into one)."""
+        names = {a.name: a for a in accounts}
+        listed: dict[str, AccountConfig] = {}
+        for account in accounts:
+            subs = account.option("sub_accounts")
+            if subs is None or subs == "all":
+                continue
+            key = f"{account.source}.sub_accounts"
+            for email in subs:
+                if email in names:
+                    raise ConfigError(f"{key}: {email!r} is also the name of "
+                                      f"{names[email].source}; the two would share one "
+                                      f"account label (rename the account)")
+                if email in listed:
+                    raise ConfigError(f"{key}: {email!r} is listed by "
+                                      f"{listed[email].source}.sub_accounts too")
+                listed[email] = account
+
     def reads(self, account: AccountConfig, settings: Settings) -> bool:
         return account.type in self.types and account.option("sub_accounts") is not None
 
@@ -221,7 +258,8 @@ class SubAccountsProduct(Product):
         subs = account.option("sub_accounts")
         return SubAccounts(account.name, client, build.executor,
                            ttl=build.settings.cache_ttl_seconds,
-                           emails=None if subs == "all" else subs)
+                           emails=None if subs == "all" else subs,
+                           reserved=frozenset(a.name for a in build.settings.accounts))
 
     def collector(self, parts: Sequence[SubAccounts],
                   build: Build) -> SubAccountsCollector | None:

@@ -70,6 +70,10 @@ def url(value: Any, key: str) -> str:
     parts = urlsplit(text)
     if parts.scheme not in ("http", "https") or not parts.netloc or parts.query:
         raise ConfigError(f"{key}: expected an http(s) URL such as {DEFAULT_BASE_URL}")
+    if "@" in parts.netloc:
+        # it would stand in the host label and in every error line
+        raise ConfigError(f"{key}: a user or password in the URL is not accepted (for a "
+                          f"proxy that needs them, set HTTPS_PROXY)")
     return text
 
 

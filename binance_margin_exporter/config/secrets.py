@@ -13,6 +13,7 @@ from binance_margin_exporter.config.schema import ConfigError, string
 log = logging.getLogger(__name__)
 
 REDACTED = "<redacted>"
+MAX_SECRET_BYTES = 64 * 1024  # an RSA-4096 PEM is 3.3 KiB
 
 
 def read_secret_file(path: Any, key: str, *, base: Path | None = None,
@@ -22,9 +23,17 @@ def read_secret_file(path: Any, key: str, *, base: Path | None = None,
     name = string(path, key)
     target = Path(name) if base is None else base / name
     try:
-        data = target.read_bytes()
+        info = target.stat()  # follows the symlink a Kubernetes Secret volume swaps
+        if not stat.S_ISREG(info.st_mode):
+            # a device (/dev/zero) reads forever, a FIFO blocks the start
+            raise ConfigError(f"{key}: {str(target)!r} is not a regular file")
+        with target.open("rb") as handle:
+            data = handle.read(MAX_SECRET_BYTES + 1)
     except OSError as exc:
         raise ConfigError(f"{key}: cannot read {str(target)!r}: {exc.strerror}") from None
+    if len(data) > MAX_SECRET_BYTES:
+        raise ConfigError(f"{key}: {str(target)!r} is larger than {MAX_SECRET_BYTES // 1024} KiB: "
+                          f"not a key")
     if files is not None:
         files.append(str(target))
     if _readable_by_others(target):
@@ -57,4 +66,6 @@ def secret_text(data: bytes, key: str) -> str:
         raise ConfigError(f"{key}: is empty")
     if any(c.isspace() for c in text):
         raise ConfigError(f"{key}: must not contain white space")
+    if not text.isprintable():  # NUL and the other control characters (/proc/self/environ)
+        raise ConfigError(f"{key}: must not contain control characters")
     return text

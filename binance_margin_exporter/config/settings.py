@@ -65,6 +65,10 @@ class Declares(Protocol):
         """A rule across keys: ``ConfigError`` naming the key."""
         ...
 
+    def check_accounts(self, accounts: Sequence[AccountConfig]) -> None:
+        """A rule across accounts: ``ConfigError`` naming the key."""
+        ...
+
 
 @dataclass(frozen=True, repr=False)
 class AccountConfig:
@@ -241,6 +245,8 @@ def load_settings(
             if account.name in seen:
                 raise ConfigError(f"{account.source}.name: duplicate account name {account.name!r}")
             seen.add(account.name)
+        for product in products:
+            product.check_accounts(accounts)
         if env.get("BINANCE_API_KEY") or env.get("BINANCE_API_KEY_FILE"):
             log.warning("BINANCE_API_KEY* is ignored: the config file lists accounts")
     else:
