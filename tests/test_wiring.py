@@ -150,7 +150,7 @@ def test_accounts_made_in_code_get_the_products_defaults():
 
 def test_the_list_has_every_product_once_prices_last():
     names = [p.name for p in PRODUCTS]
-    assert names == ["cross", "isolated", "sub_accounts", "portfolio", "prices"]
+    assert names == ["cross", "isolated", "sub_accounts", "portfolio", "risk_lists", "prices"]
     assert len({p.name for p in PRODUCTS}) == len(PRODUCTS)
 
 
