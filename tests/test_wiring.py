@@ -60,6 +60,7 @@ def write(tmp_path, text: str) -> str:
 PLAIN = """
     usdt_values: false
     interest_rates: false
+    risk_lists: false
     accounts:
       - {name: a, api_key: k, api_secret: s, isolated: false}
       - {name: b, api_key: k, api_secret: s}
