@@ -66,7 +66,9 @@ def test_milliseconds_become_seconds_exactly_and_the_earliest_delisting_wins():
 
 
 def test_restricted_names_are_kept_as_sent_once_each_and_a_missing_list_is_empty():
-    restricted = parse_restricted_assets({"openLongRestrictedAsset": ["币安人生", "ADA", "ADA"]})
+    # an empty name would be a series without its asset label: left out
+    restricted = parse_restricted_assets({"openLongRestrictedAsset": ["币安人生", "ADA", "ADA",
+                                                                      ""]})
     assert restricted.by_restriction == {"open_long": ("币安人生", "ADA"),
                                          "max_collateral_exceeded": ()}
 
