@@ -11,12 +11,20 @@ from __future__ import annotations
 from types import ModuleType
 from typing import NamedTuple
 
-from binance_margin_exporter.collectors import cross, isolated, portfolio, prices, sub_accounts
+from binance_margin_exporter.collectors import (
+    cross,
+    isolated,
+    portfolio,
+    prices,
+    risk_lists,
+    sub_accounts,
+)
 from binance_margin_exporter.collectors.product import Product
 from binance_margin_exporter.demo import cross as demo_cross
 from binance_margin_exporter.demo import isolated as demo_isolated
 from binance_margin_exporter.demo import portfolio as demo_portfolio
 from binance_margin_exporter.demo import prices as demo_prices
+from binance_margin_exporter.demo import risk_lists as demo_risk_lists
 from binance_margin_exporter.demo import sub_accounts as demo_sub_accounts
 
 
@@ -31,6 +39,7 @@ ENTRIES: tuple[Entry, ...] = (
     Entry(isolated.PRODUCT, demo_isolated),
     Entry(sub_accounts.PRODUCT, demo_sub_accounts),
     Entry(portfolio.PRODUCT, demo_portfolio),
+    Entry(risk_lists.PRODUCT, demo_risk_lists),
     Entry(prices.PRODUCT, demo_prices),
 )
 PRODUCTS: tuple[Product, ...] = tuple(entry.product for entry in ENTRIES)

@@ -279,6 +279,40 @@ def overview() -> dict[str, Any]:
                     "{{account}} {{symbol}}")],
             w=12, h=8, unit="none", defaults={"decimals": 3})
 
+    b.row("Delistings and restrictions")
+    held = ("group by (account, {key}) (binance_margin{side}_asset_net{{{sel}}} != 0 "
+            "or binance_margin{side}_asset_borrowed{{{sel}}} > 0)")
+    cross_held = held.format(key="asset", side="", sel=ASSET)
+    isolated_held = held.format(key="symbol", side="_isolated", sel=ACC)
+    b.panel("table", "Delistings within 30 days",
+            "Assets (cross) and isolated pairs an account holds or owes that Binance delists "
+            "from margin within 30 days (GET /sapi/v1/margin/delist-schedule), and the time "
+            "left; then Binance repays or liquidates them itself. The alert fires under 7 days.",
+            [target("(min by (asset) (binance_margin_asset_delist_timestamp_seconds) - time()) "
+                    f"* on (asset) group_right () ({cross_held}) < 30 * 86400",
+                    instant=True, fmt="table"),
+             target("(min by (symbol) (binance_margin_isolated_delist_timestamp_seconds) "
+                    f"- time()) * on (symbol) group_right () ({isolated_held}) < 30 * 86400",
+                    instant=True, fmt="table")],
+            w=12, h=8, unit="dtdurations",
+            transformations=[{"id": "merge", "options": {}}, {"id": "organize", "options": {
+                "excludeByName": {"Time": True},
+                "renameByName": {"Value #A": "cross: time left",
+                                 "Value #B": "isolated pair: time left"}}}],
+            options={"showHeader": True})
+    b.panel("table", "Restricted assets held",
+            "Assets an account holds or owes that Binance restricts (GET "
+            "/sapi/v1/margin/restricted-asset): open_long (no new long positions), "
+            "max_collateral_exceeded (its collateral is capped).",
+            [target(f"({cross_held}) * on (asset) group_left (restriction) max by (asset, "
+                    f'restriction) (binance_margin_asset_restricted{{restriction="{r}"}})',
+                    instant=True, fmt="table")
+             for r in ("open_long", "max_collateral_exceeded")],
+            w=12, h=8,
+            transformations=[{"id": "merge", "options": {}}, {"id": "organize", "options": {
+                "excludeByName": {"Time": True, "Value #A": True, "Value #B": True}}}],
+            options={"showHeader": True})
+
     b.row("Cost of borrowing")
     b.panel("timeseries", "Projected interest per day by asset (USDT)",
             "Borrowed x next hourly rate x 24 x USDT price, per borrowed asset (cross) and per "
@@ -478,6 +512,12 @@ def health() -> dict[str, Any]:
             "binance_margin_prices_up: 1 if the last fetch of the ticker prices worked (values "
             "in USDT need it).",
             [target("binance_margin_prices_up", "prices")], w=12, h=5,
+            defaults={"mappings": UP_MAP}, options=STAT)
+    b.panel("stat", "Risk lists fetch",
+            "1 if the last fetch of Binance's delist schedule (hourly) and of its restricted "
+            "assets (every 10 minutes) worked; once per exporter, for all accounts.",
+            [target("binance_margin_delist_schedule_up", "delist schedule"),
+             target("binance_margin_restricted_assets_up", "restricted assets")], w=24, h=5,
             defaults={"mappings": UP_MAP}, options=STAT)
     b.panel("timeseries", "Fetch duration",
             "Duration of the last account fetch from Binance (signing, request, parsing).",

@@ -214,3 +214,17 @@ def test_portfolio_margin_status_raises_its_alert(stack):
         assert alerts["BinanceMarginPortfolioStatus"]["labels"]["status"] == "MARGIN_CALL"
     finally:
         stack.sim.portfolio.set_uni_mmr(None)
+
+
+def test_the_demo_delisting_of_a_held_asset_and_pair_raises_its_alert(stack):
+    # the simulator delists DOT and the isolated pair BNBUSDT, both held, ~5 days ahead: the
+    # alert is pending at once (it fires after its 10 minutes); XDEL, 45 days ahead, is not
+    def delisting() -> set[tuple[str, str, str]]:
+        return {(a["labels"]["account"], a["labels"].get("asset", ""),
+                 a["labels"].get("symbol", "")) for a in stack.alerts()
+                if a["labels"]["alertname"] == "BinanceMarginAssetDelisting"}
+
+    alerts = wait_for(lambda: (lambda d: d if len(d) >= 2 else None)(delisting()),
+                      timeout=60, interval=0.2)
+    assert {("default", "DOT", ""), ("default", "", "BNBUSDT")} <= alerts
+    assert not [a for a in alerts if "XDEL" in a[1] + a[2]]

@@ -60,6 +60,7 @@ def write(tmp_path, text: str) -> str:
 PLAIN = """
     usdt_values: false
     interest_rates: false
+    risk_lists: false
     accounts:
       - {name: a, api_key: k, api_secret: s, isolated: false}
       - {name: b, api_key: k, api_secret: s}
@@ -150,7 +151,7 @@ def test_accounts_made_in_code_get_the_products_defaults():
 
 def test_the_list_has_every_product_once_prices_last():
     names = [p.name for p in PRODUCTS]
-    assert names == ["cross", "isolated", "sub_accounts", "portfolio", "prices"]
+    assert names == ["cross", "isolated", "sub_accounts", "portfolio", "risk_lists", "prices"]
     assert len({p.name for p in PRODUCTS}) == len(PRODUCTS)
 
 

@@ -5,8 +5,9 @@ so the demo runs the same code path as production.
 
 - :mod:`.simulator` — the HTTP server: signatures, timestamps, weights, faults for the tests.
 - one module per Binance product, beside the client's (:mod:`.cross`, :mod:`.isolated`,
-  :mod:`.sub_accounts`, :mod:`.portfolio`, :mod:`.prices`), each with ``routes(simulator)``;
-  the simulator serves those of the product list, and :mod:`.interest`'s rates.
+  :mod:`.sub_accounts`, :mod:`.portfolio`, :mod:`.risk_lists`, :mod:`.prices`), each with
+  ``routes(simulator)``; the simulator serves those of the product list, and
+  :mod:`.interest`'s rates.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""What a simulated product serves: an endpoint's weight, its answer, and whether it is signed."""
+"""What a simulated product serves: an endpoint's weight, its answer, and what it checks of the
+caller (Binance's security types: USER_DATA signed, MARKET_DATA a key, NONE nothing)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ class Route(NamedTuple):
     weight: int  # IP weight Binance charges for the call
     answer: Callable[[dict[str, str]], bytes]  # query parameters -> JSON body
     signed: bool = True  # USER_DATA: key, signature and timestamp are checked
+    keyed: bool = False  # MARKET_DATA (with signed=False): the key is checked, and the
+    # signature and timestamp only if sent
 
 
 class RequestError(Exception):

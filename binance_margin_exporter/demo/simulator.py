@@ -187,6 +187,17 @@ class Simulator:
             self._violations = 0
         return used, None
 
+    def _check_keyed(self, query: str, headers: Any) -> tuple[int, int, str] | None:
+        """MARKET_DATA: None if the request carries a known key (and, if it is signed, a good
+        signature in time), else (status, code, msg)."""
+        if "&signature=" in query or query.startswith("signature="):
+            return self._check_signed(query, headers)
+        if headers.get("X-MBX-APIKEY") is None:
+            return 400, -2014, "API-key format invalid."
+        if headers.get("X-MBX-APIKEY") not in self._keys:
+            return 401, -2015, "Invalid API-key, IP, or permissions for action."
+        return None
+
     def _check_signed(self, query: str, headers: Any) -> tuple[int, int, str] | None:
         """None if the request is properly signed and timely, else (status, code, msg)."""
         key = self._keys.get(headers.get("X-MBX-APIKEY", ""))
@@ -305,7 +316,11 @@ def _handler_for(sim: Simulator) -> type[BaseHTTPRequestHandler]:
                 self._send(200, body, headers)
                 return
             route = sim.routes[path]
-            problem = sim._check_signed(parts.query, self.headers) if route.signed else None
+            problem = None
+            if route.signed:
+                problem = sim._check_signed(parts.query, self.headers)
+            elif route.keyed:
+                problem = sim._check_keyed(parts.query, self.headers)
             if problem is not None:
                 status, code, msg = problem
                 self._error(status, code, msg, headers)
