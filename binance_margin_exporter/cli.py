@@ -56,6 +56,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
                         metavar="PATH", help="path of the metrics (default: %(default)s)")
     parser.add_argument("--web.config.file", dest="web_config", metavar="FILE",
                         help="TLS and basic auth settings (exporter-toolkit format)")
+    parser.add_argument("--web.enable-lifecycle", dest="lifecycle", action="store_true",
+                        help="accept POST /-/reload (as Prometheus does: off by default; "
+                        "SIGHUP and changed files reload either way)")
     parser.add_argument("--config", "--config.file", dest="config", metavar="FILE",
                         help="YAML configuration (accounts, cache, assets)")
     parser.add_argument("--config.check", dest="check", action="store_true",
@@ -119,7 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         server = make_server(address, scrape, web, metrics_path=args.telemetry_path,
-                             reload=lambda: reloader.reload("POST /-/reload"))
+                             reload=reloader.request if args.lifecycle else None)
     except OSError as exc:
         print(f"{PROG}: --web.listen-address {args.listen}: {exc.strerror}", file=sys.stderr)
         return 1

@@ -51,6 +51,9 @@ class Reloader:
     log line naming the key, and the running one keeps serving."""
 
     WATCH_SECONDS = 15.0
+    REQUEST_SECONDS = 5.0  # POST /-/reload: at most one every this long
+    # what POST /-/reload answers of a refused configuration: the reason is in the log only
+    GENERIC_FAILURE = "the configuration was refused; the exporter's log says why"
 
     def __init__(self, args: argparse.Namespace, built: Built, web: WebConfig) -> None:
         self.args = args
@@ -61,6 +64,7 @@ class Reloader:
         self.ok = True
         self.success_at = time.time()
         self._stamp = self._files_stamp()
+        self._requested_at: float | None = None  # monotonic: the last POST /-/reload
 
     def _files(self) -> list[str]:
         files = list(self.built.settings.files)
@@ -94,11 +98,21 @@ class Reloader:
                 self.ok = False
                 log.error("reload (%s) refused, the running configuration stays: %s", why, exc)
                 return str(exc)
+            except Exception as exc:  # noqa: BLE001 - the watch thread must live on
+                self.ok = False
+                log.error("reload (%s) failed unexpectedly (%s), the running configuration "
+                          "stays (please report this)", why, type(exc).__name__)
+                return f"unexpected {type(exc).__name__}"
             old, self.built, self.web = self.built, built, web
             if self.server is not None:
                 self.server.set_web(web)
             if old.executor is not built.executor:
-                old.executor.shutdown(wait=False)
+                # scrapes that began before the swap still submit to it: it closes once they
+                # are done (no scrape outlives the request timeout)
+                timer = threading.Timer(old.settings.request_timeout_seconds + 5.0,
+                                        old.executor.shutdown)
+                timer.daemon = True
+                timer.start()
             self.ok = True
             self.success_at = time.time()
             self._stamp = self._files_stamp()
@@ -106,6 +120,20 @@ class Reloader:
         threading.Thread(target=warm_up, args=(built,), name="warm-up",
                          daemon=True).start()
         return None
+
+    def request(self) -> str | None:
+        """``POST /-/reload`` (with ``--web.enable-lifecycle``): at most one every
+        ``REQUEST_SECONDS``; None on success, else a generic failure (the detail is logged:
+        an HTTP answer must not echo what the files say)."""
+        now = time.monotonic()
+        with self._lock:
+            if self._requested_at is not None and \
+                    now - self._requested_at < self.REQUEST_SECONDS:
+                log.warning("POST /-/reload refused: the last one was under %.0f s ago",
+                            self.REQUEST_SECONDS)
+                return f"one reload every {self.REQUEST_SECONDS:.0f} s at most"
+            self._requested_at = now
+        return None if self.reload("POST /-/reload") is None else self.GENERIC_FAILURE
 
     def watch(self, stopping: threading.Event) -> None:
         while not stopping.wait(self.WATCH_SECONDS):

@@ -78,17 +78,28 @@ def _globals(settings: Settings) -> Settings:
     return dataclasses.replace(settings, accounts=())
 
 
-def _upstreams(settings: Settings, products: Sequence[Product]) -> dict[str, Upstream]:
+def _upstreams(settings: Settings, products: Sequence[Product],
+               previous: Mapping[str, Upstream]) -> dict[str, Upstream]:
     """One per Binance host: base_url's, and each product's own (which keeps time with
-    base_url's: Portfolio Margin's papi host has no clock endpoint). One host is one budget."""
-    api = Upstream(settings.base_url, soft_limit=settings.ip_weight_soft_limit)
+    base_url's: Portfolio Margin's papi host has no clock endpoint). One host is one budget.
+
+    A host the previous configuration had is kept, whatever else changed: its bans, back-offs,
+    weight counters and clock outlive every reload (a new one would call Binance at once, and
+    lengthen a ban)."""
+    def upstream(url: str, clock_of: Upstream | None = None) -> Upstream:
+        kept = previous.get(url)
+        if kept is not None:
+            kept.set_soft_limit(settings.ip_weight_soft_limit)
+            return kept
+        return Upstream(url, soft_limit=settings.ip_weight_soft_limit, clock_of=clock_of)
+
+    api = upstream(settings.base_url)
     upstreams = {settings.base_url: api}
     for product in products:
         if product.host_setting is not None:
             url = settings.option(product.host_setting)
             if url not in upstreams:
-                upstreams[url] = Upstream(url, soft_limit=settings.ip_weight_soft_limit,
-                                          clock_of=api)
+                upstreams[url] = upstream(url, clock_of=api)
     return upstreams
 
 
@@ -134,9 +145,11 @@ def build_exporter(settings: Settings, previous: Built | None = None,
         upstreams, executor = previous.upstreams, previous.executor
         kept_accounts, kept = previous.accounts, previous.kept
     else:
-        upstreams = _upstreams(settings, products)
-        executor = ThreadPoolExecutor(max_workers=settings.fetch_concurrency,
-                                      thread_name_prefix="fetch")
+        upstreams = _upstreams(settings, products, previous.upstreams if previous else {})
+        executor = previous.executor if previous is not None and \
+            previous.settings.fetch_concurrency == settings.fetch_concurrency else \
+            ThreadPoolExecutor(max_workers=settings.fetch_concurrency,
+                               thread_name_prefix="fetch")
         kept_accounts, kept = {}, {}
     builds = {p.name: Build(settings, executor, kept.setdefault(p.name, {})) for p in products}
     accounts: dict[AccountConfig, AccountParts] = {}
@@ -145,7 +158,7 @@ def build_exporter(settings: Settings, previous: Built | None = None,
             accounts[account] = kept_accounts.get(account) or _account_parts(
                 account, settings, upstreams, builds, products)
     except ConfigError:
-        if not same:
+        if previous is None or executor is not previous.executor:
             executor.shutdown()
         raise
     collectors: list[Collector] = []
@@ -174,4 +187,8 @@ def warm_up(built: Built) -> None:
                 log.warning("start-up clock sync with Binance failed: %s", exc)
         for product in built.products:
             if product.name in account.parts:
-                product.warm_up(account.parts[product.name])
+                try:
+                    product.warm_up(account.parts[product.name])
+                except RuntimeError:  # the exporter closed its pool meanwhile: it stops
+                    log.debug("warm-up ended: the exporter is closing")
+                    return

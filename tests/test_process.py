@@ -307,7 +307,7 @@ def test_sighup_and_post_reload_keep_kept_accounts_and_refuse_a_broken_file(simu
 
     config = tmp_path / "config.yml"
     write_config(config, simulator, ["alpha"])
-    with exporter_process(["--config", str(config)], {}) as exporter:
+    with exporter_process(["--config", str(config), "--web.enable-lifecycle"], {}) as exporter:
         simulator.set_fault(Fault(status=503, body=b"busy", times=1))
         values = sample_values(exporter.metrics())
         errors = ("binance_margin_scrape_errors_total", (("account", "alpha"),
@@ -319,20 +319,34 @@ def test_sighup_and_post_reload_keep_kept_accounts_and_refuse_a_broken_file(simu
                                    in v else None)(sample_values(exporter.metrics())))
         assert values[errors] == 1.0  # alpha kept its counters (and cache and back-off)
         assert values[("binance_margin_config_last_reload_successful", ())] == 1.0
-        config.write_text("accounts: [{name: alpha}]\n")  # broken
+        config.write_text(f"accounts: [{{name: alpha, api_secret: {SECRET}}}]\n")  # broken
         response = requests.post(f"{exporter.url}/-/reload", timeout=10)
         assert response.status_code == 500
-        assert "accounts[0].api_key: missing" in response.text
+        # the answer is generic: the file's text (a secret) and the detail stay in the log
+        assert "refused" in response.text and "api_key" not in response.text
+        assert SECRET not in response.text
         values = sample_values(exporter.metrics())
         assert values[("binance_margin_up", (("account", "beta"),))] == 1.0  # old one serves
         assert values[("binance_margin_config_last_reload_successful", ())] == 0.0
         refused = [line for line in exporter.lines if "reload" in line and "refused" in line]
         assert len(refused) == 1 and "accounts[0].api_key" in refused[0]
         write_config(config, simulator, ["beta"])
-        assert requests.post(f"{exporter.url}/-/reload", timeout=10).status_code == 200
-        text = exporter.metrics()
-        assert 'account="alpha"' not in text and 'binance_margin_up{account="beta"} 1.0' in text
+        response = requests.post(f"{exporter.url}/-/reload", timeout=10)
+        assert response.status_code == 500 and "one reload every 5 s" in response.text
+        assert 'account="alpha"' in exporter.metrics()  # not reloaded: rate-limited
+        exporter.proc.send_signal(signal.SIGHUP)  # signals are not rate-limited
+        wait_for(lambda: 'account="alpha"' not in exporter.metrics())
+        assert 'binance_margin_up{account="beta"} 1.0' in exporter.metrics()
         assert requests.get(f"{exporter.url}/-/reload", timeout=10).status_code == 405
+        assert exporter.stop() == 0
+
+
+def test_post_reload_is_off_without_the_lifecycle_flag(simulator, tmp_path):
+    config = tmp_path / "config.yml"
+    write_config(config, simulator, ["alpha"])
+    with exporter_process(["--config", str(config)], {}) as exporter:
+        assert requests.post(f"{exporter.url}/-/reload", timeout=10).status_code == 405
+        assert not [line for line in exporter.lines if "configuration reloaded" in line]
         assert exporter.stop() == 0
 
 

@@ -177,11 +177,15 @@ class Upstream:
         self.host = urlsplit(self.base_url).netloc
         self.clock = clock_of.clock if clock_of is not None else ServerClock(wall, monotonic)
         self.time_base_url = clock_of.base_url if clock_of is not None else self.base_url
+        self.gates = {header: RateGate(header, 1, wall) for header in WEIGHT_LIMITS}
+        self.set_soft_limit(soft_limit)
+
+    def set_soft_limit(self, soft_limit: int) -> None:
+        """The pause point of the /sapi budget (the others at the same share of theirs). A
+        reload changes it in place: the gates keep their bans and the weight they know of."""
         share = soft_limit / WEIGHT_LIMITS[SAPI_WEIGHT_HEADER]
-        self.gates = {
-            header: RateGate(header, max(1, int(limit * share)), wall)
-            for header, limit in WEIGHT_LIMITS.items()
-        }
+        for header, gate in self.gates.items():
+            gate.soft_limit = max(1, int(WEIGHT_LIMITS[header] * share))
 
     @property
     def gate(self) -> RateGate:

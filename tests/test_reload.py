@@ -1,0 +1,124 @@
+"""reload.py: a reload never fails a scrape, never forgets a ban, and never lets a broken file
+take the watch thread or the running configuration down."""
+
+from __future__ import annotations
+
+import argparse
+import threading
+import time
+
+from binance_margin_exporter.config import WebConfig
+from binance_margin_exporter.reload import Reloader
+from binance_margin_exporter.wiring import build_exporter, load, warm_up
+from tests.conftest import API_KEY, SECRET
+
+
+def config_text(simulator, **extra) -> str:
+    lines = [f"base_url: {simulator.base_url}", "usdt_values: false", "interest_rates: false",
+             *(f"{k}: {v}" for k, v in extra.items()),
+             f"accounts: [{{name: main, api_key: {API_KEY}, api_secret: {SECRET}, "
+             f"isolated: false}}]"]
+    return "\n".join(lines) + "\n"
+
+
+def reloader_for(path) -> Reloader:
+    args = argparse.Namespace(config=str(path), web_config=None, demo=False)
+    return Reloader(args, build_exporter(load(str(path), {})), WebConfig())
+
+
+def test_a_ban_outlives_a_reload_that_changes_global_settings(simulator, tmp_path):
+    path = tmp_path / "config.yml"
+    path.write_text(config_text(simulator))
+    reloader = reloader_for(path)
+    first = reloader.built
+    url = simulator.base_url
+    first.upstreams[url].ban(600)
+    path.write_text(config_text(simulator, cache_ttl_seconds=3, ip_weight_soft_limit=6000))
+    times = simulator.counts["/api/v3/time"]
+    assert reloader.reload("test") is None
+    after = reloader.built
+    assert after.upstreams[url] is first.upstreams[url]
+    assert after.upstreams[url].backoff_until() > time.time() + 500
+    assert after.upstreams[url].gate.soft_limit == 6000
+    warm_up(after)
+    assert simulator.counts["/api/v3/time"] == times  # nothing sent while banned
+    after.exporter.close()
+
+
+def test_no_scrape_fails_during_a_burst_of_reloads(simulator, tmp_path):
+    """Reloads that change the fetch pool (fetch_concurrency) while scrapes run: the pool a
+    scrape began on stays open until it is done."""
+    path = tmp_path / "config.yml"
+    path.write_text(config_text(simulator, cache_ttl_seconds=0, fetch_concurrency=4))
+    reloader = reloader_for(path)
+    failures: list[BaseException] = []
+    scrapes = [0]
+    stop = threading.Event()
+
+    def scrape() -> None:
+        while not stop.is_set():
+            try:
+                families = list(reloader.built.exporter.collect(2.0))
+                assert any(f.name == "binance_margin_up" for f in families)
+                scrapes[0] += 1
+            except BaseException as exc:  # noqa: BLE001 - what a scrape would answer 500 with
+                failures.append(exc)
+
+    threads = [threading.Thread(target=scrape) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    try:
+        for i in range(20):
+            path.write_text(config_text(simulator, cache_ttl_seconds=0,
+                                        fetch_concurrency=4 + i % 2 * 4))
+            assert reloader.reload("burst") is None
+            time.sleep(0.02)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(10)
+    assert not failures, repr(failures[:3])
+    assert scrapes[0] > 20
+    reloader.built.exporter.close()
+
+
+def test_an_unexpected_error_in_a_reload_is_a_refusal_not_a_dead_thread(simulator, tmp_path,
+                                                                       monkeypatch):
+    path = tmp_path / "config.yml"
+    path.write_text(config_text(simulator))
+    reloader = reloader_for(path)
+
+    def boom(*args, **kwargs):
+        raise KeyError("surprise")
+
+    monkeypatch.setattr("binance_margin_exporter.reload.build_exporter", boom)
+    assert reloader.reload("test") == "unexpected KeyError"
+    assert reloader.ok is False
+    reloader.built.exporter.close()
+
+
+def test_post_reload_is_rate_limited_and_answers_generically(simulator, tmp_path):
+    path = tmp_path / "config.yml"
+    path.write_text(config_text(simulator))
+    reloader = reloader_for(path)
+    path.write_text(f"accounts: [{{name: x, api_secret: {SECRET}}}]\n")
+    answer = reloader.request()
+    assert answer == Reloader.GENERIC_FAILURE and SECRET not in answer
+    path.write_text(config_text(simulator))
+    assert reloader.request() == "one reload every 5 s at most"
+    reloader._requested_at -= Reloader.REQUEST_SECONDS
+    assert reloader.request() is None
+    reloader.built.exporter.close()
+
+
+def test_a_scrape_that_began_before_a_reload_finishes_on_its_own_pool(simulator, tmp_path):
+    path = tmp_path / "config.yml"
+    path.write_text(config_text(simulator, cache_ttl_seconds=0, fetch_concurrency=4))
+    reloader = reloader_for(path)
+    began = reloader.built.exporter  # what a scrape in flight holds
+    path.write_text(config_text(simulator, cache_ttl_seconds=0, fetch_concurrency=8))
+    assert reloader.reload("test") is None
+    assert reloader.built.executor is not began.executor
+    families = {f.name: f for f in began.collect(2.0)}
+    assert families["binance_margin_up"].samples[0].value == 1.0
+    reloader.built.exporter.close()
