@@ -1,14 +1,36 @@
-"""Logging: Prometheus' own log format (logfmt, or JSON), configured once, by the command line."""
+"""Logging: Prometheus' own log format (logfmt, or JSON), configured once, by the command line.
+
+Values come from outside (sub-account e-mails, Binance's messages, asset names): every control
+character, line or paragraph separator, invisible format character (a bidi override) and lone
+surrogate is escaped, so that no value can forge a log line, move the cursor of a terminal, or
+fail the write.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import time
+import unicodedata
 
 LEVELS = {"DEBUG": "debug", "INFO": "info", "WARNING": "warn", "ERROR": "error",
           "CRITICAL": "error"}
+SHORT_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+UNSAFE_CATEGORIES = {"Cc", "Cf", "Cs", "Zl", "Zp"}  # control, format, surrogate, separators
+NON_ASCII = re.compile(r"[^\x20-\x7e]")
+
+
+def _unsafe(char: str) -> bool:
+    return unicodedata.category(char) in UNSAFE_CATEGORIES
+
+
+def escape(value: str) -> str:
+    """``value`` with backslash, quote and every unsafe character escaped (``\\n``,
+    ``\\u202e``)."""
+    return "".join(SHORT_ESCAPES.get(c) or (f"\\u{ord(c):04x}" if _unsafe(c) else c)
+                   for c in value)
 
 
 class LogfmtFormatter(logging.Formatter):
@@ -27,9 +49,9 @@ class LogfmtFormatter(logging.Formatter):
 
     @staticmethod
     def quote(value: str) -> str:
-        if value and not any(c in value for c in ' "=\n\t\\'):
+        escaped = escape(value)
+        if escaped and escaped == value and not any(c in value for c in " ="):
             return value
-        escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
         return f'"{escaped}"'
 
 
@@ -37,7 +59,10 @@ class JsonFormatter(LogfmtFormatter):
     """One JSON object a line, with the same fields."""
 
     def format(self, record: logging.LogRecord) -> str:
-        return json.dumps(self.fields(record), ensure_ascii=False)
+        text = json.dumps(self.fields(record), ensure_ascii=False)
+        # json escapes what is below U+0020; the rest of the unsafe ones too, as \uXXXX
+        return NON_ASCII.sub(lambda m: f"\\u{ord(m.group()):04x}" if _unsafe(m.group())
+                             else m.group(), text)
 
 
 def setup_logging(level: str, fmt: str = "logfmt") -> None:

@@ -6,6 +6,8 @@ import json
 import logging
 import re
 
+import pytest
+
 from binance_margin_exporter.logs import JsonFormatter, LogfmtFormatter
 
 
@@ -29,3 +31,31 @@ def test_json_logs_carry_the_same_fields():
     fields = json.loads(JsonFormatter().format(record("a = b")))
     assert fields["level"] == "warn" and fields["msg"] == "a = b"
     assert fields["source"] == "binance_margin_exporter.x" and fields["ts"].endswith("Z")
+
+
+FORGERIES = ["alice@x.example\rts=2026-01-01T00:00:00.000Z level=error msg=forged",
+             "bob\x1b[2J\x1b[Hcleared", "nul\x00byte", "bidi \u202eexe.txt", "line\u2028sep",
+             "lone \ud800 surrogate", "del\x7f and c1\x85", "tab\there \"quoted\" back\\slash"]
+
+
+@pytest.mark.parametrize("value", FORGERIES)
+def test_no_value_can_forge_a_logfmt_line_or_drive_a_terminal(value):
+    line = LogfmtFormatter().format(with_value(value))
+    assert "\n" not in line and "\r" not in line
+    assert all(c.isprintable() or c == " " for c in line), repr(line)
+    # one quoted msg: whatever the value says stays inside it
+    assert re.fullmatch(r'ts=\S+ level=warn source=x msg="(?:[^"\\]|\\.)*"', line), line
+    line.encode("utf-8")  # a lone surrogate must not fail the write
+
+
+@pytest.mark.parametrize("value", FORGERIES)
+def test_json_lines_escape_the_same_and_round_trip(value):
+    line = JsonFormatter().format(with_value(value))
+    assert all(c.isprintable() or c == " " for c in line), repr(line)
+    line.encode("utf-8")
+    assert json.loads(line)["msg"] == f"sub-account {value} failed"
+
+
+def with_value(value: str) -> logging.LogRecord:
+    return logging.LogRecord("x", logging.WARNING, __file__, 1, "sub-account %s failed",
+                             (value,), None)
