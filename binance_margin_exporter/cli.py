@@ -35,9 +35,10 @@ SECRET_FLAG = re.compile(r"^--?[\w.-]*(secret|api[-_.]?key|private[-_.]?key|pass
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
-        # argparse repeats unknown arguments verbatim; they may hold a secret. Keep option
-        # names only.
+        # argparse repeats unknown arguments and invalid values verbatim; they may hold a
+        # secret. Keep option names only.
         message = re.sub(r"=\S+", "=…", message)
+        message = re.sub(r"(invalid choice: )'[^']*'", r"\1…", message)
         message = re.sub(r"(unrecognized arguments:).*",
                          lambda m: m.group(1) + " " + " ".join(
                              w for w in m.group(0).split()[2:] if w.startswith("-")),

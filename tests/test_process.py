@@ -203,6 +203,14 @@ def test_unknown_flag_value_is_not_echoed():
     assert SECRET not in result.stderr
 
 
+@pytest.mark.parametrize("args", [["--log.level", SECRET], [f"--log.format={SECRET}"],
+                                  ["--log.format", SECRET]])
+def test_an_invalid_choice_is_not_echoed(args):
+    result = run_exporter(args)
+    assert result.returncode == 2 and "invalid choice" in result.stderr
+    assert SECRET not in result.stderr
+
+
 def test_starts_and_serves_up_0_when_binance_is_unreachable():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
