@@ -17,7 +17,7 @@ import logging
 import secrets
 from typing import TYPE_CHECKING
 
-from binance_margin_exporter.config import Options, Settings
+from binance_margin_exporter.config import Options, Settings, host_keys
 
 if TYPE_CHECKING:
     from binance_margin_exporter.demo.simulator import Simulator
@@ -56,8 +56,7 @@ def start_demo(settings: Settings) -> tuple[Settings, Simulator]:
         settings,
         base_url=simulator.base_url,
         options=Options.of({**dict(settings.options.items), **{
-            product.host_setting: simulator.base_url
-            for product in PRODUCTS if product.host_setting is not None}}),
+            key: simulator.base_url for product in PRODUCTS for key in host_keys(product)}}),
         accounts=(
             account_config(DEMO_ACCOUNT, master_key, master_secret, source="demo",
                            sub_accounts="all"),
