@@ -138,3 +138,18 @@ def test_a_futures_host_pauses_at_its_own_soft_limit():
     assert upstream.gates["fapi"].backoff_until() > 0  # 80 % of 2,400
     upstream.gate_for("/papi/v1/account").note_weight(1920, 1_700_000_000_000)
     assert upstream.gates["api"].backoff_until() == 0.0  # far below 6,000
+
+
+def test_the_simulator_counts_each_futures_host_on_its_own(simulator):
+    """Binance's fapi and dapi hosts each count 2,400 a minute, apart from /api and /papi."""
+    for _ in range(2):  # once more should the minute turn during the first try
+        minute = simulator.server_ms() // 60000
+        for _ in range(480):
+            simulator._spend("/fapi/v3/account")  # 480 x 5 = 2,400
+        over = simulator._spend("/fapi/v3/account")
+        dapi = simulator._spend("/dapi/v1/account")
+        papi = simulator._spend("/papi/v1/account")
+        if simulator.server_ms() // 60000 == minute:
+            break
+    assert over[0] == 2405 and over[1] is not None  # 429
+    assert dapi == (5, None) and papi == (20, None)

@@ -97,3 +97,29 @@ def test_a_span_account_reads_v2_and_keeps_to_it(simulator):
     finally:
         built.exporter.close()
     assert values[("binance_margin_portfolio_info", (*ACC, ("account_type", "PM_3")))] == 1.0
+
+
+def test_a_span_answer_without_account_type_keeps_to_v2(simulator):
+    """v1 said PM_3; should v2 leave accountType out, the account is still read on v2."""
+    import json
+
+    from binance_margin_exporter.demo.simulator import Fault
+
+    def drop_type(body: bytes) -> bytes:
+        raw = json.loads(body)
+        del raw["accountType"]
+        return json.dumps(raw).encode()
+
+    simulator.portfolio_pro.account_type = "PM_3"
+    simulator.set_fault(Fault(transform=drop_type, paths=(SPAN_ACCOUNT_PATH,)))
+    settings = settings_for(simulator, account_config("pro", API_KEY, SECRET,
+                                                      type="portfolio_margin_pro"))
+    built = build_exporter(settings)
+    try:
+        scrape(built)
+        values = scrape(built)
+    finally:
+        built.exporter.close()
+    assert (simulator.counts[PRO_ACCOUNT_PATH], simulator.counts[SPAN_ACCOUNT_PATH]) == (1, 2)
+    assert values[("binance_margin_portfolio_uni_mmr", ACC)] == 5167.92171923
+    assert not [k for k in values if k[0] == "binance_margin_portfolio_info"]

@@ -177,7 +177,7 @@ def test_portfolio_margin_and_futures_positions_exactly_over_http(simulator):
         assert simulator.counts[path] == 1, path
     weights = {dict(k[1])["budget"]: v for k, v in values.items()
                if k[0] == "binance_margin_api_ip_weight_used_1m"}
-    assert weights["fapi"] >= 5 + 5 and weights["dapi"] >= 1 + 5  # position + account
+    assert weights["fapi"] >= 5 and weights["dapi"] >= 1  # each host's own budget
 
 
 def test_a_failing_market_is_down_alone(simulator):
@@ -212,3 +212,7 @@ def test_unsigned_requests_are_refused_by_the_simulator(simulator):
     assert values[("binance_margin_positions_up", (("account", "fut"), ("market", "um")))] == 0
     assert values[("binance_margin_positions_scrape_errors_total",
                    (("account", "fut"), ("market", "um"), ("reason", "auth")))] == 1.0
+    # the key's back-off on the futures hosts is the account's back-off
+    assert values[("binance_margin_up", (("account", "fut"),))] == 0.0
+    assert values[("binance_margin_backoff_until_timestamp_seconds",
+                   (("account", "fut"),))] > 0
