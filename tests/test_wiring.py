@@ -206,3 +206,17 @@ def test_an_account_no_product_reads_is_refused(tmp_path):
              {})
     assert str(info.value) == ("accounts[0].master: false leaves nothing to read without "
                                "sub_accounts")
+
+
+def test_markets_on_an_account_that_has_none_is_refused(tmp_path):
+    with pytest.raises(ConfigError) as info:
+        load(write(tmp_path, """
+            accounts: [{name: p, api_key: k, api_secret: s, type: portfolio_margin,
+                        markets: [cm]}]
+        """), {})
+    assert str(info.value).startswith("accounts[0].markets: only for type futures or "
+                                      "portfolio_margin_pro")
+    load(write(tmp_path, """
+        accounts: [{name: p, api_key: k, api_secret: s, type: portfolio_margin_pro,
+                    markets: [cm]}]
+    """), {})  # fine

@@ -59,6 +59,8 @@ MARKETS_SETTING = Setting(
     "The futures markets of a futures or portfolio_margin_pro account: um (USDⓈ-M, on "
     "fapi_base_url), cm (COIN-M, on dapi_base_url).")
 
+MARKETS_TYPES = ("futures", "portfolio_margin_pro")  # the account types that read ``markets``
+
 ASSET_HELP = {
     "wallet_balance": "Futures wallet balance of the asset (walletBalance).",
     "margin_balance": "Futures margin balance of the asset (marginBalance).",
@@ -164,6 +166,13 @@ class FuturesProduct(Product):
     )
     account_settings = (MARKETS_SETTING,)
     host_settings = tuple(HOST_SETTINGS.values())
+
+    def check(self, account: AccountConfig) -> None:
+        if account.type not in MARKETS_TYPES and \
+                account.option("markets") != MARKETS_SETTING.default:
+            raise ConfigError(f"{account.source}.markets: only for type futures or "
+                              f"portfolio_margin_pro (a portfolio_margin account's positions "
+                              f"are read on both markets)")
 
     def part(self, account: AccountConfig, client: BinanceClient,
              build: Build) -> FuturesSource:

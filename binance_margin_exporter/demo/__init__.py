@@ -5,7 +5,8 @@ so the demo runs the same code path as production.
 
 - :mod:`.simulator` — the HTTP server: signatures, timestamps, weights, faults for the tests.
 - one module per Binance product, beside the client's (:mod:`.cross`, :mod:`.isolated`,
-  :mod:`.sub_accounts`, :mod:`.portfolio`, :mod:`.risk_lists`, :mod:`.prices`), each with
+  :mod:`.sub_accounts`, :mod:`.portfolio`, :mod:`.portfolio_pro`, :mod:`.futures`,
+  :mod:`.positions`, :mod:`.risk_lists`, :mod:`.prices`), each with
   ``routes(simulator)``; the simulator serves those of the product list, and
   :mod:`.interest`'s rates.
 """
