@@ -72,7 +72,8 @@ class SimulatedPositions:
 
     def rows(self, rows: tuple[Row, ...]) -> list[Row]:
         mark = s8(Decimal("52000") * (1 + self.distance()))
-        return [(*row[:4], row[4] or mark, *row[5:]) for row in rows]  # type: ignore[misc]
+        return [(symbol, side, amount, entry, held or mark, liquidation, leverage)
+                for symbol, side, amount, entry, held, liquidation, leverage in rows]
 
     def _um(self, rows: tuple[Row, ...], v3: bool) -> bytes:
         now = int(self._wall() * 1000)
