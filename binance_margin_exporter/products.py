@@ -13,16 +13,22 @@ from typing import NamedTuple
 
 from binance_margin_exporter.collectors import (
     cross,
+    futures,
     isolated,
     portfolio,
+    portfolio_pro,
+    positions,
     prices,
     risk_lists,
     sub_accounts,
 )
 from binance_margin_exporter.collectors.product import Product
 from binance_margin_exporter.demo import cross as demo_cross
+from binance_margin_exporter.demo import futures as demo_futures
 from binance_margin_exporter.demo import isolated as demo_isolated
 from binance_margin_exporter.demo import portfolio as demo_portfolio
+from binance_margin_exporter.demo import portfolio_pro as demo_portfolio_pro
+from binance_margin_exporter.demo import positions as demo_positions
 from binance_margin_exporter.demo import prices as demo_prices
 from binance_margin_exporter.demo import risk_lists as demo_risk_lists
 from binance_margin_exporter.demo import sub_accounts as demo_sub_accounts
@@ -39,6 +45,9 @@ ENTRIES: tuple[Entry, ...] = (
     Entry(isolated.PRODUCT, demo_isolated),
     Entry(sub_accounts.PRODUCT, demo_sub_accounts),
     Entry(portfolio.PRODUCT, demo_portfolio),
+    Entry(portfolio_pro.PRODUCT, demo_portfolio_pro),
+    Entry(futures.PRODUCT, demo_futures),
+    Entry(positions.PRODUCT, demo_positions),
     Entry(risk_lists.PRODUCT, demo_risk_lists),
     Entry(prices.PRODUCT, demo_prices),
 )

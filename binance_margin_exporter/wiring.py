@@ -25,6 +25,7 @@ from binance_margin_exporter.config import (
     ConfigError,
     Options,
     Settings,
+    host_keys,
     load_settings,
 )
 from binance_margin_exporter.products import PRODUCTS
@@ -96,8 +97,8 @@ def _upstreams(settings: Settings, products: Sequence[Product],
     api = upstream(settings.base_url)
     upstreams = {settings.base_url: api}
     for product in products:
-        if product.host_setting is not None:
-            url = settings.option(product.host_setting)
+        for key in host_keys(product):
+            url = settings.option(key)
             if url not in upstreams:
                 upstreams[url] = upstream(url, clock_of=api)
     return upstreams
@@ -151,7 +152,8 @@ def build_exporter(settings: Settings, previous: Built | None = None,
             ThreadPoolExecutor(max_workers=settings.fetch_concurrency,
                                thread_name_prefix="fetch")
         kept_accounts, kept = {}, {}
-    builds = {p.name: Build(settings, executor, kept.setdefault(p.name, {})) for p in products}
+    builds = {p.name: Build(settings, executor, kept.setdefault(p.name, {}), upstreams)
+              for p in products}
     accounts: dict[AccountConfig, AccountParts] = {}
     try:
         for account in settings.accounts:

@@ -414,6 +414,68 @@ def overview() -> dict[str, Any]:
                                  "Value #E": "CM PnL", "Value #F": "negative"}}}],
             options={"showHeader": True})
 
+    b.row("Positions and futures")
+    b.panel("table", "Positions",
+            "Every leveraged position with a non-zero amount (Portfolio Margin, futures and "
+            "Portfolio Margin Pro accounts): amount (signed; contracts for cm), mark and "
+            "liquidation price (0: none), distance of the mark price to the liquidation "
+            "price, unrealized profit and loss in the margin asset.",
+            [target(f"binance_margin_position_amount{{{ACC}}}", instant=True, fmt="table"),
+             target(f"binance_margin_position_mark_price{{{ACC}}}", instant=True,
+                    fmt="table"),
+             target(f"binance_margin_position_liquidation_price{{{ACC}}}", instant=True,
+                    fmt="table"),
+             target(f"binance_margin:position_liquidation_distance_ratio{{{ACC}}}",
+                    instant=True, fmt="table"),
+             target(f"binance_margin_position_unrealized_pnl{{{ACC}}}", instant=True,
+                    fmt="table")],
+            w=24, h=8, defaults={"decimals": 4},
+            transformations=[{"id": "merge", "options": {}}, {"id": "organize", "options": {
+                "excludeByName": {"Time": True, "__name__": True, "job": True,
+                                  "instance": True},
+                "indexByName": {"account": 0, "market": 1, "symbol": 2, "side": 3,
+                                "Value #A": 4, "Value #B": 5, "Value #C": 6, "Value #D": 7,
+                                "Value #E": 8},
+                "renameByName": {"Value #A": "amount", "Value #B": "mark price",
+                                 "Value #C": "liquidation price",
+                                 "Value #D": "distance to liquidation",
+                                 "Value #E": "unrealized PnL"}}}],
+            overrides=[{"matcher": {"id": "byName", "options": "distance to liquidation"},
+                        "properties": [{"id": "unit", "value": "percentunit"}]}],
+            options={"showHeader": True, "sortBy": [{"displayName": "distance to liquidation",
+                                                     "desc": False}]})
+    b.panel("timeseries", "Positions: distance to liquidation",
+            "|mark price - liquidation price| / mark price of each position with a "
+            "liquidation price. The critical alert fires under 5 %.",
+            [target(f"binance_margin:position_liquidation_distance_ratio{{{ACC}}}",
+                    "{{account}} {{market}} {{symbol}} {{side}}")],
+            w=12, h=8, unit="percentunit", defaults={"decimals": 1, "min": 0})
+    b.panel("timeseries", "Positions: unrealized PnL",
+            "unRealizedProfit of each position, in its margin asset (USDT or USD for um, the "
+            "coin for cm).",
+            [target(f"binance_margin_position_unrealized_pnl{{{ACC}}}",
+                    "{{account}} {{market}} {{symbol}} {{side}}")],
+            w=12, h=8, unit="short", defaults={"decimals": 4})
+    b.panel("timeseries", "Futures margin ratio",
+            "Binance's margin ratio of each futures account (maintenance margin / margin "
+            "balance; cm: its worst asset), with the alerts' 80 % (orange) and 90 % (red); "
+            "Binance liquidates at 100 %.",
+            [target(f"binance_margin:futures_margin_ratio{{{ACC}}}",
+                    "{{account}} {{market}}"),
+             target(f"binance_margin:futures_margin_ratio{{{ACC}}} * 0 + 0.8",
+                    "{{account}} {{market}} margin_call"),
+             target(f"binance_margin:futures_margin_ratio{{{ACC}}} * 0 + 0.9",
+                    "{{account}} {{market}} force_liquidation")],
+            w=12, h=8, unit="percentunit", defaults={"decimals": 1, "min": 0},
+            overrides=threshold_colours())
+    b.panel("timeseries", "Futures margin balance and maintenance margin",
+            "marginBalance and maintMargin per asset of each futures account's markets.",
+            [target(f"binance_margin_futures_asset_margin_balance{{{ACC}}}",
+                    "{{account}} {{market}} {{asset}} margin balance"),
+             target(f"binance_margin_futures_asset_maint_margin{{{ACC}}}",
+                    "{{account}} {{market}} {{asset}} maintenance margin")],
+            w=12, h=8, unit="short", defaults={"decimals": 4})
+
     b.row("Borrowing")
     b.panel("table", "Borrowed and interest by asset",
             "Assets with a loan: borrowed amount, interest owed and net amount, in units of the "
@@ -513,6 +575,11 @@ def health() -> dict[str, Any]:
             "in USDT need it).",
             [target("binance_margin_prices_up", "prices")], w=12, h=5,
             defaults={"mappings": UP_MAP}, options=STAT)
+    b.panel("stat", "Positions fetch",
+            "binance_margin_positions_up: 1 if the last fetch of the account's positions in "
+            "the market (um, cm) worked.",
+            [target(f"binance_margin_positions_up{{{ACC}}}", "{{account}} {{market}}")],
+            w=24, h=5, defaults={"mappings": UP_MAP}, options=STAT)
     b.panel("stat", "Risk lists fetch",
             "1 if the last fetch of Binance's delist schedule (hourly) and of its restricted "
             "assets (every 10 minutes) worked; once per exporter, for all accounts.",
@@ -531,7 +598,10 @@ def health() -> dict[str, Any]:
              target(f"sum by (account, reason) (rate(binance_margin_isolated_scrape_errors_total"
                     f"{{{ACC}}}[$__rate_interval]))", "{{account}} isolated {{reason}}"),
              target("sum by (reason) (rate(binance_margin_prices_scrape_errors_total"
-                    "[$__rate_interval]))", "prices {{reason}}")],
+                    "[$__rate_interval]))", "prices {{reason}}"),
+             target(f"sum by (account, market, reason) (rate("
+                    f"binance_margin_positions_scrape_errors_total{{{ACC}}}[$__rate_interval]))",
+                    "{{account}} {{market}} positions {{reason}}")],
             unit="reqps", defaults={"custom": {"drawStyle": "bars", "fillOpacity": 60,
                                                "stacking": {"mode": "normal"}}})
     b.row("Binance limits")
@@ -547,8 +617,9 @@ def health() -> dict[str, Any]:
                     f"- time(), 0)", "{{account}}")], w=12, unit="s")
     b.panel("timeseries", "IP request weight used this minute",
             "X-SAPI-USED-IP-WEIGHT-1M (budget sapi, limit 12,000) and X-MBX-USED-WEIGHT-1M "
-            "(budget api, limit 6,000) as last reported by Binance, per host. The exporter "
-            "pauses at its soft limit (80 % by default).",
+            "(budget api, limit 6,000; fapi and dapi, the futures hosts, 2,400 each) as last "
+            "reported by Binance, per host. The exporter pauses at its soft limit (80 % by "
+            "default).",
             [target("max by (host, budget) (binance_margin_api_ip_weight_used_1m)",
                     "{{host}} {{budget}}"),
              target('max by (host) (binance_margin_api_ip_weight_used_1m{budget="sapi"}) * 0 '

@@ -470,7 +470,7 @@ def test_api_weight_is_kept_on_its_own_gate(mock):
     mock.get(BASE + TIME_PATH, json={"serverTime": 1_700_000_000_000},
              headers={"x-mbx-used-weight-1m": "4800"})
     client.sync_time()  # /api: 4800 of 6000 is the /api soft limit (80 %)
-    assert client.upstream.gates["X-MBX-USED-WEIGHT-1M"].backoff_until() > 0
+    assert client.upstream.gates["api"].backoff_until() > 0
     assert client.upstream.gate.backoff_until() == 0.0  # /sapi is another budget
     mock.get(BASE + ACCOUNT_PATH, json=ACCOUNT)
     fetch_account(client)

@@ -55,8 +55,9 @@ ACCOUNT = "accounts: [{name: main, api_key: k, api_secret: s}]\n"
         ("interest_rates: 'off'\n" + ACCOUNT, "interest_rates: expected true or false"),
         ("accounts: [{name: a, api_key: k, api_secret: s, isolated: 'no'}]\n",
          "accounts[0].isolated: expected true or false"),
-        ("accounts: [{name: a, api_key: k, api_secret: s, type: futures}]\n",
-         "accounts[0].type: expected one of cross, portfolio_margin"),
+        ("accounts: [{name: a, api_key: k, api_secret: s, type: options}]\n",
+         "accounts[0].type: expected one of cross, portfolio_margin, "
+         "portfolio_margin_pro, futures"),
         ("accounts: [{name: a, api_key: k, api_secret: s, sub_accounts: some}]\n",
          "accounts[0].sub_accounts: expected all or a non-empty list"),
         ("accounts: [{name: a, api_key: k, api_secret: s, sub_accounts: [x@y, x@y]}]\n",
@@ -220,7 +221,7 @@ def test_account_kinds(tmp_path):
     # which products read each account: the product list decides
     assert [reading(a, settings) for a in settings.accounts] == [
         ["sub_accounts", "risk_lists", "prices"],
-        ["cross", "isolated", "sub_accounts", "risk_lists", "prices"], ["portfolio"]]
+        ["cross", "isolated", "sub_accounts", "risk_lists", "prices"], ["portfolio", "positions"]]
     assert settings.option("papi_base_url") == "https://papi.example"
     env = {"BINANCE_BASE_URL": "http://127.0.0.1:1"}
     assert load_settings(path, env).option("papi_base_url") == "http://127.0.0.1:1"  # one host

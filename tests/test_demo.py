@@ -19,3 +19,44 @@ def test_the_demo_accounts_interest_only_grows():
             seen[asset["asset"]] = interest
         now[0] += 180
     assert max(seen.values()) > 0
+
+
+def test_the_demo_pm_long_drifts_into_the_liquidation_alert_and_out():
+    """Its distance to liquidation swings between about 3 % and 29 % every half hour."""
+    import json
+
+    from binance_margin_exporter.demo.positions import SimulatedPositions
+
+    now = [1_700_000_000.0]
+    positions = SimulatedPositions(wall=lambda: now[0])
+    distances = []
+    for _ in range(30):  # a minute apart, through a whole swing
+        entry = next(e for e in json.loads(positions.papi_um({})) if e["symbol"] == "BTCUSDT")
+        mark, liquidation = float(entry["markPrice"]), float(entry["liquidationPrice"])
+        distances.append((mark - liquidation) / mark)
+        now[0] += 60
+    assert min(distances) < 0.05 < 0.2 < max(distances)
+
+
+def test_the_demo_has_a_futures_account_on_both_markets_and_pm_positions():
+    from binance_margin_exporter.demo import start_demo
+    from binance_margin_exporter.wiring import build_exporter, load
+
+    settings, simulator = start_demo(load(None, {}, require_accounts=False))
+    try:
+        kinds = {a.name: (a.type, a.options.get("markets")) for a in settings.accounts}
+        assert kinds["demo-futures"] == ("futures", ("um", "cm"))
+        assert kinds["demo-pm"][0] == "portfolio_margin"
+        assert settings.option("fapi_base_url") == settings.option("dapi_base_url") == \
+            simulator.base_url
+        built = build_exporter(settings)
+        try:
+            markets = {(m.account, m.market) for p in (a.parts.get("positions")
+                                                        for a in built.accounts.values()) if p
+                       for m in p.markets}
+        finally:
+            built.exporter.close()
+        assert markets == {("demo-pm", "um"), ("demo-pm", "cm"), ("demo-futures", "um"),
+                           ("demo-futures", "cm")}
+    finally:
+        simulator.stop()

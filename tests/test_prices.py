@@ -92,7 +92,7 @@ def test_ticker_is_unsigned_and_counts_on_the_api_weight():
     assert "signature" not in request.url and "X-MBX-APIKEY" not in request.headers
     # every symbol that trades: no symbol parameter (requests_mock lower-cases the query)
     assert request.query == "symbolstatus=trading"
-    assert client.upstream.gates["X-MBX-USED-WEIGHT-1M"].last_used_weight == 5000
+    assert client.upstream.gates["api"].last_used_weight == 5000
     assert client.upstream.gate.last_used_weight is None  # not the /sapi budget
 
 

@@ -46,14 +46,20 @@ def stack() -> Iterator[Stack]:
     sim.start()
     workdir = Path(tempfile.mkdtemp(prefix="prom-e2e-"))
     config = workdir / "exporter.yml"
-    # every kind of account: a master with its isolated pairs and sub-accounts, and a
-    # Portfolio Margin account, all on the simulator
+    # every kind of account: a master with its isolated pairs and sub-accounts, a Portfolio
+    # Margin account, a futures account on both markets and a PM Pro account, all on the
+    # simulator
     config.write_text(
         f"cache_ttl_seconds: 0.5\nbase_url: {sim.base_url}\npapi_base_url: {sim.base_url}\n"
+        f"fapi_base_url: {sim.base_url}\ndapi_base_url: {sim.base_url}\n"
         f"accounts:\n"
         f"  - {{name: default, api_key: {API_KEY}, api_secret: {SECRET}, sub_accounts: all}}\n"
         f"  - {{name: pm, api_key: {API_KEY}, api_secret: {SECRET}, "
-        f"type: portfolio_margin}}\n")
+        f"type: portfolio_margin}}\n"
+        f"  - {{name: fut, api_key: {API_KEY}, api_secret: {SECRET}, "
+        f"type: futures, markets: [um, cm]}}\n"
+        f"  - {{name: pro, api_key: {API_KEY}, api_secret: {SECRET}, "
+        f"type: portfolio_margin_pro}}\n")
     exporter = ExporterProcess(["--config", str(config)], {})
     port = free_port()
     (workdir / "prometheus.yml").write_text(json.dumps({

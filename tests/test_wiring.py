@@ -136,9 +136,53 @@ def test_an_account_uses_the_host_of_the_products_that_read_it(tmp_path):
         assert (pm.base_url, cross.base_url) == ("https://papi.example",
                                                  "https://api.binance.com")
         assert pm.clock is cross.clock  # the papi host keeps time with the api host
-        assert list(built.upstreams) == ["https://api.binance.com", "https://papi.example"]
+        assert list(built.upstreams) == ["https://api.binance.com", "https://papi.example",
+                                         "https://fapi.binance.com", "https://dapi.binance.com"]
     finally:
         built.exporter.close()
+
+
+def test_a_futures_account_reads_each_market_on_its_own_host(tmp_path):
+    """host_settings: um on fapi_base_url, cm on dapi_base_url, both keeping time with the api
+    host; the account's own client stays on base_url (its PM Pro-like /sapi calls)."""
+    settings = load(write(tmp_path, """
+        fapi_base_url: https://fapi.example
+        dapi_base_url: https://dapi.example
+        accounts:
+          - {name: f, api_key: k, api_secret: s, type: futures, markets: [um, cm]}
+          - {name: u, api_key: k, api_secret: s, type: futures}
+    """), {})
+    built = build_exporter(settings)
+    try:
+        f, u = (built.accounts[a] for a in settings.accounts)
+        api = built.upstreams["https://api.binance.com"]
+        hosts = {m.market: m.client.upstream for m in f.parts["positions"].markets}
+        assert {m: h.base_url for m, h in hosts.items()} == {"um": "https://fapi.example",
+                                                             "cm": "https://dapi.example"}
+        assert hosts["um"].clock is hosts["cm"].clock is api.clock
+        assert hosts["um"] is built.upstreams["https://fapi.example"]  # one budget per host
+        assert [m.market for m in u.parts["positions"].markets] == ["um"]  # the default
+        assert f.client.upstream is api
+        assert set(f.parts) == {"futures", "positions"}
+    finally:
+        built.exporter.close()
+
+
+def test_binance_base_url_replaces_the_futures_hosts_too(tmp_path):
+    settings = load(write(tmp_path, """
+        fapi_base_url: https://fapi.example
+        accounts: [{name: f, api_key: k, api_secret: s, type: futures}]
+    """), {"BINANCE_BASE_URL": "http://127.0.0.1:9"})
+    assert settings.option("fapi_base_url") == settings.option("dapi_base_url") == \
+        "http://127.0.0.1:9"
+
+
+def test_markets_must_be_um_or_cm(tmp_path):
+    with pytest.raises(ConfigError) as info:
+        load(write(tmp_path, """
+            accounts: [{name: f, api_key: k, api_secret: s, type: futures, markets: [um, spot]}]
+        """), {})
+    assert str(info.value) == "accounts[0].markets[1]: expected um or cm"
 
 
 def test_accounts_made_in_code_get_the_products_defaults():
@@ -151,7 +195,8 @@ def test_accounts_made_in_code_get_the_products_defaults():
 
 def test_the_list_has_every_product_once_prices_last():
     names = [p.name for p in PRODUCTS]
-    assert names == ["cross", "isolated", "sub_accounts", "portfolio", "risk_lists", "prices"]
+    assert names == ["cross", "isolated", "sub_accounts", "portfolio", "portfolio_pro",
+                     "futures", "positions", "risk_lists", "prices"]
     assert len({p.name for p in PRODUCTS}) == len(PRODUCTS)
 
 
@@ -161,3 +206,17 @@ def test_an_account_no_product_reads_is_refused(tmp_path):
              {})
     assert str(info.value) == ("accounts[0].master: false leaves nothing to read without "
                                "sub_accounts")
+
+
+def test_markets_on_an_account_that_has_none_is_refused(tmp_path):
+    with pytest.raises(ConfigError) as info:
+        load(write(tmp_path, """
+            accounts: [{name: p, api_key: k, api_secret: s, type: portfolio_margin,
+                        markets: [cm]}]
+        """), {})
+    assert str(info.value).startswith("accounts[0].markets: only for type futures or "
+                                      "portfolio_margin_pro")
+    load(write(tmp_path, """
+        accounts: [{name: p, api_key: k, api_secret: s, type: portfolio_margin_pro,
+                    markets: [cm]}]
+    """), {})  # fine

@@ -1,10 +1,11 @@
 """What one Binance host allows, shared by every account that talks to it from this IP.
 
 - :class:`ServerClock`: Binance's time as seen from here, kept in step with ``/api/v3/time``.
-- :class:`RateGate`: one request-weight budget, keyed by the header Binance reports it in
-  (``X-SAPI-USED-IP-WEIGHT-1M`` for ``/sapi``: 12,000 a minute; ``X-MBX-USED-WEIGHT-1M`` for
-  ``/api``: 6,000 a minute). It pauses before Binance has to say 429, and holds every request
-  back while a ``Retry-After`` runs.
+- :class:`RateGate`: one request-weight budget (:data:`BUDGETS`), chosen by the path's prefix:
+  ``/sapi`` counts ``X-SAPI-USED-IP-WEIGHT-1M`` against 12,000 a minute; ``/api`` and ``/papi``
+  count ``X-MBX-USED-WEIGHT-1M`` against 6,000; the futures hosts' ``/fapi`` and ``/dapi``
+  count the same header against 2,400 each. It pauses before Binance has to say 429, and holds
+  every request back while a ``Retry-After`` runs.
 - :class:`Upstream`: a host's clock and gates.
 """
 
@@ -15,6 +16,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Mapping
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 from binance_margin_exporter.binance.errors import UpstreamError
@@ -27,8 +29,26 @@ RETRY_AFTER_MIN_SECONDS = 1.0
 RETRY_AFTER_MAX_SECONDS = 3 * 86400.0  # Binance bans for 2 minutes to 3 days
 SAPI_WEIGHT_HEADER = "X-SAPI-USED-IP-WEIGHT-1M"
 API_WEIGHT_HEADER = "X-MBX-USED-WEIGHT-1M"
-# header -> Binance's limit a minute
+# header -> Binance's limit a minute (of the /sapi and /api budgets)
 WEIGHT_LIMITS = {SAPI_WEIGHT_HEADER: 12000, API_WEIGHT_HEADER: 6000}
+
+
+class Budget(NamedTuple):
+    """One weight budget of a host: the header Binance reports it in, its limit a minute, and
+    the path prefixes that count against it."""
+
+    header: str
+    limit: int
+    prefixes: tuple[str, ...]
+
+
+# budget name (the ``budget`` label) -> budget; a path no prefix names counts on ``api``
+BUDGETS: dict[str, Budget] = {
+    "sapi": Budget(SAPI_WEIGHT_HEADER, 12000, ("/sapi/",)),
+    "api": Budget(API_WEIGHT_HEADER, 6000, ("/api/", "/papi/")),
+    "fapi": Budget(API_WEIGHT_HEADER, 2400, ("/fapi/",)),
+    "dapi": Budget(API_WEIGHT_HEADER, 2400, ("/dapi/",)),
+}
 SOFT_LIMIT_SHARE = 0.8  # pause at 80 % of a limit unless configured otherwise
 
 
@@ -111,9 +131,11 @@ class RateGate:
     until the next minute, when Binance's counter starts again."""
 
     def __init__(self, header: str, soft_limit: int,
-                 wall: Callable[[], float] = time.time) -> None:
+                 wall: Callable[[], float] = time.time, *, limit: int | None = None,
+                 budget: str | None = None) -> None:
         self.header = header
-        self.limit = WEIGHT_LIMITS[header]
+        self.limit = WEIGHT_LIMITS[header] if limit is None else limit
+        self.budget = budget or next(name for name, b in BUDGETS.items() if b.header == header)
         self.soft_limit = soft_limit
         self._wall = wall
         self._lock = threading.Lock()
@@ -177,24 +199,30 @@ class Upstream:
         self.host = urlsplit(self.base_url).netloc
         self.clock = clock_of.clock if clock_of is not None else ServerClock(wall, monotonic)
         self.time_base_url = clock_of.base_url if clock_of is not None else self.base_url
-        self.gates = {header: RateGate(header, 1, wall) for header in WEIGHT_LIMITS}
+        # by budget name (the gates of budgets this host never serves stay unused)
+        self.gates = {name: RateGate(b.header, 1, wall, limit=b.limit, budget=name)
+                      for name, b in BUDGETS.items()}
         self.set_soft_limit(soft_limit)
 
     def set_soft_limit(self, soft_limit: int) -> None:
         """The pause point of the /sapi budget (the others at the same share of theirs). A
         reload changes it in place: the gates keep their bans and the weight they know of."""
-        share = soft_limit / WEIGHT_LIMITS[SAPI_WEIGHT_HEADER]
-        for header, gate in self.gates.items():
-            gate.soft_limit = max(1, int(WEIGHT_LIMITS[header] * share))
+        share = soft_limit / BUDGETS["sapi"].limit
+        for gate in self.gates.values():
+            gate.soft_limit = max(1, int(gate.limit * share))
 
     @property
     def gate(self) -> RateGate:
         """The ``/sapi`` gate, which every margin endpoint counts against."""
-        return self.gates[SAPI_WEIGHT_HEADER]
+        return self.gates["sapi"]
 
     def gate_for(self, path: str) -> RateGate:
-        """/sapi counts on the SAPI IP weight; /api and /papi on X-MBX-USED-WEIGHT-1M."""
-        return self.gates[SAPI_WEIGHT_HEADER if path.startswith("/sapi/") else API_WEIGHT_HEADER]
+        """The gate of the budget the path counts against (/sapi, /api and /papi, /fapi,
+        /dapi); ``api`` for any other."""
+        for name, budget in BUDGETS.items():
+            if path.startswith(budget.prefixes):
+                return self.gates[name]
+        return self.gates["api"]
 
     def ban(self, seconds: float) -> None:
         """HTTP 418: the whole IP is banned, every budget alike."""

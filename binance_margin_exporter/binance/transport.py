@@ -111,9 +111,21 @@ class BinanceClient:
             self._session.mount("http://", adapter)
         self._wall = wall
         self._background = background or _in_a_thread
+        self._pool_size = pool_size
         self._lock = threading.Lock()
         self._auth_failures = 0
         self._auth_retry_at = 0.0
+
+    def on(self, upstream: Upstream) -> BinanceClient:
+        """A client of the same key on another host (a futures account's fapi and dapi
+        hosts): its own connections and its own back-off after a rejected key (a key may be
+        allowed on one host and not on another), the host's clock and gates."""
+        if upstream is self.upstream:
+            return self
+        return BinanceClient(upstream, self._api_key, self._signer,
+                             recv_window_ms=self._recv_window_ms, timeout=self.timeout,
+                             max_response_bytes=self._max_bytes, wall=self._wall,
+                             background=self._background, pool_size=self._pool_size)
 
     def __repr__(self) -> str:
         return f"BinanceClient({self.upstream.base_url!r}, <redacted>)"

@@ -1,5 +1,6 @@
 """What Binance allows this IP, per upstream host: the request weight used this minute (each
-budget: ``sapi`` from ``X-SAPI-USED-IP-WEIGHT-1M``, ``api`` from ``X-MBX-USED-WEIGHT-1M``) and
+budget: ``sapi`` from ``X-SAPI-USED-IP-WEIGHT-1M``, ``api``, ``fapi`` and ``dapi`` from
+``X-MBX-USED-WEIGHT-1M`` of /api and /papi, /fapi, /dapi calls) and
 the IP's back-off. These are the IP's, not an account's: one series per host, however many
 accounts share it. (An account's own back-off, after its key was rejected, is
 ``binance_margin_backoff_until_timestamp_seconds{account}``.)
@@ -20,10 +21,9 @@ from prometheus_client.metrics_core import Metric
 
 from binance_margin_exporter.collectors.scrape import Scrape
 
-BUDGETS = {"X-SAPI-USED-IP-WEIGHT-1M": "sapi", "X-MBX-USED-WEIGHT-1M": "api"}
-
 
 class GateState(Protocol):
+    budget: str
     last_used_weight: int | None
 
 
@@ -48,16 +48,17 @@ class HostsCollector:
         weight = GaugeMetricFamily(
             "binance_margin_api_ip_weight_used_1m",
             "Request weight this IP used this minute on the host, as Binance last reported it "
-            "(budget sapi: X-SAPI-USED-IP-WEIGHT-1M, limit 12000; api: X-MBX-USED-WEIGHT-1M, "
-            "limit 6000).", labels=["budget", "host"])
+            "(budget sapi: X-SAPI-USED-IP-WEIGHT-1M, limit 12000; api: X-MBX-USED-WEIGHT-1M "
+            "of /api and /papi, limit 6000; fapi, dapi: X-MBX-USED-WEIGHT-1M of the futures hosts, "
+            "limit 2400 each).", labels=["budget", "host"])
         backoff = GaugeMetricFamily(
             "binance_margin_ip_backoff_until_timestamp_seconds",
             "Unix time until which nothing is sent to the host from this IP (429 or 418 "
             "Retry-After, or weight at the soft limit); 0 when none.", labels=["host"])
         for host in self.hosts:
-            for header, gate in host.gates.items():
+            for gate in host.gates.values():
                 if gate.last_used_weight is not None:
-                    weight.add_metric([BUDGETS.get(header, header), host.host],
+                    weight.add_metric([gate.budget, host.host],
                                       float(gate.last_used_weight))
             backoff.add_metric([host.host], host.backoff_until())
         if weight.samples:

@@ -11,7 +11,7 @@ them, one collector a scrape.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -22,6 +22,7 @@ from binance_margin_exporter.collectors.scrape import Scrape
 from binance_margin_exporter.config import AccountConfig, Setting, Settings
 
 if TYPE_CHECKING:
+    from binance_margin_exporter.binance.limits import Upstream
     from binance_margin_exporter.binance.transport import BinanceClient
 
 
@@ -54,6 +55,12 @@ class Build:
     settings: Settings
     executor: Executor
     kept: dict[str, Any] = field(default_factory=dict)
+    upstreams: Mapping[str, Upstream] = field(default_factory=dict)  # by base URL
+
+    def client_on(self, client: BinanceClient, host_setting: str) -> BinanceClient:
+        """The account's key on the host of ``host_setting`` (one of the product's
+        ``host_settings``): that host's clock and weight gates, shared by every account."""
+        return client.on(self.upstreams[self.settings.option(host_setting)])
 
 
 class Product:
@@ -64,6 +71,9 @@ class Product:
     settings: tuple[Setting, ...] = ()  # top-level keys of its own
     account_settings: tuple[Setting, ...] = ()  # keys of its own in an accounts[] entry
     host_setting: str | None = None  # its own host's top-level key, if not base_url
+    # top-level keys of further hosts its parts call with the account's key (``Build.client_on``:
+    # the futures' fapi and dapi hosts); BINANCE_BASE_URL replaces them too
+    host_settings: tuple[str, ...] = ()
 
     def check(self, account: AccountConfig) -> None:
         """Rules across an account's keys: ``ConfigError`` naming the key."""

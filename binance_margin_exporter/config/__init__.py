@@ -19,6 +19,7 @@ from binance_margin_exporter.config.settings import (
     AccountConfig,
     Declares,
     Settings,
+    host_keys,
     load_settings,
 )
 from binance_margin_exporter.config.web import TLSConfig, WebConfig, load_web_config
@@ -44,6 +45,7 @@ __all__ = [
     "TLSConfig",
     "WebConfig",
     "environ",
+    "host_keys",
     "load_settings",
     "load_web_config",
     "load_yaml",

@@ -60,6 +60,7 @@ class Declares(Protocol):
     settings: tuple[Setting, ...]  # top-level keys of its own
     account_settings: tuple[Setting, ...]  # keys of its own in an accounts[] entry
     host_setting: str | None  # its own host's top-level key (BINANCE_BASE_URL replaces it)
+    host_settings: tuple[str, ...]  # keys of further hosts it calls (BINANCE_BASE_URL too)
 
     def check(self, account: AccountConfig) -> None:
         """A rule across keys: ``ConfigError`` naming the key."""
@@ -68,6 +69,12 @@ class Declares(Protocol):
     def check_accounts(self, accounts: Sequence[AccountConfig]) -> None:
         """A rule across accounts: ``ConfigError`` naming the key."""
         ...
+
+
+def host_keys(product: Declares) -> tuple[str, ...]:
+    """The top-level keys of every host a product calls, besides base_url."""
+    own = () if product.host_setting is None else (product.host_setting,)
+    return (*own, *product.host_settings)
 
 
 @dataclass(frozen=True, repr=False)
@@ -227,8 +234,8 @@ def load_settings(
     if env.get("BINANCE_BASE_URL"):  # one host for everything: a proxy, or the simulator
         core["base_url"] = url(env["BINANCE_BASE_URL"], "BINANCE_BASE_URL")
         for product in products:
-            if product.host_setting is not None:
-                options[product.host_setting] = core["base_url"]
+            for key in host_keys(product):
+                options[key] = core["base_url"]
 
     accounts: list[AccountConfig] = []
     if raw.get("accounts") is not None:

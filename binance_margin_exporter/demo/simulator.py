@@ -29,8 +29,11 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from binance_margin_exporter.demo import interest
 from binance_margin_exporter.demo.cross import ACCOUNT_PATH, SimulatedAccount
+from binance_margin_exporter.demo.futures import SimulatedFutures
 from binance_margin_exporter.demo.isolated import SimulatedIsolated
 from binance_margin_exporter.demo.portfolio import SimulatedPortfolio
+from binance_margin_exporter.demo.portfolio_pro import SimulatedPortfolioPro
+from binance_margin_exporter.demo.positions import SimulatedPositions
 from binance_margin_exporter.demo.routes import RequestError, Route
 from binance_margin_exporter.demo.sub_accounts import SimulatedSubAccounts
 from binance_margin_exporter.products import ENTRIES
@@ -38,7 +41,16 @@ from binance_margin_exporter.products import ENTRIES
 TIME_PATH = "/api/v3/time"
 TIME_WEIGHT = 1
 IP_LIMIT_1M = 12000  # /sapi
-API_LIMIT_1M = 6000  # /api
+API_LIMIT_1M = 6000  # /api (and /papi)
+FUTURES_LIMIT_1M = 2400  # /fapi and /dapi, each its own host's
+
+
+def budget_of(path: str) -> str:
+    """The weight counter a path counts on (Binance's hosts each count their own)."""
+    for prefix in ("sapi", "fapi", "dapi"):
+        if path.startswith(f"/{prefix}/"):
+            return prefix
+    return "api"
 
 @dataclass
 class Fault:
@@ -82,6 +94,9 @@ class Simulator:
             no_margin=["carol@fund.example"], frozen=["dave@fund.example"], n_assets=60,
             n_active=6, drift=self.account.drift)
         self.portfolio = SimulatedPortfolio(drift=self.account.drift)
+        self.portfolio_pro = SimulatedPortfolioPro()
+        self.futures = SimulatedFutures()
+        self.positions = SimulatedPositions(drift=self.account.drift)
         self.non_master_keys: set[str] = set()  # keys refused by the sub-account endpoints
         # what each product of the product list serves, and the interest rates they share
         self.routes: dict[str, Route] = interest.routes()
@@ -96,7 +111,7 @@ class Simulator:
         self._keys: dict[str, tuple[str, Any]] = {}
         self._faults: list[Fault] = []
         self._lock = threading.Lock()
-        self._weight: dict[tuple[bool, int], int] = {}  # (/sapi?, minute) -> weight used
+        self._weight: dict[tuple[str, int], int] = {}  # (budget, minute) -> weight used
         self._violations = 0
         self._banned_until = 0.0
         self._server = _Server((host, port), _handler_for(self))
@@ -165,18 +180,19 @@ class Simulator:
         """Count the request's weight; return (used weight, seconds to wait if over)."""
         now = self.server_ms()
         minute = now // 60000
-        sapi = path.startswith("/sapi/")
+        budget = budget_of(path)
+        sapi = budget == "sapi"
         bonus = self.weight_bonus if sapi else 0  # "others" on this IP use /sapi weight
-        limit = IP_LIMIT_1M if sapi else API_LIMIT_1M
+        limit = {"sapi": IP_LIMIT_1M, "api": API_LIMIT_1M}.get(budget, FUTURES_LIMIT_1M)
         if not self.enforce_weight_limit:  # benchmarks: no accounting, each request alone
             return self.weight_of(path) + bonus, None
         with self._lock:
             if time.time() < self._banned_until:
                 self._violations += 1
                 return limit, -int(self._banned_until - time.time()) - 1
-            used = self._weight.get((sapi, minute), 0) + self.weight_of(path)
+            used = self._weight.get((budget, minute), 0) + self.weight_of(path)
             self._weight = {k: v for k, v in self._weight.items() if k[1] == minute}
-            self._weight[(sapi, minute)] = used
+            self._weight[(budget, minute)] = used
             used += bonus
             if used > limit:
                 self._violations += 1
@@ -297,7 +313,7 @@ def _handler_for(sim: Simulator) -> type[BaseHTTPRequestHandler]:
                 self._error(404, -1000, "Not found")
                 return
             used, wait = sim._spend(path)
-            weight_header = ("x-sapi-used-ip-weight-1m" if path.startswith("/sapi")
+            weight_header = ("x-sapi-used-ip-weight-1m" if path.startswith("/sapi/")
                              else "x-mbx-used-weight-1m")
             headers = {weight_header: str(used)}
             if wait is not None:

@@ -1,0 +1,161 @@
+"""Leveraged positions of every market, one set of families: Portfolio Margin accounts'
+(``/papi/v1/um/positionRisk`` and ``/papi/v1/cm/positionRisk`` on the papi host, both markets
+always), futures accounts' and Portfolio Margin Pro accounts' (``/fapi/v3/positionRisk`` on the
+fapi host, ``/dapi/v1/positionRisk`` on the dapi host, the markets of the account's
+``markets``).
+
+Example output::
+
+    binance_margin_positions_up{account="pm",market="um"} 1.0
+    binance_margin_position_amount{account="pm",market="um",side="BOTH",symbol="ETHUSDT"} 0.5
+    binance_margin_position_mark_price{account="pm",market="um",side="BOTH",symbol="ETHUSDT"} 3100
+    binance_margin_position_liquidation_price{account="pm",market="cm",side="LONG",...} 11667.6
+
+Each market of an account is its own fetch, with its own ``binance_margin_positions_up`` and
+errors (the account's ``binance_margin_up`` is its product's: a failing positions call does not
+hide the account's margin). ``liquidation_price`` is 0 where Binance has none, as sent: the
+recording rule ``binance_margin:position_liquidation_distance_ratio`` leaves those out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+
+from prometheus_client.metrics_core import Metric
+
+from binance_margin_exporter.binance.futures import (
+    FUTURES_POSITION_PATHS,
+    PAPI_POSITION_PATHS,
+    Positions,
+    fetch_positions,
+)
+from binance_margin_exporter.binance.transport import BinanceClient
+from binance_margin_exporter.collectors.cache import Cached, Result
+from binance_margin_exporter.collectors.families import (
+    Fetches,
+    InvalidFields,
+    Table,
+    invalid_fields,
+    non_empty,
+)
+from binance_margin_exporter.collectors.futures import HOST_SETTINGS, market_clients
+from binance_margin_exporter.collectors.product import Build, ClientState, Product
+from binance_margin_exporter.collectors.scrape import Scrape
+from binance_margin_exporter.config import AccountConfig
+
+LABELS = ("account", "market", "symbol", "side")
+POSITION_GAUGES: tuple[tuple[str, str, str], ...] = (
+    ("amount", "binance_margin_position_amount",
+     "Position amount (positionAmt): signed, negative for a short; in contracts for cm."),
+    ("entry_price", "binance_margin_position_entry_price", "Entry price (entryPrice)."),
+    ("mark_price", "binance_margin_position_mark_price", "Mark price (markPrice)."),
+    ("liquidation_price", "binance_margin_position_liquidation_price",
+     "Liquidation price (liquidationPrice); 0 where Binance has none, as sent."),
+    ("unrealized_pnl", "binance_margin_position_unrealized_pnl",
+     "Unrealized profit and loss (unRealizedProfit), in the margin asset."),
+    ("notional", "binance_margin_position_notional",
+     "Notional value (notional; cm: notionalValue, in the base asset)."),
+    ("leverage", "binance_margin_position_leverage",
+     "Leverage (leverage), where the endpoint sends it (not /fapi/v3)."),
+    ("maint_margin", "binance_margin_position_maint_margin",
+     "Maintenance margin (maintMargin), where the endpoint sends it (/fapi/v3)."),
+)
+
+
+@dataclass(frozen=True)
+class MarketPositions:
+    """One market of one account: its fetch and its host's client."""
+
+    account: str
+    market: str
+    client: ClientState
+    positions: Cached[Positions]
+
+
+@dataclass(frozen=True)
+class PositionsSource:
+    name: str
+    markets: tuple[MarketPositions, ...]
+    invalid: InvalidFields = field(default_factory=lambda: InvalidFields("positions"))
+
+    @classmethod
+    def create(cls, name: str, calls: dict[str, tuple[BinanceClient, str]],
+               executor: Executor, *, ttl: float) -> PositionsSource:
+        """``calls``: market -> (its host's client, its positionRisk path)."""
+        invalid = InvalidFields(f"positions of {name}")
+
+        def fetcher(client: BinanceClient, path: str,
+                    market: str) -> Callable[[float], Positions]:
+            def fetch(deadline: float) -> Positions:
+                positions = fetch_positions(client, path, market, deadline)
+                invalid.note(f"positionRisk.{key}" for key in positions.invalid)
+                return positions
+            return fetch
+
+        return cls(name, tuple(
+            MarketPositions(name, market, client, Cached(
+                f"{market} positions of {name}", fetcher(client, path, market), executor,
+                ttl=ttl, timeout=client.timeout))
+            for market, (client, path) in calls.items()), invalid)
+
+
+class PositionsCollector:
+    def __init__(self, sources: Sequence[PositionsSource]) -> None:
+        self.sources = tuple(sources)
+        self.markets = tuple(m for s in self.sources for m in s.markets)
+
+    def start(self, scrape: Scrape) -> Callable[[], Iterator[Metric]]:
+        deadline = scrape.deadline
+        flights = [m.positions.start(deadline) for m in self.markets]
+        return lambda: self._families(
+            [m.positions.wait(f, deadline) for m, f in zip(self.markets, flights, strict=True)])
+
+    def _families(self, results: Sequence[Result[Positions]]) -> Iterator[Metric]:
+        fetches = Fetches("binance_margin_positions",
+                          "1 if the last fetch of the account's positions in the market "
+                          "succeeded, else 0.",
+                          "Failed fetches of positions, by reason.", ("account", "market"))
+        table = Table(POSITION_GAUGES, LABELS)
+        for market, result in zip(self.markets, results, strict=True):
+            fetches.add([market.account, market.market], market.positions, result)
+            if result.value is None:
+                continue
+            for position in result.value.positions:
+                table.add([market.account, market.market, position.symbol, position.side],
+                          position)
+        invalid = invalid_fields()
+        for source in self.sources:
+            source.invalid.add_to(invalid, source.name)
+        return non_empty((fetches.up, *table.families, *fetches.tail(), invalid))
+
+
+class PositionsProduct(Product):
+    """Positions of Portfolio Margin, futures and Portfolio Margin Pro accounts.
+
+    Portfolio Margin Pro keeps its futures in the ordinary futures endpoints (Binance's
+    futures docs have "Classic Portfolio Margin" sections); they are read there with the
+    account's key, on the markets of its ``markets``."""
+
+    name = "positions"
+    types = ("portfolio_margin", "futures", "portfolio_margin_pro")
+    host_settings = tuple(HOST_SETTINGS.values())
+
+    def part(self, account: AccountConfig, client: BinanceClient,
+             build: Build) -> PositionsSource:
+        if account.type == "portfolio_margin":  # the account's client is on the papi host
+            calls = {market: (client, path) for market, path in PAPI_POSITION_PATHS.items()}
+        else:
+            calls = {market: (market_client, FUTURES_POSITION_PATHS[market])
+                     for market, market_client in market_clients(account, client,
+                                                                 build).items()}
+        return PositionsSource.create(account.name, calls, build.executor,
+                                      ttl=build.settings.cache_ttl_seconds)
+
+    def collector(self, parts: Sequence[PositionsSource],
+                  build: Build) -> PositionsCollector | None:
+        return PositionsCollector(parts) if parts else None
+
+
+PRODUCT = PositionsProduct()

@@ -1,0 +1,37 @@
+"""A simulated Portfolio Margin Pro account: ``GET /sapi/v1/portfolio/account`` and, for a
+SPAN account (``PM_3``), ``GET /sapi/v2/portfolio/account`` (weight 5 each). It answers as
+Binance's own example does, thousands comma in ``totalAvailableBalance`` included; tests make
+it a SPAN account with ``sim.portfolio_pro.account_type = "PM_3"``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+from binance_margin_exporter.binance.portfolio_pro import PRO_ACCOUNT_PATH, SPAN_ACCOUNT_PATH
+from binance_margin_exporter.demo.routes import Route
+
+if TYPE_CHECKING:
+    from binance_margin_exporter.demo.simulator import Simulator
+
+WEIGHT = 5
+
+
+class SimulatedPortfolioPro:
+    def __init__(self) -> None:
+        self.account_type = "PM_1"
+
+    def account(self, params: dict[str, str]) -> bytes:
+        return json.dumps({
+            "uniMMR": "5167.92171923", "accountEquity": "122607.35137903",
+            "actualEquity": "142607.35137903", "accountMaintMargin": "23.72469206",
+            "accountInitialMargin": "47.44938412",
+            "totalAvailableBalance": "122,559.90199491", "accountStatus": "NORMAL",
+            "accountType": self.account_type}).encode()
+
+
+def routes(sim: Simulator) -> dict[str, Route]:
+    pro = sim.portfolio_pro
+    return {PRO_ACCOUNT_PATH: Route(WEIGHT, pro.account),
+            SPAN_ACCOUNT_PATH: Route(WEIGHT, pro.account)}

@@ -1,0 +1,125 @@
+"""Portfolio Margin Pro: Binance's own example (thousands comma included), the Portfolio Margin
+families shared with the papi accounts, SPAN's v2 path, its futures positions on the fapi host,
+over real HTTP against the simulator."""
+
+from __future__ import annotations
+
+from binance_margin_exporter.binance.portfolio_pro import (
+    PRO_ACCOUNT_PATH,
+    SPAN_ACCOUNT_PATH,
+    parse_portfolio_pro,
+)
+from binance_margin_exporter.collectors.cache import Cached
+from binance_margin_exporter.collectors.portfolio_pro import (
+    PortfolioProCollector,
+    PortfolioProSource,
+)
+from binance_margin_exporter.wiring import account_config, build_exporter
+from tests.conftest import API_KEY, SECRET
+from tests.helpers import (
+    EXECUTOR,
+    Scraper,
+    StepClock,
+    fixture_json,
+    promtool_check_metrics,
+    sample_values,
+)
+from tests.test_positions import scrape, settings_for
+
+ACCOUNT = fixture_json("sapi_portfolio_account_docs_example.json")
+ACC = (("account", "pro"),)
+
+
+class Client:
+    timeout = 5.0
+
+    def auth_backoff_until(self):
+        return 0.0
+
+
+def docs_source(name="pro") -> PortfolioProSource:
+    answer = parse_portfolio_pro(ACCOUNT)
+    source = PortfolioProSource(name, Client(), Cached(
+        f"portfolio margin pro account {name}", lambda deadline: answer, EXECUTOR, ttl=10,
+        monotonic=StepClock(), wall=lambda: 1_700_000_000.0))
+    source.invalid.note(answer.invalid)
+    return source
+
+
+def test_golden_documented_example(golden):
+    body = Scraper(PortfolioProCollector([docs_source()])).render()
+    golden("portfolio_pro_docs_example.prom", body)
+    promtool_check_metrics(body)
+
+
+def test_documented_values_exactly_the_comma_drops_only_its_metric():
+    values = sample_values(Scraper(PortfolioProCollector([docs_source()])).text())
+    for field, metric in [("uniMMR", "uni_mmr"), ("accountEquity", "account_equity_usd"),
+                          ("actualEquity", "actual_equity_usd"),
+                          ("accountInitialMargin", "initial_margin_usd"),
+                          ("accountMaintMargin", "maint_margin_usd")]:
+        assert values[(f"binance_margin_portfolio_{metric}", ACC)] == float(ACCOUNT[field])
+    assert ("binance_margin_portfolio_available_balance_usd", ACC) not in values
+    assert values[("binance_margin_invalid_fields_total",
+                   (*ACC, ("field", "totalAvailableBalance")))] == 1.0
+    assert values[("binance_margin_portfolio_info", (*ACC, ("account_type", "PM_1")))] == 1.0
+    assert values[("binance_margin_portfolio_status", (*ACC, ("status", "NORMAL")))] == 1.0
+    assert values[("binance_margin_up", ACC)] == 1.0
+
+
+def test_pm_pro_over_http_v1_and_its_futures_positions_on_fapi(simulator):
+    settings = settings_for(simulator, account_config("pro", API_KEY, SECRET,
+                                                      type="portfolio_margin_pro"))
+    built = build_exporter(settings)
+    try:
+        values = scrape(built)
+    finally:
+        built.exporter.close()
+    assert values[("binance_margin_portfolio_uni_mmr", ACC)] == 5167.92171923
+    assert values[("binance_margin_portfolio_info", (*ACC, ("account_type", "PM_1")))] == 1.0
+    assert simulator.counts[PRO_ACCOUNT_PATH] == 1 and simulator.counts[SPAN_ACCOUNT_PATH] == 0
+    assert values[("binance_margin_position_amount", (*ACC, ("market", "um"), ("side", "BOTH"),
+                                                       ("symbol", "ADAUSDT")))] == 30.0
+    assert simulator.counts["/fapi/v3/positionRisk"] == 1
+    assert simulator.counts["/fapi/v3/account"] == 0  # not a futures account's families
+
+
+def test_a_span_account_reads_v2_and_keeps_to_it(simulator):
+    simulator.portfolio_pro.account_type = "PM_3"
+    settings = settings_for(simulator, account_config("pro", API_KEY, SECRET,
+                                                      type="portfolio_margin_pro"))
+    built = build_exporter(settings)
+    try:
+        values = scrape(built)
+        assert (simulator.counts[PRO_ACCOUNT_PATH], simulator.counts[SPAN_ACCOUNT_PATH]) == (1, 1)
+        scrape(built)
+        assert (simulator.counts[PRO_ACCOUNT_PATH], simulator.counts[SPAN_ACCOUNT_PATH]) == (1, 2)
+    finally:
+        built.exporter.close()
+    assert values[("binance_margin_portfolio_info", (*ACC, ("account_type", "PM_3")))] == 1.0
+
+
+def test_a_span_answer_without_account_type_keeps_to_v2(simulator):
+    """v1 said PM_3; should v2 leave accountType out, the account is still read on v2."""
+    import json
+
+    from binance_margin_exporter.demo.simulator import Fault
+
+    def drop_type(body: bytes) -> bytes:
+        raw = json.loads(body)
+        del raw["accountType"]
+        return json.dumps(raw).encode()
+
+    simulator.portfolio_pro.account_type = "PM_3"
+    simulator.set_fault(Fault(transform=drop_type, paths=(SPAN_ACCOUNT_PATH,)))
+    settings = settings_for(simulator, account_config("pro", API_KEY, SECRET,
+                                                      type="portfolio_margin_pro"))
+    built = build_exporter(settings)
+    try:
+        scrape(built)
+        values = scrape(built)
+    finally:
+        built.exporter.close()
+    assert (simulator.counts[PRO_ACCOUNT_PATH], simulator.counts[SPAN_ACCOUNT_PATH]) == (1, 2)
+    assert values[("binance_margin_portfolio_uni_mmr", ACC)] == 5167.92171923
+    assert not [k for k in values if k[0] == "binance_margin_portfolio_info"]

@@ -1,0 +1,218 @@
+"""Positions of every market: the documented examples, the zero and duplicate rules, lenient
+optional fields, and over real HTTP against the simulator (a Portfolio Margin account's UM and
+CM positions on the papi host, a futures account's on the fapi and dapi hosts)."""
+
+from __future__ import annotations
+
+import json
+
+from binance_margin_exporter.binance.futures import parse_positions
+from binance_margin_exporter.collectors.cache import Cached
+from binance_margin_exporter.collectors.positions import (
+    MarketPositions,
+    PositionsCollector,
+    PositionsSource,
+)
+from binance_margin_exporter.config import Options, Settings, host_keys
+from binance_margin_exporter.demo.simulator import Fault
+from binance_margin_exporter.products import PRODUCTS
+from binance_margin_exporter.wiring import account_config, build_exporter
+from tests.conftest import API_KEY, SECRET
+from tests.helpers import (
+    EXECUTOR,
+    Scraper,
+    StepClock,
+    fixture_json,
+    promtool_check_metrics,
+    sample_values,
+)
+
+PAPI_UM = fixture_json("papi_um_position_risk_docs_example.json")
+FAPI = fixture_json("fapi_position_risk_docs_example.json")
+DAPI = fixture_json("dapi_position_risk_docs_example.json")
+
+
+class Client:
+    timeout = 5.0
+
+    def auth_backoff_until(self):
+        return 0.0
+
+
+def market(account: str, name: str, raw) -> MarketPositions:
+    positions = parse_positions(raw, name)
+    return MarketPositions(account, name, Client(), Cached(
+        f"{name} positions of {account}", lambda deadline: positions, EXECUTOR, ttl=10,
+        monotonic=StepClock(), wall=lambda: 1_700_000_000.0))
+
+
+def docs_collector() -> PositionsCollector:
+    return PositionsCollector([
+        PositionsSource("pm", (market("pm", "um", PAPI_UM),)),
+        PositionsSource("fut", (market("fut", "um", FAPI), market("fut", "cm", DAPI))),
+    ])
+
+
+def key(account: str, mkt: str, symbol: str, side: str) -> tuple:
+    return (("account", account), ("market", mkt), ("side", side), ("symbol", symbol))
+
+
+def test_golden_documented_examples(golden):
+    body = Scraper(docs_collector()).render()
+    golden("positions_docs_example.prom", body)
+    promtool_check_metrics(body)
+
+
+def test_every_documented_value_exactly():
+    values = sample_values(Scraper(docs_collector()).text())
+    ada = key("fut", "um", "ADAUSDT", "BOTH")
+    fapi = FAPI[0]
+    for field, metric in [("positionAmt", "amount"), ("entryPrice", "entry_price"),
+                          ("markPrice", "mark_price"), ("liquidationPrice", "liquidation_price"),
+                          ("unRealizedProfit", "unrealized_pnl"), ("notional", "notional"),
+                          ("maintMargin", "maint_margin")]:
+        assert values[(f"binance_margin_position_{metric}", ada)] == float(fapi[field])
+    assert values[("binance_margin_position_liquidation_price", ada)] == 0.0  # kept, as sent
+    assert ("binance_margin_position_leverage", ada) not in values  # fapi v3 sends none
+    btc = key("fut", "cm", "BTCUSD_201225", "LONG")
+    dapi = DAPI[0]
+    for field, metric in [("positionAmt", "amount"), ("entryPrice", "entry_price"),
+                          ("markPrice", "mark_price"), ("liquidationPrice", "liquidation_price"),
+                          ("unRealizedProfit", "unrealized_pnl"), ("leverage", "leverage")]:
+        assert values[(f"binance_margin_position_{metric}", btc)] == float(dapi[field])
+    assert ("binance_margin_position_maint_margin", btc) not in values
+    # the documented PM entry has positionAmt "0.000": no position, but the market is up
+    assert not [k for k in values if k[0] == "binance_margin_position_amount"
+                and ("account", "pm") in k[1]]
+    assert values[("binance_margin_positions_up", (("account", "pm"), ("market", "um")))] == 1
+
+
+def test_zero_amounts_left_out_hedge_sides_apart_duplicates_once():
+    entries = [
+        {"symbol": "ETHUSDT", "positionSide": "LONG", "positionAmt": "2", "markPrice": "1"},
+        {"symbol": "ETHUSDT", "positionSide": "SHORT", "positionAmt": "-1", "markPrice": "2"},
+        {"symbol": "ETHUSDT", "positionSide": "LONG", "positionAmt": "5", "markPrice": "3"},
+        {"symbol": "XRPUSDT", "positionSide": "BOTH", "positionAmt": "-0.000"},
+        {"symbol": "BTCUSD_PERP", "positionSide": "BOTH", "positionAmt": "3",
+         "notionalValue": "0.005"},
+    ]
+    positions = parse_positions(entries, "cm").positions
+    assert [(p.symbol, p.side, p.amount) for p in positions] == [
+        ("ETHUSDT", "LONG", 2.0), ("ETHUSDT", "SHORT", -1.0), ("BTCUSD_PERP", "BOTH", 3.0)]
+    assert positions[2].notional == 0.005  # cm's notionalValue
+
+
+def test_a_bad_optional_field_drops_only_its_metric():
+    raw = [{**FAPI[0], "markPrice": "0,41"}]
+    parsed = parse_positions(raw, "um")
+    assert parsed.invalid == ("markPrice",)
+    assert parsed.positions[0].mark_price is None
+    assert parsed.positions[0].amount == 30.0
+
+
+def scrape(built) -> dict:
+    from prometheus_client import generate_latest
+
+    class Once:
+        def collect(self):
+            return built.exporter.collect(2.0)
+
+    return sample_values(generate_latest(Once()).decode())
+
+
+def settings_for(simulator, *accounts) -> Settings:
+    options = {s.key: s.default for p in PRODUCTS for s in p.settings}
+    options.update({k: simulator.base_url for p in PRODUCTS for k in host_keys(p)})
+    return Settings(accounts=tuple(accounts), base_url=simulator.base_url,
+                    options=Options.of(options), cache_ttl_seconds=0)
+
+
+def expected(body: bytes, account: str, mkt: str) -> dict:
+    """The simulator's answer, as the samples it must become: non-zero amounts only."""
+    out = {}
+    for entry in json.loads(body):
+        if float(entry["positionAmt"]) == 0:
+            continue
+        k = key(account, mkt, entry["symbol"], entry["positionSide"])
+        out[("binance_margin_position_amount", k)] = float(entry["positionAmt"])
+        out[("binance_margin_position_mark_price", k)] = float(entry["markPrice"])
+        out[("binance_margin_position_liquidation_price", k)] = float(
+            entry["liquidationPrice"])
+        out[("binance_margin_position_unrealized_pnl", k)] = float(entry["unRealizedProfit"])
+        out[("binance_margin_position_notional", k)] = float(
+            entry.get("notional", entry.get("notionalValue")))
+    return out
+
+
+def positions_of(values: dict) -> dict:
+    return {k: v for k, v in values.items() if k[0] in (
+        "binance_margin_position_amount", "binance_margin_position_mark_price",
+        "binance_margin_position_liquidation_price", "binance_margin_position_unrealized_pnl",
+        "binance_margin_position_notional")}
+
+
+def test_portfolio_margin_and_futures_positions_exactly_over_http(simulator):
+    simulator.positions.set_distance(0.04)
+    settings = settings_for(
+        simulator,
+        account_config("pm", API_KEY, SECRET, type="portfolio_margin"),
+        account_config("fut", API_KEY, SECRET, type="futures", markets=("um", "cm")))
+    built = build_exporter(settings)
+    try:
+        values = scrape(built)
+    finally:
+        built.exporter.close()
+    sim = simulator.positions
+    want = {**expected(sim.papi_um({}), "pm", "um"), **expected(sim.papi_cm({}), "pm", "cm"),
+            **expected(sim.fapi({}), "fut", "um"), **expected(sim.dapi({}), "fut", "cm")}
+    assert positions_of(values) == want
+    assert len({k[1] for k in want}) == 6  # PM: UM long, hedge short, CM; futures: 2 UM, 1 CM
+    btc = key("pm", "um", "BTCUSDT", "BOTH")
+    assert values[("binance_margin_position_mark_price", btc)] == 52000 * 1.04
+    assert values[("binance_margin_position_leverage", btc)] == 10.0  # papi sends it
+    assert values[("binance_margin_position_maint_margin",
+                   key("fut", "um", "BNBUSDT", "BOTH"))] == 4.8  # fapi v3 sends it
+    for path in ("/papi/v1/um/positionRisk", "/papi/v1/cm/positionRisk",
+                 "/fapi/v3/positionRisk", "/dapi/v1/positionRisk"):
+        assert simulator.counts[path] == 1, path
+    weights = {dict(k[1])["budget"]: v for k, v in values.items()
+               if k[0] == "binance_margin_api_ip_weight_used_1m"}
+    assert weights["fapi"] >= 5 and weights["dapi"] >= 1  # each host's own budget
+
+
+def test_a_failing_market_is_down_alone(simulator):
+    simulator.set_fault(Fault.binance_error(-1000, "An unknown error occured.",
+                                            paths=("/dapi/v1/positionRisk",)))
+    settings = settings_for(simulator, account_config("fut", API_KEY, SECRET, type="futures",
+                                                      markets=("um", "cm")))
+    built = build_exporter(settings)
+    try:
+        values = scrape(built)
+    finally:
+        built.exporter.close()
+    up = {dict(k[1])["market"]: v for k, v in values.items()
+          if k[0] == "binance_margin_positions_up"}
+    assert up == {"um": 1.0, "cm": 0.0}
+    assert values[("binance_margin_positions_scrape_errors_total",
+                   (("account", "fut"), ("market", "cm"), ("reason", "api_error")))] == 1.0
+    assert values[("binance_margin_up", (("account", "fut"),))] == 1.0  # the account's own
+    assert not [k for k in values if k[0] == "binance_margin_position_amount"
+                and ("market", "cm") in k[1]]
+
+
+def test_unsigned_requests_are_refused_by_the_simulator(simulator):
+    """The new routes are signed routes: a wrong secret is refused, and nothing is shown."""
+    settings = settings_for(simulator, account_config("fut", API_KEY, "wrong-secret",
+                                                      type="futures"))
+    built = build_exporter(settings)
+    try:
+        values = scrape(built)
+    finally:
+        built.exporter.close()
+    assert values[("binance_margin_positions_up", (("account", "fut"), ("market", "um")))] == 0
+    assert values[("binance_margin_positions_scrape_errors_total",
+                   (("account", "fut"), ("market", "um"), ("reason", "auth")))] == 1.0
+    # the key's back-off on the futures hosts is the account's back-off
+    assert values[("binance_margin_up", (("account", "fut"),))] == 0.0
+    assert values[("binance_margin_backoff_until_timestamp_seconds",
+                   (("account", "fut"),))] > 0
