@@ -17,6 +17,7 @@ from binance_margin_exporter.collectors import (
     portfolio,
     prices,
     risk_lists,
+    streams,
     sub_accounts,
 )
 from binance_margin_exporter.collectors.product import Product
@@ -25,6 +26,7 @@ from binance_margin_exporter.demo import isolated as demo_isolated
 from binance_margin_exporter.demo import portfolio as demo_portfolio
 from binance_margin_exporter.demo import prices as demo_prices
 from binance_margin_exporter.demo import risk_lists as demo_risk_lists
+from binance_margin_exporter.demo import streams as demo_streams
 from binance_margin_exporter.demo import sub_accounts as demo_sub_accounts
 
 
@@ -40,6 +42,8 @@ ENTRIES: tuple[Entry, ...] = (
     Entry(sub_accounts.PRODUCT, demo_sub_accounts),
     Entry(portfolio.PRODUCT, demo_portfolio),
     Entry(risk_lists.PRODUCT, demo_risk_lists),
+    Entry(streams.MARGIN_RISK_PRODUCT, demo_streams),
+    Entry(streams.PORTFOLIO_PRODUCT, demo_streams),
     Entry(prices.PRODUCT, demo_prices),
 )
 PRODUCTS: tuple[Product, ...] = tuple(entry.product for entry in ENTRIES)

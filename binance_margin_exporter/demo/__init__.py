@@ -7,7 +7,7 @@ so the demo runs the same code path as production.
 - one module per Binance product, beside the client's (:mod:`.cross`, :mod:`.isolated`,
   :mod:`.sub_accounts`, :mod:`.portfolio`, :mod:`.risk_lists`, :mod:`.prices`), each with
   ``routes(simulator)``; the simulator serves those of the product list, and
-  :mod:`.interest`'s rates.
+  :mod:`.interest`'s rates; :mod:`.streams` also serves the risk data streams over WebSocket.
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ def start_demo(settings: Settings) -> tuple[Settings, Simulator]:
     for api_key, secret in keys:
         simulator.add_hmac_key(api_key, secret)
     simulator.start()
+    simulator.streams.watch(simulator)
     log.warning(
         "DEMO MODE: the accounts %r (with its sub-accounts) and %r are simulated (a fake "
         "Binance on %s); no real data", DEMO_ACCOUNT, DEMO_PM_ACCOUNT, simulator.base_url,
@@ -57,7 +58,9 @@ def start_demo(settings: Settings) -> tuple[Settings, Simulator]:
         base_url=simulator.base_url,
         options=Options.of({**dict(settings.options.items), **{
             product.host_setting: simulator.base_url
-            for product in PRODUCTS if product.host_setting is not None}}),
+            for product in PRODUCTS if product.host_setting is not None},
+            "margin_stream_url": simulator.streams.url,
+            "papi_stream_url": f"{simulator.streams.url}/pm"}),
         accounts=(
             account_config(DEMO_ACCOUNT, master_key, master_secret, source="demo",
                            sub_accounts="all"),
