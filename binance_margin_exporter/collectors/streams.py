@@ -157,7 +157,7 @@ class Stream:
             if self._thread is not None or self._stop.is_set():
                 return
             self._thread = threading.Thread(
-                target=self._run, name=f"stream-{self.kind.name}-{self.account}", daemon=True)
+                target=self._guarded, name=f"stream-{self.kind.name}-{self.account}", daemon=True)
             self._thread.start()
 
     def stop(self, *, close_key: bool = False) -> None:
@@ -199,6 +199,18 @@ class Stream:
         with self._lock:
             self.reconnects[reason] += 1
 
+    def _guarded(self) -> None:
+        """The thread: a bug of ours ends neither the stream nor the exporter."""
+        while not self._stop.is_set():
+            try:
+                self._run()
+            except Exception as exc:  # logged; the stream starts over
+                log.error("%s stream of %s: unexpected %s (please report this); starting "
+                          "over", self.kind.name, self.account, type(exc).__name__)
+                log.debug("the unexpected error", exc_info=True)
+                self._note("failed")
+                self._stop.wait(self.timing.backoff_max)
+
     def _run(self) -> None:
         failures = 0
         while not self._stop.is_set():
@@ -213,33 +225,23 @@ class Stream:
                 continue
             self._key = key
             key_at = time.monotonic()
+            connected_at: float | None = None
             try:
-                ws = connect(f"{self.url}/ws/{key}", open_timeout=self.timing.open_timeout,
+                with connect(f"{self.url}/ws/{key}", open_timeout=self.timing.open_timeout,
                              close_timeout=self.timing.close_timeout,
                              ping_interval=self.timing.ping_interval,
-                             ping_timeout=self.timing.ping_timeout)
+                             ping_timeout=self.timing.ping_timeout) as ws:
+                    connected_at = time.monotonic()
+                    reason = self._session(ws, key, key_at)
             except (OSError, TimeoutError, WebSocketException) as exc:
-                failures += 1
-                log.warning("%s stream of %s: connection failed (%s)", self.kind.name,
-                            self.account, type(exc).__name__)
-                self._note("failed")
-                self._stop.wait(self._backoff(failures))
-                continue
-            with self._lock:
-                self._ws = ws
-                self._connected = True
-                self._key_valid_until = key_at + self.timing.key_lifetime
-            if self._stop.is_set():  # stop() came between connect and here
-                ws.close()
-            connected_at = time.monotonic()
-            log.info("%s stream of %s: connected", self.kind.name, self.account)
-            try:
-                reason = self._serve(ws, key, key_at)
-            finally:
-                with self._lock:
-                    self._ws = None
-                    self._connected = False
-                ws.close()
+                if connected_at is None:
+                    failures += 1
+                    log.warning("%s stream of %s: connection failed (%s)", self.kind.name,
+                                self.account, type(exc).__name__)
+                    self._note("failed")
+                    self._stop.wait(self._backoff(failures))
+                    continue
+                reason = "dropped"
             if self._stop.is_set():
                 break
             log.info("%s stream of %s: reconnecting (%s)", self.kind.name, self.account,
@@ -250,6 +252,21 @@ class Stream:
             if reason == "dropped":
                 failures += 1
                 self._stop.wait(self._backoff(failures))
+
+    def _session(self, ws: ClientConnection, key: str, key_at: float) -> str:
+        with self._lock:
+            self._ws = ws
+            self._connected = True
+            self._key_valid_until = key_at + self.timing.key_lifetime
+        if self._stop.is_set():  # stop() came before the connection was known to it
+            ws.close()
+        log.info("%s stream of %s: connected", self.kind.name, self.account)
+        try:
+            return self._serve(ws, key, key_at)
+        finally:
+            with self._lock:
+                self._ws = None
+                self._connected = False
 
     def _serve(self, ws: ClientConnection, key: str, key_at: float) -> str:
         """Read events until the connection must be replaced; the reason it must."""
