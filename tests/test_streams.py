@@ -426,3 +426,55 @@ def test_the_simulator_s_listen_keys(client, simulator):
     assert simulator.weight_of("PUT /papi/v1/listenKey") == 1
     streams.close_key(client, streams.MARGIN_RISK, key)
     assert simulator.streams.keys("margin_risk") == []
+
+
+# -- the process and the demo --------------------------------------------------------------
+
+
+def test_sigterm_closes_the_keys_and_a_sighup_keeps_the_stream(simulator, tmp_path):
+    import signal
+
+    from tests.helpers import exporter_process
+
+    path = tmp_path / "config.yml"
+    path.write_text(config(simulator))
+    with exporter_process(["--config", str(path)], {}) as exporter:
+        simulator.streams.wait_connected(None, 2, timeout=15)
+        simulator.streams.push({"e": "MARGIN_LEVEL_STATUS_CHANGE", "l": "1.2",
+                                "s": "MARGIN_CALL"}, "margin_risk")
+        wait_for(lambda: 'status="MARGIN_CALL"} 1.0' in exporter.metrics(), timeout=5)
+        exporter.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: "configuration reloaded" in exporter.log, timeout=5)
+        assert 'status="MARGIN_CALL"} 1.0' in exporter.metrics()  # the same stream, counted
+        assert simulator.streams.counts["POST margin_risk"] == 1
+        assert "DELETE margin_risk" not in simulator.streams.counts
+        keys = simulator.streams.keys("margin_risk") + simulator.streams.keys("portfolio")
+        assert len(keys) == 2
+        assert exporter.stop() == 0
+    assert simulator.streams.counts["DELETE margin_risk"] == 1
+    assert simulator.streams.counts["DELETE portfolio"] == 1
+    assert not simulator.streams.connections()
+    for key in keys:
+        assert key not in exporter.log  # a listen key reads the stream: never logged
+
+
+def test_the_demo_streams_a_margin_call_when_its_account_crosses_the_bar():
+    from binance_margin_exporter.demo import start_demo
+
+    settings, sim = start_demo(load(None, {}, require_accounts=False))
+    built = build_exporter(settings)
+    try:
+        warm_up(built)
+        sim.streams.wait_connected(None, 2)
+        sim.account.set_margin_level(1.25)  # under the demo's 1.3 margin-call bar
+        wait_for(lambda: (value(built, "binance_margin_risk_events_total", account="demo",
+                                event="margin_level_status_change",
+                                status="MARGIN_CALL") or 0) >= 1, timeout=5)
+        assert value(built, "binance_margin_risk_event_level", account="demo") == 1.25
+        sim.portfolio.set_uni_mmr(1.1)  # Binance's MARGIN_CALL band of uniMMR
+        wait_for(lambda: (value(built, "binance_margin_risk_events_total", account="demo-pm",
+                                event="risk_level_change",
+                                status="MARGIN_CALL") or 0) >= 1, timeout=5)
+    finally:
+        built.exporter.close()
+        sim.stop()
