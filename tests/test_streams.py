@@ -478,3 +478,23 @@ def test_the_demo_streams_a_margin_call_when_its_account_crosses_the_bar():
     finally:
         built.exporter.close()
         sim.stop()
+
+
+def test_shutdown_closes_the_streams_side_by_side(simulator, tmp_path):
+    from binance_margin_exporter.demo.simulator import Fault
+
+    path = tmp_path / "config.yml"
+    text = config(simulator, accounts="cross")
+    line = text.splitlines()[-1]
+    path.write_text(text + "".join(line.replace("name: main", f"name: a{i}") + "\n"
+                                   for i in range(4)))
+    prods = products()
+    built = build_exporter(load(str(path), {}, products=prods), products=prods)
+    warm_up(built)
+    simulator.streams.wait_connected("margin_risk", 5)
+    simulator.set_fault(Fault(delay=0.4, paths=("DELETE /sapi/v1/margin/listen-key",)))
+    begun = time.monotonic()
+    built.exporter.close()
+    assert time.monotonic() - begun < 1.2  # five DELETEs one after another: 2 s
+    assert simulator.counts["DELETE /sapi/v1/margin/listen-key"] == 5
+    assert stream_threads() == []
