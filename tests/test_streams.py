@@ -498,3 +498,24 @@ def test_shutdown_closes_the_streams_side_by_side(simulator, tmp_path):
     assert time.monotonic() - begun < 1.2  # five DELETEs one after another: 2 s
     assert simulator.counts["DELETE /sapi/v1/margin/listen-key"] == 5
     assert stream_threads() == []
+
+
+def test_the_families_render_as_documented(golden):
+    """Names, HELP, types and label order of the five families: a golden exposition."""
+    from binance_margin_exporter.collectors.streams import Stream, StreamCollector
+    from tests.helpers import promtool_check_metrics
+
+    cross = Stream("main", streams.MARGIN_RISK, None, "ws://unused", FAST)  # type: ignore[arg-type]
+    pm = Stream("pm", streams.PORTFOLIO, None, "ws://unused", FAST)  # type: ignore[arg-type]
+    refreshed = []
+    cross.refresh = lambda: refreshed.append("main")
+    assert not cross._handle('{"e": "MARGIN_LEVEL_STATUS_CHANGE", "E": 1701949763462, '
+                             '"l": "1.1", "s": "MARGIN_CALL"}')
+    assert not cross._handle('{"e": "USER_LIABILITY_CHANGE", "E": 1701949801133, "a": "BTC", '
+                             '"t": "BORROW", "p": "0.00000100", "i": "0.00000000"}')
+    assert pm._handle('{"e": "listenKeyExpired", "E": 1576653824250}')  # a new key, no count
+    cross._note("dropped")
+    assert refreshed == ["main", "main"]  # each event refreshes the account (spacing 0)
+    body = Scraper(StreamCollector([cross, pm])).render()
+    golden("streams.prom", body)
+    promtool_check_metrics(body)
