@@ -519,3 +519,35 @@ def test_the_families_render_as_documented(golden):
     body = Scraper(StreamCollector([cross, pm])).render()
     golden("streams.prom", body)
     promtool_check_metrics(body)
+
+
+def test_a_refresh_during_a_fetch_fetches_once_more_after_it():
+    """The fetch under way may have read the account before the event: one more follows it,
+    however many events came meanwhile; with none under way, one starts at once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from binance_margin_exporter.collectors.cache import Cached
+
+    gate = threading.Event()
+    calls: list[float] = []
+
+    def fetch(deadline: float) -> int:
+        calls.append(time.monotonic())
+        gate.wait(2)
+        return len(calls)
+
+    with ThreadPoolExecutor(2) as pool:
+        cached = Cached("account x", fetch, pool, ttl=60)
+        flight = cached.start(time.monotonic() + 2)
+        wait_for(lambda: calls, timeout=2)
+        cached.refresh()
+        cached.refresh()
+        cached.refresh()
+        gate.set()
+        assert flight.future.result(2).value == 1
+        wait_for(lambda: len(calls) == 2 and cached.good == 2, timeout=2)
+        time.sleep(0.05)
+        assert len(calls) == 2
+        assert cached.get(time.monotonic() + 1).value == 2  # fresh: the cache serves it
+        cached.refresh()  # none under way: at once
+        wait_for(lambda: len(calls) == 3, timeout=2)
