@@ -131,7 +131,7 @@ class SimulatedAccount:
     def _level_now(self, t: float) -> Decimal:
         if self.target_level is not None:
             return self.target_level
-        # between about 1.25 and 3.15 over half an hour: now and then (for a minute) under the
+        # between about 1.25 and 3.15 over half an hour: for about 3 minutes of it under the
         # 1.3 bar, where the demo's risk stream sends MARGIN_CALL
         return Decimal(str(round(2.2 + 0.95 * math.sin(2 * math.pi * t / 1800), 6)))
 
