@@ -20,6 +20,7 @@ from binance_margin_exporter.collectors import (
     positions,
     prices,
     risk_lists,
+    streams,
     sub_accounts,
 )
 from binance_margin_exporter.collectors.product import Product
@@ -31,6 +32,7 @@ from binance_margin_exporter.demo import portfolio_pro as demo_portfolio_pro
 from binance_margin_exporter.demo import positions as demo_positions
 from binance_margin_exporter.demo import prices as demo_prices
 from binance_margin_exporter.demo import risk_lists as demo_risk_lists
+from binance_margin_exporter.demo import streams as demo_streams
 from binance_margin_exporter.demo import sub_accounts as demo_sub_accounts
 
 
@@ -49,6 +51,8 @@ ENTRIES: tuple[Entry, ...] = (
     Entry(futures.PRODUCT, demo_futures),
     Entry(positions.PRODUCT, demo_positions),
     Entry(risk_lists.PRODUCT, demo_risk_lists),
+    Entry(streams.MARGIN_RISK_PRODUCT, demo_streams),
+    Entry(streams.PORTFOLIO_PRODUCT, demo_streams),
     Entry(prices.PRODUCT, demo_prices),
 )
 PRODUCTS: tuple[Product, ...] = tuple(entry.product for entry in ENTRIES)

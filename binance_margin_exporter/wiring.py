@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -128,9 +129,28 @@ def _account_parts(account: AccountConfig, settings: Settings, upstreams: dict[s
         max_response_bytes=settings.max_response_bytes,
         pool_size=settings.fetch_concurrency,
     )
-    return AccountParts(client, {
-        product.name: product.part(account, client, builds[product.name])
-        for product in products if product.reads(account, settings)})
+    parts = {product.name: product.part(account, client, builds[product.name])
+             for product in products if product.reads(account, settings)}
+    for product in products:
+        if product.name in parts:
+            product.join(parts[product.name],
+                         {name: part for name, part in parts.items() if name != product.name})
+    return AccountParts(client, parts)
+
+
+def _close(accounts: Sequence[AccountParts], products: Sequence[Product], *,
+           shutdown: bool) -> None:
+    """Stop what the accounts' parts run in the background (their streams), side by side:
+    each part's close is bounded by its product, and a hundred accounts take no longer than
+    one."""
+    closing = [threading.Thread(target=product.close, args=(account.parts[product.name],),
+                                kwargs={"shutdown": shutdown}, name="close", daemon=True)
+               for account in accounts for product in products
+               if product.name in account.parts and type(product).close is not Product.close]
+    for thread in closing:
+        thread.start()
+    for thread in closing:
+        thread.join()
 
 
 def build_exporter(settings: Settings, previous: Built | None = None,
@@ -171,7 +191,13 @@ def build_exporter(settings: Settings, previous: Built | None = None,
             collectors.append(collector)
     collectors.append(HostsCollector(list(upstreams.values())))
     exporter = Exporter(collectors, request_timeout=settings.request_timeout_seconds,
-                        executor=executor)
+                        executor=executor,
+                        on_close=lambda: _close(list(accounts.values()), products,
+                                                shutdown=True))
+    if previous is not None:
+        # what a reload removed or changed stops now (a kept account keeps its streams)
+        _close([parts for account, parts in previous.accounts.items()
+                if accounts.get(account) is not parts], previous.products, shutdown=False)
     return Built(exporter, settings, upstreams, executor, accounts, kept, products)
 
 

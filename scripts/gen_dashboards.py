@@ -357,6 +357,27 @@ def overview() -> dict[str, Any]:
             options={"showHeader": True, "sortBy": [{"displayName": "margin level",
                                                      "desc": False}]})
 
+    b.row("Risk events (Binance's streams)")
+    b.panel("timeseries", "Risk events pushed by Binance",
+            "Events on the risk data streams, by account, event and status: a margin level "
+            "status change (cross), a risk level change (Portfolio Margin), a liability "
+            "change. Counted the moment Binance sends them, even if the level recovers before "
+            "a scrape.",
+            [target(f"sum by (account, event, status) (increase("
+                    f"binance_margin_risk_events_total{{{ACC}}}[$__rate_interval]))",
+                    "{{account}} {{event}} {{status}}")],
+            w=12, h=8, unit="none", defaults={"custom": {"drawStyle": "bars",
+                                                         "fillOpacity": 60}})
+    b.panel("stat", "Level of the last risk event",
+            "The margin level (cross) or uniMMR (Portfolio Margin) Binance sent with the last "
+            "risk level event.",
+            [target(f"binance_margin_risk_event_level{{{ACC}}}", "{{account}}")],
+            w=6, h=8, options=STAT, defaults={"decimals": 3})
+    b.panel("stat", "Since the last risk event",
+            "Time since Binance's event time of the last risk event of each account.",
+            [target(f"time() - binance_margin_risk_last_event_timestamp_seconds{{{ACC}}}",
+                    "{{account}}")], w=6, h=8, unit="s", options=STAT)
+
     b.row("Portfolio Margin")
     b.panel("timeseries", "uniMMR against Binance's levels",
             "Unified maintenance margin ratio of each Portfolio Margin account, with Binance's "
@@ -586,6 +607,18 @@ def health() -> dict[str, Any]:
             [target("binance_margin_delist_schedule_up", "delist schedule"),
              target("binance_margin_restricted_assets_up", "restricted assets")], w=24, h=5,
             defaults={"mappings": UP_MAP}, options=STAT)
+    b.panel("stat", "Risk streams",
+            "binance_margin_stream_up: 1 while the account's risk data stream (margin_risk, "
+            "portfolio) is connected and its listen key alive.",
+            [target(f"binance_margin_stream_up{{{ACC}}}", "{{account}} {{stream}}")], w=12, h=5,
+            defaults={"mappings": UP_MAP}, options=STAT)
+    b.panel("timeseries", "Stream reconnections by reason",
+            "Reconnections of the risk data streams: dropped, key_expired, lifetime (before "
+            "Binance's 24-hour cut), failed (a listen-key request or connection attempt).",
+            [target(f"sum by (account, stream, reason) (increase("
+                    f"binance_margin_stream_reconnects_total{{{ACC}}}[$__rate_interval]))",
+                    "{{account}} {{stream}} {{reason}}")], w=12, h=5, unit="none",
+            defaults={"custom": {"drawStyle": "bars", "fillOpacity": 60}})
     b.panel("timeseries", "Fetch duration",
             "Duration of the last account fetch from Binance (signing, request, parsing).",
             [target(f"binance_margin_scrape_duration_seconds{{{ACC}}}", "{{account}}")],

@@ -2,7 +2,8 @@
 project's rule file, 1 s scrape and evaluation) -> Alertmanager (the shipped
 deploy/alertmanager/alertmanager.yml, its receivers pointed at a local webhook) -> the webhook.
 A healthy account pages nothing; an account pushed within 5 % of its liquidation bar pages,
-with its severity, account, live level and runbook URL."""
+with its severity, account, live level and runbook URL; so does a MARGIN_CALL that Binance
+pushed on the risk stream while the level recovered before any scrape saw it."""
 
 from __future__ import annotations
 
@@ -79,7 +80,8 @@ def stack() -> Iterator[tuple[Simulator, Webhook]]:
     sim.start()
     webhook = Webhook()
     config = workdir / "exporter.yml"
-    config.write_text(f"cache_ttl_seconds: 0.5\nbase_url: {sim.base_url}\n")
+    config.write_text(f"cache_ttl_seconds: 0.5\nbase_url: {sim.base_url}\n"
+                      f"margin_stream_url: {sim.streams.url}\n")
     exporter = ExporterProcess(["--config", str(config)],
                                {"BINANCE_API_KEY": API_KEY, "BINANCE_API_SECRET": SECRET})
     am_port, prom_port = free_port(), free_port()
@@ -119,6 +121,7 @@ def stack() -> Iterator[tuple[Simulator, Webhook]]:
         wait_for(lambda: requests.get(f"http://127.0.0.1:{prom_port}/api/v1/query", params={
             "query": 'binance_margin:level_with_liability{account="default"}'},
             timeout=5).json()["data"]["result"], timeout=60, interval=0.2)
+        sim.streams.wait_connected("margin_risk", timeout=30)
         yield sim, webhook
     finally:
         for proc in procs:
@@ -149,3 +152,21 @@ def test_a_healthy_account_pages_nothing_and_near_liquidation_pages(stack):
     assert alert["annotations"]["runbook_url"].startswith("https://")
     assert alert["annotations"]["runbook_url"].endswith("#binancemarginnearliquidation")
     assert latency < 30
+
+
+def test_a_pushed_margin_call_pages_though_the_level_recovered(stack):
+    """Binance sends MARGIN_CALL at level 1.25; by the next scrape the account is back at 2.5
+    (the simulator's level never changes): polling alone would page nothing."""
+    sim, webhook = stack
+    pushed = time.monotonic()
+    assert sim.streams.push({"e": "MARGIN_LEVEL_STATUS_CHANGE", "l": "1.25",
+                             "s": "MARGIN_CALL"}, "margin_risk") == 1
+    alert, at = wait_for(lambda: webhook.pages("BinanceMarginCallEvent"), timeout=60,
+                         interval=0.05)[0]
+    print(f"\npushed MARGIN_CALL to page: {at - pushed:.2f} s")  # README: the streams
+    assert alert["labels"]["account"] == "default"
+    assert alert["labels"]["status"] == "MARGIN_CALL"
+    assert alert["labels"]["severity"] == "critical"
+    assert alert["annotations"]["runbook_url"].endswith("#binancemargincallevent")
+    assert not webhook.pages("BinanceMarginCall")  # the polled level never crossed a bar
+    assert at - pushed < 30

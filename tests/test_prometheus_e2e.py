@@ -52,6 +52,7 @@ def stack() -> Iterator[Stack]:
     config.write_text(
         f"cache_ttl_seconds: 0.5\nbase_url: {sim.base_url}\npapi_base_url: {sim.base_url}\n"
         f"fapi_base_url: {sim.base_url}\ndapi_base_url: {sim.base_url}\n"
+        f"margin_stream_url: {sim.streams.url}\npapi_stream_url: {sim.streams.url}/pm\n"
         f"accounts:\n"
         f"  - {{name: default, api_key: {API_KEY}, api_secret: {SECRET}, sub_accounts: all}}\n"
         f"  - {{name: pm, api_key: {API_KEY}, api_secret: {SECRET}, "
@@ -87,6 +88,13 @@ def stack() -> Iterator[Stack]:
         result = Stack(sim, exporter, url)
         wait_for(lambda: result.query('binance_margin_up{account="default"} == 1'), timeout=60,
                  interval=0.2)
+        # the risk streams' panels need an event each; none that alerts (a level event of a
+        # healthy account, a borrow)
+        sim.streams.wait_connected(None, 2, timeout=30)
+        sim.streams.push({"e": "MARGIN_LEVEL_STATUS_CHANGE", "l": "2.5", "s": "NORMAL"},
+                         "margin_risk")
+        sim.streams.push({"e": "liabilityChange", "a": "USDT", "t": "BORROW", "p": "1",
+                          "i": "0", "l": "1"}, "portfolio")
         yield result
     finally:
         proc.terminate()

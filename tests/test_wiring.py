@@ -61,6 +61,7 @@ PLAIN = """
     usdt_values: false
     interest_rates: false
     risk_lists: false
+    streams: false
     accounts:
       - {name: a, api_key: k, api_secret: s, isolated: false}
       - {name: b, api_key: k, api_secret: s}
@@ -196,7 +197,8 @@ def test_accounts_made_in_code_get_the_products_defaults():
 def test_the_list_has_every_product_once_prices_last():
     names = [p.name for p in PRODUCTS]
     assert names == ["cross", "isolated", "sub_accounts", "portfolio", "portfolio_pro",
-                     "futures", "positions", "risk_lists", "prices"]
+                     "futures", "positions", "risk_lists", "margin_risk_stream",
+                     "portfolio_stream", "prices"]
     assert len({p.name for p in PRODUCTS}) == len(PRODUCTS)
 
 

@@ -216,18 +216,27 @@ class BinanceClient:
             )
             self._auth_retry_at = self._wall() + delay
 
+    def user_stream(self, method: str, path: str, query: str = "", *,
+                    deadline: float | None = None) -> Any:
+        """A USER_STREAM call (listen keys: ``POST``, ``PUT``, ``DELETE``): the API-key header,
+        no signature; the same gates, deadline and errors as :meth:`get`."""
+        return self.get(path, {"X-MBX-APIKEY": self._api_key}, query, deadline=deadline,
+                        method=method)
+
     def get(self, path: str, headers: dict[str, str] | None = None, query: str = "", *,
-            deadline: float | None = None, base_url: str | None = None) -> Any:
-        """One GET; the parsed JSON of a 200, or :class:`UpstreamError`. ``base_url``: another
-        host than the upstream's (the clock of the papi host is read on the api host)."""
+            deadline: float | None = None, base_url: str | None = None,
+            method: str = "GET") -> Any:
+        """One GET (or ``method``); the parsed JSON of a 200, or :class:`UpstreamError`.
+        ``base_url``: another host than the upstream's (the clock of the papi host is read on
+        the api host)."""
         upstream = self.upstream
         gate = upstream.gate_for(path)
         gate.check()
         deadline = self.deadline() if deadline is None else deadline
         base = base_url or upstream.base_url
         url = f"{base}{path}?{query}" if query else f"{base}{path}"
-        what = f"GET {path} on {urlsplit(base).netloc}"
-        status, response_headers, body = self._fetch(url, headers or {}, what, deadline)
+        what = f"{method} {path} on {urlsplit(base).netloc}"
+        status, response_headers, body = self._fetch(url, headers or {}, what, deadline, method)
 
         weight = response_headers.get(gate.header)
         if weight is not None and weight.isdigit():
@@ -269,8 +278,9 @@ class BinanceClient:
         except (ValueError, RecursionError):
             raise invalid(f"{what}: body is not valid JSON ({len(body)} bytes)") from None
 
-    def _fetch(self, url: str, headers: dict[str, str], what: str,
-               deadline: float) -> tuple[int, requests.structures.CaseInsensitiveDict[str], bytes]:
+    def _fetch(self, url: str, headers: dict[str, str], what: str, deadline: float,
+               method: str = "GET",
+               ) -> tuple[int, requests.structures.CaseInsensitiveDict[str], bytes]:
         """Status, headers and body, all of it by ``deadline``; at most ``max_bytes``."""
 
         def remaining() -> float:
@@ -280,7 +290,7 @@ class BinanceClient:
             return min(left, self.timeout)
 
         try:
-            response = self._session.get(url, headers=headers, timeout=remaining(),
+            response = self._session.request(method, url, headers=headers, timeout=remaining(),
                                          allow_redirects=False, stream=True)
             with response:
                 length = response.headers.get("Content-Length", "")

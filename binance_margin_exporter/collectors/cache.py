@@ -73,6 +73,7 @@ class Cached(Generic[T]):
         self._lock = threading.Lock()
         self._result: Result[T] | None = None
         self._flight: _Flight[T] | None = None
+        self._refetch = False  # a refresh waits for the fetch under way to end
         self.good: T | None = None  # the last value fetched successfully
         self.last_ok = False  # did the last fetch succeed?
         # (reason, code, sent) of the failure being warned of
@@ -95,6 +96,31 @@ class Cached(Generic[T]):
         """Forget the cached result: the next caller fetches (or joins a fetch under way)."""
         with self._lock:
             self._result = None
+
+    def refresh(self) -> None:
+        """Fetch anew at once, in the background (Binance pushed a change): the cached result
+        is dropped (:meth:`invalidate`) and a fetch starts; if one is under way, it may have
+        read the state before the change, so one more follows it (at most one)."""
+        with self._lock:
+            self._result = None
+            flight = self._flight
+            if flight is not None:
+                if self._refetch:
+                    return
+                self._refetch = True
+        if flight is None:
+            self.start(time.monotonic() + self.timeout)
+        else:
+            flight.future.add_done_callback(self._refetched)
+
+    def _refetched(self, _done: Future[Result[T]]) -> None:
+        with self._lock:
+            self._refetch = False
+        self.invalidate()
+        try:
+            self.start(time.monotonic() + self.timeout)
+        except RuntimeError:  # the executor shut down: the exporter is closing
+            pass
 
     def start(self, deadline: float) -> _Flight[T]:
         """The cached result if fresh, else the fetch under way, else a new fetch."""

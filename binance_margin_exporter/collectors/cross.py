@@ -113,6 +113,10 @@ class CrossAccount:
     master: str | None = None  # a sub-account: the name of the master account it is read by
     invalid: InvalidFields = field(default_factory=lambda: InvalidFields("an account"))
 
+    def refresh(self) -> None:
+        """Binance pushed a change (a risk stream's event): fetch the account anew now."""
+        self.account.refresh()
+
     @classmethod
     def create(cls, name: str, client: BinanceClient, executor: Executor, *, ttl: float,
                interest_rates: bool = True,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 
 from prometheus_client.core import GaugeMetricFamily
@@ -43,8 +43,11 @@ class Exporter:
     """Every product's collector; also a ``prometheus_client`` collector (``collect()``)."""
 
     def __init__(self, collectors: Sequence[Collector], *, request_timeout: float = 5.0,
-                 executor: Executor | None = None, version: str = __version__) -> None:
+                 executor: Executor | None = None, version: str = __version__,
+                 on_close: Callable[[], None] | None = None) -> None:
+        """``on_close``: stops what the products run in the background (their streams)."""
         self.collectors = tuple(collectors)
+        self.on_close = on_close
         self.request_timeout = request_timeout
         self.executor = executor
         self.version = version
@@ -63,6 +66,8 @@ class Exporter:
         return []  # no fetch at registration time
 
     def close(self) -> None:
+        if self.on_close is not None:
+            self.on_close()
         if isinstance(self.executor, ThreadPoolExecutor):
             self.executor.shutdown(wait=False, cancel_futures=True)
 

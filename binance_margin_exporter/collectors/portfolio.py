@@ -87,6 +87,10 @@ class PortfolioSource:
     invalid: InvalidFields = field(
         default_factory=lambda: InvalidFields("a portfolio margin account"))
 
+    def refresh(self) -> None:
+        """Binance pushed a change (a risk stream's event): fetch the account anew now."""
+        self.portfolio.refresh()
+
     @classmethod
     def create(cls, name: str, client: BinanceClient, executor: Executor, *,
                ttl: float) -> PortfolioSource:

@@ -93,5 +93,14 @@ class Product:
         """The collector of all the accounts' parts; None: nothing to collect."""
         return None
 
+    def join(self, part: Any, others: Mapping[str, Any]) -> None:
+        """Called once the account's every part exists, with the other products' parts of the
+        same account by product name (a stream refreshes the account's cached answer)."""
+
     def warm_up(self, part: Any) -> None:
-        """Start, before the first scrape, what is slow and need not be fresh."""
+        """Start, before the first scrape, what is slow and need not be fresh (called again
+        after each reload, for kept parts too: it must be idempotent)."""
+
+    def close(self, part: Any, *, shutdown: bool) -> None:
+        """Stop what the part runs in the background: ``shutdown`` when the exporter stops,
+        else because a reload removed or changed the account."""

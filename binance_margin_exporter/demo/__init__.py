@@ -8,7 +8,7 @@ so the demo runs the same code path as production.
   :mod:`.sub_accounts`, :mod:`.portfolio`, :mod:`.portfolio_pro`, :mod:`.futures`,
   :mod:`.positions`, :mod:`.risk_lists`, :mod:`.prices`), each with
   ``routes(simulator)``; the simulator serves those of the product list, and
-  :mod:`.interest`'s rates.
+  :mod:`.interest`'s rates; :mod:`.streams` also serves the risk data streams over WebSocket.
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ def start_demo(settings: Settings) -> tuple[Settings, Simulator]:
     for api_key, secret in keys:
         simulator.add_hmac_key(api_key, secret)
     simulator.start()
+    simulator.streams.watch(simulator)
     log.warning(
         "DEMO MODE: the accounts %r (with its sub-accounts), %r and %r are simulated (a fake "
         "Binance on %s); no real data", DEMO_ACCOUNT, DEMO_PM_ACCOUNT, DEMO_FUTURES_ACCOUNT,
@@ -60,7 +61,9 @@ def start_demo(settings: Settings) -> tuple[Settings, Simulator]:
         settings,
         base_url=simulator.base_url,
         options=Options.of({**dict(settings.options.items), **{
-            key: simulator.base_url for product in PRODUCTS for key in host_keys(product)}}),
+            key: simulator.base_url for product in PRODUCTS for key in host_keys(product)},
+            "margin_stream_url": simulator.streams.url,
+            "papi_stream_url": f"{simulator.streams.url}/pm"}),
         accounts=(
             account_config(DEMO_ACCOUNT, master_key, master_secret, source="demo",
                            sub_accounts="all"),

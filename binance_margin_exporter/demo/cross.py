@@ -1,7 +1,7 @@
 """The simulated cross margin account: ``GET /sapi/v1/margin/account`` and ``tradeCoeff``.
 
 A :class:`SimulatedAccount` has a few hundred assets, a dozen of them held or borrowed, prices
-that drift, and a margin level that now and then nears the margin-call bar, all consistent
+that drift, and a margin level that now and then crosses the margin-call bar, all consistent
 (``netAsset = free + locked - borrowed - interest``, margin level = assets / liabilities).
 Every number is a JSON string with 8 decimals, as Binance sends them.
 """
@@ -131,8 +131,9 @@ class SimulatedAccount:
     def _level_now(self, t: float) -> Decimal:
         if self.target_level is not None:
             return self.target_level
-        # between about 1.4 and 3.0 over half an hour: now and then close to the 1.3 bar
-        return Decimal(str(round(2.2 + 0.8 * math.sin(2 * math.pi * t / 1800), 6)))
+        # between about 1.25 and 3.15 over half an hour: for about 3 minutes of it under the
+        # 1.3 bar, where the demo's risk stream sends MARGIN_CALL
+        return Decimal(str(round(2.2 + 0.95 * math.sin(2 * math.pi * t / 1800), 6)))
 
     def _prices(self, t: float) -> list[Decimal]:
         """Each asset's price in BTC at ``t`` seconds: within 3 % of its base price."""

@@ -35,6 +35,7 @@ from binance_margin_exporter.demo.portfolio import SimulatedPortfolio
 from binance_margin_exporter.demo.portfolio_pro import SimulatedPortfolioPro
 from binance_margin_exporter.demo.positions import SimulatedPositions
 from binance_margin_exporter.demo.routes import RequestError, Route
+from binance_margin_exporter.demo.streams import API_KEY, SimulatedStreams
 from binance_margin_exporter.demo.sub_accounts import SimulatedSubAccounts
 from binance_margin_exporter.products import ENTRIES
 
@@ -97,8 +98,10 @@ class Simulator:
         self.portfolio_pro = SimulatedPortfolioPro()
         self.futures = SimulatedFutures()
         self.positions = SimulatedPositions(drift=self.account.drift)
+        self.streams = SimulatedStreams()  # the risk data streams: push, drop, expire
         self.non_master_keys: set[str] = set()  # keys refused by the sub-account endpoints
-        # what each product of the product list serves, and the interest rates they share
+        # what each product of the product list serves (by path for a GET, else by
+        # "METHOD path"), and the interest rates they share
         self.routes: dict[str, Route] = interest.routes()
         for entry in ENTRIES:
             self.routes.update(entry.simulated.routes(self))
@@ -141,12 +144,14 @@ class Simulator:
         self.set_fault(None)
 
     def start(self) -> Simulator:
+        self.streams.start(self._server.server_address[0])
         self._thread = threading.Thread(target=self._server.serve_forever, name="simulator",
                                         daemon=True)
         self._thread.start()
         return self
 
     def stop(self) -> None:
+        self.streams.stop()
         self._server.shutdown()
         self._server.server_close()
 
@@ -176,8 +181,10 @@ class Simulator:
         route = self.routes.get(path)
         return TIME_WEIGHT if route is None else route.weight
 
-    def _spend(self, path: str) -> tuple[int, int | None]:
-        """Count the request's weight; return (used weight, seconds to wait if over)."""
+    def _spend(self, path: str, route: str | None = None) -> tuple[int, int | None]:
+        """Count the request's weight (``route``: its key in :attr:`routes`, if not the
+        path); return (used weight, seconds to wait if over)."""
+        route = route or path
         now = self.server_ms()
         minute = now // 60000
         budget = budget_of(path)
@@ -185,12 +192,12 @@ class Simulator:
         bonus = self.weight_bonus if sapi else 0  # "others" on this IP use /sapi weight
         limit = {"sapi": IP_LIMIT_1M, "api": API_LIMIT_1M}.get(budget, FUTURES_LIMIT_1M)
         if not self.enforce_weight_limit:  # benchmarks: no accounting, each request alone
-            return self.weight_of(path) + bonus, None
+            return self.weight_of(route) + bonus, None
         with self._lock:
             if time.time() < self._banned_until:
                 self._violations += 1
                 return limit, -int(self._banned_until - time.time()) - 1
-            used = self._weight.get((budget, minute), 0) + self.weight_of(path)
+            used = self._weight.get((budget, minute), 0) + self.weight_of(route)
             self._weight = {k: v for k, v in self._weight.items() if k[1] == minute}
             self._weight[(budget, minute)] = used
             used += bonus
@@ -303,16 +310,29 @@ def _handler_for(sim: Simulator) -> type[BaseHTTPRequestHandler]:
                    headers: dict[str, str] | None = None) -> None:
             self._send(status, json.dumps({"code": code, "msg": msg}).encode(), headers)
 
-        def do_GET(self) -> None:
+        def do_POST(self) -> None:
+            self.do_GET("POST")
+
+        def do_PUT(self) -> None:
+            self.do_GET("PUT")
+
+        def do_DELETE(self) -> None:
+            self.do_GET("DELETE")
+
+        def do_GET(self, method: str = "GET") -> None:
             parts = urlsplit(self.path)
             path = parts.path
-            sim.counts[path] += 1
+            key = path if method == "GET" else f"{method} {path}"
+            sim.counts[key] += 1
+            length = self.headers.get("Content-Length", "")
+            if length.isdigit():
+                self.rfile.read(int(length))
             if "&signature=" in parts.query:
                 sim.signatures.append(parts.query.rpartition("&signature=")[2])
-            if path != TIME_PATH and path not in sim.routes:
+            if (path != TIME_PATH or method != "GET") and key not in sim.routes:
                 self._error(404, -1000, "Not found")
                 return
-            used, wait = sim._spend(path)
+            used, wait = sim._spend(path, key)
             weight_header = ("x-sapi-used-ip-weight-1m" if path.startswith("/sapi/")
                              else "x-mbx-used-weight-1m")
             headers = {weight_header: str(used)}
@@ -321,7 +341,7 @@ def _handler_for(sim: Simulator) -> type[BaseHTTPRequestHandler]:
                 headers["Retry-After"] = str(abs(wait))
                 self._error(status, -1003, "Too many requests.", headers)
                 return
-            fault = sim._fault_for(path)
+            fault = sim._fault_for(key)
             if fault is not None and fault.delay:
                 time.sleep(fault.delay)
             if fault is not None and fault.status is not None:
@@ -331,7 +351,7 @@ def _handler_for(sim: Simulator) -> type[BaseHTTPRequestHandler]:
                 body = json.dumps({"serverTime": sim.server_ms()}).encode()
                 self._send(200, body, headers)
                 return
-            route = sim.routes[path]
+            route = sim.routes[key]
             problem = None
             if route.signed:
                 problem = sim._check_signed(parts.query, self.headers)
@@ -348,8 +368,11 @@ def _handler_for(sim: Simulator) -> type[BaseHTTPRequestHandler]:
                 self._error(400, -1002, "You are not authorized to execute this request.",
                             headers)
                 return
+            params = dict(parse_qsl(parts.query))
+            if method != "GET":
+                params[API_KEY] = self.headers.get(API_KEY, "")
             try:
-                body = route.answer(dict(parse_qsl(parts.query)))
+                body = route.answer(params)
             except RequestError as exc:
                 self._error(400, exc.code, exc.msg, headers)
                 return

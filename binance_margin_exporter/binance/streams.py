@@ -1,0 +1,115 @@
+"""Binance's risk data streams: their listen keys and their events.
+
+- Cross margin (an account read with its own key): ``POST/PUT/DELETE /sapi/v1/margin/listen-key``
+  (USER_STREAM: API-key header, no signature; weight 1, DELETE 3000), stream
+  ``wss://margin-stream.binance.com/ws/<listenKey>``: ``MARGIN_LEVEL_STATUS_CHANGE`` and
+  ``USER_LIABILITY_CHANGE``.
+- Portfolio Margin: ``POST/PUT/DELETE /papi/v1/listenKey`` (weight 1 each), stream
+  ``wss://fstream.binance.com/pm/ws/<listenKey>``: ``riskLevelChange``, ``liabilityChange`` and
+  ``listenKeyExpired`` (and the account's trade events, which are not read here).
+
+A key lives 60 minutes without a ``PUT``; a connection at most 24 hours. ``-1125`` ("This
+listenKey does not exist.") means: create a new one.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from binance_margin_exporter.binance import fields
+from binance_margin_exporter.binance.errors import invalid
+from binance_margin_exporter.binance.transport import BinanceClient
+
+UNKNOWN_KEY_CODE = -1125
+
+
+class StreamKind(NamedTuple):
+    """Where one kind of stream gets its key, and which events it reads."""
+
+    name: str  # the ``stream`` label: margin_risk, portfolio
+    key_path: str  # POST creates (or returns the active key), PUT extends, DELETE closes
+    key_param: bool  # PUT/DELETE name the key (listenKey=...) in the query
+    events: tuple[str, ...]  # the ``event`` labels it can send
+
+
+MARGIN_RISK = StreamKind("margin_risk", "/sapi/v1/margin/listen-key", True,
+                         ("margin_level_status_change", "liability_change"))
+PORTFOLIO = StreamKind("portfolio", "/papi/v1/listenKey", False,
+                       ("risk_level_change", "liability_change"))
+
+# Binance's event type -> (the ``event`` label, the field of its status, of its level)
+EVENTS: dict[str, tuple[str, str, str | None]] = {
+    "MARGIN_LEVEL_STATUS_CHANGE": ("margin_level_status_change", "s", "l"),
+    "USER_LIABILITY_CHANGE": ("liability_change", "t", None),
+    "riskLevelChange": ("risk_level_change", "s", "u"),
+    "liabilityChange": ("liability_change", "t", None),
+}
+KEY_EXPIRED = "listenKeyExpired"
+
+
+@dataclass(frozen=True, slots=True)
+class RiskEvent:
+    """One risk event: its ``event`` label, its status as sent, Binance's event time (ms) and,
+    for a level event, the margin level (cross) or uniMMR (Portfolio Margin)."""
+
+    event: str
+    status: str
+    time_ms: int
+    level: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class KeyExpired:
+    time_ms: int
+
+
+def parse_event(text: str | bytes) -> RiskEvent | KeyExpired | None:
+    """One message of a stream; None for events not read here (trade updates). A risk event
+    without its fields is an ``invalid_response`` naming the field."""
+    try:
+        raw = json.loads(text)
+    except (ValueError, RecursionError):
+        raise invalid("stream message: not JSON") from None
+    raw = fields.obj(raw, "stream message")
+    kind = raw.get("e")
+    if kind == KEY_EXPIRED:
+        return KeyExpired(_event_time(raw))
+    if not isinstance(kind, str) or kind not in EVENTS:
+        return None
+    label, status_key, level_key = EVENTS[kind]
+    status = fields.string(raw, status_key, f"{kind}.")
+    if not status:
+        raise invalid(f"{kind}.{status_key}: empty")
+    level = fields.number(raw, level_key, f"{kind}.") if level_key is not None else None
+    return RiskEvent(label, status, _event_time(raw), level)
+
+
+def _event_time(raw: Any) -> int:
+    value = raw.get("E")
+    if type(value) is not int:
+        raise invalid(f"{raw.get('e')}.E: missing or not an integer")
+    return value
+
+
+def create_key(client: BinanceClient, kind: StreamKind, deadline: float | None = None) -> str:
+    """``POST``: a new key, or the account's active one."""
+    raw = fields.obj(client.user_stream("POST", kind.key_path, deadline=deadline), "listen key")
+    return fields.string(raw, "listenKey")
+
+
+def keep_alive(client: BinanceClient, kind: StreamKind, key: str,
+               deadline: float | None = None) -> None:
+    """``PUT``: 60 more minutes; ``UpstreamError`` with code -1125 when the key is gone."""
+    client.user_stream("PUT", kind.key_path, _query(kind, key), deadline=deadline)
+
+
+def close_key(client: BinanceClient, kind: StreamKind, key: str,
+              deadline: float | None = None) -> None:
+    """``DELETE`` (3000 weight for cross margin: only at shutdown)."""
+    client.user_stream("DELETE", kind.key_path, _query(kind, key), deadline=deadline)
+
+
+def _query(kind: StreamKind, key: str) -> str:
+    return f"listenKey={key}" if kind.key_param else ""

@@ -1,0 +1,553 @@
+"""The risk data streams against the simulator over real HTTP and WebSocket: events counted
+and refreshing the account, the listen-key lifecycle, reconnections, reloads and shutdown."""
+
+from __future__ import annotations
+
+import copy
+import threading
+import time
+
+import pytest
+
+from binance_margin_exporter.binance import streams
+from binance_margin_exporter.binance.errors import UpstreamError
+from binance_margin_exporter.binance.streams import KeyExpired, RiskEvent, parse_event
+from binance_margin_exporter.collectors.streams import StreamProduct, Timing
+from binance_margin_exporter.config import ConfigError
+from binance_margin_exporter.demo.simulator import SimulatedAccount, Simulator
+from binance_margin_exporter.products import PRODUCTS
+from binance_margin_exporter.wiring import build_exporter, load, warm_up
+from tests.conftest import API_KEY, SECRET
+from tests.helpers import Scraper, sample_values, wait_for
+
+FAST = Timing(keep_alive=30.0, backoff_first=0.05, backoff_max=0.2, poll=0.05,
+              refresh_spacing=0.0, open_timeout=2.0, shutdown_seconds=2.0)
+ACCOUNT_PATH = "/sapi/v1/margin/account"
+PM_PATH = "/papi/v1/account"
+
+
+def products(timing: Timing = FAST) -> tuple:
+    out = []
+    for product in PRODUCTS:
+        if isinstance(product, StreamProduct):
+            product = copy.copy(product)
+            product.timing = timing
+        out.append(product)
+    return tuple(out)
+
+
+def config(sim: Simulator, *, accounts: str = "both", extra: str = "") -> str:
+    lines = [f"base_url: {sim.base_url}", f"papi_base_url: {sim.base_url}",
+             f"margin_stream_url: {sim.streams.url}", f"papi_stream_url: {sim.streams.url}/pm",
+             "usdt_values: false", "interest_rates: false", "risk_lists: false",
+             "cache_ttl_seconds: 60", extra, "accounts:"]
+    if accounts in ("both", "cross"):
+        lines.append(f"  - {{name: main, api_key: {API_KEY}, api_secret: {SECRET}, "
+                     f"isolated: false}}")
+    if accounts in ("both", "pm"):
+        lines.append(f"  - {{name: pm, api_key: {API_KEY}, api_secret: {SECRET}, "
+                     f"type: portfolio_margin}}")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture
+def started(simulator, tmp_path):
+    """``start(accounts=..., timing=..., extra=...)``: a built, warmed-up exporter; closed at
+    the end."""
+    built_list = []
+
+    def start(accounts: str = "both", timing: Timing = FAST, extra: str = "", connect=True):
+        path = tmp_path / "config.yml"
+        text = config(simulator, accounts=accounts, extra="" if extra == "unreachable" else extra)
+        if extra == "unreachable":  # a port nothing listens on
+            text = text.replace(simulator.streams.url, "ws://127.0.0.1:9")
+        path.write_text(text)
+        prods = products(timing)
+        built = build_exporter(load(str(path), {}, products=prods), products=prods)
+        built_list.append(built)
+        warm_up(built)
+        if connect:
+            simulator.streams.wait_connected(None, 2 if accounts == "both" else 1)
+        return built
+
+    yield start
+    for built in built_list:
+        built.exporter.close()
+
+
+def values(built) -> dict:
+    return sample_values(Scraper(*built.exporter.collectors).text())
+
+
+def value(built, name: str, **labels: str) -> float | None:
+    return values(built).get((name, tuple(sorted(labels.items()))))
+
+
+def stream_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("stream-")]
+
+
+# -- parsing ------------------------------------------------------------------------------
+
+
+def test_the_documented_events_parse():
+    assert parse_event('{"e": "MARGIN_LEVEL_STATUS_CHANGE", "E": 1701949763462, "l": "1.1", '
+                       '"s": "MARGIN_CALL"}') == RiskEvent(
+        "margin_level_status_change", "MARGIN_CALL", 1701949763462, 1.1)
+    assert parse_event('{"e": "USER_LIABILITY_CHANGE", "E": 1701949801133, "a": "BTC", '
+                       '"t": "BORROW", "p": "0.00000100", "i": "0.00000000"}') == RiskEvent(
+        "liability_change", "BORROW", 1701949801133, None)
+    assert parse_event('{"e": "riskLevelChange", "E": 1587727187525, "u": "1.99999999", '
+                       '"s": "MARGIN_CALL", "eq": "30.23416728", "ae": "30.23416728", '
+                       '"m": "15.11708371"}') == RiskEvent(
+        "risk_level_change", "MARGIN_CALL", 1587727187525, 1.99999999)
+    assert parse_event('{"e": "liabilityChange", "E": 1573200697110, "a": "BTC", '
+                       '"t": "BORROW", "T": 1352286576452864727, "p": "1.03453430", "i": "0", '
+                       '"l": "1.03476851"}') == RiskEvent(
+        "liability_change", "BORROW", 1573200697110, None)  # its l is not a margin level
+    assert parse_event('{"e": "listenKeyExpired", "E": 1576653824250}') == \
+        KeyExpired(1576653824250)
+    assert parse_event('{"e": "ORDER_TRADE_UPDATE", "E": 1}') is None  # not read here
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ('{"e": "riskLevelChange", "E": 1, "s": "MARGIN_CALL"}', "riskLevelChange.u: missing"),
+    ('{"e": "riskLevelChange", "E": 1, "u": "x", "s": "MARGIN_CALL"}',
+     "riskLevelChange.u: not a decimal"),
+    ('{"e": "MARGIN_LEVEL_STATUS_CHANGE", "E": 1, "l": "1.1"}',
+     "MARGIN_LEVEL_STATUS_CHANGE.s: missing"),
+    ('{"e": "USER_LIABILITY_CHANGE", "E": 1, "t": ""}', "USER_LIABILITY_CHANGE.t: empty"),
+    ('{"e": "USER_LIABILITY_CHANGE", "t": "BORROW"}', "USER_LIABILITY_CHANGE.E: missing"),
+    ("[1]", "stream message: expected a JSON object"),
+    ("{", "stream message: not JSON"),
+])
+def test_a_broken_event_names_its_field(text, message):
+    with pytest.raises(UpstreamError) as info:
+        parse_event(text)
+    assert info.value.reason == "invalid_response"
+    assert str(info.value).startswith(message)
+
+
+# -- events -------------------------------------------------------------------------------
+
+
+def test_every_counter_starts_at_zero(started):
+    built = started()
+    got = values(built)
+    events = {k: v for k, v in got.items() if k[0] == "binance_margin_risk_events_total"}
+    assert events == {
+        ("binance_margin_risk_events_total", (("account", a), ("event", e), ("status", s))): 0.0
+        for a, e, s in [("main", "margin_level_status_change", "MARGIN_CALL"),
+                        ("main", "liability_change", "BORROW"),
+                        ("pm", "risk_level_change", "MARGIN_CALL"),
+                        ("pm", "risk_level_change", "REDUCE_ONLY"),
+                        ("pm", "risk_level_change", "FORCE_LIQUIDATION"),
+                        ("pm", "liability_change", "BORROW")]}
+    for account, stream in (("main", "margin_risk"), ("pm", "portfolio")):
+        assert got[("binance_margin_stream_up", (("account", account), ("stream", stream)))] == 1
+        for reason in ("dropped", "key_expired", "lifetime", "failed"):
+            assert got[("binance_margin_stream_reconnects_total",
+                        (("account", account), ("reason", reason), ("stream", stream)))] == 0
+    assert not [k for k in got if k[0] in ("binance_margin_risk_event_level",
+                                           "binance_margin_risk_last_event_timestamp_seconds")]
+
+
+def test_a_margin_call_is_counted_and_the_account_fetched_at_once(simulator, started):
+    built = started("cross")
+    assert value(built, "binance_margin_level", account="main") == 2.5
+    fetches = simulator.counts[ACCOUNT_PATH]
+    simulator.account.set_margin_level(1.25)
+    assert simulator.streams.push({"e": "MARGIN_LEVEL_STATUS_CHANGE", "E": 1701949763462,
+                                   "l": "1.25", "s": "MARGIN_CALL"}, "margin_risk") == 1
+    # a fetch starts without a scrape (the cache's ttl is 60 s)
+    wait_for(lambda: simulator.counts[ACCOUNT_PATH] > fetches, timeout=5)
+    got = values(built)
+    assert got[("binance_margin_level", (("account", "main"),))] == 1.25
+    assert got[("binance_margin_risk_events_total", (("account", "main"),
+               ("event", "margin_level_status_change"), ("status", "MARGIN_CALL")))] == 1
+    assert got[("binance_margin_risk_event_level", (("account", "main"),))] == 1.25
+    assert got[("binance_margin_risk_last_event_timestamp_seconds",
+                (("account", "main"),))] == 1701949763.462
+
+
+def test_a_portfolio_risk_event_is_counted_with_its_uni_mmr(simulator, started):
+    built = started("pm")
+    assert value(built, "binance_margin_up", account="pm") == 1
+    fetches = simulator.counts[PM_PATH]
+    simulator.streams.push({"e": "riskLevelChange", "u": "1.15", "s": "REDUCE_ONLY",
+                            "eq": "1", "ae": "1", "m": "1"}, "portfolio")
+    wait_for(lambda: simulator.counts[PM_PATH] > fetches, timeout=5)
+    assert value(built, "binance_margin_risk_events_total", account="pm",
+                 event="risk_level_change", status="REDUCE_ONLY") == 1
+    assert value(built, "binance_margin_risk_event_level", account="pm") == 1.15
+
+
+def test_a_liability_change_counts_its_type_and_sets_no_level(simulator, started):
+    built = started("cross")
+    fetches = simulator.counts[ACCOUNT_PATH]
+    simulator.streams.push({"e": "USER_LIABILITY_CHANGE", "E": 1701949801133, "a": "BTC",
+                            "t": "REPAY", "p": "1", "i": "0"}, "margin_risk")
+    wait_for(lambda: simulator.counts[ACCOUNT_PATH] > fetches, timeout=5)
+    got = values(built)
+    assert got[("binance_margin_risk_events_total", (("account", "main"),
+               ("event", "liability_change"), ("status", "REPAY")))] == 1  # as sent
+    assert ("binance_margin_risk_event_level", (("account", "main"),)) not in got
+    assert got[("binance_margin_risk_last_event_timestamp_seconds",
+                (("account", "main"),))] == 1701949801.133
+
+
+def test_a_burst_of_events_costs_one_fetch_per_spacing(simulator, started):
+    built = started("cross", Timing(**{**FAST.__dict__, "refresh_spacing": 0.5}))
+    stream = built.accounts[built.settings.accounts[0]].parts["margin_risk_stream"]
+    values(built)  # the account is cached (for 60 s): scrapes fetch nothing more
+    fetches = simulator.counts[ACCOUNT_PATH]
+    for _ in range(10):
+        simulator.streams.push({"e": "USER_LIABILITY_CHANGE", "t": "BORROW"}, "margin_risk")
+    wait_for(lambda: stream.snapshot()[0][("liability_change", "BORROW")] == 10, timeout=5)
+    time.sleep(0.7)  # the trailing refresh comes at the end of the spacing
+    assert simulator.counts[ACCOUNT_PATH] - fetches == 2
+
+
+def test_a_broken_event_is_ignored_and_the_stream_goes_on(simulator, started, caplog):
+    built = started("cross")
+    simulator.streams.push({"e": "MARGIN_LEVEL_STATUS_CHANGE", "s": "MARGIN_CALL"},
+                           "margin_risk")  # no l
+    simulator.streams.push({"e": "MARGIN_LEVEL_STATUS_CHANGE", "l": "1.2", "s": "MARGIN_CALL"},
+                           "margin_risk")
+    wait_for(lambda: value(built, "binance_margin_risk_events_total", account="main",
+                           event="margin_level_status_change", status="MARGIN_CALL") == 1,
+             timeout=5)
+    assert "MARGIN_LEVEL_STATUS_CHANGE.l: missing" in caplog.text
+    assert value(built, "binance_margin_stream_reconnects_total", account="main",
+                 stream="margin_risk", reason="dropped") == 0
+
+
+# -- lifecycle ----------------------------------------------------------------------------
+
+
+def test_a_dropped_connection_reconnects_with_a_fresh_post(simulator, started):
+    built = started()
+    posts = simulator.streams.counts["POST margin_risk"]
+    simulator.streams.drop("margin_risk")
+    wait_for(lambda: value(built, "binance_margin_stream_reconnects_total", account="main",
+                           stream="margin_risk", reason="dropped") == 1, timeout=5)
+    simulator.streams.wait_connected("margin_risk")
+    wait_for(lambda: value(built, "binance_margin_stream_up", account="main",
+                           stream="margin_risk") == 1, timeout=5)
+    assert simulator.streams.counts["POST margin_risk"] == posts + 1
+    # the other account's stream was left alone
+    assert value(built, "binance_margin_stream_reconnects_total", account="pm",
+                 stream="portfolio", reason="dropped") == 0
+
+
+def test_a_key_binance_forgot_is_replaced_after_the_put_says_1125(simulator, started):
+    built = started("cross", Timing(**{**FAST.__dict__, "keep_alive": 0.1}))
+    (old,) = simulator.streams.keys("margin_risk")
+    with simulator.streams._lock:
+        del simulator.streams._keys[old]  # Binance forgets it; the connection stays
+    wait_for(lambda: value(built, "binance_margin_stream_reconnects_total", account="main",
+                           stream="margin_risk", reason="key_expired") == 1, timeout=5)
+    wait_for(lambda: simulator.streams.keys("margin_risk"), timeout=5)
+    assert simulator.streams.keys("margin_risk") != [old]
+    simulator.streams.wait_connected("margin_risk")
+
+
+def test_the_key_is_kept_alive_with_put_not_post(simulator, started):
+    started("cross", Timing(**{**FAST.__dict__, "keep_alive": 0.05}))
+    wait_for(lambda: simulator.streams.counts.get("PUT margin_risk", 0) >= 3, timeout=5)
+    assert simulator.streams.counts["POST margin_risk"] == 1
+
+
+def test_portfolio_margin_s_listen_key_expired_brings_a_new_key(simulator, started):
+    built = started("pm")
+    simulator.streams.expire("portfolio")
+    wait_for(lambda: value(built, "binance_margin_stream_reconnects_total", account="pm",
+                           stream="portfolio", reason="key_expired") == 1, timeout=5)
+    simulator.streams.wait_connected("portfolio")
+    assert simulator.streams.counts["POST portfolio"] == 2
+
+
+def test_a_connection_is_renewed_before_its_lifetime_ends(simulator, started):
+    built = started("cross", Timing(**{**FAST.__dict__, "connection_lifetime": 0.2}))
+    wait_for(lambda: (value(built, "binance_margin_stream_reconnects_total", account="main",
+                            stream="margin_risk", reason="lifetime") or 0) >= 2, timeout=5)
+    assert value(built, "binance_margin_stream_reconnects_total", account="main",
+                 stream="margin_risk", reason="dropped") == 0
+
+
+def test_server_pings_are_answered():
+    sim = Simulator(SimulatedAccount(30, 12, drift=False))
+    sim.add_hmac_key(API_KEY, SECRET)
+    sim.streams.ping_interval = 0.05  # and a pong within 0.05 s, or the server hangs up
+    with sim:
+        import tempfile
+        from pathlib import Path
+
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "config.yml"
+            path.write_text(config(sim, accounts="cross"))
+            prods = products(Timing(**{**FAST.__dict__, "ping_interval": None}))
+            built = build_exporter(load(str(path), {}, products=prods), products=prods)
+            try:
+                warm_up(built)
+                sim.streams.wait_connected("margin_risk")
+                time.sleep(0.5)
+                assert value(built, "binance_margin_stream_reconnects_total", account="main",
+                             stream="margin_risk", reason="dropped") == 0
+            finally:
+                built.exporter.close()
+
+
+def test_a_failing_stream_never_fails_nor_delays_a_scrape(simulator, started):
+    from binance_margin_exporter.demo.simulator import Fault
+
+    simulator.set_fault(Fault.binance_error(-1000, "unknown", status=500,
+                                            paths=("POST /sapi/v1/margin/listen-key",)))
+    built = started("cross", connect=False)
+    wait_for(lambda: simulator.counts["POST /sapi/v1/margin/listen-key"] >= 2, timeout=5)
+    begun = time.monotonic()
+    got = values(built)
+    assert time.monotonic() - begun < 1.0
+    assert got[("binance_margin_up", (("account", "main"),))] == 1
+    assert got[("binance_margin_stream_up", (("account", "main"), ("stream", "margin_risk")))] == 0
+    assert got[("binance_margin_stream_reconnects_total", (("account", "main"),
+               ("reason", "failed"), ("stream", "margin_risk")))] >= 2
+    time.sleep(0.5)  # back-off: 0.05 s doubling to 0.2 s, with jitter: a handful of tries
+    assert simulator.counts["POST /sapi/v1/margin/listen-key"] <= 8
+    simulator.clear_faults()
+    simulator.streams.wait_connected("margin_risk")
+
+
+def test_an_unreachable_stream_host_is_counted_as_failed(simulator, started):
+    built = started("cross", extra="unreachable", connect=False)
+    wait_for(lambda: (value(built, "binance_margin_stream_reconnects_total", account="main",
+                            stream="margin_risk", reason="failed") or 0) >= 1, timeout=5)
+    assert value(built, "binance_margin_up", account="main") == 1
+
+
+# -- settings, reloads, shutdown -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("extra", ["streams: false", ""])
+def test_streams_false_turns_them_off(simulator, started, extra, tmp_path):
+    if extra:
+        built = started(extra=extra, connect=False)
+    else:  # per account
+        path = tmp_path / "off.yml"
+        path.write_text(config(simulator, accounts="cross").replace(
+            "isolated: false}", "isolated: false, streams: false}"))
+        built = build_exporter(load(str(path), {}, products=products()), products=products())
+        warm_up(built)
+        built.exporter.close()
+    assert not [name for parts in built.accounts.values() for name in parts.parts
+                if name.endswith("_stream")]
+    assert "POST margin_risk" not in simulator.streams.counts
+
+
+def test_binance_s_stream_host_only_while_rest_goes_to_binance(tmp_path):
+    path = tmp_path / "c.yml"
+    path.write_text("base_url: http://127.0.0.1:1\naccounts: [{name: a, api_key: k, "
+                    "api_secret: s}]\n")
+    settings = load(str(path), {})
+    built = build_exporter(settings)
+    try:
+        assert "margin_risk_stream" not in built.accounts[settings.accounts[0]].parts
+    finally:
+        built.exporter.close()
+    path.write_text("accounts: [{name: a, api_key: k, api_secret: s}]\n")
+    settings = load(str(path), {})
+    assert settings.option("margin_stream_url") == "wss://margin-stream.binance.com"
+    assert settings.option("papi_stream_url") == "wss://fstream.binance.com/pm"
+    built = build_exporter(settings)  # not warmed up: nothing connects
+    try:
+        assert "margin_risk_stream" in built.accounts[settings.accounts[0]].parts
+    finally:
+        built.exporter.close()
+
+
+@pytest.mark.parametrize(("url", "ok"), [
+    ("ws://127.0.0.1:8080", True), ("wss://margin-stream.binance.com/", True),
+    ("https://margin-stream.binance.com", False), ("wss://u:p@host", False),
+    ("wss://host/?x=1", False), ("wss://", False),
+])
+def test_stream_urls(tmp_path, url, ok):
+    path = tmp_path / "c.yml"
+    path.write_text(f"margin_stream_url: '{url}'\naccounts: [{{name: a, api_key: k, "
+                    f"api_secret: s}}]\n")
+    if ok:
+        assert load(str(path), {}).option("margin_stream_url") == url.rstrip("/")
+    else:
+        with pytest.raises(ConfigError) as info:
+            load(str(path), {})
+        assert str(info.value).startswith("margin_stream_url: ")
+
+
+def test_shutdown_deletes_the_keys_and_ends_the_threads(simulator, started):
+    built = started()
+    assert len(stream_threads()) == 2
+    built.exporter.close()
+    assert simulator.streams.counts["DELETE margin_risk"] == 1
+    assert simulator.streams.counts["DELETE portfolio"] == 1
+    assert simulator.streams.keys("margin_risk") == [] == simulator.streams.keys("portfolio")
+    assert stream_threads() == []
+
+
+def test_a_reload_keeps_the_stream_and_a_removed_account_s_stops(simulator, started,
+                                                                  tmp_path):
+    built = started()
+    stream = built.accounts[built.settings.accounts[0]].parts["margin_risk_stream"]
+    prods = products()
+    path = tmp_path / "config.yml"
+    for _ in range(3):  # the same configuration: the same streams, no new key, no DELETE
+        built = build_exporter(load(str(path), {}, products=prods), built, products=prods)
+        warm_up(built)
+    assert built.accounts[built.settings.accounts[0]].parts["margin_risk_stream"] is stream
+    assert len(stream_threads()) == 2
+    assert simulator.streams.counts["POST margin_risk"] == 1
+    path.write_text(config(simulator, accounts="cross"))
+    after = build_exporter(load(str(path), {}, products=prods), built, products=prods)
+    warm_up(after)
+    wait_for(lambda: len(stream_threads()) == 1, timeout=5)
+    assert "DELETE portfolio" not in simulator.streams.counts  # only at shutdown
+    assert simulator.streams.counts["POST margin_risk"] == 1
+    after.exporter.close()
+    assert stream_threads() == []
+
+
+def test_the_simulator_s_listen_keys(client, simulator):
+    key = streams.create_key(client, streams.MARGIN_RISK)
+    assert streams.create_key(client, streams.MARGIN_RISK) == key  # the active one
+    streams.keep_alive(client, streams.MARGIN_RISK, key)
+    with pytest.raises(UpstreamError) as info:
+        streams.keep_alive(client, streams.MARGIN_RISK, "nope")
+    assert info.value.code == -1125
+    assert simulator.weight_of("DELETE /sapi/v1/margin/listen-key") == 3000
+    assert simulator.weight_of("POST /sapi/v1/margin/listen-key") == 1
+    assert simulator.weight_of("PUT /papi/v1/listenKey") == 1
+    streams.close_key(client, streams.MARGIN_RISK, key)
+    assert simulator.streams.keys("margin_risk") == []
+
+
+# -- the process and the demo --------------------------------------------------------------
+
+
+def test_sigterm_closes_the_keys_and_a_sighup_keeps_the_stream(simulator, tmp_path):
+    import signal
+
+    from tests.helpers import exporter_process
+
+    path = tmp_path / "config.yml"
+    path.write_text(config(simulator))
+    with exporter_process(["--config", str(path)], {}) as exporter:
+        simulator.streams.wait_connected(None, 2, timeout=15)
+        simulator.streams.push({"e": "MARGIN_LEVEL_STATUS_CHANGE", "l": "1.2",
+                                "s": "MARGIN_CALL"}, "margin_risk")
+        wait_for(lambda: 'status="MARGIN_CALL"} 1.0' in exporter.metrics(), timeout=5)
+        exporter.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: "configuration reloaded" in exporter.log, timeout=5)
+        assert 'status="MARGIN_CALL"} 1.0' in exporter.metrics()  # the same stream, counted
+        assert simulator.streams.counts["POST margin_risk"] == 1
+        assert "DELETE margin_risk" not in simulator.streams.counts
+        keys = simulator.streams.keys("margin_risk") + simulator.streams.keys("portfolio")
+        assert len(keys) == 2
+        assert exporter.stop() == 0
+    assert simulator.streams.counts["DELETE margin_risk"] == 1
+    assert simulator.streams.counts["DELETE portfolio"] == 1
+    assert not simulator.streams.connections()
+    for key in keys:
+        assert key not in exporter.log  # a listen key reads the stream: never logged
+
+
+def test_the_demo_streams_a_margin_call_when_its_account_crosses_the_bar():
+    from binance_margin_exporter.demo import start_demo
+
+    settings, sim = start_demo(load(None, {}, require_accounts=False))
+    built = build_exporter(settings)
+    try:
+        warm_up(built)
+        sim.streams.wait_connected(None, 2)
+        sim.account.set_margin_level(1.25)  # under the demo's 1.3 margin-call bar
+        wait_for(lambda: (value(built, "binance_margin_risk_events_total", account="demo",
+                                event="margin_level_status_change",
+                                status="MARGIN_CALL") or 0) >= 1, timeout=5)
+        assert value(built, "binance_margin_risk_event_level", account="demo") == 1.25
+        sim.portfolio.set_uni_mmr(1.1)  # Binance's MARGIN_CALL band of uniMMR
+        wait_for(lambda: (value(built, "binance_margin_risk_events_total", account="demo-pm",
+                                event="risk_level_change",
+                                status="MARGIN_CALL") or 0) >= 1, timeout=5)
+    finally:
+        built.exporter.close()
+        sim.stop()
+
+
+def test_shutdown_closes_the_streams_side_by_side(simulator, tmp_path):
+    from binance_margin_exporter.demo.simulator import Fault
+
+    path = tmp_path / "config.yml"
+    text = config(simulator, accounts="cross")
+    line = text.splitlines()[-1]
+    path.write_text(text + "".join(line.replace("name: main", f"name: a{i}") + "\n"
+                                   for i in range(4)))
+    prods = products()
+    built = build_exporter(load(str(path), {}, products=prods), products=prods)
+    warm_up(built)
+    simulator.streams.wait_connected("margin_risk", 5)
+    simulator.set_fault(Fault(delay=0.4, paths=("DELETE /sapi/v1/margin/listen-key",)))
+    begun = time.monotonic()
+    built.exporter.close()
+    assert time.monotonic() - begun < 1.2  # five DELETEs one after another: 2 s
+    assert simulator.counts["DELETE /sapi/v1/margin/listen-key"] == 5
+    assert stream_threads() == []
+
+
+def test_the_families_render_as_documented(golden):
+    """Names, HELP, types and label order of the five families: a golden exposition."""
+    from binance_margin_exporter.collectors.streams import Stream, StreamCollector
+    from tests.helpers import promtool_check_metrics
+
+    cross = Stream("main", streams.MARGIN_RISK, None, "ws://unused", FAST)  # type: ignore[arg-type]
+    pm = Stream("pm", streams.PORTFOLIO, None, "ws://unused", FAST)  # type: ignore[arg-type]
+    refreshed = []
+    cross.refresh = lambda: refreshed.append("main")
+    assert not cross._handle('{"e": "MARGIN_LEVEL_STATUS_CHANGE", "E": 1701949763462, '
+                             '"l": "1.1", "s": "MARGIN_CALL"}')
+    assert not cross._handle('{"e": "USER_LIABILITY_CHANGE", "E": 1701949801133, "a": "BTC", '
+                             '"t": "BORROW", "p": "0.00000100", "i": "0.00000000"}')
+    assert pm._handle('{"e": "listenKeyExpired", "E": 1576653824250}')  # a new key, no count
+    cross._note("dropped")
+    assert refreshed == ["main", "main"]  # each event refreshes the account (spacing 0)
+    body = Scraper(StreamCollector([cross, pm])).render()
+    golden("streams.prom", body)
+    promtool_check_metrics(body)
+
+
+def test_a_refresh_during_a_fetch_fetches_once_more_after_it():
+    """The fetch under way may have read the account before the event: one more follows it,
+    however many events came meanwhile; with none under way, one starts at once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from binance_margin_exporter.collectors.cache import Cached
+
+    gate = threading.Event()
+    calls: list[float] = []
+
+    def fetch(deadline: float) -> int:
+        calls.append(time.monotonic())
+        gate.wait(2)
+        return len(calls)
+
+    with ThreadPoolExecutor(2) as pool:
+        cached = Cached("account x", fetch, pool, ttl=60)
+        flight = cached.start(time.monotonic() + 2)
+        wait_for(lambda: calls, timeout=2)
+        cached.refresh()
+        cached.refresh()
+        cached.refresh()
+        gate.set()
+        assert flight.future.result(2).value == 1
+        wait_for(lambda: len(calls) == 2 and cached.good == 2, timeout=2)
+        time.sleep(0.05)
+        assert len(calls) == 2
+        assert cached.get(time.monotonic() + 1).value == 2  # fresh: the cache serves it
+        cached.refresh()  # none under way: at once
+        wait_for(lambda: len(calls) == 3, timeout=2)
