@@ -480,7 +480,7 @@ def test_the_demo_streams_a_margin_call_when_its_account_crosses_the_bar():
         sim.stop()
 
 
-def test_shutdown_closes_the_streams_side_by_side(simulator, tmp_path):
+def test_shutdown_closes_the_streams_side_by_side(simulator, tmp_path, monkeypatch):
     from binance_margin_exporter.demo.simulator import Fault
 
     path = tmp_path / "config.yml"
@@ -493,10 +493,25 @@ def test_shutdown_closes_the_streams_side_by_side(simulator, tmp_path):
     warm_up(built)
     simulator.streams.wait_connected("margin_risk", 5)
     simulator.set_fault(Fault(delay=0.4, paths=("DELETE /sapi/v1/margin/listen-key",)))
-    begun = time.monotonic()
+    # the simulator's delay is where the DELETEs wait: count how many wait at once (one after
+    # another, never more than one would)
+    waiting, most, lock = [0], [0], threading.Lock()
+    real_sleep = time.sleep
+
+    def sleep(seconds: float) -> None:
+        with lock:
+            waiting[0] += 1
+            most[0] = max(most[0], waiting[0])
+        try:
+            real_sleep(seconds)
+        finally:
+            with lock:
+                waiting[0] -= 1
+
+    monkeypatch.setattr("binance_margin_exporter.demo.simulator.time.sleep", sleep)
     built.exporter.close()
-    assert time.monotonic() - begun < 1.2  # five DELETEs one after another: 2 s
     assert simulator.counts["DELETE /sapi/v1/margin/listen-key"] == 5
+    assert most[0] > 1  # side by side, not one after another
     assert stream_threads() == []
 
 
