@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import argparse
 import base64
+import gzip
 import hashlib
 import hmac
 import json
 import os
+import re
 import sys
 import threading
 import time
@@ -45,6 +47,9 @@ TIME_PATH = "/api/v3/time"
 TIME_WEIGHT = 1
 IP_LIMIT_1M = 12000  # /sapi
 API_LIMIT_1M = 6000  # /api
+# What a query may hold as sent: RFC 3986's query characters. A raw space or non-ASCII byte
+# (a client that signed an unencoded query) is refused, as Binance refuses it.
+QUERY_CHARACTERS = re.compile(r"[A-Za-z0-9\-._~%!$&'()*+,;=:@/?]*")
 
 @dataclass
 class Fault:
@@ -58,6 +63,9 @@ class Fault:
     transform: Callable[[bytes], bytes] | None = None  # rewrite the normal body
     paths: tuple[str, ...] = (ACCOUNT_PATH,)
     times: int | None = None  # answer this way so many times, then clear (None: until cleared)
+    # gzip the answer when the client accepts it, as normal answers are; False: the bytes on
+    # the wire are the test's own (a transformed body, its Content-Length, a drip)
+    gzip: bool = False
 
     @classmethod
     def binance_error(cls, code: int, msg: str, status: int = 400, **kw: Any) -> Fault:
@@ -261,9 +269,13 @@ def _handler_for(sim: Simulator) -> type[BaseHTTPRequestHandler]:
             pass  # quiet: requests carry signatures
 
         def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None,
-                  drip: float = 0.0) -> None:
+                  drip: float = 0.0, gzipped: bool = True) -> None:
             self.send_response(status)
             all_headers = {"Content-Type": "application/json;charset=UTF-8", **(headers or {})}
+            if gzipped and body and self._accepts_gzip():
+                # as Binance does: gzip whenever the client accepts it (requests always does)
+                body = gzip.compress(body, compresslevel=6, mtime=0)
+                all_headers["Content-Encoding"] = "gzip"
             for name, value in all_headers.items():
                 self.send_header(name, value)
             self.send_header("Content-Length", str(len(body)))
@@ -279,6 +291,11 @@ def _handler_for(sim: Simulator) -> type[BaseHTTPRequestHandler]:
                     self.wfile.flush()
             except (BrokenPipeError, ConnectionResetError):
                 pass
+
+        def _accepts_gzip(self) -> bool:
+            offered = self.headers.get("Accept-Encoding", "")
+            return any(token.split(";")[0].strip().lower() == "gzip"
+                       for token in offered.split(","))
 
         def _error(self, status: int, code: int, msg: str,
                    headers: dict[str, str] | None = None) -> None:
@@ -306,13 +323,17 @@ def _handler_for(sim: Simulator) -> type[BaseHTTPRequestHandler]:
             if fault is not None and fault.delay:
                 time.sleep(fault.delay)
             if fault is not None and fault.status is not None:
-                self._send(fault.status, fault.body, {**headers, **fault.headers})
+                self._send(fault.status, fault.body, {**headers, **fault.headers},
+                           gzipped=fault.gzip)
                 return
             if path == TIME_PATH:
                 body = json.dumps({"serverTime": sim.server_ms()}).encode()
                 self._send(200, body, headers)
                 return
             route = sim.routes[path]
+            if not QUERY_CHARACTERS.fullmatch(parts.query):
+                self._error(400, -1100, "Illegal characters found in a parameter.", headers)
+                return
             problem = sim._check_signed(parts.query, self.headers) if route.signed else None
             if problem is not None:
                 status, code, msg = problem
@@ -326,13 +347,17 @@ def _handler_for(sim: Simulator) -> type[BaseHTTPRequestHandler]:
                             headers)
                 return
             try:
+                # percent-decoded, "+" a space: how Binance reads a query
                 body = route.answer(dict(parse_qsl(parts.query)))
             except RequestError as exc:
                 self._error(400, exc.code, exc.msg, headers)
                 return
-            if fault is not None and fault.transform is not None:
+            if fault is None:
+                self._send(200, body, headers)
+                return
+            if fault.transform is not None:
                 body = fault.transform(body)
-            self._send(200, body, headers, fault.drip if fault is not None else 0.0)
+            self._send(200, body, headers, fault.drip, gzipped=fault.gzip)
 
     return Handler
 
