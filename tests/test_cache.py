@@ -211,7 +211,9 @@ def test_an_unexpected_exception_is_an_internal_error(caplog):
     errors = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert [r.getMessage() for r in errors] == [
         "account a: unexpected KeyError while fetching (please report this)"] * 2
-    assert any(r.exc_info for r in caplog.records if r.levelno == logging.DEBUG)
+    debug = [r for r in caplog.records if r.levelno == logging.DEBUG and r.exc_info]
+    assert debug and debug[0].getMessage() == "account a: the unexpected error"
+    assert not [r for r in caplog.records if r.levelno == logging.WARNING]
 
 
 def test_a_failure_warns_once_then_at_debug_and_recovery_is_logged(caplog):
@@ -251,3 +253,25 @@ def test_a_reason_without_a_counter_gets_one(reason):
     cache = cached(Source(UpstreamError(reason, "odd")), ttl=0)
     cache.get(soon())
     assert cache.errors[reason] == 1
+
+
+def test_a_fetch_ending_within_the_grace_is_its_own_result():
+    """A waiter gives the fetch a moment past the deadline: the fetch's requests end at the
+    same deadline, and its own outcome is the one to count."""
+    source = Source("v", delay=0.01)
+    cache = cached(source, ttl=10)
+    result = cache.get(time.monotonic())
+    assert result.value == "v" and cache.errors["timeout"] == 0
+
+
+def test_a_waiter_past_its_deadline_does_not_wait():
+    release = threading.Event()
+    source = Source("v", release=release)
+    clock = Clock()
+    cache = cached(source, clock, ttl=10)
+    flight = cache.start(soon())
+    threading.Timer(0.5, release.set).start()
+    result = cache.wait(flight, time.monotonic() - 1)
+    assert result.error.reason == "timeout"
+    assert (result.started, result.duration) == (1000.0, 0.0)
+    wait_for(flight.future.done)

@@ -10,6 +10,7 @@ import hmac
 import logging
 import re
 import socket
+import threading
 import time
 import tracemalloc
 from urllib.parse import urlsplit
@@ -30,17 +31,20 @@ from binance_margin_exporter.binance.sub_accounts import (
     fetch_sub_margin_account,
 )
 from binance_margin_exporter.binance.transport import (
+    DEADLINE_POOLS,
     TIME_PATH,
     BinanceClient,
+    DeadlineAdapter,
     RedactSignatures,
     encode_query,
+    install_redaction,
     signed_query,
 )
 from binance_margin_exporter.demo.cross import SimulatedAccount
 from binance_margin_exporter.demo.simulator import Fault, Simulator
 from binance_margin_exporter.demo.sub_accounts import SimulatedSubAccounts
 from tests.conftest import API_KEY, SECRET
-from tests.helpers import ROOT, gzip_bomb, raw_http_server
+from tests.helpers import ROOT, gzip_bomb, raw_http_server, wait_for
 
 BASE = "https://api.binance.test"
 
@@ -368,3 +372,92 @@ def test_a_bad_format_call_is_left_to_the_handler():
     record = logging.LogRecord("x", logging.WARNING, __file__, 1, "%d items", ("x",), None)
     assert RedactSignatures().filter(record)  # no raise: the handler reports it
     assert (record.msg, record.args) == ("%d items", ("x",))
+
+
+# -- 429 and 418 whatever the body ---------------------------------------------------------------
+
+@pytest.mark.parametrize("body", ["<html>Too Many Requests</html>", '{"code": -1015}', ""])
+def test_a_429_without_a_1003_body_still_backs_off(mock, body):
+    clock = Clock()
+    client = make(clock)
+    mock.get(BASE + ACCOUNT_PATH, status_code=429, text=body)
+    with pytest.raises(UpstreamError) as info:
+        fetch_account(client)
+    assert info.value.reason == "rate_limited" and info.value.status == 429
+    assert "HTTP 429, retry after 60 s" in str(info.value)
+    assert client.backoff_until() == clock.now + 60  # no Retry-After: a minute
+    sent = len(mock.request_history)
+    with pytest.raises(UpstreamError) as info:
+        fetch_account(client)
+    assert info.value.sent is False and len(mock.request_history) == sent
+
+
+def test_a_418_without_a_body_bans_every_budget(mock):
+    clock = Clock()
+    client = make(clock)
+    mock.get(BASE + ACCOUNT_PATH, status_code=418, text="", headers={"Retry-After": "300"})
+    with pytest.raises(UpstreamError) as info:
+        fetch_account(client)
+    assert info.value.reason == "banned" and info.value.code is None
+    assert all(g.reason == "banned" and g.blocked_until == clock.now + 300
+               for g in client.upstream.gates.values())
+
+
+
+# -- the adapter -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("pool_size", "maxsize"), [(3, 10), (10, 10), (50, 50)])
+def test_every_client_reads_through_the_deadline_adapter(pool_size, maxsize):
+    client = BinanceClient(Upstream(BASE), API_KEY, HmacSigner(SECRET), pool_size=pool_size)
+    for scheme in ("https://x", "http://x"):
+        adapter = client._session.get_adapter(scheme)
+        assert isinstance(adapter, DeadlineAdapter) and adapter._pool_maxsize == maxsize
+
+
+def test_the_watchdog_of_an_answer_read_in_time_is_stopped(simulator, client):
+    client.get(TIME_PATH, deadline=time.monotonic() + 60)
+
+    def watchdogs() -> list:
+        return [t for t in threading.enumerate() if isinstance(t, threading.Timer)
+                and getattr(t.function, "__self__", None).__class__.__name__ == "_Watchdog"]
+
+    wait_for(lambda: not watchdogs(), timeout=10)
+
+
+def test_dripped_headers_through_a_proxy_end_at_the_deadline(monkeypatch):
+    """An HTTP proxy (from the environment) that drips: the proxy's connections have the
+    watchdog too."""
+    with raw_http_server(_drip_headers) as proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy)
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        client = synced("http://binance.test", timeout=1.0)
+        started = time.monotonic()
+        with pytest.raises(UpstreamError) as info:
+            client.get(TIME_PATH)
+        took = time.monotonic() - started
+    assert info.value.reason == "timeout" and took < 10, took
+
+
+def test_a_socks_proxy_keeps_its_own_connections():
+    adapter = DeadlineAdapter()
+    assert adapter.poolmanager.pool_classes_by_scheme is DEADLINE_POOLS
+    assert adapter.proxy_manager_for("http://127.0.0.1:3128").pool_classes_by_scheme \
+        is DEADLINE_POOLS
+    pytest.importorskip("socks")
+    assert adapter.proxy_manager_for("socks5://127.0.0.1:1080").pool_classes_by_scheme \
+        is not DEADLINE_POOLS
+
+
+def test_install_redaction_wraps_the_record_factory_once(caplog):
+    original = logging.getLogRecordFactory()
+    try:
+        logging.setLogRecordFactory(logging.LogRecord)
+        install_redaction()
+        installed = logging.getLogRecordFactory()
+        install_redaction()
+        assert logging.getLogRecordFactory() is installed is not logging.LogRecord
+        record = installed("x", logging.INFO, __file__, 1, "u=%s", ("/a?signature=ff",), None)
+        assert record.getMessage() == "u=/a?signature=<redacted>"
+    finally:
+        logging.setLogRecordFactory(original)
