@@ -286,3 +286,21 @@ def test_the_host_s_back_off_is_its_longest_gate_s():
     upstream.gates[API_WEIGHT_HEADER].block(30, "rate_limited")
     upstream.gate.block(10, "rate_limited")
     assert upstream.backoff_until() == NOW + 30
+
+
+def test_a_wait_for_a_sync_that_does_not_end_gives_up():
+    clock = ServerClock()
+    assert clock.claim_sync()  # under way, never ended
+    started = time.monotonic()
+    clock.wait_for_sync(0.1)
+    clock.wait_for_sync(-5)  # past the deadline: no wait at all
+    assert time.monotonic() - started < 0.9
+
+
+def test_a_ban_ends_on_the_second_and_a_rate_limit_then_replaces_it():
+    clock = Clock()
+    g = gate(clock)
+    g.block(600, "banned")
+    clock.now = NOW + 600
+    g.block(5, "rate_limited")
+    assert g.reason == "rate_limited" and g.blocked_until == NOW + 605

@@ -461,3 +461,40 @@ def test_install_redaction_wraps_the_record_factory_once(caplog):
         assert record.getMessage() == "u=/a?signature=<redacted>"
     finally:
         logging.setLogRecordFactory(original)
+
+
+# -- messages and the background clock sync ---------------------------------------------
+
+def test_timeouts_and_connection_errors_say_what_failed_and_nothing_more(mock):
+    client = make()
+    client.sync_time()
+    mock.get(BASE + ACCOUNT_PATH, exc=requests.exceptions.ReadTimeout("url?signature=x"))
+    with pytest.raises(UpstreamError) as info:
+        client.signed_get(ACCOUNT_PATH)
+    assert str(info.value) == \
+        "GET /sapi/v1/margin/account on api.binance.test: no complete answer in time"
+    mock.get(BASE + ACCOUNT_PATH, exc=requests.exceptions.ConnectionError("url?signature=x"))
+    with pytest.raises(UpstreamError) as info:
+        client.signed_get(ACCOUNT_PATH)
+    assert info.value.reason == "connection"
+    assert str(info.value) == \
+        "GET /sapi/v1/margin/account on api.binance.test: connection failed (ConnectionError)"
+
+
+def test_the_clock_is_synced_on_a_daemon_thread_of_its_own(mock, caplog):
+    seen = []
+
+    def time_answer(request, context):
+        thread = threading.current_thread()
+        seen.append((thread.name, thread.daemon))
+        context.status_code = 500
+        return "{}"
+
+    mock.get(BASE + TIME_PATH, text=time_answer)
+    mock.get(BASE + ACCOUNT_PATH, text="{}")
+    client = BinanceClient(Upstream(BASE), API_KEY, HmacSigner(SECRET))
+    client.signed_get(ACCOUNT_PATH)
+    wait_for(lambda: "clock sync with" in caplog.text)
+    assert seen == [("clock-sync", True)]
+    assert "clock sync with api.binance.test failed: GET /api/v3/time on api.binance.test: " \
+           "HTTP 500: unexpected JSON body" in caplog.text
