@@ -498,3 +498,23 @@ def test_the_clock_is_synced_on_a_daemon_thread_of_its_own(mock, caplog):
     assert seen == [("clock-sync", True)]
     assert "clock sync with api.binance.test failed: GET /api/v3/time on api.binance.test: " \
            "HTTP 500: unexpected JSON body" in caplog.text
+
+
+@pytest.mark.parametrize("answer", [{"serverTime": "1700000000000"}, {"serverTime": 1.5e12},
+                                    {}, [1700000000000], {"serverTime": True}])
+def test_a_time_answer_without_an_integer_server_time_is_invalid(mock, answer):
+    mock.get(BASE + TIME_PATH, json=answer)
+    client = make()
+    with pytest.raises(UpstreamError) as info:
+        client.sync_time()
+    assert info.value.reason == "invalid_response"
+    assert str(info.value) == "serverTime: missing or not an integer"
+    assert client.upstream.clock.claim_sync()  # failed: the next request tries again
+
+
+def test_a_clock_sync_keeps_the_caller_s_deadline(mock):
+    client = make()
+    with pytest.raises(UpstreamError) as info:
+        client.sync_time(time.monotonic() - 1)
+    assert info.value.reason == "timeout"
+    assert not mock.request_history
