@@ -518,3 +518,48 @@ def test_a_clock_sync_keeps_the_caller_s_deadline(mock):
         client.sync_time(time.monotonic() - 1)
     assert info.value.reason == "timeout"
     assert not mock.request_history
+
+
+# -- signed_get: back-offs and the -1021 retry ---------------------------------------------------
+
+def test_the_auth_back_off_says_when_and_ends_on_the_second(mock):
+    clock = Clock()
+    client = make(clock)
+    client.sync_time()
+    mock.get(BASE + ACCOUNT_PATH, status_code=401, json={"code": -2015, "msg": "Invalid key"})
+    with pytest.raises(UpstreamError):
+        client.signed_get(ACCOUNT_PATH)
+    clock.now += 5
+    with pytest.raises(UpstreamError) as info:
+        client.signed_get(ACCOUNT_PATH)
+    assert info.value.sent is False and info.value.reason == "auth"
+    assert str(info.value) == "backing off after rejected credentials; next try in 10 s"
+    clock.now += 10  # the moment it ends, a request goes again
+    assert client.auth_backoff_until() == 0.0
+    mock.get(BASE + ACCOUNT_PATH, text="{}")
+    assert client.signed_get(ACCOUNT_PATH) == {}
+
+
+def test_a_1021_while_another_request_syncs_waits_for_that_sync(mock, caplog):
+    """No deadline given: the default one bounds the wait for the other request's sync."""
+    client = make(timeout=0.3)
+    client.sync_time()
+    mock.get(BASE + ACCOUNT_PATH, status_code=400,
+             json={"code": -1021, "msg": "outside of the recvWindow"})
+    assert client.upstream.clock.claim_sync(stale_before=time.monotonic() + 1)  # "another"
+    with pytest.raises(UpstreamError) as info:  # the wait took the whole default deadline
+        client.signed_get(ACCOUNT_PATH)
+    assert info.value.reason == "timeout"
+    assert "re-syncing" not in caplog.text  # the other request syncs, not this one
+
+
+def test_a_1021_resync_is_logged(mock, caplog):
+    client = make()
+    client.sync_time()
+    mock.get(BASE + ACCOUNT_PATH, [
+        {"status_code": 400, "json": {"code": -1021, "msg": "outside of the recvWindow"}},
+        {"text": "{}"},
+    ])
+    assert client.signed_get(ACCOUNT_PATH) == {}
+    assert "Binance says the timestamp is outside recvWindow; re-syncing the clock" in \
+        [r.getMessage() for r in caplog.records]
