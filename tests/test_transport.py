@@ -36,6 +36,7 @@ from binance_margin_exporter.binance.transport import (
     BinanceClient,
     DeadlineAdapter,
     RedactSignatures,
+    _Watchdog,
     encode_query,
     install_redaction,
     signed_query,
@@ -414,14 +415,36 @@ def test_every_client_reads_through_the_deadline_adapter(pool_size, maxsize):
         assert isinstance(adapter, DeadlineAdapter) and adapter._pool_maxsize == maxsize
 
 
-def test_the_watchdog_of_an_answer_read_in_time_is_stopped(simulator, client):
-    client.get(TIME_PATH, deadline=time.monotonic() + 60)
+def test_the_watchdog_hangs_up_at_the_deadline_only_what_is_still_read():
+    dog = _Watchdog()
+    late, late_peer = socket.socketpair()
+    done, done_peer = socket.socketpair()
+    later, later_peer = socket.socketpair()
+    with late, late_peer, done, done_peer, later, later_peer:
+        watches = [dog.watch(later, time.monotonic() + 60),
+                   dog.watch(late, time.monotonic() + 0.3),  # earlier: wakes the watchdog
+                   dog.watch(done, time.monotonic() + 0.2)]
+        watches[2].cancel()  # read in time
+        wait_for(lambda: watches[1].fired, timeout=10)
+        assert late.recv(1) == b""  # hung up
+        assert not watches[2].fired and not watches[0].fired
+        done_peer.sendall(b"x")
+        later_peer.sendall(b"y")
+        assert done.recv(1) == b"x" and later.recv(1) == b"y"  # left alone
+        assert [t.name for t in threading.enumerate()].count("fetch-watchdog") >= 1
 
-    def watchdogs() -> list:
-        return [t for t in threading.enumerate() if isinstance(t, threading.Timer)
-                and getattr(t.function, "__self__", None).__class__.__name__ == "_Watchdog"]
 
-    wait_for(lambda: not watchdogs(), timeout=10)
+def test_the_watchdog_tolerates_a_connection_closed_already():
+    dog = _Watchdog()
+    closed, peer = socket.socketpair()
+    with peer:
+        watch = dog.watch(closed, time.monotonic() + 0.1)
+        closed.close()
+        wait_for(lambda: watch.fired, timeout=10)
+        second, second_peer = socket.socketpair()  # the watchdog lives on
+        with second, second_peer:
+            again = dog.watch(second, time.monotonic() + 0.1)
+            wait_for(lambda: again.fired, timeout=10)
 
 
 def test_dripped_headers_through_a_proxy_end_at_the_deadline(monkeypatch):

@@ -8,6 +8,8 @@ raises or logs contains the API key, the secret, a signature or a signed URL.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import json
 import logging
 import os
@@ -126,29 +128,66 @@ def install_redaction() -> None:
 
 install_redaction()
 
-# The fetch under way in this thread: its deadline, and the watchdog of its answer.
+# The fetch under way in this thread: its deadline, and the watch on its answer.
 _fetching = threading.local()
 
 
-class _Watchdog:
-    """Hangs up a connection at a deadline (``fired``: it did)."""
+class _Watch:
+    """One answer being read: ``fired`` once the watchdog hung up its connection."""
 
-    def __init__(self, sock: socket.socket, seconds: float) -> None:
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
         self.fired = False
-        self._sock = sock
-        self._timer = threading.Timer(seconds, self._hang_up)
-        self._timer.daemon = True
-        self._timer.start()
-
-    def _hang_up(self) -> None:
-        self.fired = True
-        try:
-            self._sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass  # closed already
+        self.done = False  # read (or failed) in time: nothing to hang up
 
     def cancel(self) -> None:
-        self._timer.cancel()
+        self.done = True
+
+
+class _Watchdog:
+    """One thread that hangs up each connection still being read at its fetch's deadline.
+    (A ``threading.Timer`` per answer would start a thread per request: 90 us of CPU each,
+    18 ms a scrape at 200 requests.)"""
+
+    def __init__(self) -> None:
+        self._reset()
+        os.register_at_fork(after_in_child=self._reset)  # the thread is not forked
+
+    def _reset(self) -> None:
+        self._cond = threading.Condition()
+        self._watches: list[tuple[float, int, _Watch]] = []  # a heap by deadline
+        self._count = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def watch(self, sock: socket.socket, deadline: float) -> _Watch:
+        watch = _Watch(sock)
+        with self._cond:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="fetch-watchdog",
+                                                daemon=True)
+                self._thread.start()
+            if not self._watches or deadline < self._watches[0][0]:
+                self._cond.notify()  # an earlier deadline than the one waited for
+            heapq.heappush(self._watches, (deadline, next(self._count), watch))
+        return watch
+
+    def _run(self) -> None:
+        with self._cond:
+            while True:
+                now = time.monotonic()
+                while self._watches and (self._watches[0][2].done
+                                         or self._watches[0][0] <= now):
+                    watch = heapq.heappop(self._watches)[2]
+                    if not watch.done:
+                        watch.fired = True
+                        try:
+                            watch.sock.shutdown(socket.SHUT_RDWR)
+                        except OSError:
+                            pass  # closed already
+                self._cond.wait(self._watches[0][0] - now if self._watches else None)
+
+
+WATCHDOG = _Watchdog()
 
 
 class _DeadlineConnection:
@@ -163,7 +202,7 @@ class _DeadlineConnection:
     def getresponse(self, *args: Any, **kwargs: Any) -> Any:
         deadline: float | None = getattr(_fetching, "deadline", None)
         if deadline is not None and self.sock is not None:
-            _fetching.watchdog = _Watchdog(self.sock, deadline - time.monotonic())
+            _fetching.watch = WATCHDOG.watch(self.sock, deadline)
         return super().getresponse(*args, **kwargs)  # type: ignore[misc]
 
 
@@ -409,7 +448,7 @@ class BinanceClient:
         left = deadline - time.monotonic()
         if left <= 0:
             raise UpstreamError("timeout", f"{what}: no complete answer in time")
-        _fetching.deadline, _fetching.watchdog = deadline, None
+        _fetching.deadline, _fetching.watch = deadline, None
         error: UpstreamError | None = None
         try:
             result = self._read(url, headers, what, min(left, self.timeout))
@@ -424,11 +463,11 @@ class BinanceClient:
             error = UpstreamError("connection",
                                   f"{what}: connection failed ({type(exc).__name__})")
         finally:
-            watchdog: _Watchdog | None = _fetching.watchdog
-            _fetching.deadline, _fetching.watchdog = None, None
-            if watchdog is not None:
-                watchdog.cancel()
-        if watchdog is not None and watchdog.fired:  # whatever the read got was cut short
+            watch: _Watch | None = _fetching.watch
+            _fetching.deadline, _fetching.watch = None, None
+            if watch is not None:
+                watch.cancel()
+        if watch is not None and watch.fired:  # whatever the read got was cut short
             raise UpstreamError("timeout", f"{what}: no complete answer in time")
         if error is not None:
             raise error
