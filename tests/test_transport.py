@@ -586,3 +586,21 @@ def test_a_1021_resync_is_logged(mock, caplog):
     assert client.signed_get(ACCOUNT_PATH) == {}
     assert "Binance says the timestamp is outside recvWindow; re-syncing the clock" in \
         [r.getMessage() for r in caplog.records]
+
+
+def test_a_1021_resync_keeps_the_caller_s_deadline(mock):
+    """The re-sync after a -1021 is part of the call: past its deadline, it is not sent."""
+    client = make()
+    client.sync_time()
+    deadline = time.monotonic() + 0.3
+
+    def late_1021(request, context):
+        time.sleep(max(0.0, deadline - time.monotonic()) + 0.05)
+        context.status_code = 400
+        return {"code": -1021, "msg": "outside of the recvWindow"}
+
+    mock.get(BASE + ACCOUNT_PATH, json=late_1021)
+    with pytest.raises(UpstreamError) as info:
+        client.signed_get(ACCOUNT_PATH, deadline=deadline)
+    assert info.value.reason == "timeout"
+    assert len([r for r in mock.request_history if r.path == TIME_PATH.lower()]) == 1
