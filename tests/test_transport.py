@@ -605,3 +605,16 @@ def test_a_1021_resync_keeps_the_caller_s_deadline(mock):
         client.signed_get(ACCOUNT_PATH, deadline=deadline)
     assert info.value.reason == "timeout"
     assert len([r for r in mock.request_history if r.path == TIME_PATH.lower()]) == 1
+
+
+def test_the_adapter_outside_a_fetch_reads_as_requests_does(simulator):
+    """A session with the adapter, used by a thread that never fetched: no deadline, no
+    watch, an ordinary answer."""
+    session = requests.Session()
+    session.mount("http://", DeadlineAdapter())
+    answers = []
+    thread = threading.Thread(target=lambda: answers.append(
+        session.get(simulator.base_url + TIME_PATH, timeout=5).json()))
+    thread.start()
+    thread.join(10)
+    assert "serverTime" in answers[0]
