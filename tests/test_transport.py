@@ -164,7 +164,8 @@ def test_a_dripped_gzip_body_ends_at_the_deadline(simulator, client):
     """urllib3 reads a gzip body until it decodes something: one read1 spans many socket
     reads, each with its own timeout. The deadline still holds."""
     fetch_account(client)
-    simulator.set_fault(Fault(drip=0.2, gzip=True))
+    # 50 bytes of JSON gzip to about 70: a 14 s drip, over the bound below
+    simulator.set_fault(Fault(drip=0.2, gzip=True, transform=lambda body: body[:50]))
     started = time.monotonic()
     with pytest.raises(UpstreamError) as info:
         fetch_account(client, deadline=time.monotonic() + 1.0)
