@@ -422,9 +422,10 @@ def test_the_watchdog_hangs_up_at_the_deadline_only_what_is_still_read():
     done, done_peer = socket.socketpair()
     later, later_peer = socket.socketpair()
     with late, late_peer, done, done_peer, later, later_peer:
-        watches = [dog.watch(later, time.monotonic() + 60),
-                   dog.watch(late, time.monotonic() + 0.3),  # earlier: wakes the watchdog
-                   dog.watch(done, time.monotonic() + 0.2)]
+        watches = [dog.watch(later, time.monotonic() + 60)]
+        time.sleep(0.3)  # the watchdog sleeps now, until that deadline ...
+        watches += [dog.watch(late, time.monotonic() + 0.3),  # ... this one wakes it
+                    dog.watch(done, time.monotonic() + 0.2)]
         watches[2].cancel()  # read in time
         wait_for(lambda: watches[1].fired, timeout=10)
         assert late.recv(1) == b""  # hung up
@@ -432,7 +433,8 @@ def test_the_watchdog_hangs_up_at_the_deadline_only_what_is_still_read():
         done_peer.sendall(b"x")
         later_peer.sendall(b"y")
         assert done.recv(1) == b"x" and later.recv(1) == b"y"  # left alone
-        assert [t.name for t in threading.enumerate()].count("fetch-watchdog") >= 1
+        assert dog._thread is not None and dog._thread.daemon  # never holds up an exit
+        assert dog._thread.name == "fetch-watchdog"
 
 
 def test_the_watchdog_tolerates_a_connection_closed_already():
@@ -619,3 +621,17 @@ def test_the_adapter_outside_a_fetch_reads_as_requests_does(simulator):
     thread.start()
     thread.join(10)
     assert "serverTime" in answers[0]
+
+
+@pytest.mark.parametrize(("size", "refused"), [(100, False), (101, True)])
+def test_a_content_length_at_the_cap_is_read(mock, size, refused):
+    body = '{"a": "' + "x" * (size - 10) + '"}'
+    assert len(body) == size
+    mock.get(BASE + ACCOUNT_PATH, text=body, headers={"Content-Length": str(size)})
+    client = make(max_response_bytes=100)
+    if not refused:
+        assert client.signed_get(ACCOUNT_PATH) == {"a": "x" * (size - 10)}
+        return
+    with pytest.raises(UpstreamError) as info:
+        client.signed_get(ACCOUNT_PATH)
+    assert str(info.value).endswith("response of 101 bytes is over the limit")
