@@ -625,12 +625,12 @@ def test_the_adapter_outside_a_fetch_reads_as_requests_does(simulator):
 
 @pytest.mark.parametrize(("size", "refused"), [(100, False), (101, True)])
 def test_a_content_length_at_the_cap_is_read(mock, size, refused):
-    body = '{"a": "' + "x" * (size - 10) + '"}'
+    body = '{"a": "' + "x" * (size - 9) + '"}'
     assert len(body) == size
     mock.get(BASE + ACCOUNT_PATH, text=body, headers={"Content-Length": str(size)})
     client = make(max_response_bytes=100)
     if not refused:
-        assert client.signed_get(ACCOUNT_PATH) == {"a": "x" * (size - 10)}
+        assert client.signed_get(ACCOUNT_PATH) == {"a": "x" * (size - 9)}
         return
     with pytest.raises(UpstreamError) as info:
         client.signed_get(ACCOUNT_PATH)
