@@ -157,6 +157,8 @@ def test_dripped_headers_end_at_the_deadline():
             client.get(TIME_PATH)
         took = time.monotonic() - started
     assert info.value.reason == "timeout"
+    assert str(info.value) == f"GET /api/v3/time on {urlsplit(url).netloc}: " \
+                              "no complete answer in time"
     assert took < 10, took  # not the 15 s the server would take
 
 
@@ -184,6 +186,24 @@ def test_a_connection_lost_before_the_deadline_is_a_connection_error():
         with pytest.raises(UpstreamError) as info:
             client.get(TIME_PATH)
     assert info.value.reason == "connection"
+    assert str(info.value) == \
+        f"GET /api/v3/time on {urlsplit(url).netloc}: connection failed (ProtocolError)"
+
+
+def test_a_body_stalled_past_the_read_timeout_is_a_timeout():
+    """The request timeout bounds each read, the deadline all of them: a stall longer than
+    the first ends the fetch before the second."""
+    def stall(conn) -> None:
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{")
+        time.sleep(3)
+
+    with raw_http_server(stall) as url:
+        client = synced(url, timeout=0.5)
+        with pytest.raises(UpstreamError) as info:
+            client.get(TIME_PATH, deadline=time.monotonic() + 10)
+    assert info.value.reason == "timeout"
+    assert str(info.value) == f"GET /api/v3/time on {urlsplit(url).netloc}: " \
+                              "no complete answer in time"
 
 
 def test_every_timeout_is_counted_as_a_timeout(mock):
@@ -201,6 +221,9 @@ def test_a_deadline_passed_already_sends_nothing(mock):
     with pytest.raises(UpstreamError) as info:
         client.get(ACCOUNT_PATH, deadline=time.monotonic() - 0.001)
     assert info.value.reason == "timeout"
+    assert str(info.value) == \
+        "GET /sapi/v1/margin/account on api.binance.test: no complete answer in time"
+    assert mock.request_history[-1].url == BASE + TIME_PATH  # no query: no "?"
     assert not [r for r in mock.request_history if r.path == ACCOUNT_PATH.lower()]
 
 
@@ -386,6 +409,7 @@ def test_a_429_without_a_1003_body_still_backs_off(mock, body):
     with pytest.raises(UpstreamError) as info:
         fetch_account(client)
     assert info.value.reason == "rate_limited" and info.value.status == 429
+    assert info.value.code == (-1015 if "1015" in body else None)
     assert "HTTP 429, retry after 60 s" in str(info.value)
     assert client.backoff_until() == clock.now + 60  # no Retry-After: a minute
     sent = len(mock.request_history)
@@ -634,4 +658,5 @@ def test_a_content_length_at_the_cap_is_read(mock, size, refused):
         return
     with pytest.raises(UpstreamError) as info:
         client.signed_get(ACCOUNT_PATH)
-    assert str(info.value).endswith("response of 101 bytes is over the limit")
+    assert str(info.value) == \
+        "GET /sapi/v1/margin/account on api.binance.test: response of 101 bytes is over the limit"
