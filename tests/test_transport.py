@@ -660,3 +660,38 @@ def test_a_content_length_at_the_cap_is_read(mock, size, refused):
         client.signed_get(ACCOUNT_PATH)
     assert str(info.value) == \
         "GET /sapi/v1/margin/account on api.binance.test: response of 101 bytes is over the limit"
+
+
+def test_the_defaults_of_a_client(mock):
+    client = BinanceClient(Upstream(BASE), API_KEY, HmacSigner(SECRET),
+                           background=lambda task: task())
+    assert client.timeout == 5.0
+    assert client._session.get_adapter(BASE)._pool_maxsize == 10
+    mock.get(BASE + ACCOUNT_PATH, text="{}")
+    client.signed_get(ACCOUNT_PATH)
+    assert "recvWindow=5000&" in mock.request_history[-1].url
+
+
+def test_the_environment_is_read_once_at_the_start(simulator, client, monkeypatch):
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    assert "serverTime" in client.get(TIME_PATH)
+
+
+def test_curl_s_ca_bundle_is_read_too(monkeypatch):
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
+    monkeypatch.setenv("CURL_CA_BUNDLE", "/etc/ssl/curl-ca.pem")
+    assert make()._session.verify == "/etc/ssl/curl-ca.pem"
+
+
+def test_a_1003_on_a_plain_4xx_says_so(mock):
+    client = make()
+    mock.get(BASE + ACCOUNT_PATH, status_code=403,
+             json={"code": -1003, "msg": "Too much request weight used"})
+    with pytest.raises(UpstreamError) as info:
+        client.signed_get(ACCOUNT_PATH)
+    assert (info.value.reason, info.value.code, info.value.status) == \
+        ("rate_limited", -1003, 403)
+    assert str(info.value) == "GET /sapi/v1/margin/account on api.binance.test: " \
+                              "Binance code -1003: Too much request weight used"
