@@ -307,3 +307,9 @@ def test_a_ban_ends_on_the_second_and_a_rate_limit_then_replaces_it():
     clock.now = NOW + 600
     g.block(5, "rate_limited")
     assert g.reason == "rate_limited" and g.blocked_until == NOW + 605
+
+
+def test_the_default_soft_limit_is_80_percent_of_each_budget():
+    upstream = Upstream("https://api.binance.test")
+    assert upstream.gates[SAPI_WEIGHT_HEADER].soft_limit == 9600
+    assert upstream.gates[API_WEIGHT_HEADER].soft_limit == 4800
