@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -395,3 +396,55 @@ def cross_with_rates(source: FakeSource, rates: dict[str, float], *,
     return CrossAccount(account.name, source, account.account, account.thresholds,
                         HourlyRates("rates of main", source, EXECUTOR, isolated=False,
                                     fetch=fetch, monotonic=monotonic))
+
+
+@contextmanager
+def raw_http_server(respond: Callable[[socket.socket], None]) -> Iterator[str]:
+    """A server on 127.0.0.1 that reads each request's head and leaves the answer, byte for
+    byte, to ``respond(connection)``: for answers no well-behaved HTTP server sends (dripped
+    headers, malformed header lines). Yields its base URL."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve(conn: socket.socket) -> None:
+        with conn:
+            conn.settimeout(60)
+            head = b""
+            while b"\r\n\r\n" not in head:
+                data = conn.recv(4096)
+                if not data:
+                    return
+                head += data
+            try:
+                respond(conn)
+            except OSError:
+                pass  # the client hung up
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        stop.set()
+        thread.join(5)
+        listener.close()
+
+
+def gzip_bomb(decoded_mib: int) -> bytes:
+    """A gzip body that decodes to ``decoded_mib`` MiB of zeros (about 1 KiB a MiB)."""
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 31)
+    zeros = bytes(1 << 20)
+    parts = [compressor.compress(zeros) for _ in range(decoded_mib)]
+    parts.append(compressor.flush())
+    return b"".join(parts)

@@ -2,8 +2,9 @@
 
 Binance sends numbers as decimal strings (``"11.64405625"``); a JSON number is accepted too.
 Nothing else is a number here: not ``true``, not ``"1_0"``, not ``" 1"``, not non-ASCII digits,
-not ``"inf"`` or ``"nan"``. Zero, however written (``"0"``, ``"0E-8"``, ``"-0.00000000"``), is
-``0.0``. A problem is an ``invalid_response`` :class:`~.errors.UpstreamError` naming the field.
+not ``"inf"`` or ``"nan"``, not a magnitude beyond :data:`LARGEST` or (other than zero) below
+:data:`SMALLEST`. Zero, however written (``"0"``, ``"0E-8"``, ``"-0.00000000"``), is ``0.0``. A
+problem is an ``invalid_response`` :class:`~.errors.UpstreamError` naming the field.
 """
 
 from __future__ import annotations
@@ -17,6 +18,11 @@ from typing import Any
 from binance_margin_exporter.binance.errors import UpstreamError, invalid
 
 DECIMAL = re.compile(r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+# The range of a parsed number (zero aside): no balance, price or rate comes near either bound,
+# and within them the products and sums made of parsed numbers (:func:`times`, :func:`plus`, a
+# price's inverse) stay finite floats: (1e100)^3 is 1e300.
+LARGEST = 1e100
+SMALLEST = 1e-100
 
 
 def to_number(value: Any, where: str) -> float:
@@ -26,11 +32,16 @@ def to_number(value: Any, where: str) -> float:
             raise invalid(f"{where}: not a decimal number: {value[:40]!r}")
         number = float(value)
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        number = float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # a JSON integer of 500 digits
+            raise invalid(f"{where}: out of range: {str(value)[:40]!r}") from None
     else:
         raise invalid(f"{where}: expected a number, got {type(value).__name__}")
     if not math.isfinite(number):
         raise invalid(f"{where}: not a finite number: {str(value)[:40]!r}")
+    if number and not SMALLEST <= abs(number) <= LARGEST:
+        raise invalid(f"{where}: out of range: {str(value)[:40]!r}")
     return number + 0.0  # -0.0 + 0.0 == 0.0: no "-0" in the exposition
 
 
@@ -46,12 +57,21 @@ def times(*factors: float) -> float:
     product = Decimal(1)
     for factor in factors:
         product *= decimal(factor)
-    return float(product)
+    return _finite(product, "product")
 
 
 def plus(*terms: float) -> float:
     """A sum of parsed numbers in decimal arithmetic, rounded once to a float."""
-    return float(sum((decimal(term) for term in terms), Decimal(0)))
+    return _finite(sum((decimal(term) for term in terms), Decimal(0)), "sum")
+
+
+def _finite(result: Decimal, what: str) -> float:
+    """``result`` as a float; an ``invalid_response`` where no finite float holds it. Parsed
+    numbers lie within :data:`LARGEST`, so this cannot happen with three factors or fewer."""
+    number = float(result)
+    if not math.isfinite(number):
+        raise invalid(f"a {what} of Binance's numbers is out of range: {result:.3e}")
+    return number
 
 
 def number(raw: Mapping[str, Any], key: str, where: str = "") -> float:

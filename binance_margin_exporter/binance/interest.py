@@ -33,7 +33,8 @@ def fetch_next_hourly_rates(client: BinanceClient, assets: Sequence[str], *, iso
     names = sorted(set(assets))
     for start in range(0, len(names), ASSETS_PER_CALL):
         chunk = ",".join(names[start:start + ASSETS_PER_CALL])
-        params = f"assets={chunk}&isIsolated={'TRUE' if isolated else 'FALSE'}"
+        # pairs, not a string: the client percent-encodes them (asset names can be non-ASCII)
+        params = [("assets", chunk), ("isIsolated", "TRUE" if isolated else "FALSE")]
         rates.update(parse_rates(client.signed_get(NEXT_HOURLY_RATE_PATH, params,
                                                    deadline=deadline)))
     return rates

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from typing import Any
-from urllib.parse import quote
 
 from binance_margin_exporter.binance import fields
 from binance_margin_exporter.binance.cross import (
@@ -58,7 +57,7 @@ def fetch_sub_accounts(client: BinanceClient,
     found: dict[str, SubAccount] = {}
     for page in range(1, MAX_PAGES + 1):
         chunk = parse_sub_account_page(client.signed_get(
-            SUB_ACCOUNT_LIST_PATH, f"page={page}&limit={PAGE_LIMIT}", deadline=deadline))
+            SUB_ACCOUNT_LIST_PATH, {"page": page, "limit": PAGE_LIMIT}, deadline=deadline))
         for sub in chunk:
             found.setdefault(sub.email, sub)
         if len(chunk) < PAGE_LIMIT:
@@ -110,4 +109,4 @@ def parse_sub_margin_account(raw: Any) -> MarginAccount:
 def fetch_sub_margin_account(client: BinanceClient, email: str,
                              deadline: float | None = None) -> MarginAccount:
     return parse_sub_margin_account(client.signed_get(
-        SUB_MARGIN_ACCOUNT_PATH, f"email={quote(email, safe='')}", deadline=deadline))
+        SUB_MARGIN_ACCOUNT_PATH, {"email": email}, deadline=deadline))  # encoded by the client

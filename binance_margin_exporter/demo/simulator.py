@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import argparse
 import base64
+import gzip
 import hashlib
 import hmac
 import json
 import os
+import re
 import sys
 import threading
 import time
@@ -52,6 +54,9 @@ def budget_of(path: str) -> str:
         if path.startswith(f"/{prefix}/"):
             return prefix
     return "api"
+# What a query may hold as sent: RFC 3986's query characters. A raw space or non-ASCII byte
+# (a client that signed an unencoded query) is refused, as Binance refuses it.
+QUERY_CHARACTERS = re.compile(r"[A-Za-z0-9\-._~%!$&'()*+,;=:@/?]*")
 
 @dataclass
 class Fault:
@@ -65,6 +70,9 @@ class Fault:
     transform: Callable[[bytes], bytes] | None = None  # rewrite the normal body
     paths: tuple[str, ...] = (ACCOUNT_PATH,)
     times: int | None = None  # answer this way so many times, then clear (None: until cleared)
+    # gzip the answer when the client accepts it, as normal answers are; False: the bytes on
+    # the wire are the test's own (a transformed body, its Content-Length, a drip)
+    gzip: bool = False
 
     @classmethod
     def binance_error(cls, code: int, msg: str, status: int = 400, **kw: Any) -> Fault:
@@ -287,9 +295,13 @@ def _handler_for(sim: Simulator) -> type[BaseHTTPRequestHandler]:
             pass  # quiet: requests carry signatures
 
         def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None,
-                  drip: float = 0.0) -> None:
+                  drip: float = 0.0, gzipped: bool = True) -> None:
             self.send_response(status)
             all_headers = {"Content-Type": "application/json;charset=UTF-8", **(headers or {})}
+            if gzipped and body and self._accepts_gzip():
+                # as Binance does: gzip whenever the client accepts it (requests always does)
+                body = gzip.compress(body, compresslevel=6, mtime=0)
+                all_headers["Content-Encoding"] = "gzip"
             for name, value in all_headers.items():
                 self.send_header(name, value)
             self.send_header("Content-Length", str(len(body)))
@@ -305,6 +317,11 @@ def _handler_for(sim: Simulator) -> type[BaseHTTPRequestHandler]:
                     self.wfile.flush()
             except (BrokenPipeError, ConnectionResetError):
                 pass
+
+        def _accepts_gzip(self) -> bool:
+            offered = self.headers.get("Accept-Encoding", "")
+            return any(token.split(";")[0].strip().lower() == "gzip"
+                       for token in offered.split(","))
 
         def _error(self, status: int, code: int, msg: str,
                    headers: dict[str, str] | None = None) -> None:
@@ -345,13 +362,17 @@ def _handler_for(sim: Simulator) -> type[BaseHTTPRequestHandler]:
             if fault is not None and fault.delay:
                 time.sleep(fault.delay)
             if fault is not None and fault.status is not None:
-                self._send(fault.status, fault.body, {**headers, **fault.headers})
+                self._send(fault.status, fault.body, {**headers, **fault.headers},
+                           gzipped=fault.gzip)
                 return
             if path == TIME_PATH:
                 body = json.dumps({"serverTime": sim.server_ms()}).encode()
                 self._send(200, body, headers)
                 return
             route = sim.routes[key]
+            if not QUERY_CHARACTERS.fullmatch(parts.query):
+                self._error(400, -1100, "Illegal characters found in a parameter.", headers)
+                return
             problem = None
             if route.signed:
                 problem = sim._check_signed(parts.query, self.headers)
@@ -368,7 +389,7 @@ def _handler_for(sim: Simulator) -> type[BaseHTTPRequestHandler]:
                 self._error(400, -1002, "You are not authorized to execute this request.",
                             headers)
                 return
-            params = dict(parse_qsl(parts.query))
+            params = dict(parse_qsl(parts.query))  # percent-decoded, "+" a space, as Binance
             if method != "GET":
                 params[API_KEY] = self.headers.get(API_KEY, "")
             try:
@@ -376,9 +397,12 @@ def _handler_for(sim: Simulator) -> type[BaseHTTPRequestHandler]:
             except RequestError as exc:
                 self._error(400, exc.code, exc.msg, headers)
                 return
-            if fault is not None and fault.transform is not None:
+            if fault is None:
+                self._send(200, body, headers)
+                return
+            if fault.transform is not None:
                 body = fault.transform(body)
-            self._send(200, body, headers, fault.drip if fault is not None else 0.0)
+            self._send(200, body, headers, fault.drip, gzipped=fault.gzip)
 
     return Handler
 
