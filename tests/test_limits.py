@@ -226,20 +226,23 @@ def test_gates_get_the_soft_limit_s_share_of_each_budget():
     upstream = Upstream("https://api.binance.test/", soft_limit=6000)
     assert upstream.base_url == "https://api.binance.test"
     assert upstream.host == "api.binance.test"
-    assert upstream.gates[SAPI_WEIGHT_HEADER].soft_limit == 6000
-    assert upstream.gates[API_WEIGHT_HEADER].soft_limit == 3000
-    assert upstream.gate is upstream.gates[SAPI_WEIGHT_HEADER]
+    assert upstream.gates["sapi"].soft_limit == 6000
+    assert upstream.gates["api"].soft_limit == 3000
+    assert upstream.gate is upstream.gates["sapi"]
     tiny = Upstream("https://api.binance.test", soft_limit=1)
-    assert tiny.gates[API_WEIGHT_HEADER].soft_limit == 1
+    assert tiny.gates["api"].soft_limit == 1
 
 
-@pytest.mark.parametrize(("path", "header"), [
-    ("/sapi/v1/margin/account", SAPI_WEIGHT_HEADER), ("/api/v3/time", API_WEIGHT_HEADER),
-    ("/papi/v1/account", API_WEIGHT_HEADER), ("/sapix", API_WEIGHT_HEADER),
+@pytest.mark.parametrize(("path", "budget", "header"), [
+    ("/sapi/v1/margin/account", "sapi", SAPI_WEIGHT_HEADER),
+    ("/api/v3/time", "api", API_WEIGHT_HEADER), ("/papi/v1/account", "api", API_WEIGHT_HEADER),
+    ("/sapix", "api", API_WEIGHT_HEADER), ("/fapi/v3/account", "fapi", API_WEIGHT_HEADER),
+    ("/dapi/v1/account", "dapi", API_WEIGHT_HEADER),
 ])
-def test_each_path_counts_on_its_budget(path, header):
+def test_each_path_counts_on_its_budget(path, budget, header):
     upstream = Upstream("https://api.binance.test")
-    assert upstream.gate_for(path) is upstream.gates[header]
+    assert upstream.gate_for(path) is upstream.gates[budget]
+    assert upstream.gates[budget].header == header
 
 
 def test_portfolio_margin_s_host_keeps_time_with_the_api_host():
@@ -248,7 +251,7 @@ def test_portfolio_margin_s_host_keeps_time_with_the_api_host():
     assert papi.clock is api.clock
     assert papi.time_base_url == "https://api.binance.test"
     assert papi.base_url == "https://papi.binance.test"
-    assert papi.gates[SAPI_WEIGHT_HEADER] is not api.gates[SAPI_WEIGHT_HEADER]
+    assert papi.gates["sapi"] is not api.gates["sapi"]
     alone = Upstream("https://papi.binance.test")
     assert alone.clock is not api.clock and alone.time_base_url == alone.base_url
 
@@ -286,7 +289,7 @@ def test_the_host_s_back_off_is_its_longest_gate_s():
     clock = Clock()
     upstream = Upstream("https://api.binance.test", wall=clock)
     assert upstream.backoff_until() == 0.0
-    upstream.gates[API_WEIGHT_HEADER].block(30, "rate_limited")
+    upstream.gates["api"].block(30, "rate_limited")
     upstream.gate.block(10, "rate_limited")
     assert upstream.backoff_until() == NOW + 30
 
@@ -311,5 +314,5 @@ def test_a_ban_ends_on_the_second_and_a_rate_limit_then_replaces_it():
 
 def test_the_default_soft_limit_is_80_percent_of_each_budget():
     upstream = Upstream("https://api.binance.test")
-    assert upstream.gates[SAPI_WEIGHT_HEADER].soft_limit == 9600
-    assert upstream.gates[API_WEIGHT_HEADER].soft_limit == 4800
+    assert upstream.gates["sapi"].soft_limit == 9600
+    assert upstream.gates["api"].soft_limit == 4800
