@@ -104,6 +104,17 @@ def _upstreams(settings: Settings, products: Sequence[Product],
     return upstreams
 
 
+def declared_weights(settings: Settings, products: Sequence[Product],
+                     interval: float) -> dict[str, float]:
+    """The weight a minute every product declares for the configured accounts, by host."""
+    total: dict[str, float] = {}
+    for account in settings.accounts:
+        for product in products:
+            for host, weight in product.weight_per_minute(account, settings, interval).items():
+                total[host] = total.get(host, 0.0) + weight
+    return total
+
+
 def _host(account: AccountConfig, settings: Settings, products: Sequence[Product]) -> str:
     """The base URL of the account's host: that of the products that read it."""
     for product in products:
@@ -152,8 +163,11 @@ def build_exporter(settings: Settings, previous: Built | None = None,
             ThreadPoolExecutor(max_workers=settings.fetch_concurrency,
                                thread_name_prefix="fetch")
         kept_accounts, kept = {}, {}
-    builds = {p.name: Build(settings, executor, kept.setdefault(p.name, {}), upstreams)
-              for p in products}
+    def weights(interval: float) -> dict[str, float]:
+        return declared_weights(settings, products, interval)
+
+    builds = {p.name: Build(settings, executor, kept.setdefault(p.name, {}), upstreams,
+                            weights) for p in products}
     accounts: dict[AccountConfig, AccountParts] = {}
     try:
         for account in settings.accounts:

@@ -56,11 +56,19 @@ class Build:
     executor: Executor
     kept: dict[str, Any] = field(default_factory=dict)
     upstreams: Mapping[str, Upstream] = field(default_factory=dict)  # by base URL
+    # the weight a minute every product declares for every account, by host, at an interval
+    weights: Callable[[float], Mapping[str, float]] = lambda interval: {}
 
     def client_on(self, client: BinanceClient, host_setting: str) -> BinanceClient:
         """The account's key on the host of ``host_setting`` (one of the product's
         ``host_settings``): that host's clock and weight gates, shared by every account."""
         return client.on(self.upstreams[self.settings.option(host_setting)])
+
+
+def fetches_per_minute(settings: Settings, interval: float) -> float:
+    """How often a cached answer is fetched at a scrape interval: once a scrape, or once per
+    ``cache_ttl_seconds`` if that is longer."""
+    return 60.0 / max(interval, settings.cache_ttl_seconds, 1e-3)
 
 
 class Product:
@@ -92,6 +100,13 @@ class Product:
     def collector(self, parts: Sequence[Any], build: Build) -> Collector | None:
         """The collector of all the accounts' parts; None: nothing to collect."""
         return None
+
+    def weight_per_minute(self, account: AccountConfig, settings: Settings,
+                          interval: float) -> dict[str, float]:
+        """The request weight a minute reading the account costs at a scrape interval, by
+        host base URL (the weight plan and the sub-accounts' budget add these up). The
+        default: nothing declared."""
+        return {}
 
     def warm_up(self, part: Any) -> None:
         """Start, before the first scrape, what is slow and need not be fresh."""
