@@ -277,11 +277,14 @@ class SubAccounts:
                 return math.inf if done is None or account.account.good is None else \
                     wall - done
 
+            # the oldest first, those never fetched before them; at an even pace (the
+            # never-fetched ones too: after a start, a rotation gives each its detail)
             rest.sort(key=age, reverse=True)
             if self._max_age <= 0:
                 want = len(rest)
             else:
-                due = sum(1 for a in rest if age(a) + interval > self._max_age)
+                due = sum(1 for a in rest if interval + age(a) > self._max_age > 0
+                          and age(a) < math.inf)
                 want = max(due, math.ceil(len(rest) * interval / self._max_age))
             n_rest = min(want, capacity, len(rest))
             self._rotation = (math.inf if n_rest == 0 and rest else
