@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import socket
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from binance_margin_exporter.binance.egress import Egress
 from binance_margin_exporter.binance.errors import UpstreamError
 from binance_margin_exporter.binance.limits import Upstream
 from binance_margin_exporter.binance.signing import make_signer
@@ -68,7 +70,7 @@ class Built:
 
     exporter: Exporter
     settings: Settings
-    upstreams: dict[str, Upstream]  # by base URL; the first is base_url's
+    upstreams: dict[tuple[str, str], Upstream]  # by (egress, base URL); base_url's first
     executor: ThreadPoolExecutor
     accounts: dict[AccountConfig, AccountParts] = field(default_factory=dict)
     kept: dict[str, dict[str, Any]] = field(default_factory=dict)  # products' own state
@@ -80,38 +82,61 @@ def _globals(settings: Settings) -> Settings:
 
 
 def _upstreams(settings: Settings, products: Sequence[Product],
-               previous: Mapping[str, Upstream]) -> dict[str, Upstream]:
-    """One per Binance host: base_url's, and each product's own (which keeps time with
-    base_url's: Portfolio Margin's papi host has no clock endpoint). One host is one budget.
+               previous: Mapping[tuple[str, str], Upstream]
+               ) -> dict[tuple[str, str], Upstream]:
+    """One per Binance host and egress in use: base_url's, and each product's own (which
+    keeps time with base_url's: Portfolio Margin's papi host has no clock endpoint). One host
+    seen from one address is one budget.
 
-    A host the previous configuration had is kept, whatever else changed: its bans, back-offs,
-    weight counters and clock outlive every reload (a new one would call Binance at once, and
-    lengthen a ban)."""
-    def upstream(url: str, clock_of: Upstream | None = None) -> Upstream:
-        kept = previous.get(url)
-        if kept is not None:
+    A (egress, host) the previous configuration had is kept, whatever else changed: its bans,
+    back-offs, weight counters and clock outlive every reload (a new one would call Binance at
+    once, and lengthen a ban)."""
+    def upstream(egress: Egress, url: str, clock_of: Upstream | None = None) -> Upstream:
+        kept = previous.get((egress.name, url))
+        if kept is not None and kept.egress == egress:
             kept.set_soft_limit(settings.ip_weight_soft_limit)
             return kept
-        return Upstream(url, soft_limit=settings.ip_weight_soft_limit, clock_of=clock_of)
+        return Upstream(url, soft_limit=settings.ip_weight_soft_limit, clock_of=clock_of,
+                        egress=egress)
 
-    api = upstream(settings.base_url)
-    upstreams = {settings.base_url: api}
-    for product in products:
-        for key in host_keys(product):
-            url = settings.option(key)
-            if url not in upstreams:
-                upstreams[url] = upstream(url, clock_of=api)
+    used = [settings.egress_of(a) for a in settings.accounts] or [Egress()]
+    upstreams: dict[tuple[str, str], Upstream] = {}
+    for egress in dict.fromkeys(used):
+        _check_binds(egress)
+        api = upstream(egress, settings.base_url)
+        upstreams[(egress.name, settings.base_url)] = api
+        for product in products:
+            for key in host_keys(product):
+                url = settings.option(key)
+                if (egress.name, url) not in upstreams:
+                    upstreams[(egress.name, url)] = upstream(egress, url, clock_of=api)
     return upstreams
 
 
+def _check_binds(egress: Egress) -> None:
+    """A source address this host does not have: a ``ConfigError`` now, not a failed fetch
+    every scrape."""
+    if egress.source_address is None:
+        return
+    family = socket.AF_INET6 if ":" in egress.source_address else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.bind((egress.source_address, 0))
+    except OSError as exc:
+        raise ConfigError(f"egress {egress.name}: cannot bind source_address "
+                          f"{egress.source_address} ({exc.strerror})") from None
+
+
 def declared_weights(settings: Settings, products: Sequence[Product],
-                     interval: float) -> dict[str, float]:
-    """The weight a minute every product declares for the configured accounts, by host."""
-    total: dict[str, float] = {}
+                     interval: float) -> dict[tuple[str, str], float]:
+    """The weight a minute every product declares for the configured accounts, by (egress,
+    host)."""
+    total: dict[tuple[str, str], float] = {}
     for account in settings.accounts:
         for product in products:
             for host, weight in product.weight_per_minute(account, settings, interval).items():
-                total[host] = total.get(host, 0.0) + weight
+                key = (account.egress, host)
+                total[key] = total.get(key, 0.0) + weight
     return total
 
 
@@ -123,7 +148,8 @@ def _host(account: AccountConfig, settings: Settings, products: Sequence[Product
     return settings.base_url
 
 
-def _account_parts(account: AccountConfig, settings: Settings, upstreams: dict[str, Upstream],
+def _account_parts(account: AccountConfig, settings: Settings,
+                   upstreams: dict[tuple[str, str], Upstream],
                    builds: Mapping[str, Build], products: Sequence[Product]) -> AccountParts:
     try:
         signer = make_signer(account.api_secret, account.private_key_pem,
@@ -133,7 +159,8 @@ def _account_parts(account: AccountConfig, settings: Settings, upstreams: dict[s
                else f"{account.source}.private_key_file")
         raise ConfigError(f"{key}: {exc}") from None
     client = BinanceClient(
-        upstreams[_host(account, settings, products)], account.api_key, signer,
+        upstreams[(account.egress, _host(account, settings, products))], account.api_key,
+        signer,
         recv_window_ms=settings.recv_window_ms,
         timeout=settings.request_timeout_seconds,
         max_response_bytes=settings.max_response_bytes,
@@ -163,7 +190,7 @@ def build_exporter(settings: Settings, previous: Built | None = None,
             ThreadPoolExecutor(max_workers=settings.fetch_concurrency,
                                thread_name_prefix="fetch")
         kept_accounts, kept = {}, {}
-    def weights(interval: float) -> dict[str, float]:
+    def weights(interval: float) -> dict[tuple[str, str], float]:
         return declared_weights(settings, products, interval)
 
     builds = {p.name: Build(settings, executor, kept.setdefault(p.name, {}), upstreams,

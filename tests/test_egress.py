@@ -83,3 +83,78 @@ def test_a_proxy_egress_sends_through_the_proxy(sim):
         via.signed_get(ACCOUNT_PATH)
         assert proxy.counts[ACCOUNT_PATH] == 1
         assert sim.counts[ACCOUNT_PATH] == 0
+
+
+def egress_config(sim, tmp_path, accounts: str, extra: str = "") -> str:
+    path = tmp_path / "config.yml"
+    path.write_text(f"""
+base_url: {sim.base_url}
+usdt_values: false
+interest_rates: false
+egress:
+  - {{name: a, source_address: 127.0.0.1}}
+  - {{name: b, source_address: 127.0.0.2}}
+{extra}accounts:
+{accounts}""")
+    return str(path)
+
+
+def test_accounts_leave_by_their_egress_and_a_reload_keeps_each_ones_upstreams(sim, tmp_path):
+    from binance_margin_exporter.wiring import build_exporter, load
+
+    accounts = (f"  - {{name: one, api_key: {API_KEY}, api_secret: {SECRET}, egress: a, "
+                f"isolated: false}}\n"
+                f"  - {{name: two, api_key: {API_KEY}, api_secret: {SECRET}, egress: b, "
+                f"isolated: false}}\n")
+    settings = load(egress_config(sim, tmp_path, accounts), {})
+    built = build_exporter(settings)
+    try:
+        one, two = (built.accounts[a].client for a in settings.accounts)
+        assert one.upstream is built.upstreams[("a", sim.base_url)]
+        assert two.upstream is built.upstreams[("b", sim.base_url)]
+        assert one.upstream.gate is not two.upstream.gate
+        list(built.exporter.collect(None))
+        assert sim.sources[("127.0.0.1", ACCOUNT_PATH)] == 1
+        assert sim.sources[("127.0.0.2", ACCOUNT_PATH)] == 1
+        two.upstream.ban(600)
+        again = build_exporter(load(egress_config(sim, tmp_path, accounts,
+                                                  "cache_ttl_seconds: 3\n"), {}), built)
+        assert again.upstreams[("b", sim.base_url)] is two.upstream  # its ban kept
+        assert again.upstreams[("a", sim.base_url)] is one.upstream
+        assert two.upstream.backoff_until() > 0 and one.upstream.backoff_until() == 0
+    finally:
+        built.exporter.close()
+
+
+@pytest.mark.parametrize(("egress", "message"), [
+    ("  - {name: c, source_address: 127.0.0.1}\n", None),
+    ("  - {name: default, proxy: http://127.0.0.1:3128}\n", "is taken"),
+    ("  - {name: c, source_address: nowhere}\n", "expected an IP address"),
+    ("  - {name: c, source_address: 127.0.0.1, proxy: http://p:1}\n", "set only one"),
+])
+def test_egress_configuration_errors_name_the_key(tmp_path, egress, message):
+    from binance_margin_exporter.config import ConfigError
+    from binance_margin_exporter.wiring import load
+
+    path = tmp_path / "c.yml"
+    path.write_text(f"egress:\n{egress}accounts:\n"
+                    f"  - {{name: x, api_key: k, api_secret: s, egress: c}}\n")
+    if message is None:
+        assert load(str(path), {}).accounts[0].egress == "c"
+        return
+    with pytest.raises(ConfigError, match=message):
+        load(str(path), {})
+
+
+def test_an_unknown_egress_or_an_address_this_host_lacks_is_refused(tmp_path):
+    from binance_margin_exporter.config import ConfigError
+    from binance_margin_exporter.wiring import build_exporter, load
+
+    path = tmp_path / "c.yml"
+    path.write_text("accounts:\n  - {name: x, api_key: k, api_secret: s, egress: nope}\n")
+    with pytest.raises(ConfigError, match=r"accounts\[0\]\.egress: no egress named 'nope'"):
+        load(str(path), {})
+    path.write_text("egress: [{name: far, source_address: 203.0.113.7}]\n"
+                    "accounts:\n  - {name: x, api_key: k, api_secret: s, egress: far}\n")
+    with pytest.raises(ConfigError, match="egress far: cannot bind source_address"):
+        build_exporter(load(str(path), {}))

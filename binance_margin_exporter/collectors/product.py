@@ -55,14 +55,18 @@ class Build:
     settings: Settings
     executor: Executor
     kept: dict[str, Any] = field(default_factory=dict)
-    upstreams: Mapping[str, Upstream] = field(default_factory=dict)  # by base URL
-    # the weight a minute every product declares for every account, by host, at an interval
-    weights: Callable[[float], Mapping[str, float]] = lambda interval: {}
+    # by (egress name, base URL)
+    upstreams: Mapping[tuple[str, str], Upstream] = field(default_factory=dict)
+    # the weight a minute every product declares for every account, by (egress, host), at an
+    # interval
+    weights: Callable[[float], Mapping[tuple[str, str], float]] = lambda interval: {}
 
     def client_on(self, client: BinanceClient, host_setting: str) -> BinanceClient:
         """The account's key on the host of ``host_setting`` (one of the product's
-        ``host_settings``): that host's clock and weight gates, shared by every account."""
-        return client.on(self.upstreams[self.settings.option(host_setting)])
+        ``host_settings``) from the same egress: that host's clock and weight gates, shared by
+        every account leaving by that egress."""
+        egress = client.upstream.egress.name
+        return client.on(self.upstreams[(egress, self.settings.option(host_setting))])
 
 
 def fetches_per_minute(settings: Settings, interval: float) -> float:

@@ -462,16 +462,18 @@ class SubAccountsProduct(Product):
     def budget(self, account: AccountConfig, build: Build) -> Callable[[float], float]:
         """The master's weight a minute at an interval: the configured budget, or its own
         fixed cost and an equal share of what ``ip_weight_soft_limit`` leaves after every
-        declared cost on its host."""
+        declared cost on its host from its egress (the masters leaving by it share it)."""
         settings = build.settings
         configured = settings.option("weight_budget_per_minute")
-        masters = sum(1 for a in settings.accounts if self.reads(a, settings))
+        masters = sum(1 for a in settings.accounts
+                      if self.reads(a, settings) and a.egress == account.egress)
 
         def budget(interval: float) -> float:
             if configured is not None:
                 return float(configured)
             host = settings.base_url
-            left = settings.ip_weight_soft_limit - build.weights(interval).get(host, 0.0)
+            left = settings.ip_weight_soft_limit - build.weights(interval).get(
+                (account.egress, host), 0.0)
             own = self.weight_per_minute(account, settings, interval).get(host, 0.0)
             return max(0.0, own + left / max(masters, 1))
 
