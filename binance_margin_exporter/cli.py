@@ -64,6 +64,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
                         help="YAML configuration (accounts, cache, assets)")
     parser.add_argument("--config.check", dest="check", action="store_true",
                         help="validate the configuration and exit")
+    parser.add_argument("--shard", dest="shard", metavar="INDEX/COUNT", default=None,
+                        help="serve only the accounts whose name hashes to INDEX of COUNT "
+                             "(INDEX ordinal: the host name's trailing -N, a StatefulSet pod's)")
     parser.add_argument("--demo", action="store_true",
                         help="serve a simulated account: no keys, no network")
     parser.add_argument("--log.level", dest="log_level", default="info",
@@ -96,7 +99,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     simulator = None
     try:
-        settings = load(args.config, environ(), require_accounts=not args.demo)
+        settings = load(args.config, environ(), require_accounts=not args.demo,
+                        shard=args.shard)
         web = load_web(args.web_config)
         address = parse_listen_address(args.listen)
         if args.check:

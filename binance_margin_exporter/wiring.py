@@ -36,9 +36,17 @@ log = logging.getLogger(__name__)
 
 
 def load(path: str | None, env: Mapping[str, str], *, require_accounts: bool = True,
-         products: Sequence[Product] = PRODUCTS) -> Settings:
-    """The settings of the configuration file and the environment, with every product's own."""
-    return load_settings(path, env, products, require_accounts=require_accounts)
+         products: Sequence[Product] = PRODUCTS, shard: str | None = None) -> Settings:
+    """The settings of the configuration file and the environment, with every product's own
+    (``shard``: ``--shard``'s INDEX/COUNT, over the file's)."""
+    return load_settings(path, env, products, require_accounts=require_accounts, shard=shard)
+
+
+def reads(product: Product, account: AccountConfig, settings: Settings) -> bool:
+    """Does the product read the account in this shard? Its own name must be the shard's,
+    unless the product keeps its own share of what it finds (a master's sub-accounts)."""
+    return product.reads(account, settings) and (
+        product.shards_within or settings.serves(account.name))
 
 
 def account_config(name: str, api_key: str, api_secret: str | None = None, *,
@@ -168,7 +176,7 @@ def _account_parts(account: AccountConfig, settings: Settings,
     )
     return AccountParts(client, {
         product.name: product.part(account, client, builds[product.name])
-        for product in products if product.reads(account, settings)})
+        for product in products if reads(product, account, settings)})
 
 
 def build_exporter(settings: Settings, previous: Built | None = None,
@@ -198,6 +206,8 @@ def build_exporter(settings: Settings, previous: Built | None = None,
     accounts: dict[AccountConfig, AccountParts] = {}
     try:
         for account in settings.accounts:
+            if not any(reads(p, account, settings) for p in products):
+                continue  # another shard's
             accounts[account] = kept_accounts.get(account) or _account_parts(
                 account, settings, upstreams, builds, products)
     except ConfigError:

@@ -86,6 +86,10 @@ class Product:
     # top-level keys of further hosts its parts call with the account's key (``Build.client_on``:
     # the futures' fapi and dapi hosts); BINANCE_BASE_URL replaces them too
     host_settings: tuple[str, ...] = ()
+    # with shards (``--shard``): does it read the accounts of other shards too, keeping its
+    # own share of the account labels it finds there (a master's sub-accounts)? Otherwise it
+    # reads only the accounts whose own name is this shard's.
+    shards_within: bool = False
 
     def check(self, account: AccountConfig) -> None:
         """Rules across an account's keys: ``ConfigError`` naming the key."""

@@ -83,11 +83,13 @@ class SubAccounts:
                  reserved: frozenset[str] = frozenset(),
                  detail_max_age: float = 300.0, fall_fraction: float = 0.1,
                  budget: Callable[[float], float] | None = None,
+                 serves: Callable[[str], bool] | None = None,
                  **clocks: Callable[[], float]) -> None:
         """``emails``: exactly these; None: all of the master's, discovered. ``reserved``: the
         configured accounts' names, which no sub-account may take (they would share a label).
         ``budget``: the master's weight a minute at a scrape interval (None: no limit but the
-        IP's); ``detail_max_age`` 0: every detail on every fetch."""
+        IP's); ``detail_max_age`` 0: every detail on every fetch. ``serves``: is a
+        sub-account this shard's (None: all are)?"""
         self.master = master
         self._client = client
         self._executor = executor
@@ -101,6 +103,7 @@ class SubAccounts:
         self._reserved = reserved
         self._clashes: set[str] = set()  # discovered e-mails already said to clash
         self._wall = clocks.get("wall", time.time)
+        self._serves = serves or (lambda email: True)
         self._max_age = detail_max_age
         self._fall_fraction = fall_fraction
         self._budget = budget or (lambda interval: 1e12)  # no limit but the IP's
@@ -138,6 +141,7 @@ class SubAccounts:
         roster = self.discovery.good or self._fallback
         if roster is None:
             return None
+        roster = self._share(roster)
         clashes = [s.email for s in roster.subs if s.email in self._reserved]
         for email in clashes:
             if email not in self._clashes:
@@ -148,6 +152,10 @@ class SubAccounts:
         if not clashes:
             return roster
         return replace(roster, subs=tuple(s for s in roster.subs if s.email not in self._reserved))
+
+    def _share(self, roster: Roster) -> Roster:
+        """This shard's sub-accounts of the roster."""
+        return replace(roster, subs=tuple(s for s in roster.subs if self._serves(s.email)))
 
     def _account(self, email: str) -> CrossAccount:
         client, fetch = self._client, self._fetch
@@ -348,6 +356,7 @@ class SubAccounts:
         roster = self.discovery.good
         if roster is None:
             return
+        roster = self._share(roster)
         subs = [s for s in roster.subs if s.email not in self._reserved]
         labels = ["account", "master"]
         enabled = GaugeMetricFamily(
@@ -405,6 +414,7 @@ class SubAccountsProduct(Product):
 
     name = "sub_accounts"
     types = ("cross",)
+    shards_within = True  # every shard discovers a master's sub-accounts and keeps its share
     account_settings = (
         Setting("sub_accounts", names("an e-mail", "sub-account e-mails", all_word="all"), None,
                 "Read the master key's sub-accounts: all (discovered) or these e-mails."),
@@ -488,7 +498,7 @@ class SubAccountsProduct(Product):
                            reserved=frozenset(a.name for a in settings.accounts),
                            detail_max_age=settings.option("detail_max_age_seconds"),
                            fall_fraction=settings.option("detail_fall_fraction"),
-                           budget=self.budget(account, build))
+                           budget=self.budget(account, build), serves=settings.serves)
 
     def collector(self, parts: Sequence[SubAccounts],
                   build: Build) -> SubAccountsCollector | None:

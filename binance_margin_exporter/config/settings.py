@@ -9,7 +9,10 @@ setting is declared once (:class:`~.schema.Setting`: key, type and range, defaul
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import re
+import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from ipaddress import ip_address
@@ -68,6 +71,43 @@ def egresses(value: Any, key: str) -> tuple[Egress, ...]:
     return tuple(found.values())
 
 
+@dataclass(frozen=True)
+class Shard:
+    """One of ``count`` exporters that split the accounts between them: this one serves the
+    accounts whose ``account`` label hashes to ``index`` (sha256 of the UTF-8 name, the first
+    8 bytes big-endian, modulo ``count``: the same in every process, host and version)."""
+
+    index: int
+    count: int
+
+    def serves(self, name: str) -> bool:
+        digest = hashlib.sha256(name.encode("utf-8")).digest()
+        return int.from_bytes(digest[:8], "big") % self.count == self.index
+
+
+def shard_of(value: Any, key: str) -> Shard:
+    """``shard: {index, count}`` (YAML) or ``INDEX/COUNT`` (``--shard``; INDEX ``ordinal``:
+    the trailing number of the host name, as a StatefulSet's pod ``name-2`` has)."""
+    if isinstance(value, str):
+        index_text, slash, count_text = value.partition("/")
+        if index_text == "ordinal":
+            host = socket.gethostname()
+            match = re.search(r"-([0-9]+)$", host)
+            if match is None:
+                raise ConfigError(f"{key}: ordinal: the host name {host[:64]!r} does not end "
+                                  f"in -NUMBER (a StatefulSet's pod name does)")
+            index_text = match.group(1)
+        if not slash or not index_text.isdigit() or not count_text.isdigit():
+            raise ConfigError(f"{key}: expected INDEX/COUNT such as 0/3, or ordinal/3")
+        value = {"index": int(index_text), "count": int(count_text)}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{key}: expected a mapping with index and count")
+    check_keys(value, {"index", "count"}, key)
+    count = integer(1, 4096)(value.get("count"), f"{key}.count")
+    index = integer(0, count - 1)(value.get("index"), f"{key}.index")
+    return Shard(index, count)
+
+
 GLOBAL_SETTINGS: tuple[Setting, ...] = (
     Setting("base_url", url, DEFAULT_BASE_URL,
             "Binance's REST host (BINANCE_BASE_URL replaces every host: a proxy, a simulator)."),
@@ -87,6 +127,9 @@ GLOBAL_SETTINGS: tuple[Setting, ...] = (
             "Addresses Binance sees, each a weight budget of its own: {name, source_address} "
             "(bind to this local address) or {name, proxy} (an http(s) proxy); accounts "
             "choose one with egress: (default: the host's route)."),
+    Setting("shard", shard_of, None,
+            "{index, count}: serve only the accounts (sub-accounts too) whose name hashes to "
+            "index of count (--shard=INDEX/COUNT replaces it)."),
 )
 
 
@@ -148,12 +191,17 @@ class Settings:
     ip_weight_soft_limit: int = 9600
     fetch_concurrency: int = 64
     egress: tuple[Egress, ...] = ()
+    shard: Shard | None = None
     options: Options = field(default_factory=Options)  # the products' own top-level keys
     # every file these settings were read from (the config, secret files): watched for change
     files: tuple[str, ...] = field(default=(), compare=False)
 
     def option(self, key: str) -> Any:
         return self.options[key]
+
+    def serves(self, name: str) -> bool:
+        """Is this account label this exporter's (all are, without shards)?"""
+        return self.shard is None or self.shard.serves(name)
 
     def egress_of(self, account: AccountConfig) -> Egress:
         """The egress the account's requests leave by."""
@@ -265,6 +313,7 @@ def load_settings(
     products: Sequence[Declares],
     *,
     require_accounts: bool = True,
+    shard: str | None = None,
 ) -> Settings:
     """Build :class:`Settings` from an optional YAML file and the environment, with the
     settings the ``products`` declare."""
@@ -279,6 +328,8 @@ def load_settings(
     reader = _Reader(products, Path(path).resolve().parent if path else None, files)
 
     core = read_declared(raw, GLOBAL_SETTINGS)
+    if shard is not None:
+        core["shard"] = shard_of(shard, "--shard")
     options = read_declared(raw, own)
     if env.get("BINANCE_BASE_URL"):  # one host for everything: a proxy, or the simulator
         core["base_url"] = url(env["BINANCE_BASE_URL"], "BINANCE_BASE_URL")
