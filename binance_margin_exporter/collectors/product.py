@@ -75,6 +75,19 @@ def fetches_per_minute(settings: Settings, interval: float) -> float:
     return 60.0 / max(interval, settings.cache_ttl_seconds, 1e-3)
 
 
+@dataclass(frozen=True)
+class Scaled:
+    """Weight that grows with a count the configuration may not know (a master's
+    sub-accounts with ``all``): per unit a minute on a host, and how long one round of the
+    units takes when the budget allows it."""
+
+    unit: str  # "sub-account"
+    host: str  # base URL
+    per_unit: float  # weight a minute per unit
+    count: int | None  # None: known only online
+    round_seconds: float  # one round of every unit, within the budget
+
+
 class Product:
     """One entry of the product list. The defaults: no settings of its own, reads nothing."""
 
@@ -115,6 +128,11 @@ class Product:
         host base URL (the weight plan and the sub-accounts' budget add these up). The
         default: nothing declared."""
         return {}
+
+    def scaled_weight(self, account: AccountConfig, settings: Settings,
+                      interval: float) -> Scaled | None:
+        """Weight beyond :meth:`weight_per_minute` that grows with a count (None: none)."""
+        return None
 
     def warm_up(self, part: Any) -> None:
         """Start, before the first scrape, what is slow and need not be fresh."""

@@ -46,7 +46,12 @@ from binance_margin_exporter.binance.sub_accounts import (
 from binance_margin_exporter.binance.transport import BinanceClient
 from binance_margin_exporter.collectors.cache import Cached, Result
 from binance_margin_exporter.collectors.cross import AssetFilter, CrossAccount, cross_families
-from binance_margin_exporter.collectors.product import Build, Product, fetches_per_minute
+from binance_margin_exporter.collectors.product import (
+    Build,
+    Product,
+    Scaled,
+    fetches_per_minute,
+)
 from binance_margin_exporter.collectors.scrape import Scrape
 from binance_margin_exporter.config import AccountConfig, ConfigError, Setting, Settings
 from binance_margin_exporter.config.schema import names, number
@@ -468,6 +473,20 @@ class SubAccountsProduct(Product):
             return {}
         return {settings.base_url: SUMMARY_WEIGHT * fetches_per_minute(settings, interval)
                 + (SUMMARY_WEIGHT + 1.0) * 60.0 / DISCOVERY_SECONDS}
+
+    def scaled_weight(self, account: AccountConfig, settings: Settings,
+                      interval: float) -> Scaled | None:
+        """Each sub-account's detail (10) once per ``detail_max_age_seconds`` (every fetch
+        with 0)."""
+        if not self.reads(account, settings):
+            return None
+        subs = account.option("sub_accounts")
+        age = settings.option("detail_max_age_seconds")
+        per_fetch = fetches_per_minute(settings, interval)
+        per_unit = DETAIL_WEIGHT * (per_fetch if age <= 0 else min(per_fetch, 60.0 / age))
+        return Scaled("sub-account", settings.base_url, per_unit,
+                      None if subs == "all" else len(subs),
+                      max(age, 60.0 / per_fetch))
 
     def budget(self, account: AccountConfig, build: Build) -> Callable[[float], float]:
         """The master's weight a minute at an interval: the configured budget, or its own
