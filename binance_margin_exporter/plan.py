@@ -41,7 +41,8 @@ class _Budget:
 def plan(settings: Settings, products: Sequence[Product], interval: float) -> tuple[str, bool]:
     """The plan's text, and whether everything fits under the soft limit."""
     budgets: dict[tuple[str, str], _Budget] = {}
-    undeclared: set[str] = set()
+    read: set[str] = set()
+    declared: set[str] = set()
     for account in settings.accounts:
         if not settings.serves(account.name) and not any(
                 p.shards_within and p.reads(account, settings) for p in products):
@@ -53,8 +54,9 @@ def plan(settings: Settings, products: Sequence[Product], interval: float) -> tu
                 continue
             weights = product.weight_per_minute(account, settings, interval)
             scaled = product.scaled_weight(account, settings, interval)
-            if not weights and scaled is None:
-                undeclared.add(product.name)
+            read.add(product.name)
+            if weights or scaled is not None:
+                declared.add(product.name)
             for host, weight in weights.items():
                 budgets.setdefault((account.egress, host), _Budget()).fixed.append(
                     (product.name, account.name, weight))
@@ -103,6 +105,7 @@ def plan(settings: Settings, products: Sequence[Product], interval: float) -> tu
         if open_ended and soft - fixed < 0:
             ok = False
         fits = fits and ok
+    undeclared = read - declared
     if undeclared:
         lines.append(f"declare no weight (not counted): {', '.join(sorted(undeclared))}")
     lines.append("fits" if fits else "does NOT fit: add an egress or a shard, scrape less "

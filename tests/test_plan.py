@@ -36,8 +36,11 @@ def test_the_plan_prints_each_egress_and_host_and_fits(tmp_path, capsys):
     assert "egress default, host https://api.binance.com:" in out
     assert "cross          main" in out and "22.0 a minute" in out
     assert "21.1 a minute" in out
-    # sub_accounts: all: per sub-account 10 per 300 s = 2 a minute; (9600 - 43.1) / 2
-    assert "fund: at most 4778 sub-accounts fit" in out
+    # Binance's risk lists through main, the first account: 100 hourly + 1 every 10 minutes
+    assert "risk_lists     main" in out and "1.8 a minute" in out
+    # sub_accounts: all: per sub-account 10 per 300 s = 2 a minute; (9600 - 44.87) / 2
+    assert "fund: at most 4777 sub-accounts fit" in out
+    assert "declare no weight (not counted): prices" in out
     assert "egress b, host https://api.binance.com:" in out
     assert "listed: 3 sub-accounts, one round every 300 s" in out
     assert out.rstrip().endswith("fits")
