@@ -16,11 +16,13 @@ from binance_margin_exporter.binance.sub_accounts import (
     derived_level,
     parse_sub_margin_summary,
 )
+from binance_margin_exporter.collectors.product import Build
 from binance_margin_exporter.collectors.sub_accounts import SubAccounts, SubAccountsCollector
 from binance_margin_exporter.demo.cross import SimulatedAccount
 from binance_margin_exporter.demo.simulator import Simulator
 from binance_margin_exporter.demo.sub_accounts import SimulatedSubAccounts
 from binance_margin_exporter.products import PRODUCTS
+from binance_margin_exporter.wiring import load
 from tests.conftest import API_KEY, SECRET
 from tests.helpers import EXECUTOR, Scraper, StepClock, sample_values
 from tests.test_sub_accounts import master_client
@@ -141,6 +143,16 @@ def test_a_budget_too_small_stretches_the_rotation_and_says_so_once(many, caplog
                 and "weight budget" in r.getMessage()]
     assert len(warnings) == 1
     assert "400 a minute" in warnings[0] and "100 sub-accounts" in warnings[0]
+    assert "stretched to 180 s" in warnings[0]
+    # a reload (which builds the collector again, keeping the group): said once more
+    from binance_margin_exporter.collectors.sub_accounts import PRODUCT
+    from binance_margin_exporter.config import Settings
+
+    PRODUCT.collector([group], Build(Settings((), options=load(None, {}, require_accounts=False)
+                                             .options), EXECUTOR))
+    for _ in range(2):
+        scrape(scraper, mono, wall)
+    assert len([r for r in caplog.records if "weight budget" in r.getMessage()]) == 2
 
 
 def test_the_interval_is_the_time_between_fetches(many):

@@ -316,6 +316,11 @@ class SubAccounts:
             self._spent.extend((now, DETAIL_WEIGHT) for _ in chosen)
             return chosen
 
+    def rewarn(self) -> None:
+        """A reload: say again, at the next plan, if the budget does not fit."""
+        with self._lock:
+            self._fits = True
+
     def refuse(self, email: str, result: Result[MarginAccount]) -> bool:
         """Does the result say the sub-account has no margin account? Then it is not asked
         again for 10 minutes."""
@@ -521,6 +526,8 @@ class SubAccountsProduct(Product):
 
     def collector(self, parts: Sequence[SubAccounts],
                   build: Build) -> SubAccountsCollector | None:
+        for part in parts:  # every start and reload builds the collector
+            part.rewarn()
         return SubAccountsCollector(parts, AssetFilter.of(build.settings)) if parts else None
 
 
