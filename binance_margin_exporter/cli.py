@@ -64,6 +64,16 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
                         help="YAML configuration (accounts, cache, assets)")
     parser.add_argument("--config.check", dest="check", action="store_true",
                         help="validate the configuration and exit")
+    parser.add_argument("--config.plan", dest="plan", action="store_true",
+                        help="print the request weight the configuration will cost per egress "
+                             "and host, and exit (0: it fits the soft limit, 1: not); no "
+                             "network")
+    parser.add_argument("--scrape-interval", dest="scrape_interval", default="30s",
+                        metavar="DURATION", help="Prometheus' scrape interval, for "
+                                                 "--config.plan (default 30s)")
+    parser.add_argument("--shard", dest="shard", metavar="INDEX/COUNT", default=None,
+                        help="serve only the accounts whose name hashes to INDEX of COUNT "
+                             "(INDEX ordinal: the host name's trailing -N, a StatefulSet pod's)")
     parser.add_argument("--demo", action="store_true",
                         help="serve a simulated account: no keys, no network")
     parser.add_argument("--log.level", dest="log_level", default="info",
@@ -96,9 +106,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     simulator = None
     try:
-        settings = load(args.config, environ(), require_accounts=not args.demo)
+        settings = load(args.config, environ(), require_accounts=not args.demo,
+                        shard=args.shard)
         web = load_web(args.web_config)
         address = parse_listen_address(args.listen)
+        if args.plan:
+            from binance_margin_exporter.plan import parse_duration, plan
+            from binance_margin_exporter.products import PRODUCTS
+
+            text, fits = plan(settings, PRODUCTS, parse_duration(args.scrape_interval))
+            print(text)
+            return 0 if fits else 1
         if args.check:
             build_exporter(settings).exporter.close()  # loads every private key: no network
             names = ", ".join(a.name for a in settings.accounts) or "none"

@@ -89,7 +89,8 @@ class Reloader:
                 log.info("reload (%s): nothing to reload in --demo", why)
                 return None
             try:
-                settings = load(self.args.config, environ())
+                settings = load(self.args.config, environ(),
+                                shard=getattr(self.args, "shard", None))
                 web = load_web(self.args.web_config)
                 if (web.tls is None) != (self.web.tls is None):
                     raise ConfigError("--web.config.file: turning TLS on or off needs a restart")

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import socket
 import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from binance_margin_exporter.binance.egress import Egress
 from binance_margin_exporter.binance.errors import UpstreamError
 from binance_margin_exporter.binance.limits import Upstream
 from binance_margin_exporter.binance.signing import make_signer
@@ -35,9 +37,17 @@ log = logging.getLogger(__name__)
 
 
 def load(path: str | None, env: Mapping[str, str], *, require_accounts: bool = True,
-         products: Sequence[Product] = PRODUCTS) -> Settings:
-    """The settings of the configuration file and the environment, with every product's own."""
-    return load_settings(path, env, products, require_accounts=require_accounts)
+         products: Sequence[Product] = PRODUCTS, shard: str | None = None) -> Settings:
+    """The settings of the configuration file and the environment, with every product's own
+    (``shard``: ``--shard``'s INDEX/COUNT, over the file's)."""
+    return load_settings(path, env, products, require_accounts=require_accounts, shard=shard)
+
+
+def reads(product: Product, account: AccountConfig, settings: Settings) -> bool:
+    """Does the product read the account in this shard? Its own name must be the shard's,
+    unless the product keeps its own share of what it finds (a master's sub-accounts)."""
+    return product.reads(account, settings) and (
+        product.shards_within or settings.serves(account.name))
 
 
 def account_config(name: str, api_key: str, api_secret: str | None = None, *,
@@ -69,7 +79,7 @@ class Built:
 
     exporter: Exporter
     settings: Settings
-    upstreams: dict[str, Upstream]  # by base URL; the first is base_url's
+    upstreams: dict[tuple[str, str], Upstream]  # by (egress, base URL); base_url's first
     executor: ThreadPoolExecutor
     accounts: dict[AccountConfig, AccountParts] = field(default_factory=dict)
     kept: dict[str, dict[str, Any]] = field(default_factory=dict)  # products' own state
@@ -81,28 +91,62 @@ def _globals(settings: Settings) -> Settings:
 
 
 def _upstreams(settings: Settings, products: Sequence[Product],
-               previous: Mapping[str, Upstream]) -> dict[str, Upstream]:
-    """One per Binance host: base_url's, and each product's own (which keeps time with
-    base_url's: Portfolio Margin's papi host has no clock endpoint). One host is one budget.
+               previous: Mapping[tuple[str, str], Upstream]
+               ) -> dict[tuple[str, str], Upstream]:
+    """One per Binance host and egress in use: base_url's, and each product's own (which
+    keeps time with base_url's: Portfolio Margin's papi host has no clock endpoint). One host
+    seen from one address is one budget.
 
-    A host the previous configuration had is kept, whatever else changed: its bans, back-offs,
-    weight counters and clock outlive every reload (a new one would call Binance at once, and
-    lengthen a ban)."""
-    def upstream(url: str, clock_of: Upstream | None = None) -> Upstream:
-        kept = previous.get(url)
-        if kept is not None:
+    A (egress, host) the previous configuration had is kept, whatever else changed: its bans,
+    back-offs, weight counters and clock outlive every reload (a new one would call Binance at
+    once, and lengthen a ban)."""
+    def upstream(egress: Egress, url: str, clock_of: Upstream | None = None) -> Upstream:
+        kept = previous.get((egress.name, url))
+        if kept is not None and kept.egress == egress:
             kept.set_soft_limit(settings.ip_weight_soft_limit)
             return kept
-        return Upstream(url, soft_limit=settings.ip_weight_soft_limit, clock_of=clock_of)
+        return Upstream(url, soft_limit=settings.ip_weight_soft_limit, clock_of=clock_of,
+                        egress=egress)
 
-    api = upstream(settings.base_url)
-    upstreams = {settings.base_url: api}
-    for product in products:
-        for key in host_keys(product):
-            url = settings.option(key)
-            if url not in upstreams:
-                upstreams[url] = upstream(url, clock_of=api)
+    used = [settings.egress_of(a) for a in settings.accounts] or [Egress()]
+    upstreams: dict[tuple[str, str], Upstream] = {}
+    for egress in dict.fromkeys(used):
+        _check_binds(egress)
+        api = upstream(egress, settings.base_url)
+        upstreams[(egress.name, settings.base_url)] = api
+        for product in products:
+            for key in host_keys(product):
+                url = settings.option(key)
+                if (egress.name, url) not in upstreams:
+                    upstreams[(egress.name, url)] = upstream(egress, url, clock_of=api)
     return upstreams
+
+
+def _check_binds(egress: Egress) -> None:
+    """A source address this host does not have: a ``ConfigError`` now, not a failed fetch
+    every scrape."""
+    if egress.source_address is None:
+        return
+    family = socket.AF_INET6 if ":" in egress.source_address else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.bind((egress.source_address, 0))
+    except OSError as exc:
+        raise ConfigError(f"egress {egress.name}: cannot bind source_address "
+                          f"{egress.source_address} ({exc.strerror})") from None
+
+
+def declared_weights(settings: Settings, products: Sequence[Product],
+                     interval: float) -> dict[tuple[str, str], float]:
+    """The weight a minute every product declares for the configured accounts, by (egress,
+    host)."""
+    total: dict[tuple[str, str], float] = {}
+    for account in settings.accounts:
+        for product in products:
+            for host, weight in product.weight_per_minute(account, settings, interval).items():
+                key = (account.egress, host)
+                total[key] = total.get(key, 0.0) + weight
+    return total
 
 
 def _host(account: AccountConfig, settings: Settings, products: Sequence[Product]) -> str:
@@ -113,7 +157,8 @@ def _host(account: AccountConfig, settings: Settings, products: Sequence[Product
     return settings.base_url
 
 
-def _account_parts(account: AccountConfig, settings: Settings, upstreams: dict[str, Upstream],
+def _account_parts(account: AccountConfig, settings: Settings,
+                   upstreams: dict[tuple[str, str], Upstream],
                    builds: Mapping[str, Build], products: Sequence[Product]) -> AccountParts:
     try:
         signer = make_signer(account.api_secret, account.private_key_pem,
@@ -123,14 +168,15 @@ def _account_parts(account: AccountConfig, settings: Settings, upstreams: dict[s
                else f"{account.source}.private_key_file")
         raise ConfigError(f"{key}: {exc}") from None
     client = BinanceClient(
-        upstreams[_host(account, settings, products)], account.api_key, signer,
+        upstreams[(account.egress, _host(account, settings, products))], account.api_key,
+        signer,
         recv_window_ms=settings.recv_window_ms,
         timeout=settings.request_timeout_seconds,
         max_response_bytes=settings.max_response_bytes,
         pool_size=settings.fetch_concurrency,
     )
     parts = {product.name: product.part(account, client, builds[product.name])
-             for product in products if product.reads(account, settings)}
+             for product in products if reads(product, account, settings)}
     for product in products:
         if product.name in parts:
             product.join(parts[product.name],
@@ -172,11 +218,16 @@ def build_exporter(settings: Settings, previous: Built | None = None,
             ThreadPoolExecutor(max_workers=settings.fetch_concurrency,
                                thread_name_prefix="fetch")
         kept_accounts, kept = {}, {}
-    builds = {p.name: Build(settings, executor, kept.setdefault(p.name, {}), upstreams)
-              for p in products}
+    def weights(interval: float) -> dict[tuple[str, str], float]:
+        return declared_weights(settings, products, interval)
+
+    builds = {p.name: Build(settings, executor, kept.setdefault(p.name, {}), upstreams,
+                            weights) for p in products}
     accounts: dict[AccountConfig, AccountParts] = {}
     try:
         for account in settings.accounts:
+            if not any(reads(p, account, settings) for p in products):
+                continue  # another shard's
             accounts[account] = kept_accounts.get(account) or _account_parts(
                 account, settings, upstreams, builds, products)
     except ConfigError:

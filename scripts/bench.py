@@ -170,6 +170,111 @@ def fund_sub_accounts(rounds: int, naive_rounds: int) -> tuple[list[list[object]
     return rows, ratio
 
 
+TIERS_SUBS = 2000
+TIERS_INTERVAL = 30.0
+
+
+class _TierRun:
+    """One exporter (or shard) of the two-tier section, on a simulated clock: its group of
+    sub-accounts, its requests by simulated minute, its CPU per scrape."""
+
+    def __init__(self, base_url: str, clock: list[float], shard: object = None) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        from binance_margin_exporter.binance.limits import Upstream
+        from binance_margin_exporter.binance.transport import BinanceClient
+        from binance_margin_exporter.collectors.exporter import Exporter as Families
+        from binance_margin_exporter.collectors.sub_accounts import (
+            SubAccounts,
+            SubAccountsCollector,
+        )
+        from binance_margin_exporter.config import Settings
+
+        self.clock = clock
+        self.weights: dict[int, float] = {}
+        client = BinanceClient(Upstream(base_url, soft_limit=10**6), API_KEY,
+                               HmacSigner(SECRET), pool_size=64)
+        signed_get = client.signed_get
+        costs = {"/sapi/v1/sub-account/list": 1.0}
+
+        def counted(path: str, params: str = "", **kw: object) -> object:
+            minute = int(self.clock[0] // 60)
+            self.weights[minute] = self.weights.get(minute, 0.0) + costs.get(path, 10.0)
+            return signed_get(path, params, **kw)  # type: ignore[arg-type]
+
+        client.signed_get = counted  # type: ignore[method-assign]
+        soft = Settings(()).ip_weight_soft_limit
+        self.group = SubAccounts(
+            "fund", client, ThreadPoolExecutor(64), ttl=0.0, detail_max_age=300.0,
+            budget=lambda interval: float(soft),  # the whole IP: nothing else on it
+            serves=None if shard is None else shard.serves,  # type: ignore[attr-defined]
+            monotonic=lambda: self.clock[0], wall=lambda: 1_700_000_000.0 + self.clock[0])
+        self.families = Families([SubAccountsCollector([self.group])], version="bench")
+        self.cpu: list[float] = []
+        self.ages: list[float] = []
+        self.levels: list[int] = []
+
+    def scrape(self, measure: bool) -> None:
+        from prometheus_client import generate_latest
+
+        class Once:
+            def collect(inner) -> object:
+                return self.families.collect(None)
+
+        cpu = time.process_time()
+        body = generate_latest(Once())  # type: ignore[arg-type]
+        spent = time.process_time() - cpu
+        if not measure:
+            return
+        self.cpu.append(spent)
+        now = 1_700_000_000.0 + self.clock[0]
+        stamps = [float(line.rsplit(b" ", 1)[1]) for line in body.splitlines()
+                  if line.startswith(b"binance_margin_detail_timestamp_seconds{")]
+        self.ages.append(now - min(stamps))
+        self.levels.append(sum(1 for line in body.splitlines()
+                               if line.startswith(b"binance_margin_level{")))
+
+
+def funds_past_one_ip(scrapes: int) -> list[list[object]]:
+    """A master with 2,000 sub-accounts on one IP, Binance 50 ms away, scraped every 30 s on a
+    simulated clock (the scrapes follow each other at once); then 3 shards side by side."""
+    from binance_margin_exporter.config import Shard
+
+    sim = SimulatorProcess(8, 3, latency=0.05, sub_accounts=TIERS_SUBS)
+    rows: list[list[object]] = []
+    try:
+        for label, shards in (("one exporter", [None]),
+                              ("3 shards", [Shard(i, 3) for i in range(3)])):
+            clock = [0.0]
+            runs = [_TierRun(sim.base_url, clock, shard) for shard in shards]
+            warm = int(300 / TIERS_INTERVAL) + 1  # the first rotation: details arriving
+            for n in range(scrapes + warm):
+                for run in runs:
+                    run.scrape(measure=n >= warm)
+                clock[0] += TIERS_INTERVAL
+            for i, run in enumerate(runs):
+                full = sorted(run.weights.values())[:-1] or sorted(run.weights.values())
+                cpu = sorted(run.cpu)
+                ages = sorted(run.ages)
+                rows.append([label if len(runs) == 1 else f"{label}: shard {i}",
+                             f"{min(run.levels)} to {max(run.levels)}",
+                             f"{median_ms(full) / 1000:.0f} ({full[0]:.0f} to {full[-1]:.0f})",
+                             f"{ages[len(ages) // 2]:.0f} ({ages[0]:.0f} to {ages[-1]:.0f})",
+                             f"{median_ms(cpu):.0f} ({cpu[0] * 1000:.0f} to "
+                             f"{cpu[-1] * 1000:.0f})",
+                             f"{proc_rss_mib():.0f}"])
+    finally:
+        sim.stop()
+    return rows
+
+
+def proc_rss_mib() -> float:
+    for line in open("/proc/self/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def two_prometheus(seconds: float, ttl: float = 1.0, interval: float = 1.5) -> tuple[int, int]:
     """Two scrapers every 1.5 s, cache 1 s: the default 15 s / 10 s, ten times faster."""
     sim = simulator(300, 12)
@@ -346,6 +451,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--fund", action="store_true", help="only the fund-scale section")
     parser.add_argument("--streams", action="store_true", help="only the risk streams")
+    parser.add_argument("--tiers", action="store_true",
+                        help="only the two-tier section (2,000 sub-accounts on one IP)")
     parser.add_argument("--compare", type=Path, action="append", default=[], metavar="DIR",
                         help="another checkout to measure side by side at fund scale")
     args = parser.parse_args()
@@ -356,6 +463,15 @@ def main() -> None:
                 stream_latency(10 if args.quick else 30)))
     print()
     if args.streams:
+        return
+
+    print(f"## Funds past one IP: one master, {TIERS_SUBS} sub-accounts, Binance 50 ms away, "
+          f"scraped every {TIERS_INTERVAL:.0f} s (simulated clock), soft limit 9600\n")
+    print(table(["exporter", "levels a scrape", "weight a minute: median (range)",
+                 "oldest detail s: median (range)", "CPU ms a scrape: median (range)",
+                 "RSS MiB (bench process)"], funds_past_one_ip(10 if args.quick else 30)))
+    print()
+    if args.tiers:
         return
 
     rows, ratio = fund_sub_accounts(10 if args.quick else 30, 3 if args.quick else 6)

@@ -234,7 +234,8 @@ def test_rate_limit_and_ban_stop_all_requests_until_retry_after(simulator, caplo
     values = first.check_down(reason)
     # the IP's back-off is the host's, not an account's
     host = first.upstream.host
-    until = values[("binance_margin_ip_backoff_until_timestamp_seconds", (("host", host),))]
+    until = values[("binance_margin_ip_backoff_until_timestamp_seconds",
+                    (("egress", "default"), ("host", host)))]
     assert until == pytest.approx(first.clock() + 120, abs=2)
     assert values[("binance_margin_backoff_until_timestamp_seconds",
                    (("account", "main"),))] == 0.0
@@ -256,7 +257,7 @@ def test_rate_limit_and_ban_stop_all_requests_until_retry_after(simulator, caplo
 def test_weight_near_the_limit_slows_down_before_binance_says_429(rig, caplog):
     rig.sim.weight_bonus = 9700  # others on this IP used most of the minute's weight
     values = rig.check_up()  # this answer is good, and says how much weight is used
-    key = ("binance_margin_api_ip_weight_used_1m", (("budget", "sapi"),
+    key = ("binance_margin_api_ip_weight_used_1m", (("budget", "sapi"), ("egress", "default"),
                                                    ("host", rig.upstream.host)))
     assert values[key] >= 9700
     sent = rig.sim.counts[ACCOUNT_PATH]

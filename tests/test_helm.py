@@ -153,3 +153,48 @@ def test_the_probes_keep_working_with_tls(args, probe):
             "cert_file"].endswith("tls.crt")
         mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
         assert mounts["tls"] == "/etc/binance-margin-exporter/tls"
+
+
+SHARDS = ["--set", "shards=3", *MONITORING]
+
+
+def test_shards_lint_and_pass_the_strict_schemas():
+    result = helm("lint", "--strict", str(CHART), *SHARDS)
+    assert result.returncode == 0, result.stdout + result.stderr
+    docs = template(*SHARDS)
+    crds = [d for d in docs if d["kind"] in {"ServiceMonitor", "PrometheusRule"}]
+    for document in docs:
+        if document not in crds:
+            kubernetes_validate.validate(document, kubernetes_validate.latest_version(),
+                                         strict=True)
+    assert crd_problems(crds) == []
+
+
+def test_shards_are_a_statefulset_behind_a_headless_service_scraped_pod_by_pod(monkeypatch):
+    from binance_margin_exporter.config.settings import shard_of
+
+    docs = template(*SHARDS)
+    assert not [d for d in docs if d["kind"] == "Deployment"]
+    sts, service = of_kind(docs, "StatefulSet"), of_kind(docs, "Service")
+    monitor = of_kind(docs, "ServiceMonitor")
+    assert sts["spec"]["replicas"] == 3
+    assert sts["spec"]["serviceName"] == service["metadata"]["name"]
+    assert service["spec"]["clusterIP"] == "None"
+    assert all(service["metadata"]["labels"][k] == v
+               for k, v in monitor["spec"]["selector"]["matchLabels"].items())
+    assert all(sts["spec"]["template"]["metadata"]["labels"][k] == v
+               for k, v in service["spec"]["selector"].items())
+    args = sts["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--shard=ordinal/3" in args
+    # a StatefulSet's pod N is named <name>-N: the flag reads N from the host name
+    monkeypatch.setattr("socket.gethostname", lambda: f"{sts['metadata']['name']}-2")
+    assert shard_of("ordinal/3", "--shard").index == 2
+    # one shard: the Deployment, as before
+    single = template(*MONITORING)
+    assert of_kind(single, "Deployment")["spec"]["replicas"] == 1
+    assert "clusterIP" not in of_kind(single, "Service")["spec"]
+
+
+def test_the_values_schema_refuses_zero_shards():
+    result = helm("template", "bme", str(CHART), "--set", "shards=0")
+    assert result.returncode != 0 and "/shards" in result.stderr, result.stderr

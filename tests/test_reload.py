@@ -31,7 +31,7 @@ def test_a_ban_outlives_a_reload_that_changes_global_settings(simulator, tmp_pat
     path.write_text(config_text(simulator))
     reloader = reloader_for(path)
     first = reloader.built
-    url = simulator.base_url
+    url = ("default", simulator.base_url)
     first.upstreams[url].ban(600)
     path.write_text(config_text(simulator, cache_ttl_seconds=3, ip_weight_soft_limit=6000))
     times = simulator.counts["/api/v3/time"]

@@ -16,6 +16,7 @@ from binance_margin_exporter.binance.sub_accounts import (
     SubAccount,
     fetch_sub_account_emails,
     parse_sub_margin_account,
+    parse_sub_margin_summary,
 )
 from binance_margin_exporter.binance.transport import BinanceClient
 from binance_margin_exporter.collectors.cross import CrossAccount, CrossCollector
@@ -39,6 +40,7 @@ from tests.helpers import (
 )
 
 DOCS = fixture_json("sub_margin_account_docs_example.json")
+TOTALS = ("totalAssetOfBtc", "totalLiabilityOfBtc", "totalNetAssetOfBtc")
 
 
 def test_docs_example_parses_exactly_with_its_own_bars():
@@ -90,6 +92,11 @@ class Docs:
     def fetch(self, client, email, deadline):
         return parse_sub_margin_account(DOCS)
 
+    def summary(self, deadline):
+        """The documented detail's totals, for every sub-account listed."""
+        return parse_sub_margin_summary({"subAccountList": [
+            {"email": e, **{k: DOCS[k] for k in TOTALS}} for e in self.emails]})
+
 
 class Client:
     timeout = 5.0
@@ -102,7 +109,8 @@ def test_golden_sub_account_from_the_documented_example(golden):
     docs = Docs(["123@test.com"])
     group = SubAccounts("master", Client(), EXECUTOR, ttl=0, list_subs=docs.list_subs,
                         status=docs.status,
-                        fetch=docs.fetch, monotonic=StepClock(), wall=lambda: 1_700_000_000.0)
+                        fetch=docs.fetch, summary=docs.summary, monotonic=StepClock(),
+                        wall=lambda: 1_700_000_000.0)
     body = exporter_for(group).render()
     golden("sub_account_docs_example.prom", body)
     promtool_check_metrics(body)
@@ -113,7 +121,7 @@ def test_discovery_every_ten_minutes_new_ones_appear_removed_ones_disappear():
     mono = StepClock(step=0.0)
     group = SubAccounts("master", Client(), EXECUTOR, ttl=0, list_subs=docs.list_subs,
                         status=docs.status,
-                        fetch=docs.fetch, monotonic=mono)
+                        fetch=docs.fetch, summary=docs.summary, monotonic=mono)
     exporter = exporter_for(group)
     text = render(exporter)
     assert 'account="a@x.example"' in text and 'account="b@x.example"' in text
@@ -157,7 +165,7 @@ def test_the_list_is_read_200_a_page_until_a_short_page(fund):
 
 def test_every_sub_account_exactly_and_one_without_margin_apart(fund, caplog):
     client = master_client(fund)
-    group = SubAccounts("master", client, EXECUTOR, ttl=0)
+    group = SubAccounts("master", client, EXECUTOR, ttl=0, detail_max_age=0)
     master = CrossAccount.create("master", client, EXECUTOR, ttl=0, interest_rates=False)
     exporter = exporter_for(group, master)
     for _ in range(2):  # 2 x 451 x 10 weight: inside one minute's budget, under the soft limit
@@ -209,7 +217,7 @@ def test_weight_a_scrape_leaves_out_who_cannot_answer(fund):
     emails = [f"s{i:03d}@fund.example" for i in range(200)]
     fund.subs.emails = emails
     fund.subs.no_margin = set(emails[::4])
-    group = SubAccounts("master", master_client(fund), EXECUTOR, ttl=0)
+    group = SubAccounts("master", master_client(fund), EXECUTOR, ttl=0, detail_max_age=0)
     exporter = Scraper(SubAccountsCollector([group]))
     exporter.render()
     before = fund.counts[SUB_MARGIN_ACCOUNT_PATH]
@@ -224,7 +232,8 @@ def test_weight_a_scrape_leaves_out_who_cannot_answer(fund):
 def test_a_sub_account_without_a_margin_account_is_asked_again_every_ten_minutes(fund):
     mono = StepClock(step=0.0)
     fund.subs.emails = ["s001@fund.example", "s009@fund.example"]
-    group = SubAccounts("master", master_client(fund), EXECUTOR, ttl=0, monotonic=mono)
+    group = SubAccounts("master", master_client(fund), EXECUTOR, ttl=0, monotonic=mono,
+                        detail_max_age=0)
     exporter = Scraper(SubAccountsCollector([group]))
     text = exporter.text()
     assert 'binance_margin_up{account="s009@fund.example"}' not in text
@@ -248,7 +257,7 @@ def test_a_sub_account_without_a_margin_account_is_asked_again_every_ten_minutes
 def test_a_key_that_is_not_a_master_reads_its_own_account_still(fund):
     fund.non_master_keys.add(API_KEY)
     client = master_client(fund)
-    group = SubAccounts("master", client, EXECUTOR, ttl=0)
+    group = SubAccounts("master", client, EXECUTOR, ttl=0, detail_max_age=0)
     master = CrossAccount.create("master", client, EXECUTOR, ttl=0, interest_rates=False)
     values = sample_values(render(exporter_for(group, master)))
     assert values[("binance_margin_up", (("account", "master"),))] == 1.0
@@ -258,7 +267,7 @@ def test_a_key_that_is_not_a_master_reads_its_own_account_still(fund):
 
 def test_a_listed_set_of_emails_reads_exactly_those(fund):
     client = master_client(fund)
-    group = SubAccounts("master", client, EXECUTOR, ttl=0,
+    group = SubAccounts("master", client, EXECUTOR, ttl=0, detail_max_age=0,
                         emails=["s001@fund.example", "s002@fund.example"])
     values = sample_values(render(exporter_for(group)))
     ups = {dict(k[1])["account"] for k in values if k[0] == "binance_margin_up"}
@@ -269,7 +278,7 @@ def test_a_listed_set_of_emails_reads_exactly_those(fund):
 def test_a_discovered_sub_account_named_like_a_configured_account_is_not_read(caplog):
     docs = Docs(["a@x.example", "b@x.example"])
     group = SubAccounts("master", Client(), EXECUTOR, ttl=0, list_subs=docs.list_subs,
-                        status=docs.status, fetch=docs.fetch,
+                        status=docs.status, fetch=docs.fetch, summary=docs.summary,
                         reserved=frozenset({"a@x.example", "master"}))
     scraper = exporter_for(group)
     for _ in range(2):

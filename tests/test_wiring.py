@@ -137,8 +137,9 @@ def test_an_account_uses_the_host_of_the_products_that_read_it(tmp_path):
         assert (pm.base_url, cross.base_url) == ("https://papi.example",
                                                  "https://api.binance.com")
         assert pm.clock is cross.clock  # the papi host keeps time with the api host
-        assert list(built.upstreams) == ["https://api.binance.com", "https://papi.example",
-                                         "https://fapi.binance.com", "https://dapi.binance.com"]
+        assert list(built.upstreams) == [
+            ("default", u) for u in ("https://api.binance.com", "https://papi.example",
+                                     "https://fapi.binance.com", "https://dapi.binance.com")]
     finally:
         built.exporter.close()
 
@@ -156,12 +157,13 @@ def test_a_futures_account_reads_each_market_on_its_own_host(tmp_path):
     built = build_exporter(settings)
     try:
         f, u = (built.accounts[a] for a in settings.accounts)
-        api = built.upstreams["https://api.binance.com"]
+        api = built.upstreams[("default", "https://api.binance.com")]
         hosts = {m.market: m.client.upstream for m in f.parts["positions"].markets}
         assert {m: h.base_url for m, h in hosts.items()} == {"um": "https://fapi.example",
                                                              "cm": "https://dapi.example"}
         assert hosts["um"].clock is hosts["cm"].clock is api.clock
-        assert hosts["um"] is built.upstreams["https://fapi.example"]  # one budget per host
+        # one budget per host
+        assert hosts["um"] is built.upstreams[("default", "https://fapi.example")]
         assert [m.market for m in u.parts["positions"].markets] == ["um"]  # the default
         assert f.client.upstream is api
         assert set(f.parts) == {"futures", "positions"}

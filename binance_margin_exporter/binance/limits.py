@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from typing import NamedTuple
 from urllib.parse import urlsplit
 
+from binance_margin_exporter.binance.egress import DEFAULT_EGRESS, Egress
 from binance_margin_exporter.binance.errors import UpstreamError
 
 log = logging.getLogger(__name__)
@@ -187,14 +188,17 @@ class RateGate:
 
 
 class Upstream:
-    """The clock and weight gates of one Binance host, shared by all its accounts."""
+    """The clock and weight gates of one Binance host from one egress, shared by all the
+    accounts that leave by it."""
 
     def __init__(self, base_url: str, *, soft_limit: int = 9600,
                  wall: Callable[[], float] = time.time,
                  monotonic: Callable[[], float] = time.monotonic,
-                 clock_of: Upstream | None = None) -> None:
+                 clock_of: Upstream | None = None, egress: Egress = DEFAULT_EGRESS) -> None:
         """``clock_of``: another host of Binance whose clock this one shares (Portfolio
-        Margin's papi host has no /api/v3/time: it keeps time with the api host)."""
+        Margin's papi host has no /api/v3/time: it keeps time with the api host).
+        ``egress``: the address Binance sees: each (egress, host) is a budget of its own."""
+        self.egress = egress
         self.base_url = base_url.rstrip("/")
         self.host = urlsplit(self.base_url).netloc
         self.clock = clock_of.clock if clock_of is not None else ServerClock(wall, monotonic)

@@ -5,6 +5,8 @@
   says whether it is frozen (``isFreeze``).
 - ``GET /sapi/v1/sub-account/status`` (signed, weight 10): every sub-account in one call, with
   ``isMarginEnabled``.
+- ``GET /sapi/v1/sub-account/margin/accountSummary`` (signed, weight 10): every sub-account's
+  totals in BTC in one call; no margin level, no bars (the level is derived from the totals).
 - ``GET /sapi/v1/sub-account/margin/account?email=`` (signed, weight 10): one sub-account's
   margin account, in the cross account's shape (``marginUserAssetVoList``) with its own bars
   (``marginTradeCoeffVo``). A sub-account without margin answers an error for its email only.
@@ -13,6 +15,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from decimal import Decimal
 from typing import Any
 
 from binance_margin_exporter.binance import fields
@@ -110,3 +113,50 @@ def fetch_sub_margin_account(client: BinanceClient, email: str,
                              deadline: float | None = None) -> MarginAccount:
     return parse_sub_margin_account(client.signed_get(
         SUB_MARGIN_ACCOUNT_PATH, {"email": email}, deadline=deadline))  # encoded by the client
+
+
+SUB_MARGIN_SUMMARY_PATH = "/sapi/v1/sub-account/margin/accountSummary"
+NO_LIABILITY_LEVEL = 999.0  # what Binance's own marginLevel says of an account without debt
+
+
+@dataclass(frozen=True, slots=True)
+class SubTotals:
+    """One sub-account's line of the summary (``subAccountList[]``), in BTC; ``margin_level``
+    is derived: totalAssetOfBtc / totalLiabilityOfBtc (Binance's definition; the liability
+    carries the interest), 999 without liability, as Binance's own ``marginLevel``."""
+
+    email: str
+    total_asset_btc: float
+    total_liability_btc: float
+    total_net_asset_btc: float
+    margin_level: float
+
+
+def derived_level(asset: Decimal, liability: Decimal) -> float:
+    """totalAsset / totalLiability in decimal (no binary rounding of the 8-decimal strings)."""
+    if liability <= 0:
+        return NO_LIABILITY_LEVEL
+    return float(asset / liability)
+
+
+def parse_sub_margin_summary(raw: Any) -> dict[str, SubTotals]:
+    """e-mail -> totals of every sub-account in the summary (each once, the first kept)."""
+    raw = fields.obj(raw, "sub-account margin summary")
+    found: dict[str, SubTotals] = {}
+    for i, entry in enumerate(fields.array(raw.get("subAccountList", []), "subAccountList")):
+        at = f"subAccountList[{i}]."
+        entry = fields.obj(entry, f"subAccountList[{i}]")
+        email = fields.string(entry, "email", at)
+        asset = fields.number(entry, "totalAssetOfBtc", at)
+        liability = fields.number(entry, "totalLiabilityOfBtc", at)
+        found.setdefault(email, SubTotals(
+            email, asset, liability, fields.number(entry, "totalNetAssetOfBtc", at),
+            derived_level(fields.decimal(asset), fields.decimal(liability))))
+    return found
+
+
+def fetch_sub_margin_summary(client: BinanceClient,
+                             deadline: float | None = None) -> dict[str, SubTotals]:
+    """Every sub-account's totals in one call (weight 10 for all of them)."""
+    return parse_sub_margin_summary(client.signed_get(SUB_MARGIN_SUMMARY_PATH,
+                                                      deadline=deadline))

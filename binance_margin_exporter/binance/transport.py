@@ -27,6 +27,7 @@ from urllib3 import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.exceptions import ReadTimeoutError
 
+from binance_margin_exporter.binance.egress import use_egress
 from binance_margin_exporter.binance.errors import UpstreamError, invalid
 from binance_margin_exporter.binance.limits import Upstream, retry_after
 from binance_margin_exporter.binance.signing import Signer
@@ -295,6 +296,8 @@ class BinanceClient:
             adapter = DeadlineAdapter(pool_connections=4, pool_maxsize=max(pool_size, 10))
             self._session.mount("https://", adapter)
             self._session.mount("http://", adapter)
+        if session is None:  # the upstream's egress: a source address, or a proxy
+            use_egress(self._session, upstream.egress, pool_size)
         self._wall = wall
         self._background = background or _in_a_thread
         self._lock = threading.Lock()

@@ -41,7 +41,12 @@ from binance_margin_exporter.collectors.families import (
     non_empty,
 )
 from binance_margin_exporter.collectors.interest import INTEREST_RATES, HourlyRates
-from binance_margin_exporter.collectors.product import Build, ClientState, Product
+from binance_margin_exporter.collectors.product import (
+    Build,
+    ClientState,
+    Product,
+    fetches_per_minute,
+)
 from binance_margin_exporter.collectors.scrape import Scrape
 from binance_margin_exporter.config import AccountConfig, ConfigError, Setting, Settings
 from binance_margin_exporter.config.schema import flag, names
@@ -51,6 +56,7 @@ if TYPE_CHECKING:
 
 THRESHOLDS_REFRESH_SECONDS = 300.0
 THRESHOLDS_RETRY_SECONDS = 60.0
+ACCOUNT_WEIGHT = 10.0  # GET /sapi/v1/margin/account, and GET /sapi/v1/margin/tradeCoeff
 
 # model field -> (metric name, HELP). One table, so names and HELP texts live in one place.
 ACCOUNT_GAUGES: tuple[tuple[str, str, str], ...] = (
@@ -308,6 +314,16 @@ class CrossProduct(Product):
         return CrossCollector(parts,
                               include_zero_assets=build.settings.option("include_zero_assets"),
                               assets=build.settings.option("assets"))
+
+    def weight_per_minute(self, account: AccountConfig, settings: Settings,
+                          interval: float) -> dict[str, float]:
+        """GET /sapi/v1/margin/account (10) a fetch; tradeCoeff (10) every 5 minutes; the
+        interest rates (1 an asset borrowed, hourly) are left out."""
+        if not self.reads(account, settings):
+            return {}
+        weight = ACCOUNT_WEIGHT * fetches_per_minute(settings, interval) + \
+            ACCOUNT_WEIGHT * 60.0 / THRESHOLDS_REFRESH_SECONDS
+        return {settings.base_url: weight}
 
     def warm_up(self, part: CrossAccount) -> None:
         if part.thresholds is not None:

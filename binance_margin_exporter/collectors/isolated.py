@@ -37,7 +37,12 @@ from binance_margin_exporter.collectors.families import (
     states,
 )
 from binance_margin_exporter.collectors.interest import INTEREST_RATES, HourlyRates
-from binance_margin_exporter.collectors.product import Build, ClientState, Product
+from binance_margin_exporter.collectors.product import (
+    Build,
+    ClientState,
+    Product,
+    fetches_per_minute,
+)
 from binance_margin_exporter.collectors.scrape import Scrape
 from binance_margin_exporter.config import AccountConfig, Setting, Settings
 from binance_margin_exporter.config.schema import flag
@@ -231,6 +236,14 @@ class IsolatedProduct(Product):
         # a master: false account is read for its sub-accounts only
         return account.type in self.types and account.option("isolated") and \
             account.option("master")
+
+    def weight_per_minute(self, account: AccountConfig, settings: Settings,
+                          interval: float) -> dict[str, float]:
+        """GET /sapi/v1/margin/isolated/account (10) a fetch: an account with pairs (one
+        without costs 10 every 5 minutes; the plan counts the larger)."""
+        if not self.reads(account, settings):
+            return {}
+        return {settings.base_url: 10.0 * fetches_per_minute(settings, interval)}
 
     def part(self, account: AccountConfig, client: BinanceClient,
              build: Build) -> IsolatedSource:

@@ -55,12 +55,37 @@ class Build:
     settings: Settings
     executor: Executor
     kept: dict[str, Any] = field(default_factory=dict)
-    upstreams: Mapping[str, Upstream] = field(default_factory=dict)  # by base URL
+    # by (egress name, base URL)
+    upstreams: Mapping[tuple[str, str], Upstream] = field(default_factory=dict)
+    # the weight a minute every product declares for every account, by (egress, host), at an
+    # interval
+    weights: Callable[[float], Mapping[tuple[str, str], float]] = lambda interval: {}
 
     def client_on(self, client: BinanceClient, host_setting: str) -> BinanceClient:
         """The account's key on the host of ``host_setting`` (one of the product's
-        ``host_settings``): that host's clock and weight gates, shared by every account."""
-        return client.on(self.upstreams[self.settings.option(host_setting)])
+        ``host_settings``) from the same egress: that host's clock and weight gates, shared by
+        every account leaving by that egress."""
+        egress = client.upstream.egress.name
+        return client.on(self.upstreams[(egress, self.settings.option(host_setting))])
+
+
+def fetches_per_minute(settings: Settings, interval: float) -> float:
+    """How often a cached answer is fetched at a scrape interval: once a scrape, or once per
+    ``cache_ttl_seconds`` if that is longer."""
+    return 60.0 / max(interval, settings.cache_ttl_seconds, 1e-3)
+
+
+@dataclass(frozen=True)
+class Scaled:
+    """Weight that grows with a count the configuration may not know (a master's
+    sub-accounts with ``all``): per unit a minute on a host, and how long one round of the
+    units takes when the budget allows it."""
+
+    unit: str  # "sub-account"
+    host: str  # base URL
+    per_unit: float  # weight a minute per unit
+    count: int | None  # None: known only online
+    round_seconds: float  # one round of every unit, within the budget
 
 
 class Product:
@@ -74,6 +99,10 @@ class Product:
     # top-level keys of further hosts its parts call with the account's key (``Build.client_on``:
     # the futures' fapi and dapi hosts); BINANCE_BASE_URL replaces them too
     host_settings: tuple[str, ...] = ()
+    # with shards (``--shard``): does it read the accounts of other shards too, keeping its
+    # own share of the account labels it finds there (a master's sub-accounts)? Otherwise it
+    # reads only the accounts whose own name is this shard's.
+    shards_within: bool = False
 
     def check(self, account: AccountConfig) -> None:
         """Rules across an account's keys: ``ConfigError`` naming the key."""
@@ -91,6 +120,18 @@ class Product:
 
     def collector(self, parts: Sequence[Any], build: Build) -> Collector | None:
         """The collector of all the accounts' parts; None: nothing to collect."""
+        return None
+
+    def weight_per_minute(self, account: AccountConfig, settings: Settings,
+                          interval: float) -> dict[str, float]:
+        """The request weight a minute reading the account costs at a scrape interval, by
+        host base URL (the weight plan and the sub-accounts' budget add these up). The
+        default: nothing declared."""
+        return {}
+
+    def scaled_weight(self, account: AccountConfig, settings: Settings,
+                      interval: float) -> Scaled | None:
+        """Weight beyond :meth:`weight_per_minute` that grows with a count (None: none)."""
         return None
 
     def join(self, part: Any, others: Mapping[str, Any]) -> None:

@@ -178,6 +178,17 @@ class RiskListsProduct(Product):
     def reads(self, account: AccountConfig, settings: Settings) -> bool:
         return account.type in self.types and settings.option("risk_lists")
 
+    def weight_per_minute(self, account: AccountConfig, settings: Settings,
+                          interval: float) -> dict[str, float]:
+        """Once per process, through its first account: the delist schedule (100) hourly and
+        the restricted assets (1) every 10 minutes."""
+        first = next((a for a in settings.accounts
+                      if self.reads(a, settings) and settings.serves(a.name)), None)
+        if first is not account:
+            return {}
+        return {settings.base_url: 100.0 * 60.0 / DELIST_REFRESH_SECONDS
+                + 60.0 / RESTRICTED_REFRESH_SECONDS}
+
     def part(self, account: AccountConfig, client: BinanceClient, build: Build) -> Reader:
         lists = build.kept.get("lists")
         if lists is None:

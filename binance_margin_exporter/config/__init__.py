@@ -19,6 +19,7 @@ from binance_margin_exporter.config.settings import (
     AccountConfig,
     Declares,
     Settings,
+    Shard,
     host_keys,
     load_settings,
 )
@@ -42,6 +43,7 @@ __all__ = [
     "Options",
     "Setting",
     "Settings",
+    "Shard",
     "TLSConfig",
     "WebConfig",
     "environ",

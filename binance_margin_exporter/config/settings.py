@@ -9,12 +9,17 @@ setting is declared once (:class:`~.schema.Setting`: key, type and range, defaul
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import re
+import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from ipaddress import ip_address
 from pathlib import Path
 from typing import Any, Protocol
 
+from binance_margin_exporter.binance.egress import DEFAULT_EGRESS_NAME, Egress
 from binance_margin_exporter.config.schema import (
     DEFAULT_BASE_URL,
     ConfigError,
@@ -34,6 +39,75 @@ log = logging.getLogger(__name__)
 
 DEFAULT_ACCOUNT_NAME = "default"
 
+def egresses(value: Any, key: str) -> tuple[Egress, ...]:
+    """``egress:``: a list of {name, source_address} or {name, proxy}."""
+    if not isinstance(value, list):
+        raise ConfigError(f"{key}: expected a list of egresses (name, and source_address or "
+                          f"proxy)")
+    found: dict[str, Egress] = {}
+    for i, entry in enumerate(value):
+        where = f"{key}[{i}]"
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{where}: expected a mapping with name and source_address or "
+                              f"proxy")
+        check_keys(entry, {"name", "source_address", "proxy"}, where)
+        name = string(entry.get("name"), f"{where}.name")
+        if name == DEFAULT_EGRESS_NAME or name in found:
+            raise ConfigError(f"{where}.name: {name!r} is taken (the host's route is "
+                              f"{DEFAULT_EGRESS_NAME!r}; names are unique)")
+        way = _one_of(entry, ("source_address", "proxy"), where)
+        if way is None:
+            raise ConfigError(f"{where}: set source_address or proxy")
+        if way == "source_address":
+            text = string(entry[way], f"{where}.{way}")
+            try:
+                ip_address(text)
+            except ValueError:
+                raise ConfigError(f"{where}.source_address: expected an IP address of this "
+                                  f"host") from None
+            found[name] = Egress(name, source_address=text)
+        else:
+            found[name] = Egress(name, proxy=url(entry[way], f"{where}.{way}"))
+    return tuple(found.values())
+
+
+@dataclass(frozen=True)
+class Shard:
+    """One of ``count`` exporters that split the accounts between them: this one serves the
+    accounts whose ``account`` label hashes to ``index`` (sha256 of the UTF-8 name, the first
+    8 bytes big-endian, modulo ``count``: the same in every process, host and version)."""
+
+    index: int
+    count: int
+
+    def serves(self, name: str) -> bool:
+        digest = hashlib.sha256(name.encode("utf-8")).digest()
+        return int.from_bytes(digest[:8], "big") % self.count == self.index
+
+
+def shard_of(value: Any, key: str) -> Shard:
+    """``shard: {index, count}`` (YAML) or ``INDEX/COUNT`` (``--shard``; INDEX ``ordinal``:
+    the trailing number of the host name, as a StatefulSet's pod ``name-2`` has)."""
+    if isinstance(value, str):
+        index_text, slash, count_text = value.partition("/")
+        if index_text == "ordinal":
+            host = socket.gethostname()
+            match = re.search(r"-([0-9]+)$", host)
+            if match is None:
+                raise ConfigError(f"{key}: ordinal: the host name {host[:64]!r} does not end "
+                                  f"in -NUMBER (a StatefulSet's pod name does)")
+            index_text = match.group(1)
+        if not slash or not index_text.isdigit() or not count_text.isdigit():
+            raise ConfigError(f"{key}: expected INDEX/COUNT such as 0/3, or ordinal/3")
+        value = {"index": int(index_text), "count": int(count_text)}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{key}: expected a mapping with index and count")
+    check_keys(value, {"index", "count"}, key)
+    count = integer(1, 4096)(value.get("count"), f"{key}.count")
+    index = integer(0, count - 1)(value.get("index"), f"{key}.index")
+    return Shard(index, count)
+
+
 GLOBAL_SETTINGS: tuple[Setting, ...] = (
     Setting("base_url", url, DEFAULT_BASE_URL,
             "Binance's REST host (BINANCE_BASE_URL replaces every host: a proxy, a simulator)."),
@@ -49,6 +123,13 @@ GLOBAL_SETTINGS: tuple[Setting, ...] = (
             "Request weight a minute at which this IP pauses (Binance bans at 12000)."),
     Setting("fetch_concurrency", integer(1, 256), 64,
             "Requests in flight to Binance at once."),
+    Setting("egress", egresses, (),
+            "Addresses Binance sees, each a weight budget of its own: {name, source_address} "
+            "(bind to this local address) or {name, proxy} (an http(s) proxy); accounts "
+            "choose one with egress: (default: the host's route)."),
+    Setting("shard", shard_of, None,
+            "{index, count}: serve only the accounts (sub-accounts too) whose name hashes to "
+            "index of count (--shard=INDEX/COUNT replaces it)."),
 )
 
 
@@ -89,6 +170,7 @@ class AccountConfig:
     source: str = "accounts[0]"  # where it was configured, for error messages
     type: str = "cross"
     options: Options = field(default_factory=Options)  # the products' own keys
+    egress: str = DEFAULT_EGRESS_NAME  # the name of the egress its requests leave by
 
     def option(self, key: str) -> Any:
         return self.options[key]
@@ -108,12 +190,25 @@ class Settings:
     max_response_bytes: int = 16 * 1024 * 1024
     ip_weight_soft_limit: int = 9600
     fetch_concurrency: int = 64
+    egress: tuple[Egress, ...] = ()
+    shard: Shard | None = None
     options: Options = field(default_factory=Options)  # the products' own top-level keys
     # every file these settings were read from (the config, secret files): watched for change
     files: tuple[str, ...] = field(default=(), compare=False)
 
     def option(self, key: str) -> Any:
         return self.options[key]
+
+    def serves(self, name: str) -> bool:
+        """Is this account label this exporter's (all are, without shards)?"""
+        return self.shard is None or self.shard.serves(name)
+
+    def egress_of(self, account: AccountConfig) -> Egress:
+        """The egress the account's requests leave by."""
+        for egress in self.egress:
+            if egress.name == account.egress:
+                return egress
+        return Egress(DEFAULT_EGRESS_NAME)
 
 
 # --------------------------------------------------------------------------------------------
@@ -175,14 +270,16 @@ class _Reader:
             raise ConfigError(f"{where}.type: expected one of {', '.join(types)}")
         options = read_declared(values, _unique(s for p in self.products
                                                 for s in p.account_settings), where)
+        egress = DEFAULT_EGRESS_NAME if values.get("egress") is None else \
+            string(values["egress"], f"{where}.egress")
         account = AccountConfig(name, api_key, api_secret, pem, passphrase, source=where,
-                                type=kind, options=Options.of(options))
+                                type=kind, options=Options.of(options), egress=egress)
         for product in self.products:
             product.check(account)
         return account
 
     def account_keys(self) -> set[str]:
-        return {"name", "type", *SIGNING_KEYS,
+        return {"name", "type", "egress", *SIGNING_KEYS,
                 *(s.key for p in self.products for s in p.account_settings)}
 
 
@@ -216,6 +313,7 @@ def load_settings(
     products: Sequence[Declares],
     *,
     require_accounts: bool = True,
+    shard: str | None = None,
 ) -> Settings:
     """Build :class:`Settings` from an optional YAML file and the environment, with the
     settings the ``products`` declare."""
@@ -230,6 +328,8 @@ def load_settings(
     reader = _Reader(products, Path(path).resolve().parent if path else None, files)
 
     core = read_declared(raw, GLOBAL_SETTINGS)
+    if shard is not None:
+        core["shard"] = shard_of(shard, "--shard")
     options = read_declared(raw, own)
     if env.get("BINANCE_BASE_URL"):  # one host for everything: a proxy, or the simulator
         core["base_url"] = url(env["BINANCE_BASE_URL"], "BINANCE_BASE_URL")
@@ -254,6 +354,12 @@ def load_settings(
             seen.add(account.name)
         for product in products:
             product.check_accounts(accounts)
+        named = {e.name for e in core["egress"]} | {DEFAULT_EGRESS_NAME}
+        for account in accounts:
+            if account.egress not in named:
+                raise ConfigError(f"{account.source}.egress: no egress named "
+                                  f"{account.egress!r} (egress: lists "
+                                  f"{', '.join(sorted(named))})")
         if env.get("BINANCE_API_KEY") or env.get("BINANCE_API_KEY_FILE"):
             log.warning("BINANCE_API_KEY* is ignored: the config file lists accounts")
     else:

@@ -122,9 +122,12 @@ class Simulator:
         self._keys: dict[str, tuple[str, Any]] = {}
         self._faults: list[Fault] = []
         self._lock = threading.Lock()
-        self._weight: dict[tuple[str, int], int] = {}  # (budget, minute) -> weight used
-        self._violations = 0
-        self._banned_until = 0.0
+        # Binance counts per IP: (client address, budget, minute) -> weight used
+        self._weight: dict[tuple[str, str, int], int] = {}
+        self._violations: Counter[str] = Counter()  # by client address
+        self._banned_until: dict[str, float] = {}  # by client address
+        self.sources: Counter[tuple[str, str]] = Counter()  # requests by (client address, path)
+        self.source_bonus: Counter[str] = Counter()  # like weight_bonus, for one address
         self._server = _Server((host, port), _handler_for(self))
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
@@ -189,33 +192,37 @@ class Simulator:
         route = self.routes.get(path)
         return TIME_WEIGHT if route is None else route.weight
 
-    def _spend(self, path: str, route: str | None = None) -> tuple[int, int | None]:
-        """Count the request's weight (``route``: its key in :attr:`routes`, if not the
-        path); return (used weight, seconds to wait if over)."""
+    def _spend(self, path: str, source: str = "127.0.0.1",
+               route: str | None = None) -> tuple[int, int | None]:
+        """Count the request's weight against its client address (Binance counts per IP;
+        ``route``: its key in :attr:`routes`, if not the path); return (used weight,
+        seconds to wait if over: negative for a ban)."""
         route = route or path
         now = self.server_ms()
         minute = now // 60000
         budget = budget_of(path)
         sapi = budget == "sapi"
-        bonus = self.weight_bonus if sapi else 0  # "others" on this IP use /sapi weight
+        # "others" on this IP use /sapi weight
+        bonus = self.weight_bonus + self.source_bonus[source] if sapi else 0
         limit = {"sapi": IP_LIMIT_1M, "api": API_LIMIT_1M}.get(budget, FUTURES_LIMIT_1M)
         if not self.enforce_weight_limit:  # benchmarks: no accounting, each request alone
             return self.weight_of(route) + bonus, None
         with self._lock:
-            if time.time() < self._banned_until:
-                self._violations += 1
-                return limit, -int(self._banned_until - time.time()) - 1
-            used = self._weight.get((budget, minute), 0) + self.weight_of(route)
-            self._weight = {k: v for k, v in self._weight.items() if k[1] == minute}
-            self._weight[(budget, minute)] = used
+            banned_until = self._banned_until.get(source, 0.0)
+            if time.time() < banned_until:
+                self._violations[source] += 1
+                return limit, -int(banned_until - time.time()) - 1
+            used = self._weight.get((source, budget, minute), 0) + self.weight_of(route)
+            self._weight = {k: v for k, v in self._weight.items() if k[2] == minute}
+            self._weight[(source, budget, minute)] = used
             used += bonus
             if used > limit:
-                self._violations += 1
-                if self._violations > 3:
-                    self._banned_until = time.time() + 120
+                self._violations[source] += 1
+                if self._violations[source] > 3:
+                    self._banned_until[source] = time.time() + 120
                     return used, -120
                 return used, (60000 - now % 60000) // 1000 + 1
-            self._violations = 0
+            self._violations[source] = 0
         return used, None
 
     def _check_keyed(self, query: str, headers: Any) -> tuple[int, int, str] | None:
@@ -349,7 +356,9 @@ def _handler_for(sim: Simulator) -> type[BaseHTTPRequestHandler]:
             if (path != TIME_PATH or method != "GET") and key not in sim.routes:
                 self._error(404, -1000, "Not found")
                 return
-            used, wait = sim._spend(path, key)
+            source = self.client_address[0]
+            sim.sources[(source, path)] += 1
+            used, wait = sim._spend(path, source, key)
             weight_header = ("x-sapi-used-ip-weight-1m" if path.startswith("/sapi/")
                              else "x-mbx-used-weight-1m")
             headers = {weight_header: str(used)}

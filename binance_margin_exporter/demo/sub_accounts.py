@@ -1,7 +1,8 @@
 """Simulated sub-accounts of a master key: ``GET /sapi/v1/sub-account/list`` (weight 1, paged by
 ``page`` and ``limit`` <= 200, with ``isFreeze``), ``GET /sapi/v1/sub-account/status`` (weight
 10, every sub-account's ``isMarginEnabled``) and ``GET /sapi/v1/sub-account/margin/account``
-(weight 10).
+(weight 10) and ``GET /sapi/v1/sub-account/margin/accountSummary`` (weight 10, every
+sub-account's totals, the same as their details).
 
 Each sub-account is a :class:`~.cross.SimulatedAccount` of its own (another seed), in the
 sub-account answer's shape: ``marginUserAssetVoList`` and ``marginTradeCoeffVo``. Sub-accounts
@@ -16,6 +17,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Sequence
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from binance_margin_exporter.demo.cross import SimulatedAccount
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
 SUB_ACCOUNT_LIST_PATH = "/sapi/v1/sub-account/list"
 SUB_MARGIN_ACCOUNT_PATH = "/sapi/v1/sub-account/margin/account"
 SUB_ACCOUNT_STATUS_PATH = "/sapi/v1/sub-account/status"
+SUB_MARGIN_SUMMARY_PATH = "/sapi/v1/sub-account/margin/accountSummary"
 NO_MARGIN_CODE = -3003
 
 
@@ -39,6 +42,7 @@ class SimulatedSubAccounts:
         self.frozen = set(frozen)
         self.stale_status = set(stale_status)
         self.asked: Counter[str] = Counter()  # margin account requests, by e-mail
+        self.summaries = 0  # summary requests
         self.accounts = {
             email: SimulatedAccount(n_assets, n_active, seed=100 + i, drift=drift)
             for i, email in enumerate(self.emails)
@@ -92,8 +96,28 @@ class SimulatedSubAccounts:
         }, separators=(",", ":")).encode()
 
 
+    def summary(self, params: dict[str, str]) -> bytes:
+        """Every sub-account with margin: its totals, the very ones its detail answers."""
+        self.summaries += 1
+        lines = []
+        total = [Decimal(0)] * 3
+        for email in self.emails:
+            if email in self.no_margin:
+                continue
+            raw = json.loads(self.accounts[email].body())
+            values = [raw[k] for k in TOTALS]
+            total = [t + Decimal(v) for t, v in zip(total, values, strict=True)]
+            lines.append({"email": email, **dict(zip(TOTALS, values, strict=True))})
+        return json.dumps({**{k: f"{t:.8f}" for k, t in zip(TOTALS, total, strict=True)},
+                           "subAccountList": lines}, separators=(",", ":")).encode()
+
+
+TOTALS = ("totalAssetOfBtc", "totalLiabilityOfBtc", "totalNetAssetOfBtc")
+
+
 def routes(sim: Simulator) -> dict[str, Route]:
     subs = sim.subs
     return {SUB_ACCOUNT_LIST_PATH: Route(1, subs.listing),
             SUB_ACCOUNT_STATUS_PATH: Route(10, subs.status),
-            SUB_MARGIN_ACCOUNT_PATH: Route(10, subs.margin_account)}
+            SUB_MARGIN_ACCOUNT_PATH: Route(10, subs.margin_account),
+            SUB_MARGIN_SUMMARY_PATH: Route(10, subs.summary)}

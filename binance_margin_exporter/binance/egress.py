@@ -1,0 +1,57 @@
+"""Egresses: the addresses Binance sees the exporter's requests come from.
+
+Binance limits weight per IP, not per key: each egress is a budget of its own. One is either a
+local address the outgoing connections are bound to (``source_address``: a second address of
+the host, or of the pod) or an HTTP(S) proxy (``proxy``: Binance sees the proxy's address).
+Accounts name theirs (``accounts[].egress``); without one they leave by the host's default
+route, the egress named ``default``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+
+DEFAULT_EGRESS_NAME = "default"
+
+
+@dataclass(frozen=True)
+class Egress:
+    name: str = DEFAULT_EGRESS_NAME
+    source_address: str | None = None  # bind outgoing connections to this local address
+    proxy: str | None = None  # or send them through this proxy
+
+
+DEFAULT_EGRESS = Egress()
+
+
+class SourceAddressAdapter(HTTPAdapter):
+    """Connections bound to one local address (urllib3's ``source_address``)."""
+
+    def __init__(self, source_address: str, **kwargs: Any) -> None:
+        self.source_address = source_address
+        super().__init__(**kwargs)
+
+    def init_poolmanager(self, connections: int, maxsize: int, block: bool = False,
+                         **pool_kwargs: Any) -> None:
+        pool_kwargs["source_address"] = (self.source_address, 0)
+        super().init_poolmanager(connections, maxsize, block, **pool_kwargs)
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        proxy_kwargs["source_address"] = (self.source_address, 0)
+        return super().proxy_manager_for(proxy, **proxy_kwargs)
+
+
+def use_egress(session: requests.Session, egress: Egress, pool_size: int) -> None:
+    """Send the session's requests by the egress: bound to its address, or by its proxy
+    (instead of any proxy the environment names). The default egress changes nothing."""
+    if egress.source_address is not None:
+        adapter = SourceAddressAdapter(egress.source_address, pool_connections=4,
+                                       pool_maxsize=max(pool_size, 10))
+        session.mount("https://", adapter)
+        session.mount("http://", adapter)
+    if egress.proxy is not None:
+        session.proxies = {"http": egress.proxy, "https": egress.proxy}

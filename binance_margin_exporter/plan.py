@@ -1,0 +1,113 @@
+"""``--config.plan``: the request weight the configuration will cost, before the first call.
+
+Reads the configuration only (no network, no key used). Per egress and Binance host: the weight
+a minute each product declares for each account (``Product.weight_per_minute``), the total
+against ``ip_weight_soft_limit``, and for weight that grows with a count known only online
+(``Product.scaled_weight``: a master's sub-accounts) the cost per unit, the largest count that
+fits, and the time one round (a detail rotation) takes. Nothing here names a product.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from binance_margin_exporter.collectors.product import Product, Scaled
+from binance_margin_exporter.config import ConfigError, Settings
+
+DURATION = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)?")
+UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+def parse_duration(text: str) -> float:
+    """Prometheus' spelling: 30s, 1m, 15 (seconds)."""
+    match = DURATION.fullmatch(text.strip())
+    if match is None or float(match.group(1)) <= 0:
+        raise ConfigError(f"--scrape-interval: expected a duration such as 30s or 1m, not "
+                          f"{text[:20]!r}")
+    return float(match.group(1)) * UNITS[match.group(2)]
+
+
+@dataclass
+class _Budget:
+    """One (egress, host): its fixed costs and what grows with a count."""
+
+    fixed: list[tuple[str, str, float]] = field(default_factory=list)  # product, account, w
+    scaled: list[tuple[str, str, Scaled]] = field(default_factory=list)
+
+
+def plan(settings: Settings, products: Sequence[Product], interval: float) -> tuple[str, bool]:
+    """The plan's text, and whether everything fits under the soft limit."""
+    budgets: dict[tuple[str, str], _Budget] = {}
+    read: set[str] = set()
+    declared: set[str] = set()
+    for account in settings.accounts:
+        if not settings.serves(account.name) and not any(
+                p.shards_within and p.reads(account, settings) for p in products):
+            continue
+        for product in products:
+            if not product.reads(account, settings):
+                continue
+            if not product.shards_within and not settings.serves(account.name):
+                continue
+            weights = product.weight_per_minute(account, settings, interval)
+            scaled = product.scaled_weight(account, settings, interval)
+            read.add(product.name)
+            if weights or scaled is not None:
+                declared.add(product.name)
+            for host, weight in weights.items():
+                budgets.setdefault((account.egress, host), _Budget()).fixed.append(
+                    (product.name, account.name, weight))
+            if scaled is not None:
+                budgets.setdefault((account.egress, scaled.host), _Budget()).scaled.append(
+                    (product.name, account.name, scaled))
+    soft = float(settings.ip_weight_soft_limit)
+    lines = [f"Weight plan at a {interval:g} s scrape interval (a fetch every "
+             f"{max(interval, settings.cache_ttl_seconds):g} s; cache_ttl_seconds "
+             f"{settings.cache_ttl_seconds:g}); soft limit {soft:.0f} a minute per egress "
+             f"and host"]
+    if settings.shard is not None:
+        lines.append(f"shard {settings.shard.index}/{settings.shard.count}: this shard's "
+                     f"accounts only")
+    fits = True
+    for (egress, host), budget in sorted(budgets.items()):
+        lines.append(f"egress {egress}, host {host}:")
+        for product, account, weight in budget.fixed:
+            lines.append(f"  {product:<14} {account:<24} {weight:9.1f} a minute")
+        fixed = sum(w for _, _, w in budget.fixed)
+        known = sum(s.per_unit * s.count for _, _, s in budget.scaled if s.count is not None)
+        for product, account, scaled in budget.scaled:
+            count = "count known online" if scaled.count is None else f"{scaled.count}"
+            cost = "" if scaled.count is None else \
+                f" = {scaled.per_unit * scaled.count:.1f} a minute"
+            lines.append(f"  {product:<14} {account:<24} {scaled.per_unit:9.2f} a minute a "
+                         f"{scaled.unit} x {count}{cost}")
+        total = fixed + known
+        left = soft - total
+        ok = left >= 0
+        lines.append(f"  total {total:.1f} of {soft:.0f} a minute "
+                     f"({'fits' if ok else 'OVER the soft limit'})")
+        open_ended = [s for _, _, s in budget.scaled if s.count is None]
+        share = (soft - fixed) / max(len(budget.scaled), 1)
+        for _, account, scaled in budget.scaled:
+            largest = max(0, math.floor(share / scaled.per_unit)) if scaled.per_unit else 0
+            if scaled.count is None:
+                lines.append(f"  {account}: at most {largest} {scaled.unit}s fit (a round "
+                             f"every {scaled.round_seconds:g} s)")
+                continue
+            cost = scaled.per_unit * scaled.count
+            rotation = scaled.round_seconds if cost <= share else \
+                (math.inf if share <= 0 else scaled.round_seconds * cost / share)
+            lines.append(f"  {account}: {scaled.count} {scaled.unit}s, one round every "
+                         f"{rotation:g} s (at most {largest} fit)")
+        if open_ended and soft - fixed < 0:
+            ok = False
+        fits = fits and ok
+    undeclared = read - declared
+    if undeclared:
+        lines.append(f"declare no weight (not counted): {', '.join(sorted(undeclared))}")
+    lines.append("fits" if fits else "does NOT fit: add an egress or a shard, scrape less "
+                 "often, or raise detail_max_age_seconds")
+    return "\n".join(lines), fits

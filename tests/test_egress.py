@@ -1,0 +1,160 @@
+"""Egresses: each a budget of its own at Binance. A client leaves by its upstream's egress (a
+local source address, or a proxy); a 429 or 418 on one never holds another. Over real HTTP:
+the simulator counts weight per client address, as Binance counts per IP."""
+
+from __future__ import annotations
+
+import pytest
+
+from binance_margin_exporter.binance.cross import ACCOUNT_PATH
+from binance_margin_exporter.binance.egress import Egress
+from binance_margin_exporter.binance.errors import UpstreamError
+from binance_margin_exporter.binance.limits import Upstream
+from binance_margin_exporter.binance.signing import HmacSigner
+from binance_margin_exporter.binance.transport import BinanceClient
+from binance_margin_exporter.collectors.hosts import HostsCollector
+from binance_margin_exporter.demo.simulator import Simulator
+from tests.conftest import API_KEY, SECRET
+from tests.helpers import Scraper, sample_values
+
+A = Egress("a", source_address="127.0.0.1")
+B = Egress("b", source_address="127.0.0.2")
+
+
+@pytest.fixture
+def sim():
+    simulator = Simulator()
+    simulator.add_hmac_key(API_KEY, SECRET)
+    with simulator:
+        yield simulator
+
+
+def client(url: str, egress: Egress) -> BinanceClient:
+    upstream = Upstream(url, egress=egress)
+    upstream.gate.soft_limit = 10**9  # let Binance (the simulator) say 429 and 418 itself
+    # clock syncs inline, not racing the requests counted
+    return BinanceClient(upstream, API_KEY, HmacSigner(SECRET), background=lambda task: task())
+
+
+def test_each_egress_leaves_from_its_own_address(sim):
+    a, b = client(sim.base_url, A), client(sim.base_url, B)
+    b.signed_get(ACCOUNT_PATH)
+    b.signed_get(ACCOUNT_PATH)
+    a.signed_get(ACCOUNT_PATH)
+    assert sim.sources[("127.0.0.2", ACCOUNT_PATH)] == 2
+    assert sim.sources[("127.0.0.1", ACCOUNT_PATH)] == 1
+
+
+@pytest.mark.parametrize("violations", [1, 4])  # 429; 418 after going on past 429s
+def test_a_429_or_418_on_one_egress_never_holds_another(sim, violations):
+    a, b = client(sim.base_url, A), client(sim.base_url, B)
+    b.signed_get(ACCOUNT_PATH)  # with its clock sync: an answer resets the simulator's count
+    sim.source_bonus["127.0.0.2"] = 11_995  # egress b's IP spent its minute
+    for _ in range(violations):
+        for gate in b.upstream.gates.values():  # go on regardless, as a careless client would
+            gate.blocked_until = 0.0
+        with pytest.raises(UpstreamError) as info:
+            b.signed_get(ACCOUNT_PATH)
+    assert info.value.reason == ("banned" if violations == 4 else "rate_limited")
+    assert b.upstream.backoff_until() > 0
+    sent_b = sim.sources[("127.0.0.2", ACCOUNT_PATH)]
+    with pytest.raises(UpstreamError):
+        b.signed_get(ACCOUNT_PATH)  # held by its own back-off, nothing sent
+    assert sim.sources[("127.0.0.2", ACCOUNT_PATH)] == sent_b
+    for _ in range(3):
+        a.signed_get(ACCOUNT_PATH)  # egress a goes on, with its own weight
+    assert a.upstream.backoff_until() == 0.0
+    values = sample_values(Scraper(HostsCollector([a.upstream, b.upstream])).text())
+    host = a.upstream.host
+    backoff = "binance_margin_ip_backoff_until_timestamp_seconds"
+    assert values[(backoff, (("egress", "a"), ("host", host)))] == 0.0
+    assert values[(backoff, (("egress", "b"), ("host", host)))] > 0.0
+    weight = "binance_margin_api_ip_weight_used_1m"
+    assert values[(weight, (("budget", "sapi"), ("egress", "a"), ("host", host)))] < 100
+
+
+def test_a_proxy_egress_sends_through_the_proxy(sim):
+    """The second simulator stands in for the proxy: it answers the absolute-URI request
+    itself, so the request reaching it (and not the first) shows the proxy was used."""
+    proxy = Simulator()
+    proxy.add_hmac_key(API_KEY, SECRET)
+    with proxy:
+        via = client(sim.base_url, Egress("p", proxy=proxy.base_url))
+        via.signed_get(ACCOUNT_PATH)
+        assert proxy.counts[ACCOUNT_PATH] == 1
+        assert sim.counts[ACCOUNT_PATH] == 0
+
+
+def egress_config(sim, tmp_path, accounts: str, extra: str = "") -> str:
+    path = tmp_path / "config.yml"
+    path.write_text(f"""
+base_url: {sim.base_url}
+usdt_values: false
+interest_rates: false
+egress:
+  - {{name: a, source_address: 127.0.0.1}}
+  - {{name: b, source_address: 127.0.0.2}}
+{extra}accounts:
+{accounts}""")
+    return str(path)
+
+
+def test_accounts_leave_by_their_egress_and_a_reload_keeps_each_ones_upstreams(sim, tmp_path):
+    from binance_margin_exporter.wiring import build_exporter, load
+
+    accounts = (f"  - {{name: one, api_key: {API_KEY}, api_secret: {SECRET}, egress: a, "
+                f"isolated: false}}\n"
+                f"  - {{name: two, api_key: {API_KEY}, api_secret: {SECRET}, egress: b, "
+                f"isolated: false}}\n")
+    settings = load(egress_config(sim, tmp_path, accounts), {})
+    built = build_exporter(settings)
+    try:
+        one, two = (built.accounts[a].client for a in settings.accounts)
+        assert one.upstream is built.upstreams[("a", sim.base_url)]
+        assert two.upstream is built.upstreams[("b", sim.base_url)]
+        assert one.upstream.gate is not two.upstream.gate
+        list(built.exporter.collect(None))
+        assert sim.sources[("127.0.0.1", ACCOUNT_PATH)] == 1
+        assert sim.sources[("127.0.0.2", ACCOUNT_PATH)] == 1
+        two.upstream.ban(600)
+        again = build_exporter(load(egress_config(sim, tmp_path, accounts,
+                                                  "cache_ttl_seconds: 3\n"), {}), built)
+        assert again.upstreams[("b", sim.base_url)] is two.upstream  # its ban kept
+        assert again.upstreams[("a", sim.base_url)] is one.upstream
+        assert two.upstream.backoff_until() > 0 and one.upstream.backoff_until() == 0
+    finally:
+        built.exporter.close()
+
+
+@pytest.mark.parametrize(("egress", "message"), [
+    ("  - {name: c, source_address: 127.0.0.1}\n", None),
+    ("  - {name: default, proxy: http://127.0.0.1:3128}\n", "is taken"),
+    ("  - {name: c, source_address: nowhere}\n", "expected an IP address"),
+    ("  - {name: c, source_address: 127.0.0.1, proxy: http://p:1}\n", "set only one"),
+])
+def test_egress_configuration_errors_name_the_key(tmp_path, egress, message):
+    from binance_margin_exporter.config import ConfigError
+    from binance_margin_exporter.wiring import load
+
+    path = tmp_path / "c.yml"
+    path.write_text(f"egress:\n{egress}accounts:\n"
+                    f"  - {{name: x, api_key: k, api_secret: s, egress: c}}\n")
+    if message is None:
+        assert load(str(path), {}).accounts[0].egress == "c"
+        return
+    with pytest.raises(ConfigError, match=message):
+        load(str(path), {})
+
+
+def test_an_unknown_egress_or_an_address_this_host_lacks_is_refused(tmp_path):
+    from binance_margin_exporter.config import ConfigError
+    from binance_margin_exporter.wiring import build_exporter, load
+
+    path = tmp_path / "c.yml"
+    path.write_text("accounts:\n  - {name: x, api_key: k, api_secret: s, egress: nope}\n")
+    with pytest.raises(ConfigError, match=r"accounts\[0\]\.egress: no egress named 'nope'"):
+        load(str(path), {})
+    path.write_text("egress: [{name: far, source_address: 203.0.113.7}]\n"
+                    "accounts:\n  - {name: x, api_key: k, api_secret: s, egress: far}\n")
+    with pytest.raises(ConfigError, match="egress far: cannot bind source_address"):
+        build_exporter(load(str(path), {}))
