@@ -447,6 +447,18 @@ class StreamProduct(Product):
         return Stream(account.name, self.kind, client, build.settings.option(self.url_setting),
                       self.timing)
 
+    def weight_per_minute(self, account: AccountConfig, settings: Settings,
+                          interval: float) -> dict[str, float]:
+        """The keep-alive: a PUT (weight 1) every ``keep_alive`` seconds, on the account's REST
+        host (a new key's POST, once a day or after a drop, is not counted). Cross margin's
+        listen key weighs on the account (UID), not on the IP: counted here all the same, an
+        upper bound."""
+        if not self.reads(account, settings):
+            return {}
+        rest_key, _ = self.rest
+        host = settings.base_url if rest_key == "base_url" else settings.option(rest_key)
+        return {str(host): 60.0 / self.timing.keep_alive}
+
     def join(self, part: Stream, others: Mapping[str, Any]) -> None:
         account = others.get(self.account_part)
         if account is not None:

@@ -241,12 +241,14 @@ def routes(sim: Simulator) -> dict[str, Route]:
     def answer(value: Any) -> bytes:
         return json.dumps(value).encode()
 
+    # The margin listen key's calls weigh on the account (UID: 1, 1 and 3000), not on the
+    # IP: they cost the IP's budget nothing. The papi ones are IP weight 1 each.
     return {
-        f"POST {MARGIN_KEY_PATH}": Route(1, lambda p: answer(
+        f"POST {MARGIN_KEY_PATH}": Route(0, lambda p: answer(
             {"listenKey": streams.create(MARGIN, p[API_KEY])}), signed=False, keyed=True),
-        f"PUT {MARGIN_KEY_PATH}": Route(1, lambda p: answer(
+        f"PUT {MARGIN_KEY_PATH}": Route(0, lambda p: answer(
             streams.keep_alive(MARGIN, margin_key(p)) or {}), signed=False, keyed=True),
-        f"DELETE {MARGIN_KEY_PATH}": Route(3000, lambda p: answer(
+        f"DELETE {MARGIN_KEY_PATH}": Route(0, lambda p: answer(
             streams.delete(MARGIN, margin_key(p)) or {}), signed=False, keyed=True),
         f"POST {PAPI_KEY_PATH}": Route(1, lambda p: answer(
             {"listenKey": streams.create(PM, p[API_KEY])}), signed=False, keyed=True),
