@@ -1,0 +1,209 @@
+"""The connections (web/connections.py): keep-alive, deadlines, the connection cap, slow
+readers, and many requests in a row."""
+
+from __future__ import annotations
+
+import http.client
+import socket
+import threading
+import time
+
+import pytest
+import requests
+
+from binance_margin_exporter.web.connections import Limits, complete
+from tests.web_helpers import BODY, big_page, closed_by_server, raw_exchange, running
+
+FAST = {"tick_seconds": 0.02}
+
+
+def connect(server) -> socket.socket:
+    return socket.create_connection(("127.0.0.1", server.server_address[1]), timeout=5)
+
+
+def test_many_requests_in_a_row_keep_being_served():
+    """Each finished request gives its place back: with a cap of 4, the 40th connection is
+    served like the first."""
+    with running(limits=Limits(max_connections=4)) as (_, url):
+        for _ in range(40):
+            assert raw_exchange(url, b"GET /healthz HTTP/1.0\r\n\r\n").endswith(b"ok\n")
+        for _ in range(10):  # and pipelined, with bodies refused
+            answer = raw_exchange(url, b"GET /healthz HTTP/1.1\r\n\r\n" * 2)
+            assert answer.count(b"ok\n") == 2
+
+
+def test_a_flood_of_idle_connections_drops_the_oldest_not_the_scrape():
+    with running(limits=Limits(max_connections=4, **FAST)) as (server, url):
+        idle = [connect(server) for _ in range(4)]
+        time.sleep(0.1)
+        assert requests.get(url + "/metrics", timeout=5).content == BODY
+        assert closed_by_server(idle[0], 2)  # the oldest made room
+        assert not closed_by_server(idle[-1], 0.2)
+        for sock in idle:
+            sock.close()
+
+
+def test_keep_alive_connections_are_kept_while_idle_then_dropped():
+    limits = Limits(idle_seconds=0.6, **FAST)
+    with running(limits=limits) as (server, _):
+        conn = http.client.HTTPConnection("127.0.0.1", server.server_address[1], timeout=5)
+        for _ in range(3):
+            conn.request("GET", "/metrics")
+            response = conn.getresponse()
+            assert response.status == 200 and response.read() == BODY
+            time.sleep(0.3)  # idle, less than idle_seconds: the same connection serves on
+        peer = conn.sock
+        assert server.watcher.count() == 1
+        started = time.monotonic()
+        assert closed_by_server(peer, 5)
+        assert 0.2 < time.monotonic() - started < 3  # idle since the last answer: 0.6 s
+        conn.close()
+
+
+def test_a_request_whose_headers_do_not_come_is_dropped_after_the_header_deadline():
+    with running(limits=Limits(header_seconds=0.5, idle_seconds=30, **FAST)) as (server, _):
+        half = connect(server)
+        half.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+        silent = connect(server)  # never says anything: the header deadline too
+        kept = http.client.HTTPConnection("127.0.0.1", server.server_address[1], timeout=5)
+        kept.request("GET", "/healthz")
+        assert kept.getresponse().read() == b"ok\n"
+        assert not closed_by_server(half, 0.2)
+        assert closed_by_server(half, 3) and closed_by_server(silent, 3)
+        # a keep-alive connection after its answer waits idle_seconds, not header_seconds
+        assert not closed_by_server(kept.sock, 0.5)
+        kept.request("GET", "/healthz")
+        assert kept.getresponse().read() == b"ok\n"
+        kept.close()
+        half.close()
+        silent.close()
+
+
+def test_headers_larger_than_the_limit_close_the_connection():
+    with running(limits=Limits(max_header_bytes=1000)) as (server, url):
+        sock = connect(server)
+        sock.sendall(b"GET /metrics HTTP/1.1\r\nX-Pad: " + b"a" * 2000)
+        assert closed_by_server(sock, 3)
+        sock.close()
+        small = b"GET /healthz HTTP/1.1\r\nX-Pad: " + b"a" * 900 + b"\r\n\r\n"
+        assert raw_exchange(url, small).endswith(b"ok\n")
+
+
+def test_a_client_closing_before_its_request_is_complete_frees_its_place():
+    with running(limits=Limits(max_connections=2, **FAST)) as (server, url):
+        for _ in range(5):
+            sock = connect(server)
+            sock.sendall(b"GET /metr")
+            sock.close()
+        time.sleep(0.1)
+        assert server.watcher.count() == 0
+        assert requests.get(url + "/healthz", timeout=5).ok
+
+
+def test_slow_readers_of_a_large_page_do_not_stall_healthz():
+    """More clients than workers ask for a large page and read nothing: each holds a
+    socket, not a worker, and /healthz answers at once."""
+    with running(render=big_page(6_000_000)) as (server, url):
+        readers = []
+        for _ in range(server.WORKERS + 2):
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.connect(("127.0.0.1", server.server_address[1]))
+            sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            readers.append(sock)
+        time.sleep(1.0)  # the pages rendered and stuck in the sockets
+        try:
+            started = time.monotonic()
+            assert requests.get(url + "/healthz", timeout=8).text == "ok\n"
+            assert time.monotonic() - started < 4
+            assert len(server.watcher.writing) == len(readers)
+        finally:
+            for sock in readers:
+                sock.close()
+
+
+def test_a_slow_reader_gets_its_whole_page_and_keeps_its_connection():
+    page = big_page(6_000_000)
+    with running(render=page) as (server, _):
+        sock = connect(server)
+        sock.sendall(b"GET /metrics HTTP/1.1\r\nAccept-Encoding: identity\r\n\r\n"
+                     b"GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n")
+        time.sleep(0.5)
+        assert len(server.watcher.writing) == 1  # the rest of the answer waits in the watcher
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+        sock.close()
+    head, rest = answer.split(b"\r\n\r\n", 1)
+    length = int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0])
+    assert length > 6_000_000 * 0.9 and rest[:length].startswith(b"# HELP big")
+    assert rest[length:].startswith(b"HTTP/1.1 200 ") and rest.endswith(b"\r\n\r\nok\n")
+
+
+def test_a_reader_that_takes_nothing_is_dropped_after_the_write_deadline():
+    limits = Limits(write_seconds=0.5, **FAST)
+    with running(render=big_page(6_000_000), limits=limits) as (server, _):
+        sock = connect(server)
+        sock.sendall(b"GET /metrics HTTP/1.1\r\nAccept-Encoding: identity\r\n\r\n")
+        time.sleep(0.2)
+        assert len(server.watcher.writing) == 1
+        time.sleep(1.5)
+        assert server.watcher.writing == {}
+        received = 0
+        sock.settimeout(5)
+        try:
+            while chunk := sock.recv(65536):
+                received += len(chunk)
+        except ConnectionResetError:
+            pass
+        sock.close()
+        assert received < 6_000_000 * 0.9
+
+
+def test_shutdown_does_not_wait_for_idle_connections():
+    with running() as (server, _):
+        conn = http.client.HTTPConnection("127.0.0.1", server.server_address[1], timeout=5)
+        for _ in range(3):  # one connection, several scrapes
+            conn.request("GET", "/metrics")
+            response = conn.getresponse()
+            assert response.status == 200 and response.read() == BODY
+        server.shutdown()
+        started = time.monotonic()
+        server.server_close()
+        assert time.monotonic() - started < 2, "server_close waited on the idle connection"
+        assert closed_by_server(conn.sock, 1)
+        conn.close()
+
+
+def test_scrapes_in_flight_finish_on_shutdown():
+    entered = threading.Event()
+
+    def slow(scrape_timeout):
+        entered.set()
+        time.sleep(0.5)
+        return big_page(2_000_000)(scrape_timeout)
+
+    with running(render=slow) as (server, url):
+        result = {}
+
+        def scrape() -> None:
+            result["response"] = requests.get(url + "/metrics", timeout=10,
+                                              headers={"Accept-Encoding": "identity"})
+
+        client = threading.Thread(target=scrape)
+        client.start()
+        assert entered.wait(5)
+        server.shutdown()
+        server.server_close()
+        client.join(10)
+        response = result["response"]
+        assert response.status_code == 200 and len(response.content) > 1_500_000
+        assert response.headers["Connection"] == "close"
+
+
+@pytest.mark.parametrize(("data", "whole"), [
+    (b"GET / HTTP/1.1\r\n\r\n", True), (b"GET / HTTP/1.1\n\n", True), (b"GET /\r\n", True),
+    (b"GET / HTTP/1.1\r\n", False), (b"GET /", False), (b"", False)])
+def test_complete(data, whole):
+    assert complete(data) is whole
+    assert complete(bytearray(data)) is whole
