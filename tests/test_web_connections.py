@@ -111,8 +111,10 @@ def test_slow_readers_of_a_large_page_do_not_stall_healthz():
             sock.connect(("127.0.0.1", server.server_address[1]))
             sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
             readers.append(sock)
-        time.sleep(1.0)  # the pages rendered and stuck in the sockets
         try:
+            deadline = time.monotonic() + 20
+            while len(server.watcher.writing) < len(readers) and time.monotonic() < deadline:
+                time.sleep(0.05)  # the pages rendered, and stuck in the sockets
             started = time.monotonic()
             assert requests.get(url + "/healthz", timeout=8).text == "ok\n"
             assert time.monotonic() - started < 4
