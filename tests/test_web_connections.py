@@ -64,12 +64,16 @@ def test_a_request_whose_headers_do_not_come_is_dropped_after_the_header_deadlin
     with running(limits=Limits(header_seconds=0.5, idle_seconds=30, **FAST)) as (server, _):
         half = connect(server)
         half.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+        pipelined = connect(server)  # a whole request, then half of the next
+        pipelined.sendall(b"GET /healthz HTTP/1.1\r\n\r\nGET /metrics HTTP/1.1\r\n")
         silent = connect(server)  # never says anything: the header deadline too
         kept = http.client.HTTPConnection("127.0.0.1", server.server_address[1], timeout=5)
         kept.request("GET", "/healthz")
         assert kept.getresponse().read() == b"ok\n"
         assert not closed_by_server(half, 0.2)
         assert closed_by_server(half, 3) and closed_by_server(silent, 3)
+        assert closed_by_server(pipelined, 3)
+        pipelined.close()
         # a keep-alive connection after its answer waits idle_seconds, not header_seconds
         assert not closed_by_server(kept.sock, 0.5)
         kept.request("GET", "/healthz")
@@ -82,7 +86,9 @@ def test_a_request_whose_headers_do_not_come_is_dropped_after_the_header_deadlin
 def test_headers_larger_than_the_limit_close_the_connection():
     with running(limits=Limits(max_header_bytes=1000)) as (server, url):
         sock = connect(server)
-        sock.sendall(b"GET /metrics HTTP/1.1\r\nX-Pad: " + b"a" * 2000)
+        sock.sendall(b"GET /metrics HTTP/1.1\r\nX-Pad: " + b"a" * (1000 - 30))  # 1000 bytes
+        assert not closed_by_server(sock, 0.3)
+        sock.sendall(b"a")
         assert closed_by_server(sock, 3)
         sock.close()
         small = b"GET /healthz HTTP/1.1\r\nX-Pad: " + b"a" * 900 + b"\r\n\r\n"
@@ -98,6 +104,41 @@ def test_a_client_closing_before_its_request_is_complete_frees_its_place():
         time.sleep(0.1)
         assert server.watcher.count() == 0
         assert requests.get(url + "/healthz", timeout=5).ok
+
+
+def test_the_documented_limits():
+    assert Limits() == Limits(max_connections=256, header_seconds=10.0, idle_seconds=60.0,
+                              write_seconds=10.0, max_header_bytes=65536, tick_seconds=1.0)
+
+
+def test_an_idle_server_burns_no_cpu():
+    with running():
+        started = time.process_time()
+        time.sleep(0.5)
+        assert time.process_time() - started < 0.1
+
+
+def test_connections_go_without_nagle_delay():
+    with running(limits=Limits(**FAST)) as (server, _):
+        sock = connect(server)
+        time.sleep(0.1)
+        (conn,) = server.watcher.waiting.values()
+        assert conn.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+        sock.close()
+
+
+def test_at_the_cap_with_every_connection_busy_a_new_one_is_refused():
+    with running(render=big_page(6_000_000), limits=Limits(max_connections=2)) as (server, _):
+        readers = [connect(server) for _ in range(2)]
+        for sock in readers:
+            sock.sendall(b"GET /metrics HTTP/1.1\r\nAccept-Encoding: identity\r\n\r\n")
+        deadline = time.monotonic() + 20
+        while len(server.watcher.writing) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        extra = connect(server)
+        assert closed_by_server(extra, 3)
+        for sock in [*readers, extra]:
+            sock.close()
 
 
 def test_slow_readers_of_a_large_page_do_not_stall_healthz():
@@ -183,7 +224,7 @@ def test_scrapes_in_flight_finish_on_shutdown():
     def slow(scrape_timeout):
         entered.set()
         time.sleep(0.5)
-        return big_page(2_000_000)(scrape_timeout)
+        return big_page(6_000_000)(scrape_timeout)
 
     with running(render=slow) as (server, url):
         result = {}
@@ -199,7 +240,7 @@ def test_scrapes_in_flight_finish_on_shutdown():
         server.server_close()
         client.join(10)
         response = result["response"]
-        assert response.status_code == 200 and len(response.content) > 1_500_000
+        assert response.status_code == 200 and len(response.content) > 5_000_000
         assert response.headers["Connection"] == "close"
 
 

@@ -7,6 +7,7 @@ import gzip
 import pytest
 import requests
 
+from binance_margin_exporter import __version__
 from binance_margin_exporter.web.routes import accepts_gzip, has_body, request_end
 from tests.web_helpers import BODY, one_gauge, raw_exchange, running
 
@@ -14,6 +15,8 @@ from tests.web_helpers import BODY, one_gauge, raw_exchange, running
 def test_routes(plain):
     landing = requests.get(plain + "/", timeout=5)
     assert landing.status_code == 200 and 'href="/metrics"' in landing.text
+    assert landing.text.startswith("<!DOCTYPE html>") and landing.text.endswith("</html>\n")
+    assert landing.headers["Server"] == f"binance-margin-exporter/{__version__}"
     metrics = requests.get(plain + "/metrics", timeout=5, headers={"Accept-Encoding": "identity"})
     assert metrics.status_code == 200 and metrics.content == BODY
     assert metrics.headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
@@ -57,6 +60,10 @@ def test_raw_http_keep_alive_head_and_http_0_9(plain):
     assert get_head.startswith(b"HTTP/1.1 200 ") and body == BODY
     # HTTP/0.9: the body alone, no status line or headers
     assert raw_exchange(plain, b"GET /metrics\r\n") == BODY
+    # HEAD of a page with a body: the headers only, and the connection serves on
+    answer = raw_exchange(plain, b"HEAD /healthz HTTP/1.1\r\n\r\n"
+                                 b"GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n")
+    assert answer.count(b"ok\n") == 1 and answer.count(b"HTTP/1.1 200 ") == 2
     # bare newlines end the headers too
     assert raw_exchange(plain, b"GET /healthz HTTP/1.0\n\n").endswith(b"\r\n\r\nok\n")
 
@@ -68,7 +75,7 @@ def test_gzip_when_asked(plain):
     assert gzip.decompress(raw.raw.read()) == BODY
 
 
-def test_render_failure_is_a_500_in_plain_text_and_the_server_keeps_serving():
+def test_render_failure_is_a_500_in_plain_text_and_the_server_keeps_serving(caplog):
     def broken(scrape_timeout):
         raise RuntimeError("bug")
 
@@ -77,6 +84,15 @@ def test_render_failure_is_a_500_in_plain_text_and_the_server_keeps_serving():
         assert (response.status_code, response.text) == (500, "internal error\n")
         assert response.headers["Content-Type"] == "text/plain; charset=utf-8"
         assert requests.get(url + "/healthz", timeout=5).status_code == 200
+    assert [(r.levelname, r.getMessage()) for r in caplog.records
+            if r.name.endswith("routes") and r.levelname == "ERROR"] == \
+        [("ERROR", "rendering /metrics failed: RuntimeError")]
+
+
+def test_each_request_is_logged_at_debug(plain, caplog):
+    requests.get(plain + "/healthz?probe=1", timeout=5)
+    assert any(r.levelname == "DEBUG" and '"GET /healthz?probe=1 HTTP/1.1" 200' in r.getMessage()
+               and r.getMessage().startswith("127.0.0.1 ") for r in caplog.records)
 
 
 def test_metrics_with_a_query_string_and_the_content_type_of_every_answer(plain):
@@ -101,6 +117,9 @@ def test_head_metrics_answers_without_fetching_from_binance():
         assert head.status_code == 200 and calls == []
         assert head.headers["Content-Type"].startswith("text/plain; version=0.0.4")
         assert head.headers["Vary"] == "Accept-Encoding"
+        openmetrics = requests.head(url + "/metrics", timeout=5,
+                                    headers={"Accept": "application/openmetrics-text"})
+        assert openmetrics.headers["Content-Type"].startswith("application/openmetrics-text")
         requests.get(url + "/metrics", timeout=5)
         assert calls == [1]
 
@@ -109,7 +128,7 @@ def test_head_metrics_answers_without_fetching_from_binance():
     ("gzip", True), ("gzip, deflate", True), ("deflate, gzip;q=0.5", True), ("*", True),
     ("GZIP", True), ("*;q=0, gzip", True),
     ("gzip;q=0", False), ("gzip;q=0.0, identity", False), ("*;q=0", False), ("identity", False),
-    ("deflate", False), ("gzip;q=abc", False), ("gzip;q=0, *", False)])
+    ("deflate", False), ("gzip;q=abc", False), ("gzip;q=0, *", False), ("gzip ; q =0", False)])
 def test_gzip_only_where_accepted_and_vary_always(plain, accept, gzipped):
     response = requests.get(plain + "/metrics", timeout=5, stream=True,
                             headers={"Accept-Encoding": accept})

@@ -158,13 +158,14 @@ def test_a_renewed_certificate_that_does_not_load_keeps_the_previous_one(
         assert served_serial(port, pki["ca"]) == renewed != first
 
 
-def test_certificate_files_missing_mid_swap_keep_the_previous_one(tmp_path, pki, live):
+def test_certificate_files_missing_mid_swap_keep_the_previous_one(tmp_path, pki, live, caplog):
     cert, key = live
     with running(WebConfig(tls=TLSConfig(cert_file=str(cert), key_file=str(key)))) as (s, _):
         port = s.server_address[1]
         first = served_serial(port, pki["ca"])
         key.unlink()
         assert served_serial(port, pki["ca"]) == first
+        assert not [r for r in caplog.records if "do not load" in r.getMessage()]
 
 
 def test_certificate_that_does_not_load_at_start_is_an_error(tmp_path, pki):

@@ -118,7 +118,6 @@ class Handler(BaseHTTPRequestHandler):
 
     protocol_version = "HTTP/1.1"
     server_version = f"binance-margin-exporter/{__version__}"
-    sys_version = ""
 
     server: ExporterHTTPServer
     wfile: Output  # type: ignore[assignment]
@@ -137,6 +136,9 @@ class Handler(BaseHTTPRequestHandler):
         self.handle_one_request()
         if self.server.stopping:
             self.close_connection = True
+
+    def version_string(self) -> str:
+        return self.server_version  # without the Python version
 
     def log_message(self, format: str, *args: Any) -> None:
         if log.isEnabledFor(logging.DEBUG):
