@@ -195,3 +195,23 @@ def test_set_web_takes_new_users_and_certificates(tmp_path, pki):
         assert served_serial(server.server_address[1], pki["ca"]) == other.serial_number
         server.set_web(WebConfig())  # no users: open; TLS stays on
         assert requests.get(url, verify=pki["ca"], timeout=5).ok
+
+
+def test_a_large_page_over_tls_waits_for_a_slow_reader(pki):
+    """The answer goes out from the watcher in slices, over a non-blocking TLS socket."""
+    from tests.web_helpers import big_page
+
+    with running(WebConfig(tls=TLSConfig(*pki["server"])), render=big_page(6_000_000)) as (s, _):
+        context = ssl.create_default_context(cafile=pki["ca"])
+        with socket.create_connection(("127.0.0.1", s.server_address[1]), timeout=10) as raw, \
+                context.wrap_socket(raw, server_hostname="localhost") as tls:
+            tls.sendall(b"GET /metrics HTTP/1.1\r\nAccept-Encoding: identity\r\n\r\n"
+                        b"GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n")
+            time.sleep(0.5)
+            assert len(s.watcher.writing) == 1
+            answer = b""
+            while chunk := tls.recv(1 << 16):
+                answer += chunk
+    head, rest = answer.split(b"\r\n\r\n", 1)
+    length = int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0])
+    assert length > 5_000_000 and rest[length:].endswith(b"\r\n\r\nok\n")
