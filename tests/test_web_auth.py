@@ -83,6 +83,8 @@ def test_basic_auth_garbage_headers():
                    "basic " + basic("prom", "pw")[6:], basic("prom", "pw")[1:]):
         assert auth.check(header) is False
     assert auth.check("Basic  " + basic("prom", "pw")[6:] + " ") is True
+    encoded = basic("prom", "pw")[6:]
+    assert auth.check("Basic " + encoded[:3] + "!" + encoded[3:]) is False  # strict base64
 
 
 def test_a_password_over_72_bytes_is_refused_not_a_crash():

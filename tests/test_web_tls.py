@@ -154,6 +154,8 @@ def test_a_renewed_certificate_that_does_not_load_keeps_the_previous_one(
         assert served_serial(port, pki["ca"]) == first
         errors = [r for r in caplog.records if "do not load" in r.getMessage()]
         assert len(errors) == 1 and errors[0].levelno == logging.ERROR  # once per change
+        assert errors[0].getMessage() == "TLS files changed but do not load (SSLError); " \
+            "serving the previous certificate"
         renewed = renew(tmp_path, pki, cert, key)
         assert served_serial(port, pki["ca"]) == renewed != first
 
