@@ -20,6 +20,7 @@ def test_basic_auth():
             assert response.headers["WWW-Authenticate"] == \
                 'Basic realm="binance-margin-exporter", charset="UTF-8"'
             assert BODY not in response.content
+            assert response.headers["Content-Type"] == "text/plain; charset=utf-8"
         assert requests.get(url + "/", timeout=5).status_code == 401
         assert requests.head(url + "/metrics", timeout=5).status_code == 401
         assert requests.post(url + "/metrics", timeout=5).status_code == 405

@@ -135,6 +135,7 @@ def test_at_the_cap_with_every_connection_busy_a_new_one_is_refused():
         deadline = time.monotonic() + 20
         while len(server.watcher.writing) < 2 and time.monotonic() < deadline:
             time.sleep(0.05)
+        assert server.watcher.count() == 2
         extra = connect(server)
         assert closed_by_server(extra, 3)
         for sock in [*readers, extra]:
@@ -181,6 +182,22 @@ def test_a_slow_reader_gets_its_whole_page_and_keeps_its_connection():
     length = int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0])
     assert length > 6_000_000 * 0.9 and rest[:length].startswith(b"# HELP big")
     assert rest[length:].startswith(b"HTTP/1.1 200 ") and rest.endswith(b"\r\n\r\nok\n")
+
+
+def test_a_reader_that_hangs_up_mid_answer_frees_its_place_at_once():
+    with running(render=big_page(6_000_000), limits=Limits(**FAST)) as (server, url):
+        sock = connect(server)
+        sock.sendall(b"GET /metrics HTTP/1.1\r\nAccept-Encoding: identity\r\n\r\n")
+        deadline = time.monotonic() + 10
+        while not server.watcher.writing and time.monotonic() < deadline:
+            time.sleep(0.02)
+        sock.recv(1000)
+        sock.close()  # unread data: a reset
+        deadline = time.monotonic() + 2
+        while server.watcher.count() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert server.watcher.count() == 0
+        assert requests.get(url + "/healthz", timeout=5).text == "ok\n"
 
 
 def test_a_reader_that_takes_nothing_is_dropped_after_the_write_deadline():
@@ -236,6 +253,7 @@ def test_scrapes_in_flight_finish_on_shutdown():
         client = threading.Thread(target=scrape)
         client.start()
         assert entered.wait(5)
+        assert server.watcher.count() == 1  # with a worker
         server.shutdown()
         server.server_close()
         client.join(10)

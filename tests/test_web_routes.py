@@ -148,12 +148,15 @@ def test_other_methods_get_405_with_allow(plain, method):
 def test_reload_is_a_post_and_says_how_it_went():
     outcomes = [None, "bad yaml"]
     with running(reload=lambda: outcomes.pop(0)) as (_, url):
-        get = requests.get(url + "/-/reload", timeout=5)
+        get = requests.get(url + "/-/reload?x=1", timeout=5)
         assert get.status_code == 405 and get.headers["Allow"] == "POST"
-        ok = requests.post(url + "/-/reload", timeout=5)
+        assert get.text == "Method not allowed\n"
+        ok = requests.post(url + "/-/reload?a=1?b", timeout=5)
         assert (ok.status_code, ok.text) == (200, "reloaded\n")
         failed = requests.post(url + "/-/reload", timeout=5)
         assert (failed.status_code, failed.text) == (500, "reload failed: bad yaml\n")
+        for answer in (get, ok, failed):
+            assert answer.headers["Content-Type"] == "text/plain; charset=utf-8"
     with running() as (_, url):  # no reload wired: not allowed
         assert requests.post(url + "/-/reload", timeout=5).status_code == 405
 

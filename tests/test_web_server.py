@@ -17,6 +17,7 @@ from tests.web_helpers import running
     ("[::1]:9944", ("::1", 9944)),
     ("localhost:0", ("localhost", 0)),
     ("h:65535", ("h", 65535)),
+    ("Xenon:9944", ("Xenon", 9944)),
 ])
 def test_listen_address(text, expected):
     assert parse_listen_address(text) == expected

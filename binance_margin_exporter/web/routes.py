@@ -218,7 +218,6 @@ class Handler(BaseHTTPRequestHandler):
             self._unauthorized()
         else:
             error = reload()
-            self.close_connection = True  # any body it sent is not read
             if error is None:
                 self._send(200, b"reloaded\n", TEXT)
             else:
