@@ -34,7 +34,7 @@ def test_openmetrics_when_prometheus_asks_for_it(plain):
 
 
 @pytest.mark.parametrize(("header", "seconds"), [("10", 10.0), ("1.5", 1.5), (None, None),
-                                                 ("abc", None), ("-3", None), ("0", None),
+                                                 ("abc", None), ("-3", None), ("0", None), ("0.5", 0.5),
                                                  ("3599", 3599.0), ("3600", None)])
 def test_prometheus_scrape_timeout_reaches_the_scrape(header, seconds):
     seen = []
@@ -128,7 +128,8 @@ def test_head_metrics_answers_without_fetching_from_binance():
     ("gzip", True), ("gzip, deflate", True), ("deflate, gzip;q=0.5", True), ("*", True),
     ("GZIP", True), ("*;q=0, gzip", True),
     ("gzip;q=0", False), ("gzip;q=0.0, identity", False), ("*;q=0", False), ("identity", False),
-    ("deflate", False), ("gzip;q=abc", False), ("gzip;q=0, *", False), ("gzip ; q =0", False)])
+    ("deflate", False), ("gzip;q=abc", False), ("gzip;q=0, *", False), ("gzip ; q =0", False),
+    ("gzip;q", False)])
 def test_gzip_only_where_accepted_and_vary_always(plain, accept, gzipped):
     response = requests.get(plain + "/metrics", timeout=5, stream=True,
                             headers={"Accept-Encoding": accept})
