@@ -24,12 +24,16 @@ def connect(server) -> socket.socket:
 def test_many_requests_in_a_row_keep_being_served():
     """Each finished request gives its place back: with a cap of 4, the 40th connection is
     served like the first."""
-    with running(limits=Limits(max_connections=4)) as (_, url):
+    with running(limits=Limits(max_connections=4)) as (server, url):
         for _ in range(40):
             assert raw_exchange(url, b"GET /healthz HTTP/1.0\r\n\r\n").endswith(b"ok\n")
-        for _ in range(10):  # and pipelined, with bodies refused
+        for _ in range(10):  # and pipelined
             answer = raw_exchange(url, b"GET /healthz HTTP/1.1\r\n\r\n" * 2)
             assert answer.count(b"ok\n") == 2
+        deadline = time.monotonic() + 5
+        while server.watcher.count() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert server.watcher.count() == 0
 
 
 def test_a_flood_of_idle_connections_drops_the_oldest_not_the_scrape():
@@ -127,7 +131,7 @@ def test_connections_go_without_nagle_delay():
         sock.close()
 
 
-def test_at_the_cap_with_every_connection_busy_a_new_one_is_refused():
+def test_at_the_cap_with_every_connection_busy_a_new_one_is_refused(caplog):
     with running(render=big_page(6_000_000), limits=Limits(max_connections=2)) as (server, _):
         readers = [connect(server) for _ in range(2)]
         for sock in readers:
@@ -138,6 +142,8 @@ def test_at_the_cap_with_every_connection_busy_a_new_one_is_refused():
         assert server.watcher.count() == 2
         extra = connect(server)
         assert closed_by_server(extra, 3)
+        assert any(r.getMessage().startswith("connection cap reached: refusing ('127.0.0.1', ")
+                   for r in caplog.records)
         for sock in [*readers, extra]:
             sock.close()
 
@@ -235,36 +241,83 @@ def test_shutdown_does_not_wait_for_idle_connections():
         conn.close()
 
 
-def test_scrapes_in_flight_finish_on_shutdown():
+def test_scrapes_in_flight_finish_on_shutdown_and_idle_connections_close_at_once():
     entered = threading.Event()
 
     def slow(scrape_timeout):
         entered.set()
-        time.sleep(0.5)
+        time.sleep(0.8)
         return big_page(6_000_000)(scrape_timeout)
 
-    with running(render=slow) as (server, url):
-        result = {}
-
-        def scrape() -> None:
-            result["response"] = requests.get(url + "/metrics", timeout=10,
-                                              headers={"Accept-Encoding": "identity"})
-
-        client = threading.Thread(target=scrape)
-        client.start()
+    with running(render=slow) as (server, _):
+        idle = http.client.HTTPConnection("127.0.0.1", server.server_address[1], timeout=5)
+        idle.request("GET", "/healthz")
+        assert idle.getresponse().read() == b"ok\n"
+        sock = connect(server)  # reads its answer only once the server is closing
+        sock.sendall(b"GET /metrics HTTP/1.1\r\nAccept-Encoding: identity\r\n\r\n")
         assert entered.wait(5)
-        assert server.watcher.count() == 1  # with a worker
+        assert server.watcher.count() == 2  # one idle, one with a worker
         server.shutdown()
+        closer = threading.Thread(target=server.server_close)
+        closer.start()
+        assert closed_by_server(idle.sock, 0.5)  # at once, while the scrape still renders
+        deadline = time.monotonic() + 10
+        while not server.watcher.writing and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.2)
+        assert closer.is_alive()  # waiting for the slow reader to take its answer
+        answer = b""
+        while chunk := sock.recv(1 << 16):
+            answer += chunk
+        closer.join(5)
+        assert not closer.is_alive()
+        sock.close()
+        idle.close()
+    head, body = answer.split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.1 200 ") and b"\r\nConnection: close" in head
+    assert len(body) == int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0]) > 5_000_000
+
+
+def test_a_reader_that_takes_nothing_does_not_hold_up_shutdown_past_the_write_deadline():
+    with running(render=big_page(6_000_000), limits=Limits(write_seconds=0.3)) as (server, _):
+        sock = connect(server)
+        sock.sendall(b"GET /metrics HTTP/1.1\r\nAccept-Encoding: identity\r\n\r\n")
+        deadline = time.monotonic() + 10
+        while not server.watcher.writing and time.monotonic() < deadline:
+            time.sleep(0.02)
+        server.shutdown()
+        started = time.monotonic()
         server.server_close()
-        client.join(10)
-        response = result["response"]
-        assert response.status_code == 200 and len(response.content) > 5_000_000
-        assert response.headers["Connection"] == "close"
+        assert time.monotonic() - started < 3
+        assert server.watcher.writing == {}
+        assert closed_by_server(sock, 5)
+        sock.close()
+
+
+def test_a_client_that_resets_before_its_answer_frees_its_place():
+    import struct
+
+    def slow(scrape_timeout):
+        time.sleep(0.3)
+        return big_page(3_000_000)(scrape_timeout)
+
+    with running(render=slow) as (server, url):
+        sock = connect(server)
+        sock.sendall(b"GET /metrics HTTP/1.1\r\n\r\n")
+        time.sleep(0.1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.close()  # a reset
+        deadline = time.monotonic() + 5
+        while server.watcher.count() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert server.watcher.count() == 0
+        assert requests.get(url + "/healthz", timeout=5).text == "ok\n"
 
 
 @pytest.mark.parametrize(("data", "whole"), [
     (b"GET / HTTP/1.1\r\n\r\n", True), (b"GET / HTTP/1.1\n\n", True), (b"GET /\r\n", True),
-    (b"GET / HTTP/1.1\r\n", False), (b"GET /", False), (b"", False)])
+    (b"GET / HTTP/1.1\r\n", False), (b"GET /", False), (b"", False),
+    (b"GET /\nX: HTTP/1\n", True)])
 def test_complete(data, whole):
     assert complete(data) is whole
     assert complete(bytearray(data)) is whole

@@ -34,7 +34,8 @@ def test_openmetrics_when_prometheus_asks_for_it(plain):
 
 
 @pytest.mark.parametrize(("header", "seconds"), [("10", 10.0), ("1.5", 1.5), (None, None),
-                                                 ("abc", None), ("-3", None), ("0", None), ("0.5", 0.5),
+                                                 ("abc", None), ("-3", None), ("0", None),
+                                                 ("0.5", 0.5),
                                                  ("3599", 3599.0), ("3600", None)])
 def test_prometheus_scrape_timeout_reaches_the_scrape(header, seconds):
     seen = []
@@ -97,6 +98,7 @@ def test_each_request_is_logged_at_debug(plain, caplog):
 
 def test_metrics_with_a_query_string_and_the_content_type_of_every_answer(plain):
     assert requests.get(plain + "/metrics?x=1", timeout=5).content == BODY
+    assert requests.get(plain + "/metrics?x=1?y", timeout=5).content == BODY
     for path, status in (("/nope", 404), ("/healthz", 200)):
         response = requests.get(plain + path, timeout=5)
         assert response.status_code == status
@@ -207,6 +209,20 @@ def test_has_body(headers, body):
 
 @pytest.mark.parametrize(("data", "end"), [
     (b"GET / HTTP/1.1\r\n\r\nrest", 18), (b"GET / HTTP/1.1\n\nrest", 16),
-    (b"GET /\r\nrest", 7), (b"GET / HTTP/1.1\r\nA: b\n\n\r\n\r\n", 22)])
+    (b"GET /\r\nrest", 7), (b"GET / HTTP/1.1\r\nA: b\n\n\r\n\r\n", 22),
+    (b"GET /\r\nrest\n", 7), (b"\r\n\r\nGET", 4), (b"\n\nGET", 2)])
 def test_request_end(data, end):
     assert request_end(data) == end
+
+
+def test_a_handler_that_raises_closes_the_connection_and_the_server_serves_on(caplog):
+    def reload():
+        raise RuntimeError("bug")
+
+    with running(reload=reload) as (_, url):
+        with pytest.raises(requests.ConnectionError):
+            requests.post(url + "/-/reload", timeout=5)
+        assert requests.get(url + "/healthz", timeout=5).text == "ok\n"
+    (record,) = [r for r in caplog.records if "ended with an error" in r.getMessage()]
+    assert record.getMessage() == "connection from 127.0.0.1 ended with an error"
+    assert record.exc_info[0] is RuntimeError

@@ -92,6 +92,19 @@ def test_slow_tls_client_does_not_block_others(pki):
             idle.close()
 
 
+def test_a_tls_client_stopping_mid_handshake_does_not_block_others(pki):
+    with running(WebConfig(tls=TLSConfig(*pki["server"]))) as (server, _):
+        port = server.server_address[1]
+        half = socket.create_connection(("127.0.0.1", port))
+        half.sendall(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")  # half a hello
+        time.sleep(0.1)
+        try:
+            ok = requests.get(f"https://127.0.0.1:{port}/healthz", verify=pki["ca"], timeout=5)
+            assert ok.text == "ok\n"
+        finally:
+            half.close()
+
+
 def test_the_test_certificates_pass_strict_x509_checks(pki):
     """Python 3.13 verifies with VERIFY_X509_STRICT by default: so do these tests, on any
     Python, so that a certificate 3.13 would refuse fails here too."""

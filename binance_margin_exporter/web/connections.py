@@ -39,7 +39,7 @@ class Connection:
     sock: socket.socket
     address: Any
     data: bytearray = field(default_factory=bytearray)
-    handshaken: bool = False
+    handshaken: bool = False  # has sent something (through TLS: the handshake is done)
     since: float = 0.0  # monotonic: arrived, went idle, or last took some of its answer
     first_byte: float | None = None  # monotonic: when its next request began to arrive
     out: deque[memoryview] = field(default_factory=deque)
@@ -103,12 +103,12 @@ class Watcher:
         conn.since = time.monotonic()
         conn.first_byte = conn.since if conn.data else None
         conn.sock.setblocking(False)
+        whole = complete(conn.data)  # a pipelined request that came with the last one
         with self.lock:
             if self.closing:
                 close(conn.sock)
                 return
-            if complete(conn.data):
-                # a pipelined request that came with the last one: straight to a worker
+            if whole:
                 self.busy += 1
             else:
                 if len(self.waiting) + len(self.writing) + self.busy >= \
@@ -120,22 +120,19 @@ class Watcher:
                     self._drop(next(iter(self.waiting.values())))
                 self.waiting[conn.sock] = conn
                 self.selector.register(conn.sock, selectors.EVENT_READ, conn)
-                conn = None  # type: ignore[assignment]
-        if conn is not None:
-            self.dispatch(conn)
+        if whole:
+            self.dispatch(conn)  # straight to a worker
         else:
             self._wake()
 
     def _read(self, conn: Connection) -> None:
         try:
-            if not conn.handshaken and isinstance(conn.sock, ssl.SSLSocket):
-                conn.sock.do_handshake()
-            conn.handshaken = True
-            chunk = conn.sock.recv(65536)
+            chunk = conn.sock.recv(65536)  # a TLS handshake first, in steps, as data comes
         except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
             return
         except OSError:
             chunk = b""
+        conn.handshaken = True
         if not chunk:
             with self.lock:
                 self._drop(conn)

@@ -132,10 +132,7 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile = Output()
 
     def handle(self) -> None:
-        self.close_connection = True
-        self.handle_one_request()
-        if self.server.stopping:
-            self.close_connection = True
+        self.handle_one_request()  # one: the watcher brings the next, if any
 
     def version_string(self) -> str:
         return self.server_version  # without the Python version
@@ -150,8 +147,7 @@ class Handler(BaseHTTPRequestHandler):
         without a fetch, so it has no Content-Length (RFC 9110 allows that)."""
         self.send_response(status)
         if self.server.stopping or has_body(self.headers):
-            self.close_connection = True
-            self.send_header("Connection", "close")
+            self.send_header("Connection", "close")  # sets close_connection too
         self.send_header("Content-Type", content_type)
         for name, value in (headers or {}).items():
             self.send_header(name, value)

@@ -84,23 +84,20 @@ class ExporterHTTPServer(socketserver.TCPServer):
 
     def serve_request(self, conn: Connection) -> None:
         """One whole request, in a worker; its answer goes out from the watcher."""
-        handler = None
         try:
             handler = Handler(conn, conn.address, self)  # type: ignore[arg-type]
-        except Exception:  # noqa: BLE001 - a broken client must not cost the worker
-            log.debug("connection from %s ended with an error", conn.address[0])
-        if handler is None:
+        except Exception:  # a bug or a broken client must not cost the worker
+            log.debug("connection from %s ended with an error", conn.address[0], exc_info=True)
             self.watcher.answer(conn, [], keep=False)
-        else:
-            keep = not handler.close_connection and not self.stopping
-            self.watcher.answer(conn, handler.wfile.chunks, keep)
+            return
+        keep = not handler.close_connection and not self.stopping
+        self.watcher.answer(conn, handler.wfile.chunks, keep)
 
     def server_close(self) -> None:
         self.stopping = True
-        if hasattr(self, "watcher"):  # not when the address could not be bound
-            self.watcher.close_waiting()  # the waiting connections: closed
         super().server_close()
-        if hasattr(self, "workers"):
+        if hasattr(self, "watcher"):  # not when the address could not be bound
+            self.watcher.close_waiting()  # idle connections closed: no new request
             self.workers.shutdown(wait=True)  # the requests in flight: rendered
             self.watcher.close()  # and their answers sent
 
