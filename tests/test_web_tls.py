@@ -230,3 +230,19 @@ def test_a_large_page_over_tls_waits_for_a_slow_reader(pki):
     head, rest = answer.split(b"\r\n\r\n", 1)
     length = int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0])
     assert length > 5_000_000 and rest[length:].endswith(b"\r\n\r\nok\n")
+
+
+def test_a_certificate_that_never_loaded_drops_the_connection_not_the_server(tmp_path, pki,
+                                                                              caplog):
+    bad = tmp_path / "bad.crt"
+    bad.write_text("nothing")
+    with running(WebConfig(tls=TLSConfig(cert_file=str(bad), key_file=pki["server"][1]))) as (
+            server, _):
+        port = server.server_address[1]
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+            assert raw.recv(10) == b""  # closed at once
+        assert server.watcher.count() == 0
+        messages = [r.getMessage() for r in caplog.records]
+        assert "connection from 127.0.0.1 ended with an error" in messages
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+            assert raw.recv(10) == b""  # and the next one too: the server serves on
