@@ -63,3 +63,22 @@ def scraper() -> type[Scraper]:
     """``scraper(*collectors)``: they render as ``/metrics`` would (``.render()``,
     ``.text()``, with Prometheus' scrape timeout optional)."""
     return Scraper
+
+
+# ---- the HTTP front (tests/test_web_*.py; helpers in tests/web_helpers.py) ----
+
+@pytest.fixture
+def plain() -> Iterator[str]:
+    """A plain-HTTP server with one gauge; its base URL."""
+    from tests.web_helpers import running
+
+    with running() as (_server, url):
+        yield url
+
+
+@pytest.fixture
+def pki(tmp_path: object) -> dict:
+    """A CA, a server and a client certificate, made for the test."""
+    from tests.web_helpers import make_pki
+
+    return make_pki(tmp_path)

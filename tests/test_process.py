@@ -428,7 +428,7 @@ def test_2000_half_requests_cost_no_threads_and_lock_no_one_out():
 
 
 def test_healthcheck_follows_the_port_and_tls_of_the_exporter(tmp_path):
-    from tests.test_server import make_cert
+    from tests.web_helpers import make_cert
 
     ca_cert, ca_key, _, _ = make_cert(tmp_path, "ca", is_ca=True)
     _, _, crt, key = make_cert(tmp_path, "server", ca_key, ca_cert)
