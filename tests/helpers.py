@@ -448,3 +448,39 @@ def gzip_bomb(decoded_mib: int) -> bytes:
     parts = [compressor.compress(zeros) for _ in range(decoded_mib)]
     parts.append(compressor.flush())
     return b"".join(parts)
+
+
+# --------------------------------------------------------------------------------------------
+# a whole exporter, built in-process
+
+
+def scrape_built(built) -> dict:
+    """One scrape of a built exporter (``wiring.build_exporter``), as sample values."""
+    class Once:
+        def collect(self):
+            return built.exporter.collect(2.0)
+
+    return sample_values(generate_latest(Once()).decode())
+
+
+def settings_for(simulator, *accounts):
+    """Settings with every product's defaults and every host on the simulator."""
+    from binance_margin_exporter.config import Options, Settings
+    from binance_margin_exporter.products import PRODUCTS
+    from binance_margin_exporter.wiring import host_keys
+
+    options = {s.key: s.default for p in PRODUCTS for s in p.settings}
+    options.update({k: simulator.base_url for p in PRODUCTS for k in host_keys(p)})
+    return Settings(accounts=tuple(accounts), base_url=simulator.base_url,
+                    options=Options.of(options), cache_ttl_seconds=0)
+
+
+def master_client(sim, key: str | None = None):
+    """A client of a master key on the simulator, with connections for its sub-accounts."""
+    from binance_margin_exporter.binance.limits import Upstream
+    from binance_margin_exporter.binance.signing import HmacSigner
+    from binance_margin_exporter.binance.transport import BinanceClient
+    from tests.conftest import API_KEY, SECRET
+
+    return BinanceClient(Upstream(sim.base_url), key or API_KEY, HmacSigner(SECRET),
+                         pool_size=16)

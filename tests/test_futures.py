@@ -21,8 +21,9 @@ from tests.helpers import (
     fixture_json,
     promtool_check_metrics,
     sample_values,
+    scrape_built,
+    settings_for,
 )
-from tests.test_positions import scrape, settings_for
 
 FAPI = fixture_json("fapi_account_docs_example.json")
 DAPI = fixture_json("dapi_account_docs_example.json")
@@ -70,7 +71,7 @@ def test_assets_and_totals_of_both_markets_exactly_over_http(simulator):
                                                       markets=("um", "cm")))
     built = build_exporter(settings)
     try:
-        values = scrape(built)
+        values = scrape_built(built)
     finally:
         built.exporter.close()
     want = {}
@@ -102,7 +103,7 @@ def test_one_market_failing_makes_the_account_down(simulator):
                                                       markets=("um", "cm")))
     built = build_exporter(settings)
     try:
-        values = scrape(built)
+        values = scrape_built(built)
     finally:
         built.exporter.close()
     assert values[("binance_margin_up", (("account", "fut"),))] == 0.0
@@ -113,7 +114,7 @@ def test_only_the_configured_markets_are_asked(simulator):
     settings = settings_for(simulator, account_config("fut", API_KEY, SECRET, type="futures"))
     built = build_exporter(settings)
     try:
-        scrape(built)
+        scrape_built(built)
     finally:
         built.exporter.close()
     assert simulator.counts["/fapi/v3/account"] == 1

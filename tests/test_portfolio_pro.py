@@ -23,8 +23,9 @@ from tests.helpers import (
     fixture_json,
     promtool_check_metrics,
     sample_values,
+    scrape_built,
+    settings_for,
 )
-from tests.test_positions import scrape, settings_for
 
 ACCOUNT = fixture_json("sapi_portfolio_account_docs_example.json")
 ACC = (("account", "pro"),)
@@ -72,7 +73,7 @@ def test_pm_pro_over_http_v1_and_its_futures_positions_on_fapi(simulator):
                                                       type="portfolio_margin_pro"))
     built = build_exporter(settings)
     try:
-        values = scrape(built)
+        values = scrape_built(built)
     finally:
         built.exporter.close()
     assert values[("binance_margin_portfolio_uni_mmr", ACC)] == 5167.92171923
@@ -90,9 +91,9 @@ def test_a_span_account_reads_v2_and_keeps_to_it(simulator):
                                                       type="portfolio_margin_pro"))
     built = build_exporter(settings)
     try:
-        values = scrape(built)
+        values = scrape_built(built)
         assert (simulator.counts[PRO_ACCOUNT_PATH], simulator.counts[SPAN_ACCOUNT_PATH]) == (1, 1)
-        scrape(built)
+        scrape_built(built)
         assert (simulator.counts[PRO_ACCOUNT_PATH], simulator.counts[SPAN_ACCOUNT_PATH]) == (1, 2)
     finally:
         built.exporter.close()
@@ -116,8 +117,8 @@ def test_a_span_answer_without_account_type_keeps_to_v2(simulator):
                                                       type="portfolio_margin_pro"))
     built = build_exporter(settings)
     try:
-        scrape(built)
-        values = scrape(built)
+        scrape_built(built)
+        values = scrape_built(built)
     finally:
         built.exporter.close()
     assert (simulator.counts[PRO_ACCOUNT_PATH], simulator.counts[SPAN_ACCOUNT_PATH]) == (1, 2)

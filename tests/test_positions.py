@@ -13,9 +13,7 @@ from binance_margin_exporter.collectors.positions import (
     PositionsCollector,
     PositionsSource,
 )
-from binance_margin_exporter.config import Options, Settings, host_keys
 from binance_margin_exporter.demo.simulator import Fault
-from binance_margin_exporter.products import PRODUCTS
 from binance_margin_exporter.wiring import account_config, build_exporter
 from tests.conftest import API_KEY, SECRET
 from tests.helpers import (
@@ -25,6 +23,8 @@ from tests.helpers import (
     fixture_json,
     promtool_check_metrics,
     sample_values,
+    scrape_built,
+    settings_for,
 )
 
 PAPI_UM = fixture_json("papi_um_position_risk_docs_example.json")
@@ -110,23 +110,6 @@ def test_a_bad_optional_field_drops_only_its_metric():
     assert parsed.positions[0].amount == 30.0
 
 
-def scrape(built) -> dict:
-    from prometheus_client import generate_latest
-
-    class Once:
-        def collect(self):
-            return built.exporter.collect(2.0)
-
-    return sample_values(generate_latest(Once()).decode())
-
-
-def settings_for(simulator, *accounts) -> Settings:
-    options = {s.key: s.default for p in PRODUCTS for s in p.settings}
-    options.update({k: simulator.base_url for p in PRODUCTS for k in host_keys(p)})
-    return Settings(accounts=tuple(accounts), base_url=simulator.base_url,
-                    options=Options.of(options), cache_ttl_seconds=0)
-
-
 def expected(body: bytes, account: str, mkt: str) -> dict:
     """The simulator's answer, as the samples it must become: non-zero amounts only."""
     out = {}
@@ -159,7 +142,7 @@ def test_portfolio_margin_and_futures_positions_exactly_over_http(simulator):
         account_config("fut", API_KEY, SECRET, type="futures", markets=("um", "cm")))
     built = build_exporter(settings)
     try:
-        values = scrape(built)
+        values = scrape_built(built)
     finally:
         built.exporter.close()
     sim = simulator.positions
@@ -187,7 +170,7 @@ def test_a_failing_market_is_down_alone(simulator):
                                                       markets=("um", "cm")))
     built = build_exporter(settings)
     try:
-        values = scrape(built)
+        values = scrape_built(built)
     finally:
         built.exporter.close()
     up = {dict(k[1])["market"]: v for k, v in values.items()
@@ -206,7 +189,7 @@ def test_unsigned_requests_are_refused_by_the_simulator(simulator):
                                                       type="futures"))
     built = build_exporter(settings)
     try:
-        values = scrape(built)
+        values = scrape_built(built)
     finally:
         built.exporter.close()
     assert values[("binance_margin_positions_up", (("account", "fut"), ("market", "um")))] == 0

@@ -24,8 +24,7 @@ from binance_margin_exporter.demo.sub_accounts import SimulatedSubAccounts
 from binance_margin_exporter.products import PRODUCTS
 from binance_margin_exporter.wiring import load
 from tests.conftest import API_KEY, SECRET
-from tests.helpers import EXECUTOR, Scraper, StepClock, sample_values
-from tests.test_sub_accounts import master_client
+from tests.helpers import EXECUTOR, Scraper, StepClock, master_client, sample_values
 
 EMAILS = [f"t{i:03d}@fund.example" for i in range(100)]
 

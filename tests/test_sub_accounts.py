@@ -8,8 +8,6 @@ import logging
 import pytest
 
 from binance_margin_exporter.binance.errors import UpstreamError
-from binance_margin_exporter.binance.limits import Upstream
-from binance_margin_exporter.binance.signing import HmacSigner
 from binance_margin_exporter.binance.sub_accounts import (
     SUB_ACCOUNT_STATUS_PATH,
     SUB_MARGIN_ACCOUNT_PATH,
@@ -18,7 +16,6 @@ from binance_margin_exporter.binance.sub_accounts import (
     parse_sub_margin_account,
     parse_sub_margin_summary,
 )
-from binance_margin_exporter.binance.transport import BinanceClient
 from binance_margin_exporter.collectors.cross import CrossAccount, CrossCollector
 from binance_margin_exporter.collectors.sub_accounts import (
     DISCOVERY_SECONDS,
@@ -34,6 +31,7 @@ from tests.helpers import (
     Scraper,
     StepClock,
     fixture_json,
+    master_client,
     promtool_check_metrics,
     sample_values,
     wait_idle,
@@ -151,10 +149,6 @@ def fund():
     sim.add_hmac_key(API_KEY, SECRET)
     with sim:
         yield sim
-
-
-def master_client(sim: Simulator, key: str = API_KEY) -> BinanceClient:
-    return BinanceClient(Upstream(sim.base_url), key, HmacSigner(SECRET), pool_size=16)
 
 
 def test_the_list_is_read_200_a_page_until_a_short_page(fund):
