@@ -124,9 +124,8 @@ def assert_clean_log(caplog) -> None:
               headers={"Content-Type": "text/html"}),
         Fault(status=503, body=b'{"code": -1007, "msg": "Timeout waiting for response from '
                                b'backend server."}'),
-        Fault(status=403, body=b"<html>WAF</html>"),
     ],
-    ids=["500-json", "502-html", "503-json", "403-waf"],
+    ids=["500-json", "502-html", "503-json"],
 )
 def test_http_errors(rig, caplog, fault):
     rig.sim.set_fault(fault)
@@ -136,6 +135,24 @@ def test_http_errors(rig, caplog, fault):
     rig.sim.clear_faults()
     rig.check_up()
     assert_clean_log(caplog)
+
+
+def test_a_403_is_binance_s_firewall_and_holds_the_host_back(rig, caplog):
+    """Binance's WAF answers 403 with a page of its own (it may mean a rate limit violation):
+    the host is held back 60 s (doubling while it repeats), not asked again every scrape."""
+    rig.sim.set_fault(Fault(status=403, body=b"<html>403 Forbidden</html>",
+                            headers={"Content-Type": "text/html"}))
+    rig.check_down("waf")
+    sent = rig.sim.counts[ACCOUNT_PATH]
+    rig.sim.clear_faults()
+    values = rig.scrape()
+    assert values[("binance_margin_up", (("account", "main"),))] == 0.0
+    assert rig.sim.counts[ACCOUNT_PATH] == sent  # held back: nothing sent
+    assert values[("binance_margin_ip_backoff_until_timestamp_seconds",
+                   (("egress", "default"), ("host", rig.upstream.host)))] > 0
+    rig.clock.shift += 61
+    rig.check_up()
+    assert any("HTTP 403 (Binance's firewall)" in r.getMessage() for r in caplog.records)
 
 
 @pytest.mark.parametrize(

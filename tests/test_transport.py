@@ -7,6 +7,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import hmac
+import json
 import logging
 import re
 import socket
@@ -45,7 +46,7 @@ from binance_margin_exporter.demo.cross import SimulatedAccount
 from binance_margin_exporter.demo.simulator import Fault, Simulator
 from binance_margin_exporter.demo.sub_accounts import SimulatedSubAccounts
 from tests.conftest import API_KEY, SECRET
-from tests.helpers import ROOT, gzip_bomb, raw_http_server, wait_for
+from tests.helpers import FIXTURES, ROOT, fixture_json, gzip_bomb, raw_http_server, wait_for
 
 BASE = "https://api.binance.test"
 
@@ -410,8 +411,8 @@ def test_a_429_without_a_1003_body_still_backs_off(mock, body):
         fetch_account(client)
     assert info.value.reason == "rate_limited" and info.value.status == 429
     assert info.value.code == (-1015 if "1015" in body else None)
-    assert "HTTP 429, retry after 60 s" in str(info.value)
-    assert client.backoff_until() == clock.now + 60  # no Retry-After: a minute
+    assert "HTTP 429, retry after 120 s" in str(info.value)
+    assert client.backoff_until() == clock.now + 120  # no Retry-After: 2 minutes
     sent = len(mock.request_history)
     with pytest.raises(UpstreamError) as info:
         fetch_account(client)
@@ -693,5 +694,106 @@ def test_a_1003_on_a_plain_4xx_says_so(mock):
         client.signed_get(ACCOUNT_PATH)
     assert (info.value.reason, info.value.code, info.value.status) == \
         ("rate_limited", -1003, 403)
-    assert str(info.value) == "GET /sapi/v1/margin/account on api.binance.test: " \
-                              "Binance code -1003: Too much request weight used"
+    assert str(info.value) == "GET /sapi/v1/margin/account on api.binance.test: HTTP 403, " \
+                              "retry after 120 s: Binance code -1003: Too much request weight used"
+
+
+
+# -- what Binance does that the simulator once did not (issue: true to Binance as it is) ---------
+
+def test_a_403_is_binance_s_firewall_backing_the_host_off_60_s_doubling_to_10_min(mock):
+    clock = Clock()
+    client = make(clock)
+    mock.get(BASE + ACCOUNT_PATH, status_code=403, text="<html>403 Forbidden</html>")
+    waits = []
+    for _ in range(6):
+        with pytest.raises(UpstreamError) as info:
+            fetch_account(client)
+        assert info.value.reason == "waf" and info.value.status == 403
+        waits.append(client.backoff_until() - clock.now)
+        clock.now = client.backoff_until() + 1  # the next try, after the back-off
+    assert waits == [60, 120, 240, 480, 600, 600]
+    sent = len(mock.request_history)
+    mock.get(BASE + ACCOUNT_PATH, json=fixture_json("account_docs_example.json"))
+    fetch_account(client)  # a success resets the escalation
+    mock.get(BASE + ACCOUNT_PATH, status_code=403, text="<html>403 Forbidden</html>")
+    with pytest.raises(UpstreamError):
+        fetch_account(client)
+    assert client.backoff_until() - clock.now == 60
+    assert len(mock.request_history) == sent + 2
+    assert client.upstream.gates["api"].reason == "waf"  # the host, every budget
+
+
+def test_a_ban_without_retry_after_honours_the_time_in_its_message(mock):
+    clock = Clock()
+    client = make(clock)
+    until_ms = int((clock.now + 3600) * 1000)
+    mock.get(BASE + ACCOUNT_PATH, status_code=418, json={
+        "code": -1003, "msg": f"Way too much request weight used; IP banned until {until_ms}. "
+                              f"Please use WebSocket Streams for live updates to avoid bans."})
+    with pytest.raises(UpstreamError) as info:
+        fetch_account(client)
+    assert info.value.reason == "banned"
+    assert client.backoff_until() == pytest.approx(clock.now + 3600, abs=1)
+
+
+@pytest.mark.parametrize("status", [418, 429])
+def test_a_ban_that_states_no_end_is_2_minutes_doubling(mock, status):
+    clock = Clock()
+    client = make(clock)
+    mock.get(BASE + ACCOUNT_PATH, status_code=status,
+             json={"code": -1003, "msg": "Way too many requests."})
+    waits = []
+    for _ in range(3):
+        with pytest.raises(UpstreamError) as info:
+            fetch_account(client)
+        waits.append(client.backoff_until() - clock.now)
+        clock.now = client.backoff_until() + 1
+    assert waits == [120, 240, 480]
+    assert info.value.reason == ("banned" if status == 418 else "rate_limited")
+
+
+def test_an_error_body_without_a_code_is_an_api_error_with_its_message(mock):
+    """An older error body (a recorded capture): {"success": false, "msg": ...}."""
+    body = json.loads((FIXTURES / "captures" / "error_subaccount_disabled_legacy.json")
+                      .read_text())["body"]
+    client = make()
+    mock.get(BASE + ACCOUNT_PATH, status_code=400, json=body)
+    with pytest.raises(UpstreamError) as info:
+        fetch_account(client)
+    assert info.value.reason == "api_error" and info.value.code is None
+    assert str(info.value).endswith(": Sub-account function is not enabled.")
+
+
+@pytest.mark.parametrize("name", ["error_pm_not_pm_account.json",
+                                  "error_subaccount_list_broker.json"])
+def test_recorded_error_bodies_keep_their_code(mock, name):
+    body = json.loads((FIXTURES / "captures" / name).read_text())["body"]
+    client = make()
+    mock.get(BASE + ACCOUNT_PATH, status_code=400, json=body)
+    with pytest.raises(UpstreamError) as info:
+        fetch_account(client)
+    assert (info.value.reason, info.value.code) == ("api_error", body["code"])
+    assert body["msg"] in str(info.value)
+
+
+def test_a_rejected_key_backs_off_only_the_endpoint_that_rejected_it(mock):
+    """-2015 on the sub-account endpoint (a key without that permission) must not stop the same
+    key's own margin account, and the reverse."""
+    clock = Clock()
+    client = make(clock)
+    sub = "/sapi/v1/sub-account/margin/account"
+    mock.get(BASE + sub, status_code=401,
+             json={"code": -2015, "msg": "Invalid API-key, IP, or permissions for action."})
+    mock.get(BASE + ACCOUNT_PATH, json=fixture_json("account_docs_example.json"))
+    with pytest.raises(UpstreamError) as info:
+        client.signed_get(sub, {"email": "a@x.example"})
+    assert info.value.reason == "auth"
+    assert client.auth_backoff_until(sub) == clock.now + 15
+    assert client.auth_backoff_until(ACCOUNT_PATH) == 0.0
+    assert client.auth_backoff_until() == clock.now + 15  # the key, on some endpoint
+    fetch_account(client)  # the account itself is still read
+    sent = len(mock.request_history)
+    with pytest.raises(UpstreamError) as info:
+        client.signed_get(sub, {"email": "a@x.example"})
+    assert info.value.sent is False and len(mock.request_history) == sent

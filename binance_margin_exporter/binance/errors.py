@@ -13,6 +13,7 @@ REASONS = (
     "rate_limited",
     "throttled",
     "timeout",
+    "waf",
 )
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -28,6 +29,14 @@ CLOCK_RESYNC_SECONDS = 300.0
 RETRY_AFTER_DEFAULT_SECONDS = 60.0
 RETRY_AFTER_MIN_SECONDS = 1.0
 RETRY_AFTER_MAX_SECONDS = 3 * 86400.0  # Binance bans for 2 minutes to 3 days
+# A ban or rate limit that names no end (no Retry-After, no "banned until"): 2 minutes, doubling
+# while they repeat, as Binance's own bans grow.
+PENALTY_FIRST_SECONDS = 120.0
+# 403 is Binance's web application firewall (it may mean a rate limit violation): 60 s,
+# doubling to 10 minutes while it repeats
+WAF_FIRST_SECONDS = 60.0
+WAF_MAX_SECONDS = 600.0
+BANNED_UNTIL = re.compile(r"banned until (\d{12,14})")
 SAPI_WEIGHT_HEADER = "X-SAPI-USED-IP-WEIGHT-1M"
 API_WEIGHT_HEADER = "X-MBX-USED-WEIGHT-1M"
 # header -> Binance's limit a minute (of the /sapi and /api budgets)
@@ -55,12 +64,21 @@ SOFT_LIMIT_SHARE = 0.8  # pause at 80 % of a limit unless configured otherwise
 
 def retry_after(headers: Mapping[str, str]) -> float:
     """Seconds to wait from ``Retry-After``, within [1 s, 3 days]; 60 s when absent or odd."""
+    return stated_wait(headers, "", 0) or RETRY_AFTER_DEFAULT_SECONDS
+
+
+def stated_wait(headers: Mapping[str, str], message: str, server_ms: int) -> float | None:
+    """The wait Binance states, within [1 s, 3 days]: ``Retry-After`` (seconds), else the
+    "IP banned until <ms>" of a ``-1003`` message; None when it states none."""
     try:
         seconds = float(headers.get("Retry-After", ""))
     except ValueError:
-        return RETRY_AFTER_DEFAULT_SECONDS
+        seconds = math.nan
     if math.isnan(seconds):
-        return RETRY_AFTER_DEFAULT_SECONDS
+        match = BANNED_UNTIL.search(message)
+        if match is None:
+            return None
+        seconds = (int(match.group(1)) - server_ms) / 1000
     return min(max(seconds, RETRY_AFTER_MIN_SECONDS), RETRY_AFTER_MAX_SECONDS)
 
 
@@ -204,6 +222,9 @@ class Upstream:
         self.clock = clock_of.clock if clock_of is not None else ServerClock(wall, monotonic)
         self.time_base_url = clock_of.base_url if clock_of is not None else self.base_url
         # by budget name (the gates of budgets this host never serves stay unused)
+        self._penalty_lock = threading.Lock()
+        self._unstated = 0  # penalties in a row that stated no end
+        self._waf = 0  # 403s in a row
         self.gates = {name: RateGate(b.header, 1, wall, limit=b.limit, budget=name)
                       for name, b in BUDGETS.items()}
         self.set_soft_limit(soft_limit)
@@ -227,6 +248,32 @@ class Upstream:
             if path.startswith(budget.prefixes):
                 return self.gates[name]
         return self.gates["api"]
+
+    def penalty(self, stated: float | None) -> float:
+        """How long to hold back after a 429, 418 or -1003: what Binance stated, or, when it
+        states nothing, 2 minutes doubling while such answers repeat (reset by a success)."""
+        with self._penalty_lock:
+            if stated is not None:
+                return stated
+            self._unstated += 1
+            return min(PENALTY_FIRST_SECONDS * 2 ** (self._unstated - 1),
+                       RETRY_AFTER_MAX_SECONDS)
+
+    def waf(self) -> float:
+        """HTTP 403, Binance's web application firewall: the host is held back, every budget
+        alike, 60 s doubling to 10 minutes while it repeats (reset by a success)."""
+        with self._penalty_lock:
+            self._waf += 1
+            seconds = min(WAF_FIRST_SECONDS * 2 ** (self._waf - 1), WAF_MAX_SECONDS)
+        for gate in self.gates.values():
+            gate.block(seconds, "waf")
+        return seconds
+
+    def succeeded(self) -> None:
+        """A 200: the escalating penalties start again from their first step."""
+        if self._unstated or self._waf:
+            with self._penalty_lock:
+                self._unstated = self._waf = 0
 
     def ban(self, seconds: float) -> None:
         """HTTP 418: the whole IP is banned, every budget alike."""

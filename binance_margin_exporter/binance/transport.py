@@ -18,7 +18,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import quote, unquote, urlencode, urlsplit
 
 import requests
@@ -29,7 +29,7 @@ from urllib3.exceptions import ReadTimeoutError
 
 from binance_margin_exporter.binance.egress import use_egress
 from binance_margin_exporter.binance.errors import UpstreamError, invalid
-from binance_margin_exporter.binance.limits import Upstream, retry_after
+from binance_margin_exporter.binance.limits import RateGate, Upstream, stated_wait
 from binance_margin_exporter.binance.signing import Signer
 
 log = logging.getLogger(__name__)
@@ -240,16 +240,24 @@ class DeadlineAdapter(requests.adapters.HTTPAdapter):
         return manager
 
 
-def _error_body(body: bytes) -> tuple[int | None, str]:
-    """Binance's ``{"code": -2015, "msg": "..."}``, or (None, a short description)."""
+def _error_body(body: bytes) -> tuple[int | None, str, bool]:
+    """(code, message, is Binance's own) of an error answer: ``{"code": -2015, "msg": "..."}``,
+    an older ``{"success": false, "msg": "..."}`` (no code, Binance's all the same), or
+    (None, a short description, False) for anything else (a proxy's page, a WAF's)."""
     try:
         raw = json.loads(body)
     except (ValueError, RecursionError):
-        return None, "non-JSON body"
-    if isinstance(raw, dict) and isinstance(raw.get("code"), int):
-        message = str(raw.get("msg", ""))[:200].replace("\n", " ")
-        return raw["code"], message
-    return None, "unexpected JSON body"
+        return None, "non-JSON body", False
+    if isinstance(raw, dict) and isinstance(raw.get("code"), int) and \
+            not isinstance(raw.get("code"), bool):
+        return raw["code"], _short(raw.get("msg", "")), True
+    if isinstance(raw, dict) and isinstance(raw.get("msg"), str):
+        return None, _short(raw["msg"]), True
+    return None, "unexpected JSON body", False
+
+
+def _short(message: object) -> str:
+    return str(message)[:200].replace("\n", " ")
 
 
 def _in_a_thread(task: Callable[[], None]) -> None:
@@ -301,8 +309,9 @@ class BinanceClient:
         self._wall = wall
         self._background = background or _in_a_thread
         self._lock = threading.Lock()
-        self._auth_failures = 0
-        self._auth_retry_at = 0.0
+        # path -> (rejections in a row, unix time of the next try): a key rejected on one
+        # endpoint (a sub-account call, papi, isolated) is not held back on the others
+        self._auth: dict[str, tuple[int, float]] = {}
 
     def __repr__(self) -> str:
         return f"BinanceClient({self.upstream.base_url!r}, <redacted>)"
@@ -322,9 +331,16 @@ class BinanceClient:
         """The default deadline of a call made now: ``timeout`` seconds from now."""
         return time.monotonic() + self.timeout
 
-    def auth_backoff_until(self) -> float:
+    def auth_backoff_until(self, path: str | None = None) -> float:
+        """Unix time until which the key is not used because Binance rejected it: on ``path``,
+        or (None) on any endpoint; 0 when none."""
+        now = self._wall()
         with self._lock:
-            return self._auth_retry_at if self._wall() < self._auth_retry_at else 0.0
+            if path is not None:
+                retry_at = self._auth.get(path, (0, 0.0))[1]
+            else:
+                retry_at = max((t for _, t in self._auth.values()), default=0.0)
+        return retry_at if now < retry_at else 0.0
 
     def backoff_until(self) -> float:
         """Unix time until which no request is sent for this account (0: none)."""
@@ -359,7 +375,7 @@ class BinanceClient:
         """A signed GET (``params``: without timestamp and signature; see
         :func:`encode_query`)."""
         deadline = self.deadline() if deadline is None else deadline
-        retry_at = self.auth_backoff_until()
+        retry_at = self.auth_backoff_until(path)
         if retry_at:
             raise UpstreamError(
                 "auth",
@@ -387,22 +403,20 @@ class BinanceClient:
                         clock.wait_for_sync(deadline - time.monotonic())
                     continue
                 if exc.reason == "auth":
-                    self._note_auth_failure()
+                    self._note_auth_failure(path)
                 raise
-            with self._lock:
-                self._auth_failures = 0
-                self._auth_retry_at = 0.0
+            if path in self._auth:
+                with self._lock:
+                    self._auth.pop(path, None)
             return result
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _note_auth_failure(self) -> None:
+    def _note_auth_failure(self, path: str) -> None:
         with self._lock:
-            self._auth_failures += 1
-            delay = min(
-                AUTH_BACKOFF_FIRST_SECONDS * 2 ** (self._auth_failures - 1),
-                AUTH_BACKOFF_MAX_SECONDS,
-            )
-            self._auth_retry_at = self._wall() + delay
+            failures = self._auth.get(path, (0, 0.0))[0] + 1
+            delay = min(AUTH_BACKOFF_FIRST_SECONDS * 2 ** (failures - 1),
+                        AUTH_BACKOFF_MAX_SECONDS)
+            self._auth[path] = (failures, self._wall() + delay)
 
     def user_stream(self, method: str, path: str, query: str = "", *,
                     deadline: float | None = None) -> Any:
@@ -430,41 +444,50 @@ class BinanceClient:
         if weight is not None:
             gate.note_weight(weight, upstream.clock.now_ms())
 
-        if status in (418, 429):
-            seconds = retry_after(response_headers)
-            if status == 418:
-                reason = "banned"
-                upstream.ban(seconds)
-            else:
-                reason = "rate_limited"
-                gate.block(seconds, reason)
-            code, message = _error_body(body)
-            raise UpstreamError(
-                reason, f"{what}: HTTP {status}, retry after {seconds:.0f} s: {message}",
-                code=code, status=status,
-            )
-        if status != 200:
-            code, message = _error_body(body)
-            if status >= 500 or code is None:
-                detail = message if code is None else f"Binance code {code}: {message}"
-                raise UpstreamError("http", f"{what}: HTTP {status}: {detail}", code=code,
-                                    status=status)
-            if code in AUTH_CODES:
-                raise UpstreamError(
-                    "auth",
-                    f"{what}: Binance code {code} ({AUTH_CODES[code]}): {message}; {AUTH_HINT}",
-                    code=code, status=status,
-                )
-            if code == -1003:
-                gate.block(retry_after(response_headers), "rate_limited")
-                raise UpstreamError("rate_limited", f"{what}: Binance code {code}: {message}",
-                                    code=code, status=status)
-            raise UpstreamError("api_error", f"{what}: Binance code {code}: {message}",
-                                code=code, status=status)
+        if status == 200:
+            upstream.succeeded()
+        else:
+            self._raise_for(status, response_headers, body, what, gate)
         try:
             return json.loads(body)
         except (ValueError, RecursionError):
             raise invalid(f"{what}: body is not valid JSON ({len(body)} bytes)") from None
+
+    def _raise_for(self, status: int, headers: Mapping[str, str], body: bytes, what: str,
+                   gate: RateGate) -> NoReturn:
+        """The :class:`UpstreamError` of an answer that is not a 200; holds the host back
+        first where Binance asks for it (429, 418, -1003, 403)."""
+        upstream = self.upstream
+        code, message, binance = _error_body(body)
+        if status == 403 and not binance:  # the WAF: an HTML page, no Binance body
+            seconds = upstream.waf()
+            raise UpstreamError("waf", f"{what}: HTTP 403 (Binance's firewall), holding back "
+                                f"{seconds:.0f} s", code=code, status=status)
+        if status in (418, 429) or code == -1003:
+            banned = status == 418 or "banned until" in message
+            seconds = upstream.penalty(stated_wait(headers, message, upstream.clock.now_ms()))
+            if banned:
+                upstream.ban(seconds)
+            else:
+                gate.block(seconds, "rate_limited")
+            reason = "banned" if banned else "rate_limited"
+            detail = message if code is None else f"Binance code {code}: {message}"
+            raise UpstreamError(
+                reason, f"{what}: HTTP {status}, retry after {seconds:.0f} s: {detail}",
+                code=code, status=status,
+            )
+        if status >= 500 or not binance:
+            detail = message if code is None else f"Binance code {code}: {message}"
+            raise UpstreamError("http", f"{what}: HTTP {status}: {detail}", code=code,
+                                status=status)
+        if code in AUTH_CODES:
+            raise UpstreamError(
+                "auth",
+                f"{what}: Binance code {code} ({AUTH_CODES[code]}): {message}; {AUTH_HINT}",
+                code=code, status=status,
+            )
+        detail = f"Binance code {code}: {message}" if code is not None else message
+        raise UpstreamError("api_error", f"{what}: {detail}", code=code, status=status)
 
     def _fetch(self, url: str, headers: dict[str, str], what: str, deadline: float,
                method: str = "GET",

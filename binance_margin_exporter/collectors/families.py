@@ -72,7 +72,8 @@ class Fetches:
         self.backoff = GaugeMetricFamily(
             "binance_margin_backoff_until_timestamp_seconds",
             "Unix time until which no request is sent for this account because Binance "
-            "rejected its key; 0 when none (the IP's back-off is per host).", labels=self.labels)
+            "rejected its key (on some endpoint; the others go on); 0 when none (the IP's back-off "
+            "is per host).", labels=self.labels)
 
     def add(self, key: Sequence[str], cached: Cached[Any], result: Result[Any],
             client: KeyState | None = None) -> None:
