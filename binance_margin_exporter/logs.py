@@ -65,6 +65,21 @@ class JsonFormatter(LogfmtFormatter):
                              else m.group(), text)
 
 
+class RedactListenKeys(logging.Filter):
+    """websockets logs the request path (the listen key: who has it reads the stream);
+    :mod:`.collectors.stream_thread` puts this on the websockets loggers."""
+
+    pattern = re.compile(r"/ws/[^\s'\"]+")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "/ws/" in message:
+            record.msg = self.pattern.sub("/ws/<listenKey>", message)
+            record.args = ()
+        return True
+
+
+
 def setup_logging(level: str, fmt: str = "logfmt") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else LogfmtFormatter())

@@ -12,7 +12,8 @@ import pytest
 from binance_margin_exporter.binance import streams
 from binance_margin_exporter.binance.errors import UpstreamError
 from binance_margin_exporter.binance.streams import KeyExpired, RiskEvent, parse_event
-from binance_margin_exporter.collectors.streams import StreamProduct, Timing
+from binance_margin_exporter.collectors.stream_thread import Timing
+from binance_margin_exporter.collectors.streams import StreamProduct
 from binance_margin_exporter.config import ConfigError
 from binance_margin_exporter.demo.simulator import SimulatedAccount, Simulator
 from binance_margin_exporter.products import PRODUCTS
@@ -518,7 +519,8 @@ def test_shutdown_closes_the_streams_side_by_side(simulator, tmp_path, monkeypat
 
 def test_the_families_render_as_documented(golden):
     """Names, HELP, types and label order of the five families: a golden exposition."""
-    from binance_margin_exporter.collectors.streams import Stream, StreamCollector
+    from binance_margin_exporter.collectors.stream_thread import Stream
+    from binance_margin_exporter.collectors.streams import StreamCollector
     from tests.helpers import promtool_check_metrics
 
     cross = Stream("main", streams.MARGIN_RISK, None, "ws://unused", FAST)  # type: ignore[arg-type]

@@ -7,6 +7,11 @@
 - one module per product, with its metric table, settings and ``PRODUCT``: :mod:`.cross`,
   :mod:`.isolated`, :mod:`.sub_accounts`, :mod:`.portfolio`, :mod:`.prices` (listed in
   ``binance_margin_exporter.products``); :mod:`.interest`, the hourly rates two of them show.
+- the sub-accounts' rooms: :mod:`.sub_account_group` (one master's group, polled each
+  scrape), :mod:`.sub_account_roster` (list and status), :mod:`.sub_account_tiers` (the detail
+  rotation inside the weight budget).
+- :mod:`.streams` — the risk data streams' products; :mod:`.stream_thread`, one account's
+  stream thread (listen key, connection, keep-alive, reconnects).
 - :mod:`.hosts` — what Binance allows this IP per host; :mod:`.exporter` — every collector in
   one scrape, one deadline, and the exporter's own metrics.
 """

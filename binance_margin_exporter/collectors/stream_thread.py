@@ -1,0 +1,303 @@
+"""One account's risk data stream: the thread (:class:`Stream`), its :class:`Timing`.
+
+One daemon thread per account part (started by ``warm_up``, stopped by ``close``) keeps a
+listen key and a WebSocket (:mod:`websockets`' sync client) open: ``POST`` a key (Binance
+returns the account's active one if any), connect ``<stream_url>/ws/<key>``, ``PUT`` it every
+30 minutes (it lives 60), reconnect before Binance's 24-hour cut and after any drop
+(exponential back-off with jitter), and take a new key when Binance says it no longer exists
+(``-1125`` on the ``PUT``, ``listenKeyExpired``). Pings are answered by the library. The key is
+``DELETE``\\ d only at shutdown (3000 weight for cross margin), never on a reload. An event is
+counted and drops the account's cached answer with a fetch at once (in the background), at
+most one every ``refresh_spacing`` seconds (one within that is scheduled at its end).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from websockets.exceptions import ConnectionClosed, WebSocketException
+from websockets.sync.client import ClientConnection, connect
+
+from binance_margin_exporter.binance import streams
+from binance_margin_exporter.binance.errors import UpstreamError
+from binance_margin_exporter.binance.streams import KeyExpired, StreamKind, parse_event
+from binance_margin_exporter.binance.transport import BinanceClient
+from binance_margin_exporter.logs import RedactListenKeys
+
+log = logging.getLogger(__name__)
+
+# Why a stream connects again (the ``reason`` label)
+RECONNECT_REASONS = (
+    "dropped",  # the connection closed or broke
+    "key_expired",  # Binance says the listen key no longer exists: a new one
+    "lifetime",  # ours, before Binance's 24-hour cut
+    "failed",  # a listen-key request or a connection attempt failed: tried again later
+)
+# the statuses each event is known to send (every series starts at 0: increase() works from
+# the first event); others appear as Binance spells them
+KNOWN_STATUSES = {
+    "margin_level_status_change": ("MARGIN_CALL",),
+    "risk_level_change": ("MARGIN_CALL", "REDUCE_ONLY", "FORCE_LIQUIDATION"),
+    "liability_change": ("BORROW",),
+}
+
+
+for _name in ("websockets.client", "websockets.server"):
+    logging.getLogger(_name).addFilter(RedactListenKeys())
+
+
+@dataclass(frozen=True)
+class Timing:
+    """The streams' intervals in seconds (tests shorten them)."""
+
+    keep_alive: float = 1800.0  # PUT the key every 30 minutes: it lives 60
+    keep_alive_retry: float = 60.0  # after a failed PUT (the key lives on meanwhile)
+    key_lifetime: float = 3600.0
+    connection_lifetime: float = 23.5 * 3600  # reconnect before Binance's 24-hour cut
+    backoff_first: float = 1.0
+    backoff_max: float = 300.0
+    stable: float = 60.0  # a connection that lasted this long resets the back-off
+    refresh_spacing: float = 5.0  # at most one account fetch an event triggers in this long
+    open_timeout: float = 10.0
+    close_timeout: float = 2.0
+    ping_interval: float | None = 60.0  # ours (Binance pings too; the library answers)
+    ping_timeout: float | None = 30.0
+    poll: float = 1.0  # the longest the thread waits for a message before it checks its timers
+    shutdown_seconds: float = 3.0  # the longest close(shutdown=True) waits (the DELETE too)
+
+
+class Stream:
+    """One account's stream: the thread, and what it saw (read by the scrapes)."""
+
+    def __init__(self, account: str, kind: StreamKind, client: BinanceClient, url: str,
+                 timing: Timing = Timing(), *, rng: Callable[[], float] = random.random,
+                 wall: Callable[[], float] = time.time) -> None:
+        self.account = account
+        self.kind = kind
+        self.client = client
+        self.url = url.rstrip("/")
+        self.timing = timing
+        self.refresh: Callable[[], None] = lambda: None  # the account's: set by join
+        self._rng = rng
+        self._wall = wall
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._ws: ClientConnection | None = None
+        self._key: str | None = None
+        self._connected = False
+        self._key_valid_until = 0.0  # monotonic
+        self.events: Counter[tuple[str, str]] = Counter(
+            {(event, status): 0 for event in kind.events for status in KNOWN_STATUSES[event]})
+        self.reconnects = dict.fromkeys(RECONNECT_REASONS, 0)
+        self.level: float | None = None
+        self.last_event: float | None = None
+        self._last_refresh = -float("inf")
+        self._refresh_due: float | None = None
+
+    # -- control --------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the thread (once; again after a reload: nothing)."""
+        with self._lock:
+            if self._thread is not None or self._stop.is_set():
+                return
+            self._thread = threading.Thread(
+                target=self._guarded, name=f"stream-{self.kind.name}-{self.account}", daemon=True)
+            self._thread.start()
+
+    def stop(self, *, close_key: bool = False) -> None:
+        """End the thread; with ``close_key`` (shutdown) also ``DELETE`` the key."""
+        self._stop.set()
+        with self._lock:
+            thread, ws = self._thread, self._ws
+        if ws is not None:
+            ws.close()
+        deadline = time.monotonic() + self.timing.shutdown_seconds
+        if thread is not None:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        key = self._key
+        if close_key and key is not None:
+            self._key = None
+            try:
+                streams.close_key(self.client, self.kind, key, deadline=deadline)
+            except UpstreamError as exc:
+                log.info("%s stream of %s: closing the listen key failed (it expires within "
+                         "an hour): %s", self.kind.name, self.account, exc)
+
+    @property
+    def running(self) -> bool:
+        thread = self._thread
+        return thread is not None and thread.is_alive()
+
+    @property
+    def up(self) -> bool:
+        with self._lock:
+            return self._connected and time.monotonic() < self._key_valid_until
+
+    # -- the thread -----------------------------------------------------------------------
+
+    def _backoff(self, failures: int) -> float:
+        delay = min(self.timing.backoff_max, self.timing.backoff_first * 2 ** (failures - 1))
+        return delay * (0.5 + 0.5 * self._rng())  # jitter: accounts do not retry in step
+
+    def _note(self, reason: str) -> None:
+        with self._lock:
+            self.reconnects[reason] += 1
+
+    def _guarded(self) -> None:
+        """The thread: a bug of ours ends neither the stream nor the exporter."""
+        while not self._stop.is_set():
+            try:
+                self._run()
+            except Exception as exc:  # logged; the stream starts over
+                log.error("%s stream of %s: unexpected %s (please report this); starting "
+                          "over", self.kind.name, self.account, type(exc).__name__)
+                log.debug("the unexpected error", exc_info=True)
+                self._note("failed")
+                self._stop.wait(self.timing.backoff_max)
+
+    def _run(self) -> None:
+        failures = 0
+        while not self._stop.is_set():
+            try:
+                key = streams.create_key(self.client, self.kind)
+            except UpstreamError as exc:
+                failures += 1
+                log.warning("%s stream of %s: no listen key (%s): %s", self.kind.name,
+                            self.account, exc.reason, exc)
+                self._note("failed")
+                self._stop.wait(self._backoff(failures))
+                continue
+            self._key = key
+            key_at = time.monotonic()
+            connected_at: float | None = None
+            try:
+                with connect(f"{self.url}/ws/{key}", open_timeout=self.timing.open_timeout,
+                             close_timeout=self.timing.close_timeout,
+                             ping_interval=self.timing.ping_interval,
+                             ping_timeout=self.timing.ping_timeout) as ws:
+                    connected_at = time.monotonic()
+                    reason = self._session(ws, key, key_at)
+            except (OSError, TimeoutError, WebSocketException) as exc:
+                if connected_at is None:
+                    failures += 1
+                    log.warning("%s stream of %s: connection failed (%s)", self.kind.name,
+                                self.account, type(exc).__name__)
+                    self._note("failed")
+                    self._stop.wait(self._backoff(failures))
+                    continue
+                reason = "dropped"
+            if self._stop.is_set():
+                break
+            log.info("%s stream of %s: reconnecting (%s)", self.kind.name, self.account,
+                     reason)
+            self._note(reason)
+            if time.monotonic() - connected_at >= self.timing.stable:
+                failures = 0
+            if reason == "dropped":
+                failures += 1
+                self._stop.wait(self._backoff(failures))
+
+    def _session(self, ws: ClientConnection, key: str, key_at: float) -> str:
+        with self._lock:
+            self._ws = ws
+            self._connected = True
+            self._key_valid_until = key_at + self.timing.key_lifetime
+        if self._stop.is_set():  # stop() came before the connection was known to it
+            ws.close()
+        log.info("%s stream of %s: connected", self.kind.name, self.account)
+        try:
+            return self._serve(ws, key, key_at)
+        finally:
+            with self._lock:
+                self._ws = None
+                self._connected = False
+
+    def _serve(self, ws: ClientConnection, key: str, key_at: float) -> str:
+        """Read events until the connection must be replaced; the reason it must."""
+        timing = self.timing
+        ends_at = time.monotonic() + timing.connection_lifetime
+        next_put = key_at + timing.keep_alive
+        while not self._stop.is_set():
+            now = time.monotonic()
+            if now >= ends_at:
+                return "lifetime"
+            if now >= next_put:
+                try:
+                    streams.keep_alive(self.client, self.kind, key)
+                    with self._lock:
+                        self._key_valid_until = now + timing.key_lifetime
+                    next_put = now + timing.keep_alive
+                except UpstreamError as exc:
+                    if exc.code == streams.UNKNOWN_KEY_CODE:
+                        return "key_expired"
+                    log.warning("%s stream of %s: keeping the listen key alive failed: %s",
+                                self.kind.name, self.account, exc)
+                    next_put = now + timing.keep_alive_retry
+            with self._lock:
+                if now >= self._key_valid_until:
+                    return "key_expired"
+            due = self._refresh_due
+            if due is not None and now >= due:
+                self._do_refresh(now)
+                due = None
+            timeout = min(timing.poll, next_put - now, ends_at - now,
+                          *(() if due is None else (due - now,)))
+            try:
+                message = ws.recv(timeout=max(0.0, timeout))
+            except TimeoutError:
+                continue
+            except ConnectionClosed:
+                return "dropped"
+            if self._handle(message):
+                return "key_expired"
+        return "dropped"
+
+    def _handle(self, message: str | bytes) -> bool:
+        """Count an event and refresh the account; True: the key expired."""
+        try:
+            event = parse_event(message)
+        except UpstreamError as exc:
+            log.warning("%s stream of %s: an event that does not parse is ignored: %s",
+                        self.kind.name, self.account, exc)
+            return False
+        if event is None:
+            return False
+        if isinstance(event, KeyExpired):
+            return True
+        with self._lock:
+            self.events[(event.event, event.status)] += 1
+            self.last_event = event.time_ms / 1000
+            if event.level is not None:
+                self.level = event.level
+        log.info("%s stream of %s: %s %s", self.kind.name, self.account, event.event,
+                 event.status)
+        now = time.monotonic()
+        if now - self._last_refresh >= self.timing.refresh_spacing:
+            self._do_refresh(now)
+        elif self._refresh_due is None:
+            self._refresh_due = self._last_refresh + self.timing.refresh_spacing
+        return False
+
+    def _do_refresh(self, now: float) -> None:
+        self._last_refresh = now
+        self._refresh_due = None
+        try:
+            self.refresh()
+        except RuntimeError:  # the executor shut down: the exporter is closing
+            log.debug("%s stream of %s: no refresh, the exporter is closing",
+                      self.kind.name, self.account)
+
+    # -- what a scrape reads ----------------------------------------------------------------
+
+    def snapshot(self) -> tuple[dict[tuple[str, str], int], dict[str, int], float | None,
+                                float | None]:
+        with self._lock:
+            return dict(self.events), dict(self.reconnects), self.level, self.last_event
