@@ -1,7 +1,8 @@
 """Configuration: YAML file + environment + ``*_file`` secrets -> frozen, validated settings.
 
 - :mod:`.schema` — how a setting is declared and read; :class:`ConfigError`.
-- :mod:`.settings` — the exporter's own settings and its accounts; ``load_settings``.
+- :mod:`.settings` — the exporter's own settings; ``load_settings``.
+- :mod:`.accounts` — the accounts: ``AccountConfig``, how an entry or the environment is read.
 - :mod:`.secrets` — secrets read from files.
 - :mod:`.web` — ``--web.config.file`` (TLS and basic auth, exporter-toolkit format).
 """

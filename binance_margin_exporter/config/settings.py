@@ -1,8 +1,8 @@
 """The exporter's settings: YAML file + environment + ``*_file`` secrets -> frozen, validated
 :class:`Settings`.
 
-The settings every account has (its name, key and way of signing, its type) and the global ones
-of the exporter itself are declared here; a product declares its own next to its code (see
+The global settings of the exporter itself are declared here (the settings every account has
+are in :mod:`.accounts`); a product declares its own next to its code (see
 ``binance_margin_exporter.products``) and the loader is handed those declarations. Each
 setting is declared once (:class:`~.schema.Setting`: key, type and range, default, meaning).
 """
@@ -17,9 +17,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from ipaddress import ip_address
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from binance_margin_exporter.binance.egress import DEFAULT_EGRESS_NAME, Egress
+from binance_margin_exporter.config.accounts import (
+    DEFAULT_ACCOUNT_NAME,
+    AccountConfig,
+    Declares,
+    _env_account,
+    _one_of,
+    _Reader,
+    _unique,
+)
 from binance_margin_exporter.config.schema import (
     DEFAULT_BASE_URL,
     ConfigError,
@@ -32,12 +41,13 @@ from binance_margin_exporter.config.schema import (
     string,
     url,
 )
-from binance_margin_exporter.config.secrets import REDACTED, read_secret_file, secret_text
 from binance_margin_exporter.config.yamlfile import load_yaml
 
-log = logging.getLogger(__name__)
+# re-exported: config/__init__.py imports these from here
+__all__ = ["DEFAULT_ACCOUNT_NAME", "GLOBAL_SETTINGS", "AccountConfig", "Declares", "Settings",
+           "Shard", "egresses", "host_keys", "load_settings", "shard_of"]
 
-DEFAULT_ACCOUNT_NAME = "default"
+log = logging.getLogger(__name__)
 
 def egresses(value: Any, key: str) -> tuple[Egress, ...]:
     """``egress:``: a list of {name, source_address} or {name, proxy}."""
@@ -133,51 +143,10 @@ GLOBAL_SETTINGS: tuple[Setting, ...] = (
 )
 
 
-class Declares(Protocol):
-    """What a product declares to the loader (see ``products.py``)."""
-
-    name: str
-    types: tuple[str, ...]  # the account types it reads ("cross", "portfolio_margin")
-    settings: tuple[Setting, ...]  # top-level keys of its own
-    account_settings: tuple[Setting, ...]  # keys of its own in an accounts[] entry
-    host_setting: str | None  # its own host's top-level key (BINANCE_BASE_URL replaces it)
-    host_settings: tuple[str, ...]  # keys of further hosts it calls (BINANCE_BASE_URL too)
-
-    def check(self, account: AccountConfig) -> None:
-        """A rule across keys: ``ConfigError`` naming the key."""
-        ...
-
-    def check_accounts(self, accounts: Sequence[AccountConfig]) -> None:
-        """A rule across accounts: ``ConfigError`` naming the key."""
-        ...
-
-
 def host_keys(product: Declares) -> tuple[str, ...]:
     """The top-level keys of every host a product calls, besides base_url."""
     own = () if product.host_setting is None else (product.host_setting,)
     return (*own, *product.host_settings)
-
-
-@dataclass(frozen=True, repr=False)
-class AccountConfig:
-    """One Binance account: a label and its credentials (exactly one way of signing)."""
-
-    name: str
-    api_key: str
-    api_secret: str | None = None
-    private_key_pem: bytes | None = None
-    private_key_passphrase: bytes | None = None
-    source: str = "accounts[0]"  # where it was configured, for error messages
-    type: str = "cross"
-    options: Options = field(default_factory=Options)  # the products' own keys
-    egress: str = DEFAULT_EGRESS_NAME  # the name of the egress its requests leave by
-
-    def option(self, key: str) -> Any:
-        return self.options[key]
-
-    def __repr__(self) -> str:
-        kind = "hmac" if self.api_secret is not None else "private_key"
-        return f"AccountConfig(name={self.name!r}, api_key={REDACTED}, signing={kind})"
 
 
 @dataclass(frozen=True)
@@ -209,98 +178,6 @@ class Settings:
             if egress.name == account.egress:
                 return egress
         return Egress(DEFAULT_EGRESS_NAME)
-
-
-# --------------------------------------------------------------------------------------------
-# accounts
-
-SIGNING_KEYS = ("api_key", "api_key_file", "api_secret", "api_secret_file", "private_key_file",
-                "private_key_passphrase_file")
-
-
-def _one_of(values: Mapping[str, Any], keys: tuple[str, ...], where: str) -> str | None:
-    present = [k for k in keys if values.get(k) is not None]
-    if len(present) > 1:
-        raise ConfigError(f"{where}: set only one of {', '.join(present)}")
-    return present[0] if present else None
-
-
-@dataclass
-class _Reader:
-    """One load: the products' declarations, the config's folder and the files read."""
-
-    products: Sequence[Declares]
-    base: Path | None
-    files: list[str]
-
-    def secret(self, value: Any, key: str) -> bytes:
-        return read_secret_file(value, key, base=self.base, files=self.files)
-
-    def account(self, values: Mapping[str, Any], where: str) -> AccountConfig:
-        name = string(values.get("name"), f"{where}.name")
-        key_source = _one_of(values, ("api_key", "api_key_file"), where)
-        if key_source is None:
-            raise ConfigError(f"{where}.api_key: missing (set api_key or api_key_file)")
-        key = f"{where}.{key_source}"
-        api_key = secret_text(string(values["api_key"], key).encode()
-                              if key_source == "api_key" else self.secret(values[key_source], key),
-                              key)
-        signing = _one_of(values, ("api_secret", "api_secret_file", "private_key_file"), where)
-        if signing is None:
-            raise ConfigError(f"{where}.api_secret: missing (set api_secret, api_secret_file "
-                              f"or private_key_file)")
-        if values.get("private_key_passphrase_file") is not None and \
-                signing != "private_key_file":
-            raise ConfigError(f"{where}.private_key_passphrase_file: only with private_key_file")
-        api_secret = pem = passphrase = None
-        key = f"{where}.{signing}"
-        if signing == "api_secret":
-            api_secret = secret_text(string(values["api_secret"], key).encode(), key)
-        elif signing == "api_secret_file":
-            api_secret = secret_text(self.secret(values["api_secret_file"], key), key)
-        else:
-            pem = self.secret(values["private_key_file"], key)
-            if values.get("private_key_passphrase_file") is not None:
-                key = f"{where}.private_key_passphrase_file"
-                passphrase = self.secret(values["private_key_passphrase_file"], key)
-                passphrase = passphrase.rstrip(b"\r\n")
-        types = tuple(dict.fromkeys(t for p in self.products for t in p.types))
-        kind = values.get("type") or "cross"
-        if kind not in types:
-            raise ConfigError(f"{where}.type: expected one of {', '.join(types)}")
-        options = read_declared(values, _unique(s for p in self.products
-                                                for s in p.account_settings), where)
-        egress = DEFAULT_EGRESS_NAME if values.get("egress") is None else \
-            string(values["egress"], f"{where}.egress")
-        account = AccountConfig(name, api_key, api_secret, pem, passphrase, source=where,
-                                type=kind, options=Options.of(options), egress=egress)
-        for product in self.products:
-            product.check(account)
-        return account
-
-    def account_keys(self) -> set[str]:
-        return {"name", "type", "egress", *SIGNING_KEYS,
-                *(s.key for p in self.products for s in p.account_settings)}
-
-
-def _unique(settings: Any) -> list[Setting]:
-    """Declarations by key, once each (two products may share one, e.g. interest_rates)."""
-    return list({s.key: s for s in settings}.values())
-
-
-def _env_account(env: Mapping[str, str], reader: _Reader) -> AccountConfig | None:
-    values = {key: env.get(f"BINANCE_{key.upper()}") or None for key in SIGNING_KEYS}
-    if all(v is None for v in values.values()):
-        return None
-    try:
-        return reader.account({"name": DEFAULT_ACCOUNT_NAME, **values}, "env")
-    except ConfigError as exc:
-        # Name the environment variable rather than the YAML-style key.
-        message = str(exc)
-        for key in sorted(SIGNING_KEYS, key=len, reverse=True):
-            message = message.replace(f"env.{key}", f"BINANCE_{key.upper()}")
-        message = message.replace("env:", "BINANCE_*:")
-        raise ConfigError(message) from None
 
 
 # --------------------------------------------------------------------------------------------

@@ -6,42 +6,40 @@ and checks what Binance checks: the ``X-MBX-APIKEY`` header, the signature (HMAC
 base64 Ed25519 / RSA with the registered public key), ``timestamp`` against ``recvWindow``, and
 the IP weight per minute (429, then 418 for a client that keeps going).
 
-Tests drive faults through :meth:`Simulator.set_fault`; ``--demo`` never does.
+This module holds :class:`Simulator` (its state, its controls, the weight accounting) and
+``main``; the HTTP side is :mod:`.handler`, the key and signature checks :mod:`.checks`, and
+the faults tests inject (through :meth:`Simulator.set_fault`; ``--demo`` never does)
+:mod:`.faults`.
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
-import gzip
-import hashlib
-import hmac
-import json
 import os
-import re
 import sys
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlsplit
 
 from binance_margin_exporter.demo import interest
+from binance_margin_exporter.demo.checks import check_keyed, check_signed
 from binance_margin_exporter.demo.cross import ACCOUNT_PATH, SimulatedAccount
+from binance_margin_exporter.demo.faults import Fault
 from binance_margin_exporter.demo.futures import SimulatedFutures
+from binance_margin_exporter.demo.handler import TIME_PATH, SimulatorServer
 from binance_margin_exporter.demo.isolated import SimulatedIsolated
 from binance_margin_exporter.demo.portfolio import SimulatedPortfolio
 from binance_margin_exporter.demo.portfolio_pro import SimulatedPortfolioPro
 from binance_margin_exporter.demo.positions import SimulatedPositions
-from binance_margin_exporter.demo.routes import RequestError, Route
-from binance_margin_exporter.demo.streams import API_KEY, SimulatedStreams
+from binance_margin_exporter.demo.routes import Route
+from binance_margin_exporter.demo.streams import SimulatedStreams
 from binance_margin_exporter.demo.sub_accounts import SimulatedSubAccounts
 from binance_margin_exporter.products import ENTRIES
 
-TIME_PATH = "/api/v3/time"
+# re-exported: tests and scripts import these from here
+__all__ = ["ACCOUNT_PATH", "TIME_PATH", "Fault", "SimulatedAccount", "Simulator", "main"]
+
 TIME_WEIGHT = 1
 IP_LIMIT_1M = 12000  # /sapi
 API_LIMIT_1M = 6000  # /api (and /papi)
@@ -54,38 +52,6 @@ def budget_of(path: str) -> str:
         if path.startswith(f"/{prefix}/"):
             return prefix
     return "api"
-# What a query may hold as sent: RFC 3986's query characters. A raw space or non-ASCII byte
-# (a client that signed an unencoded query) is refused, as Binance refuses it.
-QUERY_CHARACTERS = re.compile(r"[A-Za-z0-9\-._~%!$&'()*+,;=:@/?]*")
-
-@dataclass
-class Fault:
-    """What the simulator does instead of (or on top of) a normal answer on ``paths``."""
-
-    status: int | None = None  # answer with this status and ``body`` instead of the account
-    body: bytes = b""
-    headers: dict[str, str] = field(default_factory=dict)
-    delay: float = 0.0  # seconds to wait first (longer than the client's timeout: a hang)
-    drip: float = 0.0  # send the headers, then the body one byte every ``drip`` seconds
-    transform: Callable[[bytes], bytes] | None = None  # rewrite the normal body
-    paths: tuple[str, ...] = (ACCOUNT_PATH,)
-    times: int | None = None  # answer this way so many times, then clear (None: until cleared)
-    # gzip the answer when the client accepts it, as normal answers are; False: the bytes on
-    # the wire are the test's own (a transformed body, its Content-Length, a drip)
-    gzip: bool = False
-
-    @classmethod
-    def binance_error(cls, code: int, msg: str, status: int = 400, **kw: Any) -> Fault:
-        body = json.dumps({"code": code, "msg": msg}).encode()
-        return cls(status=status, body=body, headers={"Content-Type": "application/json"}, **kw)
-
-    @classmethod
-    def rate_limited(cls, retry_after: int, status: int = 429, **kw: Any) -> Fault:
-        msg = "Way too many requests; IP banned until 1700000000000." if status == 418 else (
-            "Too many requests; current limit of IP is 12000 requests per minute.")
-        fault = cls.binance_error(-1003, msg, status=status, **kw)
-        fault.headers["Retry-After"] = str(retry_after)
-        return fault
 
 
 class Simulator:
@@ -128,7 +94,7 @@ class Simulator:
         self._banned_until: dict[str, float] = {}  # by client address
         self.sources: Counter[tuple[str, str]] = Counter()  # requests by (client address, path)
         self.source_bonus: Counter[str] = Counter()  # like weight_bonus, for one address
-        self._server = _Server((host, port), _handler_for(self))
+        self._server = SimulatorServer((host, port), self)
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
 
@@ -226,194 +192,12 @@ class Simulator:
         return used, None
 
     def _check_keyed(self, query: str, headers: Any) -> tuple[int, int, str] | None:
-        """MARKET_DATA: None if the request carries a known key (and, if it is signed, a good
-        signature in time), else (status, code, msg)."""
-        if "&signature=" in query or query.startswith("signature="):
-            return self._check_signed(query, headers)
-        if headers.get("X-MBX-APIKEY") is None:
-            return 400, -2014, "API-key format invalid."
-        if headers.get("X-MBX-APIKEY") not in self._keys:
-            return 401, -2015, "Invalid API-key, IP, or permissions for action."
-        return None
+        """MARKET_DATA: see :func:`.checks.check_keyed`."""
+        return check_keyed(self._keys, self.server_ms, query, headers)
 
     def _check_signed(self, query: str, headers: Any) -> tuple[int, int, str] | None:
         """None if the request is properly signed and timely, else (status, code, msg)."""
-        key = self._keys.get(headers.get("X-MBX-APIKEY", ""))
-        if headers.get("X-MBX-APIKEY") is None:
-            return 400, -2014, "API-key format invalid."
-        if key is None:
-            return 401, -2015, "Invalid API-key, IP, or permissions for action."
-        payload, sep, signature = query.rpartition("&signature=")
-        if not sep or not signature:
-            return 400, -1102, "Mandatory parameter 'signature' was not sent, was empty/null."
-        kind, material = key
-        if kind == "hmac":
-            expected = hmac.new(material, payload.encode(), hashlib.sha256).hexdigest()
-            valid = hmac.compare_digest(expected, signature)
-        else:
-            valid = _verify_public(material, payload.encode(), signature)
-        if not valid:
-            return 400, -1022, "Signature for this request is not valid."
-        params = dict(parse_qsl(payload))
-        if "timestamp" not in params:
-            return 400, -1102, "Mandatory parameter 'timestamp' was not sent, was empty/null."
-        try:
-            timestamp = int(params["timestamp"])
-            recv_window = int(params.get("recvWindow", "5000"))
-        except ValueError:
-            return 400, -1100, "Illegal characters found in a parameter."
-        if recv_window > 60000:
-            return 400, -1131, "recvWindow must be less than 60000"
-        now = self.server_ms()
-        if timestamp >= now + 1000:
-            return 400, -1021, "Timestamp for this request was 1000ms ahead of the server's time."
-        if now - timestamp > recv_window:
-            return 400, -1021, "Timestamp for this request is outside of the recvWindow."
-        return None
-
-
-class _Server(ThreadingHTTPServer):
-    request_queue_size = 1024  # a burst of a fund's sub-accounts: Binance's backlog is deep
-
-
-def _verify_public(key: Any, payload: bytes, signature: str) -> bool:
-    from cryptography.exceptions import InvalidSignature
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric import ed25519, padding
-
-    try:
-        raw = base64.b64decode(unquote(signature), validate=True)
-        if isinstance(key, ed25519.Ed25519PublicKey):
-            key.verify(raw, payload)
-        else:
-            key.verify(raw, payload, padding.PKCS1v15(), hashes.SHA256())
-    except (InvalidSignature, ValueError):
-        return False
-    return True
-
-
-def _handler_for(sim: Simulator) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        server_version = "simulated-binance"
-        disable_nagle_algorithm = True
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass  # quiet: requests carry signatures
-
-        def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None,
-                  drip: float = 0.0, gzipped: bool = True) -> None:
-            self.send_response(status)
-            all_headers = {"Content-Type": "application/json;charset=UTF-8", **(headers or {})}
-            if gzipped and body and self._accepts_gzip():
-                # as Binance does: gzip whenever the client accepts it (requests always does)
-                body = gzip.compress(body, compresslevel=6, mtime=0)
-                all_headers["Content-Encoding"] = "gzip"
-            for name, value in all_headers.items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            try:
-                if not drip:
-                    self.wfile.write(body)
-                    return
-                self.wfile.flush()
-                for i in range(len(body)):  # ends when the client hangs up
-                    time.sleep(drip)
-                    self.wfile.write(body[i:i + 1])
-                    self.wfile.flush()
-            except (BrokenPipeError, ConnectionResetError):
-                pass
-
-        def _accepts_gzip(self) -> bool:
-            offered = self.headers.get("Accept-Encoding", "")
-            return any(token.split(";")[0].strip().lower() == "gzip"
-                       for token in offered.split(","))
-
-        def _error(self, status: int, code: int, msg: str,
-                   headers: dict[str, str] | None = None) -> None:
-            self._send(status, json.dumps({"code": code, "msg": msg}).encode(), headers)
-
-        def do_POST(self) -> None:
-            self.do_GET("POST")
-
-        def do_PUT(self) -> None:
-            self.do_GET("PUT")
-
-        def do_DELETE(self) -> None:
-            self.do_GET("DELETE")
-
-        def do_GET(self, method: str = "GET") -> None:
-            parts = urlsplit(self.path)
-            path = parts.path
-            key = path if method == "GET" else f"{method} {path}"
-            sim.counts[key] += 1
-            length = self.headers.get("Content-Length", "")
-            if length.isdigit():
-                self.rfile.read(int(length))
-            if "&signature=" in parts.query:
-                sim.signatures.append(parts.query.rpartition("&signature=")[2])
-            if (path != TIME_PATH or method != "GET") and key not in sim.routes:
-                self._error(404, -1000, "Not found")
-                return
-            source = self.client_address[0]
-            sim.sources[(source, path)] += 1
-            used, wait = sim._spend(path, source, key)
-            weight_header = ("x-sapi-used-ip-weight-1m" if path.startswith("/sapi/")
-                             else "x-mbx-used-weight-1m")
-            headers = {weight_header: str(used)}
-            if wait is not None:
-                status = 418 if wait < 0 else 429
-                headers["Retry-After"] = str(abs(wait))
-                self._error(status, -1003, "Too many requests.", headers)
-                return
-            fault = sim._fault_for(key)
-            if fault is not None and fault.delay:
-                time.sleep(fault.delay)
-            if fault is not None and fault.status is not None:
-                self._send(fault.status, fault.body, {**headers, **fault.headers},
-                           gzipped=fault.gzip)
-                return
-            if path == TIME_PATH:
-                body = json.dumps({"serverTime": sim.server_ms()}).encode()
-                self._send(200, body, headers)
-                return
-            route = sim.routes[key]
-            if not QUERY_CHARACTERS.fullmatch(parts.query):
-                self._error(400, -1100, "Illegal characters found in a parameter.", headers)
-                return
-            problem = None
-            if route.signed:
-                problem = sim._check_signed(parts.query, self.headers)
-            elif route.keyed:
-                problem = sim._check_keyed(parts.query, self.headers)
-            if problem is not None:
-                status, code, msg = problem
-                self._error(status, code, msg, headers)
-                return
-            if sim.latency:
-                time.sleep(sim.latency)
-            if path.startswith("/sapi/v1/sub-account/") and \
-                    self.headers.get("X-MBX-APIKEY") in sim.non_master_keys:
-                self._error(400, -1002, "You are not authorized to execute this request.",
-                            headers)
-                return
-            params = dict(parse_qsl(parts.query))  # percent-decoded, "+" a space, as Binance
-            if method != "GET":
-                params[API_KEY] = self.headers.get(API_KEY, "")
-            try:
-                body = route.answer(params)
-            except RequestError as exc:
-                self._error(400, exc.code, exc.msg, headers)
-                return
-            if fault is None:
-                self._send(200, body, headers)
-                return
-            if fault.transform is not None:
-                body = fault.transform(body)
-            self._send(200, body, headers, fault.drip, gzipped=fault.gzip)
-
-    return Handler
+        return check_signed(self._keys, self.server_ms, query, headers)
 
 
 def main(argv: list[str] | None = None) -> int:
