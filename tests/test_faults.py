@@ -140,8 +140,7 @@ def test_http_errors(rig, caplog, fault):
 def test_a_403_is_binance_s_firewall_and_holds_the_host_back(rig, caplog):
     """Binance's WAF answers 403 with a page of its own (it may mean a rate limit violation):
     the host is held back 60 s (doubling while it repeats), not asked again every scrape."""
-    rig.sim.set_fault(Fault(status=403, body=b"<html>403 Forbidden</html>",
-                            headers={"Content-Type": "text/html"}))
+    rig.sim.set_fault(Fault.waf())
     rig.check_down("waf")
     sent = rig.sim.counts[ACCOUNT_PATH]
     rig.sim.clear_faults()
@@ -153,6 +152,36 @@ def test_a_403_is_binance_s_firewall_and_holds_the_host_back(rig, caplog):
     rig.clock.shift += 61
     rig.check_up()
     assert any("HTTP 403 (Binance's firewall)" in r.getMessage() for r in caplog.records)
+
+
+def test_a_ban_stated_only_in_its_message_is_honoured(rig, caplog):
+    """A 418 without Retry-After (the futures and PM pages do not promise it) that says "IP
+    banned until <ms>": nothing is sent until then, not for the 2-minute default."""
+    until = time.time() + 3600
+    rig.sim.set_fault(Fault.banned_until(int(until * 1000)))
+    rig.check_down("banned")
+    assert rig.upstream.backoff_until() == pytest.approx(until, abs=5)
+
+
+def test_the_simulator_s_own_ban_may_state_its_end_only_in_its_message(simulator):
+    simulator.states_retry_after = False
+    simulator.weight_bonus = 20000  # others on this IP: every call is over the limit
+    rig = Rig(simulator, sync=False)
+    for _ in range(5):
+        rig.scrape()
+    assert rig.upstream.backoff_until() > time.time() + 60
+    sent = sum(simulator.counts.values())
+    simulator.weight_bonus = 0
+    values = rig.scrape()
+    assert values[("binance_margin_up", (("account", "main"),))] == 0.0
+    assert sum(simulator.counts.values()) == sent  # held back: nothing sent
+
+
+def test_a_legacy_error_body_is_an_api_error_with_its_message(rig, caplog):
+    rig.sim.set_fault(Fault.legacy_error("Sub-account function is not enabled."))
+    rig.check_down("api_error")
+    assert any("Sub-account function is not enabled." in r.getMessage()
+               for r in caplog.records)
 
 
 @pytest.mark.parametrize(

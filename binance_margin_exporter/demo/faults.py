@@ -41,3 +41,24 @@ class Fault:
         fault = cls.binance_error(-1003, msg, status=status, **kw)
         fault.headers["Retry-After"] = str(retry_after)
         return fault
+
+    @classmethod
+    def banned_until(cls, until_ms: int, status: int = 418, **kw: Any) -> Fault:
+        """A ban that states its end only in the message (no ``Retry-After``), in Binance's
+        words."""
+        return cls.binance_error(
+            -1003, f"Way too much request weight used; IP banned until {until_ms}. Please use "
+                   f"WebSocket Streams for live updates to avoid bans.", status=status, **kw)
+
+    @classmethod
+    def waf(cls, **kw: Any) -> Fault:
+        """Binance's web application firewall: 403 and a page of its own, no Binance body."""
+        return cls(status=403, body=b"<html><head><title>403 Forbidden</title></head><body>"
+                                    b"<h1>403 Forbidden</h1></body></html>",
+                   headers={"Content-Type": "text/html"}, **kw)
+
+    @classmethod
+    def legacy_error(cls, msg: str, status: int = 400, **kw: Any) -> Fault:
+        """An older error body: no integer ``code``, ``{"success": false, "msg": ...}``."""
+        body = json.dumps({"success": False, "msg": msg}).encode()
+        return cls(status=status, body=body, headers={"Content-Type": "application/json"}, **kw)

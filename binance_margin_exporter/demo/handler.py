@@ -109,9 +109,18 @@ class Handler(BaseHTTPRequestHandler):
                          else "x-mbx-used-weight-1m")
         headers = {weight_header: str(used)}
         if wait is not None:
+            # Binance's words; Retry-After only where the simulator is told Binance sends it
+            # (the spot docs promise it, the futures and PM pages do not)
             status = 418 if wait < 0 else 429
-            headers["Retry-After"] = str(abs(wait))
-            self._error(status, -1003, "Too many requests.", headers)
+            if sim.states_retry_after:
+                headers["Retry-After"] = str(abs(wait))
+            until_ms = sim.server_ms() + abs(wait) * 1000
+            msg = (f"Way too much request weight used; IP banned until {until_ms}. Please use "
+                   f"WebSocket Streams for live updates to avoid bans." if status == 418 else
+                   "Too much request weight used; current limit is 12000 request weight per "
+                   "1 MINUTE. Please use WebSocket Streams for live updates to avoid polling "
+                   "the API.")
+            self._error(status, -1003, msg, headers)
             return
         fault = sim._fault_for(key)
         if fault is not None and fault.delay:

@@ -83,6 +83,8 @@ class Simulator:
         self.clock_skew_ms = 0  # server time = real time + skew
         self.weight_bonus = 0  # weight used by "others" on this IP, added to the header
         self.latency = 0.0  # seconds added to every signed request
+        # Retry-After on the simulator's own 429 and 418 (False: the end only in the message)
+        self.states_retry_after = True
         self.counts: Counter[str] = Counter()
         self.signatures: deque[str] = deque(maxlen=5000)  # recent ones, to check none leaks
         self._keys: dict[str, tuple[str, Any]] = {}
