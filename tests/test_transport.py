@@ -23,23 +23,20 @@ import urllib3
 from packaging.version import Version
 
 from binance_margin_exporter.binance.cross import ACCOUNT_PATH, fetch_account
+from binance_margin_exporter.binance.deadline import DEADLINE_POOLS, DeadlineAdapter, _Watchdog
 from binance_margin_exporter.binance.errors import UpstreamError
 from binance_margin_exporter.binance.interest import fetch_next_hourly_rates
 from binance_margin_exporter.binance.limits import SAPI_WEIGHT_HEADER, Upstream
+from binance_margin_exporter.binance.redaction import RedactSignatures, install_redaction
 from binance_margin_exporter.binance.signing import HmacSigner
 from binance_margin_exporter.binance.sub_accounts import (
     fetch_sub_account_emails,
     fetch_sub_margin_account,
 )
 from binance_margin_exporter.binance.transport import (
-    DEADLINE_POOLS,
     TIME_PATH,
     BinanceClient,
-    DeadlineAdapter,
-    RedactSignatures,
-    _Watchdog,
     encode_query,
-    install_redaction,
     signed_query,
 )
 from binance_margin_exporter.demo.cross import SimulatedAccount

@@ -8,13 +8,10 @@ raises or logs contains the API key, the secret, a signature or a signed URL.
 
 from __future__ import annotations
 
-import heapq
-import itertools
 import json
 import logging
 import os
 import re
-import socket
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -22,11 +19,12 @@ from typing import Any, NoReturn
 from urllib.parse import quote, unquote, urlencode, urlsplit
 
 import requests
-import urllib3.connection
-from urllib3 import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.exceptions import ReadTimeoutError
 
+# imported for its effect: every log record is redacted from here on
+import binance_margin_exporter.binance.redaction  # noqa: F401
+from binance_margin_exporter.binance.deadline import DeadlineAdapter, _Watch, fetching
 from binance_margin_exporter.binance.egress import use_egress
 from binance_margin_exporter.binance.errors import UpstreamError, invalid
 from binance_margin_exporter.binance.limits import RateGate, Upstream, stated_wait
@@ -83,161 +81,6 @@ def signed_query(params: Params, recv_window_ms: int, timestamp_ms: int, signer:
     query = encode_query([*_param_pairs(params), ("recvWindow", recv_window_ms),
                           ("timestamp", timestamp_ms)])
     return f"{query}&signature={signer.sign(query)}"
-
-
-class RedactSignatures(logging.Filter):
-    """Replaces ``signature=...`` in a record's message, traceback and stack by
-    ``signature=<redacted>``. :func:`install_redaction` applies it to every record of every
-    logger (urllib3 puts signed URLs in its DEBUG lines and in its warnings)."""
-
-    pattern = re.compile(r"signature=[^&\s\"')]+")
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            message = record.getMessage()
-        except Exception:  # noqa: BLE001 - a bad format call: the handler reports it
-            return True
-        if "signature=" in message:
-            record.msg = self.pattern.sub("signature=<redacted>", message)
-            record.args = ()
-        if record.exc_info and not record.exc_text:
-            text = logging.Formatter().formatException(record.exc_info)
-            if "signature=" in text:
-                record.exc_text = self.pattern.sub("signature=<redacted>", text)
-        if record.stack_info and "signature=" in record.stack_info:
-            record.stack_info = self.pattern.sub("signature=<redacted>", record.stack_info)
-        return True
-
-
-def install_redaction() -> None:
-    """Redact every log record as it is made, whichever logger makes it and whichever handlers
-    there are (a filter on a logger misses the records of its children; one on a handler, the
-    handlers added later). Idempotent."""
-    previous = logging.getLogRecordFactory()
-    if getattr(previous, "redacts_signatures", False):
-        return
-    redact = RedactSignatures()
-
-    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
-        record = previous(*args, **kwargs)
-        redact.filter(record)
-        return record
-
-    factory.redacts_signatures = True  # type: ignore[attr-defined]
-    logging.setLogRecordFactory(factory)
-
-
-install_redaction()
-
-# The fetch under way in this thread: its deadline, and the watch on its answer.
-_fetching = threading.local()
-
-
-class _Watch:
-    """One answer being read: ``fired`` once the watchdog hung up its connection."""
-
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
-        self.fired = False
-        self.done = False  # read (or failed) in time: nothing to hang up
-
-    def cancel(self) -> None:
-        self.done = True
-
-
-class _Watchdog:
-    """One thread that hangs up each connection still being read at its fetch's deadline.
-    (A ``threading.Timer`` per answer would start a thread per request: 90 us of CPU each,
-    18 ms a scrape at 200 requests.)"""
-
-    def __init__(self) -> None:
-        self._reset()
-        os.register_at_fork(after_in_child=self._reset)  # the thread is not forked
-
-    def _reset(self) -> None:
-        self._cond = threading.Condition()
-        self._watches: list[tuple[float, int, _Watch]] = []  # a heap by deadline
-        self._count = itertools.count()
-        self._thread: threading.Thread | None = None
-
-    def watch(self, sock: socket.socket, deadline: float) -> _Watch:
-        watch = _Watch(sock)
-        with self._cond:
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="fetch-watchdog",
-                                                daemon=True)
-                self._thread.start()
-            if not self._watches or deadline < self._watches[0][0]:
-                self._cond.notify()  # an earlier deadline than the one waited for
-            heapq.heappush(self._watches, (deadline, next(self._count), watch))
-        return watch
-
-    def _run(self) -> None:
-        with self._cond:
-            while True:
-                now = time.monotonic()
-                while self._watches and (self._watches[0][2].done
-                                         or self._watches[0][0] <= now):
-                    watch = heapq.heappop(self._watches)[2]
-                    if not watch.done:
-                        watch.fired = True
-                        try:
-                            watch.sock.shutdown(socket.SHUT_RDWR)
-                        except OSError:
-                            pass  # closed already
-                self._cond.wait(self._watches[0][0] - now if self._watches else None)
-
-
-WATCHDOG = _Watchdog()
-
-
-class _DeadlineConnection:
-    """Ends the whole answer (status line, headers, body) at the fetch's deadline. Socket
-    timeouts bound each read, not their sum: a server dripping its headers (or a gzip body,
-    which urllib3 reads until it decodes something) a byte a second would hold the fetch for
-    ever. A watchdog started with the answer's first read hangs up at the deadline, and
-    :meth:`BinanceClient._fetch` makes whatever the cut-off read gave a timeout."""
-
-    sock: socket.socket | None
-
-    def getresponse(self, *args: Any, **kwargs: Any) -> Any:
-        deadline: float | None = getattr(_fetching, "deadline", None)
-        if deadline is not None and self.sock is not None:
-            _fetching.watch = WATCHDOG.watch(self.sock, deadline)
-        return super().getresponse(*args, **kwargs)  # type: ignore[misc]
-
-
-class _HTTPConnection(_DeadlineConnection, urllib3.connection.HTTPConnection):
-    pass
-
-
-class _HTTPSConnection(_DeadlineConnection, urllib3.connection.HTTPSConnection):
-    pass
-
-
-class _HTTPPool(HTTPConnectionPool):
-    ConnectionCls = _HTTPConnection
-
-
-class _HTTPSPool(HTTPSConnectionPool):
-    ConnectionCls = _HTTPSConnection
-
-
-DEADLINE_POOLS = {"http": _HTTPPool, "https": _HTTPSPool}
-
-
-class DeadlineAdapter(requests.adapters.HTTPAdapter):
-    """requests' adapter whose connections end the headers' read at the fetch's deadline."""
-
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = DEADLINE_POOLS
-
-    def proxy_manager_for(self, proxy: str, **kwargs: Any) -> Any:
-        manager = super().proxy_manager_for(proxy, **kwargs)
-        if not proxy.lower().startswith("socks"):  # SOCKS has connection classes of its own
-            manager.pool_classes_by_scheme = DEADLINE_POOLS
-        return manager
 
 
 def _error_body(body: bytes) -> tuple[int | None, str, bool]:
@@ -496,7 +339,7 @@ class BinanceClient:
         left = deadline - time.monotonic()
         if left <= 0:
             raise UpstreamError("timeout", f"{what}: no complete answer in time")
-        _fetching.deadline, _fetching.watch = deadline, None
+        fetching.deadline, fetching.watch = deadline, None
         error: UpstreamError | None = None
         try:
             result = self._read(url, headers, what, min(left, self.timeout), method)
@@ -511,8 +354,8 @@ class BinanceClient:
             error = UpstreamError("connection",
                                   f"{what}: connection failed ({type(exc).__name__})")
         finally:
-            watch: _Watch | None = _fetching.watch
-            _fetching.deadline, _fetching.watch = None, None
+            watch: _Watch | None = fetching.watch
+            fetching.deadline, fetching.watch = None, None
             if watch is not None:
                 watch.cancel()
         if watch is not None and watch.fired:  # whatever the read got was cut short
