@@ -529,3 +529,10 @@ def test_an_account_named_like_a_listed_sub_account_is_refused(tmp_path):
         load_settings(path, {})
     assert str(info.value) == ("accounts[1].sub_accounts: 'a@x.example' is listed by "
                                "accounts[0].sub_accounts too")
+
+
+def test_a_name_that_no_page_could_carry_is_refused(tmp_path):
+    path = write(tmp_path, 'accounts: [{name: "a\\ud800", api_key: k, api_secret: s}]\n')
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, {})
+    assert str(info.value) == "accounts[0].name: not valid Unicode (a lone surrogate)"

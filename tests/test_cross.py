@@ -8,6 +8,7 @@ import logging
 import threading
 import time
 
+import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.utils import floatToGoString
 
@@ -407,3 +408,19 @@ def test_a_field_is_warned_of_again_after_an_hour(caplog):
     invalid.note(["borrowEnabled", "borrowEnabled"])
     assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 2
     assert invalid.counts == {"borrowEnabled": 4}
+
+
+@pytest.mark.parametrize("field", ["asset", "accountType"])
+def test_a_lone_surrogate_from_binance_never_takes_the_page_down(field):
+    """JSON allows "\\ud800", which no UTF-8 page can carry: at the parse boundary it becomes
+    "?", so the page renders (it answered 500 for every account)."""
+    raw = fixture_json("account_docs_example.json")
+    if field == "asset":
+        raw["userAssets"][0]["asset"] = "\ud800X"
+    else:
+        raw["accountType"] = "MARGIN_\udfff"
+    account = parse_account(json.loads(json.dumps(raw)))
+    body = collector_for(FakeSource(account)).render()  # encodes as UTF-8, or raises
+    text = body.decode("utf-8")
+    assert ('asset="?X"' in text) if field == "asset" else ('account_type="MARGIN_?"' in text)
+    promtool_check_metrics(body)

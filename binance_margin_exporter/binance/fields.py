@@ -98,13 +98,24 @@ def optional_flag(raw: Mapping[str, Any], key: str, where: str = "") -> bool | N
     return value
 
 
+def text(value: str) -> str:
+    """A string from Binance as a label value can hold it: JSON allows a lone surrogate
+    (``"\\ud800"``), which no UTF-8 page can carry; it becomes ``?`` here, at the parse
+    boundary, so one odd name can never take the whole ``/metrics`` down."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "replace").decode("utf-8")
+    return value
+
+
 def optional_string(raw: Mapping[str, Any], key: str, where: str = "") -> str | None:
     value = raw.get(key)
     if value is None:
         return None
     if not isinstance(value, str):
         raise invalid(f"{where}{key}: expected a string, got {type(value).__name__}")
-    return value
+    return text(value)
 
 
 def string(raw: Mapping[str, Any], key: str, where: str = "") -> str:
@@ -156,5 +167,5 @@ class Lenient:
         return tuple(dict.fromkeys(self.invalid))
 
 
-__all__ = ["Lenient", "UpstreamError", "array", "number", "obj", "optional_flag",
+__all__ = ["Lenient", "text", "UpstreamError", "array", "number", "obj", "optional_flag",
            "optional_number", "optional_string", "string", "to_number"]

@@ -60,7 +60,7 @@ def _names(raw: Mapping[str, Any], key: str, where: str) -> list[str]:
     for i, name in enumerate(names):
         if not isinstance(name, str):
             raise invalid(f"{where}{key}[{i}]: expected a string, got {type(name).__name__}")
-    return [name for name in names if name]
+    return [fields.text(name) for name in names if name]
 
 
 def parse_delist_schedule(raw: Any) -> DelistSchedule:

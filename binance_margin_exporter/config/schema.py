@@ -56,6 +56,10 @@ def integer(minimum: int, maximum: int) -> Reader:
 def string(value: Any, key: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ConfigError(f"{key}: expected a non-empty string")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # YAML allows "\ud800": no page could carry it as a label
+        raise ConfigError(f"{key}: not valid Unicode (a lone surrogate)") from None
     return value
 
 
