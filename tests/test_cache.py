@@ -122,12 +122,40 @@ def test_concurrent_callers_share_one_fetch():
     assert source.calls == 1
 
 
-def test_the_fetch_gets_the_first_caller_s_deadline():
+def test_the_fetch_runs_to_the_request_timeout_not_to_the_first_caller_s_deadline():
     source = Source("v")
     cache = cached(source, ttl=10)
-    deadline = soon(3.0)
-    cache.get(deadline)
-    assert source.deadlines[0][0] == deadline
+    began = time.monotonic()
+    cache.get(soon(0.05))
+    assert source.deadlines[0][0] >= began + cache.timeout
+    patient = Source("v")
+    late = cached(patient, ttl=10)
+    deadline = soon(late.timeout + 30)  # a caller with a longer deadline keeps its own
+    late.get(deadline)
+    assert patient.deadlines[0][0] == deadline
+
+
+def test_one_short_deadline_never_poisons_the_cache_for_the_others():
+    """A scrape with X-Prometheus-Scrape-Timeout-Seconds: 0.001 answers timeout for itself; the
+    fetch goes on to its own deadline, and its answer serves the next scrape (it was a failure
+    cached for ttl, for every scraper)."""
+    release = threading.Event()
+    deadlines = []
+
+    def fetch(deadline: float) -> str:  # as the transport does: nothing past the deadline
+        deadlines.append(deadline)
+        release.wait(5)
+        if time.monotonic() > deadline:
+            raise UpstreamError("timeout", "no complete answer in time")
+        return "fresh"
+
+    cache = Cached("account a", fetch, EXECUTOR, ttl=10)
+    hasty = cache.get(time.monotonic() + 0.001)
+    assert hasty.error.reason == "timeout"
+    release.set()
+    patient = cache.get(soon(5.0))
+    assert patient.value == "fresh" and patient.error is None
+    assert len(deadlines) == 1  # one fetch for both
 
 
 def test_every_timeout_is_counted_each_flight_once(caplog):

@@ -23,7 +23,7 @@ from binance_margin_exporter.collectors.exporter import Exporter
 from binance_margin_exporter.collectors.hosts import HostsCollector
 from binance_margin_exporter.demo.simulator import ACCOUNT_PATH, TIME_PATH, Fault, Simulator
 from tests.conftest import API_KEY, SECRET
-from tests.helpers import EXECUTOR, sample_values
+from tests.helpers import EXECUTOR, sample_values, wait_idle
 
 SIGNED = re.compile(r"signature=(?!<redacted>)")
 
@@ -386,6 +386,8 @@ def test_a_dripping_body_is_a_timely_timeout(simulator, caplog, scrape_timeout):
     key = ("binance_margin_scrape_errors_total", (("account", "main"), ("reason", "timeout")))
     assert values[key] == 1.0
     simulator.clear_faults()
+    # the fetch itself runs on to the request timeout (a scrape's short deadline is its own)
+    wait_idle(rig.account.account)
     rig.clock.shift += 1
     rig.check_up()
     assert_clean_log(caplog)

@@ -123,7 +123,8 @@ class Cached(Generic[T]):
             pass
 
     def start(self, deadline: float) -> _Flight[T]:
-        """The cached result if fresh, else the fetch under way, else a new fetch."""
+        """The cached result if fresh, else the fetch under way, else a new fetch (which runs
+        until ``timeout`` from now, whatever ``deadline`` the caller waits to)."""
         with self._lock:
             if self._fresh(self._result):
                 done: _Flight[T] = _Flight(counted=True)
@@ -132,7 +133,13 @@ class Cached(Generic[T]):
             if self._flight is None:
                 flight: _Flight[T] = _Flight()
                 self._flight = flight
-                self._executor.submit(self._run, flight, deadline)
+                # The fetch runs to the longest deadline any scrape may have (the request
+                # timeout), not to the first caller's: a scrape with a short deadline answers
+                # timeout for itself only, and never caches a failure for the others (one
+                # request with X-Prometheus-Scrape-Timeout-Seconds: 0.001 made every scraper
+                # up 0 for cache_ttl_seconds).
+                self._executor.submit(self._run, flight,
+                                      max(deadline, time.monotonic() + self.timeout))
             return self._flight
 
     def wait(self, flight: _Flight[T], deadline: float) -> Result[T]:
