@@ -60,3 +60,19 @@ def test_the_demo_has_a_futures_account_on_both_markets_and_pm_positions():
                            ("demo-futures", "cm")}
     finally:
         simulator.stop()
+
+
+def test_the_demo_portfolio_sends_binance_s_thousands_comma():
+    """--demo's Portfolio Margin account sends totalAvailableBalance as Binance's own PM Pro
+    example does ("122,559.90199491"): the demo shows binance_margin_invalid_fields_total."""
+    import json
+
+    from binance_margin_exporter.binance.portfolio import parse_portfolio_account
+    from binance_margin_exporter.demo.portfolio import SimulatedPortfolio
+
+    portfolio = SimulatedPortfolio(drift=False)
+    assert parse_portfolio_account(json.loads(portfolio.account({}))).invalid == ()
+    portfolio.thousands_comma = True
+    account = parse_portfolio_account(json.loads(portfolio.account({})))
+    assert account.invalid == ("totalAvailableBalance",)
+    assert account.total_available_balance is None and account.uni_mmr is not None

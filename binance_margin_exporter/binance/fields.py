@@ -167,5 +167,16 @@ class Lenient:
         return tuple(dict.fromkeys(self.invalid))
 
 
-__all__ = ["Lenient", "text", "UpstreamError", "array", "number", "obj", "optional_flag",
-           "optional_number", "optional_string", "string", "to_number"]
+__all__ = [
+    "Lenient",
+    "UpstreamError",
+    "array",
+    "number",
+    "obj",
+    "optional_flag",
+    "optional_number",
+    "optional_string",
+    "string",
+    "text",
+    "to_number",
+]

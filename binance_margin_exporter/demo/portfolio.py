@@ -41,6 +41,9 @@ class SimulatedPortfolio:
         self._wall = wall
         self._started = wall()
         self.held: Decimal | None = None
+        # --demo: totalAvailableBalance with a thousands comma, as Binance's own PM Pro example
+        # sends it ("122,559.90199491"): its metric is left out and counted as invalid
+        self.thousands_comma = False
 
     def set_uni_mmr(self, value: float | None) -> None:
         self.held = None if value is None else Decimal(str(value))
@@ -65,7 +68,7 @@ class SimulatedPortfolio:
             "accountStatus": status_of(uni),
             "virtualMaxWithdrawAmount": s8(max(equity - MAINT_MARGIN * Decimal("1.5"),
                                                Decimal(0))),
-            "totalAvailableBalance": "",
+            "totalAvailableBalance": f"{equity:,.8f}" if self.thousands_comma else "",
             "totalMarginOpenLoss": "",
             "updateTime": int(self._wall() * 1000),
         }

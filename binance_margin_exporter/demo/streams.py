@@ -210,7 +210,13 @@ class SimulatedStreams:
         """``--demo``: the events Binance would send as the drifting accounts move."""
         def run() -> None:
             margin_status = pm_status = "NORMAL"
+            borrowed_at: float | None = None  # the demo account borrows hourly, as interest
             while not self._stopping.wait(interval):
+                if self.connections(MARGIN) and (borrowed_at is None
+                                                 or self._wall() - borrowed_at >= 3600):
+                    self.push({"e": "USER_LIABILITY_CHANGE", "a": "USDT", "t": "BORROW",
+                               "p": "0.00000100", "i": "0.00000000"}, MARGIN)
+                    borrowed_at = self._wall()
                 level = Decimal(json.loads(sim.account.body())["marginLevel"])
                 bar = Decimal(sim.account.coeff["marginCallBar"])
                 status = "MARGIN_CALL" if level <= bar else "NORMAL"

@@ -37,7 +37,8 @@ TEXT = "text/plain; charset=utf-8"
 LANDING_PAGE = f"""<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>Binance margin exporter</title></head>
 <body><h1>Binance margin exporter</h1>
-<p>Version {__version__}. Prometheus metrics of Binance margin accounts: cross, isolated, sub-accounts, Portfolio Margin, futures and their positions.</p>
+<p>Version {__version__}. Prometheus metrics of Binance margin accounts: cross, isolated,
+sub-accounts, Portfolio Margin, futures and their positions.</p>
 <ul><li><a href="/metrics">/metrics</a></li><li><a href="/healthz">/healthz</a></li></ul>
 </body></html>
 """.encode()
