@@ -69,6 +69,9 @@ def started(simulator, tmp_path):
         warm_up(built)
         if connect:
             simulator.streams.wait_connected(None, 2 if accounts == "both" else 1)
+            # the server sees the connection a moment before the client says it is up
+            wait_for(lambda: all(v == 1 for k, v in values(built).items()
+                                 if k[0] == "binance_margin_stream_up"), timeout=10)
         return built
 
     yield start
