@@ -9,7 +9,7 @@ import time
 import pytest
 
 from binance_margin_exporter.binance.errors import UpstreamError
-from binance_margin_exporter.collectors.cache import ERROR_REASONS, Cached
+from binance_margin_exporter.collectors.cache import ERROR_REASONS, Cached, start_all
 from tests.helpers import EXECUTOR, wait_for
 
 
@@ -303,3 +303,14 @@ def test_a_waiter_past_its_deadline_does_not_wait():
     assert result.error.reason == "timeout"
     assert (result.started, result.duration) == (1000.0, 0.0)
     wait_for(flight.future.done)
+
+
+def test_start_all_starts_every_fetch_before_waiting_for_any():
+    """Side by side: all three fetches are under way before any is waited for."""
+    release = threading.Event()
+    sources = [Source(i, release=release) for i in range(3)]
+    caches = [cached(source, ttl=0) for source in sources]
+    results = start_all(caches, soon())
+    wait_for(lambda: all(s.calls == 1 for s in sources))  # all three under way at once
+    release.set()
+    assert [r.value for r in results()] == [0, 1, 2]

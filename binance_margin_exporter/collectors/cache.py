@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
@@ -203,3 +203,11 @@ class Cached(Generic[T]):
             self._result = result
             self._flight = None
         flight.future.set_result(result)
+
+
+def start_all(caches: Sequence[Cached[T]], deadline: float) -> Callable[[], list[Result[T]]]:
+    """Start every cache's fetch now, side by side; return what waits for all of them (each
+    until ``deadline``), in order: a product starts its fetches before any product waits."""
+    flights = [cache.start(deadline) for cache in caches]
+    return lambda: [cache.wait(flight, deadline)
+                    for cache, flight in zip(caches, flights, strict=True)]

@@ -32,7 +32,7 @@ from prometheus_client.metrics_core import Metric
 from binance_margin_exporter.binance import cross
 from binance_margin_exporter.binance.cross import MarginAccount, TradeCoeff, UserAsset
 from binance_margin_exporter.binance.fields import plus, times
-from binance_margin_exporter.collectors.cache import Cached, Result
+from binance_margin_exporter.collectors.cache import Cached, Result, start_all
 from binance_margin_exporter.collectors.families import (
     InvalidFields,
     Table,
@@ -189,11 +189,8 @@ class CrossCollector:
 def start_accounts(accounts: Sequence[CrossAccount], scrape: Scrape,
                    shown: AssetFilter) -> Callable[[], Iterator[Metric]]:
     """Start fetching the accounts; return what waits for them and builds their families."""
-    deadline = scrape.deadline
-    flights = [a.account.start(deadline) for a in accounts]
-    return lambda: cross_families(
-        accounts, [a.account.wait(f, deadline) for a, f in zip(accounts, flights, strict=True)],
-        scrape, shown)
+    results = start_all([a.account for a in accounts], scrape.deadline)
+    return lambda: cross_families(accounts, results(), scrape, shown)
 
 
 def cross_families(accounts: Sequence[CrossAccount], results: Sequence[Result[MarginAccount]],

@@ -28,7 +28,7 @@ from prometheus_client.metrics_core import Metric
 
 from binance_margin_exporter.binance.futures import ASSET_FIELDS, MARKETS, Futures, fetch_futures
 from binance_margin_exporter.binance.transport import BinanceClient
-from binance_margin_exporter.collectors.cache import Cached, Result
+from binance_margin_exporter.collectors.cache import Cached, Result, start_all
 from binance_margin_exporter.collectors.families import (
     InvalidFields,
     Table,
@@ -122,10 +122,8 @@ class FuturesCollector:
         self.sources = tuple(sources)
 
     def start(self, scrape: Scrape) -> Callable[[], Iterator[Metric]]:
-        deadline = scrape.deadline
-        flights = [s.futures.start(deadline) for s in self.sources]
-        return lambda: self._families(
-            [s.futures.wait(f, deadline) for s, f in zip(self.sources, flights, strict=True)])
+        results = start_all([s.futures for s in self.sources], scrape.deadline)
+        return lambda: self._families(results())
 
     def _families(self, results: Sequence[Result[Futures]]) -> Iterator[Metric]:
         fetches = account_fetches()

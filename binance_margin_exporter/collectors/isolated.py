@@ -27,7 +27,7 @@ from prometheus_client.metrics_core import Metric
 from binance_margin_exporter.binance import isolated
 from binance_margin_exporter.binance.fields import plus, times
 from binance_margin_exporter.binance.isolated import STATUSES, IsolatedAccount
-from binance_margin_exporter.collectors.cache import Cached, Result
+from binance_margin_exporter.collectors.cache import Cached, Result, start_all
 from binance_margin_exporter.collectors.families import (
     Fetches,
     InvalidFields,
@@ -137,11 +137,8 @@ class IsolatedCollector:
         self.sources = tuple(sources)
 
     def start(self, scrape: Scrape) -> Callable[[], Iterator[Metric]]:
-        deadline = scrape.deadline
-        flights = [s.account.start(deadline) for s in self.sources]
-        return lambda: self._families(
-            [s.account.wait(f, deadline) for s, f in zip(self.sources, flights, strict=True)],
-            scrape)
+        results = start_all([s.account for s in self.sources], scrape.deadline)
+        return lambda: self._families(results(), scrape)
 
     def _families(self, results: Sequence[Result[IsolatedAccount]],
                   scrape: Scrape) -> Iterator[Metric]:

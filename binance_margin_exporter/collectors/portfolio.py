@@ -28,7 +28,7 @@ from binance_margin_exporter.binance.portfolio import (
     fetch_portfolio,
 )
 from binance_margin_exporter.binance.transport import BinanceClient
-from binance_margin_exporter.collectors.cache import Cached, Result
+from binance_margin_exporter.collectors.cache import Cached, Result, start_all
 from binance_margin_exporter.collectors.families import (
     InvalidFields,
     Table,
@@ -111,10 +111,8 @@ class PortfolioCollector:
         self.sources = tuple(sources)
 
     def start(self, scrape: Scrape) -> Callable[[], Iterator[Metric]]:
-        deadline = scrape.deadline
-        flights = [s.portfolio.start(deadline) for s in self.sources]
-        return lambda: self._families(
-            [s.portfolio.wait(f, deadline) for s, f in zip(self.sources, flights, strict=True)])
+        results = start_all([s.portfolio for s in self.sources], scrape.deadline)
+        return lambda: self._families(results())
 
     def _families(self, results: Sequence[Result[Portfolio]]) -> Iterator[Metric]:
         fetches = account_fetches()

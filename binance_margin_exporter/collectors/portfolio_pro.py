@@ -26,7 +26,7 @@ from prometheus_client.metrics_core import Metric
 from binance_margin_exporter.binance.portfolio import STATUSES
 from binance_margin_exporter.binance.portfolio_pro import PortfolioPro, PortfolioProReader
 from binance_margin_exporter.binance.transport import BinanceClient
-from binance_margin_exporter.collectors.cache import Cached, Result
+from binance_margin_exporter.collectors.cache import Cached, Result, start_all
 from binance_margin_exporter.collectors.families import (
     InvalidFields,
     Table,
@@ -70,10 +70,8 @@ class PortfolioProCollector:
         self.sources = tuple(sources)
 
     def start(self, scrape: Scrape) -> Callable[[], Iterator[Metric]]:
-        deadline = scrape.deadline
-        flights = [s.account.start(deadline) for s in self.sources]
-        return lambda: self._families(
-            [s.account.wait(f, deadline) for s, f in zip(self.sources, flights, strict=True)])
+        results = start_all([s.account for s in self.sources], scrape.deadline)
+        return lambda: self._families(results())
 
     def _families(self, results: Sequence[Result[PortfolioPro]]) -> Iterator[Metric]:
         fetches = account_fetches()

@@ -32,7 +32,7 @@ from binance_margin_exporter.binance.futures import (
     fetch_positions,
 )
 from binance_margin_exporter.binance.transport import BinanceClient
-from binance_margin_exporter.collectors.cache import Cached, Result
+from binance_margin_exporter.collectors.cache import Cached, Result, start_all
 from binance_margin_exporter.collectors.families import (
     Fetches,
     InvalidFields,
@@ -107,10 +107,8 @@ class PositionsCollector:
         self.markets = tuple(m for s in self.sources for m in s.markets)
 
     def start(self, scrape: Scrape) -> Callable[[], Iterator[Metric]]:
-        deadline = scrape.deadline
-        flights = [m.positions.start(deadline) for m in self.markets]
-        return lambda: self._families(
-            [m.positions.wait(f, deadline) for m, f in zip(self.markets, flights, strict=True)])
+        results = start_all([m.positions for m in self.markets], scrape.deadline)
+        return lambda: self._families(results())
 
     def _families(self, results: Sequence[Result[Positions]]) -> Iterator[Metric]:
         fetches = Fetches("binance_margin_positions",
