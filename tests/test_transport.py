@@ -794,3 +794,60 @@ def test_a_rejected_key_backs_off_only_the_endpoint_that_rejected_it(mock):
     with pytest.raises(UpstreamError) as info:
         client.signed_get(sub, {"email": "a@x.example"})
     assert info.value.sent is False and len(mock.request_history) == sent
+
+
+@pytest.mark.parametrize("status", [429, 400])
+def test_a_1003_that_states_a_ban_is_a_ban_whatever_the_status(mock, status):
+    clock = Clock()
+    client = make(clock)
+    until_ms = int((clock.now + 3600) * 1000)
+    mock.get(BASE + ACCOUNT_PATH, status_code=status, json={
+        "code": -1003, "msg": f"Way too much request weight used; IP banned until {until_ms}."})
+    with pytest.raises(UpstreamError) as info:
+        fetch_account(client)
+    assert info.value.reason == "banned"
+    assert client.upstream.gates["api"].reason == "banned"  # the IP, not /sapi only
+    assert client.backoff_until() == pytest.approx(clock.now + 3600, abs=1)
+
+
+def test_an_error_without_a_code_does_not_name_one(mock):
+    client = make()
+    mock.get(BASE + ACCOUNT_PATH, status_code=429, text="<html>Too Many Requests</html>")
+    with pytest.raises(UpstreamError) as info:
+        fetch_account(client)
+    assert str(info.value) == ("GET /sapi/v1/margin/account on api.binance.test: HTTP 429, "
+                               "retry after 120 s: non-JSON body")
+    client = make()
+    mock.get(BASE + ACCOUNT_PATH, status_code=400,
+             json={"success": False, "msg": "Sub-account function is not enabled."})
+    with pytest.raises(UpstreamError) as info:
+        fetch_account(client)
+    assert str(info.value) == ("GET /sapi/v1/margin/account on api.binance.test: "
+                               "Sub-account function is not enabled.")
+
+
+def test_json_that_is_not_binance_s_is_not_taken_for_binance_s(mock):
+    clock = Clock()
+    client = make(clock)
+    mock.get(BASE + ACCOUNT_PATH, status_code=403, json={"message": "Forbidden"})
+    with pytest.raises(UpstreamError) as info:
+        fetch_account(client)
+    assert info.value.reason == "waf"
+    assert client.backoff_until() == clock.now + 60
+    client = make()
+    mock.get(BASE + ACCOUNT_PATH, status_code=400, json=["unexpected"])
+    with pytest.raises(UpstreamError) as info:
+        fetch_account(client)
+    assert info.value.reason == "http"
+    assert str(info.value).endswith("HTTP 400: unexpected JSON body")
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE"])
+def test_a_user_stream_call_sends_its_method_and_key_without_a_signature(mock, method):
+    client = make()
+    path = "/sapi/v1/margin/listen-key"
+    mock.register_uri(method, BASE + path, json={"listenKey": "k"})
+    assert client.user_stream(method, path, "listenKey=k") == {"listenKey": "k"}
+    request = mock.request_history[-1]
+    assert request.method == method and request.headers["X-MBX-APIKEY"] == API_KEY
+    assert "signature" not in request.url and request.query == "listenkey=k"
