@@ -25,6 +25,7 @@ from binance_margin_exporter.binance.portfolio import (
     BALANCE_FIELDS,
     STATUSES,
     Portfolio,
+    PortfolioAccount,
     fetch_portfolio,
 )
 from binance_margin_exporter.binance.transport import BinanceClient
@@ -106,6 +107,28 @@ class PortfolioSource:
                           ttl=ttl, timeout=client.timeout), invalid)
 
 
+class AccountFamilies:
+    """The account-level families of a Portfolio Margin account (``/papi/v1/account``, and
+    Portfolio Margin Pro's, which answers the same fields): its numbers and its status."""
+
+    def __init__(self) -> None:
+        self.gauges = Table(ACCOUNT_GAUGES, ["account"])
+        self.status = GaugeMetricFamily(
+            "binance_margin_portfolio_status",
+            "Portfolio Margin account status (accountStatus): 1 for the current one.",
+            labels=["account", "status"])
+
+    def add(self, name: str, account: PortfolioAccount) -> None:
+        self.gauges.add([name], account)
+        if account.status is not None:
+            for state, on in states(account.status, STATUSES):
+                self.status.add_metric([name, state], on)
+
+    @property
+    def families(self) -> list[Metric]:
+        return [*self.gauges.families, self.status]
+
+
 class PortfolioCollector:
     def __init__(self, sources: Sequence[PortfolioSource]) -> None:
         self.sources = tuple(sources)
@@ -116,11 +139,7 @@ class PortfolioCollector:
 
     def _families(self, results: Sequence[Result[Portfolio]]) -> Iterator[Metric]:
         fetches = account_fetches()
-        gauges = Table(ACCOUNT_GAUGES, ["account"])
-        status = GaugeMetricFamily(
-            "binance_margin_portfolio_status",
-            "Portfolio Margin account status (accountStatus): 1 for the current one.",
-            labels=["account", "status"])
+        accounts = AccountFamilies()
         assets = [GaugeMetricFamily(f"binance_margin_portfolio_asset_{attr}", ASSET_NAMES[attr],
                                     labels=["account", "asset"]) for attr, _ in BALANCE_FIELDS]
         invalid = invalid_fields()
@@ -131,18 +150,14 @@ class PortfolioCollector:
             source.invalid.add_to(invalid, name)
             if value is None:
                 continue
-            account = value.account
-            gauges.add([name], account)
-            if account.status is not None:
-                for state, on in states(account.status, STATUSES):
-                    status.add_metric([name, state], on)
+            accounts.add(name, value.account)
             for balance in value.balances:
                 if not any(balance.values):
                     continue  # an asset with nothing at all, as for cross accounts
                 for number, family in zip(balance.values, assets, strict=True):
                     if number is not None:
                         family.add_metric([name, balance.asset], number)
-        return non_empty((fetches.up, *gauges.families, status, *assets, *fetches.tail(),
+        return non_empty((fetches.up, *accounts.families, *assets, *fetches.tail(),
                           invalid))
 
 

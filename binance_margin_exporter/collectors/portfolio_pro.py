@@ -23,20 +23,17 @@ from dataclasses import dataclass, field
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
-from binance_margin_exporter.binance.portfolio import STATUSES
 from binance_margin_exporter.binance.portfolio_pro import PortfolioPro, PortfolioProReader
 from binance_margin_exporter.binance.transport import BinanceClient
 from binance_margin_exporter.collectors.cache import Cached, Result, start_all
 from binance_margin_exporter.collectors.families import (
     InvalidFields,
-    Table,
     account_fetches,
     invalid_fields,
     non_empty,
-    states,
 )
 from binance_margin_exporter.collectors.futures import MARKETS_SETTING
-from binance_margin_exporter.collectors.portfolio import ACCOUNT_GAUGES
+from binance_margin_exporter.collectors.portfolio import AccountFamilies
 from binance_margin_exporter.collectors.product import Build, ClientState, Product
 from binance_margin_exporter.collectors.scrape import Scrape
 from binance_margin_exporter.config import AccountConfig
@@ -75,11 +72,7 @@ class PortfolioProCollector:
 
     def _families(self, results: Sequence[Result[PortfolioPro]]) -> Iterator[Metric]:
         fetches = account_fetches()
-        gauges = Table(ACCOUNT_GAUGES, ["account"])
-        status = GaugeMetricFamily(
-            "binance_margin_portfolio_status",
-            "Portfolio Margin account status (accountStatus): 1 for the current one.",
-            labels=["account", "status"])
+        accounts = AccountFamilies()
         info = GaugeMetricFamily(
             "binance_margin_portfolio_info",
             "Portfolio Margin Pro account type (accountType: PM_1 PM Pro, PM_3 PM Pro SPAN); "
@@ -91,14 +84,10 @@ class PortfolioProCollector:
             source.invalid.add_to(invalid, name)
             if result.value is None:
                 continue
-            account = result.value.account
-            gauges.add([name], account)
-            if account.status is not None:
-                for state, on in states(account.status, STATUSES):
-                    status.add_metric([name, state], on)
+            accounts.add(name, result.value.account)
             if result.value.account_type is not None:
                 info.add_metric([name, result.value.account_type], 1.0)
-        return non_empty((fetches.up, *gauges.families, status, info, *fetches.tail(),
+        return non_empty((fetches.up, *accounts.families, info, *fetches.tail(),
                           invalid))
 
 
