@@ -249,11 +249,13 @@ def test_portfolio_margin_s_host_keeps_time_with_the_api_host():
     api = Upstream("https://api.binance.test")
     papi = Upstream("https://papi.binance.test", clock_of=api)
     assert papi.clock is api.clock
-    assert papi.time_base_url == "https://api.binance.test"
+    assert papi.time_upstream is api
     assert papi.base_url == "https://papi.binance.test"
     assert papi.gates["sapi"] is not api.gates["sapi"]
     alone = Upstream("https://papi.binance.test")
-    assert alone.clock is not api.clock and alone.time_base_url == alone.base_url
+    assert alone.clock is not api.clock and alone.time_upstream is alone
+    # a third host keeping time with papi keeps it with api (the one with /api/v3/time)
+    assert Upstream("https://fapi.binance.test", clock_of=papi).time_upstream is api
 
 
 def test_the_papi_client_syncs_its_clock_on_the_api_host():
@@ -268,6 +270,47 @@ def test_the_papi_client_syncs_its_clock_on_the_api_host():
         assert [r.hostname for r in m.request_history] == ["api.binance.test",
                                                            "papi.binance.test"]
     assert 25_000 < api.clock.offset_ms < 35_000
+
+
+@pytest.mark.parametrize("status, headers, reason", [
+    (200, {"X-MBX-USED-WEIGHT-1M": "5990"}, "throttled"),
+    (429, {"Retry-After": "30"}, "rate_limited"),
+    (418, {"Retry-After": "300"}, "banned"),
+    (403, {}, "waf"),
+])
+def test_the_api_host_s_answer_to_the_clock_sync_holds_only_the_api_host(status, headers,
+                                                                         reason):
+    """/api/v3/time is read on the api host: its weight, rate limit, ban or firewall are the
+    api host's, never the papi host's (a busy spot bot on the IP must not stop a PM account)."""
+    clock = Clock()
+    api = Upstream("https://api.binance.test", wall=clock, monotonic=clock)
+    papi = Upstream("https://papi.binance.test", clock_of=api, wall=clock)
+    client = BinanceClient(papi, API_KEY, HmacSigner(SECRET), wall=clock,
+                           background=lambda task: task())
+    with requests_mock.Mocker() as m:
+        body = {"serverTime": int(clock() * 1000)} if status == 200 else \
+            {"code": -1003, "msg": "Too many requests."}
+        if status == 403:
+            m.get("https://api.binance.test" + TIME_PATH, status_code=403, text="<html></html>")
+        else:
+            m.get("https://api.binance.test" + TIME_PATH, status_code=status, json=body,
+                  headers=headers)
+        m.get("https://papi.binance.test/papi/v1/account", json={},
+              headers={"X-MBX-USED-WEIGHT-1M": "20"})
+        for _ in range(3):
+            assert client.signed_get("/papi/v1/account") == {}
+        assert [r.hostname for r in m.request_history].count("papi.binance.test") == 3
+        assert [r.hostname for r in m.request_history].count("api.binance.test") == 1
+    assert api.gates["api"].reason == reason and api.backoff_until() > clock()
+    assert papi.backoff_until() == 0.0 and papi.gates["api"].reason is None
+    assert papi.gates["api"].last_used_weight == 20
+    if status == 200:
+        assert api.gates["api"].last_used_weight == 5990
+    else:  # the clock is synced again when the api host's back-off ends, not before
+        clock.now = api.backoff_until() - 1
+        assert not papi.clock.claim_sync()
+        clock.now = api.backoff_until() + 1
+        assert papi.clock.claim_sync()
 
 
 def test_a_ban_blocks_every_budget_and_is_logged_once(caplog):

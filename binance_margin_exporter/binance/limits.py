@@ -138,10 +138,12 @@ class ServerClock:
         if changed:
             log.info("server clock differs from the local clock by %+d ms", offset)
 
-    def mark_failed(self) -> None:
-        """Try again at the next request rather than waiting a whole resync period."""
+    def mark_failed(self, retry_in: float = 0.0) -> None:
+        """Try again at the next request ``retry_in`` seconds from now (the time host's
+        back-off), rather than waiting a whole resync period."""
         with self._lock:
-            self._synced_at = None
+            self._synced_at = None if retry_in <= 0 else \
+                self.monotonic() + retry_in - CLOCK_RESYNC_SECONDS
 
 
 class RateGate:
@@ -220,7 +222,8 @@ class Upstream:
         self.base_url = base_url.rstrip("/")
         self.host = urlsplit(self.base_url).netloc
         self.clock = clock_of.clock if clock_of is not None else ServerClock(wall, monotonic)
-        self.time_base_url = clock_of.base_url if clock_of is not None else self.base_url
+        # the host /api/v3/time is read on: its answer (weight, 429, 418, 403) is that host's
+        self.time_upstream: Upstream = clock_of.time_upstream if clock_of is not None else self
         # by budget name (the gates of budgets this host never serves stay unused)
         self._penalty_lock = threading.Lock()
         self._unstated = 0  # penalties in a row that stated no end

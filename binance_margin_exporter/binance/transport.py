@@ -192,17 +192,20 @@ class BinanceClient:
     # -- calls ----------------------------------------------------------------------------
 
     def sync_time(self, deadline: float | None = None) -> None:
-        """Measure the server clock offset (``GET /api/v3/time``, unsigned, weight 1)."""
+        """Measure the server clock offset (``GET /api/v3/time``, unsigned, weight 1), on the
+        host that keeps this one's time, counted on that host's gates."""
         clock = self.upstream.clock
+        host = self.upstream.time_upstream
         sent = self._wall()
         try:
-            raw = self.get(TIME_PATH, deadline=deadline, base_url=self.upstream.time_base_url)
+            raw = self.get(TIME_PATH, deadline=deadline, upstream=host)
             received = self._wall()
             if not isinstance(raw, dict) or type(raw.get("serverTime")) is not int:
                 raise invalid("serverTime: missing or not an integer")
             clock.update(raw["serverTime"], sent, received)
         except UpstreamError:
-            clock.mark_failed()
+            # the time host held back (throttled, banned): again when its back-off ends
+            clock.mark_failed(host.gate_for(TIME_PATH).backoff_until() - self._wall())
             raise
         finally:
             clock.sync_ended()
@@ -211,7 +214,7 @@ class BinanceClient:
         try:
             self.sync_time()
         except UpstreamError as exc:
-            log.warning("clock sync with %s failed: %s", self.upstream.host, exc)
+            log.warning("clock sync with %s failed: %s", self.upstream.time_upstream.host, exc)
 
     def signed_get(self, path: str, params: Params = "", *,
                    deadline: float | None = None) -> Any:
@@ -269,16 +272,16 @@ class BinanceClient:
                         method=method)
 
     def get(self, path: str, headers: dict[str, str] | None = None, query: str = "", *,
-            deadline: float | None = None, base_url: str | None = None,
+            deadline: float | None = None, upstream: Upstream | None = None,
             method: str = "GET") -> Any:
         """One GET (or ``method``); the parsed JSON of a 200, or :class:`UpstreamError`.
-        ``base_url``: another host than the upstream's (the clock of the papi host is read on
-        the api host)."""
-        upstream = self.upstream
+        ``upstream``: another host than the client's (the clock of the papi host is read on
+        the api host): its gates, weight and bans are that host's."""
+        upstream = upstream or self.upstream
         gate = upstream.gate_for(path)
         gate.check()
         deadline = self.deadline() if deadline is None else deadline
-        base = base_url or upstream.base_url
+        base = upstream.base_url
         url = f"{base}{path}?{query}" if query else f"{base}{path}"
         what = f"{method} {path} on {urlsplit(base).netloc}"
         status, response_headers, body = self._fetch(url, headers or {}, what, deadline, method)
@@ -290,17 +293,16 @@ class BinanceClient:
         if status == 200:
             upstream.succeeded()
         else:
-            self._raise_for(status, response_headers, body, what, gate)
+            self._raise_for(status, response_headers, body, what, upstream, gate)
         try:
             return json.loads(body)
         except (ValueError, RecursionError):
             raise invalid(f"{what}: body is not valid JSON ({len(body)} bytes)") from None
 
     def _raise_for(self, status: int, headers: Mapping[str, str], body: bytes, what: str,
-                   gate: RateGate) -> NoReturn:
+                   upstream: Upstream, gate: RateGate) -> NoReturn:
         """The :class:`UpstreamError` of an answer that is not a 200; holds the host back
         first where Binance asks for it (429, 418, -1003, 403)."""
-        upstream = self.upstream
         code, message, binance = _error_body(body)
         if status == 403 and not binance:  # the WAF: an HTML page, no Binance body
             seconds = upstream.waf()
