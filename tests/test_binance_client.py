@@ -202,6 +202,7 @@ def test_not_json_is_invalid_response(mock):
     ("status", "code", "reason"),
     [
         (401, -2015, "auth"),
+        (400, -1002, "auth"),
         (400, -2014, "auth"),
         (400, -1022, "auth"),
         (400, -3003, "api_error"),
@@ -329,10 +330,14 @@ def test_weight_header_is_kept_and_soft_limit_pauses(mock):
     assert 0 < client.backoff_until() - clock.now <= 61
 
 
-def test_auth_failure_backs_off_exponentially_up_to_five_minutes(mock):
+@pytest.mark.parametrize(("status", "code", "message"), [
+    (401, -2015, "Invalid key"),
+    (400, -1002, "You are not authorized to execute this request."),
+])
+def test_auth_failure_backs_off_exponentially_up_to_five_minutes(mock, status, code, message):
     clock = Clock()
     client = make(clock)
-    mock.get(BASE + ACCOUNT_PATH, status_code=401, json={"code": -2015, "msg": "Invalid key"})
+    mock.get(BASE + ACCOUNT_PATH, status_code=status, json={"code": code, "msg": message})
     delays = []
     for _ in range(8):
         with pytest.raises(UpstreamError) as info:

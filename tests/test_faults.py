@@ -139,7 +139,8 @@ def test_http_errors(rig, caplog, fault):
 
 def test_a_403_is_binance_s_firewall_and_holds_the_host_back(rig, caplog):
     """Binance's WAF answers 403 with a page of its own (it may mean a rate limit violation):
-    the host is held back 60 s (doubling while it repeats), not asked again every scrape."""
+    the host is held back 5 minutes (doubling while it repeats), not asked again every scrape
+    nor before the 5 minutes Binance's block usually lasts."""
     rig.sim.set_fault(Fault.waf())
     rig.check_down("waf")
     sent = rig.sim.counts[ACCOUNT_PATH]
@@ -149,9 +150,14 @@ def test_a_403_is_binance_s_firewall_and_holds_the_host_back(rig, caplog):
     assert rig.sim.counts[ACCOUNT_PATH] == sent  # held back: nothing sent
     assert values[("binance_margin_ip_backoff_until_timestamp_seconds",
                    (("egress", "default"), ("host", rig.upstream.host)))] > 0
-    rig.clock.shift += 61
+    rig.clock.shift += 299
+    values = rig.scrape()
+    assert values[("binance_margin_up", (("account", "main"),))] == 0.0
+    assert rig.sim.counts[ACCOUNT_PATH] == sent  # 299 s on: still held back
+    rig.clock.shift += 2
     rig.check_up()
-    assert any("HTTP 403 (Binance's firewall)" in r.getMessage() for r in caplog.records)
+    assert any("HTTP 403 (Binance's firewall), holding back 300 s" in r.getMessage()
+               for r in caplog.records)
 
 
 def test_a_ban_stated_only_in_its_message_is_honoured(rig, caplog):

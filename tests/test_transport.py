@@ -698,7 +698,8 @@ def test_a_1003_on_a_plain_4xx_says_so(mock):
 
 # -- what Binance does that the simulator once did not (issue: true to Binance as it is) ---------
 
-def test_a_403_is_binance_s_firewall_backing_the_host_off_60_s_doubling_to_10_min(mock):
+def test_a_403_is_binance_s_firewall_backing_the_host_off_5_min_doubling_to_30_min(mock):
+    """Binance's WAF block "usually lasts 5 minutes": no doomed try before then."""
     clock = Clock()
     client = make(clock)
     mock.get(BASE + ACCOUNT_PATH, status_code=403, text="<html>403 Forbidden</html>")
@@ -709,14 +710,14 @@ def test_a_403_is_binance_s_firewall_backing_the_host_off_60_s_doubling_to_10_mi
         assert info.value.reason == "waf" and info.value.status == 403
         waits.append(client.backoff_until() - clock.now)
         clock.now = client.backoff_until() + 1  # the next try, after the back-off
-    assert waits == [60, 120, 240, 480, 600, 600]
+    assert waits == [300, 600, 1200, 1800, 1800, 1800]
     sent = len(mock.request_history)
     mock.get(BASE + ACCOUNT_PATH, json=fixture_json("account_docs_example.json"))
     fetch_account(client)  # a success resets the escalation
     mock.get(BASE + ACCOUNT_PATH, status_code=403, text="<html>403 Forbidden</html>")
     with pytest.raises(UpstreamError):
         fetch_account(client)
-    assert client.backoff_until() - clock.now == 60
+    assert client.backoff_until() - clock.now == 300
     assert len(mock.request_history) == sent + 2
     assert client.upstream.gates["api"].reason == "waf"  # the host, every budget
 

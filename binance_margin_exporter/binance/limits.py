@@ -32,10 +32,11 @@ RETRY_AFTER_MAX_SECONDS = 3 * 86400.0  # Binance bans for 2 minutes to 3 days
 # A ban or rate limit that names no end (no Retry-After, no "banned until"): 2 minutes, doubling
 # while they repeat, as Binance's own bans grow.
 PENALTY_FIRST_SECONDS = 120.0
-# 403 is Binance's web application firewall (it may mean a rate limit violation): 60 s,
-# doubling to 10 minutes while it repeats
-WAF_FIRST_SECONDS = 60.0
-WAF_MAX_SECONDS = 600.0
+# 403 is Binance's web application firewall (it may mean a rate limit violation). Its block
+# "usually lasts 5 minutes and can be extended if requests look malicious" (Binance's FAQ):
+# 5 minutes, doubling to 30 while it repeats; an earlier try only meets the block again
+WAF_FIRST_SECONDS = 300.0
+WAF_MAX_SECONDS = 1800.0
 BANNED_UNTIL = re.compile(r"banned until (\d{12,14})")
 SAPI_WEIGHT_HEADER = "X-SAPI-USED-IP-WEIGHT-1M"
 API_WEIGHT_HEADER = "X-MBX-USED-WEIGHT-1M"
@@ -264,7 +265,7 @@ class Upstream:
 
     def waf(self) -> float:
         """HTTP 403, Binance's web application firewall: the host is held back, every budget
-        alike, 60 s doubling to 10 minutes while it repeats (reset by a success)."""
+        alike, 5 minutes doubling to 30 while it repeats (reset by a success)."""
         with self._penalty_lock:
             self._waf += 1
             seconds = min(WAF_FIRST_SECONDS * 2 ** (self._waf - 1), WAF_MAX_SECONDS)

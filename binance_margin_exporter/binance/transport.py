@@ -33,7 +33,8 @@ from binance_margin_exporter.binance.signing import Signer
 log = logging.getLogger(__name__)
 
 TIME_PATH = "/api/v3/time"
-AUTH_CODES = {-1022: "signature", -2014: "API-key format", -2015: "API key, IP or permissions"}
+AUTH_CODES = {-1002: "unauthorized", -1022: "signature", -2014: "API-key format",
+              -2015: "API key, IP or permissions"}
 AUTH_HINT = (
     "check the API key and secret, that the key may read margin data, and the key's IP allow-list"
 )
