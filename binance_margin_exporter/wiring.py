@@ -184,13 +184,12 @@ def _account_parts(account: AccountConfig, settings: Settings,
     return AccountParts(client, parts)
 
 
-def _close(accounts: Sequence[AccountParts], products: Sequence[Product], *,
-           shutdown: bool) -> None:
+def _close(accounts: Sequence[AccountParts], products: Sequence[Product]) -> None:
     """Stop what the accounts' parts run in the background (their streams), side by side:
     each part's close is bounded by its product, and a hundred accounts take no longer than
     one."""
     closing = [threading.Thread(target=product.close, args=(account.parts[product.name],),
-                                kwargs={"shutdown": shutdown}, name="close", daemon=True)
+                                name="close", daemon=True)
                for account in accounts for product in products
                if product.name in account.parts and type(product).close is not Product.close]
     for thread in closing:
@@ -243,12 +242,11 @@ def build_exporter(settings: Settings, previous: Built | None = None,
     collectors.append(HostsCollector(list(upstreams.values())))
     exporter = Exporter(collectors, request_timeout=settings.request_timeout_seconds,
                         executor=executor,
-                        on_close=lambda: _close(list(accounts.values()), products,
-                                                shutdown=True))
+                        on_close=lambda: _close(list(accounts.values()), products))
     if previous is not None:
         # what a reload removed or changed stops now (a kept account keeps its streams)
         _close([parts for account, parts in previous.accounts.items()
-                if accounts.get(account) is not parts], previous.products, shutdown=False)
+                if accounts.get(account) is not parts], previous.products)
     return Built(exporter, settings, upstreams, executor, accounts, kept, products)
 
 

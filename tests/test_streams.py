@@ -386,14 +386,18 @@ def test_stream_urls(tmp_path, url, ok):
         assert str(info.value).startswith("margin_stream_url: ")
 
 
-def test_shutdown_deletes_the_keys_and_ends_the_threads(simulator, started):
+def test_shutdown_ends_the_threads_and_leaves_the_keys_to_expire(simulator, started):
+    """A listen key is the account's: a DELETE would cut every other program's stream on it.
+    At shutdown the exporter stops keeping it alive, and sends nothing."""
     built = started()
     assert len(stream_threads()) == 2
     built.exporter.close()
-    assert simulator.streams.counts["DELETE margin_risk"] == 1
-    assert simulator.streams.counts["DELETE portfolio"] == 1
-    assert simulator.streams.keys("margin_risk") == [] == simulator.streams.keys("portfolio")
     assert stream_threads() == []
+    assert not [what for what in simulator.streams.counts if what.startswith("DELETE")]
+    assert not [path for path in simulator.counts if path.startswith("DELETE")]
+    assert len(simulator.streams.keys("margin_risk")) == 1  # Binance lets it expire
+    assert len(simulator.streams.keys("portfolio")) == 1
+    wait_for(lambda: not simulator.streams.connections(), timeout=5)
 
 
 def test_a_reload_keeps_the_stream_and_a_removed_account_s_stops(simulator, started,
@@ -402,7 +406,7 @@ def test_a_reload_keeps_the_stream_and_a_removed_account_s_stops(simulator, star
     stream = built.accounts[built.settings.accounts[0]].parts["margin_risk_stream"]
     prods = products()
     path = tmp_path / "config.yml"
-    for _ in range(3):  # the same configuration: the same streams, no new key, no DELETE
+    for _ in range(3):  # the same configuration: the same streams, no new key
         built = build_exporter(load(str(path), {}, products=prods), built, products=prods)
         warm_up(built)
     assert built.accounts[built.settings.accounts[0]].parts["margin_risk_stream"] is stream
@@ -412,16 +416,31 @@ def test_a_reload_keeps_the_stream_and_a_removed_account_s_stops(simulator, star
     after = build_exporter(load(str(path), {}, products=prods), built, products=prods)
     warm_up(after)
     wait_for(lambda: len(stream_threads()) == 1, timeout=5)
-    assert "DELETE portfolio" not in simulator.streams.counts  # only at shutdown
+    assert "DELETE portfolio" not in simulator.streams.counts  # never
     assert simulator.streams.counts["POST margin_risk"] == 1
     after.exporter.close()
     assert stream_threads() == []
 
 
-def test_the_simulator_s_listen_keys(client, simulator):
+def test_the_simulator_s_listen_keys_are_the_account_s(client, simulator):
+    """One key per account and stream, whichever API key or program asks (Binance: "a POST on
+    an account with an active listenKey will return the currently active listenKey"); a
+    DELETE closes it for all of them."""
+    from tests.helpers import master_client
+
     key = streams.create_key(client, streams.MARGIN_RISK)
     assert streams.create_key(client, streams.MARGIN_RISK) == key  # the active one
-    streams.keep_alive(client, streams.MARGIN_RISK, key)
+    simulator.add_hmac_key("bot-key-0123456789", SECRET)
+    bot = master_client(simulator, "bot-key-0123456789")  # another key of the same account
+    assert streams.create_key(bot, streams.MARGIN_RISK) == key
+    pm = streams.create_key(client, streams.PORTFOLIO)
+    assert streams.create_key(bot, streams.PORTFOLIO) == pm != key  # one per stream
+    simulator.add_hmac_key("other-account-key-01", SECRET)
+    simulator.streams.accounts["other-account-key-01"] = "other"
+    other = master_client(simulator, "other-account-key-01")
+    assert streams.create_key(other, streams.MARGIN_RISK) not in (key, pm)
+    streams.keep_alive(bot, streams.MARGIN_RISK, key)
+    streams.keep_alive(bot, streams.PORTFOLIO, pm)  # papi's PUT names none: the account's
     with pytest.raises(UpstreamError) as info:
         streams.keep_alive(client, streams.MARGIN_RISK, "nope")
     assert info.value.code == -1125
@@ -429,38 +448,72 @@ def test_the_simulator_s_listen_keys(client, simulator):
     assert simulator.weight_of("DELETE /sapi/v1/margin/listen-key") == 0
     assert simulator.weight_of("POST /sapi/v1/margin/listen-key") == 0
     assert simulator.weight_of("PUT /papi/v1/listenKey") == 1
-    streams.close_key(client, streams.MARGIN_RISK, key)
-    assert simulator.streams.keys("margin_risk") == []
+    bot.user_stream("DELETE", streams.MARGIN_RISK.key_path, f"listenKey={key}")
+    with pytest.raises(UpstreamError) as info:  # gone for every caller
+        streams.keep_alive(client, streams.MARGIN_RISK, key)
+    assert info.value.code == -1125
+    assert len(simulator.streams.keys("margin_risk")) == 1  # the other account's
 
 
 # -- the process and the demo --------------------------------------------------------------
 
 
-def test_sigterm_closes_the_keys_and_a_sighup_keeps_the_stream(simulator, tmp_path):
+def test_another_program_keeps_its_streams_across_the_exporter_s_stop_and_restart(
+        simulator, tmp_path):
+    """A trading bot on the same account (its own API key) reads the account's streams: the
+    exporter gets the same keys, a SIGHUP keeps its streams, and its SIGTERM and a restart
+    leave the bot's streams and keys alone (no DELETE)."""
+    import json
     import signal
 
-    from tests.helpers import exporter_process
+    from websockets.sync.client import connect
 
-    path = tmp_path / "config.yml"
-    path.write_text(config(simulator))
-    with exporter_process(["--config", str(path)], {}) as exporter:
-        simulator.streams.wait_connected(None, 2, timeout=15)
-        simulator.streams.push({"e": "MARGIN_LEVEL_STATUS_CHANGE", "l": "1.2",
-                                "s": "MARGIN_CALL"}, "margin_risk")
-        wait_for(lambda: 'status="MARGIN_CALL"} 1.0' in exporter.metrics(), timeout=5)
-        exporter.proc.send_signal(signal.SIGHUP)
-        wait_for(lambda: "configuration reloaded" in exporter.log, timeout=5)
-        assert 'status="MARGIN_CALL"} 1.0' in exporter.metrics()  # the same stream, counted
-        assert simulator.streams.counts["POST margin_risk"] == 1
-        assert "DELETE margin_risk" not in simulator.streams.counts
-        keys = simulator.streams.keys("margin_risk") + simulator.streams.keys("portfolio")
-        assert len(keys) == 2
-        assert exporter.stop() == 0
-    assert simulator.streams.counts["DELETE margin_risk"] == 1
-    assert simulator.streams.counts["DELETE portfolio"] == 1
-    assert not simulator.streams.connections()
-    for key in keys:
-        assert key not in exporter.log  # a listen key reads the stream: never logged
+    from tests.helpers import exporter_process, master_client
+
+    simulator.add_hmac_key("bot-key-0123456789", SECRET)
+    bot = master_client(simulator, "bot-key-0123456789")
+    keys = {kind.name: streams.create_key(bot, kind)
+            for kind in (streams.MARGIN_RISK, streams.PORTFOLIO)}
+    url = simulator.streams.url
+    with connect(f"{url}/ws/{keys['margin_risk']}") as margin, \
+            connect(f"{url}/pm/ws/{keys['portfolio']}") as pm:
+        simulator.streams.wait_connected(None, 2)
+
+        def bot_hears(kind: str, event: dict) -> None:
+            simulator.streams.push(event, kind)
+            got = json.loads((margin if kind == "margin_risk" else pm).recv(timeout=5))
+            assert got["e"] == event["e"]
+
+        path = tmp_path / "config.yml"
+        path.write_text(config(simulator))
+        call = {"e": "MARGIN_LEVEL_STATUS_CHANGE", "l": "1.2", "s": "MARGIN_CALL"}
+        for run in range(2):  # a start, a stop, a restart, a stop
+            with exporter_process(["--config", str(path)], {}) as exporter:
+                simulator.streams.wait_connected(None, 4, timeout=15)
+                # the account's keys: the bot's
+                assert {k: simulator.streams.keys(k) for k in keys} == \
+                    {k: [v] for k, v in keys.items()}
+                wait_for(lambda: exporter.metrics().count(
+                    "binance_margin_stream_up{") == 2, timeout=10)
+                bot_hears("margin_risk", call)
+                wait_for(lambda: 'status="MARGIN_CALL"} 1.0' in exporter.metrics(), timeout=5)
+                if run == 0:
+                    exporter.proc.send_signal(signal.SIGHUP)
+                    wait_for(lambda: "configuration reloaded" in exporter.log, timeout=5)
+                    # the same stream, counted
+                    assert 'status="MARGIN_CALL"} 1.0' in exporter.metrics()
+                    assert simulator.streams.counts["POST margin_risk"] == 2  # bot, exporter
+                assert exporter.stop() == 0
+            # the exporter's connections are gone, the bot's are not; its keys still live
+            wait_for(lambda: len(simulator.streams.connections()) == 2, timeout=5)
+            bot_hears("margin_risk", call)
+            bot_hears("portfolio", {"e": "riskLevelChange", "u": "1.1", "s": "MARGIN_CALL",
+                                    "eq": "0", "ae": "0", "m": "0"})
+            streams.keep_alive(bot, streams.MARGIN_RISK, keys["margin_risk"])
+            streams.keep_alive(bot, streams.PORTFOLIO, keys["portfolio"])
+            for key in keys.values():
+                assert key not in exporter.log  # a listen key reads the stream: never logged
+    assert not [what for what in simulator.streams.counts if what.startswith("DELETE")]
 
 
 def test_the_demo_streams_a_margin_call_when_its_account_crosses_the_bar():
@@ -486,7 +539,7 @@ def test_the_demo_streams_a_margin_call_when_its_account_crosses_the_bar():
 
 
 def test_shutdown_closes_the_streams_side_by_side(simulator, tmp_path, monkeypatch):
-    from binance_margin_exporter.demo.simulator import Fault
+    from binance_margin_exporter.collectors.stream_thread import Stream
 
     path = tmp_path / "config.yml"
     text = config(simulator, accounts="cross")
@@ -497,26 +550,22 @@ def test_shutdown_closes_the_streams_side_by_side(simulator, tmp_path, monkeypat
     built = build_exporter(load(str(path), {}, products=prods), products=prods)
     warm_up(built)
     simulator.streams.wait_connected("margin_risk", 5)
-    simulator.set_fault(Fault(delay=0.4, paths=("DELETE /sapi/v1/margin/listen-key",)))
-    # the simulator's delay is where the DELETEs wait: count how many wait at once (one after
-    # another, never more than one would)
-    waiting, most, lock = [0], [0], threading.Lock()
-    real_sleep = time.sleep
+    # each stop waits for all five to be under way at once: one after another, the first
+    # would wait alone until the barrier gives up
+    barrier, met = threading.Barrier(5, timeout=10), []
+    real_stop = Stream.stop
 
-    def sleep(seconds: float) -> None:
-        with lock:
-            waiting[0] += 1
-            most[0] = max(most[0], waiting[0])
+    def stop(self) -> None:
         try:
-            real_sleep(seconds)
-        finally:
-            with lock:
-                waiting[0] -= 1
+            barrier.wait()
+            met.append(self.account)
+        except threading.BrokenBarrierError:
+            pass
+        real_stop(self)
 
-    monkeypatch.setattr("binance_margin_exporter.demo.simulator.time.sleep", sleep)
+    monkeypatch.setattr(Stream, "stop", stop)
     built.exporter.close()
-    assert simulator.counts["DELETE /sapi/v1/margin/listen-key"] == 5
-    assert most[0] == 5  # side by side, not one after another
+    assert sorted(met) == ["a0", "a1", "a2", "a3", "main"]  # side by side
     assert stream_threads() == []
 
 

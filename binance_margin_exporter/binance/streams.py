@@ -1,15 +1,18 @@
 """Binance's risk data streams: their listen keys and their events.
 
-- Cross margin (an account read with its own key): ``POST/PUT/DELETE /sapi/v1/margin/listen-key``
-  (USER_STREAM: API-key header, no signature; weight 1, DELETE 3000), stream
+- Cross margin (an account read with its own key): ``POST/PUT /sapi/v1/margin/listen-key``
+  (USER_STREAM: API-key header, no signature; weight 1), stream
   ``wss://margin-stream.binance.com/ws/<listenKey>``: ``MARGIN_LEVEL_STATUS_CHANGE`` and
   ``USER_LIABILITY_CHANGE``.
-- Portfolio Margin: ``POST/PUT/DELETE /papi/v1/listenKey`` (weight 1 each), stream
+- Portfolio Margin: ``POST/PUT /papi/v1/listenKey`` (weight 1 each), stream
   ``wss://fstream.binance.com/pm/ws/<listenKey>``: ``riskLevelChange``, ``liabilityChange`` and
   ``listenKeyExpired`` (and the account's trade events, which are not read here).
 
 A key lives 60 minutes without a ``PUT``; a connection at most 24 hours. ``-1125`` ("This
-listenKey does not exist.") means: create a new one.
+listenKey does not exist.") means: create a new one. A key is the account's, not a
+connection's: a ``POST`` returns the account's active key to every caller, and a ``DELETE``
+would close every program's stream on it, so none is ever sent here (Binance lets a key that
+nobody keeps alive expire).
 """
 
 from __future__ import annotations
@@ -29,8 +32,8 @@ class StreamKind(NamedTuple):
     """Where one kind of stream gets its key, and which events it reads."""
 
     name: str  # the ``stream`` label: margin_risk, portfolio
-    key_path: str  # POST creates (or returns the active key), PUT extends, DELETE closes
-    key_param: bool  # PUT/DELETE name the key (listenKey=...) in the query
+    key_path: str  # POST creates (or returns the account's active key), PUT extends
+    key_param: bool  # PUT names the key (listenKey=...) in the query
     events: tuple[str, ...]  # the ``event`` labels it can send
 
 
@@ -103,12 +106,6 @@ def keep_alive(client: BinanceClient, kind: StreamKind, key: str,
                deadline: float | None = None) -> None:
     """``PUT``: 60 more minutes; ``UpstreamError`` with code -1125 when the key is gone."""
     client.user_stream("PUT", kind.key_path, _query(kind, key), deadline=deadline)
-
-
-def close_key(client: BinanceClient, kind: StreamKind, key: str,
-              deadline: float | None = None) -> None:
-    """``DELETE`` (3000 weight for cross margin: only at shutdown)."""
-    client.user_stream("DELETE", kind.key_path, _query(kind, key), deadline=deadline)
 
 
 def _query(kind: StreamKind, key: str) -> str:

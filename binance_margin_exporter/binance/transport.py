@@ -267,7 +267,7 @@ class BinanceClient:
 
     def user_stream(self, method: str, path: str, query: str = "", *,
                     deadline: float | None = None) -> Any:
-        """A USER_STREAM call (listen keys: ``POST``, ``PUT``, ``DELETE``): the API-key header,
+        """A USER_STREAM call (listen keys: ``POST``, ``PUT``): the API-key header,
         no signature; the same gates, deadline and errors as :meth:`get`."""
         return self.get(path, {"X-MBX-APIKEY": self._api_key}, query, deadline=deadline,
                         method=method)

@@ -142,6 +142,6 @@ class Product:
         """Start, before the first scrape, what is slow and need not be fresh (called again
         after each reload, for kept parts too: it must be idempotent)."""
 
-    def close(self, part: Any, *, shutdown: bool) -> None:
-        """Stop what the part runs in the background: ``shutdown`` when the exporter stops,
-        else because a reload removed or changed the account."""
+    def close(self, part: Any) -> None:
+        """Stop what the part runs in the background: the exporter stops, or a reload removed
+        or changed the account."""

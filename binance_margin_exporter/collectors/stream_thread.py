@@ -6,7 +6,9 @@ returns the account's active one if any), connect ``<stream_url>/ws/<key>``, ``P
 30 minutes (it lives 60), reconnect before Binance's 24-hour cut and after any drop
 (exponential back-off with jitter), and take a new key when Binance says it no longer exists
 (``-1125`` on the ``PUT``, ``listenKeyExpired``). Pings are answered by the library. The key is
-``DELETE``\\ d only at shutdown (3000 weight for cross margin), never on a reload. An event is
+never ``DELETE``\\ d: it is the account's, shared with every other program reading the account's
+stream (a DELETE would cut theirs); at shutdown the thread only stops keeping it alive, and
+Binance lets it expire 60 minutes later unless another program keeps it. An event is
 counted and drops the account's cached answer with a fetch at once (in the background), at
 most one every ``refresh_spacing`` seconds (one within that is scheduled at its end).
 """
@@ -69,7 +71,7 @@ class Timing:
     ping_interval: float | None = 60.0  # ours (Binance pings too; the library answers)
     ping_timeout: float | None = 30.0
     poll: float = 1.0  # the longest the thread waits for a message before it checks its timers
-    shutdown_seconds: float = 3.0  # the longest close(shutdown=True) waits (the DELETE too)
+    shutdown_seconds: float = 3.0  # the longest close() waits for the thread
 
 
 class Stream:
@@ -112,8 +114,8 @@ class Stream:
                 target=self._guarded, name=f"stream-{self.kind.name}-{self.account}", daemon=True)
             self._thread.start()
 
-    def stop(self, *, close_key: bool = False) -> None:
-        """End the thread; with ``close_key`` (shutdown) also ``DELETE`` the key."""
+    def stop(self) -> None:
+        """End the thread and the connection; the key is left to expire (never DELETEd)."""
         self._stop.set()
         with self._lock:
             thread, ws = self._thread, self._ws
@@ -122,14 +124,6 @@ class Stream:
         deadline = time.monotonic() + self.timing.shutdown_seconds
         if thread is not None:
             thread.join(max(0.0, deadline - time.monotonic()))
-        key = self._key
-        if close_key and key is not None:
-            self._key = None
-            try:
-                streams.close_key(self.client, self.kind, key, deadline=deadline)
-            except UpstreamError as exc:
-                log.info("%s stream of %s: closing the listen key failed (it expires within "
-                         "an hour): %s", self.kind.name, self.account, exc)
 
     @property
     def running(self) -> bool:

@@ -159,8 +159,8 @@ class StreamProduct(Product):
     def warm_up(self, part: Stream) -> None:
         part.start()
 
-    def close(self, part: Stream, *, shutdown: bool) -> None:
-        part.stop(close_key=shutdown)
+    def close(self, part: Stream) -> None:
+        part.stop()
 
 
 MARGIN_STREAM_URL = Setting(

@@ -1,8 +1,12 @@
 """The simulated risk data streams: listen keys over HTTP and a WebSocket server per key.
 
 - ``POST/PUT/DELETE /sapi/v1/margin/listen-key`` (weight 1, 1 and 3000) and
-  ``/papi/v1/listenKey`` (weight 1 each): API key checked, no signature; a POST returns the
-  account's active key; a PUT or DELETE of a key it does not know is ``-1125``.
+  ``/papi/v1/listenKey`` (weight 1 each): API key checked, no signature; a PUT or DELETE of a
+  key it does not know is ``-1125``.
+- A key is the account's, as Binance's is: one per account and stream, shared by every caller
+  (every API key of the account, every program): a POST returns the account's active key, a
+  PUT extends it for all, a DELETE closes every connection on it. Every API key the simulator
+  knows reads its one account unless :attr:`SimulatedStreams.accounts` names another.
 - ``<stream_url>/ws/<key>`` (cross margin) and ``<stream_url>/pm/ws/<key>`` (Portfolio Margin),
   served by :mod:`websockets`' sync server; an unknown key is refused (close 1008).
 
@@ -46,7 +50,7 @@ PREFIXES = {MARGIN: "/ws/", PM: "/pm/ws/"}
 @dataclass
 class _Key:
     kind: str
-    api_key: str
+    account: str  # the account it belongs to (not the API key that asked for it)
     expires_at: float
 
 
@@ -55,6 +59,8 @@ class SimulatedStreams:
         self._wall = wall
         self._lock = threading.Lock()
         self._keys: dict[str, _Key] = {}
+        # API key -> the account it belongs to; a key not listed: the simulator's one account
+        self.accounts: dict[str, str] = {}
         self._conns: dict[str, set[ServerConnection]] = {}  # listen key -> connections
         self.counts: dict[str, int] = {}  # "POST margin_risk" -> calls
         self.ping_interval: float | None = 20.0  # Binance's spot rule: a ping every 20 s
@@ -67,16 +73,21 @@ class SimulatedStreams:
         with self._lock:
             self.counts[what] = self.counts.get(what, 0) + 1
 
+    def account_of(self, api_key: str) -> str:
+        return self.accounts.get(api_key, "main")
+
     def create(self, kind: str, api_key: str) -> str:
+        """The account's active key of ``kind`` (60 more minutes), or a new one."""
         self._count(f"POST {kind}")
         now = self._wall()
+        account = self.account_of(api_key)
         with self._lock:
             for key, entry in self._keys.items():
-                if entry.kind == kind and entry.api_key == api_key and entry.expires_at > now:
+                if entry.kind == kind and entry.account == account and entry.expires_at > now:
                     entry.expires_at = now + KEY_SECONDS
                     return key
             key = secrets.token_urlsafe(45).replace("-", "x").replace("_", "y")[:60]
-            self._keys[key] = _Key(kind, api_key, now + KEY_SECONDS)
+            self._keys[key] = _Key(kind, account, now + KEY_SECONDS)
             return key
 
     def keep_alive(self, kind: str, key: str) -> None:
@@ -103,10 +114,11 @@ class SimulatedStreams:
             return [k for k, e in self._keys.items() if e.kind == kind]
 
     def _papi_key(self, params: dict[str, str]) -> str:
-        """Portfolio Margin's PUT/DELETE name no key: the caller's active one."""
+        """Portfolio Margin's PUT/DELETE name no key: the caller's account's active one."""
+        account = self.account_of(params.get(API_KEY, ""))
         with self._lock:
             for key, entry in self._keys.items():
-                if entry.kind == PM and entry.api_key == params.get(API_KEY):
+                if entry.kind == PM and entry.account == account:
                     return key
         raise RequestError(-1125, "This listenKey does not exist.")
 
