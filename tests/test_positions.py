@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from binance_margin_exporter.binance.futures import parse_positions
 from binance_margin_exporter.collectors.cache import Cached
 from binance_margin_exporter.collectors.positions import (
@@ -122,8 +124,9 @@ def expected(body: bytes, account: str, mkt: str) -> dict:
         out[("binance_margin_position_liquidation_price", k)] = float(
             entry["liquidationPrice"])
         out[("binance_margin_position_unrealized_pnl", k)] = float(entry["unRealizedProfit"])
-        out[("binance_margin_position_notional", k)] = float(
-            entry.get("notional", entry.get("notionalValue")))
+        if "notional" in entry or "notionalValue" in entry:  # dapi documents neither
+            out[("binance_margin_position_notional", k)] = float(
+                entry.get("notional", entry.get("notionalValue")))
     return out
 
 
@@ -150,6 +153,13 @@ def test_portfolio_margin_and_futures_positions_exactly_over_http(simulator):
             **expected(sim.fapi({}), "fut", "um"), **expected(sim.dapi({}), "fut", "cm")}
     assert positions_of(values) == want
     assert len({k[1] for k in want}) == 6  # PM: UM long, hedge short, CM; futures: 2 UM, 1 CM
+    # COIN-M notional: papi's notionalValue as sent; dapi documents none, none is made up
+    assert "notionalValue" not in sim.dapi({}).decode()
+    assert not [k for k in values if k[0] == "binance_margin_position_notional"
+                and ("account", "fut") in k[1] and ("market", "cm") in k[1]]
+    pm_cm = key("pm", "cm", "BTCUSD_PERP", "BOTH")
+    assert values[("binance_margin_position_notional", pm_cm)] == \
+        pytest.approx(10 * 100 / 60500)  # 10 contracts of 100 USD at 60,500
     btc = key("pm", "um", "BTCUSDT", "BOTH")
     assert values[("binance_margin_position_mark_price", btc)] == 52000 * 1.04
     assert values[("binance_margin_position_leverage", btc)] == 10.0  # papi sends it

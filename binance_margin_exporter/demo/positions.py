@@ -1,7 +1,8 @@
 """Simulated positions: the Portfolio Margin account's (``/papi/v1/um/positionRisk``,
 ``/papi/v1/cm/positionRisk``) and the futures account's (``/fapi/v3/positionRisk``,
 ``/dapi/v1/positionRisk``), with Binance's weights and shapes (fapi v3: no ``leverage``,
-``maintMargin``; cm: ``notionalValue``, amounts in contracts of 100 USD).
+``maintMargin``; cm: amounts in contracts of 100 USD, and ``notionalValue`` only on the papi
+host: Binance documents none in ``/dapi/v1/positionRisk``, so none is sent there).
 
 The Portfolio Margin BTCUSDT long drifts towards its liquidation price and back over half an
 hour (its distance between about 3 % and 29 %); tests hold it with
@@ -97,31 +98,38 @@ class SimulatedPositions:
             out.append(body)
         return json.dumps(out).encode()
 
-    def _cm(self, rows: tuple[Row, ...]) -> bytes:
+    def _cm(self, rows: tuple[Row, ...], papi: bool) -> bytes:
+        """Each host's documented fields: papi's carry ``notionalValue`` (in the base asset:
+        contracts x 100 USD / mark); dapi's carry none, and the margin type instead."""
         out: list[dict[str, Any]] = []
         for symbol, side, amount, entry, mark, liquidation, leverage in self.rows(rows):
             amt, m = Decimal(amount), Decimal(mark)
             entry_d = Decimal(entry)
             pnl = amt * CONTRACT_USD * (1 / entry_d - 1 / m) if amt else Decimal(0)
-            out.append({
+            body: dict[str, Any] = {
                 "symbol": symbol, "positionSide": side, "positionAmt": amount,
                 "entryPrice": entry, "markPrice": mark, "unRealizedProfit": s8(pnl),
                 "liquidationPrice": liquidation, "leverage": leverage,
-                "marginType": "cross", "notionalValue": s8(amt * CONTRACT_USD / m),
-                "maxQty": "100", "updateTime": int(self._wall() * 1000)})
+                "maxQty": "100", "updateTime": int(self._wall() * 1000)}
+            if papi:
+                body.update(notionalValue=s8(amt * CONTRACT_USD / m))
+            else:
+                body.update(breakEvenPrice=entry, marginType="cross", isolatedMargin="0",
+                            isAutoAddMargin="false")
+            out.append(body)
         return json.dumps(out).encode()
 
     def papi_um(self, params: dict[str, str]) -> bytes:
         return self._um(PM_UM, v3=False)
 
     def papi_cm(self, params: dict[str, str]) -> bytes:
-        return self._cm(PM_CM)
+        return self._cm(PM_CM, papi=True)
 
     def fapi(self, params: dict[str, str]) -> bytes:
         return self._um(FUTURES_UM, v3=True)
 
     def dapi(self, params: dict[str, str]) -> bytes:
-        return self._cm(FUTURES_CM)
+        return self._cm(FUTURES_CM, papi=False)
 
 
 def routes(sim: Simulator) -> dict[str, Route]:
