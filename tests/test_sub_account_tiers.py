@@ -87,7 +87,8 @@ def test_every_level_every_scrape_from_the_summary_details_in_rotation(many):
         before = many.counts[SUB_MARGIN_ACCOUNT_PATH]
         text, values = scrape(scraper, mono, wall)
         fetched = many.counts[SUB_MARGIN_ACCOUNT_PATH] - before
-        assert fetched == 10  # 100 sub-accounts x 30 s / 300 s
+        # every first detail at once (the budget allows), then 100 x 30 s / 300 s a fetch
+        assert fetched == (100 if n == 0 else 10)
         for email in EMAILS:
             raw = many.subs.accounts[email].snapshot()
             acc = (("account", email),)
@@ -157,15 +158,168 @@ def test_a_budget_too_small_stretches_the_rotation_and_says_so_once(many, caplog
 
 def test_the_interval_is_the_time_between_fetches(many):
     mono, wall = StepClock(step=0.0), StepClock(1_700_000_000.0, step=0.0)
-    group = group_of(many, mono, wall, detail_max_age=300.0)
+    intervals: list[float] = []
+    group = group_of(many, mono, wall, detail_max_age=300.0,
+                     budget=lambda interval: intervals.append(interval) or 1e12)
     scraper = Scraper(SubAccountsCollector([group]))
     counts = []
     for _ in range(5):
         before = many.counts[SUB_MARGIN_ACCOUNT_PATH]
         scrape(scraper, mono, wall, seconds=60.0)
         counts.append(many.counts[SUB_MARGIN_ACCOUNT_PATH] - before)
-    assert counts[0] == 10  # 30 s assumed at first
+    assert counts[0] == 100  # every first detail at once
     assert counts[2:] == [20, 20, 20]  # 100 x 60 / 300
+    assert intervals == [30.0, 60.0, 60.0, 60.0, 60.0]  # 30 s assumed until two were seen
+
+
+def test_the_interval_is_the_median_of_the_last_six_gaps(many):
+    """Prometheus' interval changes from 20 s to 60 s: the rotation follows at the third
+    60-s gap (the median of the last six), not at the first, nor never."""
+    mono, wall = StepClock(step=0.0), StepClock(1_700_000_000.0, step=0.0)
+    intervals: list[float] = []
+    group = group_of(many, mono, wall, detail_max_age=300.0,
+                     budget=lambda interval: intervals.append(interval) or 1e12)
+    scraper = Scraper(SubAccountsCollector([group]))
+    for seconds in [20.0] * 8 + [60.0] * 4:
+        scrape(scraper, mono, wall, seconds=seconds)
+    assert intervals == [30.0] + [20.0] * 9 + [60.0] * 2
+
+
+def test_a_small_fund_is_whole_from_its_first_scrape():
+    """A master with three sub-accounts: every one's assets and bars on the first scrape
+    (30 weight, well inside the budget), not one more a scrape at the rotation's pace."""
+    from binance_margin_exporter.wiring import account_config, build_exporter
+    from tests.helpers import scrape_built, settings_for
+
+    emails = ["a@fund.example", "b@fund.example", "c@fund.example"]
+    subs = SimulatedSubAccounts(emails, n_assets=6, n_active=3, drift=False)
+    sim = Simulator(SimulatedAccount(20, 3, drift=False), subs=subs)
+    sim.add_hmac_key(API_KEY, SECRET)
+    with sim:
+        built = build_exporter(settings_for(sim, account_config(
+            "fund", API_KEY, SECRET, sub_accounts="all", isolated=False)))
+        try:
+            values = scrape_built(built)
+        finally:
+            built.exporter.close()
+    assert dict(subs.asked) == dict.fromkeys(emails, 1)
+    for email in emails:
+        acc = (("account", email),)
+        assert values[("binance_margin_up", acc)] == 1.0
+        assert ("binance_margin_detail_timestamp_seconds", acc) in values
+        assert values[("binance_margin_level_threshold",
+                       (*acc, ("threshold", "margin_call")))] == 1.3
+        assert [k for k in values if k[0] == "binance_margin_asset_free"
+                and ("account", email) in k[1]]
+
+
+def test_first_details_take_what_the_budget_leaves_the_next_fetch_the_rest(many):
+    """150 a minute at 30 s: 75 a fetch, 10 of them the summary: 6 details; the first fetches
+    go 6 at a time, never over the budget, then the rotation's pace."""
+    mono, wall = StepClock(step=0.0), StepClock(1_700_000_000.0, step=0.0)
+    group = group_of(many, mono, wall, detail_max_age=600.0, budget=lambda interval: 150.0)
+    scraper = Scraper(SubAccountsCollector([group]))
+    counts = []
+    for _ in range(3):
+        before = many.counts[SUB_MARGIN_ACCOUNT_PATH]
+        scrape(scraper, mono, wall)
+        counts.append(many.counts[SUB_MARGIN_ACCOUNT_PATH] - before)
+    assert counts == [6, 6, 6]
+    assert len([e for e in EMAILS if many.subs.asked[e]]) == 18  # each asked once
+
+
+def test_a_detail_fetched_with_the_summary_shows_binance_s_own_margin_level(many):
+    """Binance's marginLevel when the detail was fetched in the same fetch; the level derived
+    from the summary's totals in between."""
+    from binance_margin_exporter.demo.simulator import Fault
+
+    def own_level(body: bytes) -> bytes:  # Binance's figure, not quite the totals' quotient
+        import json
+
+        raw = json.loads(body)
+        raw["marginLevel"] = "1.98765432"
+        return json.dumps(raw).encode()
+
+    mono, wall = StepClock(step=0.0), StepClock(1_700_000_000.0, step=0.0)
+    group = group_of(many, mono, wall, detail_max_age=300.0)
+    scraper = Scraper(SubAccountsCollector([group]))
+    many.set_fault(Fault(transform=own_level, paths=(SUB_MARGIN_ACCOUNT_PATH,)))
+    before = Counter(many.subs.asked)
+    _, values = scrape(scraper, mono, wall)
+    assert all(values[("binance_margin_level", (("account", e),))] == 1.98765432
+               for e in EMAILS)  # every detail fetched by this fetch
+    before = Counter(many.subs.asked)
+    _, values = scrape(scraper, mono, wall)
+    fresh = {e for e in EMAILS if many.subs.asked[e] > before[e]}
+    assert len(fresh) == 10
+    for email in EMAILS:
+        level = values[("binance_margin_level", (("account", email),))]
+        if email in fresh:
+            assert level == 1.98765432
+        else:  # the summary's, derived from its totals
+            raw = many.subs.accounts[email].snapshot()
+            assert level == derived_level(Decimal(raw["totalAssetOfBtc"]),
+                                          Decimal(raw["totalLiabilityOfBtc"]))
+
+
+def test_a_sub_account_s_own_normal_bar_says_when_it_is_at_risk(many):
+    """A sub-account whose own normal bar is 6 is at risk at a level of 5 (above the 1.5
+    assumed before its first detail): its detail every fetch."""
+    mono, wall = StepClock(step=0.0), StepClock(1_700_000_000.0, step=0.0)
+    group = group_of(many, mono, wall, detail_max_age=300.0)
+    scraper = Scraper(SubAccountsCollector([group]))
+    high = EMAILS[90]  # level about 4.3 to 5.3
+    many.subs.accounts[high].coeff["normalBar"] = "6"
+    asked = Counter(many.subs.asked)
+    for _ in range(4):
+        scrape(scraper, mono, wall)
+    assert many.subs.asked[high] - asked[high] == 4
+    assert many.subs.asked[EMAILS[91]] - asked[EMAILS[91]] <= 2  # in rotation: not every fetch
+
+
+def test_sub_accounts_missing_from_the_summary_and_at_risk_are_planned_together(many):
+    """Two sub-accounts the summary leaves out and two at risk at the same level: four
+    details every fetch, the lowest first, and the plan never fails on the tie."""
+    import json
+
+    from binance_margin_exporter.demo.simulator import Fault
+
+    missing = {EMAILS[10], EMAILS[20]}
+
+    def leave_out(body: bytes) -> bytes:
+        raw = json.loads(body)
+        raw["subAccountList"] = [e for e in raw["subAccountList"] if e["email"] not in missing]
+        return json.dumps(raw).encode()
+
+    mono, wall = StepClock(step=0.0), StepClock(1_700_000_000.0, step=0.0)
+    group = group_of(many, mono, wall, detail_max_age=300.0)
+    scraper = Scraper(SubAccountsCollector([group]))
+    scrape(scraper, mono, wall)  # every first detail
+    for email in (EMAILS[30], EMAILS[40]):
+        many.subs.accounts[email].set_margin_level(1.2)
+    many.set_fault(Fault(transform=leave_out, paths=("/sapi/v1/sub-account/margin/"
+                                                     "accountSummary",)))
+    risky = [*missing, EMAILS[30], EMAILS[40]]
+    for _ in range(3):
+        asked = Counter(many.subs.asked)
+        _, values = scrape(scraper, mono, wall)
+        assert all(many.subs.asked[e] - asked[e] == 1 for e in risky)
+        for email in risky:  # their own detail stands in for the summary
+            assert values[("binance_margin_up", (("account", email),))] == 1.0
+
+
+def test_a_budget_that_fits_exactly_says_nothing(many, caplog):
+    """100 sub-accounts every 300 s at 30 s: 10 details and the summary a fetch, 220 a
+    minute. A budget of exactly that fits: no warning, a 300-s rotation."""
+    mono, wall = StepClock(step=0.0), StepClock(1_700_000_000.0, step=0.0)
+    group = group_of(many, mono, wall, detail_max_age=300.0, budget=lambda interval: 220.0)
+    scraper = Scraper(SubAccountsCollector([group]))
+    for _ in range(12):
+        _, values = scrape(scraper, mono, wall)
+    assert values[("binance_margin_detail_rotation_seconds", (("master", "fund"),))] == 300.0
+    assert not [r for r in caplog.records if "weight budget" in r.getMessage()]
+    assert max(wall.now - values[("binance_margin_detail_timestamp_seconds",
+                                  (("account", e),))] for e in EMAILS) <= 300.0
 
 
 def test_the_summary_failing_shows_no_level_and_no_old_values(many):

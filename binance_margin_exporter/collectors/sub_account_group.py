@@ -2,7 +2,8 @@
 
 Which of the roster's sub-accounts can answer (not frozen, margin on, not refused), the
 master's summary each fetch (every level and total), the details the rotation names, and each
-polled sub-account's result: the summary's totals and level over its last detail. A
+polled sub-account's result: a detail fetched with this summary as Binance sent it, else the
+summary's totals and level over its last detail. A
 sub-account whose margin fetch answers "margin account does not exist" is refused for 10
 minutes. The roster is :mod:`.sub_account_roster`'s, the rotation :mod:`.sub_account_tiers`'.
 """
@@ -109,8 +110,8 @@ class SubAccounts:
     def start(self, deadline: float) -> Callable[[], tuple[list[CrossAccount],
                                                            list[Result[MarginAccount]]]]:
         """Start this scrape's summary; return what waits for it, fetches the details the
-        plan names, and gives each polled sub-account's result (the summary's totals and
-        level, and its last detail's assets and bars)."""
+        plan names, and gives each polled sub-account's result (a detail fetched now as sent;
+        else the summary's totals and level, and its last detail's assets and bars)."""
         accounts = self._polled(deadline)
         flight = self.summary.start(deadline)
 
@@ -136,16 +137,18 @@ class SubAccounts:
 
     def _result(self, account: CrossAccount, summary: Result[dict[str, SubTotals]],
                 fresh: Result[MarginAccount] | None) -> Result[MarginAccount]:
-        """One value a sub-account: the summary's totals and level over its last detail."""
+        """One value a sub-account: its detail as Binance sent it when this fetch fetched
+        it (Binance's own ``marginLevel``); else the summary's totals and level over its last
+        detail."""
         if summary.value is None:
             return Result(None, summary.error, summary.started, summary.duration)
         totals = summary.value.get(account.name)
         detail = account.account.good
-        if totals is None:  # not in the summary: its own detail, if fetched by this plan
-            if fresh is None:
-                return Result(None, UpstreamError("invalid_response", "not in the summary"),
-                              summary.started, summary.duration)
-            return fresh
+        if fresh is not None and (fresh.value is not None or totals is None):
+            return fresh  # fetched by this plan (not in the summary: whatever it says)
+        if totals is None:  # not in the summary, and no detail fetched for it by this plan
+            return Result(None, UpstreamError("invalid_response", "not in the summary"),
+                          summary.started, summary.duration)
         value = MarginAccount(totals.margin_level, totals.total_asset_btc,
                               totals.total_liability_btc, totals.total_net_asset_btc, ())
         if detail is not None:

@@ -2,9 +2,10 @@
 details (per-asset values, bars) in a rotation inside the master's weight budget.
 
 :class:`DetailRotation` plans, with each summary fetch, which details are fetched anew: the
-sub-accounts at risk (at or under their normal bar, or fallen fast) first, then the oldest
-details, as many as keep each under ``detail_max_age`` old and the master inside its budget.
-It shows the details' age and how long one rotation takes.
+sub-accounts at risk (at or under their normal bar, or fallen fast) first, then those with no
+detail yet (all at once, as far as the budget goes: a small fund is whole from its first
+scrape), then the oldest details, as many as keep each under ``detail_max_age`` old and the
+master inside its budget. It shows the details' age and how long one rotation takes.
 """
 
 from __future__ import annotations
@@ -71,9 +72,10 @@ class DetailRotation:
     def plan(self, summary: Result[dict[str, SubTotals]],
              accounts: Sequence[CrossAccount]) -> list[CrossAccount]:
         """The details to fetch with this summary: none if it was fetched before (another
-        scrape planned it); else the sub-accounts at risk (lowest level first), then the
-        oldest details, as many as keep every detail under ``detail_max_age`` old and the
-        master inside its weight budget."""
+        scrape planned it); else the sub-accounts at risk (lowest level first), then every
+        one with no detail yet, then the oldest details, as many as keep every detail under
+        ``detail_max_age`` old; the master inside its weight budget (a minute's, at the
+        share of one fetch)."""
         assert summary.value is not None
         with self._lock:
             if summary.started == self._planned:
@@ -86,7 +88,7 @@ class DetailRotation:
             budget = self._budget(interval)
             window = budget - self._used(now)
             per_fetch = budget * interval / 60.0 - SUMMARY_WEIGHT
-            risk, rest = [], []
+            risk, new, rest = [], [], []
             for account in accounts:
                 totals = summary.value.get(account.name)
                 level = None if totals is None else totals.margin_level
@@ -98,6 +100,8 @@ class DetailRotation:
                         last is not None and last > 0
                         and (last - level) / last > self._fall_fraction):
                     risk.append((-math.inf if level is None else level, account))
+                elif detail is None:
+                    new.append(account)
                 else:
                     rest.append(account)
             self._levels = {e: t.margin_level for e, t in summary.value.items()}
@@ -109,22 +113,26 @@ class DetailRotation:
 
             def age(account: CrossAccount) -> float:
                 done = account.account.last_success
-                return math.inf if done is None or account.account.good is None else \
-                    wall - done
+                return math.inf if done is None else wall - done
 
-            # the oldest first, those never fetched before them; at an even pace (the
-            # never-fetched ones too: after a start, a rotation gives each its detail)
+            # those with no detail yet at once, as many as the fetch's share of the budget
+            # allows (the pace is for keeping details fresh, not for first fetches); then the
+            # oldest first, at an even pace
+            n_new = min(len(new), capacity)
             rest.sort(key=age, reverse=True)
+            others = len(new) + len(rest)
             if self._max_age <= 0:
-                want = len(rest)
+                want = pace = others
             else:
-                due = sum(1 for a in rest if interval + age(a) > self._max_age > 0
-                          and age(a) < math.inf)
+                due = sum(1 for a in rest if interval + age(a) > self._max_age)
                 want = max(due, math.ceil(len(rest) * interval / self._max_age))
-            n_rest = min(want, capacity, len(rest))
-            self._rotation = (math.inf if n_rest == 0 and rest else
-                              math.ceil(len(rest) / max(n_rest, 1)) * interval)
-            fits = self._max_age <= 0 or self._rotation <= self._max_age or not rest
+                pace = max(due, math.ceil(others * interval / self._max_age))
+            n_rest = min(want, capacity - n_new, len(rest))
+            # the rotation the budget allows (while first fetches take the budget, too)
+            pace = min(pace, capacity, others)
+            self._rotation = (math.inf if pace == 0 and others else
+                              math.ceil(others / max(pace, 1)) * interval)
+            fits = self._max_age <= 0 or self._rotation <= self._max_age or not others
             if fits != self._fits:
                 self._fits = fits
                 if not fits:
@@ -132,9 +140,9 @@ class DetailRotation:
                         "sub-accounts of %s: a weight budget of %.0f a minute cannot give "
                         "each of %d sub-accounts a detail every %.0f s at a %.0f s scrape "
                         "interval (%d details a fetch, %d at risk): the rotation is stretched "
-                        "to %.0f s", self.master, budget, len(rest) + len(risk),
-                        self._max_age, interval, n_rest + n_risk, n_risk, self._rotation)
-            chosen = [a for _, a in risk[:n_risk]] + rest[:n_rest]
+                        "to %.0f s", self.master, budget, others + len(risk),
+                        self._max_age, interval, pace + n_risk, n_risk, self._rotation)
+            chosen = [a for _, a in risk[:n_risk]] + new[:n_new] + rest[:n_rest]
             self._spent.extend((now, DETAIL_WEIGHT) for _ in chosen)
             return chosen
 
