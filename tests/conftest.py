@@ -3,6 +3,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -11,6 +12,9 @@ from binance_margin_exporter.binance.signing import HmacSigner
 from binance_margin_exporter.binance.transport import BinanceClient
 from binance_margin_exporter.demo.simulator import SimulatedAccount, Simulator
 from tests.helpers import GOLDEN, Scraper
+
+if TYPE_CHECKING:
+    from tests.hosts import Hosts
 
 API_KEY = "test-api-key-0123456789"
 # A recognisable secret: tests grep logs and /metrics bodies for it.
@@ -23,6 +27,16 @@ def simulator() -> Iterator[Simulator]:
     sim.add_hmac_key(API_KEY, SECRET)
     with sim:
         yield sim
+
+
+@pytest.fixture
+def hosts() -> Iterator[Hosts]:
+    """Binance's api, papi, fapi and dapi hosts, each a simulator of its own (tests/hosts.py):
+    ``hosts.settings(*accounts)`` points every host setting at its own."""
+    from tests.hosts import running_hosts
+
+    with running_hosts() as running:
+        yield running
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
-"""Futures accounts: the documented examples, assets and totals exactly over HTTP, one account
-fetch for both markets, and the futures hosts' weight budgets (2,400 a minute)."""
+"""Futures accounts: the documented examples, assets and totals exactly over HTTP (each of
+Binance's hosts a simulator of its own), one account fetch for both markets, and the futures
+hosts' weight budgets (2,400 a minute)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,6 @@ from tests.helpers import (
     promtool_check_metrics,
     sample_values,
     scrape_built,
-    settings_for,
 )
 
 FAPI = fixture_json("fapi_account_docs_example.json")
@@ -65,17 +65,17 @@ def test_documented_values_exactly_zero_assets_left_out():
     assert values[("binance_margin_up", acc)] == 1.0
 
 
-def test_assets_and_totals_of_both_markets_exactly_over_http(simulator):
-    simulator.futures.set_maint_margin(1700, 0.7)
-    settings = settings_for(simulator, account_config("fut", API_KEY, SECRET, type="futures",
-                                                      markets=("um", "cm")))
+def test_assets_and_totals_of_both_markets_exactly_over_http(hosts):
+    hosts.fapi.futures.set_maint_margin(1700, 0.7)
+    settings = hosts.settings(account_config("fut", API_KEY, SECRET, type="futures",
+                                             markets=("um", "cm")))
     built = build_exporter(settings)
     try:
         values = scrape_built(built)
     finally:
         built.exporter.close()
     want = {}
-    for mkt, body in (("um", simulator.futures.um({})), ("cm", simulator.futures.cm({}))):
+    for mkt, body in (("um", hosts.fapi.futures.um({})), ("cm", hosts.dapi.futures.cm({}))):
         for entry in json.loads(body)["assets"]:
             numbers = [float(entry[f]) for f in ("walletBalance", "marginBalance",
                                                  "maintMargin", "unrealizedProfit",
@@ -90,17 +90,28 @@ def test_assets_and_totals_of_both_markets_exactly_over_http(simulator):
     got = {k: v for k, v in values.items() if k[0].startswith("binance_margin_futures_asset")}
     assert got == want and len(want) == 10  # USDT (um) and BTC (cm), five values each
     acc = (("account", "fut"),)
-    um = json.loads(simulator.futures.um({}))
+    um = json.loads(hosts.fapi.futures.um({}))
     assert values[("binance_margin_futures_total_margin_balance", acc)] == float(
         um["totalMarginBalance"])
     assert values[("binance_margin_futures_total_maint_margin", acc)] == 1700.0
-    assert simulator.counts["/fapi/v3/account"] == simulator.counts["/dapi/v1/account"] == 1
+    # each on its own host, once; the clock kept with the api host's /api/v3/time
+    assert hosts.hosts_of("/fapi/v3/account") == ["fapi_base_url"]
+    assert hosts.hosts_of("/dapi/v1/account") == ["dapi_base_url"]
+    assert hosts.fapi.counts["/fapi/v3/account"] == hosts.dapi.counts["/dapi/v1/account"] == 1
+    assert hosts.hosts_of("/api/v3/time") in ([], ["base_url"])
+    # each host's weight on its own gates (account and positions, side by side: the last
+    # answer read is either's), nothing of the api host's
+    weights = {(dict(k[1])["host"], dict(k[1])["budget"]): v for k, v in values.items()
+               if k[0] == "binance_margin_api_ip_weight_used_1m"}
+    fapi, dapi = (sim.base_url.split("//")[1] for sim in (hosts.fapi, hosts.dapi))
+    assert {k for k in weights if k[0] in (fapi, dapi)} == {(fapi, "fapi"), (dapi, "dapi")}
+    assert weights[(fapi, "fapi")] in (5.0, 10.0) and weights[(dapi, "dapi")] in (5.0, 6.0)
 
 
-def test_one_market_failing_makes_the_account_down(simulator):
-    simulator.set_fault(Fault(status=503, body=b"busy", paths=("/dapi/v1/account",)))
-    settings = settings_for(simulator, account_config("fut", API_KEY, SECRET, type="futures",
-                                                      markets=("um", "cm")))
+def test_one_market_failing_makes_the_account_down(hosts):
+    hosts.dapi.set_fault(Fault(status=503, body=b"busy", paths=("/dapi/v1/account",)))
+    settings = hosts.settings(account_config("fut", API_KEY, SECRET, type="futures",
+                                             markets=("um", "cm")))
     built = build_exporter(settings)
     try:
         values = scrape_built(built)
@@ -110,15 +121,15 @@ def test_one_market_failing_makes_the_account_down(simulator):
     assert not [k for k in values if k[0].startswith("binance_margin_futures_")]
 
 
-def test_only_the_configured_markets_are_asked(simulator):
-    settings = settings_for(simulator, account_config("fut", API_KEY, SECRET, type="futures"))
+def test_only_the_configured_markets_are_asked(hosts):
+    settings = hosts.settings(account_config("fut", API_KEY, SECRET, type="futures"))
     built = build_exporter(settings)
     try:
         scrape_built(built)
     finally:
         built.exporter.close()
-    assert simulator.counts["/fapi/v3/account"] == 1
-    assert simulator.counts["/dapi/v1/account"] == simulator.counts["/dapi/v1/positionRisk"] == 0
+    assert hosts.fapi.counts["/fapi/v3/account"] == 1
+    assert not [path for path in hosts.dapi.counts if path.startswith("/dapi/")]
 
 
 @pytest.mark.parametrize("path, budget, limit", [
@@ -154,3 +165,49 @@ def test_the_simulator_counts_each_futures_host_on_its_own(simulator):
             break
     assert over[0] == 2405 and over[1] is not None  # 429
     assert dapi == (5, None) and papi == (20, None)
+
+
+def test_a_busy_fapi_host_holds_only_the_fapi_host(hosts):
+    """Others on the IP use 1,950 of the fapi host's 2,400 (over the 80 % soft limit): the
+    um market pauses until the next minute; the dapi host and the api host go on."""
+    hosts.fapi.budget_bonus["fapi"] = 1950
+    settings = hosts.settings(account_config("fut", API_KEY, SECRET, type="futures",
+                                             markets=("um", "cm")))
+    built = build_exporter(settings)
+
+    def sent() -> tuple[int, int]:
+        fapi = hosts.fapi.counts
+        return fapi["/fapi/v3/account"] + fapi["/fapi/v3/positionRisk"], \
+            hosts.dapi.counts["/dapi/v1/positionRisk"]
+
+    try:
+        scrape_built(built)
+        before = sent()
+        values = scrape_built(built)
+    finally:
+        built.exporter.close()
+    acc = (("account", "fut"),)
+    assert values[("binance_margin_up", acc)] == 0.0
+    assert values[("binance_margin_scrape_errors_total", (*acc, ("reason", "throttled")))] >= 1
+    # the fapi host held back the second time; the cm positions on dapi were not
+    assert sent() == (before[0], before[1] + 1)
+    up = {dict(k[1])["market"]: v for k, v in values.items()
+          if k[0] == "binance_margin_positions_up"}
+    assert up == {"um": 0.0, "cm": 1.0}
+    backoff = {dict(k[1])["host"]: v for k, v in values.items()
+               if k[0] == "binance_margin_ip_backoff_until_timestamp_seconds"}
+    host = {name: sim.base_url.split("//")[1] for name, sim in hosts.by_setting.items()}
+    assert backoff[host["fapi_base_url"]] > 0
+    assert backoff[host["dapi_base_url"]] == backoff[host["base_url"]] == 0.0
+
+
+def test_each_simulated_host_answers_only_its_own_paths(hosts):
+    """A request sent to the wrong host fails in the tests as it would against Binance: the
+    papi, fapi and dapi hosts have no /api/v3/time, the api host no /fapi."""
+    import requests
+
+    for sim, path, status in ((hosts.papi, "/api/v3/time", 404), (hosts.fapi, "/api/v3/time", 404),
+                              (hosts.api, "/fapi/v3/account", 404),
+                              (hosts.dapi, "/papi/v1/account", 404),
+                              (hosts.api, "/api/v3/time", 200)):
+        assert requests.get(sim.base_url + path, timeout=5).status_code == status, (sim, path)

@@ -359,3 +359,20 @@ def test_the_default_soft_limit_is_80_percent_of_each_budget():
     upstream = Upstream("https://api.binance.test")
     assert upstream.gates["sapi"].soft_limit == 9600
     assert upstream.gates["api"].soft_limit == 4800
+
+
+@pytest.mark.parametrize(("budget", "path"), [("fapi", "/fapi/v3/account"),
+                                              ("dapi", "/dapi/v1/positionRisk")])
+def test_the_futures_hosts_count_2400_a_minute_and_pause_at_80_percent(budget, path, caplog):
+    clock = Clock()
+    upstream = Upstream("https://fapi.binance.test", wall=clock)
+    gate = upstream.gate_for(path)
+    assert gate is upstream.gates[budget] and gate.header == API_WEIGHT_HEADER
+    server_ms = int(NOW * 1000)
+    gate.note_weight(1919, server_ms)
+    assert gate.backoff_until() == 0.0
+    gate.note_weight(1920, server_ms)  # 80 % of 2,400
+    assert gate.reason == "throttled" and gate.backoff_until() > NOW
+    assert f"Binance reports 1920 of 2400 weight used this minute ({API_WEIGHT_HEADER})" in \
+        caplog.text
+    assert upstream.gates["api"].backoff_until() == 0.0  # /api and /papi: 6,000, apart

@@ -1,5 +1,6 @@
 """Portfolio Margin: the documented examples, empty strings, one family with the cross accounts,
-and over real HTTP against the simulator."""
+and over real HTTP against the simulator (the papi host and the api host, whose clock it keeps,
+each a simulator of its own)."""
 
 from __future__ import annotations
 
@@ -92,28 +93,64 @@ def test_up_is_one_family_with_the_cross_accounts():
     assert values[("binance_margin_up", (("account", "pm"),))] == 1.0
 
 
-def test_over_http_on_the_papi_host_keeping_time_with_the_api_host(simulator):
-    api = Upstream(simulator.base_url)
-    papi = Upstream(simulator.base_url + "/", clock_of=api)  # its own gates, the api clock
-    simulator.clock_skew_ms = 20_000
+def test_over_http_on_the_papi_host_keeping_time_with_the_api_host(hosts):
+    api = Upstream(hosts.api.base_url)
+    papi = Upstream(hosts.papi.base_url, clock_of=api)  # its own gates, the api clock
+    hosts.api.clock_skew_ms = hosts.papi.clock_skew_ms = 20_000  # Binance's time, 20 s ahead
     client = BinanceClient(papi, API_KEY, HmacSigner(SECRET), background=lambda f: f())
     portfolio = fetch_portfolio(client, time.monotonic() + 5)
     assert portfolio.account.uni_mmr == float(
-        simulator.portfolio.account({}).decode().split('"uniMMR": "')[1].split('"')[0])
+        hosts.papi.portfolio.account({}).decode().split('"uniMMR": "')[1].split('"')[0])
     assert api.clock.offset_ms == papi.clock.offset_ms != 0
-    assert simulator.counts["/papi/v1/account"] >= 1 and simulator.counts["/papi/v1/balance"]
+    assert hosts.api.counts["/api/v3/time"] == 1 and not hosts.papi.counts["/api/v3/time"]
+    assert hosts.papi.counts["/papi/v1/account"] == hosts.papi.counts["/papi/v1/balance"] == 1
     assert [b.asset for b in portfolio.balances] == ["USDT", "BTC", "ETH", "BNB"]
+    # each host's weight on its own gates
+    assert api.gates["api"].last_used_weight == 1  # the time
+    assert papi.gates["api"].last_used_weight in (20, 40)  # account and balance, 20 each
 
 
-def test_a_thousands_comma_drops_only_its_metric_over_http(simulator, caplog):
+def test_a_busy_api_host_never_holds_a_portfolio_margin_account_on_its_own_host(hosts):
+    """A spot bot on the same IP uses 5,990 of the api host's 6,000: the api host pauses,
+    and the Portfolio Margin account on the papi host is read on every scrape all the same
+    (the clock sync on the api host counts there, not on papi's gates)."""
+    from binance_margin_exporter.wiring import account_config, build_exporter, warm_up
+    from tests.helpers import scrape_built
+
+    hosts.api.budget_bonus["api"] = 5989  # and the time request: 5,990
+    built = build_exporter(hosts.settings(account_config("pm", API_KEY, SECRET,
+                                                         type="portfolio_margin")))
+    try:
+        warm_up(built)  # the clock, synced on the api host
+        for _ in range(3):
+            values = scrape_built(built)
+            assert values[("binance_margin_up", (("account", "pm"),))] == 1.0
+    finally:
+        built.exporter.close()
+    assert hosts.api.counts["/api/v3/time"] == 1
+    assert hosts.papi.counts["/papi/v1/account"] == 3
+    host = {name: sim.base_url.split("//")[1] for name, sim in hosts.by_setting.items()}
+    weights = {(dict(k[1])["host"], dict(k[1])["budget"]): v for k, v in values.items()
+               if k[0] == "binance_margin_api_ip_weight_used_1m"}
+    assert weights[(host["base_url"], "api")] == 5990.0
+    # papi's own: account, balance, um and cm positions (20 + 20 + 5 + 1) a scrape
+    assert weights[(host["papi_base_url"], "api")] <= 3 * 46
+    backoff = {dict(k[1])["host"]: v for k, v in values.items()
+               if k[0] == "binance_margin_ip_backoff_until_timestamp_seconds"}
+    assert backoff[host["base_url"]] > 0 and backoff[host["papi_base_url"]] == 0.0
+
+
+def test_a_thousands_comma_drops_only_its_metric_over_http(hosts, caplog):
     """Binance's own PM Pro example sends "totalAvailableBalance": "122,559.90199491"."""
     def comma(body: bytes) -> bytes:
         raw = json.loads(body)
         raw["totalAvailableBalance"] = "122,559.90199491"
         return json.dumps(raw).encode()
 
-    simulator.set_fault(Fault(transform=comma, paths=(PAPI_ACCOUNT_PATH,)))
-    client = BinanceClient(Upstream(simulator.base_url), API_KEY, HmacSigner(SECRET))
+    hosts.papi.set_fault(Fault(transform=comma, paths=(PAPI_ACCOUNT_PATH,)))
+    api = Upstream(hosts.api.base_url)
+    client = BinanceClient(Upstream(hosts.papi.base_url, clock_of=api), API_KEY,
+                           HmacSigner(SECRET))
     source = PortfolioSource.create("pm", client, EXECUTOR, ttl=0)
     values = sample_values(Scraper(PortfolioCollector([source])).text())
     acc = (("account", "pm"),)

@@ -1,6 +1,6 @@
 """Portfolio Margin Pro: Binance's own example (thousands comma included), the Portfolio Margin
 families shared with the papi accounts, SPAN's v2 path, its futures positions on the fapi host,
-over real HTTP against the simulator."""
+over real HTTP against the simulator (each of Binance's hosts a simulator of its own)."""
 
 from __future__ import annotations
 
@@ -24,7 +24,6 @@ from tests.helpers import (
     promtool_check_metrics,
     sample_values,
     scrape_built,
-    settings_for,
 )
 
 ACCOUNT = fixture_json("sapi_portfolio_account_docs_example.json")
@@ -68,9 +67,9 @@ def test_documented_values_exactly_the_comma_drops_only_its_metric():
     assert values[("binance_margin_up", ACC)] == 1.0
 
 
-def test_pm_pro_over_http_v1_and_its_futures_positions_on_fapi(simulator):
-    settings = settings_for(simulator, account_config("pro", API_KEY, SECRET,
-                                                      type="portfolio_margin_pro"))
+def test_pm_pro_over_http_v1_and_its_futures_positions_on_fapi(hosts):
+    settings = hosts.settings(account_config("pro", API_KEY, SECRET,
+                                             type="portfolio_margin_pro"))
     built = build_exporter(settings)
     try:
         values = scrape_built(built)
@@ -78,17 +77,19 @@ def test_pm_pro_over_http_v1_and_its_futures_positions_on_fapi(simulator):
         built.exporter.close()
     assert values[("binance_margin_portfolio_uni_mmr", ACC)] == 5167.92171923
     assert values[("binance_margin_portfolio_info", (*ACC, ("account_type", "PM_1")))] == 1.0
-    assert simulator.counts[PRO_ACCOUNT_PATH] == 1 and simulator.counts[SPAN_ACCOUNT_PATH] == 0
+    assert hosts.api.counts[PRO_ACCOUNT_PATH] == 1 and hosts.api.counts[SPAN_ACCOUNT_PATH] == 0
     assert values[("binance_margin_position_amount", (*ACC, ("market", "um"), ("side", "BOTH"),
                                                        ("symbol", "ADAUSDT")))] == 30.0
-    assert simulator.counts["/fapi/v3/positionRisk"] == 1
-    assert simulator.counts["/fapi/v3/account"] == 0  # not a futures account's families
+    assert hosts.fapi.counts["/fapi/v3/positionRisk"] == 1
+    assert hosts.hosts_of("/fapi/v3/positionRisk") == ["fapi_base_url"]
+    assert hosts.fapi.counts["/fapi/v3/account"] == 0  # not a futures account's families
 
 
-def test_a_span_account_reads_v2_and_keeps_to_it(simulator):
+def test_a_span_account_reads_v2_and_keeps_to_it(hosts):
+    simulator = hosts.api
     simulator.portfolio_pro.account_type = "PM_3"
-    settings = settings_for(simulator, account_config("pro", API_KEY, SECRET,
-                                                      type="portfolio_margin_pro"))
+    settings = hosts.settings(account_config("pro", API_KEY, SECRET,
+                                             type="portfolio_margin_pro"))
     built = build_exporter(settings)
     try:
         values = scrape_built(built)
@@ -100,7 +101,7 @@ def test_a_span_account_reads_v2_and_keeps_to_it(simulator):
     assert values[("binance_margin_portfolio_info", (*ACC, ("account_type", "PM_3")))] == 1.0
 
 
-def test_a_span_answer_without_account_type_keeps_to_v2(simulator):
+def test_a_span_answer_without_account_type_keeps_to_v2(hosts):
     """v1 said PM_3; should v2 leave accountType out, the account is still read on v2."""
     import json
 
@@ -111,10 +112,11 @@ def test_a_span_answer_without_account_type_keeps_to_v2(simulator):
         del raw["accountType"]
         return json.dumps(raw).encode()
 
+    simulator = hosts.api
     simulator.portfolio_pro.account_type = "PM_3"
     simulator.set_fault(Fault(transform=drop_type, paths=(SPAN_ACCOUNT_PATH,)))
-    settings = settings_for(simulator, account_config("pro", API_KEY, SECRET,
-                                                      type="portfolio_margin_pro"))
+    settings = hosts.settings(account_config("pro", API_KEY, SECRET,
+                                             type="portfolio_margin_pro"))
     built = build_exporter(settings)
     try:
         scrape_built(built)

@@ -1,6 +1,7 @@
 """Positions of every market: the documented examples, the zero and duplicate rules, lenient
 optional fields, and over real HTTP against the simulator (a Portfolio Margin account's UM and
-CM positions on the papi host, a futures account's on the fapi and dapi hosts)."""
+CM positions on the papi host, a futures account's on the fapi and dapi hosts: each host a
+simulator of its own)."""
 
 from __future__ import annotations
 
@@ -26,7 +27,6 @@ from tests.helpers import (
     promtool_check_metrics,
     sample_values,
     scrape_built,
-    settings_for,
 )
 
 PAPI_UM = fixture_json("papi_um_position_risk_docs_example.json")
@@ -137,10 +137,9 @@ def positions_of(values: dict) -> dict:
         "binance_margin_position_notional")}
 
 
-def test_portfolio_margin_and_futures_positions_exactly_over_http(simulator):
-    simulator.positions.set_distance(0.04)
-    settings = settings_for(
-        simulator,
+def test_portfolio_margin_and_futures_positions_exactly_over_http(hosts):
+    hosts.papi.positions.set_distance(0.04)
+    settings = hosts.settings(
         account_config("pm", API_KEY, SECRET, type="portfolio_margin"),
         account_config("fut", API_KEY, SECRET, type="futures", markets=("um", "cm")))
     built = build_exporter(settings)
@@ -148,9 +147,10 @@ def test_portfolio_margin_and_futures_positions_exactly_over_http(simulator):
         values = scrape_built(built)
     finally:
         built.exporter.close()
-    sim = simulator.positions
-    want = {**expected(sim.papi_um({}), "pm", "um"), **expected(sim.papi_cm({}), "pm", "cm"),
-            **expected(sim.fapi({}), "fut", "um"), **expected(sim.dapi({}), "fut", "cm")}
+    papi, sim = hosts.papi.positions, hosts.dapi.positions
+    want = {**expected(papi.papi_um({}), "pm", "um"), **expected(papi.papi_cm({}), "pm", "cm"),
+            **expected(hosts.fapi.positions.fapi({}), "fut", "um"),
+            **expected(sim.dapi({}), "fut", "cm")}
     assert positions_of(values) == want
     assert len({k[1] for k in want}) == 6  # PM: UM long, hedge short, CM; futures: 2 UM, 1 CM
     # COIN-M notional: papi's notionalValue as sent; dapi documents none, none is made up
@@ -165,19 +165,22 @@ def test_portfolio_margin_and_futures_positions_exactly_over_http(simulator):
     assert values[("binance_margin_position_leverage", btc)] == 10.0  # papi sends it
     assert values[("binance_margin_position_maint_margin",
                    key("fut", "um", "BNBUSDT", "BOTH"))] == 4.8  # fapi v3 sends it
-    for path in ("/papi/v1/um/positionRisk", "/papi/v1/cm/positionRisk",
-                 "/fapi/v3/positionRisk", "/dapi/v1/positionRisk"):
-        assert simulator.counts[path] == 1, path
+    for path, host in (("/papi/v1/um/positionRisk", "papi_base_url"),
+                       ("/papi/v1/cm/positionRisk", "papi_base_url"),
+                       ("/fapi/v3/positionRisk", "fapi_base_url"),
+                       ("/dapi/v1/positionRisk", "dapi_base_url")):
+        assert hosts.hosts_of(path) == [host], path
+        assert hosts.by_setting[host].counts[path] == 1, path
     weights = {dict(k[1])["budget"]: v for k, v in values.items()
                if k[0] == "binance_margin_api_ip_weight_used_1m"}
     assert weights["fapi"] >= 5 and weights["dapi"] >= 1  # each host's own budget
 
 
-def test_a_failing_market_is_down_alone(simulator):
-    simulator.set_fault(Fault.binance_error(-1000, "An unknown error occured.",
-                                            paths=("/dapi/v1/positionRisk",)))
-    settings = settings_for(simulator, account_config("fut", API_KEY, SECRET, type="futures",
-                                                      markets=("um", "cm")))
+def test_a_failing_market_is_down_alone(hosts):
+    hosts.dapi.set_fault(Fault.binance_error(-1000, "An unknown error occured.",
+                                             paths=("/dapi/v1/positionRisk",)))
+    settings = hosts.settings(account_config("fut", API_KEY, SECRET, type="futures",
+                                             markets=("um", "cm")))
     built = build_exporter(settings)
     try:
         values = scrape_built(built)
@@ -193,10 +196,9 @@ def test_a_failing_market_is_down_alone(simulator):
                 and ("market", "cm") in k[1]]
 
 
-def test_unsigned_requests_are_refused_by_the_simulator(simulator):
+def test_unsigned_requests_are_refused_by_the_simulator(hosts):
     """The new routes are signed routes: a wrong secret is refused, and nothing is shown."""
-    settings = settings_for(simulator, account_config("fut", API_KEY, "wrong-secret",
-                                                      type="futures"))
+    settings = hosts.settings(account_config("fut", API_KEY, "wrong-secret", type="futures"))
     built = build_exporter(settings)
     try:
         values = scrape_built(built)

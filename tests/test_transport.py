@@ -852,3 +852,36 @@ def test_a_user_stream_call_sends_its_method_and_key_without_a_signature(mock, m
     request = mock.request_history[-1]
     assert request.method == method and request.headers["X-MBX-APIKEY"] == API_KEY
     assert "signature" not in request.url and request.query == "listenkey=k"
+
+
+# -- a key on another host (issue: true to Binance, part two) ---------------------------------
+
+def test_a_client_on_another_host_keeps_the_key_s_settings_and_has_the_host_s_gates(mock):
+    """``on()``: a futures account's key on the fapi host: its own connections and back-off,
+    the host's gates, and everything else of the account's client (timeout, recvWindow, size
+    cap, clock, the background that syncs the clock)."""
+    clock, ran = Clock(), []
+    api = Upstream(BASE, wall=clock)
+    fapi = Upstream("https://fapi.binance.test", wall=clock, clock_of=api)
+    client = BinanceClient(api, API_KEY, HmacSigner(SECRET), timeout=2.5, wall=clock,
+                           recv_window_ms=7000, max_response_bytes=200, background=ran.append)
+    assert client.on(api) is client
+    other = client.on(fapi)
+    assert other is not client and other.upstream is fapi
+    mock.get("https://fapi.binance.test/fapi/v3/account", json={"assets": []},
+             headers={"X-MBX-USED-WEIGHT-1M": "7"})
+    assert other.signed_get("/fapi/v3/account", deadline=time.monotonic() + 60) == \
+        {"assets": []}
+    sent = mock.request_history[-1]
+    assert sent.timeout == 2.5 and "recvWindow=7000" in sent.url
+    assert len(ran) == 1  # the clock's sync, off the request's path, as the client's
+    assert fapi.gates["fapi"].last_used_weight == 7 and api.gates["fapi"].last_used_weight is None
+    mock.get("https://fapi.binance.test/fapi/v3/account", text="x" * 300)
+    with pytest.raises(UpstreamError, match="over 200 bytes"):
+        other.signed_get("/fapi/v3/account")
+    mock.get("https://fapi.binance.test/fapi/v3/account", status_code=401,
+             json={"code": -2015, "msg": "Invalid API-key, IP, or permissions for action."})
+    with pytest.raises(UpstreamError):
+        other.signed_get("/fapi/v3/account")
+    assert other.auth_backoff_until() == clock.now + 15  # on the client's wall clock
+    assert client.auth_backoff_until() == 0.0  # the key may be fine on another host

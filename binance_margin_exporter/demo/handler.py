@@ -99,7 +99,8 @@ class Handler(BaseHTTPRequestHandler):
             self.rfile.read(int(length))
         if "&signature=" in parts.query:
             sim.signatures.append(parts.query.rpartition("&signature=")[2])
-        if (path != TIME_PATH or method != "GET") and key not in sim.routes:
+        if ((path != TIME_PATH or method != "GET") and key not in sim.routes) or \
+                not sim.answers(path):
             self._error(404, -1000, "Not found")
             return
         source = self.client_address[0]

@@ -6,6 +6,11 @@ and checks what Binance checks: the ``X-MBX-APIKEY`` header, the signature (HMAC
 base64 Ed25519 / RSA with the registered public key), ``timestamp`` against ``recvWindow``, and
 the IP weight per minute (429, then 418 for a client that keeps going).
 
+One simulator may serve every host (the demo, most tests), or one of Binance's hosts alone
+(``serves``: the path prefixes that host answers, as ``("/papi/",)`` for papi.binance.com; any
+other path is a 404 there, ``/api/v3/time`` too): tests run a simulator per host, each with its
+own weight counters, bans and faults, as Binance keeps them.
+
 This module holds :class:`Simulator` (its state, its controls, the weight accounting) and
 ``main``; the HTTP side is :mod:`.handler`, the key and signature checks :mod:`.checks`, and
 the faults tests inject (through :meth:`Simulator.set_fault`; ``--demo`` never does)
@@ -60,7 +65,10 @@ class Simulator:
     def __init__(self, account: SimulatedAccount | None = None, *, host: str = "127.0.0.1",
                  port: int = 0, enforce_weight_limit: bool = True,
                  isolated_pairs: bool = True,
-                 subs: SimulatedSubAccounts | None = None) -> None:
+                 subs: SimulatedSubAccounts | None = None,
+                 serves: tuple[str, ...] | None = None) -> None:
+        """``serves``: the path prefixes of the one host it stands for (None: every host)."""
+        self.serves = serves
         self.account = account or SimulatedAccount()
         self.isolated = SimulatedIsolated(self.account, pairs=isolated_pairs)
         self.subs = subs or SimulatedSubAccounts(
@@ -82,6 +90,8 @@ class Simulator:
         self.enforce_weight_limit = enforce_weight_limit
         self.clock_skew_ms = 0  # server time = real time + skew
         self.weight_bonus = 0  # weight used by "others" on this IP, added to the header
+        # the same for any budget ("api": a busy spot bot on the IP), by budget_of's names
+        self.budget_bonus: Counter[str] = Counter()
         self.latency = 0.0  # seconds added to every signed request
         # Retry-After on the simulator's own 429 and 418 (False: the end only in the message)
         self.states_retry_after = True
@@ -156,6 +166,10 @@ class Simulator:
                     return fault
         return None
 
+    def answers(self, path: str) -> bool:
+        """Is ``path`` this host's? (Every path is, for a simulator of every host.)"""
+        return self.serves is None or path.startswith(self.serves)
+
     def weight_of(self, path: str) -> int:
         route = self.routes.get(path)
         return TIME_WEIGHT if route is None else route.weight
@@ -170,8 +184,9 @@ class Simulator:
         minute = now // 60000
         budget = budget_of(path)
         sapi = budget == "sapi"
-        # "others" on this IP use /sapi weight
-        bonus = self.weight_bonus + self.source_bonus[source] if sapi else 0
+        # "others" on this IP use /sapi weight (and whatever budget_bonus says)
+        bonus = (self.weight_bonus + self.source_bonus[source] if sapi else 0) + \
+            self.budget_bonus[budget]
         limit = {"sapi": IP_LIMIT_1M, "api": API_LIMIT_1M}.get(budget, FUTURES_LIMIT_1M)
         if not self.enforce_weight_limit:  # benchmarks: no accounting, each request alone
             return self.weight_of(route) + bonus, None
