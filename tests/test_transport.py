@@ -834,7 +834,7 @@ def test_json_that_is_not_binance_s_is_not_taken_for_binance_s(mock):
     with pytest.raises(UpstreamError) as info:
         fetch_account(client)
     assert info.value.reason == "waf"
-    assert client.backoff_until() == clock.now + 60
+    assert client.backoff_until() == clock.now + 300
     client = make()
     mock.get(BASE + ACCOUNT_PATH, status_code=400, json=["unexpected"])
     with pytest.raises(UpstreamError) as info:
