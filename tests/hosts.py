@@ -9,8 +9,9 @@ gates shows it.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 
 from binance_margin_exporter.config import AccountConfig, Settings
 from binance_margin_exporter.demo.simulator import SimulatedAccount, Simulator
@@ -24,12 +25,12 @@ PREFIXES = {"base_url": ("/api/", "/sapi/"), "papi_base_url": ("/papi/",),
 class Hosts:
     """One simulator per Binance host: ``api``, ``papi``, ``fapi``, ``dapi``."""
 
-    def __init__(self, stack: ExitStack) -> None:
+    def __init__(self) -> None:
         sims = {}
         for key, prefixes in PREFIXES.items():
             sim = Simulator(SimulatedAccount(300, 12, drift=False), serves=prefixes)
             sim.add_hmac_key(API_KEY, SECRET)
-            sims[key] = stack.enter_context(sim)
+            sims[key] = sim
         self.by_setting = sims
         self.api, self.papi = sims["base_url"], sims["papi_base_url"]
         self.fapi, self.dapi = sims["fapi_base_url"], sims["dapi_base_url"]
@@ -60,5 +61,15 @@ class Hosts:
 
 @contextmanager
 def running_hosts() -> Iterator[Hosts]:
-    with ExitStack() as stack:
-        yield Hosts(stack)
+    hosts = Hosts()
+    started = []
+    try:
+        for sim in hosts.by_setting.values():
+            started.append(sim.start())
+        yield hosts
+    finally:  # side by side: each stop waits for its server's poll
+        stopping = [threading.Thread(target=sim.stop) for sim in started]
+        for thread in stopping:
+            thread.start()
+        for thread in stopping:
+            thread.join()
