@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import time
 
+import pytest
+
 from binance_margin_exporter.binance.limits import Upstream
 from binance_margin_exporter.binance.portfolio import (
     PAPI_ACCOUNT_PATH,
@@ -110,14 +112,21 @@ def test_over_http_on_the_papi_host_keeping_time_with_the_api_host(hosts):
     assert papi.gates["api"].last_used_weight in (20, 40)  # account and balance, 20 each
 
 
-def test_a_busy_api_host_never_holds_a_portfolio_margin_account_on_its_own_host(hosts):
-    """A spot bot on the same IP uses 5,990 of the api host's 6,000: the api host pauses,
-    and the Portfolio Margin account on the papi host is read on every scrape all the same
-    (the clock sync on the api host counts there, not on papi's gates)."""
+@pytest.mark.parametrize("api_host", ["busy", "banned", "waf"])
+def test_a_busy_api_host_never_holds_a_portfolio_margin_account_on_its_own_host(hosts,
+                                                                              api_host):
+    """A spot bot on the same IP uses 5,990 of the api host's 6,000 (or got the IP banned
+    there, or its firewall blocks it): the api host is held back, and the Portfolio Margin
+    account on the papi host is read on every scrape all the same (the clock sync on the api
+    host counts there, not on papi's gates)."""
     from binance_margin_exporter.wiring import account_config, build_exporter, warm_up
     from tests.helpers import scrape_built
 
     hosts.api.budget_bonus["api"] = 5989  # and the time request: 5,990
+    if api_host == "banned":
+        hosts.api.set_fault(Fault.rate_limited(600, status=418, paths=("/api/v3/time",)))
+    elif api_host == "waf":
+        hosts.api.set_fault(Fault.waf(paths=("/api/v3/time",)))
     built = build_exporter(hosts.settings(account_config("pm", API_KEY, SECRET,
                                                          type="portfolio_margin")))
     try:
@@ -132,7 +141,8 @@ def test_a_busy_api_host_never_holds_a_portfolio_margin_account_on_its_own_host(
     host = {name: sim.base_url.split("//")[1] for name, sim in hosts.by_setting.items()}
     weights = {(dict(k[1])["host"], dict(k[1])["budget"]): v for k, v in values.items()
                if k[0] == "binance_margin_api_ip_weight_used_1m"}
-    assert weights[(host["base_url"], "api")] == 5990.0
+    if api_host == "busy":
+        assert weights[(host["base_url"], "api")] == 5990.0
     # papi's own: account, balance, um and cm positions (20 + 20 + 5 + 1) a scrape
     assert weights[(host["papi_base_url"], "api")] <= 3 * 46
     backoff = {dict(k[1])["host"]: v for k, v in values.items()
