@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from binance_margin_exporter.cli import main
@@ -18,6 +20,19 @@ accounts:
   - {{name: listed, api_key: k, api_secret: s, egress: b, master: false,
       sub_accounts: [{emails}]}}
 """
+
+
+@pytest.fixture(autouse=True)
+def _root_logger_put_back():
+    """main() sets the root logger's handler to this test's captured stderr: took away after
+    the test, or a later test's thread logging to it meets a closed file ("Logging error")."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    for handler in root.handlers[:]:
+        if handler not in handlers:
+            root.removeHandler(handler)
+    root.setLevel(level)
 
 
 def run(tmp_path, capsys, soft=9600, emails=3, *flags):
