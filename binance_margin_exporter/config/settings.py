@@ -95,6 +95,9 @@ class Shard:
         return int.from_bytes(digest[:8], "big") % self.count == self.index
 
 
+ASCII_NUMBER = re.compile(r"[0-9]{1,9}")
+
+
 def shard_of(value: Any, key: str) -> Shard:
     """``shard: {index, count}`` (YAML) or ``INDEX/COUNT`` (``--shard``; INDEX ``ordinal``:
     the trailing number of the host name, as a StatefulSet's pod ``name-2`` has)."""
@@ -107,8 +110,12 @@ def shard_of(value: Any, key: str) -> Shard:
                 raise ConfigError(f"{key}: ordinal: the host name {host[:64]!r} does not end "
                                   f"in -NUMBER (a StatefulSet's pod name does)")
             index_text = match.group(1)
-        if not slash or not index_text.isdigit() or not count_text.isdigit():
-            raise ConfigError(f"{key}: expected INDEX/COUNT such as 0/3, or ordinal/3")
+        # ASCII digits only (str.isdigit takes Arabic-Indic digits and superscripts), and few
+        # (int() of 5,000 digits is a ValueError of its own that names no flag)
+        if not slash or not ASCII_NUMBER.fullmatch(index_text) or \
+                not ASCII_NUMBER.fullmatch(count_text):
+            raise ConfigError(f"{key}: expected INDEX/COUNT such as 0/3, or ordinal/3 (ASCII "
+                              f"digits, COUNT at most 4096)")
         value = {"index": int(index_text), "count": int(count_text)}
     if not isinstance(value, dict):
         raise ConfigError(f"{key}: expected a mapping with index and count")
