@@ -138,6 +138,14 @@ def test_accounts_leave_by_their_egress_and_a_reload_keeps_each_ones_upstreams(s
     ("  - {name: default, proxy: http://127.0.0.1:3128}\n", "is taken"),
     ("  - {name: c, source_address: nowhere}\n", "expected an IP address"),
     ("  - {name: c, source_address: 127.0.0.1, proxy: http://p:1}\n", "set only one"),
+    ("  - {name: c, source_address: 0.0.0.0}\n",
+     r"^egress\[0\]\.source_address: 0\.0\.0\.0 is not one address of this host"),
+    ("  - {name: c, source_address: '::'}\n", r"^egress\[0\]\.source_address: :: is not one"),
+    ("  - {name: c, source_address: 224.0.0.1}\n", "is not one address"),
+    ("  - {name: c, proxy: 'http://[::1'}\n", r"^egress\[0\]\.proxy: expected an http\(s\) URL"),
+    ("  - {name: c, proxy: 'http://p:99999'}\n", r"^egress\[0\]\.proxy: expected an http"),
+    ("  - {name: c, proxy: 'http://u:secret@p:3128'}\n",
+     r"^egress\[0\]\.proxy: a proxy that needs a user and password is not supported"),
 ])
 def test_egress_configuration_errors_name_the_key(tmp_path, egress, message):
     from binance_margin_exporter.config import ConfigError
@@ -149,8 +157,9 @@ def test_egress_configuration_errors_name_the_key(tmp_path, egress, message):
     if message is None:
         assert load(str(path), {}).accounts[0].egress == "c"
         return
-    with pytest.raises(ConfigError, match=message):
+    with pytest.raises(ConfigError, match=message) as info:
         load(str(path), {})
+    assert "secret" not in str(info.value) and "Invalid IPv6" not in str(info.value)
 
 
 def test_an_unknown_egress_or_an_address_this_host_lacks_is_refused(tmp_path):

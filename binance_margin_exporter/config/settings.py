@@ -71,13 +71,23 @@ def egresses(value: Any, key: str) -> tuple[Egress, ...]:
         if way == "source_address":
             text = string(entry[way], f"{where}.{way}")
             try:
-                ip_address(text)
+                address = ip_address(text)
             except ValueError:
                 raise ConfigError(f"{where}.source_address: expected an IP address of this "
                                   f"host") from None
+            if address.is_unspecified or address.is_multicast:
+                # 0.0.0.0 binds to nothing: the default route's address, a second budget on
+                # the same IP
+                raise ConfigError(f"{where}.source_address: {text} is not one address of "
+                                  f"this host (0.0.0.0 and :: leave by the default route)")
             found[name] = Egress(name, source_address=text)
         else:
-            found[name] = Egress(name, proxy=url(entry[way], f"{where}.{way}"))
+            text = string(entry[way], f"{where}.{way}")
+            if "@" in text.partition("://")[2].partition("/")[0]:
+                raise ConfigError(f"{where}.proxy: a proxy that needs a user and password is "
+                                  f"not supported (an account with an egress does not read "
+                                  f"HTTPS_PROXY either): use a proxy that needs none")
+            found[name] = Egress(name, proxy=url(text, f"{where}.{way}"))
     return tuple(found.values())
 
 
