@@ -104,9 +104,9 @@ def shorten(text: str, limit: int = SHORT) -> str:
 
 
 class Throttled:
-    """One line per kind (a bounded set of words) every ``period`` seconds; the next line says
-    how many of its kind were left out meanwhile. 10,000 events a second make a line a
-    minute, not 10,000."""
+    """One line per kind (its format string, or a ``kind`` of a bounded set) every ``period``
+    seconds; the next line says how many of its kind were left out meanwhile. 10,000 events a
+    second make a line a minute, not 10,000."""
 
     def __init__(self, logger: logging.Logger, period: float,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -116,8 +116,9 @@ class Throttled:
         self._lock = threading.Lock()
         self._kinds: dict[str, tuple[float, int]] = {}  # kind -> (logged at, left out since)
 
-    def log(self, level: int, kind: str, msg: str, *args: object) -> bool:
+    def log(self, level: int, msg: str, *args: object, kind: str = "") -> bool:
         """Log (True) or count it as left out (False)."""
+        kind = kind or msg
         now = self._clock()
         with self._lock:
             seen = self._kinds.get(kind)
@@ -131,8 +132,8 @@ class Throttled:
         self.logger.log(level, msg, *args)
         return True
 
-    def info(self, kind: str, msg: str, *args: object) -> bool:
-        return self.log(logging.INFO, kind, msg, *args)
+    def info(self, msg: str, *args: object, kind: str = "") -> bool:
+        return self.log(logging.INFO, msg, *args, kind=kind)
 
-    def warning(self, kind: str, msg: str, *args: object) -> bool:
-        return self.log(logging.WARNING, kind, msg, *args)
+    def warning(self, msg: str, *args: object, kind: str = "") -> bool:
+        return self.log(logging.WARNING, msg, *args, kind=kind)

@@ -409,14 +409,15 @@ def test_logging_keeps_no_logger_busy(caplog):
 
     clock = Clock()
     throttled = Throttled(logging.getLogger("t"), 60.0, clock)
-    assert throttled.info("a", "one %s", "x")
-    assert not throttled.info("a", "one %s", "y")
-    assert throttled.warning("b", "other")
+    assert throttled.info("one %s", "x")
+    assert not throttled.info("one %s", "y")
+    assert throttled.warning("other")
+    assert throttled.info("one %s", "k", kind="k")  # a kind of its own
     clock.advance(59.9)
-    assert not throttled.info("a", "one %s", "z")
+    assert not throttled.info("one %s", "z")
     clock.advance(0.1)
-    assert throttled.info("a", "one %s", "w")
-    assert caplog.messages == ["one x", "other",
+    assert throttled.info("one %s", "w")
+    assert caplog.messages == ["one x", "other", "one k",
                                "one w (2 more like it left out in the last 60 s)"]
     assert shorten("x" * 201) == "x" * 200 + "... (1 more characters)"
     assert shorten("x" * 200) == "x" * 200

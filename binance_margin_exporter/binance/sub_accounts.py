@@ -70,9 +70,10 @@ def fetch_sub_accounts(client: BinanceClient,
         if len(chunk) < PAGE_LIMIT:
             break
     else:
-        _truncated.warning(client.upstream.host, "the sub-account list on %s did not end "
-                           "after %d pages: the sub-accounts after the first %d are left out",
-                           client.upstream.host, MAX_PAGES, MAX_PAGES * PAGE_LIMIT)
+        _truncated.warning("the sub-account list on %s did not end after %d pages: the "
+                           "sub-accounts after the first %d are left out",
+                           client.upstream.host, MAX_PAGES, MAX_PAGES * PAGE_LIMIT,
+                           kind=client.upstream.host)
     return tuple(found.values())
 
 

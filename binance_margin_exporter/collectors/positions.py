@@ -156,10 +156,10 @@ class PositionsCollector:
         if over <= 0:
             return positions
         left_out.add_metric([market.account, market.market], float(over))
-        self._capped.warning(f"{market.account} {market.market}",
-                             "%s has %d %s positions: the %d of the largest notional are "
+        self._capped.warning("%s has %d %s positions: the %d of the largest notional are "
                              "shown (max_positions), %d left out", market.account,
-                             len(positions), market.market, self.max_positions, over)
+                             len(positions), market.market, self.max_positions, over,
+                             kind=f"{market.account} {market.market}")
         return sorted(positions, key=lambda p: -abs(p.notional or 0.0))[:self.max_positions]
 
 

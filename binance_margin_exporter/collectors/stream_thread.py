@@ -187,7 +187,7 @@ class Stream:
                 key = streams.create_key(self.client, self.kind)
             except UpstreamError as exc:
                 failures += 1
-                self._log.warning("no key", "%s: no listen key (%s): %s", self._where(),
+                self._log.warning("%s: no listen key (%s): %s", self._where(),
                                   exc.reason, shorten(str(exc)))
                 self._note("failed")
                 self._wait(self._backoff(failures))
@@ -206,16 +206,15 @@ class Stream:
             except (OSError, TimeoutError, WebSocketException) as exc:
                 if connected_at is None:
                     failures += 1
-                    self._log.warning("connection failed", "%s: connection failed (%s)",
-                                      self._where(), type(exc).__name__)
+                    self._log.warning("%s: connection failed (%s)", self._where(),
+                                      type(exc).__name__)
                     self._note("failed")
                     self._wait(self._backoff(failures))
                     continue
                 reason = "dropped"
             if self._stop.is_set():
                 break
-            self._log.info(f"reconnecting {reason}", "%s: reconnecting (%s)", self._where(),
-                           reason)
+            self._log.info("%s: reconnecting (%s)", self._where(), reason)
             self._note(reason)
             if self._clock() - connected_at >= self.timing.stable:
                 failures = 0
@@ -233,7 +232,7 @@ class Stream:
             self._key_valid_until = key_at + self.timing.key_lifetime
         if self._stop.is_set():  # stop() came before the connection was known to it
             ws.close()
-        self._log.info("connected", "%s: connected", self._where())
+        self._log.info("%s: connected", self._where())
         try:
             return self._serve(ws, key, key_at)
         finally:
@@ -260,8 +259,7 @@ class Stream:
                 except UpstreamError as exc:
                     if exc.code == streams.UNKNOWN_KEY_CODE:
                         return "key_expired"
-                    self._log.warning("keep-alive failed",
-                                      "%s: keeping the listen key alive failed: %s",
+                    self._log.warning("%s: keeping the listen key alive failed: %s",
                                       self._where(), shorten(str(exc)))
                     next_put = now + timing.keep_alive_retry
             with self._lock:
@@ -288,7 +286,7 @@ class Stream:
         try:
             event = parse_event(message)
         except UpstreamError as exc:
-            self._log.warning("invalid", "%s: an event that does not parse is ignored: %s",
+            self._log.warning("%s: an event that does not parse is ignored: %s",
                               self._where(), shorten(str(exc)))
             return False
         if event is None:
@@ -301,8 +299,8 @@ class Stream:
             self.last_event = event.time_ms / 1000
             if event.level is not None:
                 self.level = event.level
-        self._log.info(f"{event.event} {status}", "%s: %s %s", self._where(), event.event,
-                       shorten(event.status))
+        self._log.info("%s: %s %s", self._where(), event.event, shorten(event.status),
+                       kind=f"{event.event} {status}")
         now = self._clock()
         if now - self._last_refresh >= self.timing.refresh_spacing:
             self._do_refresh(now)

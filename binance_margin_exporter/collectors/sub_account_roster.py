@@ -109,7 +109,7 @@ class SubAccountRoster:
         subs = tuple(s for s in roster.subs if self._serves(s.email))
         self.left_out = max(0, len(subs) - self._max_subs)
         if self.left_out:
-            self._capped.warning("capped", "%s has %d sub-accounts: only the first %d are "
+            self._capped.warning("%s has %d sub-accounts: only the first %d are "
                                  "read (max_sub_accounts), %d left out", self.master,
                                  len(subs), self._max_subs, self.left_out)
         return replace(roster, subs=subs[:self._max_subs])
