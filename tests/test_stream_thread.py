@@ -139,7 +139,7 @@ def test_listen_key_expired_on_every_connection_backs_off_doubling(run):
         r.connected(count)
         r.sim.streams.push({"e": "listenKeyExpired"}, "portfolio")
         assert r.waits.until(count) == expected
-        assert not r.stream.up  # disconnected while it waits
+        assert r.stream.up is False  # disconnected while it waits
         assert r.posts() == count  # no new key before the wait ends
         assert r.reconnects("key_expired") == count
         r.waits.release()
@@ -421,3 +421,71 @@ def test_logging_keeps_no_logger_busy(caplog):
                                "one w (2 more like it left out in the last 60 s)"]
     assert shorten("x" * 201) == "x" * 200 + "... (1 more characters)"
     assert shorten("x" * 200) == "x" * 200
+
+
+# -- what the thread says, and its stop --------------------------------------------------------
+
+
+def test_the_log_lines_of_a_stream_s_life(run, simulator, caplog):
+    """Each line exactly (a line a minute per kind: the clock does not move here)."""
+    r = run(timing=TICKING)
+    r.connected()
+    r.sim.streams.push(margin_call(E=1701949763462), "margin_risk")
+    r.sim.streams.push({"e": "MARGIN_LEVEL_STATUS_CHANGE", "s": "MARGIN_CALL"}, "margin_risk")
+    r.sim.streams.push({"e": "ORDER_TRADE_UPDATE"}, "margin_risk")  # not read: no line
+    r.sim.streams.push(margin_call("1.1", E=1701949763463), "margin_risk")
+    wait_for(lambda: r.stream.snapshot()[2] == 1.1, timeout=5)
+    simulator.set_fault(Fault.binance_error(-1000, "unknown", status=500,
+                                            paths=(MARGIN_PUT,)))
+    r.clock.advance(1800.0)
+    wait_for(lambda: simulator.counts[MARGIN_PUT] == 1, timeout=5)
+    simulator.set_fault(Fault.binance_error(-1000, "unknown", status=500, paths=(MARGIN_KEY,)))
+    r.sim.streams.drop("margin_risk")
+    r.waits.passing(2)
+
+    def refresh() -> None:
+        raise RuntimeError("cannot schedule new futures after shutdown")
+
+    r.stream.refresh = refresh
+    r.stream._do_refresh(r.clock())
+    host = simulator.base_url.split("//")[1]
+    ours = [(rec.levelname, rec.getMessage()) for rec in caplog.records
+            if rec.name == "binance_margin_exporter.collectors.stream_thread"]
+    assert ours == [
+        ("INFO", "margin_risk stream of main: connected"),
+        ("INFO", "margin_risk stream of main: margin_level_status_change MARGIN_CALL"),
+        ("WARNING", "margin_risk stream of main: an event that does not parse is ignored: "
+                    "MARGIN_LEVEL_STATUS_CHANGE.l: missing"),
+        ("WARNING", "margin_risk stream of main: keeping the listen key alive failed: "
+                    f"PUT /sapi/v1/margin/listen-key on {host}: HTTP 500: Binance code "
+                    "-1000: unknown"),
+        ("INFO", "margin_risk stream of main: reconnecting (dropped)"),
+        ("WARNING", "margin_risk stream of main: no listen key (http): POST "
+                    f"/sapi/v1/margin/listen-key on {host}: HTTP 500: Binance code -1000: "
+                    "unknown"),
+        ("DEBUG", "margin_risk stream of main: no refresh, the exporter is closing"),
+    ]
+    assert r.reconnects("key_expired") == 0  # a trade event is no expiry
+
+
+def test_a_failed_connection_says_why(run, caplog):
+    r = run(url="ws://127.0.0.1:9")
+    r.waits.until(1)
+    assert "margin_risk stream of main: connection failed (ConnectionRefusedError)" in \
+        caplog.messages
+
+
+def test_stop_closes_the_connection_the_thread_waits_on():
+    """However long the thread waits for a message (a poll of 30 s here), stop() hangs up its
+    connection: the thread ends at once, not at its next look at the clock."""
+    sim = Simulator()
+    sim.add_hmac_key(API_KEY, SECRET)
+    with sim:
+        client = BinanceClient(Upstream(sim.base_url), API_KEY, HmacSigner(SECRET))
+        stream = Stream("main", MARGIN_RISK, client, sim.streams.url, Timing(poll=30.0))
+        stream.start()
+        sim.streams.wait_connected("margin_risk", timeout=10)
+        wait_for(lambda: stream.up, timeout=10)
+        stream.stop()
+        assert not stream.running
+        assert stream.up is False
