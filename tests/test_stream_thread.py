@@ -240,7 +240,12 @@ def test_a_bug_of_ours_ends_neither_the_stream_nor_the_exporter(run, caplog):
     r = run(client=Broken())
     assert r.waits.until(1) == [PRODUCTION.backoff_max]
     assert r.reconnects("failed") == 1
-    assert "unexpected RuntimeError (please report this)" in caplog.text
+    error, debug = [rec for rec in caplog.records if "unexpected" in rec.getMessage()]
+    assert (error.levelname, error.getMessage()) == (
+        "ERROR", "margin_risk stream of main: unexpected RuntimeError (please report this); "
+                 "starting over")
+    assert (debug.levelname, debug.getMessage()) == ("DEBUG", "the unexpected error")
+    assert debug.exc_info is not None and debug.exc_info[0] is RuntimeError
     r.waits.release()
     assert r.waits.until(2) == [300.0, 300.0]  # the thread lives on
     assert r.reconnects("failed") == 2 and r.stream.running
@@ -489,3 +494,43 @@ def test_stop_closes_the_connection_the_thread_waits_on():
         stream.stop()
         assert not stream.running
         assert stream.up is False
+
+
+def test_a_stream_starts_once_and_never_after_its_stop(run, monkeypatch):
+    """A reload calls start() again on a kept stream: nothing; after stop(): nothing."""
+    from binance_margin_exporter.collectors import stream_thread
+
+    opened = []
+    real = stream_thread.connect
+
+    def connect(url: str, **options: object):
+        opened.append(options)
+        return real(url, **options)
+
+    monkeypatch.setattr(stream_thread, "connect", connect)
+    r = run()
+    r.connected()
+    thread = r.stream._thread
+    assert thread is not None and thread.daemon and thread.name == "stream-margin_risk-main"
+    r.stream.start()
+    assert r.stream._thread is thread
+    assert r.stream.snapshot()[2:] == (None, None)  # no level, no event yet
+    # Binance's timings, and the default egress: the environment's proxy, no bound address
+    assert opened == [{"open_timeout": 10.0, "close_timeout": 2.0, "ping_interval": 60.0,
+                       "ping_timeout": 30.0}]
+    r.waits.stop.set()
+    r.stream.stop()
+    assert not r.stream.running
+    r.stream.start()
+    assert not r.stream.running and r.stream._thread is thread
+
+
+def test_up_ends_the_moment_the_key_s_hour_is_over():
+    clock = Clock()
+    stream = Stream("main", MARGIN_RISK, None, "ws://unused", clock=clock)  # type: ignore[arg-type]
+    assert stream.up is False
+    stream._connected = True
+    stream._key_valid_until = clock.now + 0.001
+    assert stream.up is True
+    clock.advance(0.001)
+    assert stream.up is False

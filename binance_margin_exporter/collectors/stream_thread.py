@@ -38,12 +38,11 @@ from binance_margin_exporter.logs import RedactListenKeys, Throttled, shorten
 log = logging.getLogger(__name__)
 
 # Why a stream connects again (the ``reason`` label)
-RECONNECT_REASONS = (
-    "dropped",  # the connection closed or broke
-    "key_expired",  # Binance says the listen key no longer exists: a new one
-    "lifetime",  # ours, before Binance's 24-hour cut
-    "failed",  # a listen-key request or a connection attempt failed: tried again later
-)
+DROPPED = "dropped"  # the connection closed or broke
+KEY_EXPIRED = "key_expired"  # Binance says the listen key no longer exists: a new one
+LIFETIME = "lifetime"  # ours, before Binance's 24-hour cut
+FAILED = "failed"  # a listen-key request or a connection attempt failed: tried again later
+RECONNECT_REASONS = (DROPPED, KEY_EXPIRED, LIFETIME, FAILED)
 # the statuses each event is known to send (every series starts at 0: increase() works from
 # the first event); other documented ones appear as Binance spells them, the rest as ``other``
 KNOWN_STATUSES = {
@@ -177,7 +176,7 @@ class Stream:
                 log.error("%s stream of %s: unexpected %s (please report this); starting "
                           "over", self.kind.name, self.account, type(exc).__name__)
                 log.debug("the unexpected error", exc_info=True)
-                self._note("failed")
+                self._note(FAILED)
                 self._wait(self.timing.backoff_max)
 
     def _run(self) -> None:
@@ -189,7 +188,7 @@ class Stream:
                 failures += 1
                 self._log.warning("%s: no listen key (%s): %s", self._where(),
                                   exc.reason, shorten(str(exc)))
-                self._note("failed")
+                self._note(FAILED)
                 self._wait(self._backoff(failures))
                 continue
             self._key = key
@@ -208,17 +207,17 @@ class Stream:
                     failures += 1
                     self._log.warning("%s: connection failed (%s)", self._where(),
                                       type(exc).__name__)
-                    self._note("failed")
+                    self._note(FAILED)
                     self._wait(self._backoff(failures))
                     continue
-                reason = "dropped"
+                reason = DROPPED
             if self._stop.is_set():
                 break
             self._log.info("%s: reconnecting (%s)", self._where(), reason)
             self._note(reason)
             if self._clock() - connected_at >= self.timing.stable:
                 failures = 0
-                if reason != "dropped":
+                if reason != DROPPED:
                     continue  # a connection that lasted: a new one at once
             # a drop, or anything after a short connection (an upstream that says "expired"
             # on every connection): back off, or listen-key POSTs spend the weight
@@ -249,7 +248,7 @@ class Stream:
             self._ticks += 1
             now = self._clock()
             if now >= ends_at:
-                return "lifetime"
+                return LIFETIME
             if now >= next_put:
                 try:
                     streams.keep_alive(self.client, self.kind, key)
@@ -258,13 +257,13 @@ class Stream:
                     next_put = now + timing.keep_alive
                 except UpstreamError as exc:
                     if exc.code == streams.UNKNOWN_KEY_CODE:
-                        return "key_expired"
+                        return KEY_EXPIRED
                     self._log.warning("%s: keeping the listen key alive failed: %s",
                                       self._where(), shorten(str(exc)))
                     next_put = now + timing.keep_alive_retry
             with self._lock:
                 if now >= self._key_valid_until:
-                    return "key_expired"
+                    return KEY_EXPIRED
             due = self._refresh_due
             if due is not None and now >= due:
                 self._do_refresh(now)
@@ -276,10 +275,10 @@ class Stream:
             except TimeoutError:
                 continue
             except ConnectionClosed:
-                return "dropped"
+                return DROPPED
             if self._handle(message):
-                return "key_expired"
-        return "dropped"
+                return KEY_EXPIRED
+        return DROPPED
 
     def _handle(self, message: str | bytes) -> bool:
         """Count an event and refresh the account; True: the key expired."""
