@@ -235,6 +235,10 @@ def tunnel_proxy() -> Iterator[tuple[str, list[str]]]:
             dst.shutdown(socket.SHUT_WR)
 
     def serve(conn: socket.socket) -> None:
+        with contextlib.suppress(OSError):  # a client or a target that hangs up
+            tunnel(conn)
+
+    def tunnel(conn: socket.socket) -> None:
         head = b""
         while b"\r\n\r\n" not in head:
             data = conn.recv(4096)
