@@ -28,16 +28,25 @@ MARGIN_PUT = "PUT /sapi/v1/margin/listen-key"
 
 
 class Clock:
-    """The thread's monotonic clock: moves only when the test says."""
+    """The thread's monotonic clock: moves only when the test says; counts the stream
+    thread's looks at it (a round of its loop looks at least once)."""
 
     def __init__(self) -> None:
         self.now = 5000.0
+        self.looks = 0
 
     def __call__(self) -> float:
+        if threading.current_thread().name.startswith("stream-"):
+            self.looks += 1
         return self.now
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+    def rounds(self, count: int = 3) -> None:
+        """Until the thread has gone round its loop ``count`` more times."""
+        seen = self.looks
+        wait_for(lambda: self.looks >= seen + count, timeout=5)
 
 
 class Waits:
@@ -264,14 +273,12 @@ def test_the_key_is_put_every_30_minutes_and_no_more(run, simulator):
 
     r.clock.advance(1799.0)
     keys = simulator.counts[MARGIN_KEY]
-    seen = r.stream._ticks
-    wait_for(lambda: r.stream._ticks > seen + 2, timeout=5)
+    r.clock.rounds()
     assert puts() == 0
     r.clock.advance(1.0)
     wait_for(lambda: puts() == 1, timeout=5)
     for _ in range(3):  # some ticks later: still one
-        seen = r.stream._ticks
-        wait_for(lambda seen=seen: r.stream._ticks > seen + 2, timeout=5)
+        r.clock.rounds()
     assert puts() == 1
     r.clock.advance(1800.0)  # the key would have expired at 3600 without the PUT
     wait_for(lambda: puts() == 2, timeout=5)
@@ -290,15 +297,13 @@ def test_a_failed_put_is_tried_again_after_a_minute_and_the_key_lasts_its_hour(r
     r.clock.advance(1800.0)
     wait_for(lambda: tried() == 1, timeout=5)
     r.clock.advance(59.0)
-    seen = r.stream._ticks
-    wait_for(lambda: r.stream._ticks > seen + 2, timeout=5)
+    r.clock.rounds()
     assert tried() == 1
     r.clock.advance(1.0)
     wait_for(lambda: tried() == 2, timeout=5)
     assert r.stream.up
     r.clock.advance(1740.0 - 0.5)  # 3599.5 s after the key: alive still
-    seen = r.stream._ticks
-    wait_for(lambda: r.stream._ticks > seen + 2, timeout=5)
+    r.clock.rounds()
     assert r.stream.up and r.reconnects("key_expired") == 0
     r.clock.advance(0.5)  # its hour is over: a new key, at once (the connection lasted)
     wait_for(lambda: r.reconnects("key_expired") == 1, timeout=5)
@@ -395,13 +400,11 @@ def test_events_within_the_spacing_refresh_once_at_its_end(run):
     r.sim.streams.push(margin_call(), "margin_risk")
     r.sim.streams.push(margin_call(), "margin_risk")
     wait_for(lambda: r.events()[("margin_level_status_change", "MARGIN_CALL")] == 3, timeout=5)
-    seen = r.stream._ticks
-    wait_for(lambda: r.stream._ticks > seen + 2, timeout=5)
+    r.clock.rounds()
     assert r.refreshes == 1
     r.clock.advance(TICKING.refresh_spacing - 1.0)  # the spacing since the first is over
     wait_for(lambda: r.refreshes == 2, timeout=5)
-    seen = r.stream._ticks
-    wait_for(lambda: r.stream._ticks > seen + 2, timeout=5)
+    r.clock.rounds()
     assert r.refreshes == 2
     r.clock.advance(TICKING.refresh_spacing)
     r.sim.streams.push(margin_call(), "margin_risk")  # after the spacing: at once
@@ -439,7 +442,8 @@ def test_the_log_lines_of_a_stream_s_life(run, simulator, caplog):
     r.sim.streams.push({"e": "MARGIN_LEVEL_STATUS_CHANGE", "s": "MARGIN_CALL"}, "margin_risk")
     r.sim.streams.push({"e": "ORDER_TRADE_UPDATE"}, "margin_risk")  # not read: no line
     r.sim.streams.push(margin_call("1.1", E=1701949763463), "margin_risk")
-    wait_for(lambda: r.stream.snapshot()[2] == 1.1, timeout=5)
+    r.sim.streams.push({"e": "USER_LIABILITY_CHANGE", "t": "BORROW"}, "margin_risk")
+    wait_for(lambda: r.events()[("liability_change", "BORROW")] == 1, timeout=5)
     simulator.set_fault(Fault.binance_error(-1000, "unknown", status=500,
                                             paths=(MARGIN_PUT,)))
     r.clock.advance(1800.0)
@@ -461,6 +465,7 @@ def test_the_log_lines_of_a_stream_s_life(run, simulator, caplog):
         ("INFO", "margin_risk stream of main: margin_level_status_change MARGIN_CALL"),
         ("WARNING", "margin_risk stream of main: an event that does not parse is ignored: "
                     "MARGIN_LEVEL_STATUS_CHANGE.l: missing"),
+        ("INFO", "margin_risk stream of main: liability_change BORROW"),  # a kind of its own
         ("WARNING", "margin_risk stream of main: keeping the listen key alive failed: "
                     f"PUT /sapi/v1/margin/listen-key on {host}: HTTP 500: Binance code "
                     "-1000: unknown"),

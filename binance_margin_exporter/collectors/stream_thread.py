@@ -112,7 +112,6 @@ class Stream:
         self.last_event: float | None = None
         self._last_refresh = -float("inf")
         self._refresh_due: float | None = None
-        self._ticks = 0  # rounds of the connection's loop (tests wait for some)
 
     # -- control --------------------------------------------------------------------------
 
@@ -245,7 +244,6 @@ class Stream:
         ends_at = self._clock() + timing.connection_lifetime
         next_put = key_at + timing.keep_alive
         while not self._stop.is_set():
-            self._ticks += 1
             now = self._clock()
             if now >= ends_at:
                 return LIFETIME
