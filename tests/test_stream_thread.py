@@ -539,3 +539,17 @@ def test_up_ends_the_moment_the_key_s_hour_is_over():
     assert stream.up is True
     clock.advance(0.001)
     assert stream.up is False
+
+
+def test_stop_waits_for_a_stuck_thread_at_most_its_shutdown_seconds(run):
+    """A thread that does not end (here: held in its back-off wait) holds stop() for
+    ``shutdown_seconds`` (3 s), not for ever: shutdown goes on."""
+    import time
+
+    r = run(url="ws://127.0.0.1:9")
+    r.waits.until(1)  # held there until the test lets it go
+    started = time.monotonic()
+    r.stream.stop()
+    took = time.monotonic() - started
+    assert r.stream.running  # still held
+    assert took >= PRODUCTION.shutdown_seconds - 0.1, took  # it did wait (a lower bound only)

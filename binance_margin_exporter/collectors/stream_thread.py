@@ -72,7 +72,9 @@ class Timing:
     close_timeout: float = 2.0
     ping_interval: float | None = 60.0  # ours (Binance pings too; the library answers)
     ping_timeout: float | None = 30.0
-    poll: float = 1.0  # the longest the thread waits for a message before it checks its timers
+    # the longest the thread waits for a message before it looks at its timers: a keep-alive,
+    # the lifetime's end, a trailing refresh are each at most this late
+    poll: float = 1.0
     shutdown_seconds: float = 3.0  # the longest close(shutdown=True) waits (the DELETE too)
     log_period: float = 60.0  # one log line per kind of line (an event, a broken message) this long
 
@@ -265,11 +267,8 @@ class Stream:
             due = self._refresh_due
             if due is not None and now >= due:
                 self._do_refresh(now)
-                due = None
-            timeout = min(timing.poll, next_put - now, ends_at - now,
-                          *(() if due is None else (due - now,)))
             try:
-                message = ws.recv(timeout=max(0.0, timeout))
+                message = ws.recv(timeout=timing.poll)
             except TimeoutError:
                 continue
             except ConnectionClosed:
