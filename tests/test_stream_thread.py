@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from binance_margin_exporter.binance.egress import Egress
 from binance_margin_exporter.binance.limits import Upstream
 from binance_margin_exporter.binance.signing import HmacSigner
 from binance_margin_exporter.binance.streams import MARGIN_RISK, PORTFOLIO, StreamKind
@@ -325,8 +326,63 @@ def test_a_put_that_says_1125_takes_a_new_key_at_once(run, simulator):
 
 
 def test_the_stream_url_loses_its_trailing_slash():
-    stream = Stream("main", MARGIN_RISK, None, "ws://127.0.0.1:1/pm/")  # type: ignore[arg-type]
-    assert stream.url == "ws://127.0.0.1:1/pm"
+    stream = Stream("main", MARGIN_RISK, None, "ws://127.0.0.1:1/pmX/")  # type: ignore[arg-type]
+    assert stream.url == "ws://127.0.0.1:1/pmX"  # connect then asks for .../pmX/ws/<key>
+
+
+def test_an_event_before_the_account_joins_refreshes_nothing():
+    """``refresh`` is the account's, set when the parts join; before that an event is only
+    counted."""
+    stream = Stream("main", MARGIN_RISK, None, "ws://unused", clock=Clock())  # type: ignore[arg-type]
+    assert not stream._handle('{"e": "MARGIN_LEVEL_STATUS_CHANGE", "E": 1701949763462, '
+                              '"l": "1.1", "s": "MARGIN_CALL"}')
+    assert stream.snapshot()[0][("margin_level_status_change", "MARGIN_CALL")] == 1
+
+
+def test_an_os_error_inside_a_connection_is_a_drop(run):
+    """Whatever breaks a connection once it is up (here the refresh it calls) is a drop: a
+    back-off and a new connection, never the 300 s of an unexpected error."""
+    r = run()
+    r.connected()
+
+    def refresh() -> None:
+        raise ConnectionResetError("the account's fetch")
+
+    r.stream.refresh = refresh
+    r.sim.streams.push(margin_call(), "margin_risk")
+    assert r.waits.until(1) == [1.0]
+    assert r.reconnects("dropped") == 1 and r.reconnects("failed") == 0
+    r.waits.release()
+    r.connected(2)
+
+
+@pytest.mark.parametrize(("egress", "options"), [
+    (Egress("a", source_address="127.0.0.2"), {"source_address": ("127.0.0.2", 0)}),
+    (Egress("p", proxy="http://127.0.0.1:9"), {"proxy": "http://127.0.0.1:9"}),
+])
+def test_the_connection_leaves_by_the_egress(simulator, monkeypatch, egress, options):
+    """Bound to the egress's address, or through its proxy (not the environment's): over
+    real parts in test_egress.py; here what the thread asks of websockets."""
+    from binance_margin_exporter.collectors import stream_thread
+
+    asked = []
+
+    def connect(url: str, **kwargs: object):
+        asked.append(kwargs)
+        raise ConnectionRefusedError
+
+    monkeypatch.setattr(stream_thread, "connect", connect)
+    client = BinanceClient(Upstream(simulator.base_url), API_KEY, HmacSigner(SECRET))
+    waits = Waits()
+    stream = Stream("main", MARGIN_RISK, client, simulator.streams.url, egress=egress,
+                    wait=waits)
+    stream.start()
+    try:
+        waits.until(1)
+    finally:
+        waits.stop.set()
+        stream.stop()
+    assert {k: v for k, v in asked[0].items() if k in ("source_address", "proxy")} == options
 
 
 # -- events ------------------------------------------------------------------------------------
