@@ -85,8 +85,8 @@ def egresses(value: Any, key: str) -> tuple[Egress, ...]:
             text = string(entry[way], f"{where}.{way}")
             if "@" in text.partition("://")[2].partition("/")[0]:
                 raise ConfigError(f"{where}.proxy: a proxy that needs a user and password is "
-                                  f"not supported (an account with an egress does not read "
-                                  f"HTTPS_PROXY either): use a proxy that needs none")
+                                  f"not supported (nor is HTTPS_PROXY read for the accounts "
+                                  f"of a proxy egress): use a proxy that needs none")
             found[name] = Egress(name, proxy=url(text, f"{where}.{way}"))
     return tuple(found.values())
 
