@@ -12,8 +12,10 @@ import json
 import logging
 import re
 import sys
+import threading
 import time
 import unicodedata
+from collections.abc import Callable
 
 LEVELS = {"DEBUG": "debug", "INFO": "info", "WARNING": "warn", "ERROR": "error",
           "CRITICAL": "error"}
@@ -88,3 +90,50 @@ def setup_logging(level: str, fmt: str = "logfmt") -> None:
     root.setLevel({"warn": "WARNING"}.get(level, level.upper()))
     # urllib3 logs full request URLs at DEBUG: those carry signatures.
     logging.getLogger("urllib3").setLevel(logging.WARNING)
+
+
+SHORT = 200  # characters of an outside value a log line carries
+
+
+def shorten(text: str, limit: int = SHORT) -> str:
+    """``text`` cut to ``limit`` characters (and said so): a value from outside (a stream's
+    status, an error message) cannot make a log line of megabytes."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text) - limit} more characters)"
+
+
+class Throttled:
+    """One line per kind (its format string, or a ``kind`` of a bounded set) every ``period``
+    seconds; the next line says how many of its kind were left out meanwhile. 10,000 events a
+    second make a line a minute, not 10,000."""
+
+    def __init__(self, logger: logging.Logger, period: float,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.logger = logger
+        self.period = period
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._kinds: dict[str, tuple[float, int]] = {}  # kind -> (logged at, left out since)
+
+    def log(self, level: int, msg: str, *args: object, kind: str = "") -> bool:
+        """Log (True) or count it as left out (False)."""
+        kind = kind or msg
+        now = self._clock()
+        with self._lock:
+            seen = self._kinds.get(kind)
+            if seen is not None and now - seen[0] < self.period:
+                self._kinds[kind] = (seen[0], seen[1] + 1)
+                return False
+            self._kinds[kind] = (now, 0)
+        if seen is not None and seen[1]:
+            msg += " (%d more like it left out in the last %.0f s)"
+            args = (*args, seen[1], now - seen[0])
+        self.logger.log(level, msg, *args)
+        return True
+
+    def info(self, msg: str, *args: object, kind: str = "") -> bool:
+        return self.log(logging.INFO, msg, *args, kind=kind)
+
+    def warning(self, msg: str, *args: object, kind: str = "") -> bool:
+        return self.log(logging.WARNING, msg, *args, kind=kind)

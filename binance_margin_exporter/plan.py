@@ -21,13 +21,20 @@ DURATION = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)?")
 UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
 
+# the intervals a plan is made for: Prometheus scrapes every few seconds to every few minutes
+# (400 nines, or 1e308 hours, would divide by an infinity)
+INTERVALS = (1.0, 86400.0)
+
+
 def parse_duration(text: str) -> float:
-    """Prometheus' spelling: 30s, 1m, 15 (seconds)."""
+    """Prometheus' spelling: 30s, 1m, 15 (seconds); from 1 s to 24 h."""
     match = DURATION.fullmatch(text.strip())
-    if match is None or float(match.group(1)) <= 0:
-        raise ConfigError(f"--scrape-interval: expected a duration such as 30s or 1m, not "
-                          f"{text[:20]!r}")
-    return float(match.group(1)) * UNITS[match.group(2)]
+    seconds = float(match.group(1)) * UNITS[match.group(2)] if match else 0.0
+    low, high = INTERVALS
+    if not low <= seconds <= high:
+        raise ConfigError(f"--scrape-interval: expected a duration such as 30s or 1m, from 1s "
+                          f"to 24h, not {text[:20]!r}")
+    return seconds
 
 
 @dataclass

@@ -16,6 +16,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
 from binance_margin_exporter.config import ConfigError, WebConfig, environ, load_web_config
+from binance_margin_exporter.web.routes import TooSoon
 from binance_margin_exporter.web.server import tls_context
 from binance_margin_exporter.wiring import Built, build_exporter, load, warm_up
 
@@ -65,6 +66,7 @@ class Reloader:
         self.success_at = time.time()
         self._stamp = self._files_stamp()
         self._requested_at: float | None = None  # monotonic: the last POST /-/reload
+        self._refused = 0  # POST /-/reload refused since the last one taken
 
     def _files(self) -> list[str]:
         files = list(self.built.settings.files)
@@ -124,16 +126,25 @@ class Reloader:
 
     def request(self) -> str | None:
         """``POST /-/reload`` (with ``--web.enable-lifecycle``): at most one every
-        ``REQUEST_SECONDS``; None on success, else a generic failure (the detail is logged:
+        ``REQUEST_SECONDS`` (:class:`TooSoon` otherwise: a ``429``, logged once a period
+        however many come); None on success, else a generic failure (the detail is logged:
         an HTTP answer must not echo what the files say)."""
         now = time.monotonic()
         with self._lock:
             if self._requested_at is not None and \
                     now - self._requested_at < self.REQUEST_SECONDS:
-                log.warning("POST /-/reload refused: the last one was under %.0f s ago",
-                            self.REQUEST_SECONDS)
-                return f"one reload every {self.REQUEST_SECONDS:.0f} s at most"
+                self._refused += 1
+                if self._refused == 1:
+                    log.warning("POST /-/reload refused: one every %.0f s at most (more "
+                                "refused within it are counted, not logged)",
+                                self.REQUEST_SECONDS)
+                raise TooSoon(f"one reload every {self.REQUEST_SECONDS:.0f} s at most",
+                              self._requested_at + self.REQUEST_SECONDS - now)
+            refused, self._refused = self._refused, 0
             self._requested_at = now
+        if refused > 1:
+            log.warning("%d POST /-/reload refused in the last %.0f s", refused,
+                        self.REQUEST_SECONDS)
         return None if self.reload("POST /-/reload") is None else self.GENERIC_FAILURE
 
     def watch(self, stopping: threading.Event) -> None:

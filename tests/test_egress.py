@@ -4,6 +4,13 @@ the simulator counts weight per client address, as Binance counts per IP."""
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from urllib.parse import urlsplit
+
 import pytest
 
 from binance_margin_exporter.binance.cross import ACCOUNT_PATH
@@ -15,7 +22,7 @@ from binance_margin_exporter.binance.transport import BinanceClient
 from binance_margin_exporter.collectors.hosts import HostsCollector
 from binance_margin_exporter.demo.simulator import Simulator
 from tests.conftest import API_KEY, SECRET
-from tests.helpers import Scraper, sample_values
+from tests.helpers import Scraper, raw_http_server, sample_values
 
 A = Egress("a", source_address="127.0.0.1")
 B = Egress("b", source_address="127.0.0.2")
@@ -131,6 +138,14 @@ def test_accounts_leave_by_their_egress_and_a_reload_keeps_each_ones_upstreams(s
     ("  - {name: default, proxy: http://127.0.0.1:3128}\n", "is taken"),
     ("  - {name: c, source_address: nowhere}\n", "expected an IP address"),
     ("  - {name: c, source_address: 127.0.0.1, proxy: http://p:1}\n", "set only one"),
+    ("  - {name: c, source_address: 0.0.0.0}\n",
+     r"^egress\[0\]\.source_address: 0\.0\.0\.0 is not one address of this host"),
+    ("  - {name: c, source_address: '::'}\n", r"^egress\[0\]\.source_address: :: is not one"),
+    ("  - {name: c, source_address: 224.0.0.1}\n", "is not one address"),
+    ("  - {name: c, proxy: 'http://[::1'}\n", r"^egress\[0\]\.proxy: expected an http\(s\) URL"),
+    ("  - {name: c, proxy: 'http://p:99999'}\n", r"^egress\[0\]\.proxy: expected an http"),
+    ("  - {name: c, proxy: 'http://u:secret@p:3128'}\n",
+     r"^egress\[0\]\.proxy: a proxy that needs a user and password is not supported"),
 ])
 def test_egress_configuration_errors_name_the_key(tmp_path, egress, message):
     from binance_margin_exporter.config import ConfigError
@@ -142,8 +157,9 @@ def test_egress_configuration_errors_name_the_key(tmp_path, egress, message):
     if message is None:
         assert load(str(path), {}).accounts[0].egress == "c"
         return
-    with pytest.raises(ConfigError, match=message):
+    with pytest.raises(ConfigError, match=message) as info:
         load(str(path), {})
+    assert "secret" not in str(info.value) and "Invalid IPv6" not in str(info.value)
 
 
 def test_an_unknown_egress_or_an_address_this_host_lacks_is_refused(tmp_path):
@@ -158,3 +174,136 @@ def test_an_unknown_egress_or_an_address_this_host_lacks_is_refused(tmp_path):
                     "accounts:\n  - {name: x, api_key: k, api_secret: s, egress: far}\n")
     with pytest.raises(ConfigError, match="egress far: cannot bind source_address"):
         build_exporter(load(str(path), {}))
+
+
+# -- every route keeps the fetch deadline -----------------------------------------------------
+
+
+def _drip(conn) -> None:
+    """An answer (or a proxy's CONNECT answer) a byte every 0.2 s: 15 s in all."""
+    conn.sendall(b"HTTP/1.1 200 OK\r\n")
+    for _ in range(75):
+        conn.sendall(b"X")
+        time.sleep(0.2)
+
+
+def synced(base_url: str, egress: Egress) -> BinanceClient:
+    upstream = Upstream(base_url, egress=egress)
+    upstream.clock.claim_sync()  # no clock sync: the drip answers every request
+    upstream.clock.sync_ended()
+    return BinanceClient(upstream, API_KEY, HmacSigner(SECRET), timeout=1.0)
+
+
+@pytest.mark.parametrize("route", ["default", "source_address", "proxy", "proxy_tunnel"])
+def test_a_dripped_answer_ends_at_the_deadline_by_every_route(route):
+    """The server (or the proxy, for a proxy egress) drips its answer; ``proxy_tunnel``: an
+    https host through a proxy that drips its answer to CONNECT, read before any request."""
+    from binance_margin_exporter.binance.transport import TIME_PATH
+
+    with raw_http_server(_drip) as url:
+        egress, base = {
+            "default": (Egress(), url),
+            "source_address": (Egress("s", source_address="127.0.0.1"), url),
+            "proxy": (Egress("p", proxy=url), "http://binance.test"),
+            "proxy_tunnel": (Egress("p", proxy=url), "https://binance.test"),
+        }[route]
+        client = synced(base, egress)
+        started = time.monotonic()
+        with pytest.raises(UpstreamError) as info:
+            client.get(TIME_PATH)
+        took = time.monotonic() - started
+    assert info.value.reason == "timeout", info.value
+    assert took < 10, took  # not the 15 s the drip takes
+
+
+# -- the streams leave by the account's egress too ----------------------------------------------
+
+
+@contextlib.contextmanager
+def tunnel_proxy() -> Iterator[tuple[str, list[str]]]:
+    """An HTTP proxy that tunnels (CONNECT: the targets it was asked for are listed) and
+    forwards plain requests."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.2)
+    stop, targets = threading.Event(), []
+
+    def pipe(src: socket.socket, dst: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := src.recv(65536):
+                dst.sendall(data)
+        with contextlib.suppress(OSError):
+            dst.shutdown(socket.SHUT_WR)
+
+    def serve(conn: socket.socket) -> None:
+        with contextlib.suppress(OSError):  # a client or a target that hangs up
+            tunnel(conn)
+
+    def tunnel(conn: socket.socket) -> None:
+        head = b""
+        while b"\r\n\r\n" not in head:
+            data = conn.recv(4096)
+            if not data:
+                conn.close()
+                return
+            head += data
+        method, target = head.split(b" ")[:2]
+        if method == b"CONNECT":
+            targets.append(target.decode())
+            host, port = target.decode().rsplit(":", 1)
+            upstream = socket.create_connection((host, int(port)))
+            conn.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        else:  # a plain request, forwarded as it came (the REST calls of an http host)
+            host, port = urlsplit(target.decode()).netloc.rsplit(":", 1)
+            upstream = socket.create_connection((host, int(port)))
+            upstream.sendall(head)
+        threading.Thread(target=pipe, args=(upstream, conn), daemon=True).start()
+        pipe(conn, upstream)
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}", targets
+    finally:
+        stop.set()
+        thread.join(5)
+        listener.close()
+
+
+@pytest.mark.parametrize("way", ["source_address", "proxy"])
+def test_a_stream_leaves_by_the_account_s_egress(sim, tmp_path, way):
+    from binance_margin_exporter.wiring import build_exporter, load, warm_up
+
+    with tunnel_proxy() as (proxy, targets):
+        egress = "source_address: 127.0.0.2" if way == "source_address" else f"proxy: {proxy}"
+        path = tmp_path / "config.yml"
+        path.write_text(f"""
+base_url: {sim.base_url}
+margin_stream_url: {sim.streams.url}
+usdt_values: false
+interest_rates: false
+risk_lists: false
+egress: [{{name: e, {egress}}}]
+accounts: [{{name: one, api_key: {API_KEY}, api_secret: {SECRET}, egress: e, isolated: false}}]
+""")
+        built = build_exporter(load(str(path), {}))
+        try:
+            warm_up(built)
+            sim.streams.wait_connected("margin_risk")
+            (conn,) = sim.streams.connections("margin_risk")
+            if way == "source_address":
+                assert conn.remote_address[0] == "127.0.0.2"
+                assert sim.sources[("127.0.0.2", "/sapi/v1/margin/listen-key")] == 1
+            else:
+                assert targets == [sim.streams.url.split("//", 1)[1]]
+        finally:
+            built.exporter.close()

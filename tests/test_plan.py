@@ -74,7 +74,9 @@ def test_a_shorter_interval_costs_more(tmp_path, capsys):
     assert "cross          main" in out and "42.0 a minute" in out  # 40 + 2
 
 
-@pytest.mark.parametrize(("text", "seconds"), [("30s", 30.0), ("1m", 60.0), ("15", 15.0)])
+@pytest.mark.parametrize(("text", "seconds"), [("30s", 30.0), ("1m", 60.0), ("15", 15.0),
+                                               ("1s", 1.0), ("24h", 86400.0),
+                                               ("1500ms", 1.5)])
 def test_durations(text, seconds):
     assert parse_duration(text) == seconds
 
@@ -82,3 +84,17 @@ def test_durations(text, seconds):
 def test_a_bad_duration_is_refused():
     with pytest.raises(ConfigError, match="--scrape-interval"):
         parse_duration("soon")
+
+
+@pytest.mark.parametrize("text", ["9" * 400, "1" + "0" * 308 + "h", "1" + "0" * 5000, "0", "0.5s",
+                                  "25h", "999ms", "\u0661\u0665s", "30 s", ""])
+def test_an_absurd_interval_is_refused_in_one_line(tmp_path, capsys, text):
+    """400 nines divided by an infinity (ZeroDivisionError), 1e308 hours overflowed: both
+    tracebacks; now the flag's usual one-line refusal."""
+    path = tmp_path / "c.yml"
+    path.write_text(CONFIG.format(soft=9600, emails="s@x"))
+    code = main(["--config", str(path), "--config.plan", "--scrape-interval", text])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.startswith("binance-margin-exporter: --scrape-interval: expected a duration")
+    assert "Traceback" not in err and len(err.splitlines()) == 1

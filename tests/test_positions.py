@@ -211,3 +211,29 @@ def test_unsigned_requests_are_refused_by_the_simulator(hosts):
     assert values[("binance_margin_up", (("account", "fut"),))] == 0.0
     assert values[("binance_margin_backoff_until_timestamp_seconds",
                    (("account", "fut"),))] > 0
+
+
+def test_over_max_positions_the_largest_notional_are_shown_and_the_rest_counted(caplog):
+    """85,000 positions made a 56 MB page scraped in 16 s against a 10 s timeout."""
+    raw = [{"symbol": f"S{i:05d}USDT", "positionSide": "BOTH", "positionAmt": "1",
+            "entryPrice": "1", "markPrice": "1", "unRealizedProfit": "0",
+            "liquidationPrice": "0", "leverage": "10", "notional": str(i if i % 2 else -i),
+            "updateTime": 1} for i in range(1, 11)]
+    collector = PositionsCollector([PositionsSource("pm", (market("pm", "um", raw),))],
+                                   max_positions=4)
+    for _ in range(3):
+        values = sample_values(Scraper(collector).text())
+    shown = sorted(dict(k[1])["symbol"] for k in values
+                   if k[0] == "binance_margin_position_amount")
+    assert shown == ["S00007USDT", "S00008USDT", "S00009USDT", "S00010USDT"]  # |notional|
+    assert values[("binance_margin_positions_left_out",
+                   (("account", "pm"), ("market", "um")))] == 6
+    assert [m for m in caplog.messages if "max_positions" in m] == [
+        "pm has 10 um positions: the 4 of the largest notional are shown (max_positions), "
+        "6 left out"]
+
+
+def test_within_max_positions_no_left_out_series():
+    values = sample_values(Scraper(docs_collector()).text())
+    assert not [k for k in values if k[0] == "binance_margin_positions_left_out"]
+

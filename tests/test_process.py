@@ -340,7 +340,8 @@ def test_sighup_and_post_reload_keep_kept_accounts_and_refuse_a_broken_file(simu
         assert len(refused) == 1 and "accounts[0].api_key" in refused[0]
         write_config(config, simulator, ["beta"])
         response = requests.post(f"{exporter.url}/-/reload", timeout=10)
-        assert response.status_code == 500 and "one reload every 5 s" in response.text
+        assert response.status_code == 429 and "one reload every 5 s" in response.text
+        assert 1 <= int(response.headers["Retry-After"]) <= 5
         assert 'account="alpha"' in exporter.metrics()  # not reloaded: rate-limited
         exporter.proc.send_signal(signal.SIGHUP)  # signals are not rate-limited
         wait_for(lambda: 'account="alpha"' not in exporter.metrics())

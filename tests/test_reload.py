@@ -7,8 +7,12 @@ import argparse
 import threading
 import time
 
+import pytest
+import requests
+
 from binance_margin_exporter.config import WebConfig
 from binance_margin_exporter.reload import Reloader
+from binance_margin_exporter.web.routes import TooSoon
 from binance_margin_exporter.wiring import build_exporter, load, warm_up
 from tests.conftest import API_KEY, SECRET
 
@@ -105,7 +109,9 @@ def test_post_reload_is_rate_limited_and_answers_generically(simulator, tmp_path
     answer = reloader.request()
     assert answer == Reloader.GENERIC_FAILURE and SECRET not in answer
     path.write_text(config_text(simulator))
-    assert reloader.request() == "one reload every 5 s at most"
+    with pytest.raises(TooSoon, match="one reload every 5 s at most") as info:
+        reloader.request()
+    assert 0 < info.value.retry_after <= Reloader.REQUEST_SECONDS
     reloader._requested_at -= Reloader.REQUEST_SECONDS
     assert reloader.request() is None
     reloader.built.exporter.close()
@@ -122,3 +128,28 @@ def test_a_scrape_that_began_before_a_reload_finishes_on_its_own_pool(simulator,
     families = {f.name: f for f in began.collect(2.0)}
     assert families["binance_margin_up"].samples[0].value == 1.0
     reloader.built.exporter.close()
+
+
+def test_a_flood_of_post_reload_answers_429_and_logs_once_a_period(simulator, tmp_path,
+                                                                   caplog):
+    """2,000 POSTs in 1.6 s answered 500 and logged 2,000 warnings."""
+    from tests.web_helpers import running
+
+    path = tmp_path / "config.yml"
+    path.write_text(config_text(simulator))
+    reloader = reloader_for(path)
+    try:
+        with running(WebConfig(), reload=reloader.request) as (_, url), \
+                requests.Session() as session:
+            assert session.post(url + "/-/reload", timeout=10).status_code == 200
+            answers = [session.post(url + "/-/reload", timeout=10) for _ in range(300)]
+            assert {a.status_code for a in answers} == {429}
+            assert all(1 <= int(a.headers["Retry-After"]) <= 5 for a in answers)
+            assert answers[0].text == "one reload every 5 s at most\n"
+            refused = [r for r in caplog.records if "POST /-/reload refused" in r.getMessage()]
+            assert len(refused) == 1
+            reloader._requested_at -= Reloader.REQUEST_SECONDS  # the period is over
+            assert session.post(url + "/-/reload", timeout=10).status_code == 200
+        assert "300 POST /-/reload refused in the last 5 s" in caplog.messages
+    finally:
+        reloader.built.exporter.close()

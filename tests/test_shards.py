@@ -45,6 +45,24 @@ def test_a_bad_shard_names_the_key(value, message):
         shard_of(value, "--shard")
 
 
+@pytest.mark.parametrize("value", ["\u0661/\u0663", "1/\u0663", "\u00b2/3", "1/3\u00b2",
+                                   "9" * 5000 + "/3", "1/" + "9" * 5000, "+1/3", " 1/3",
+                                   "1/3 ", "1_0/3", "0x1/3", "-1/3"])
+def test_only_ascii_digits_make_a_shard_and_every_refusal_names_the_flag(tmp_path, capsys,
+                                                                         value):
+    """Arabic-Indic digits were read as 1/3; a superscript or 5,000 digits were refused by a
+    bare int() message that named no flag."""
+    from binance_margin_exporter.cli import main
+
+    with pytest.raises(ConfigError, match=r"^--shard(\.index|\.count)?: "):
+        shard_of(value, "--shard")
+    path = tmp_path / "c.yml"
+    path.write_text("accounts: [{name: a, api_key: k, api_secret: s}]\n")
+    assert main(["--config", str(path), f"--shard={value}", "--config.check"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("binance-margin-exporter: --shard") and len(err.splitlines()) == 1
+
+
 def test_ordinal_is_the_host_names_trailing_number(monkeypatch):
     monkeypatch.setattr("socket.gethostname", lambda: "bme-binance-margin-exporter-2")
     assert shard_of("ordinal/3", "--shard") == Shard(2, 3)

@@ -280,3 +280,50 @@ def test_a_discovered_sub_account_named_like_a_configured_account_is_not_read(ca
     errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
     assert len(errors) == 1 and "a@x.example of master has the name of a configured" in \
         errors[0]
+
+
+def test_a_master_over_max_sub_accounts_reads_the_first_and_counts_the_rest(fund, caplog):
+    """20,000 sub-accounts made 8.8-11.6 s scrapes against Prometheus' 10 s: a cap, one
+    warning an hour, and a gauge of what was left out."""
+    group = SubAccounts("master", master_client(fund), EXECUTOR, ttl=0, detail_max_age=0,
+                        max_subs=100)
+    scraper = exporter_for(group)
+    for _ in range(3):
+        values = sample_values(render(scraper))
+    ups = sorted(dict(k[1])["account"] for k in values if k[0] == "binance_margin_up")
+    # the first 100 of the list, less the two without margin and the frozen one
+    assert len(ups) == 97 and ups[0] == "s000@fund.example" and ups[-1] == "s099@fund.example"
+    assert values[("binance_margin_sub_accounts_left_out", (("master", "master"),))] == 350
+    warned = [m for m in caplog.messages if "max_sub_accounts" in m]
+    assert warned == ["master has 450 sub-accounts: only the first 100 are read "
+                      "(max_sub_accounts), 350 left out"]
+
+
+def test_within_max_sub_accounts_nothing_is_said(fund, caplog):
+    group = SubAccounts("master", master_client(fund), EXECUTOR, ttl=0, detail_max_age=0)
+    values = sample_values(render(exporter_for(group)))
+    assert not [k for k in values if k[0] == "binance_margin_sub_accounts_left_out"]
+    assert "max_sub_accounts" not in caplog.text
+
+
+def test_a_list_whose_pages_never_end_is_warned_of(fund, caplog):
+    """Every page full (the same 200): the list stops at 100 pages and says so, once."""
+    from binance_margin_exporter.binance import sub_accounts
+    from binance_margin_exporter.demo.simulator import Fault
+
+    page = {"subAccounts": [{"email": f"p{i}@x.example", "isFreeze": False}
+                            for i in range(200)]}
+    import json
+
+    fund.set_fault(Fault(status=200, body=json.dumps(page).encode(),
+                         headers={"Content-Type": "application/json"},
+                         paths=("/sapi/v1/sub-account/list",)))
+    sub_accounts._truncated._kinds.clear()  # once an hour: a fresh hour
+    client = master_client(fund)
+    for _ in range(2):
+        emails = fetch_sub_account_emails(client)
+    assert len(emails) == 200
+    assert fund.counts["/sapi/v1/sub-account/list"] == 2 * sub_accounts.MAX_PAGES
+    warned = [m for m in caplog.messages if "did not end" in m]
+    assert warned == [f"the sub-account list on {client.upstream.host} did not end after "
+                      f"100 pages: the sub-accounts after the first 20000 are left out"]

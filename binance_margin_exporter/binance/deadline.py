@@ -1,9 +1,10 @@
 """Every fetch ends at its deadline: the status line, the headers and the body alike.
 
 Socket timeouts bound each read, not their sum: a server dripping its answer a byte a second
-would hold a fetch for ever. The connections of :class:`DeadlineAdapter` start a watch with
-their answer's first read; one watchdog thread hangs up every connection still being read at
-its fetch's deadline (set in :data:`fetching` by the client for the thread's fetch).
+would hold a fetch for ever. The connections of :class:`DeadlineAdapter` start a watch when
+they open (a proxy's tunnel is under it) and again with their answer's first read; one
+watchdog thread hangs up every connection still being read at its fetch's deadline (set in
+:data:`fetching` by the client for the thread's fetch).
 """
 
 from __future__ import annotations
@@ -91,11 +92,31 @@ class _DeadlineConnection:
 
     sock: socket.socket | None
 
+    def _new_conn(self) -> socket.socket:
+        """A new connection is watched from the start: a proxy's ``CONNECT`` answer (read
+        before the request is sent) dripped a byte a second ends at the deadline too."""
+        sock: socket.socket = super()._new_conn()  # type: ignore[misc]
+        _watch(sock)
+        return sock
+
     def getresponse(self, *args: Any, **kwargs: Any) -> Any:
-        deadline: float | None = getattr(fetching, "deadline", None)
-        if deadline is not None and self.sock is not None:
-            fetching.watch = WATCHDOG.watch(self.sock, deadline)
+        if self.sock is not None:
+            _watch(self.sock)
         return super().getresponse(*args, **kwargs)  # type: ignore[misc]
+
+
+def _watch(sock: socket.socket) -> None:
+    """Watch ``sock`` until the fetch under way in this thread is done (the watch of its
+    connection's tunnel, if any, ends: the answer's socket may be another object, TLS's)."""
+    deadline: float | None = getattr(fetching, "deadline", None)
+    if deadline is None:
+        return
+    earlier: _Watch | None = getattr(fetching, "watch", None)
+    if earlier is not None:
+        if earlier.fired:
+            return  # the read that follows fails: the fetch is a timeout
+        earlier.cancel()
+    fetching.watch = WATCHDOG.watch(sock, deadline)
 
 
 class _HTTPConnection(_DeadlineConnection, urllib3.connection.HTTPConnection):

@@ -4,7 +4,9 @@ Binance limits weight per IP, not per key: each egress is a budget of its own. O
 local address the outgoing connections are bound to (``source_address``: a second address of
 the host, or of the pod) or an HTTP(S) proxy (``proxy``: Binance sees the proxy's address).
 Accounts name theirs (``accounts[].egress``); without one they leave by the host's default
-route, the egress named ``default``.
+route, the egress named ``default``. Every egress keeps the fetch deadline
+(:class:`.deadline.DeadlineAdapter`), and the risk data streams leave by the account's egress
+too (:func:`websocket_options`).
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import requests
-from requests.adapters import HTTPAdapter
+
+from binance_margin_exporter.binance.deadline import DeadlineAdapter
 
 DEFAULT_EGRESS_NAME = "default"
 
@@ -28,8 +31,9 @@ class Egress:
 DEFAULT_EGRESS = Egress()
 
 
-class SourceAddressAdapter(HTTPAdapter):
-    """Connections bound to one local address (urllib3's ``source_address``)."""
+class SourceAddressAdapter(DeadlineAdapter):
+    """Connections bound to one local address (urllib3's ``source_address``), under the
+    fetch's deadline as every connection is."""
 
     def __init__(self, source_address: str, **kwargs: Any) -> None:
         self.source_address = source_address
@@ -55,3 +59,14 @@ def use_egress(session: requests.Session, egress: Egress, pool_size: int) -> Non
         session.mount("http://", adapter)
     if egress.proxy is not None:
         session.proxies = {"http": egress.proxy, "https": egress.proxy}
+
+
+def websocket_options(egress: Egress) -> dict[str, Any]:
+    """:func:`websockets.sync.client.connect`'s options that make a stream leave by
+    ``egress``: bound to its address, or through its proxy (not the one the environment
+    names). The default egress: the environment's proxy, as the REST calls."""
+    if egress.proxy is not None:
+        return {"proxy": egress.proxy}
+    if egress.source_address is not None:
+        return {"source_address": (egress.source_address, 0)}
+    return {}

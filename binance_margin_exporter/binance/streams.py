@@ -18,6 +18,7 @@ nobody keeps alive expire).
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -50,6 +51,18 @@ EVENTS: dict[str, tuple[str, str, str | None]] = {
     "liabilityChange": ("liability_change", "t", None),
 }
 KEY_EXPIRED = "listenKeyExpired"
+# the statuses Binance documents (the risk statuses of an account, the types of a liability
+# change): only these become label values, anything else counts as ``other`` (a label value
+# per status sent would let one stream grow the page without end)
+LEVEL_STATUSES = frozenset({"NORMAL", "MARGIN_CALL", "SUPPLY_MARGIN", "REDUCE_ONLY",
+                            "ACTIVE_LIQUIDATION", "FORCE_LIQUIDATION", "BANKRUPTED"})
+LIABILITY_TYPES = frozenset({"BORROW", "REPAY", "INTEREST"})
+OTHER = "other"
+# Binance's event times (ms): from its launch (July 2017) to 2100; outside: an invalid event
+EVENT_TIME_MS = (1_498_867_200_000, 4_102_444_800_000)
+# a listen key is a plain token (Binance's are 60 letters and digits): anything else would
+# open another path of the stream host ("/../admin?x=1"), or none ("")
+KEY_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,128}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,17 +102,30 @@ def parse_event(text: str | bytes) -> RiskEvent | KeyExpired | None:
     return RiskEvent(label, status, _event_time(raw), level)
 
 
+def status_label(event: str, status: str) -> str:
+    """The ``status`` label of an event's status: as sent when Binance documents it, else
+    ``other``."""
+    known = LIABILITY_TYPES if event == "liability_change" else LEVEL_STATUSES
+    return status if status in known else OTHER
+
+
 def _event_time(raw: Any) -> int:
     value = raw.get("E")
     if type(value) is not int:
         raise invalid(f"{raw.get('e')}.E: missing or not an integer")
+    low, high = EVENT_TIME_MS
+    if not low <= value < high:
+        raise invalid(f"{raw.get('e')}.E: not a time between 2017 and 2100")
     return value
 
 
 def create_key(client: BinanceClient, kind: StreamKind, deadline: float | None = None) -> str:
     """``POST``: a new key, or the account's active one."""
     raw = fields.obj(client.user_stream("POST", kind.key_path, deadline=deadline), "listen key")
-    return fields.string(raw, "listenKey")
+    key = fields.string(raw, "listenKey")
+    if KEY_PATTERN.fullmatch(key) is None:  # never shown: it may be a valid key, truncated
+        raise invalid("listenKey: not a plain token of letters and digits")
+    return key
 
 
 def keep_alive(client: BinanceClient, kind: StreamKind, key: str,

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
@@ -25,6 +26,7 @@ from binance_margin_exporter.binance.cross import (
     parse_user_assets,
 )
 from binance_margin_exporter.binance.transport import BinanceClient
+from binance_margin_exporter.logs import Throttled
 
 SUB_ACCOUNT_LIST_PATH = "/sapi/v1/sub-account/list"
 SUB_MARGIN_ACCOUNT_PATH = "/sapi/v1/sub-account/margin/account"
@@ -33,6 +35,7 @@ SUB_ACCOUNT_STATUS_PATH = "/sapi/v1/sub-account/status"
 # not exist" (the one code the docs name for it)
 NO_MARGIN_CODES = frozenset({-3003})
 PAGE_LIMIT = 200
+_truncated = Throttled(logging.getLogger(__name__), 3600.0)  # a list that does not end
 MAX_PAGES = 100  # 20,000 sub-accounts: Binance's own cap is far lower
 
 
@@ -56,7 +59,8 @@ def parse_sub_account_page(raw: Any) -> list[SubAccount]:
 
 def fetch_sub_accounts(client: BinanceClient,
                        deadline: float | None = None) -> tuple[SubAccount, ...]:
-    """Every sub-account of the master key, in Binance's order, each once."""
+    """Every sub-account of the master key, in Binance's order, each once (the first
+    ``MAX_PAGES`` pages of a list that does not end: warned of once an hour)."""
     found: dict[str, SubAccount] = {}
     for page in range(1, MAX_PAGES + 1):
         chunk = parse_sub_account_page(client.signed_get(
@@ -65,6 +69,11 @@ def fetch_sub_accounts(client: BinanceClient,
             found.setdefault(sub.email, sub)
         if len(chunk) < PAGE_LIMIT:
             break
+    else:
+        _truncated.warning("the sub-account list on %s did not end after %d pages: the "
+                           "sub-accounts after the first %d are left out",
+                           client.upstream.host, MAX_PAGES, MAX_PAGES * PAGE_LIMIT,
+                           kind=client.upstream.host)
     return tuple(found.values())
 
 

@@ -3,12 +3,16 @@
 One daemon thread per account part (started by ``warm_up``, stopped by ``close``) keeps a
 listen key and a WebSocket (:mod:`websockets`' sync client) open: ``POST`` a key (Binance
 returns the account's active one if any), connect ``<stream_url>/ws/<key>``, ``PUT`` it every
-30 minutes (it lives 60), reconnect before Binance's 24-hour cut and after any drop
-(exponential back-off with jitter), and take a new key when Binance says it no longer exists
-(``-1125`` on the ``PUT``, ``listenKeyExpired``). Pings are answered by the library. The key is
-never ``DELETE``\\ d: it is the account's, shared with every other program reading the account's
-stream (a DELETE would cut theirs); at shutdown the thread only stops keeping it alive, and
-Binance lets it expire 60 minutes later unless another program keeps it. An event is
+30 minutes (it lives 60), reconnect before Binance's 24-hour cut and after any drop, and take
+a new key when Binance says it no longer exists (``-1125`` on the ``PUT``, ``listenKeyExpired``).
+A drop, and any reconnection after a connection shorter than ``stable``, backs off (1 s
+doubling to 300 s, with jitter): an upstream that hangs up or says "expired" at once never
+makes a storm of listen-key requests. The connection leaves by the account's egress; log
+lines are one per kind a minute, outside values cut short. Pings are answered by the
+library. The key is never ``DELETE``\\ d: it is the account's, shared with every other
+program reading the account's stream (a DELETE would cut theirs); at shutdown the thread only
+stops keeping it alive, and Binance lets it expire 60 minutes later unless another program
+keeps it. An event is
 counted and drops the account's cached answer with a fetch at once (in the background), at
 most one every ``refresh_spacing`` seconds (one within that is scheduled at its end).
 """
@@ -27,22 +31,22 @@ from websockets.exceptions import ConnectionClosed, WebSocketException
 from websockets.sync.client import ClientConnection, connect
 
 from binance_margin_exporter.binance import streams
+from binance_margin_exporter.binance.egress import DEFAULT_EGRESS, Egress, websocket_options
 from binance_margin_exporter.binance.errors import UpstreamError
 from binance_margin_exporter.binance.streams import KeyExpired, StreamKind, parse_event
 from binance_margin_exporter.binance.transport import BinanceClient
-from binance_margin_exporter.logs import RedactListenKeys
+from binance_margin_exporter.logs import RedactListenKeys, Throttled, shorten
 
 log = logging.getLogger(__name__)
 
 # Why a stream connects again (the ``reason`` label)
-RECONNECT_REASONS = (
-    "dropped",  # the connection closed or broke
-    "key_expired",  # Binance says the listen key no longer exists: a new one
-    "lifetime",  # ours, before Binance's 24-hour cut
-    "failed",  # a listen-key request or a connection attempt failed: tried again later
-)
+DROPPED = "dropped"  # the connection closed or broke
+KEY_EXPIRED = "key_expired"  # Binance says the listen key no longer exists: a new one
+LIFETIME = "lifetime"  # ours, before Binance's 24-hour cut
+FAILED = "failed"  # a listen-key request or a connection attempt failed: tried again later
+RECONNECT_REASONS = (DROPPED, KEY_EXPIRED, LIFETIME, FAILED)
 # the statuses each event is known to send (every series starts at 0: increase() works from
-# the first event); others appear as Binance spells them
+# the first event); other documented ones appear as Binance spells them, the rest as ``other``
 KNOWN_STATUSES = {
     "margin_level_status_change": ("MARGIN_CALL",),
     "risk_level_change": ("MARGIN_CALL", "REDUCE_ONLY", "FORCE_LIQUIDATION"),
@@ -70,26 +74,36 @@ class Timing:
     close_timeout: float = 2.0
     ping_interval: float | None = 60.0  # ours (Binance pings too; the library answers)
     ping_timeout: float | None = 30.0
-    poll: float = 1.0  # the longest the thread waits for a message before it checks its timers
+    # the longest the thread waits for a message before it looks at its timers: a keep-alive,
+    # the lifetime's end, a trailing refresh are each at most this late
+    poll: float = 1.0
     shutdown_seconds: float = 3.0  # the longest close() waits for the thread
+    log_period: float = 60.0  # one log line per kind of line (an event, a broken message) this long
 
 
 class Stream:
     """One account's stream: the thread, and what it saw (read by the scrapes)."""
 
     def __init__(self, account: str, kind: StreamKind, client: BinanceClient, url: str,
-                 timing: Timing = Timing(), *, rng: Callable[[], float] = random.random,
-                 wall: Callable[[], float] = time.time) -> None:
+                 timing: Timing = Timing(), *, egress: Egress = DEFAULT_EGRESS,
+                 rng: Callable[[], float] = random.random,
+                 clock: Callable[[], float] = time.monotonic,
+                 wait: Callable[[float], object] | None = None) -> None:
+        """``clock`` (monotonic) and ``wait`` (the back-off's: it returns early at ``stop``)
+        are the tests' to replace."""
         self.account = account
         self.kind = kind
         self.client = client
         self.url = url.rstrip("/")
         self.timing = timing
+        self.egress = egress
         self.refresh: Callable[[], None] = lambda: None  # the account's: set by join
         self._rng = rng
-        self._wall = wall
+        self._clock = clock
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._wait = wait or self._stop.wait
+        self._log = Throttled(log, timing.log_period, clock)
         self._thread: threading.Thread | None = None
         self._ws: ClientConnection | None = None
         self._key: str | None = None
@@ -133,7 +147,7 @@ class Stream:
     @property
     def up(self) -> bool:
         with self._lock:
-            return self._connected and time.monotonic() < self._key_valid_until
+            return self._connected and self._clock() < self._key_valid_until
 
     # -- the thread -----------------------------------------------------------------------
 
@@ -145,6 +159,9 @@ class Stream:
         with self._lock:
             self.reconnects[reason] += 1
 
+    def _where(self) -> str:
+        return f"{self.kind.name} stream of {self.account}"
+
     def _guarded(self) -> None:
         """The thread: a bug of ours ends neither the stream nor the exporter."""
         while not self._stop.is_set():
@@ -154,8 +171,8 @@ class Stream:
                 log.error("%s stream of %s: unexpected %s (please report this); starting "
                           "over", self.kind.name, self.account, type(exc).__name__)
                 log.debug("the unexpected error", exc_info=True)
-                self._note("failed")
-                self._stop.wait(self.timing.backoff_max)
+                self._note(FAILED)
+                self._wait(self.timing.backoff_max)
 
     def _run(self) -> None:
         failures = 0
@@ -164,40 +181,43 @@ class Stream:
                 key = streams.create_key(self.client, self.kind)
             except UpstreamError as exc:
                 failures += 1
-                log.warning("%s stream of %s: no listen key (%s): %s", self.kind.name,
-                            self.account, exc.reason, exc)
-                self._note("failed")
-                self._stop.wait(self._backoff(failures))
+                self._log.warning("%s: no listen key (%s): %s", self._where(),
+                                  exc.reason, shorten(str(exc)))
+                self._note(FAILED)
+                self._wait(self._backoff(failures))
                 continue
             self._key = key
-            key_at = time.monotonic()
+            key_at = self._clock()
             connected_at: float | None = None
             try:
                 with connect(f"{self.url}/ws/{key}", open_timeout=self.timing.open_timeout,
                              close_timeout=self.timing.close_timeout,
                              ping_interval=self.timing.ping_interval,
-                             ping_timeout=self.timing.ping_timeout) as ws:
-                    connected_at = time.monotonic()
+                             ping_timeout=self.timing.ping_timeout,
+                             **websocket_options(self.egress)) as ws:
+                    connected_at = self._clock()
                     reason = self._session(ws, key, key_at)
             except (OSError, TimeoutError, WebSocketException) as exc:
                 if connected_at is None:
                     failures += 1
-                    log.warning("%s stream of %s: connection failed (%s)", self.kind.name,
-                                self.account, type(exc).__name__)
-                    self._note("failed")
-                    self._stop.wait(self._backoff(failures))
+                    self._log.warning("%s: connection failed (%s)", self._where(),
+                                      type(exc).__name__)
+                    self._note(FAILED)
+                    self._wait(self._backoff(failures))
                     continue
-                reason = "dropped"
+                reason = DROPPED
             if self._stop.is_set():
                 break
-            log.info("%s stream of %s: reconnecting (%s)", self.kind.name, self.account,
-                     reason)
+            self._log.info("%s: reconnecting (%s)", self._where(), reason)
             self._note(reason)
-            if time.monotonic() - connected_at >= self.timing.stable:
+            if self._clock() - connected_at >= self.timing.stable:
                 failures = 0
-            if reason == "dropped":
-                failures += 1
-                self._stop.wait(self._backoff(failures))
+                if reason != DROPPED:
+                    continue  # a connection that lasted: a new one at once
+            # a drop, or anything after a short connection (an upstream that says "expired"
+            # on every connection): back off, or listen-key POSTs spend the weight
+            failures += 1
+            self._wait(self._backoff(failures))
 
     def _session(self, ws: ClientConnection, key: str, key_at: float) -> str:
         with self._lock:
@@ -206,7 +226,7 @@ class Stream:
             self._key_valid_until = key_at + self.timing.key_lifetime
         if self._stop.is_set():  # stop() came before the connection was known to it
             ws.close()
-        log.info("%s stream of %s: connected", self.kind.name, self.account)
+        self._log.info("%s: connected", self._where())
         try:
             return self._serve(ws, key, key_at)
         finally:
@@ -217,12 +237,12 @@ class Stream:
     def _serve(self, ws: ClientConnection, key: str, key_at: float) -> str:
         """Read events until the connection must be replaced; the reason it must."""
         timing = self.timing
-        ends_at = time.monotonic() + timing.connection_lifetime
+        ends_at = self._clock() + timing.connection_lifetime
         next_put = key_at + timing.keep_alive
         while not self._stop.is_set():
-            now = time.monotonic()
+            now = self._clock()
             if now >= ends_at:
-                return "lifetime"
+                return LIFETIME
             if now >= next_put:
                 try:
                     streams.keep_alive(self.client, self.kind, key)
@@ -231,49 +251,47 @@ class Stream:
                     next_put = now + timing.keep_alive
                 except UpstreamError as exc:
                     if exc.code == streams.UNKNOWN_KEY_CODE:
-                        return "key_expired"
-                    log.warning("%s stream of %s: keeping the listen key alive failed: %s",
-                                self.kind.name, self.account, exc)
+                        return KEY_EXPIRED
+                    self._log.warning("%s: keeping the listen key alive failed: %s",
+                                      self._where(), shorten(str(exc)))
                     next_put = now + timing.keep_alive_retry
             with self._lock:
                 if now >= self._key_valid_until:
-                    return "key_expired"
+                    return KEY_EXPIRED
             due = self._refresh_due
             if due is not None and now >= due:
                 self._do_refresh(now)
-                due = None
-            timeout = min(timing.poll, next_put - now, ends_at - now,
-                          *(() if due is None else (due - now,)))
             try:
-                message = ws.recv(timeout=max(0.0, timeout))
+                message = ws.recv(timeout=timing.poll)
             except TimeoutError:
                 continue
             except ConnectionClosed:
-                return "dropped"
+                return DROPPED
             if self._handle(message):
-                return "key_expired"
-        return "dropped"
+                return KEY_EXPIRED
+        return DROPPED
 
     def _handle(self, message: str | bytes) -> bool:
         """Count an event and refresh the account; True: the key expired."""
         try:
             event = parse_event(message)
         except UpstreamError as exc:
-            log.warning("%s stream of %s: an event that does not parse is ignored: %s",
-                        self.kind.name, self.account, exc)
+            self._log.warning("%s: an event that does not parse is ignored: %s",
+                              self._where(), shorten(str(exc)))
             return False
         if event is None:
             return False
         if isinstance(event, KeyExpired):
             return True
+        status = streams.status_label(event.event, event.status)
         with self._lock:
-            self.events[(event.event, event.status)] += 1
+            self.events[(event.event, status)] += 1
             self.last_event = event.time_ms / 1000
             if event.level is not None:
                 self.level = event.level
-        log.info("%s stream of %s: %s %s", self.kind.name, self.account, event.event,
-                 event.status)
-        now = time.monotonic()
+        self._log.info("%s: %s %s", self._where(), event.event, shorten(event.status),
+                       kind=f"{event.event} {status}")
+        now = self._clock()
         if now - self._last_refresh >= self.timing.refresh_spacing:
             self._do_refresh(now)
         elif self._refresh_due is None:

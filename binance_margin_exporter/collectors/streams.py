@@ -134,7 +134,7 @@ class StreamProduct(Product):
 
     def part(self, account: AccountConfig, client: BinanceClient, build: Build) -> Stream:
         return Stream(account.name, self.kind, client, build.settings.option(self.url_setting),
-                      self.timing)
+                      self.timing, egress=build.settings.egress_of(account))
 
     def weight_per_minute(self, account: AccountConfig, settings: Settings,
                           interval: float) -> dict[str, float]:

@@ -34,6 +34,7 @@ from binance_margin_exporter.collectors.cache import Cached, Result
 from binance_margin_exporter.collectors.cross import CrossAccount
 from binance_margin_exporter.collectors.sub_account_roster import (
     DISCOVERY_SECONDS,
+    MAX_SUB_ACCOUNTS,
     Roster,
     SubAccountRoster,
 )
@@ -55,6 +56,7 @@ class SubAccounts:
                  detail_max_age: float = 300.0, fall_fraction: float = 0.1,
                  budget: Callable[[float], float] | None = None,
                  serves: Callable[[str], bool] | None = None,
+                 max_subs: int = MAX_SUB_ACCOUNTS,
                  **clocks: Callable[[], float]) -> None:
         """``emails``: exactly these; None: all of the master's, discovered. ``reserved``: the
         configured accounts' names, which no sub-account may take (they would share a label).
@@ -79,7 +81,7 @@ class SubAccounts:
             timeout=client.timeout, **clocks)
         self.lists = SubAccountRoster(master, client, executor, emails=emails,
                                       list_subs=list_subs, status=status, reserved=reserved,
-                                      serves=serves, **clocks)
+                                      serves=serves, max_subs=max_subs, **clocks)
         self.discovery: Cached[Roster] = self.lists.discovery
 
     def roster(self, deadline: float) -> Roster | None:

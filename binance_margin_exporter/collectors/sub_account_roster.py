@@ -4,12 +4,16 @@
 background: with ``sub_accounts: all``, ``GET /sapi/v1/sub-account/list`` and
 ``GET /sapi/v1/sub-account/status``; with a list of e-mails, exactly those, and their status.
 It keeps this shard's share, leaves out the e-mails that are configured accounts' names, and
-shows the discovery's ``up`` and each sub-account's frozen and margin-enabled state.
+shows the discovery's ``up`` and each sub-account's frozen and margin-enabled state. Of a
+share over ``max_sub_accounts`` only the first (in Binance's order) are read: a page of
+20,000 sub-accounts takes longer to render than Prometheus waits; the rest are counted in
+``binance_margin_sub_accounts_left_out`` and warned of once an hour.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, replace
@@ -24,11 +28,13 @@ from binance_margin_exporter.binance.sub_accounts import (
 )
 from binance_margin_exporter.binance.transport import BinanceClient
 from binance_margin_exporter.collectors.cache import Cached
+from binance_margin_exporter.logs import Throttled
 
 log = logging.getLogger(__name__)
 
 DISCOVERY_SECONDS = 600.0
 DISCOVERY_RETRY_SECONDS = 60.0
+MAX_SUB_ACCOUNTS = 2000  # a master's sub-accounts read (setting max_sub_accounts)
 
 
 @dataclass(frozen=True)
@@ -53,9 +59,13 @@ class SubAccountRoster:
                  status: Callable[[float], dict[str, bool | None]] | None = None,
                  reserved: frozenset[str] = frozenset(),
                  serves: Callable[[str], bool] | None = None,
+                 max_subs: int = MAX_SUB_ACCOUNTS,
                  **clocks: Callable[[], float]) -> None:
         self.master = master
         self._reserved = reserved
+        self._max_subs = max_subs
+        self._capped = Throttled(log, 3600.0, clocks.get("monotonic", time.monotonic))
+        self.left_out = 0  # of this shard's share, over max_subs
         self._clashes: set[str] = set()  # discovered e-mails already said to clash
         self._serves = serves or (lambda email: True)
         fixed = tuple(dict.fromkeys(emails)) if emails is not None else None
@@ -95,8 +105,14 @@ class SubAccountRoster:
         return replace(roster, subs=tuple(s for s in roster.subs if s.email not in self._reserved))
 
     def _share(self, roster: Roster) -> Roster:
-        """This shard's sub-accounts of the roster."""
-        return replace(roster, subs=tuple(s for s in roster.subs if self._serves(s.email)))
+        """This shard's sub-accounts of the roster, at most ``max_subs`` of them."""
+        subs = tuple(s for s in roster.subs if self._serves(s.email))
+        self.left_out = max(0, len(subs) - self._max_subs)
+        if self.left_out:
+            self._capped.warning("%s has %d sub-accounts: only the first %d are "
+                                 "read (max_sub_accounts), %d left out", self.master,
+                                 len(subs), self._max_subs, self.left_out)
+        return replace(roster, subs=subs[:self._max_subs])
 
     def families(self, refused: Callable[[], set[str]]) -> Iterator[Metric]:
         """``refused``: the e-mails whose margin fetch said they have none, now."""
@@ -110,6 +126,13 @@ class SubAccountRoster:
         if roster is None:
             return
         roster = self._share(roster)
+        if self.left_out:
+            left_out = GaugeMetricFamily(
+                "binance_margin_sub_accounts_left_out",
+                "Sub-accounts of the master not read: over max_sub_accounts (absent: none).",
+                labels=["master"])
+            left_out.add_metric([self.master], float(self.left_out))
+            yield left_out
         subs = [s for s in roster.subs if s.email not in self._reserved]
         labels = ["account", "master"]
         enabled = GaugeMetricFamily(

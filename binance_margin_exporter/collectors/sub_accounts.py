@@ -37,10 +37,13 @@ from binance_margin_exporter.collectors.product import (
 )
 from binance_margin_exporter.collectors.scrape import Scrape
 from binance_margin_exporter.collectors.sub_account_group import SubAccounts
-from binance_margin_exporter.collectors.sub_account_roster import DISCOVERY_SECONDS
+from binance_margin_exporter.collectors.sub_account_roster import (
+    DISCOVERY_SECONDS,
+    MAX_SUB_ACCOUNTS,
+)
 from binance_margin_exporter.collectors.sub_account_tiers import DETAIL_WEIGHT, SUMMARY_WEIGHT
 from binance_margin_exporter.config import AccountConfig, ConfigError, Setting, Settings
-from binance_margin_exporter.config.schema import names, number
+from binance_margin_exporter.config.schema import integer, names, number
 
 
 class SubAccountsCollector:
@@ -89,6 +92,10 @@ class SubAccountsProduct(Product):
         Setting("detail_fall_fraction", number(0, 1), 0.1,
                 "A sub-account whose level fell by more than this fraction since the last "
                 "fetch is at risk: its detail is fetched at once."),
+        Setting("max_sub_accounts", integer(1, 100_000), MAX_SUB_ACCOUNTS,
+                "The most sub-accounts read per master (and shard), the first in Binance's "
+                "order: 20,000 make a page that takes longer to render than a scrape may "
+                "(binance_margin_sub_accounts_left_out counts the rest)."),
         Setting("weight_budget_per_minute", number(0, 12000), None,
                 "Request weight a minute each master's sub-accounts may use (default: what "
                 "ip_weight_soft_limit leaves after the other accounts, shared by the masters)."),
@@ -175,7 +182,8 @@ class SubAccountsProduct(Product):
                            reserved=frozenset(a.name for a in settings.accounts),
                            detail_max_age=settings.option("detail_max_age_seconds"),
                            fall_fraction=settings.option("detail_fall_fraction"),
-                           budget=self.budget(account, build), serves=settings.serves)
+                           budget=self.budget(account, build), serves=settings.serves,
+                           max_subs=settings.option("max_sub_accounts"))
 
     def collector(self, parts: Sequence[SubAccounts],
                   build: Build) -> SubAccountsCollector | None:

@@ -71,7 +71,12 @@ def flag(value: Any, key: str) -> bool:
 
 def url(value: Any, key: str) -> str:
     text = string(value, key).rstrip("/")
-    parts = urlsplit(text)
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - a port out of range is a ValueError too
+    except ValueError:  # "Invalid IPv6 URL": say whose
+        raise ConfigError(f"{key}: expected an http(s) URL such as {DEFAULT_BASE_URL} (it "
+                          f"does not parse)") from None
     if parts.scheme not in ("http", "https") or not parts.netloc or parts.query:
         raise ConfigError(f"{key}: expected an http(s) URL such as {DEFAULT_BASE_URL}")
     if "@" in parts.netloc:

@@ -71,13 +71,23 @@ def egresses(value: Any, key: str) -> tuple[Egress, ...]:
         if way == "source_address":
             text = string(entry[way], f"{where}.{way}")
             try:
-                ip_address(text)
+                address = ip_address(text)
             except ValueError:
                 raise ConfigError(f"{where}.source_address: expected an IP address of this "
                                   f"host") from None
+            if address.is_unspecified or address.is_multicast:
+                # 0.0.0.0 binds to nothing: the default route's address, a second budget on
+                # the same IP
+                raise ConfigError(f"{where}.source_address: {text} is not one address of "
+                                  f"this host (0.0.0.0 and :: leave by the default route)")
             found[name] = Egress(name, source_address=text)
         else:
-            found[name] = Egress(name, proxy=url(entry[way], f"{where}.{way}"))
+            text = string(entry[way], f"{where}.{way}")
+            if "@" in text.partition("://")[2].partition("/")[0]:
+                raise ConfigError(f"{where}.proxy: a proxy that needs a user and password is "
+                                  f"not supported (nor is HTTPS_PROXY read for the accounts "
+                                  f"of a proxy egress): use a proxy that needs none")
+            found[name] = Egress(name, proxy=url(text, f"{where}.{way}"))
     return tuple(found.values())
 
 
@@ -95,6 +105,9 @@ class Shard:
         return int.from_bytes(digest[:8], "big") % self.count == self.index
 
 
+ASCII_NUMBER = re.compile(r"[0-9]{1,9}")
+
+
 def shard_of(value: Any, key: str) -> Shard:
     """``shard: {index, count}`` (YAML) or ``INDEX/COUNT`` (``--shard``; INDEX ``ordinal``:
     the trailing number of the host name, as a StatefulSet's pod ``name-2`` has)."""
@@ -107,8 +120,12 @@ def shard_of(value: Any, key: str) -> Shard:
                 raise ConfigError(f"{key}: ordinal: the host name {host[:64]!r} does not end "
                                   f"in -NUMBER (a StatefulSet's pod name does)")
             index_text = match.group(1)
-        if not slash or not index_text.isdigit() or not count_text.isdigit():
-            raise ConfigError(f"{key}: expected INDEX/COUNT such as 0/3, or ordinal/3")
+        # ASCII digits only (str.isdigit takes Arabic-Indic digits and superscripts), and few
+        # (int() of 5,000 digits is a ValueError of its own that names no flag)
+        if not slash or not ASCII_NUMBER.fullmatch(index_text) or \
+                not ASCII_NUMBER.fullmatch(count_text):
+            raise ConfigError(f"{key}: expected INDEX/COUNT such as 0/3, or ordinal/3 (ASCII "
+                              f"digits, COUNT at most 4096)")
         value = {"index": int(index_text), "count": int(count_text)}
     if not isinstance(value, dict):
         raise ConfigError(f"{key}: expected a mapping with index and count")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import gzip
 import io
 import logging
+import math
 from collections.abc import Callable, Iterable, Mapping
 from email.message import Message
 from http.server import BaseHTTPRequestHandler
@@ -31,6 +32,14 @@ log = logging.getLogger(__name__)
 
 Scrape = Callable[[float | None], Iterable[Metric]]
 Reload = Callable[[], str | None]
+
+
+class TooSoon(Exception):
+    """A ``POST /-/reload`` within the rate limit: ``429`` with ``Retry-After``."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 REALM = "binance-margin-exporter"
 TEXT = "text/plain; charset=utf-8"
@@ -214,7 +223,12 @@ class Handler(BaseHTTPRequestHandler):
         elif not self._authorized():
             self._unauthorized()
         else:
-            error = reload()
+            try:
+                error = reload()
+            except TooSoon as exc:
+                self._send(429, f"{exc}\n".encode(), TEXT,
+                           {"Retry-After": str(max(1, math.ceil(exc.retry_after)))})
+                return
             if error is None:
                 self._send(200, b"reloaded\n", TEXT)
             else:
