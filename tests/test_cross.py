@@ -20,6 +20,7 @@ from binance_margin_exporter.collectors.families import InvalidFields
 from binance_margin_exporter.demo.simulator import Fault
 from tests.helpers import (
     EXECUTOR,
+    GOLDEN,
     WALL,
     FakeSource,
     Scraper,
@@ -40,6 +41,12 @@ def test_golden_docs_example(golden):
     body = collector_for(FakeSource()).render()
     golden("docs_example.prom", body)
     promtool_check_metrics(body)
+
+
+@pytest.mark.parametrize("path", sorted(GOLDEN.glob("*.prom")), ids=lambda p: p.name)
+def test_every_golden_exposition_passes_promtool_check_metrics(path):
+    # every product's golden output, as people lint exporters in CI (exit 0, no finding)
+    promtool_check_metrics(path.read_bytes())
 
 
 def test_golden_failed_fetch(golden):

@@ -15,7 +15,15 @@ import pytest
 import requests
 
 from tests.conftest import API_KEY, SECRET
-from tests.helpers import ROOT, exporter_process, free_port, run_exporter, sample_values, wait_for
+from tests.helpers import (
+    ROOT,
+    exporter_process,
+    free_port,
+    promtool_check_metrics,
+    run_exporter,
+    sample_values,
+    wait_for,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -27,8 +35,10 @@ def credentials(simulator) -> dict[str, str]:
 
 def test_demo_needs_no_keys_and_shows_a_realistic_account():
     with exporter_process(["--demo"], {}) as exporter:
-        values = sample_values(exporter.metrics())
+        body = exporter.metrics()
+        values = sample_values(body)
         assert "simulated" in exporter.log
+        promtool_check_metrics(body.encode())  # every product's families, as CI lints them
         assert values[("binance_margin_up", (("account", "demo"),))] == 1.0
         assets = {dict(k[1])["asset"] for k in values if k[0] == "binance_margin_asset_net"}
         assert len(assets) >= 10
