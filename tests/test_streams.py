@@ -208,7 +208,8 @@ def test_a_burst_of_events_costs_one_fetch_per_spacing(simulator, started):
     for _ in range(10):
         simulator.streams.push({"e": "USER_LIABILITY_CHANGE", "t": "BORROW"}, "margin_risk")
     wait_for(lambda: stream.snapshot()[0][("liability_change", "BORROW")] == 10, timeout=5)
-    time.sleep(0.7)  # the trailing refresh comes at the end of the spacing
+    # the trailing refresh comes at the end of the spacing (0.5 s)
+    wait_for(lambda: simulator.counts[ACCOUNT_PATH] - fetches >= 2, timeout=10)
     assert simulator.counts[ACCOUNT_PATH] - fetches == 2
 
 
