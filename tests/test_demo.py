@@ -63,8 +63,9 @@ def test_the_demo_has_a_futures_account_on_both_markets_and_pm_positions():
 
 
 def test_the_demo_portfolio_sends_binance_s_thousands_comma():
-    """--demo's Portfolio Margin account sends totalAvailableBalance as Binance's own PM Pro
-    example does ("122,559.90199491"): the demo shows binance_margin_invalid_fields_total."""
+    """The simulator can send totalAvailableBalance as Binance's own PM Pro example does
+    ("122,559.90199491"); --demo does not (a clean demo is quiet: a newcomer's first log has no
+    warning), test_portfolio shows what the exporter makes of it."""
     import json
 
     from binance_margin_exporter.binance.portfolio import parse_portfolio_account
