@@ -177,6 +177,9 @@ def test_world_readable_secret_file_warns(tmp_path, caplog):
         load_settings(None, env)
     assert any("readable by group or others" in r.getMessage() for r in caplog.records)
     assert all(SECRET not in r.getMessage() for r in caplog.records)
+    # the advice the README and the compose recipe give (group 10001 in the container)
+    assert any(r.getMessage().endswith(f"chgrp {os.getgid()} it, chmod 0440 it")
+               for r in caplog.records)
 
 
 def test_private_key_account(tmp_path):

@@ -235,6 +235,25 @@ def test_building_the_package_warns_of_nothing_in_its_metadata(tmp_path):
     assert not re.findall(r".*\w+Warning: .*", output)
 
 
+def test_one_answer_for_secret_file_modes_everywhere():
+    """The exporter's group (10001 in the container), mode 0440: the recipe that works for
+    compose (a test below runs it as uid 10001), what the Kubernetes Secret volumes do, and
+    what the exporter's warning asks. No place advises 0600 any more."""
+    places = {"README.md": ROOT / "README.md",
+              "deploy/secrets/README.md": ROOT / "deploy" / "secrets" / "README.md",
+              "docker-compose.real.yml": ROOT / "deploy" / "docker-compose.real.yml"}
+    for name, path in places.items():
+        text = path.read_text()
+        assert "chgrp 10001" in text and "chmod 0440" in text, name
+        assert not re.search(r"chmod 0?600|mode 0?600\b|\(mode 0?600\)", text), name
+    warning = (ROOT / "binance_margin_exporter" / "config" / "secrets.py").read_text()
+    assert "chgrp %d it, chmod 0440 it" in warning and "chmod 600" not in warning
+    for path in (BASE / "deployment.yaml",
+                 ROOT / "deploy" / "helm" / "binance-margin-exporter" / "values.yaml"):
+        assert "fsGroup: 10001" in path.read_text()
+    assert "defaultMode: 0440" in (BASE / "deployment.yaml").read_text()
+
+
 def test_the_compose_secret_recipe_makes_them_readable_by_the_containers_user(tmp_path):
     """The container runs as 10001:10001; compose mounts the files as they are on disk. A
     forked child drops to that user and loads the settings as the exporter does at start."""
