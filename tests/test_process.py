@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -475,3 +476,22 @@ def test_demo_with_a_config_says_its_accounts_are_ignored(tmp_path):
         assert any("the 1 account(s) of the configuration are ignored" in line
                    for line in exporter.lines)
         assert exporter.stop() == 0
+
+
+def test_help_names_every_product_and_explains_every_flag(capsys):
+    """--help and the package's description: futures, PM Pro and positions too, and a help
+    text for every flag (--log.level and --log.format had none)."""
+    from binance_margin_exporter.cli import parse_args
+
+    with pytest.raises(SystemExit):
+        parse_args(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    description = re.search(r'\ndescription = "([^"]+)"', (ROOT / "pyproject.toml").read_text())
+    assert description is not None
+    for words in ("margin accounts", "cross", "isolated", "sub- accounts|sub-accounts",
+                  "Portfolio Margin", "Portfolio Margin Pro|PM Pro", "USD-M", "COIN-M",
+                  "futures", "position"):
+        assert re.search(words, text), words
+        assert re.search(words.replace("sub- accounts|", ""), description.group(1)), words
+    for flag in ("--log.level", "--log.format"):
+        assert re.search(re.escape(flag) + r" \{[^}]+\} \w+", text), f"{flag} has no help"
