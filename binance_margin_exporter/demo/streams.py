@@ -66,6 +66,7 @@ class SimulatedStreams:
         self._conns: dict[str, set[ServerConnection]] = {}  # listen key -> connections
         self.counts: dict[str, int] = {}  # "POST margin_risk" -> calls
         self.ping_interval: float | None = 20.0  # Binance's spot rule: a ping every 20 s
+        self.ping_timeout: float | None = None  # the pong's deadline; None: ping_interval
         self._server: Server | None = None
         self._stopping = threading.Event()
 
@@ -122,7 +123,8 @@ class SimulatedStreams:
 
     def start(self, host: str = "127.0.0.1") -> None:
         self._server = serve(self._serve, host, 0, ping_interval=self.ping_interval,
-                             ping_timeout=self.ping_interval, logger=SERVER_LOG)
+                             ping_timeout=self.ping_timeout or self.ping_interval,
+                             logger=SERVER_LOG)
         threading.Thread(target=self._server.serve_forever, name="simulator-streams",
                          daemon=True).start()
 
