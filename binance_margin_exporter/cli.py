@@ -47,9 +47,11 @@ class _Parser(argparse.ArgumentParser):
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    parser = _Parser(prog=PROG, description="Prometheus exporter for Binance margin accounts: "
-                     "cross, isolated, sub-accounts, Portfolio Margin. Credentials come from the "
-                     "environment or the --config file.")
+    parser = _Parser(prog=PROG, description="Prometheus exporter for Binance margin accounts "
+                     "(cross, isolated pairs, sub-accounts), Portfolio Margin and Portfolio "
+                     "Margin Pro accounts, USD-M and COIN-M futures accounts, and every "
+                     "leveraged position's distance to its liquidation price. Credentials come "
+                     "from the environment or the --config file.")
     parser.add_argument("--web.listen-address", dest="listen", default="127.0.0.1:9944",
                         help="host:port to serve on; ':9944' or '0.0.0.0:9944' for all "
                         "interfaces (default: %(default)s)")
@@ -75,11 +77,16 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
                         help="serve only the accounts whose name hashes to INDEX of COUNT "
                              "(INDEX ordinal: the host name's trailing -N, a StatefulSet pod's)")
     parser.add_argument("--demo", action="store_true",
-                        help="serve a simulated account: no keys, no network")
+                        help="serve simulated accounts of every product: no keys, no "
+                             "network")
     parser.add_argument("--log.level", dest="log_level", default="info",
-                        choices=["debug", "info", "warn", "error"])
+                        choices=["debug", "info", "warn", "error"],
+                        help="the least severe level logged: debug, info, warn or error "
+                             "(default: %(default)s)")
     parser.add_argument("--log.format", dest="log_format", default="logfmt",
-                        choices=["logfmt", "json"])
+                        choices=["logfmt", "json"],
+                        help="logfmt (ts=... level=... source=... msg=\"...\") or json, the "
+                             "same fields (default: %(default)s)")
     parser.add_argument("--healthcheck", action="store_true",
                         help="ask a running exporter's /healthz and exit 0 if it answers; with "
                         "no --web.* flags, those of process 1 (the exporter, in a container)")

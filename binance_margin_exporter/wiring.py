@@ -242,7 +242,8 @@ def build_exporter(settings: Settings, previous: Built | None = None,
     collectors.append(HostsCollector(list(upstreams.values())))
     exporter = Exporter(collectors, request_timeout=settings.request_timeout_seconds,
                         executor=executor,
-                        on_close=lambda: _close(list(accounts.values()), products))
+                        on_close=lambda: _close(list(accounts.values()), products),
+                        shards=settings.shard.count if settings.shard is not None else None)
     if previous is not None:
         # what a reload removed or changed stops now (a kept account keeps its streams)
         _close([parts for account, parts in previous.accounts.items()

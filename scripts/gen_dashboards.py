@@ -20,7 +20,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 DS = {"type": "prometheus", "uid": "${datasource}"}
 SCHEMA_VERSION = 41  # what current Grafana (and grafana-foundation-sdk's builder) writes
-NUMBER_PANELS = {"stat", "timeseries", "gauge", "bargauge"}
+# panels that show numbers: each has a unit ("none": a plain number, said so); a table's
+# columns of another unit have an override each
+NUMBER_PANELS = {"stat", "timeseries", "gauge", "bargauge", "table"}
 ACC = 'account=~"$account"'
 ASSET = 'account=~"$account", asset=~"$asset"'
 BTC = "currencyBTC"
@@ -354,6 +356,8 @@ def overview() -> dict[str, Any]:
                                   "instance": True, "Value #A": True},
                 "renameByName": {"Value #B": "margin level", "Value #C": "debt (BTC)",
                                  "Value #D": "up"}}}],
+            overrides=[{"matcher": {"id": "byName", "options": "debt (BTC)"},
+                        "properties": [{"id": "unit", "value": BTC}]}],
             options={"showHeader": True, "sortBy": [{"displayName": "margin level",
                                                      "desc": False}]})
 

@@ -45,9 +45,17 @@ def client(simulator: Simulator) -> BinanceClient:
 
 
 @pytest.fixture(autouse=True)
-def _debug_logging(caplog: pytest.LogCaptureFixture) -> None:
+def _debug_logging(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
     # Every test records logs at DEBUG, so leak checks see every level.
     caplog.set_level(logging.DEBUG)
+    root = logging.getLogger()
+    before = list(root.handlers)
+    yield
+    # A test that runs the command line in this process (cli.main) replaces the root logger's
+    # handlers with one writing to the capture pytest closes after the test: every later
+    # record of a background thread would print "--- Logging error --- ... I/O operation on
+    # closed file". pytest's own handlers come back instead.
+    root.handlers[:] = before
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

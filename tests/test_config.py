@@ -177,6 +177,9 @@ def test_world_readable_secret_file_warns(tmp_path, caplog):
         load_settings(None, env)
     assert any("readable by group or others" in r.getMessage() for r in caplog.records)
     assert all(SECRET not in r.getMessage() for r in caplog.records)
+    # the advice the README and the compose recipe give (group 10001 in the container)
+    assert any(r.getMessage().endswith(f"chgrp {os.getgid()} it, chmod 0440 it")
+               for r in caplog.records)
 
 
 def test_private_key_account(tmp_path):
@@ -422,11 +425,17 @@ def test_a_yaml_passphrase_loses_only_its_line_end(tmp_path):
 
 @pytest.mark.parametrize(("env", "message"), [
     ({"BINANCE_API_KEY": "k"},
-     "BINANCE_API_SECRET: missing (set api_secret, api_secret_file or private_key_file)"),
+     "BINANCE_API_SECRET: missing (set BINANCE_API_SECRET, BINANCE_API_SECRET_FILE or "
+     "BINANCE_PRIVATE_KEY_FILE)"),
+    ({"BINANCE_API_SECRET": "s"},
+     "BINANCE_API_KEY: missing (set BINANCE_API_KEY or BINANCE_API_KEY_FILE)"),
+    ({"BINANCE_API_KEY": "k", "BINANCE_API_SECRET_FILE": "/run/no/api_secret_file"},
+     "BINANCE_API_SECRET_FILE: cannot read '/run/no/api_secret_file': No such file or "
+     "directory"),
     ({"BINANCE_API_KEY": "k k", "BINANCE_API_SECRET": "s"},
      "BINANCE_API_KEY: must not contain white space"),
     ({"BINANCE_API_KEY": "k", "BINANCE_API_SECRET": "s", "BINANCE_API_SECRET_FILE": "/x"},
-     "BINANCE_*: set only one of api_secret, api_secret_file"),
+     "BINANCE_*: set only one of BINANCE_API_SECRET, BINANCE_API_SECRET_FILE"),
 ])
 def test_environment_errors_name_the_variable_exactly(env, message):
     with pytest.raises(ConfigError) as info:

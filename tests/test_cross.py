@@ -20,6 +20,7 @@ from binance_margin_exporter.collectors.families import InvalidFields
 from binance_margin_exporter.demo.simulator import Fault
 from tests.helpers import (
     EXECUTOR,
+    GOLDEN,
     WALL,
     FakeSource,
     Scraper,
@@ -28,6 +29,7 @@ from tests.helpers import (
     fixture_json,
     promtool_check_metrics,
     sample_values,
+    wait_idle,
 )
 
 
@@ -40,6 +42,12 @@ def test_golden_docs_example(golden):
     body = collector_for(FakeSource()).render()
     golden("docs_example.prom", body)
     promtool_check_metrics(body)
+
+
+@pytest.mark.parametrize("path", sorted(GOLDEN.glob("*.prom")), ids=lambda p: p.name)
+def test_every_golden_exposition_passes_promtool_check_metrics(path):
+    # every product's golden output, as people lint exporters in CI (exit 0, no finding)
+    promtool_check_metrics(path.read_bytes())
 
 
 def test_golden_failed_fetch(golden):
@@ -283,7 +291,9 @@ def test_a_fetch_past_the_deadline_is_up_0_timeout_and_counted_once():
     assert values[("binance_margin_up", (("account", "main"),))] == 0.0
     key = ("binance_margin_scrape_errors_total", (("account", "main"), ("reason", "timeout")))
     assert values[key] == 1.0
-    time.sleep(1.0)  # the fetch finishes (well) into the cache: not a second error
+    cached = collector.exporter.collectors[0].accounts[0].account
+    wait_idle(cached)  # the fetch finishes into the cache: not a second error
+    assert cached._flight is None
     assert collector.exporter.collectors[0].accounts[0].account.errors["timeout"] == 1
 def test_registry_collect_gives_the_same_exposition():
     collector = collector_for(FakeSource())

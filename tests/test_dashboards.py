@@ -156,6 +156,24 @@ def test_dashboard_linter_rules_that_fit(path):
                 assert call.group(2).endswith("[$__rate_interval]"), target["expr"]
 
 
+@pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.name)
+def test_every_panel_that_shows_a_number_has_a_unit(path):
+    """Tables too (the README promises a unit on every number): "none" says a plain number
+    (amounts in each row's own asset), a column of another unit has its override."""
+    board = json.loads(path.read_text())
+    for panel in panels(board):
+        if panel["type"] == "text":
+            continue
+        assert panel["fieldConfig"]["defaults"].get("unit"), f"no unit: {panel['title']}"
+
+
+def test_the_sub_accounts_debt_is_in_btc():
+    board = json.loads((GRAFANA / "binance-margin-overview.json").read_text())
+    table = next(p for p in panels(board) if p["title"] == "Sub-accounts")
+    units = {o["matcher"]["options"]: o["properties"] for o in table["fieldConfig"]["overrides"]}
+    assert units["debt (BTC)"] == [{"id": "unit", "value": "currencyBTC"}]
+
+
 PLACEHOLDERS = {"binance_margin_level": "< 999", "binance_margin_collateral_level": "< 999",
                 "binance_margin_isolated_level": "< 999",
                 "binance_margin_portfolio_uni_mmr": "< 99999999"}

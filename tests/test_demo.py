@@ -63,8 +63,9 @@ def test_the_demo_has_a_futures_account_on_both_markets_and_pm_positions():
 
 
 def test_the_demo_portfolio_sends_binance_s_thousands_comma():
-    """--demo's Portfolio Margin account sends totalAvailableBalance as Binance's own PM Pro
-    example does ("122,559.90199491"): the demo shows binance_margin_invalid_fields_total."""
+    """The simulator can send totalAvailableBalance as Binance's own PM Pro example does
+    ("122,559.90199491"); --demo does not (a clean demo is quiet: a newcomer's first log has no
+    warning), test_portfolio shows what the exporter makes of it."""
     import json
 
     from binance_margin_exporter.binance.portfolio import parse_portfolio_account
@@ -76,3 +77,27 @@ def test_the_demo_portfolio_sends_binance_s_thousands_comma():
     account = parse_portfolio_account(json.loads(portfolio.account({})))
     assert account.invalid == ("totalAvailableBalance",)
     assert account.total_available_balance is None and account.uni_mmr is not None
+
+
+def test_a_client_that_hangs_up_on_the_simulator_prints_nothing(capfd, caplog):
+    """A client giving up at its deadline made socketserver print "Exception occurred during
+    processing of request" and a traceback among the dots of a passing run."""
+    from binance_margin_exporter.demo.handler import SimulatorServer
+    from binance_margin_exporter.demo.simulator import Simulator
+
+    server = SimulatorServer(("127.0.0.1", 0), Simulator())
+    try:
+        for error in (BrokenPipeError(32, "Broken pipe"), ConnectionResetError(104, "reset")):
+            try:
+                raise error
+            except OSError:
+                server.handle_error(None, ("127.0.0.1", 40000))
+        assert capfd.readouterr().err == ""
+        try:
+            raise ValueError("a bug of the simulator")
+        except ValueError:
+            server.handle_error(None, ("127.0.0.1", 40000))
+        assert capfd.readouterr().err == ""
+        assert [r.levelname for r in caplog.records if r.exc_info] == ["ERROR"]  # still seen
+    finally:
+        server.server_close()

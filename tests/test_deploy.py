@@ -7,6 +7,7 @@ import copy
 import re
 import shutil
 import subprocess
+import sys
 
 import kubernetes_validate
 import pytest
@@ -210,10 +211,47 @@ def test_the_shipped_alertmanager_routing_is_valid_and_pages_critical():
 
 
 def test_the_license_file_matches_pyproject():
-    assert 'license = { text = "Apache-2.0" }' in (ROOT / "pyproject.toml").read_text()
+    text = (ROOT / "pyproject.toml").read_text()
+    assert '\nlicense = "Apache-2.0"\n' in text  # an SPDX expression (PEP 639)
+    assert '\nlicense-files = ["LICENSE"]\n' in text
     text = (ROOT / "LICENSE").read_text()
     assert "Apache License" in text and "Version 2.0, January 2004" in text
     assert (ROOT / "CHANGELOG.md").read_text().startswith("# Changelog")
+
+
+def test_building_the_package_warns_of_nothing_in_its_metadata(tmp_path):
+    """What ``pip install .`` builds, with the setuptools the build asks for: a deprecated
+    field (``project.license`` as a table, before PEP 639) prints a SetuptoolsDeprecationWarning
+    that ends in a date after which the build stops working."""
+    tree = tmp_path / "src"
+    shutil.copytree(ROOT, tree, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "build", "*.egg-info", "__pycache__", ".pytest_cache", ".ruff_cache"))
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-v", "-w", str(tmp_path / "dist"),
+         str(tree)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    output = result.stdout + result.stderr
+    assert "Getting requirements to build wheel" in output  # the backend ran, verbosely
+    assert not re.findall(r".*\w+Warning: .*", output)
+
+
+def test_one_answer_for_secret_file_modes_everywhere():
+    """The exporter's group (10001 in the container), mode 0440: the recipe that works for
+    compose (a test below runs it as uid 10001), what the Kubernetes Secret volumes do, and
+    what the exporter's warning asks. No place advises 0600 any more."""
+    places = {"README.md": ROOT / "README.md",
+              "deploy/secrets/README.md": ROOT / "deploy" / "secrets" / "README.md",
+              "docker-compose.real.yml": ROOT / "deploy" / "docker-compose.real.yml"}
+    for name, path in places.items():
+        text = path.read_text()
+        assert "chgrp 10001" in text and "chmod 0440" in text, name
+        assert not re.search(r"chmod 0?600|mode 0?600\b|\(mode 0?600\)", text), name
+    warning = (ROOT / "binance_margin_exporter" / "config" / "secrets.py").read_text()
+    assert "chgrp %d it, chmod 0440 it" in warning and "chmod 600" not in warning
+    for path in (BASE / "deployment.yaml",
+                 ROOT / "deploy" / "helm" / "binance-margin-exporter" / "values.yaml"):
+        assert "fsGroup: 10001" in path.read_text()
+    assert "defaultMode: 0440" in (BASE / "deployment.yaml").read_text()
 
 
 def test_the_compose_secret_recipe_makes_them_readable_by_the_containers_user(tmp_path):

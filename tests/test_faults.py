@@ -23,7 +23,7 @@ from binance_margin_exporter.collectors.exporter import Exporter
 from binance_margin_exporter.collectors.hosts import HostsCollector
 from binance_margin_exporter.demo.simulator import ACCOUNT_PATH, TIME_PATH, Fault, Simulator
 from tests.conftest import API_KEY, SECRET
-from tests.helpers import EXECUTOR, sample_values, wait_idle
+from tests.helpers import EXECUTOR, sample_values, wait_for, wait_idle
 
 SIGNED = re.compile(r"signature=(?!<redacted>)")
 
@@ -360,7 +360,9 @@ def test_a_clock_resync_is_one_request_for_all_accounts_on_the_upstream(simulato
     clients = [BinanceClient(upstream, API_KEY, HmacSigner(SECRET)) for _ in range(8)]
     accounts = [CrossAccount.create(f"a{i}", c, EXECUTOR, ttl=0) for i, c in enumerate(clients)]
     list(CrossCollector(accounts).collect(time.monotonic() + 5))
-    time.sleep(0.2)  # the sync runs beside the scrape
+    # the sync runs beside the scrape: until it has been asked and has ended
+    wait_for(lambda: simulator.counts[TIME_PATH] >= 1, timeout=10)
+    upstream.clock.wait_for_sync(10)
     assert simulator.counts[TIME_PATH] == 1
 
 

@@ -198,3 +198,26 @@ def test_shards_are_a_statefulset_behind_a_headless_service_scraped_pod_by_pod(m
 def test_the_values_schema_refuses_zero_shards():
     result = helm("template", "bme", str(CHART), "--set", "shards=0")
     assert result.returncode != 0 and "/shards" in result.stderr, result.stderr
+
+
+def test_the_runbook_s_log_commands_name_what_each_deployment_creates():
+    """`kubectl logs deploy/binance-margin-exporter` is kustomize's name only: under Helm the
+    Deployment is <release>-binance-margin-exporter, and with shards a StatefulSet whose pods
+    are <name>-N, all labelled with the release."""
+    readme = (ROOT / "README.md").read_text()
+    runbook = readme[readme.index("### BinanceMarginExporterDown"):]
+    runbook = runbook[:runbook.index("\n### ", 5)]
+    single = of_kind(template(), "Deployment")
+    assert single["metadata"]["name"] == "bme-binance-margin-exporter"
+    assert "logs deploy/<release>-binance-margin-exporter" in runbook
+    sharded = template("--set", "shards=3")
+    sts = of_kind(sharded, "StatefulSet")
+    assert sts["metadata"]["name"] == "bme-binance-margin-exporter"  # pods: <this>-0, -1, -2
+    assert sts["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/instance"] == "bme"
+    assert "logs <release>-binance-margin-exporter-<N>" in runbook
+    assert "logs -l app.kubernetes.io/instance=<release>" in runbook
+    kustomized = of_kind(kustomize(K8S / "overlays" / "demo"), "Deployment")
+    assert f"logs deploy/{kustomized['metadata']['name']}`" in runbook
+    compose = yaml.safe_load((ROOT / "deploy" / "docker-compose.yml").read_text())
+    assert "exporter" in compose["services"]
+    assert "docker compose -f deploy/docker-compose.yml logs exporter" in runbook

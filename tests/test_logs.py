@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
+import subprocess
+import sys
 
 import pytest
 
 from binance_margin_exporter.logs import JsonFormatter, LogfmtFormatter
+from tests.helpers import ROOT
 
 
 def record(message: str, level: int = logging.WARNING) -> logging.LogRecord:
@@ -59,3 +63,25 @@ def test_json_lines_escape_the_same_and_round_trip(value):
 def with_value(value: str) -> logging.LogRecord:
     return logging.LogRecord("x", logging.WARNING, __file__, 1, "sub-account %s failed",
                              (value,), None)
+
+
+def test_a_test_that_runs_the_command_line_leaves_no_handler_behind(tmp_path):
+    """cli.main() in a test (test_plan.py) points the root logger at the test's captured
+    stderr, which pytest closes: every later record of a background thread then printed
+    "--- Logging error --- ... I/O operation on closed file" among the dots. The suite's
+    conftest gives pytest's handlers back after each test."""
+    (tmp_path / "conftest.py").write_text("from tests.conftest import _debug_logging  # noqa\n")
+    (tmp_path / "test_two.py").write_text(
+        "import logging\n"
+        "from binance_margin_exporter.logs import setup_logging\n\n"
+        "def test_the_command_line_sets_up_its_logging(capsys):\n"
+        "    setup_logging('info')\n\n"
+        "def test_the_next_test_sees_no_handler_of_it():\n"
+        "    root = logging.getLogger()\n"
+        "    assert not [h for h in root.handlers if type(h) is logging.StreamHandler]\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                             str(tmp_path)], capture_output=True, text=True, cwd=tmp_path,
+                            env=env, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "2 passed" in result.stdout

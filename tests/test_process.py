@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -15,7 +16,15 @@ import pytest
 import requests
 
 from tests.conftest import API_KEY, SECRET
-from tests.helpers import ROOT, exporter_process, free_port, run_exporter, sample_values, wait_for
+from tests.helpers import (
+    ROOT,
+    exporter_process,
+    free_port,
+    promtool_check_metrics,
+    run_exporter,
+    sample_values,
+    wait_for,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -27,8 +36,16 @@ def credentials(simulator) -> dict[str, str]:
 
 def test_demo_needs_no_keys_and_shows_a_realistic_account():
     with exporter_process(["--demo"], {}) as exporter:
-        values = sample_values(exporter.metrics())
+        body = exporter.metrics()
+        values = sample_values(body)
         assert "simulated" in exporter.log
+        promtool_check_metrics(body.encode())  # every product's families, as CI lints them
+        # a clean demo is quiet: no invalid field, and the simulator's WebSocket server keeps
+        # its routine lines to itself (the exporter's client still logs its own)
+        wait_for(lambda: "stream" in exporter.log.lower() and "margin_risk" in exporter.log)
+        assert "does not parse" not in exporter.log
+        assert "websockets.server" not in exporter.log and "server listening" not in exporter.log
+        assert "connection open" not in exporter.log
         assert values[("binance_margin_up", (("account", "demo"),))] == 1.0
         assets = {dict(k[1])["asset"] for k in values if k[0] == "binance_margin_asset_net"}
         assert len(assets) >= 10
@@ -460,3 +477,22 @@ def test_demo_with_a_config_says_its_accounts_are_ignored(tmp_path):
         assert any("the 1 account(s) of the configuration are ignored" in line
                    for line in exporter.lines)
         assert exporter.stop() == 0
+
+
+def test_help_names_every_product_and_explains_every_flag(capsys):
+    """--help and the package's description: futures, PM Pro and positions too, and a help
+    text for every flag (--log.level and --log.format had none)."""
+    from binance_margin_exporter.cli import parse_args
+
+    with pytest.raises(SystemExit):
+        parse_args(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    description = re.search(r'\ndescription = "([^"]+)"', (ROOT / "pyproject.toml").read_text())
+    assert description is not None
+    for words in ("margin accounts", "cross", "isolated", "sub- accounts|sub-accounts",
+                  "Portfolio Margin", "Portfolio Margin Pro|PM Pro", "USD-M", "COIN-M",
+                  "futures", "position"):
+        assert re.search(words, text), words
+        assert re.search(words.replace("sub- accounts|", ""), description.group(1)), words
+    for flag in ("--log.level", "--log.format"):
+        assert re.search(re.escape(flag) + r" \{[^}]+\} \w+", text), f"{flag} has no help"

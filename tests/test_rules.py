@@ -6,9 +6,10 @@ import importlib.util
 import re
 import subprocess
 
+import pytest
 import yaml
 
-from tests.helpers import ROOT, require_tool
+from tests.helpers import K8S, ROOT, kustomize, of_kind, require_tool
 
 RULES = ROOT / "deploy" / "prometheus" / "rules" / "binance-margin.rules.yml"
 RULE_TESTS = ROOT / "deploy" / "prometheus" / "tests" / "binance-margin.test.yml"
@@ -94,4 +95,112 @@ def test_prometheusrule_groups_pass_promtool(tmp_path):
     path = tmp_path / "from-prometheusrule.yml"
     path.write_text(yaml.safe_dump({"groups": groups}))
     result = promtool("check", "rules", str(path))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# --- BinanceMarginExporterDown under every deployment we ship ------------------------------
+# The labels the Prometheus Operator gives a ServiceMonitor's targets: job is the Service's
+# label named by jobLabel (its name without one), plus namespace, service, pod and instance.
+
+def _helm(release: str, *args: str) -> list[dict]:
+    from tests.test_helm import CHART, HINT
+
+    result = subprocess.run(
+        [require_tool("helm", HINT), "template", release, str(CHART), "--namespace",
+         "monitoring", "--set", "serviceMonitor.enabled=true", *args],
+        capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return [d for d in yaml.safe_load_all(result.stdout) if d]
+
+
+def operator_targets(docs: list[dict], count: int) -> list[dict[str, str]]:
+    """The target labels of ``count`` pods behind the ServiceMonitor of ``docs``."""
+    monitor, service = of_kind(docs, "ServiceMonitor"), of_kind(docs, "Service")
+    labels = service["metadata"].get("labels", {})
+    job = labels.get(monitor["spec"].get("jobLabel", ""), "") or service["metadata"]["name"]
+    workload = next(d for d in docs if d["kind"] in {"Deployment", "StatefulSet"})
+    namespace = service["metadata"].get("namespace", "monitoring")
+    return [{"job": job, "namespace": namespace, "service": service["metadata"]["name"],
+             "endpoint": "metrics", "pod": f"{workload['metadata']['name']}-{i}",
+             "instance": f"10.0.0.{i + 1}:9944"} for i in range(count)]
+
+
+def compose_targets() -> list[dict[str, str]]:
+    config = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
+    job = next(j for j in config["scrape_configs"] if "binance" in j["job_name"])
+    return [{"job": job["job_name"], "instance": job["static_configs"][0]["targets"][0]}]
+
+
+DEPLOYMENTS = {
+    "compose": (compose_targets, None),
+    "kustomize": (lambda: operator_targets(kustomize(K8S / "overlays" / "demo"), 1), None),
+    "helm-bme": (lambda: operator_targets(_helm("bme"), 1), None),
+    "helm-prod-eu-3-shards": (
+        lambda: operator_targets(_helm("prod-eu", "--set", "shards=3"), 3), 3),
+    "helm-any-name-3-shards": (
+        lambda: operator_targets(_helm("x", "--set", "shards=3",
+                                       "--set", "nameOverride=margin"), 3), 3),
+}
+
+
+def _series(name: str, labels: dict[str, str], values: str) -> dict[str, str]:
+    text = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    return {"series": f"{name}{{{text}}}", "values": values}
+
+
+def _down_alert(labels: dict[str, str], description: str) -> dict:
+    return {"exp_labels": {"severity": "critical", **labels},
+            "exp_annotations": {
+                "summary": "binance-margin-exporter is not being scraped",
+                "description": f"{description}: margin alerts are blind.",
+                "runbook_url": f"{gen().RUNBOOK_BASE}#binancemarginexporterdown"}}
+
+
+def down_alert_tests(targets: list[dict[str, str]], shards: int | None) -> list[dict]:
+    """All up; the last target failing (up 0); the last target gone (its pod gone: no
+    series at all, the others still scraped)."""
+    def case(last_up: str | None, expected: list[dict]) -> dict:
+        series = []
+        for i, target in enumerate(targets):
+            last = i == len(targets) - 1
+            if last and last_up is None:
+                continue
+            series.append(_series("up", target, last_up if last else "1x20"))
+            if not last or last_up.startswith("1"):
+                series.append(_series("binance_margin_exporter_build_info",
+                                      {**target, "version": "0.1.0"}, "1x20"))
+                if shards is not None:
+                    series.append(_series("binance_margin_exporter_shards", target,
+                                          f"{shards}x20"))
+        return {"interval": "1m", "input_series": series, "alert_rule_test": [
+            {"eval_time": "10m", "alertname": "BinanceMarginExporterDown",
+             "exp_alerts": expected}]}
+
+    last = targets[-1]
+    gone = ({k: last[k] for k in ("job", "namespace", "service") if k in last}
+            if len(targets) > 1 else {})
+    return [
+        case("1x20", []),
+        case("0x20", [_down_alert(last, "Prometheus cannot scrape binance-margin-exporter at "
+                                        f"{last['instance']}")]),
+        case(None, [_down_alert(gone, f"1 shard(s) of job {last['job']} have no target to "
+                                      "scrape") if gone else
+                    _down_alert({}, "No binance-margin-exporter is scraped at all")]),
+    ]
+
+
+@pytest.mark.parametrize("deployment", list(DEPLOYMENTS))
+def test_the_down_alert_sees_one_target_down_under_every_deployment(deployment, tmp_path):
+    """With the job labels each shipped deployment really produces (rendered from its files):
+    one target failing, or one of three shards with no target at all, fires the alert."""
+    make_targets, shards = DEPLOYMENTS[deployment]
+    targets = make_targets()
+    assert len({t["job"] for t in targets}) == 1
+    if deployment.startswith("helm"):
+        assert targets[0]["job"] == "binance-margin-exporter"  # never the release's name
+    path = tmp_path / "down.test.yml"
+    path.write_text(yaml.safe_dump({
+        "rule_files": [str(RULES)], "evaluation_interval": "1m",
+        "tests": down_alert_tests(targets, shards)}))
+    result = promtool("test", "rules", str(path))
     assert result.returncode == 0, result.stdout + result.stderr

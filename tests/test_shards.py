@@ -104,15 +104,23 @@ accounts:
             text = generate_latest(_Once(built.exporter)).decode()
         finally:
             built.exporter.close()
-        labels = {dict(k[1])["account"] for k in sample_values(text)
-                  if "account" in dict(k[1])}
+        values = sample_values(text)
+        labels = {dict(k[1])["account"] for k in values if "account" in dict(k[1])}
         served.append(labels)
+        # what the down alert compares with the targets it scrapes
+        assert values[("binance_margin_exporter_shards", ())] == 3
     everyone = {"fund", "alpha", "beta", "gamma", *fund.subs.emails}
     assert set().union(*served) == everyone
     assert sum(len(s) for s in served) == len(everyone)  # none in two shards
     assert all(served)  # each shard serves some
     for index, labels in enumerate(served):
         assert all(Shard(index, 3).serves(name) for name in labels)
+    built = build_exporter(load(str(path), {}))
+    try:
+        assert "binance_margin_exporter_shards" not in generate_latest(
+            _Once(built.exporter)).decode()  # only with shards
+    finally:
+        built.exporter.close()
 
 
 class _Once:

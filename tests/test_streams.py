@@ -208,7 +208,8 @@ def test_a_burst_of_events_costs_one_fetch_per_spacing(simulator, started):
     for _ in range(10):
         simulator.streams.push({"e": "USER_LIABILITY_CHANGE", "t": "BORROW"}, "margin_risk")
     wait_for(lambda: stream.snapshot()[0][("liability_change", "BORROW")] == 10, timeout=5)
-    time.sleep(0.7)  # the trailing refresh comes at the end of the spacing
+    # the trailing refresh comes at the end of the spacing (0.5 s)
+    wait_for(lambda: simulator.counts[ACCOUNT_PATH] - fetches >= 2, timeout=10)
     assert simulator.counts[ACCOUNT_PATH] - fetches == 2
 
 
@@ -282,7 +283,9 @@ def test_a_connection_is_renewed_before_its_lifetime_ends(simulator, started):
 def test_server_pings_are_answered():
     sim = Simulator(SimulatedAccount(30, 12, drift=False))
     sim.add_hmac_key(API_KEY, SECRET)
-    sim.streams.ping_interval = 0.05  # and a pong within 0.05 s, or the server hangs up
+    # a ping every 0.05 s, and a pong within 0.5 s or the server hangs up (0.05 s, as it was,
+    # failed on a busy machine: the client's answer came a little late)
+    sim.streams.ping_interval, sim.streams.ping_timeout = 0.05, 0.5
     with sim:
         import tempfile
         from pathlib import Path
@@ -295,7 +298,12 @@ def test_server_pings_are_answered():
             try:
                 warm_up(built)
                 sim.streams.wait_connected("margin_risk")
-                time.sleep(0.5)
+                (conn,) = sim.streams.connections("margin_risk")
+                wait_for(lambda: conn.latency > 0, timeout=10)  # a ping answered
+                # pings keep coming; one unanswered would end the connection within 0.55 s:
+                # a window of three times that (what did not happen cannot be polled for)
+                time.sleep(1.5)
+                assert sim.streams.connections("margin_risk") == [conn]
                 assert value(built, "binance_margin_stream_reconnects_total", account="main",
                              stream="margin_risk", reason="dropped") == 0
             finally:

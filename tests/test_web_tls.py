@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives import serialization
 
 from binance_margin_exporter.config import TLSConfig, WebConfig
 from binance_margin_exporter.web.server import tls_context
+from tests.helpers import wait_for
 from tests.web_helpers import BODY, hashed, make_cert, running
 
 
@@ -97,7 +98,7 @@ def test_a_tls_client_stopping_mid_handshake_does_not_block_others(pki):
         port = server.server_address[1]
         half = socket.create_connection(("127.0.0.1", port))
         half.sendall(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")  # half a hello
-        time.sleep(0.1)
+        wait_for(lambda: server.watcher.waiting, timeout=10)  # the server holds it
         try:
             ok = requests.get(f"https://127.0.0.1:{port}/healthz", verify=pki["ca"], timeout=5)
             assert ok.text == "ok\n"
@@ -222,8 +223,7 @@ def test_a_large_page_over_tls_waits_for_a_slow_reader(pki):
                 context.wrap_socket(raw, server_hostname="localhost") as tls:
             tls.sendall(b"GET /metrics HTTP/1.1\r\nAccept-Encoding: identity\r\n\r\n"
                         b"GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n")
-            time.sleep(0.5)
-            assert len(s.watcher.writing) == 1
+            wait_for(lambda: len(s.watcher.writing) == 1, timeout=20)
             answer = b""
             while chunk := tls.recv(1 << 16):
                 answer += chunk

@@ -44,9 +44,11 @@ class Exporter:
 
     def __init__(self, collectors: Sequence[Collector], *, request_timeout: float = 5.0,
                  executor: Executor | None = None, version: str = __version__,
-                 on_close: Callable[[], None] | None = None) -> None:
-        """``on_close``: stops what the products run in the background (their streams)."""
+                 on_close: Callable[[], None] | None = None, shards: int | None = None) -> None:
+        """``on_close``: stops what the products run in the background (their streams);
+        ``shards``: the COUNT of ``--shard`` (None: not sharded)."""
         self.collectors = tuple(collectors)
+        self.shards = shards
         self.on_close = on_close
         self.request_timeout = request_timeout
         self.executor = executor
@@ -61,6 +63,12 @@ class Exporter:
                                   labels=["version"])
         build.add_metric([self.version], 1.0)
         yield build
+        if self.shards is not None:
+            # what the down alert compares with the targets scraped: a shard whose pod is gone
+            # has no target, and so no `up` of 0
+            yield GaugeMetricFamily("binance_margin_exporter_shards",
+                                    "Number of shards the accounts are split between "
+                                    "(--shard's COUNT); only with shards.", value=self.shards)
 
     def describe(self) -> list[Metric]:
         return []  # no fetch at registration time

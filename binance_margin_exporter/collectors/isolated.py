@@ -21,7 +21,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import GaugeMetricFamily, UnknownMetricFamily
 from prometheus_client.metrics_core import Metric
 
 from binance_margin_exporter.binance import isolated
@@ -78,10 +78,17 @@ SIDE_GAUGES: tuple[tuple[str, str, str], ...] = (
     ("borrowed", "binance_margin_isolated_asset_borrowed", "Borrowed amount (borrowed)."),
     ("interest", "binance_margin_isolated_asset_interest", "Interest owed (interest)."),
     ("net_asset", "binance_margin_isolated_asset_net", "Net amount (netAsset)."),
-    ("total_asset", "binance_margin_isolated_asset_total", "Total amount (totalAsset)."),
+    ("total_asset", "binance_margin_isolated_asset_gross",
+     "Total amount of the side, before its debt (totalAsset)."),
     ("net_asset_btc", "binance_margin_isolated_asset_net_btc",
      "Net amount in BTC (netAssetOfBtc)."),
 )
+# binance_margin_isolated_asset_gross's old name, kept for one release. Untyped: a gauge ending
+# in _total fails `promtool check metrics` (the suffix is a counter's), and it is no counter.
+DEPRECATED_TOTAL = (
+    "binance_margin_isolated_asset_total",
+    "DEPRECATED, removed in the next release: use binance_margin_isolated_asset_gross (the same "
+    "totalAsset; a gauge must not end in _total).")
 TOTALS: tuple[tuple[str, str, str], ...] = (
     ("total_asset_btc", "binance_margin_isolated_total_asset_btc",
      "Total assets of all isolated pairs in BTC (totalAssetOfBtc)."),
@@ -155,6 +162,7 @@ class IsolatedCollector:
             labels=["account", "status", "symbol"])
         pair_flags = Table(PAIR_FLAGS, pair_l)
         side_gauges = Table(SIDE_GAUGES, side_l)
+        old_total = UnknownMetricFamily(*DEPRECATED_TOTAL, labels=side_l)
         totals = Table(TOTALS, acc)
         net_usdt = GaugeMetricFamily(
             "binance_margin_isolated_asset_net_usdt",
@@ -205,6 +213,8 @@ class IsolatedCollector:
                 for side in pair.sides:
                     side_key = [name, side.asset, pair.symbol]
                     side_gauges.add(side_key, side)
+                    if side.total_asset is not None:
+                        old_total.add_metric(side_key, side.total_asset)
                     price = scrape.usdt(side.asset)
                     if price is not None:
                         net_usdt.add_metric(side_key, times(side.net_asset, price))
@@ -214,9 +224,9 @@ class IsolatedCollector:
                         rate.add_metric(side_key, rates[side.asset])
 
         return non_empty((fetches.up, *pair_gauges.families, status, *pair_flags.families,
-                          *side_gauges.families, *totals.families, net_usdt, liability_usdt,
-                          total_net_usdt, total_liability_usdt, rate, *fetches.tail(),
-                          invalid))
+                          *side_gauges.families, old_total, *totals.families, net_usdt,
+                          liability_usdt, total_net_usdt, total_liability_usdt, rate,
+                          *fetches.tail(), invalid))
 
 
 class IsolatedProduct(Product):

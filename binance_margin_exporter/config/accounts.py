@@ -8,6 +8,7 @@ becomes an account (its name, key and way of signing, its type, the products' ow
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -144,6 +145,12 @@ def _unique(settings: Any) -> list[Setting]:
     return list({s.key: s for s in settings}.values())
 
 
+# a YAML-style signing key in a message, as the environment variable that sets it
+_ENV_KEY = re.compile(r"(?:\benv\.)?\b(" + "|".join(sorted(SIGNING_KEYS, key=len, reverse=True))
+                      + r")\b")
+_QUOTED = re.compile(r"""('[^']*'|"[^"]*")""")
+
+
 def _env_account(env: Mapping[str, str], reader: _Reader) -> AccountConfig | None:
     values = {key: env.get(f"BINANCE_{key.upper()}") or None for key in SIGNING_KEYS}
     if all(v is None for v in values.values()):
@@ -151,10 +158,10 @@ def _env_account(env: Mapping[str, str], reader: _Reader) -> AccountConfig | Non
     try:
         return reader.account({"name": DEFAULT_ACCOUNT_NAME, **values}, "env")
     except ConfigError as exc:
-        # Name the environment variable rather than the YAML-style key.
-        message = str(exc)
-        for key in sorted(SIGNING_KEYS, key=len, reverse=True):
-            message = message.replace(f"env.{key}", f"BINANCE_{key.upper()}")
-        message = message.replace("env:", "BINANCE_*:")
-        raise ConfigError(message) from None
-
+        # Name the environment variables rather than the YAML-style keys, in the advice too
+        # ("set BINANCE_API_SECRET, BINANCE_API_SECRET_FILE or BINANCE_PRIVATE_KEY_FILE").
+        # Quoted parts (a file's path) stay as they are.
+        parts = _QUOTED.split(str(exc))
+        message = "".join(part if i % 2 else _ENV_KEY.sub(
+            lambda m: f"BINANCE_{m.group(1).upper()}", part) for i, part in enumerate(parts))
+        raise ConfigError(message.replace("env:", "BINANCE_*:")) from None

@@ -37,11 +37,15 @@ def read_secret_file(path: Any, key: str, *, base: Path | None = None,
     if files is not None:
         files.append(str(target))
     if _readable_by_others(target):
+        # the one answer of the README, the compose recipe and the Kubernetes Secret volumes:
+        # the exporter's group, mode 0440 (in the container: group 10001)
         log.warning(
-            "%s: secret file %s is readable by group or others (mode %s); chmod 600 it",
+            "%s: secret file %s is readable by group or others (mode %s); make it readable "
+            "by the exporter's group alone: chgrp %d it, chmod 0440 it",
             key,
             target,
             oct(stat.S_IMODE(target.stat().st_mode)),
+            os.getgid(),
         )
     return data
 

@@ -49,7 +49,6 @@ def start_demo(settings: Settings) -> tuple[Settings, Simulator]:
     keys = [(secrets.token_hex(32), secrets.token_hex(32)) for _ in range(3)]
     for api_key, secret in keys:
         simulator.add_hmac_key(api_key, secret)
-    simulator.portfolio.thousands_comma = True  # shows binance_margin_invalid_fields_total
     simulator.start()
     simulator.streams.watch(simulator)
     log.warning(

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging
 import re
+import sys
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
@@ -20,6 +22,8 @@ from binance_margin_exporter.demo.streams import API_KEY
 
 if TYPE_CHECKING:
     from binance_margin_exporter.demo.simulator import Simulator
+
+log = logging.getLogger(__name__)
 
 TIME_PATH = "/api/v3/time"
 # What a query may hold as sent: RFC 3986's query characters. A raw space or non-ASCII byte
@@ -35,6 +39,16 @@ class SimulatorServer(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], simulator: Simulator) -> None:
         self.simulator = simulator
         super().__init__(address, Handler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hung up (a deadline, a test's cut-off) is no error of the simulator;
+        anything else is logged, not printed to stderr as socketserver does."""
+        error = sys.exc_info()[1]
+        if isinstance(error, (ConnectionError, TimeoutError)):
+            log.debug("simulator: %s hung up: %s", client_address[0], error)
+        else:
+            log.error("simulator: a request from %s failed", client_address[0],
+                      exc_info=error)
 
 
 class Handler(BaseHTTPRequestHandler):

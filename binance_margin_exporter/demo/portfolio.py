@@ -41,8 +41,8 @@ class SimulatedPortfolio:
         self._wall = wall
         self._started = wall()
         self.held: Decimal | None = None
-        # --demo: totalAvailableBalance with a thousands comma, as Binance's own PM Pro example
-        # sends it ("122,559.90199491"): its metric is left out and counted as invalid
+        # a test's switch (not --demo's: a clean demo logs no warning): totalAvailableBalance
+        # with a thousands comma, as Binance's own PM Pro example sends it ("122,559.90199491")
         self.thousands_comma = False
 
     def set_uni_mmr(self, value: float | None) -> None:

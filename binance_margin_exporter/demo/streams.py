@@ -19,6 +19,7 @@ its level crosses the margin-call bar (and Portfolio Margin's status changes).
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 import socket
 import threading
@@ -33,6 +34,13 @@ from websockets.sync.server import Server, ServerConnection, serve
 
 from binance_margin_exporter.demo.portfolio import status_of
 from binance_margin_exporter.demo.routes import RequestError, Route
+from binance_margin_exporter.logs import RedactListenKeys
+
+# The simulated server's own log, apart from the exporter's client ("websockets.client"): its
+# routine lines (listening, connection open and closed) are not the exporter's news.
+SERVER_LOG = logging.getLogger(__name__ + ".server")
+SERVER_LOG.setLevel(logging.WARNING)
+SERVER_LOG.addFilter(RedactListenKeys())
 
 if TYPE_CHECKING:
     from binance_margin_exporter.demo.simulator import Simulator
@@ -64,6 +72,7 @@ class SimulatedStreams:
         self._conns: dict[str, set[ServerConnection]] = {}  # listen key -> connections
         self.counts: dict[str, int] = {}  # "POST margin_risk" -> calls
         self.ping_interval: float | None = 20.0  # Binance's spot rule: a ping every 20 s
+        self.ping_timeout: float | None = None  # the pong's deadline; None: ping_interval
         self._server: Server | None = None
         self._stopping = threading.Event()
 
@@ -126,7 +135,8 @@ class SimulatedStreams:
 
     def start(self, host: str = "127.0.0.1") -> None:
         self._server = serve(self._serve, host, 0, ping_interval=self.ping_interval,
-                             ping_timeout=self.ping_interval)
+                             ping_timeout=self.ping_timeout or self.ping_interval,
+                             logger=SERVER_LOG)
         threading.Thread(target=self._server.serve_forever, name="simulator-streams",
                          daemon=True).start()
 

@@ -24,6 +24,9 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{ include "bme.selectorLabels" . }}
 app.kubernetes.io/component: exporter
+{{- /* the same whatever the release and nameOverride: the ServiceMonitor's jobLabel, so the
+targets' job is "binance-margin-exporter", which the down alert matches */}}
+app.kubernetes.io/part-of: binance-margin-exporter
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
