@@ -22,6 +22,8 @@ import requests
 import yaml
 from prometheus_client import generate_latest
 
+from binance_margin_exporter.web import exposition
+
 from binance_margin_exporter.binance.cross import (
     MarginAccount,
     TradeCoeff,
@@ -81,7 +83,8 @@ class Scraper:
         self.exporter = Exporter(collectors, version="0.0.0-test")
 
     def render(self, scrape_timeout: float | None = None) -> bytes:
-        return generate_latest(_OneScrape(self.exporter, scrape_timeout))
+        """The text /metrics sends (its encoder; byte for byte ``generate_latest``'s)."""
+        return exposition.render(self.exporter.collect(scrape_timeout))
 
     def text(self, scrape_timeout: float | None = None) -> str:
         return self.render(scrape_timeout).decode()

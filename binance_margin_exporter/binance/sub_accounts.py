@@ -110,7 +110,14 @@ def parse_sub_margin_account(raw: Any) -> MarginAccount:
 
 
 def fetch_sub_margin_account(client: BinanceClient, email: str,
-                             deadline: float | None = None) -> MarginAccount:
+                             deadline: float | None = None,
+                             reuse: fields.Unchanged[MarginAccount] | None = None,
+                             ) -> MarginAccount:
+    """``reuse``: an unchanged answer gives the last model again (made with
+    ``fields.Unchanged(parse_sub_margin_account)``)."""
+    if reuse is not None:
+        return client.signed_get(  # type: ignore[no-any-return]
+            SUB_MARGIN_ACCOUNT_PATH, {"email": email}, deadline=deadline, reuse=reuse)
     return parse_sub_margin_account(client.signed_get(
         SUB_MARGIN_ACCOUNT_PATH, {"email": email}, deadline=deadline))  # encoded by the client
 

@@ -27,6 +27,7 @@ import binance_margin_exporter.binance.redaction  # noqa: F401
 from binance_margin_exporter.binance.deadline import DeadlineAdapter, _Watch, fetching
 from binance_margin_exporter.binance.egress import use_egress
 from binance_margin_exporter.binance.errors import UpstreamError, invalid
+from binance_margin_exporter.binance.fields import Unchanged
 from binance_margin_exporter.binance.limits import RateGate, Upstream, stated_wait
 from binance_margin_exporter.binance.signing import Signer
 
@@ -81,6 +82,13 @@ def signed_query(params: Params, recv_window_ms: int, timestamp_ms: int, signer:
     query = encode_query([*_param_pairs(params), ("recvWindow", recv_window_ms),
                           ("timestamp", timestamp_ms)])
     return f"{query}&signature={signer.sign(query)}"
+
+
+def _json(body: bytes, what: str) -> Any:
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):
+        raise invalid(f"{what}: body is not valid JSON ({len(body)} bytes)") from None
 
 
 def _error_body(body: bytes) -> tuple[int | None, str, bool]:
@@ -214,9 +222,10 @@ class BinanceClient:
             log.warning("clock sync with %s failed: %s", self.upstream.host, exc)
 
     def signed_get(self, path: str, params: Params = "", *,
-                   deadline: float | None = None) -> Any:
+                   deadline: float | None = None, reuse: Unchanged[Any] | None = None) -> Any:
         """A signed GET (``params``: without timestamp and signature; see
-        :func:`encode_query`)."""
+        :func:`encode_query`). ``reuse``: the answer parsed into its model, the last model
+        again when the answer is unchanged."""
         deadline = self.deadline() if deadline is None else deadline
         retry_at = self.auth_backoff_until(path)
         if retry_at:
@@ -235,7 +244,7 @@ class BinanceClient:
             signed = signed_query(params, self._recv_window_ms, clock.now_ms(), self._signer)
             try:
                 result = self.get(path, {"X-MBX-APIKEY": self._api_key}, signed,
-                                  deadline=deadline)
+                                  deadline=deadline, reuse=reuse)
             except UpstreamError as exc:
                 if exc.code == -1021 and attempt == 1:
                     if clock.claim_sync(stale_before=signed_at):
@@ -270,10 +279,10 @@ class BinanceClient:
 
     def get(self, path: str, headers: dict[str, str] | None = None, query: str = "", *,
             deadline: float | None = None, base_url: str | None = None,
-            method: str = "GET") -> Any:
-        """One GET (or ``method``); the parsed JSON of a 200, or :class:`UpstreamError`.
-        ``base_url``: another host than the upstream's (the clock of the papi host is read on
-        the api host)."""
+            method: str = "GET", reuse: Unchanged[Any] | None = None) -> Any:
+        """One GET (or ``method``); the parsed JSON of a 200 (``reuse``: its model), or
+        :class:`UpstreamError`. ``base_url``: another host than the upstream's (the clock of
+        the papi host is read on the api host)."""
         upstream = self.upstream
         gate = upstream.gate_for(path)
         gate.check()
@@ -291,10 +300,9 @@ class BinanceClient:
             upstream.succeeded()
         else:
             self._raise_for(status, response_headers, body, what, gate)
-        try:
-            return json.loads(body)
-        except (ValueError, RecursionError):
-            raise invalid(f"{what}: body is not valid JSON ({len(body)} bytes)") from None
+        if reuse is not None:
+            return reuse(body, lambda body: _json(body, what))
+        return _json(body, what)
 
     def _raise_for(self, status: int, headers: Mapping[str, str], body: bytes, what: str,
                    gate: RateGate) -> NoReturn:

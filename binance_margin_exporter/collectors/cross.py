@@ -31,7 +31,7 @@ from prometheus_client.metrics_core import Metric
 
 from binance_margin_exporter.binance import cross
 from binance_margin_exporter.binance.cross import MarginAccount, TradeCoeff, UserAsset
-from binance_margin_exporter.binance.fields import plus, times
+from binance_margin_exporter.binance.fields import Unchanged, plus, times
 from binance_margin_exporter.collectors.cache import Cached, Result, start_all
 from binance_margin_exporter.collectors.families import (
     InvalidFields,
@@ -129,9 +129,10 @@ class CrossAccount:
                wall: Callable[[], float] | None = None) -> CrossAccount:
         clocks = {} if wall is None else {"wall": wall}
         invalid = InvalidFields(f"account {name}")
+        reuse = Unchanged(cross.parse_account)  # an unchanged answer: the same model
 
         def fetch(deadline: float) -> MarginAccount:
-            account = cross.fetch_account(client, deadline)
+            account = cross.fetch_account(client, deadline, reuse)
             invalid.note(account.invalid)
             return account
 

@@ -21,12 +21,14 @@ from prometheus_client.metrics_core import Metric
 
 from binance_margin_exporter.binance.cross import MarginAccount
 from binance_margin_exporter.binance.errors import UpstreamError
+from binance_margin_exporter.binance.fields import Unchanged
 from binance_margin_exporter.binance.sub_accounts import (
     NO_MARGIN_CODES,
     SubAccount,
     SubTotals,
     fetch_sub_margin_account,
     fetch_sub_margin_summary,
+    parse_sub_margin_account,
 )
 from binance_margin_exporter.binance.transport import BinanceClient
 from binance_margin_exporter.collectors.cache import Cached, Result
@@ -64,7 +66,7 @@ class SubAccounts:
         self._client = client
         self._executor = executor
         self._ttl = ttl
-        self._fetch = fetch or fetch_sub_margin_account
+        self._fetch = fetch
         self._clocks = clocks
         self._monotonic = clocks.get("monotonic", time.monotonic)
         self._lock = threading.Lock()
@@ -86,6 +88,11 @@ class SubAccounts:
 
     def _account(self, email: str) -> CrossAccount:
         client, fetch = self._client, self._fetch
+        if fetch is None:  # an unchanged answer is not parsed again: the same model
+            reuse = Unchanged(parse_sub_margin_account)
+
+            def fetch(client: BinanceClient, email: str, deadline: float) -> MarginAccount:
+                return fetch_sub_margin_account(client, email, deadline, reuse)
         # no ttl of its own: the plan of each summary fetch says which detail is fetched anew
         return CrossAccount(
             email, client,
