@@ -309,14 +309,10 @@ class _TierRun:
         self.levels: list[int] = []
 
     def scrape(self, measure: bool) -> None:
-        from prometheus_client import generate_latest
-
-        class Once:
-            def collect(inner) -> object:
-                return self.families.collect(None)
+        from binance_margin_exporter.web.exposition import render  # what /metrics sends
 
         cpu = time.process_time()
-        body = generate_latest(Once())  # type: ignore[arg-type]
+        body = render(self.families.collect(None))
         spent = time.process_time() - cpu
         if not measure:
             return

@@ -22,8 +22,6 @@ import requests
 import yaml
 from prometheus_client import generate_latest
 
-from binance_margin_exporter.web import exposition
-
 from binance_margin_exporter.binance.cross import (
     MarginAccount,
     TradeCoeff,
@@ -43,6 +41,7 @@ from binance_margin_exporter.collectors.interest import HourlyRates
 from binance_margin_exporter.collectors.isolated import IsolatedSource, _recheck
 from binance_margin_exporter.collectors.prices import PricesCollector
 from binance_margin_exporter.collectors.product import Collector
+from binance_margin_exporter.web import exposition
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures"

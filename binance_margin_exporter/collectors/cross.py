@@ -32,11 +32,14 @@ from prometheus_client.metrics_core import Metric
 from binance_margin_exporter.binance import cross
 from binance_margin_exporter.binance.cross import MarginAccount, TradeCoeff, UserAsset
 from binance_margin_exporter.binance.fields import Unchanged, plus, times
+from binance_margin_exporter.binance.prices import Prices
 from binance_margin_exporter.collectors.cache import Cached, Result, start_all
 from binance_margin_exporter.collectors.families import (
     InvalidFields,
+    Memo,
     Table,
     account_fetches,
+    gauge_lines,
     invalid_fields,
     non_empty,
 )
@@ -50,6 +53,7 @@ from binance_margin_exporter.collectors.product import (
 from binance_margin_exporter.collectors.scrape import Scrape
 from binance_margin_exporter.config import AccountConfig, ConfigError, Setting, Settings
 from binance_margin_exporter.config.schema import flag, names
+from binance_margin_exporter.web.exposition import Lined
 
 if TYPE_CHECKING:
     from binance_margin_exporter.binance.transport import BinanceClient
@@ -104,6 +108,7 @@ THRESHOLDS: tuple[tuple[str, str], ...] = (
     ("force_liquidation", "force_liquidation_bar"),
 )
 MODES = {"MARGIN_1": "classic", "MARGIN_2": "pro"}
+USDT_NAMES = ("binance_margin_asset_net_usdt", "binance_margin_asset_liability_usdt")
 
 
 @dataclass(frozen=True)
@@ -118,6 +123,8 @@ class CrossAccount:
     rates: HourlyRates | None = None  # None: interest rates turned off
     master: str | None = None  # a sub-account: the name of the master account it is read by
     invalid: InvalidFields = field(default_factory=lambda: InvalidFields("an account"))
+    # its samples made from inputs that did not change since the last scrape
+    memo: Memo = field(default_factory=Memo, compare=False)
 
     def refresh(self) -> None:
         """Binance pushed a change (a risk stream's event): fetch the account anew now."""
@@ -236,26 +243,35 @@ def cross_families(accounts: Sequence[CrossAccount], results: Sequence[Result[Ma
 
     for entry, result in zip(accounts, results, strict=True):
         name = entry.name
+        memo = entry.memo
         if entry.master is not None:
-            sub_info.add_metric([name, entry.master], 1.0)
+            memo.add(sub_info, ("account", "master"), (name, entry.master), 1.0)
         account = result.value
-        fetches.add([name], entry.account, result, entry.client)
+        fetches.add([name], entry.account, result, entry.client, memo)
         entry.invalid.add_to(invalid, name)
         if account is None:
             continue
-        gauges.add([name], account)
-        flags.add([name], account)
+        # a sub-account's values are a new model each scrape (the summary's): kept by value
+        values = tuple([getattr(account, attr) for attr in ACCOUNT_ATTRS])
+        for table, made in zip((gauges, flags), memo.get("account", (name, values),
+                                                         account_lines, gauges, flags, name,
+                                                         account), strict=True):
+            table.extend(made)
         if account.account_type is not None:
             # older answers spell it Margin_1
             mode = MODES.get(account.account_type.upper(), "unknown")
             info.add_metric([name, account.account_type, mode], 1.0)
-        for asset in shown(account):
-            key = [name, asset.asset]
-            asset_families.add(key, asset)
-            price = scrape.usdt(asset.asset)
-            if price is not None:
-                net_usdt.add_metric(key, times(asset.net_asset, price))
-                liability_usdt.add_metric(key, times(plus(asset.borrowed, asset.interest), price))
+        # The assets' samples are made once per answer (and its prices): an unchanged answer
+        # gives the same assets (see fields.Unchanged), a sub-account's detail is minutes old.
+        listed = memo.get("shown", (account.assets, shown), shown, account)
+        asset_families.extend(memo.get("assets", (account.assets, shown), asset_lines,
+                                       asset_families, name, listed))
+        prices = scrape.prices()
+        in_usdt, priced = memo.get("usdt", (account.assets, shown, prices), usdt_lines, name,
+                                   listed, prices)
+        net_usdt.samples.extend(in_usdt[0])
+        liability_usdt.samples.extend(in_usdt[1])
+        scrape.priced.update(priced)
         btc = scrape.usdt("BTC")
         if btc is not None:
             total_net_usdt.add_metric([name], times(account.total_net_asset_btc, btc))
@@ -270,12 +286,44 @@ def cross_families(accounts: Sequence[CrossAccount], results: Sequence[Result[Ma
         coeff = account.bars or (entry.thresholds.latest()
                                  if entry.thresholds is not None else None)
         if coeff is not None:
-            for label, attr in THRESHOLDS:
-                thresholds.add_metric([name, label], getattr(coeff, attr))
+            thresholds.samples.extend(memo.get("thresholds", (name, coeff), threshold_lines,
+                                               thresholds.name, name, coeff))
 
     return non_empty((fetches.up, sub_info, *gauges.families, *flags.families, info, thresholds,
                       *asset_families.families, net_usdt, liability_usdt, total_net_usdt,
                       total_liability_usdt, rate, *fetches.tail(), invalid))
+
+
+ACCOUNT_ATTRS = tuple(attr for attr, _, _ in (*ACCOUNT_GAUGES, *ACCOUNT_FLAGS))
+
+
+def account_lines(gauges: Table, flags: Table, name: str,
+                  account: MarginAccount) -> tuple[list[list[Lined]], list[list[Lined]]]:
+    return gauges.lines([([name], account)]), flags.lines([([name], account)])
+
+
+def threshold_lines(family: str, name: str, coeff: TradeCoeff) -> list[Lined]:
+    return gauge_lines([family], ["account", "threshold"],
+                       [([name, label], [getattr(coeff, attr)]) for label, attr in THRESHOLDS])[0]
+
+
+def asset_lines(table: Table, name: str, assets: Sequence[UserAsset]) -> list[list[Lined]]:
+    return table.lines(([name, asset.asset], asset) for asset in assets)
+
+
+def usdt_lines(name: str, assets: Sequence[UserAsset], prices: Prices | None,
+               ) -> tuple[list[list[Lined]], dict[str, float]]:
+    """Each asset's net and debt in USDT (exact decimal products), and the prices used."""
+    priced: dict[str, float] = {}
+    rows = []
+    for asset in assets:
+        price = None if prices is None else prices.usdt(asset.asset)
+        if price is not None:
+            priced[asset.asset] = price
+            rows.append(([name, asset.asset],
+                         [times(asset.net_asset, price),
+                          times(plus(asset.borrowed, asset.interest), price)]))
+    return gauge_lines(USDT_NAMES, ["account", "asset"], rows), priced
 
 
 class CrossProduct(Product):

@@ -14,8 +14,10 @@ the default two are left to ``prometheus_client`` itself, so the output stays it
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from functools import partial
+from operator import itemgetter
+from typing import Any
 
 from prometheus_client import exposition
 from prometheus_client.metrics_core import Metric
@@ -29,6 +31,53 @@ LEGACY_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 # the escapings under which a legacy name is written as it is (the others rewrite "_")
 PLAIN_ESCAPINGS = (openmetrics.UNDERSCORES, openmetrics.ALLOWUTF8)
 EOF = "# EOF\n"
+
+
+class Lined(tuple):  # type: ignore[type-arg]
+    """A plain sample (a gauge's, or a counter's ``_total``) with its exposition line, the same
+    in both formats, and its series key (its name and label values, for the exporter's
+    duplicate check): made once from inputs that did not change, written as it is. It reads
+    as a ``prometheus_client`` sample (``name``, ``labels``, ``value``...); it holds no dict of
+    its labels (a kept sample costs a third of the memory)."""
+
+    __slots__ = ()
+
+    def __new__(cls, name: str, line: str, key: tuple[str, ...], value: float,
+                names: tuple[str, ...]) -> Lined:
+        return tuple.__new__(cls, (name, line, key, value, names))
+
+    name = property(itemgetter(0))
+    line = property(itemgetter(1))
+    key = property(itemgetter(2))
+    value = property(itemgetter(3))
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return dict(zip(self[4], self[2][1:], strict=True))
+
+    timestamp = exemplar = native_histogram = property(lambda self: None)
+
+
+NAME, LINE, KEY = itemgetter(0), itemgetter(1), itemgetter(2)
+
+
+def lined(name: str, names: tuple[str, ...], values: Sequence[str], value: float) -> Lined:
+    """The sample with its line, written as :func:`render` writes it; ``names``: its label
+    names (one tuple shared by the samples of a family), ``values``: their values."""
+    count = len(names)
+    shown = repr(value) if type(value) is float and -1e6 < value < 1e6 else _value(value)
+    if count == 1:
+        line = f'{name}{{{names[0]}="{_escape(values[0])}"}} {shown}\n'
+    elif count == 0:
+        line = f"{name} {shown}\n"
+    else:
+        inner = ",".join(f'{label}="{_escape(text)}"'
+                         for label, text in sorted(zip(names, values, strict=True)))
+        line = f"{name}{{{inner}}} {shown}\n"
+    if not LEGACY_METRIC_NAME.fullmatch(name) or \
+            not all(LEGACY_LABEL_NAME.fullmatch(label) for label in names):
+        line = ""  # not plain: the encoder renders it as prometheus_client does
+    return Lined(name, line, (name, *values), value, names)
 
 
 class _One:
@@ -54,11 +103,16 @@ def _value(value: float) -> str:
     return floatToGoString(value)  # Go's exponents from 1e6 up, +Inf, -Inf, NaN
 
 
-def _samples(family: Metric, names: tuple[str, ...], escaped: dict[str, str]) -> list[str] | None:
+def _samples(family: Metric, names: tuple[str, ...],
+             escaped: dict[str, str]) -> list[str] | None:
     """The sample lines of a plain family; None when one sample is not plain."""
-    samples = family.samples
+    samples: Any = family.samples
     if not samples:
         return []
+    if all(type(sample) is Lined for sample in samples):  # kept ones, their lines written
+        if set(map(NAME, samples)).issubset(names) and all(map(LINE, samples)):
+            return list(map(LINE, samples))
+        return None
     order = sorted(samples[0].labels)
     if not all(LEGACY_LABEL_NAME.fullmatch(name) for name in order):
         return None
@@ -67,6 +121,11 @@ def _samples(family: Metric, names: tuple[str, ...], escaped: dict[str, str]) ->
     lines = []
     append = lines.append
     for sample in samples:
+        if type(sample) is Lined:
+            if sample[0] not in names or not sample[1]:
+                return None
+            append(sample[1])
+            continue
         name, labels, value = sample[0], sample[1], sample[2]
         if name not in names or sample[3] is not None or sample[4] is not None or \
                 (len(sample) > 5 and sample[5] is not None) or len(labels) != count:
