@@ -25,6 +25,7 @@ DECIMAL = re.compile(r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 # price's inverse) stay finite floats: (1e100)^3 is 1e300.
 LARGEST = 1e100
 SMALLEST = 1e-100
+ZERO = 0.0  # every zero parsed is this one float: most listed assets hold nothing
 
 
 def to_number(value: Any, where: str, key: str = "") -> float:
@@ -44,7 +45,7 @@ def to_number(value: Any, where: str, key: str = "") -> float:
         if value.isascii() and "_" not in value and "+" != value[0] > " " < value[-1] and \
                 (number == 0.0 or SMALLEST <= abs(number) <= LARGEST) and \
                 ("+" not in value or DECIMAL.fullmatch(value)):
-            return number + 0.0  # -0.0 + 0.0 == 0.0: no "-0" in the exposition
+            return number if number else ZERO  # no "-0" in the exposition; one zero kept
     return _checked(value, where + key)
 
 

@@ -28,6 +28,7 @@ from binance_margin_exporter.web.exposition import KEY, Lined
 
 log = logging.getLogger(__name__)
 
+ONLY_LINED = {Lined}
 SCRAPE_MARGIN_SECONDS = 0.5  # kept back from Prometheus' timeout for rendering and the network
 
 
@@ -87,14 +88,15 @@ def merged(families: Iterable[Metric]) -> list[Metric]:
                       "(please report this)", family.name)
             continue
         # a kept sample carries its key (see web.exposition.Lined)
-        if all(type(sample) is Lined for sample in family.samples):
+        if set(map(type, family.samples)) == ONLY_LINED:
             keys = list(map(KEY, family.samples))
         else:
             keys = [sample[2] if type(sample) is Lined else (sample.name,
                                                               *sample.labels.values())
                     for sample in family.samples]
-        if seen.isdisjoint(keys) and len(set(keys)) == len(keys):  # the rule: all new
-            seen.update(keys)
+        new = set(keys)  # each key hashed once: the sets below reuse the hashes
+        if len(new) == len(keys) and seen.isdisjoint(new):  # the rule: all new
+            seen |= new
             samples = family.samples
         else:
             samples = []

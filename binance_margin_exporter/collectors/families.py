@@ -148,15 +148,22 @@ class Fetches:
             self.up.add_metric(key, up)
             for reason in ERROR_REASONS:
                 self.errors.add_metric([*key, reason], float(cached.errors[reason]))
-        if self.details:
+        if not self.details:
+            return
+        if memo is None:
             self.duration.add_metric(key, result.duration)
             if cached.last_success is not None:
                 self.last_ok.add_metric(key, cached.last_success)
             if client is not None:
-                if memo is not None:
-                    memo.add(self.backoff, self.labels, key, client.auth_backoff_until())
-                else:
-                    self.backoff.add_metric(key, client.auth_backoff_until())
+                self.backoff.add_metric(key, client.auth_backoff_until())
+            return
+        # a sub-account's duration is its summary's (new each fetch), its last success its
+        # detail's (minutes old)
+        memo.add(self.duration, self.labels, key, result.duration)
+        if cached.last_success is not None:
+            memo.add(self.last_ok, self.labels, key, cached.last_success)
+        if client is not None:
+            memo.add(self.backoff, self.labels, key, client.auth_backoff_until())
 
     def _error_lines(self, key: Sequence[str], errors: dict[str, int]) -> list[Lined]:
         name, labels = f"{self.errors.name}_total", (*self.labels, "reason")

@@ -59,6 +59,7 @@ class Lined(tuple):  # type: ignore[type-arg]
 
 
 NAME, LINE, KEY = itemgetter(0), itemgetter(1), itemgetter(2)
+ONLY_LINED = {Lined}
 
 
 def lined(name: str, names: tuple[str, ...], values: Sequence[str], value: float) -> Lined:
@@ -109,7 +110,7 @@ def _samples(family: Metric, names: tuple[str, ...],
     samples: Any = family.samples
     if not samples:
         return []
-    if all(type(sample) is Lined for sample in samples):  # kept ones, their lines written
+    if set(map(type, samples)) == ONLY_LINED:  # kept ones, their lines written
         if set(map(NAME, samples)).issubset(names) and all(map(LINE, samples)):
             return list(map(LINE, samples))
         return None
