@@ -309,7 +309,13 @@ class _TierRun:
         self.levels: list[int] = []
 
     def scrape(self, measure: bool) -> None:
-        from binance_margin_exporter.web.exposition import render  # what /metrics sends
+        try:
+            from binance_margin_exporter.web.exposition import render  # what /metrics sends
+        except ImportError:  # a checkout from before it: prometheus_client's encoder
+            from prometheus_client import generate_latest
+
+            def render(families: object) -> bytes:
+                return generate_latest(type("Once", (), {"collect": lambda _: families})())
 
         cpu = time.process_time()
         body = render(self.families.collect(None))
