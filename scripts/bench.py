@@ -149,6 +149,110 @@ def one_account(rounds: int) -> list[list[object]]:
     return rows
 
 
+def parse_and_render(rounds: int) -> list[list[object]]:
+    """In process, one 1,000-asset answer (250 held): each step of a scrape that every answer
+    pays, timed alone (CPU, median of ``rounds``); the old ways beside the new ones."""
+    import statistics
+
+    from prometheus_client import generate_latest
+
+    from binance_margin_exporter.binance import cross, fields
+    from binance_margin_exporter.demo.cross import SimulatedAccount
+    from binance_margin_exporter.web.exposition import render
+
+    body = SimulatedAccount(ONE_LISTED, ONE_HELD, drift=False).body()
+    raw = json.loads(body)
+
+    def strict(value: object, where: str, key: str = "") -> float:
+        return fields._checked(value, where + key)  # every check, as before issue 28
+
+    def cpu_ms(step: object) -> float:
+        times = []
+        for _ in range(rounds):
+            t = time.process_time()
+            step()  # type: ignore[operator]
+            times.append(time.process_time() - t)
+        return statistics.median(times) * 1000
+
+    rows = [["json.loads of the answer", f"{len(body) / 1024:.0f} KiB",
+             f"{cpu_ms(lambda: json.loads(body)):.2f}"]]
+    try:
+        import orjson  # not a dependency: measured to decide
+        rows.append(["orjson.loads of the answer", "", f"{cpu_ms(lambda: orjson.loads(body)):.2f}"])
+    except ImportError:
+        pass
+    quick = fields.to_number
+    fields.to_number = strict  # type: ignore[assignment]
+    try:
+        rows.append(["parse, every check on every field (before)", "",
+                     f"{cpu_ms(lambda: cross.parse_account(raw)):.2f}"])
+    finally:
+        fields.to_number = quick  # type: ignore[assignment]
+    rows.append(["parse, checks only where float() is not enough (now)", "",
+                 f"{cpu_ms(lambda: cross.parse_account(raw)):.2f}"])
+    from prometheus_client.parser import text_string_to_metric_families
+
+    account = cross.parse_account(raw)
+    text = render(_account_families(account)).decode()
+    plain = list(text_string_to_metric_families(text))  # prometheus_client's own samples
+    samples = sum(len(f.samples) for f in plain)
+    rows.append(["text of the families: prometheus_client's generate_latest",
+                 f"{samples} samples", f"{cpu_ms(lambda: generate_latest(_Registry(plain))):.2f}"])
+    rows.append(["text of the families: this exporter's encoder", "",
+                 f"{cpu_ms(lambda: render(plain)):.2f}"])
+    rows.append(["families and text of a new answer (lines made)", "",
+                 f"{cpu_ms(lambda: render(_account_families(account))):.2f}"])
+    entry = _entry(account)
+    rows.append(["families and text of the same answer again (lines kept)", "",
+                 f"{cpu_ms(lambda: render(_account_families(account, entry))):.2f}"])
+    return rows
+
+
+class _Registry:
+    def __init__(self, families: list[object]) -> None:
+        self.families = families
+
+    def collect(self) -> list[object]:
+        return self.families
+
+
+def _entry(account: object) -> object:
+    """A cross account whose answer is ``account``."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from binance_margin_exporter.collectors.cache import Cached
+    from binance_margin_exporter.collectors.cross import CrossAccount
+
+    class Client:
+        timeout = 5.0
+
+        def auth_backoff_until(self) -> float:
+            return 0.0
+
+    return CrossAccount("main", Client(), Cached(  # type: ignore[arg-type]
+        "a", lambda d: account, ThreadPoolExecutor(1), ttl=0.0), None)
+
+
+def _account_families(account: object, entry: object = None) -> object:
+    """The cross account's families of one answer, as a scrape builds them (no prices);
+    ``entry``: the account's, with what it kept from its last scrape (None: a new one)."""
+    from binance_margin_exporter.collectors.cache import Result
+    from binance_margin_exporter.collectors.cross import cross_families
+    from binance_margin_exporter.collectors.scrape import Scrape
+
+    return cross_families([entry or _entry(account)],  # type: ignore[list-item]
+                          [Result(account, None, 0.0, 0.01)], Scrape(0.0), _SHOWN)
+
+
+def _shown() -> object:
+    from binance_margin_exporter.collectors.cross import AssetFilter
+
+    return AssetFilter()
+
+
+_SHOWN = _shown()
+
+
 FUND_ACCOUNTS, FUND_LISTED, FUND_HELD, FUND_LATENCY = 200, 40, 10, 0.05
 
 
@@ -555,6 +659,9 @@ def targets(quick: bool) -> None:
     print(table(["", "wall ms: median (range)", "CPU ms a scrape (mean)",
                  "exporter / naive: median (range)", "exporter / bare: median (range)",
                  "RSS MiB"], one_account(rounds * 2)))
+    print(f"\n## One answer of {ONE_LISTED} assets ({ONE_HELD} held), in process: CPU ms, "
+          f"median of {rounds * 10}\n")
+    print(table(["step", "size", "CPU ms"], parse_and_render(rounds * 10)))
     for age in (None, 0.0):
         rows, ratio = fund_sub_accounts(rounds, 3 if quick else 5, detail_max_age=age)
         print(f"\n## Fund scale: {FUND_ACCOUNTS} sub-accounts, Binance "

@@ -128,6 +128,8 @@ def text(value: str) -> str:
     """A string from Binance as a label value can hold it: JSON allows a lone surrogate
     (``"\\ud800"``), which no UTF-8 page can carry; it becomes ``?`` here, at the parse
     boundary, so one odd name can never take the whole ``/metrics`` down."""
+    if value.isascii():
+        return value
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
