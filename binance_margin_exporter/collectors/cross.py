@@ -263,12 +263,10 @@ def cross_families(accounts: Sequence[CrossAccount], results: Sequence[Result[Ma
             info.add_metric([name, account.account_type, mode], 1.0)
         # The assets' samples are made once per answer (and its prices): an unchanged answer
         # gives the same assets (see fields.Unchanged), a sub-account's detail is minutes old.
-        listed = memo.get("shown", (account.assets, shown), shown, account)
-        asset_families.extend(memo.get("assets", (account.assets, shown), asset_lines,
-                                       asset_families, name, listed))
         prices = scrape.prices()
-        in_usdt, priced = memo.get("usdt", (account.assets, shown, prices), usdt_lines, name,
-                                   listed, prices)
+        made, in_usdt, priced = memo.get("assets", (account.assets, shown, prices), asset_part,
+                                         asset_families, name, account, shown, prices)
+        asset_families.extend(made)
         net_usdt.samples.extend(in_usdt[0])
         liability_usdt.samples.extend(in_usdt[1])
         scrape.priced.update(priced)
@@ -307,8 +305,13 @@ def threshold_lines(family: str, name: str, coeff: TradeCoeff) -> list[Lined]:
                        [([name, label], [getattr(coeff, attr)]) for label, attr in THRESHOLDS])[0]
 
 
-def asset_lines(table: Table, name: str, assets: Sequence[UserAsset]) -> list[list[Lined]]:
-    return table.lines(([name, asset.asset], asset) for asset in assets)
+def asset_part(table: Table, name: str, account: MarginAccount, shown: AssetFilter,
+               prices: Prices | None,
+               ) -> tuple[list[list[Lined]], list[list[Lined]], dict[str, float]]:
+    """The samples of the assets shown, their values in USDT, and the prices used."""
+    listed = shown(account)
+    return (table.lines(([name, asset.asset], asset) for asset in listed),
+            *usdt_lines(name, listed, prices))
 
 
 def usdt_lines(name: str, assets: Sequence[UserAsset], prices: Prices | None,

@@ -136,34 +136,43 @@ class Fetches:
 
     def add(self, key: Sequence[str], cached: Cached[Any], result: Result[Any],
             client: KeyState | None = None, memo: Memo | None = None) -> None:
-        """``memo``: the account's, which keeps its error counters' samples while they
-        stay the same."""
+        """``memo``: the account's, which keeps the samples made of what stayed the same."""
         up = 0.0 if result.value is None else 1.0
         if memo is not None:
-            memo.add(self.up, self.labels, key, up)
-            errors = cached.errors
-            self.errors.samples.extend(memo.get(
-                "errors", (tuple(key), *errors.values()), self._error_lines, key, errors))
-        else:
-            self.up.add_metric(key, up)
-            for reason in ERROR_REASONS:
-                self.errors.add_metric([*key, reason], float(cached.errors[reason]))
+            self._kept(key, cached, result, client, memo, up)
+            return
+        self.up.add_metric(key, up)
+        for reason in ERROR_REASONS:
+            self.errors.add_metric([*key, reason], float(cached.errors[reason]))
         if not self.details:
             return
-        if memo is None:
-            self.duration.add_metric(key, result.duration)
-            if cached.last_success is not None:
-                self.last_ok.add_metric(key, cached.last_success)
-            if client is not None:
-                self.backoff.add_metric(key, client.auth_backoff_until())
-            return
-        # a sub-account's duration is its summary's (new each fetch), its last success its
-        # detail's (minutes old)
-        memo.add(self.duration, self.labels, key, result.duration)
+        self.duration.add_metric(key, result.duration)
         if cached.last_success is not None:
-            memo.add(self.last_ok, self.labels, key, cached.last_success)
+            self.last_ok.add_metric(key, cached.last_success)
         if client is not None:
-            memo.add(self.backoff, self.labels, key, client.auth_backoff_until())
+            self.backoff.add_metric(key, client.auth_backoff_until())
+
+    def _kept(self, key: Sequence[str], cached: Cached[Any], result: Result[Any],
+              client: KeyState | None, memo: Memo, up: float) -> None:
+        """:meth:`add`, the samples kept while up, the error counts, the last success and
+        the back-off stay the same (a sub-account's last success is its detail's, minutes
+        old); the duration is new each fetch."""
+        backoff = client.auth_backoff_until() if self.details and client is not None else None
+        errors = cached.errors
+        made = memo.get("fetch", (tuple(key), up, backoff, *errors.values()),
+                        self._fetch_lines, key, up, errors, backoff)
+        for family, samples in zip((self.up, self.errors, self.backoff), made, strict=True):
+            family.samples.extend(samples)
+        if self.details:
+            memo.add(self.duration, self.labels, key, result.duration)
+            if cached.last_success is not None:
+                memo.add(self.last_ok, self.labels, key, cached.last_success)
+
+    def _fetch_lines(self, key: Sequence[str], up: float, errors: dict[str, int],
+                     backoff: float | None) -> list[list[Lined]]:
+        labels = tuple(self.labels)
+        return [[lined(self.up.name, labels, key, up)], self._error_lines(key, errors),
+                [] if backoff is None else [lined(self.backoff.name, labels, key, backoff)]]
 
     def _error_lines(self, key: Sequence[str], errors: dict[str, int]) -> list[Lined]:
         name, labels = f"{self.errors.name}_total", (*self.labels, "reason")

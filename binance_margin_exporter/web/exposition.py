@@ -111,8 +111,9 @@ def _samples(family: Metric, names: tuple[str, ...],
     if not samples:
         return []
     if set(map(type, samples)) == ONLY_LINED:  # kept ones, their lines written
-        if set(map(NAME, samples)).issubset(names) and all(map(LINE, samples)):
-            return list(map(LINE, samples))
+        lines = list(map(LINE, samples))
+        if "" not in lines and set(map(NAME, samples)).issubset(names):
+            return lines
         return None
     order = sorted(samples[0].labels)
     if not all(LEGACY_LABEL_NAME.fullmatch(name) for name in order):
