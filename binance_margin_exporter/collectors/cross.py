@@ -31,15 +31,23 @@ from prometheus_client.metrics_core import Metric
 
 from binance_margin_exporter.binance import cross
 from binance_margin_exporter.binance.cross import MarginAccount, TradeCoeff, UserAsset
-from binance_margin_exporter.binance.fields import Unchanged, plus, times
-from binance_margin_exporter.binance.prices import Prices
+from binance_margin_exporter.binance.fields import Unchanged, times
 from binance_margin_exporter.collectors.cache import Cached, Result, start_all
+from binance_margin_exporter.collectors.cross_tables import (
+    ACCOUNT_ATTRS,
+    ACCOUNT_FLAGS,
+    ACCOUNT_GAUGES,
+    ASSET_GAUGES,
+    MODES,
+    account_lines,
+    asset_part,
+    threshold_lines,
+)
 from binance_margin_exporter.collectors.families import (
     InvalidFields,
     Memo,
     Table,
     account_fetches,
-    gauge_lines,
     invalid_fields,
     non_empty,
 )
@@ -53,7 +61,6 @@ from binance_margin_exporter.collectors.product import (
 from binance_margin_exporter.collectors.scrape import Scrape
 from binance_margin_exporter.config import AccountConfig, ConfigError, Setting, Settings
 from binance_margin_exporter.config.schema import flag, names
-from binance_margin_exporter.web.exposition import Lined
 
 if TYPE_CHECKING:
     from binance_margin_exporter.binance.transport import BinanceClient
@@ -61,54 +68,7 @@ if TYPE_CHECKING:
 THRESHOLDS_REFRESH_SECONDS = 300.0
 THRESHOLDS_RETRY_SECONDS = 60.0
 ACCOUNT_WEIGHT = 10.0  # GET /sapi/v1/margin/account, and GET /sapi/v1/margin/tradeCoeff
-
-# model field -> (metric name, HELP). One table, so names and HELP texts live in one place.
-ACCOUNT_GAUGES: tuple[tuple[str, str, str], ...] = (
-    ("margin_level", "binance_margin_level",
-     "Margin level (marginLevel); 999 means no liability."),
-    ("collateral_margin_level", "binance_margin_collateral_level",
-     "Collateral margin level (collateralMarginLevel)."),
-    ("total_asset_btc", "binance_margin_total_asset_btc",
-     "Total assets in BTC (totalAssetOfBtc)."),
-    ("total_liability_btc", "binance_margin_total_liability_btc",
-     "Total liabilities in BTC (totalLiabilityOfBtc)."),
-    ("total_net_asset_btc", "binance_margin_total_net_asset_btc",
-     "Total net assets in BTC (totalNetAssetOfBtc)."),
-    ("total_collateral_value_usdt", "binance_margin_total_collateral_value_usdt",
-     "Total collateral value in USDT (TotalCollateralValueInUSDT)."),
-    ("total_open_order_loss_usdt", "binance_margin_total_open_order_loss_usdt",
-     "Total open order loss in USDT (totalOpenOrderLossInUSDT)."),
-)
-ACCOUNT_FLAGS: tuple[tuple[str, str, str], ...] = (
-    ("created", "binance_margin_created", "1 if the margin account exists (created)."),
-    ("trade_enabled", "binance_margin_trade_enabled", "1 if trading is enabled (tradeEnabled)."),
-    ("borrow_enabled", "binance_margin_borrow_enabled",
-     "1 if borrowing is enabled (borrowEnabled)."),
-    ("transfer_in_enabled", "binance_margin_transfer_in_enabled",
-     "1 if transfers into the account are enabled (transferInEnabled)."),
-    ("transfer_out_enabled", "binance_margin_transfer_out_enabled",
-     "1 if transfers out of the account are enabled (transferOutEnabled)."),
-    ("transfer_enabled", "binance_margin_transfer_enabled",
-     "1 if transfers are enabled (transferEnabled, sent by older answers instead of the "
-     "in/out pair)."),
-)
-ASSET_GAUGES: tuple[tuple[str, str, str], ...] = (
-    ("free", "binance_margin_asset_free", "Free amount of the asset (userAssets[].free)."),
-    ("locked", "binance_margin_asset_locked",
-     "Locked amount of the asset (userAssets[].locked)."),
-    ("borrowed", "binance_margin_asset_borrowed",
-     "Borrowed amount of the asset (userAssets[].borrowed)."),
-    ("interest", "binance_margin_asset_interest",
-     "Interest owed on the asset (userAssets[].interest)."),
-    ("net_asset", "binance_margin_asset_net", "Net amount of the asset (userAssets[].netAsset)."),
-)
-THRESHOLDS: tuple[tuple[str, str], ...] = (
-    ("normal", "normal_bar"),
-    ("margin_call", "margin_call_bar"),
-    ("force_liquidation", "force_liquidation_bar"),
-)
-MODES = {"MARGIN_1": "classic", "MARGIN_2": "pro"}
-USDT_NAMES = ("binance_margin_asset_net_usdt", "binance_margin_asset_liability_usdt")
+# the tables of metric names and HELP texts: collectors/cross_tables.py
 
 
 @dataclass(frozen=True)
@@ -290,43 +250,6 @@ def cross_families(accounts: Sequence[CrossAccount], results: Sequence[Result[Ma
     return non_empty((fetches.up, sub_info, *gauges.families, *flags.families, info, thresholds,
                       *asset_families.families, net_usdt, liability_usdt, total_net_usdt,
                       total_liability_usdt, rate, *fetches.tail(), invalid))
-
-
-ACCOUNT_ATTRS = tuple(attr for attr, _, _ in (*ACCOUNT_GAUGES, *ACCOUNT_FLAGS))
-
-
-def account_lines(gauges: Table, flags: Table, name: str,
-                  account: MarginAccount) -> tuple[list[list[Lined]], list[list[Lined]]]:
-    return gauges.lines([([name], account)]), flags.lines([([name], account)])
-
-
-def threshold_lines(family: str, name: str, coeff: TradeCoeff) -> list[Lined]:
-    return gauge_lines([family], ["account", "threshold"],
-                       [([name, label], [getattr(coeff, attr)]) for label, attr in THRESHOLDS])[0]
-
-
-def asset_part(table: Table, name: str, account: MarginAccount, shown: AssetFilter,
-               prices: Prices | None,
-               ) -> tuple[list[list[Lined]], list[list[Lined]], dict[str, float]]:
-    """The samples of the assets shown, their values in USDT, and the prices used."""
-    listed = shown(account)
-    return (table.lines(([name, asset.asset], asset) for asset in listed),
-            *usdt_lines(name, listed, prices))
-
-
-def usdt_lines(name: str, assets: Sequence[UserAsset], prices: Prices | None,
-               ) -> tuple[list[list[Lined]], dict[str, float]]:
-    """Each asset's net and debt in USDT (exact decimal products), and the prices used."""
-    priced: dict[str, float] = {}
-    rows = []
-    for asset in assets:
-        price = None if prices is None else prices.usdt(asset.asset)
-        if price is not None:
-            priced[asset.asset] = price
-            rows.append(([name, asset.asset],
-                         [times(asset.net_asset, price),
-                          times(plus(asset.borrowed, asset.interest), price)]))
-    return gauge_lines(USDT_NAMES, ["account", "asset"], rows), priced
 
 
 class CrossProduct(Product):
