@@ -22,6 +22,7 @@ from binance_margin_exporter import __version__
 from binance_margin_exporter.config import ConfigError, environ
 from binance_margin_exporter.health import healthcheck
 from binance_margin_exporter.logs import setup_logging
+from binance_margin_exporter.memory import release_promptly
 from binance_margin_exporter.reload import Reloader, load_web
 from binance_margin_exporter.web.server import make_server, parse_listen_address, url_host
 from binance_margin_exporter.wiring import build_exporter, load, warm_up
@@ -110,6 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"landing page or /healthz", file=sys.stderr)
         return 1
     setup_logging(args.log_level, args.log_format)
+    release_promptly()  # before any thread: memory back to the system after each scrape
 
     simulator = None
     try:

@@ -4,6 +4,8 @@
     python scripts/bench.py --quick    # fewer rounds
 
     python scripts/bench.py --streams  # only the risk streams' latencies
+    python scripts/bench.py --targets  # only the figures issue 28 sets targets for
+    python scripts/bench.py --profile  # where the time goes, per case (needs py-spy)
 
 Sections: the risk streams' latencies (event to /metrics, to a fresh account fetch, a
 reconnection); scrape cost against a bare signed fetch + JSON parse of the same account, at 10 to
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 
@@ -30,6 +33,9 @@ from benchlib import (
     SimulatorProcess,
     concurrent_scrapes,
     median_ms,
+    profile_on,
+    profile_table,
+    profiled,
     run_threads,
     simulator,
     table,
@@ -86,6 +92,167 @@ def scrape_cost(rounds: int) -> list[list[object]]:
     return rows
 
 
+ONE_LISTED, ONE_HELD, ONE_LATENCY = 1000, 250, 0.02
+CROSS_ONLY = (f"usdt_values: false\ninterest_rates: false\nrisk_lists: false\nstreams: false\n"
+              f"accounts:\n"
+              f"  - {{name: main, api_key: {API_KEY}, api_secret: {SECRET}, isolated: false}}")
+
+
+def spread(values: list[float], scale: float = 1000.0, digits: int = 0) -> str:
+    """A median and its range: ``12 (10 to 15)``."""
+    ordered = sorted(values)
+    mid = ordered[len(ordered) // 2] if len(ordered) % 2 else \
+        (ordered[len(ordered) // 2 - 1] + ordered[len(ordered) // 2]) / 2
+    return (f"{mid * scale:.{digits}f} ({ordered[0] * scale:.{digits}f} to "
+            f"{ordered[-1] * scale:.{digits}f})")
+
+
+def one_account(rounds: int) -> list[list[object]]:
+    """One cross margin account listing 1,000 assets (250 held), Binance 20 ms away, cache off,
+    like for like: the exporter reading the cross account alone, the naive peer (fetch,
+    ``float()``, ``generate_latest``) and a bare signed fetch and ``json.loads``, interleaved
+    round by round; each round's ratios, then their medians and ranges."""
+    sim = SimulatorProcess(ONE_LISTED, ONE_HELD, latency=ONE_LATENCY)
+    exporter = Exporter(sim.base_url, accounts=0, extra=CROSS_ONLY)
+    naive = NaivePeer(sim.base_url, account=True)
+    signer = HmacSigner(SECRET)
+    session = requests.Session()
+    for _ in range(10):  # warm up: connections, clock, margin bars
+        exporter.scrape()
+        naive.scrape()
+        bare_fetch(session, sim.base_url, signer)
+    walls: dict[str, list[float]] = {"exporter": [], "naive": [], "bare": []}
+    cpus = {"exporter": exporter.cpu_seconds(), "naive": naive.cpu_seconds()}
+    with profiled("one account, 1,000 assets", exporter.proc.pid):
+        for _ in range(rounds):
+            for name, target in (("exporter", exporter), ("naive", naive), ("bare", None)):
+                t = time.perf_counter()
+                if target is None:
+                    bare_fetch(session, sim.base_url, signer)
+                else:
+                    target.scrape()
+                walls[name].append(time.perf_counter() - t)
+    # CPU in clock ticks (10 ms): the mean over the run, not each scrape's
+    cpu_ms = {"exporter": (exporter.cpu_seconds() - cpus["exporter"]) * 1000 / rounds,
+              "naive": (naive.cpu_seconds() - cpus["naive"]) * 1000 / rounds}
+    naive_ratio = [e / n for e, n in zip(walls["exporter"], walls["naive"], strict=True)]
+    bare_ratio = [e / b for e, b in zip(walls["exporter"], walls["bare"], strict=True)]
+    rows = [["binance-margin-exporter", spread(walls["exporter"], digits=1),
+             f"{cpu_ms['exporter']:.1f}", spread(naive_ratio, 1, 2), spread(bare_ratio, 1, 2),
+             f"{exporter.rss_mib():.1f}"],
+            ["naive peer", spread(walls["naive"], digits=1), f"{cpu_ms['naive']:.1f}", "", "",
+             f"{naive.rss_mib():.1f}"],
+            ["bare signed fetch + json.loads", spread(walls["bare"], digits=1), "", "", "", ""]]
+    exporter.stop()
+    naive.stop()
+    sim.stop()
+    return rows
+
+
+def parse_and_render(rounds: int) -> list[list[object]]:
+    """In process, one 1,000-asset answer (250 held): each step of a scrape that every answer
+    pays, timed alone (CPU, median of ``rounds``); the old ways beside the new ones."""
+    import statistics
+
+    from prometheus_client import generate_latest
+
+    from binance_margin_exporter.binance import cross, fields
+    from binance_margin_exporter.demo.cross import SimulatedAccount
+    from binance_margin_exporter.web.exposition import render
+
+    body = SimulatedAccount(ONE_LISTED, ONE_HELD, drift=False).body()
+    raw = json.loads(body)
+
+    def strict(value: object, where: str, key: str = "") -> float:
+        return fields._checked(value, where + key)  # every check, as before issue 28
+
+    def cpu_ms(step: object) -> float:
+        times = []
+        for _ in range(rounds):
+            t = time.process_time()
+            step()  # type: ignore[operator]
+            times.append(time.process_time() - t)
+        return statistics.median(times) * 1000
+
+    rows = [["json.loads of the answer", f"{len(body) / 1024:.0f} KiB",
+             f"{cpu_ms(lambda: json.loads(body)):.2f}"]]
+    try:
+        import orjson  # not a dependency: measured to decide
+        rows.append(["orjson.loads of the answer", "", f"{cpu_ms(lambda: orjson.loads(body)):.2f}"])
+    except ImportError:
+        pass
+    quick = fields.to_number
+    fields.to_number = strict  # type: ignore[assignment]
+    try:
+        rows.append(["parse, every check on every field (before)", "",
+                     f"{cpu_ms(lambda: cross.parse_account(raw)):.2f}"])
+    finally:
+        fields.to_number = quick  # type: ignore[assignment]
+    rows.append(["parse, checks only where float() is not enough (now)", "",
+                 f"{cpu_ms(lambda: cross.parse_account(raw)):.2f}"])
+    from prometheus_client.parser import text_string_to_metric_families
+
+    account = cross.parse_account(raw)
+    text = render(_account_families(account)).decode()
+    plain = list(text_string_to_metric_families(text))  # prometheus_client's own samples
+    samples = sum(len(f.samples) for f in plain)
+    rows.append(["text of the families: prometheus_client's generate_latest",
+                 f"{samples} samples", f"{cpu_ms(lambda: generate_latest(_Registry(plain))):.2f}"])
+    rows.append(["text of the families: this exporter's encoder", "",
+                 f"{cpu_ms(lambda: render(plain)):.2f}"])
+    rows.append(["families and text of a new answer (lines made)", "",
+                 f"{cpu_ms(lambda: render(_account_families(account))):.2f}"])
+    entry = _entry(account)
+    rows.append(["families and text of the same answer again (lines kept)", "",
+                 f"{cpu_ms(lambda: render(_account_families(account, entry))):.2f}"])
+    return rows
+
+
+class _Registry:
+    def __init__(self, families: list[object]) -> None:
+        self.families = families
+
+    def collect(self) -> list[object]:
+        return self.families
+
+
+def _entry(account: object) -> object:
+    """A cross account whose answer is ``account``."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from binance_margin_exporter.collectors.cache import Cached
+    from binance_margin_exporter.collectors.cross import CrossAccount
+
+    class Client:
+        timeout = 5.0
+
+        def auth_backoff_until(self) -> float:
+            return 0.0
+
+    return CrossAccount("main", Client(), Cached(  # type: ignore[arg-type]
+        "a", lambda d: account, ThreadPoolExecutor(1), ttl=0.0), None)
+
+
+def _account_families(account: object, entry: object = None) -> object:
+    """The cross account's families of one answer, as a scrape builds them (no prices);
+    ``entry``: the account's, with what it kept from its last scrape (None: a new one)."""
+    from binance_margin_exporter.collectors.cache import Result
+    from binance_margin_exporter.collectors.cross import cross_families
+    from binance_margin_exporter.collectors.scrape import Scrape
+
+    return cross_families([entry or _entry(account)],  # type: ignore[list-item]
+                          [Result(account, None, 0.0, 0.01)], Scrape(0.0), _SHOWN)
+
+
+def _shown() -> object:
+    from binance_margin_exporter.collectors.cross import AssetFilter
+
+    return AssetFilter()
+
+
+_SHOWN = _shown()
+
+
 FUND_ACCOUNTS, FUND_LISTED, FUND_HELD, FUND_LATENCY = 200, 40, 10, 0.05
 
 
@@ -119,23 +286,46 @@ def fund_scale(rounds: int, roots: list[Path]) -> list[list[object]]:
     rows = []
     for i, (root, exporter) in enumerate(zip(roots, exporters, strict=True)):
         ws, cs = sorted(walls[i]), sorted(cpus[i])
+        rss = exporter.rss_mib()
         rows.append([root.name or str(root), f"{median_ms(ws):.0f}",
                      f"{ws[0] * 1000:.0f} to {ws[-1] * 1000:.0f}",
                      f"{median_ms(cs):.0f}", f"{cs[0] * 1000:.0f} to {cs[-1] * 1000:.0f}",
-                     f"{exporter.rss_mib():.1f}"])
+                     f"{rss:.1f}", f"{reloaded_rss(exporter, RELOADS):.1f}"])
         exporter.stop()
     sim.stop()
     return rows
 
 
-def fund_sub_accounts(rounds: int, naive_rounds: int) -> tuple[list[list[object]], float]:
+RELOADS = 10
+
+
+def reloaded_rss(exporter: Exporter, reloads: int) -> float:
+    """RSS after ``reloads`` SIGHUPs (the same configuration), each followed by a scrape."""
+    import signal
+
+    for _ in range(reloads):
+        done = sum("configuration reloaded" in line for line in exporter.lines)
+        exporter.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 30
+        while sum("configuration reloaded" in line for line in exporter.lines) <= done:
+            if time.monotonic() > deadline:
+                raise RuntimeError("no reload logged")
+            time.sleep(0.01)
+        exporter.scrape()
+    return exporter.rss_mib()
+
+
+def fund_sub_accounts(rounds: int, naive_rounds: int, *, detail_max_age: float | None = None,
+                      ) -> tuple[list[list[object]], float]:
     """One master key with 200 sub-accounts of 40 listed assets (10 held), Binance 50 ms away
     per request, cache off: this exporter and the naive peer, side by side in one run.
-    Returns the rows and the ratio of the medians (naive / this)."""
+    Returns the rows and the ratio of the medians (naive / this). ``detail_max_age``: the
+    setting ``detail_max_age_seconds`` (None: its default)."""
     sim = SimulatorProcess(FUND_LISTED, FUND_HELD, latency=FUND_LATENCY,
                            sub_accounts=FUND_ACCOUNTS)
+    setting = "" if detail_max_age is None else f"detail_max_age_seconds: {detail_max_age}\n"
     exporter = Exporter(sim.base_url, accounts=0, extra=(
-        f"accounts:\n  - {{name: fund, api_key: {API_KEY}, api_secret: {SECRET}, "
+        f"{setting}accounts:\n  - {{name: fund, api_key: {API_KEY}, api_secret: {SECRET}, "
         f"sub_accounts: all, master: false}}"))
     naive = NaivePeer(sim.base_url)
     for _ in range(3):  # warm up: discovery, connections, clock
@@ -143,18 +333,10 @@ def fund_sub_accounts(rounds: int, naive_rounds: int) -> tuple[list[list[object]
     naive.scrape()
     runs: dict[str, tuple[list[float], list[float]]] = {"exporter": ([], []), "naive": ([], [])}
     ups = set()
-    for i in range(rounds):
-        for name, target in (("exporter", exporter), ("naive", naive)):
-            if name == "naive" and i >= naive_rounds:
-                continue
-            cpu = target.cpu_seconds()
-            t = time.perf_counter()
-            body = target.scrape()
-            runs[name][0].append(time.perf_counter() - t)
-            runs[name][1].append(target.cpu_seconds() - cpu)
-            if name == "exporter":
-                ups.add(sum(1 for line in body.splitlines()
-                            if line.startswith(b"binance_margin_up{") and line.endswith(b" 1.0")))
+    case = "fund, 200 sub-accounts" + ("" if detail_max_age is None else
+                                       f", detail_max_age_seconds: {detail_max_age:g}")
+    with profiled(case, exporter.proc.pid):
+        _fund_rounds(rounds, naive_rounds, exporter, naive, runs, ups)
     rows = []
     for name, target in (("binance-margin-exporter", exporter), ("naive peer", naive)):
         walls, cpus = (sorted(v) for v in runs["exporter" if target is exporter else "naive"])
@@ -170,6 +352,22 @@ def fund_sub_accounts(rounds: int, naive_rounds: int) -> tuple[list[list[object]
     return rows, ratio
 
 
+def _fund_rounds(rounds: int, naive_rounds: int, exporter: Exporter, naive: NaivePeer,
+                 runs: dict[str, tuple[list[float], list[float]]], ups: set[int]) -> None:
+    for i in range(rounds):
+        for name, target in (("exporter", exporter), ("naive", naive)):
+            if name == "naive" and i >= naive_rounds:
+                continue
+            cpu = target.cpu_seconds()
+            t = time.perf_counter()
+            body = target.scrape()
+            runs[name][0].append(time.perf_counter() - t)
+            runs[name][1].append(target.cpu_seconds() - cpu)
+            if name == "exporter":
+                ups.add(sum(1 for line in body.splitlines()
+                            if line.startswith(b"binance_margin_up{") and line.endswith(b" 1.0")))
+
+
 TIERS_SUBS = 2000
 TIERS_INTERVAL = 30.0
 
@@ -178,7 +376,8 @@ class _TierRun:
     """One exporter (or shard) of the two-tier section, on a simulated clock: its group of
     sub-accounts, its requests by simulated minute, its CPU per scrape."""
 
-    def __init__(self, base_url: str, clock: list[float], shard: object = None) -> None:
+    def __init__(self, base_url: str, clock: list[float], shard: object = None, *,
+                 detail_max_age: float = 300.0) -> None:
         from concurrent.futures import ThreadPoolExecutor
 
         from binance_margin_exporter.binance.limits import Upstream
@@ -205,7 +404,7 @@ class _TierRun:
         client.signed_get = counted  # type: ignore[method-assign]
         soft = Settings(()).ip_weight_soft_limit
         self.group = SubAccounts(
-            "fund", client, ThreadPoolExecutor(64), ttl=0.0, detail_max_age=300.0,
+            "fund", client, ThreadPoolExecutor(64), ttl=0.0, detail_max_age=detail_max_age,
             budget=lambda interval: float(soft),  # the whole IP: nothing else on it
             serves=None if shard is None else shard.serves,  # type: ignore[attr-defined]
             monotonic=lambda: self.clock[0], wall=lambda: 1_700_000_000.0 + self.clock[0])
@@ -215,14 +414,16 @@ class _TierRun:
         self.levels: list[int] = []
 
     def scrape(self, measure: bool) -> None:
-        from prometheus_client import generate_latest
+        try:
+            from binance_margin_exporter.web.exposition import render  # what /metrics sends
+        except ImportError:  # a checkout from before it: prometheus_client's encoder
+            from prometheus_client import generate_latest
 
-        class Once:
-            def collect(inner) -> object:
-                return self.families.collect(None)
+            def render(families: object) -> bytes:
+                return generate_latest(type("Once", (), {"collect": lambda _: families})())
 
         cpu = time.process_time()
-        body = generate_latest(Once())  # type: ignore[arg-type]
+        body = render(self.families.collect(None))
         spent = time.process_time() - cpu
         if not measure:
             return
@@ -235,7 +436,7 @@ class _TierRun:
                                if line.startswith(b"binance_margin_level{")))
 
 
-def funds_past_one_ip(scrapes: int) -> list[list[object]]:
+def funds_past_one_ip(scrapes: int, with_shards: bool = True) -> list[list[object]]:
     """A master with 2,000 sub-accounts on one IP, Binance 50 ms away, scraped every 30 s on a
     simulated clock (the scrapes follow each other at once); then 3 shards side by side."""
     from binance_margin_exporter.config import Shard
@@ -243,15 +444,20 @@ def funds_past_one_ip(scrapes: int) -> list[list[object]]:
     sim = SimulatorProcess(8, 3, latency=0.05, sub_accounts=TIERS_SUBS)
     rows: list[list[object]] = []
     try:
-        for label, shards in (("one exporter", [None]),
-                              ("3 shards", [Shard(i, 3) for i in range(3)])):
+        cases = [("one exporter", [None]), ("3 shards", [Shard(i, 3) for i in range(3)])]
+        for label, shards in cases[:2 if with_shards else 1]:
             clock = [0.0]
             runs = [_TierRun(sim.base_url, clock, shard) for shard in shards]
             warm = int(300 / TIERS_INTERVAL) + 1  # the first rotation: details arriving
-            for n in range(scrapes + warm):
+            for _n in range(warm):
                 for run in runs:
-                    run.scrape(measure=n >= warm)
+                    run.scrape(measure=False)
                 clock[0] += TIERS_INTERVAL
+            with profiled(f"2,000 sub-accounts ({label})", os.getpid()):
+                for _n in range(scrapes):
+                    for run in runs:
+                        run.scrape(measure=True)
+                    clock[0] += TIERS_INTERVAL
             for i, run in enumerate(runs):
                 full = sorted(run.weights.values())[:-1] or sorted(run.weights.values())
                 cpu = sorted(run.cpu)
@@ -266,6 +472,31 @@ def funds_past_one_ip(scrapes: int) -> list[list[object]]:
     finally:
         sim.stop()
     return rows
+
+
+def fund_every_detail(scrapes: int) -> list[list[object]]:
+    """200 sub-accounts of 40 listed assets (10 held), Binance 50 ms away,
+    ``detail_max_age_seconds: 0``, scraped every 30 s on a simulated clock (so that the weight
+    budget lets every detail be fetched on every scrape; back to back, it would not): the CPU
+    of a scrape that fetches and shows every detail, in process."""
+    sim = SimulatorProcess(FUND_LISTED, FUND_HELD, latency=FUND_LATENCY,
+                           sub_accounts=FUND_ACCOUNTS)
+    try:
+        clock = [0.0]
+        run = _TierRun(sim.base_url, clock, detail_max_age=0.0)
+        for _ in range(3):  # warm up: discovery, connections, clock
+            run.scrape(measure=False)
+            clock[0] += TIERS_INTERVAL
+        before = sum(run.weights.values())
+        with profiled("fund, every detail every scrape", os.getpid()):
+            for _ in range(scrapes):
+                run.scrape(measure=True)
+                clock[0] += TIERS_INTERVAL
+        weight = (sum(run.weights.values()) - before) / scrapes
+        return [["one exporter", f"{min(run.levels)} to {max(run.levels)}", f"{weight:.0f}",
+                 spread(run.cpu)]]
+    finally:
+        sim.stop()
 
 
 def proc_rss_mib() -> float:
@@ -446,6 +677,45 @@ def stream_latency(runs: int) -> list[list[object]]:
             row("dropped connection -> connected again", reconnect)]
 
 
+def targets(quick: bool) -> None:
+    """The figures issue 28 sets targets for, each case side by side in one run."""
+    rounds = 10 if quick else 30
+    print(f"## One account: {ONE_LISTED} listed assets ({ONE_HELD} held), Binance "
+          f"{ONE_LATENCY * 1000:.0f} ms away, cache off, the cross account alone\n")
+    print(table(["", "wall ms: median (range)", "CPU ms a scrape (mean)",
+                 "exporter / naive: median (range)", "exporter / bare: median (range)",
+                 "RSS MiB"], one_account(rounds * 2)))
+    print(f"\n## One answer of {ONE_LISTED} assets ({ONE_HELD} held), in process: CPU ms, "
+          f"median of {rounds * 10}\n")
+    try:
+        print(table(["step", "size", "CPU ms"], parse_and_render(rounds * 10)))
+    except (ImportError, AttributeError) as exc:  # a checkout from before these steps
+        print(f"(not measured in this checkout: {exc})")
+    for age in (None,):  # back to back, the weight budget keeps most details for later
+        rows, ratio = fund_sub_accounts(rounds, 3 if quick else 5, detail_max_age=age)
+        print(f"\n## Fund scale: {FUND_ACCOUNTS} sub-accounts, Binance "
+              f"{FUND_LATENCY * 1000:.0f} ms away, cache off, detail_max_age_seconds: "
+              f"{'default' if age is None else f'{age:g}'}\n")
+        print(table(["exporter", "scrapes", "wall ms (median)", "range", "CPU ms per scrape",
+                     "range", "RSS MiB", "sub-accounts up"], rows))
+        print(f"\nthis exporter takes {1 / ratio:.3f} of the naive peer's time per scrape")
+    print(f"\n## Fund scale, every detail on every scrape: {FUND_ACCOUNTS} sub-accounts, "
+          f"detail_max_age_seconds: 0, every {TIERS_INTERVAL:.0f} s (simulated clock), in "
+          f"process\n")
+    print(table(["exporter", "levels a scrape", "weight a scrape",
+                 "CPU ms a scrape: median (range)"], fund_every_detail(rounds)))
+    print(f"\n## {FUND_ACCOUNTS} configured accounts, Binance {FUND_LATENCY * 1000:.0f} ms "
+          f"away, cache off\n")
+    print(table(["build", "scrape wall ms (median)", "range", "exporter CPU ms per scrape",
+                 "range", "RSS MiB", f"RSS MiB after {RELOADS} reloads"],
+                fund_scale(rounds, [ROOT])))
+    print(f"\n## {TIERS_SUBS} sub-accounts, two tiers, every {TIERS_INTERVAL:.0f} s "
+          f"(simulated clock)\n")
+    print(table(["exporter", "levels a scrape", "weight a minute: median (range)",
+                 "oldest detail s: median (range)", "CPU ms a scrape: median (range)",
+                 "RSS MiB (bench process)"], funds_past_one_ip(rounds, with_shards=False)))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
@@ -455,8 +725,20 @@ def main() -> None:
                         help="only the two-tier section (2,000 sub-accounts on one IP)")
     parser.add_argument("--compare", type=Path, action="append", default=[], metavar="DIR",
                         help="another checkout to measure side by side at fund scale")
+    parser.add_argument("--targets", action="store_true",
+                        help="only the figures issue 28 sets targets for")
+    parser.add_argument("--profile", action="store_true",
+                        help="the target cases under py-spy: where the time goes")
     args = parser.parse_args()
     rounds = 60 if args.quick else 200
+    if args.profile:
+        profile_on()
+    if args.targets or args.profile:
+        targets(args.quick)
+        if args.profile:
+            print("\n## Where the time goes (py-spy, every thread of the exporter)\n")
+            print(profile_table())
+        return
 
     print("## Risk stream latency (exporter process, simulator WebSocket, 127.0.0.1)\n")
     print(table(["measure", "runs", "median ms", "range ms"],
@@ -483,7 +765,7 @@ def main() -> None:
     print(f"## Fund scale, configured accounts: {FUND_ACCOUNTS} accounts x {FUND_LISTED} listed "
           f"assets ({FUND_HELD} held), Binance {FUND_LATENCY * 1000:.0f} ms away, cache off\n")
     print(table(["build", "scrape wall ms (median)", "range", "exporter CPU ms per scrape",
-                 "range", "RSS MiB"],
+                 "range", "RSS MiB", f"RSS MiB after {RELOADS} reloads"],
                 fund_scale(10 if args.quick else 30, [ROOT, *args.compare])))
     if args.fund:
         return

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import http.client
 import os
+import shutil
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -142,7 +147,7 @@ class Exporter:
 class NaivePeer:
     """scripts/naive_peer.py as a process, scraped like the exporter."""
 
-    def __init__(self, base_url: str) -> None:
+    def __init__(self, base_url: str, *, account: bool = False) -> None:
         import socket
 
         with socket.socket() as s:
@@ -150,7 +155,8 @@ class NaivePeer:
             self.port = s.getsockname()[1]
         env = dict(os.environ, SIM_API_KEY=API_KEY, SIM_API_SECRET=SECRET)
         self.proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "scripts" / "naive_peer.py"), base_url, str(self.port)],
+            [sys.executable, str(ROOT / "scripts" / "naive_peer.py"), base_url, str(self.port),
+             *(["--account"] if account else [])],
             env=env, stdout=subprocess.PIPE, text=True)
         assert self.proc.stdout is not None
         self.proc.stdout.readline()
@@ -232,3 +238,99 @@ def table(headers: list[str], rows: list[list[object]]) -> str:
              for r in cells]
     lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
     return "\n".join(lines)
+
+
+# bench.py --profile: case -> category -> samples (py-spy, every thread of the measured process)
+PROFILE: dict[str, Counter[str]] = {}
+_PROFILING = [False]
+
+# Where a sample's time goes: the innermost frame of its stack that one of these names, in this
+# order of the rules for that frame.
+CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("decimal arithmetic (USDT values)", ("times (binance_margin_exporter/binance/fields",
+                                          "plus (binance_margin_exporter/binance/fields",
+                                          "decimal (binance_margin_exporter/binance/fields",
+                                          "_finite (binance_margin_exporter/binance/fields")),
+    ("parse (fields, models)", ("binance_margin_exporter/binance/fields", *(
+        f"binance_margin_exporter/binance/{m}.py" for m in (
+            "cross", "isolated", "sub_accounts", "portfolio", "portfolio_pro", "futures",
+            "prices", "interest", "risk_lists", "streams")))),
+    ("JSON decode", ("json/", "orjson")),
+    ("HTTP client (requests, urllib3, signing, limits)", (
+        "requests/", "urllib3/", "http/client.py", "socket.py", "ssl.py", "hmac.py", "email/",
+        "binance_margin_exporter/binance/")),
+    ("render (exposition text)", ("prometheus_client/exposition.py", "prometheus_client/utils",
+                                  "prometheus_client/openmetrics/",
+                                  "binance_margin_exporter/web/exposition")),
+    ("families (build, merge)", ("prometheus_client/metrics_core", "prometheus_client/samples",
+                                 "binance_margin_exporter/collectors/")),
+    ("web front, gzip", ("binance_margin_exporter/web/", "gzip")),
+)
+
+
+# a thread waiting (py-spy cannot always tell a blocking read from work): left out
+WAITING = ("readinto (socket.py", "select (selectors.py", "wait (threading.py",
+           "do_poll (urllib3/util/wait.py", "_worker (concurrent/futures/thread.py")
+
+
+def category(stack: str) -> str:
+    frames = stack.split(";")
+    if any(frames[-1].startswith(mark) or f".{mark}" in frames[-1] for mark in WAITING):
+        return "waiting"
+    for frame in reversed(frames):
+        for name, marks in CATEGORIES:
+            if any(mark in frame for mark in marks):
+                return name
+    return "other (threads, locks, logging, GC)"
+
+
+def py_spy() -> str:
+    found = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    if not Path(found).exists():
+        raise SystemExit("--profile needs py-spy: pip install py-spy")
+    return found
+
+
+def profile_on() -> None:
+    py_spy()
+    _PROFILING[0] = True
+
+
+@contextmanager
+def profiled(case: str, pid: int) -> Iterator[None]:
+    """With ``--profile``: py-spy samples every thread of ``pid`` (busy ones only) meanwhile,
+    and the samples are counted by :func:`category` into ``PROFILE[case]``."""
+    if not _PROFILING[0]:
+        yield
+        return
+    out = Path(tempfile.mkdtemp(prefix="bench-profile-")) / "raw.txt"
+    spy = subprocess.Popen([py_spy(), "record", "--pid", str(pid), "--format", "raw",
+                            "--output", str(out), "--rate", "250", "--nonblocking"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1.0)  # attached
+    try:
+        yield
+    finally:
+        spy.send_signal(signal.SIGINT)
+        spy.wait(60)
+        counts: Counter[str] = Counter()
+        for line in out.read_text().splitlines():
+            stack, _, n = line.rpartition(" ")
+            kind = category(stack)
+            if kind != "waiting":
+                counts[kind] += int(n)
+        PROFILE[case] = counts
+        slug = "".join(c if c.isalnum() else "-" for c in case)
+        (Path(tempfile.gettempdir()) / f"bench-profile-{slug}.txt").write_text(out.read_text())
+
+
+def profile_table() -> str:
+    cases = list(PROFILE)
+    names = [name for name, _ in CATEGORIES] + ["other (threads, locks, logging, GC)"]
+    rows = []
+    for name in names:
+        rows.append([name, *(f"{PROFILE[c][name] * 100 / max(1, sum(PROFILE[c].values())):.0f} %"
+                             for c in cases)])
+    rows.append(["samples (250 a second, threads at work)",
+                 *(str(sum(PROFILE[c].values())) for c in cases)])
+    return table(["where the time goes", *cases], rows)

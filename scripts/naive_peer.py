@@ -3,7 +3,11 @@ beside this one: a ``prometheus_client`` collector that, on each scrape, fetches
 sub-account in turn (a signed GET, ``json.loads``, a gauge per value), then
 ``generate_latest``. No cache, no concurrency, no deadline.
 
-    SIM_API_KEY=... SIM_API_SECRET=... python scripts/naive_peer.py BASE_URL PORT
+    SIM_API_KEY=... SIM_API_SECRET=... python scripts/naive_peer.py BASE_URL PORT [--account]
+
+With ``--account``: one cross margin account instead (``GET /sapi/v1/margin/account``, ``float()``
+of the margin level and of the five values of each non-zero asset), like for like with this
+exporter reading the cross account alone.
 """
 
 from __future__ import annotations
@@ -55,9 +59,32 @@ class NaiveCollector:
         yield from (level, free, borrowed)
 
 
+ASSET_FIELDS = ("free", "locked", "borrowed", "interest", "netAsset")
+
+
+class NaiveAccountCollector(NaiveCollector):
+    """One cross margin account: its level and the five values of each non-zero asset."""
+
+    def collect(self):
+        level = GaugeMetricFamily("naive_margin_level", "marginLevel", labels=["account"])
+        families = {field: GaugeMetricFamily(f"naive_asset_{field.lower()}", field,
+                                             labels=["account", "asset"])
+                    for field in ASSET_FIELDS}
+        raw = self.get("/sapi/v1/margin/account", "recvWindow=5000")
+        level.add_metric(["main"], float(raw["marginLevel"]))
+        for asset in raw["userAssets"]:
+            values = [float(asset[field]) for field in ASSET_FIELDS]
+            if any(values):
+                for field, value in zip(ASSET_FIELDS, values, strict=True):
+                    families[field].add_metric(["main", asset["asset"]], value)
+        yield level
+        yield from families.values()
+
+
 def main() -> int:
     base_url, port = sys.argv[1], int(sys.argv[2])
-    REGISTRY.register(NaiveCollector(base_url, os.environ["SIM_API_KEY"],
+    kind = NaiveAccountCollector if "--account" in sys.argv[3:] else NaiveCollector
+    REGISTRY.register(kind(base_url, os.environ["SIM_API_KEY"],
                                      os.environ["SIM_API_SECRET"]))
     start_http_server(port, addr="127.0.0.1")
     print("ready", flush=True)

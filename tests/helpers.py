@@ -41,6 +41,7 @@ from binance_margin_exporter.collectors.interest import HourlyRates
 from binance_margin_exporter.collectors.isolated import IsolatedSource, _recheck
 from binance_margin_exporter.collectors.prices import PricesCollector
 from binance_margin_exporter.collectors.product import Collector
+from binance_margin_exporter.web import exposition
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures"
@@ -81,7 +82,8 @@ class Scraper:
         self.exporter = Exporter(collectors, version="0.0.0-test")
 
     def render(self, scrape_timeout: float | None = None) -> bytes:
-        return generate_latest(_OneScrape(self.exporter, scrape_timeout))
+        """The text /metrics sends (its encoder; byte for byte ``generate_latest``'s)."""
+        return exposition.render(self.exporter.collect(scrape_timeout))
 
     def text(self, scrape_timeout: float | None = None) -> str:
         return self.render(scrape_timeout).decode()

@@ -40,3 +40,26 @@ def test_products_and_sums_of_parsed_numbers_are_exact_and_finite():
     assert fields.times(2144.83333328, 95) == 203759.1666616
     assert fields.plus(0.1, 0.2) == 0.3
     assert fields.times(1e100, 1e100, 1e100) == 1e300  # three factors at the bound still fit
+
+
+TRICKY = ["0", "-0", "-0.00000000", "0E-8", "1", "-1", "1.", ".5", "-.5", "1e5", "1E+5", "1e-5",
+          "00012.50", "1.5e+99", "1e100", "1e101", "1e-100", "1e-101", "0E-200", "-1e100",
+          "+1", " 1", "1 ", "\t1", "1\n", "1_0", "1_000.5", "inf", "-inf", "+inf", "Infinity",
+          "nan", "NaN", "-nan", "\u0661", "1\u00a0", "\u0663.5", "12\u0660", "0x10", "1e", "e1",
+          ".", "-", "", "--1", "1..2", "1e5.5", "1e+", "1e999", "2e-400", "1" * 400]
+
+
+@pytest.mark.parametrize("value", [*TRICKY, 1, -0.0, 1.5, True, None, [], 10**500, math.nan])
+def test_the_quick_path_decides_exactly_as_the_strict_path(value):
+    """to_number tries float() first; what it accepts or refuses, and the error's words, are
+    those of every check spelt out (_checked), and a zero is never "-0"."""
+    def outcome(read):
+        try:
+            return read()
+        except UpstreamError as exc:
+            return str(exc)
+
+    quick = outcome(lambda: fields.to_number(value, "userAssets[0].", "free"))
+    assert quick == outcome(lambda: fields._checked(value, "userAssets[0].free"))
+    if isinstance(quick, float) and quick == 0:
+        assert repr(quick) == "0.0"

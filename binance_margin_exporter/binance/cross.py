@@ -123,7 +123,12 @@ def parse_trade_coeff(raw: Any) -> TradeCoeff:
     )
 
 
-def fetch_account(client: BinanceClient, deadline: float | None = None) -> MarginAccount:
+def fetch_account(client: BinanceClient, deadline: float | None = None,
+                  reuse: fields.Unchanged[MarginAccount] | None = None) -> MarginAccount:
+    """``reuse``: an unchanged answer gives the last model again (made with
+    ``fields.Unchanged(parse_account)``)."""
+    if reuse is not None:
+        return client.signed_get(ACCOUNT_PATH, deadline=deadline, reuse=reuse)  # type: ignore[no-any-return]
     return parse_account(client.signed_get(ACCOUNT_PATH, deadline=deadline))
 
 

@@ -9,11 +9,13 @@ problem is an ``invalid_response`` :class:`~.errors.UpstreamError` naming the fi
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from decimal import Decimal
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from binance_margin_exporter.binance.errors import UpstreamError, invalid
 
@@ -23,10 +25,33 @@ DECIMAL = re.compile(r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 # price's inverse) stay finite floats: (1e100)^3 is 1e300.
 LARGEST = 1e100
 SMALLEST = 1e-100
+ZERO = 0.0  # every zero parsed is this one float: most listed assets hold nothing
 
 
-def to_number(value: Any, where: str) -> float:
-    """A decimal string or a JSON number as a finite float; -0 becomes 0."""
+def to_number(value: Any, where: str, key: str = "") -> float:
+    """A decimal string or a JSON number as a finite float; -0 becomes 0. ``where`` + ``key``
+    names the field in the error (joined only when there is one).
+
+    The common case costs one ``float()`` and a few character tests: what ``float()`` accepts
+    beyond :data:`DECIMAL` (``"inf"``, ``"nan"``, ``"1_0"``, ``"+1"``, ``" 1"``, non-ASCII
+    digits) fails one of them and takes :func:`_checked`, the strict path, which says why."""
+    if type(value) is str:
+        try:
+            number = float(value)
+        except ValueError:
+            return _checked(value, where + key)
+        # ASCII, no "_", no sign but "-", no surrounding space; finite (nan fails every
+        # comparison) and within the range
+        if value.isascii() and "_" not in value and "+" != value[0] > " " < value[-1] and \
+                (number == 0.0 or SMALLEST <= abs(number) <= LARGEST) and \
+                ("+" not in value or DECIMAL.fullmatch(value)):
+            return number if number else ZERO  # no "-0" in the exposition; one zero kept
+    return _checked(value, where + key)
+
+
+def _checked(value: Any, where: str) -> float:
+    """:func:`to_number`, every check spelt out: the path of the rare value and of the
+    error naming the field."""
     if isinstance(value, str):
         if not DECIMAL.fullmatch(value):
             raise invalid(f"{where}: not a decimal number: {value[:40]!r}")
@@ -76,9 +101,10 @@ def _finite(result: Decimal, what: str) -> float:
 
 def number(raw: Mapping[str, Any], key: str, where: str = "") -> float:
     """A required number."""
-    if raw.get(key) is None:
+    value = raw.get(key)
+    if value is None:
         raise invalid(f"{where}{key}: missing")
-    return to_number(raw[key], f"{where}{key}")
+    return to_number(value, where, key)
 
 
 def optional_number(raw: Mapping[str, Any], key: str, where: str = "") -> float | None:
@@ -86,7 +112,7 @@ def optional_number(raw: Mapping[str, Any], key: str, where: str = "") -> float 
     value = raw.get(key)
     if value is None or value == "":
         return None
-    return to_number(value, f"{where}{key}")
+    return to_number(value, where, key)
 
 
 def optional_flag(raw: Mapping[str, Any], key: str, where: str = "") -> bool | None:
@@ -102,6 +128,8 @@ def text(value: str) -> str:
     """A string from Binance as a label value can hold it: JSON allows a lone surrogate
     (``"\\ud800"``), which no UTF-8 page can carry; it becomes ``?`` here, at the parse
     boundary, so one odd name can never take the whole ``/metrics`` down."""
+    if value.isascii():
+        return value
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
@@ -138,6 +166,31 @@ def array(raw: Any, where: str) -> list[Any]:
 
 
 
+T = TypeVar("T")
+
+
+class Unchanged(Generic[T]):
+    """The model of one endpoint's last answer, kept with a digest of the answer's bytes: an
+    answer that is byte for byte the last one is neither decoded nor parsed again, and gives
+    the same model object (so what is made from the model can be kept too). A failed decode
+    or parse keeps nothing and raises as it would have."""
+
+    def __init__(self, parse: Callable[[Any], T]) -> None:
+        self.parse = parse
+        self._last: tuple[bytes, T] | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self, body: bytes, decode: Callable[[bytes], Any]) -> T:
+        digest = hashlib.blake2b(body, digest_size=16).digest()
+        last = self._last
+        if last is not None and last[0] == digest:
+            return last[1]
+        model = self.parse(decode(body))
+        with self._lock:
+            self._last = (digest, model)
+        return model
+
+
 class Lenient:
     """Optional fields of one answer, read leniently: a value that does not parse drops only
     its own metric (``None``), and its key is noted in :attr:`invalid` for the collector to
@@ -169,6 +222,7 @@ class Lenient:
 
 __all__ = [
     "Lenient",
+    "Unchanged",
     "UpstreamError",
     "array",
     "number",

@@ -119,7 +119,14 @@ def parse_sub_margin_account(raw: Any) -> MarginAccount:
 
 
 def fetch_sub_margin_account(client: BinanceClient, email: str,
-                             deadline: float | None = None) -> MarginAccount:
+                             deadline: float | None = None,
+                             reuse: fields.Unchanged[MarginAccount] | None = None,
+                             ) -> MarginAccount:
+    """``reuse``: an unchanged answer gives the last model again (made with
+    ``fields.Unchanged(parse_sub_margin_account)``)."""
+    if reuse is not None:
+        return client.signed_get(  # type: ignore[no-any-return]
+            SUB_MARGIN_ACCOUNT_PATH, {"email": email}, deadline=deadline, reuse=reuse)
     return parse_sub_margin_account(client.signed_get(
         SUB_MARGIN_ACCOUNT_PATH, {"email": email}, deadline=deadline))  # encoded by the client
 
@@ -164,8 +171,14 @@ def parse_sub_margin_summary(raw: Any) -> dict[str, SubTotals]:
     return found
 
 
-def fetch_sub_margin_summary(client: BinanceClient,
-                             deadline: float | None = None) -> dict[str, SubTotals]:
-    """Every sub-account's totals in one call (weight 10 for all of them)."""
+def fetch_sub_margin_summary(client: BinanceClient, deadline: float | None = None,
+                             reuse: fields.Unchanged[dict[str, SubTotals]] | None = None,
+                             ) -> dict[str, SubTotals]:
+    """Every sub-account's totals in one call (weight 10 for all of them). ``reuse``: an
+    unchanged answer gives the last totals again (``fields.Unchanged(parse_sub_margin_summary)``;
+    the caller must not change them)."""
+    if reuse is not None:
+        return client.signed_get(  # type: ignore[no-any-return]
+            SUB_MARGIN_SUMMARY_PATH, deadline=deadline, reuse=reuse)
     return parse_sub_margin_summary(client.signed_get(SUB_MARGIN_SUMMARY_PATH,
                                                       deadline=deadline))

@@ -27,6 +27,7 @@ import binance_margin_exporter.binance.redaction  # noqa: F401
 from binance_margin_exporter.binance.deadline import DeadlineAdapter, _Watch, fetching
 from binance_margin_exporter.binance.egress import use_egress
 from binance_margin_exporter.binance.errors import UpstreamError, invalid
+from binance_margin_exporter.binance.fields import Unchanged
 from binance_margin_exporter.binance.limits import RateGate, Upstream, stated_wait
 from binance_margin_exporter.binance.signing import Signer
 
@@ -82,6 +83,13 @@ def signed_query(params: Params, recv_window_ms: int, timestamp_ms: int, signer:
     query = encode_query([*_param_pairs(params), ("recvWindow", recv_window_ms),
                           ("timestamp", timestamp_ms)])
     return f"{query}&signature={signer.sign(query)}"
+
+
+def _json(body: bytes, what: str) -> Any:
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):
+        raise invalid(f"{what}: body is not valid JSON ({len(body)} bytes)") from None
 
 
 def _error_body(body: bytes) -> tuple[int | None, str, bool]:
@@ -218,9 +226,10 @@ class BinanceClient:
             log.warning("clock sync with %s failed: %s", self.upstream.time_upstream.host, exc)
 
     def signed_get(self, path: str, params: Params = "", *,
-                   deadline: float | None = None) -> Any:
+                   deadline: float | None = None, reuse: Unchanged[Any] | None = None) -> Any:
         """A signed GET (``params``: without timestamp and signature; see
-        :func:`encode_query`)."""
+        :func:`encode_query`). ``reuse``: the answer parsed into its model, the last model
+        again when the answer is unchanged."""
         deadline = self.deadline() if deadline is None else deadline
         retry_at = self.auth_backoff_until(path)
         if retry_at:
@@ -239,7 +248,7 @@ class BinanceClient:
             signed = signed_query(params, self._recv_window_ms, clock.now_ms(), self._signer)
             try:
                 result = self.get(path, {"X-MBX-APIKEY": self._api_key}, signed,
-                                  deadline=deadline)
+                                  deadline=deadline, reuse=reuse)
             except UpstreamError as exc:
                 if exc.code == -1021 and attempt == 1:
                     if clock.claim_sync(stale_before=signed_at):
@@ -274,10 +283,10 @@ class BinanceClient:
 
     def get(self, path: str, headers: dict[str, str] | None = None, query: str = "", *,
             deadline: float | None = None, upstream: Upstream | None = None,
-            method: str = "GET") -> Any:
-        """One GET (or ``method``); the parsed JSON of a 200, or :class:`UpstreamError`.
-        ``upstream``: another host than the client's (the clock of the papi host is read on
-        the api host): its gates, weight and bans are that host's."""
+            method: str = "GET", reuse: Unchanged[Any] | None = None) -> Any:
+        """One GET (or ``method``); the parsed JSON of a 200 (``reuse``: its model), or
+        :class:`UpstreamError`. ``upstream``: another host than the client's (the clock of the
+        papi host is read on the api host): its gates, weight and bans are that host's."""
         upstream = upstream or self.upstream
         gate = upstream.gate_for(path)
         gate.check()
@@ -295,10 +304,9 @@ class BinanceClient:
             upstream.succeeded()
         else:
             self._raise_for(status, response_headers, body, what, upstream, gate)
-        try:
-            return json.loads(body)
-        except (ValueError, RecursionError):
-            raise invalid(f"{what}: body is not valid JSON ({len(body)} bytes)") from None
+        if reuse is not None:
+            return reuse(body, lambda body: _json(body, what))
+        return _json(body, what)
 
     def _raise_for(self, status: int, headers: Mapping[str, str], body: bytes, what: str,
                    upstream: Upstream, gate: RateGate) -> NoReturn:
@@ -370,7 +378,9 @@ class BinanceClient:
     def _read(self, url: str, headers: dict[str, str], what: str, timeout: float,
               method: str = "GET",
               ) -> tuple[int, requests.structures.CaseInsensitiveDict[str], bytes]:
-        prepared = self._session.prepare_request(requests.Request(method, url, headers))
+        # params "": no dict for requests to test against its Protocol (slow in 3.11)
+        prepared = self._session.prepare_request(requests.Request(method, url, headers,
+                                                                  params=""))
         prepared.url = url  # exactly as signed: requests re-quotes what it prepares
         response = self._session.send(prepared, timeout=timeout, allow_redirects=False,
                                       stream=True)

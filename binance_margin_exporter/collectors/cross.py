@@ -31,10 +31,21 @@ from prometheus_client.metrics_core import Metric
 
 from binance_margin_exporter.binance import cross
 from binance_margin_exporter.binance.cross import MarginAccount, TradeCoeff, UserAsset
-from binance_margin_exporter.binance.fields import plus, times
+from binance_margin_exporter.binance.fields import Unchanged, times
 from binance_margin_exporter.collectors.cache import Cached, Result, start_all
+from binance_margin_exporter.collectors.cross_tables import (
+    ACCOUNT_ATTRS,
+    ACCOUNT_FLAGS,
+    ACCOUNT_GAUGES,
+    ASSET_GAUGES,
+    MODES,
+    account_lines,
+    asset_part,
+    threshold_lines,
+)
 from binance_margin_exporter.collectors.families import (
     InvalidFields,
+    Memo,
     Table,
     account_fetches,
     invalid_fields,
@@ -57,53 +68,7 @@ if TYPE_CHECKING:
 THRESHOLDS_REFRESH_SECONDS = 300.0
 THRESHOLDS_RETRY_SECONDS = 60.0
 ACCOUNT_WEIGHT = 10.0  # GET /sapi/v1/margin/account, and GET /sapi/v1/margin/tradeCoeff
-
-# model field -> (metric name, HELP). One table, so names and HELP texts live in one place.
-ACCOUNT_GAUGES: tuple[tuple[str, str, str], ...] = (
-    ("margin_level", "binance_margin_level",
-     "Margin level (marginLevel); 999 means no liability."),
-    ("collateral_margin_level", "binance_margin_collateral_level",
-     "Collateral margin level (collateralMarginLevel)."),
-    ("total_asset_btc", "binance_margin_total_asset_btc",
-     "Total assets in BTC (totalAssetOfBtc)."),
-    ("total_liability_btc", "binance_margin_total_liability_btc",
-     "Total liabilities in BTC (totalLiabilityOfBtc)."),
-    ("total_net_asset_btc", "binance_margin_total_net_asset_btc",
-     "Total net assets in BTC (totalNetAssetOfBtc)."),
-    ("total_collateral_value_usdt", "binance_margin_total_collateral_value_usdt",
-     "Total collateral value in USDT (TotalCollateralValueInUSDT)."),
-    ("total_open_order_loss_usdt", "binance_margin_total_open_order_loss_usdt",
-     "Total open order loss in USDT (totalOpenOrderLossInUSDT)."),
-)
-ACCOUNT_FLAGS: tuple[tuple[str, str, str], ...] = (
-    ("created", "binance_margin_created", "1 if the margin account exists (created)."),
-    ("trade_enabled", "binance_margin_trade_enabled", "1 if trading is enabled (tradeEnabled)."),
-    ("borrow_enabled", "binance_margin_borrow_enabled",
-     "1 if borrowing is enabled (borrowEnabled)."),
-    ("transfer_in_enabled", "binance_margin_transfer_in_enabled",
-     "1 if transfers into the account are enabled (transferInEnabled)."),
-    ("transfer_out_enabled", "binance_margin_transfer_out_enabled",
-     "1 if transfers out of the account are enabled (transferOutEnabled)."),
-    ("transfer_enabled", "binance_margin_transfer_enabled",
-     "1 if transfers are enabled (transferEnabled, sent by older answers instead of the "
-     "in/out pair)."),
-)
-ASSET_GAUGES: tuple[tuple[str, str, str], ...] = (
-    ("free", "binance_margin_asset_free", "Free amount of the asset (userAssets[].free)."),
-    ("locked", "binance_margin_asset_locked",
-     "Locked amount of the asset (userAssets[].locked)."),
-    ("borrowed", "binance_margin_asset_borrowed",
-     "Borrowed amount of the asset (userAssets[].borrowed)."),
-    ("interest", "binance_margin_asset_interest",
-     "Interest owed on the asset (userAssets[].interest)."),
-    ("net_asset", "binance_margin_asset_net", "Net amount of the asset (userAssets[].netAsset)."),
-)
-THRESHOLDS: tuple[tuple[str, str], ...] = (
-    ("normal", "normal_bar"),
-    ("margin_call", "margin_call_bar"),
-    ("force_liquidation", "force_liquidation_bar"),
-)
-MODES = {"MARGIN_1": "classic", "MARGIN_2": "pro"}
+# the tables of metric names and HELP texts: collectors/cross_tables.py
 
 
 @dataclass(frozen=True)
@@ -118,6 +83,8 @@ class CrossAccount:
     rates: HourlyRates | None = None  # None: interest rates turned off
     master: str | None = None  # a sub-account: the name of the master account it is read by
     invalid: InvalidFields = field(default_factory=lambda: InvalidFields("an account"))
+    # its samples made from inputs that did not change since the last scrape
+    memo: Memo = field(default_factory=Memo, compare=False)
 
     def refresh(self) -> None:
         """Binance pushed a change (a risk stream's event): fetch the account anew now."""
@@ -129,9 +96,10 @@ class CrossAccount:
                wall: Callable[[], float] | None = None) -> CrossAccount:
         clocks = {} if wall is None else {"wall": wall}
         invalid = InvalidFields(f"account {name}")
+        reuse = Unchanged(cross.parse_account)  # an unchanged answer: the same model
 
         def fetch(deadline: float) -> MarginAccount:
-            account = cross.fetch_account(client, deadline)
+            account = cross.fetch_account(client, deadline, reuse)
             invalid.note(account.invalid)
             return account
 
@@ -235,26 +203,33 @@ def cross_families(accounts: Sequence[CrossAccount], results: Sequence[Result[Ma
 
     for entry, result in zip(accounts, results, strict=True):
         name = entry.name
+        memo = entry.memo
         if entry.master is not None:
-            sub_info.add_metric([name, entry.master], 1.0)
+            memo.add(sub_info, ("account", "master"), (name, entry.master), 1.0)
         account = result.value
-        fetches.add([name], entry.account, result, entry.client)
+        fetches.add([name], entry.account, result, entry.client, memo)
         entry.invalid.add_to(invalid, name)
         if account is None:
             continue
-        gauges.add([name], account)
-        flags.add([name], account)
+        # a sub-account's values are a new model each scrape (the summary's): kept by value
+        values = tuple([getattr(account, attr) for attr in ACCOUNT_ATTRS])
+        for table, made in zip((gauges, flags), memo.get("account", (name, values),
+                                                         account_lines, gauges, flags, name,
+                                                         account), strict=True):
+            table.extend(made)
         if account.account_type is not None:
             # older answers spell it Margin_1
             mode = MODES.get(account.account_type.upper(), "unknown")
             info.add_metric([name, account.account_type, mode], 1.0)
-        for asset in shown(account):
-            key = [name, asset.asset]
-            asset_families.add(key, asset)
-            price = scrape.usdt(asset.asset)
-            if price is not None:
-                net_usdt.add_metric(key, times(asset.net_asset, price))
-                liability_usdt.add_metric(key, times(plus(asset.borrowed, asset.interest), price))
+        # The assets' samples are made once per answer (and its prices): an unchanged answer
+        # gives the same assets (see fields.Unchanged), a sub-account's detail is minutes old.
+        prices = scrape.prices()
+        made, in_usdt, priced = memo.get("assets", (account.assets, shown, prices), asset_part,
+                                         asset_families, name, account, shown, prices)
+        asset_families.extend(made)
+        net_usdt.samples.extend(in_usdt[0])
+        liability_usdt.samples.extend(in_usdt[1])
+        scrape.priced.update(priced)
         btc = scrape.usdt("BTC")
         if btc is not None:
             total_net_usdt.add_metric([name], times(account.total_net_asset_btc, btc))
@@ -269,8 +244,8 @@ def cross_families(accounts: Sequence[CrossAccount], results: Sequence[Result[Ma
         coeff = account.bars or (entry.thresholds.latest()
                                  if entry.thresholds is not None else None)
         if coeff is not None:
-            for label, attr in THRESHOLDS:
-                thresholds.add_metric([name, label], getattr(coeff, attr))
+            thresholds.samples.extend(memo.get("thresholds", (name, coeff), threshold_lines,
+                                               thresholds.name, name, coeff))
 
     return non_empty((fetches.up, sub_info, *gauges.families, *flags.families, info, thresholds,
                       *asset_families.families, net_usdt, liability_usdt, total_net_usdt,

@@ -24,9 +24,11 @@ from prometheus_client.metrics_core import Metric
 from binance_margin_exporter import __version__
 from binance_margin_exporter.collectors.product import Collector
 from binance_margin_exporter.collectors.scrape import Scrape
+from binance_margin_exporter.web.exposition import KEY, Lined
 
 log = logging.getLogger(__name__)
 
+ONLY_LINED = {Lined}
 SCRAPE_MARGIN_SECONDS = 0.5  # kept back from Prometheus' timeout for rendering and the network
 
 
@@ -93,15 +95,26 @@ def merged(families: Iterable[Metric]) -> list[Metric]:
             log.error("two families named %s of different types; the second is dropped "
                       "(please report this)", family.name)
             continue
-        samples = []
-        for sample in family.samples:
-            key = (sample.name, *sample.labels.values())
-            if key in seen:
-                log.error("duplicate series %s%s dropped (please report this)", sample.name,
-                          dict(sorted(sample.labels.items())))
-                continue
-            seen.add(key)
-            samples.append(sample)
+        # a kept sample carries its key (see web.exposition.Lined)
+        if set(map(type, family.samples)) == ONLY_LINED:
+            keys = list(map(KEY, family.samples))
+        else:
+            keys = [sample[2] if type(sample) is Lined else (sample.name,
+                                                              *sample.labels.values())
+                    for sample in family.samples]
+        new = set(keys)  # each key hashed once: the sets below reuse the hashes
+        if len(new) == len(keys) and seen.isdisjoint(new):  # the rule: all new
+            seen |= new
+            samples = family.samples
+        else:
+            samples = []
+            for key, sample in zip(keys, family.samples, strict=True):
+                if key in seen:
+                    log.error("duplicate series %s%s dropped (please report this)",
+                              sample.name, dict(sorted(sample.labels.items())))
+                    continue
+                seen.add(key)
+                samples.append(sample)
         if kept is None:
             family.samples = samples
             by_name[family.name] = family

@@ -19,10 +19,57 @@ from prometheus_client.metrics_core import Metric
 
 from binance_margin_exporter.collectors.cache import ERROR_REASONS, Cached, Result
 from binance_margin_exporter.collectors.product import KeyState
+from binance_margin_exporter.web.exposition import Lined, lined
 
 log = logging.getLogger(__name__)
 
 Row = tuple[str, str, str]  # (the model's attribute, the metric's name, its HELP)
+
+
+class Memo:
+    """What one account's families got from inputs that did not change, kept with those
+    inputs: between two fetches nothing changes, and a sub-account's detail is minutes old.
+    Each part (a name) is made (and its lines written) once, then reused while its source is
+    the same objects (or equal values); a changed source makes it anew."""
+
+    def __init__(self) -> None:
+        self._kept: dict[str, tuple[Any, Any]] = {}
+
+    def get(self, part: str, source: Any, make: Callable[..., Any], *args: Any) -> Any:
+        """``make(*args)``, or what it made from the same ``source`` last time."""
+        kept = self._kept.get(part)
+        if kept is not None and (kept[0] is source or kept[0] == source):
+            return kept[1]
+        made = make(*args)
+        self._kept[part] = (source, made)
+        return made
+
+    def add(self, family: Metric, names: Sequence[str], labels: Sequence[str],
+            value: float) -> None:
+        """``family.add_metric(labels, value)`` (``names``: its label names), the sample
+        kept while the labels and the value stay the same."""
+        family.samples.extend(self.get(
+            family.name, (tuple(labels), value), _one_line, family, names, labels, value))
+
+
+def _one_line(family: Metric, names: Sequence[str], labels: Sequence[str],
+              value: float) -> list[Lined]:
+    name = f"{family.name}_total" if family.type == "counter" else family.name
+    return [lined(name, tuple(names), labels, float(value))]
+
+
+def gauge_lines(names: Sequence[str], labels: Sequence[str],
+                rows: Iterable[tuple[Sequence[str], Sequence[float | None]]],
+                ) -> list[list[Lined]]:
+    """Samples of ``len(names)`` families, each row's label values and values (None: no
+    sample) with their lines: what :meth:`Table.extend` takes."""
+    made: list[list[Lined]] = [[] for _ in names]
+    label_names = tuple(labels)
+    for values_of_labels, values in rows:
+        for samples, name, value in zip(made, names, values, strict=True):
+            if value is not None:
+                samples.append(lined(name, label_names, values_of_labels, 1.0 * value))
+    return made
 
 
 class Table:
@@ -31,6 +78,7 @@ class Table:
 
     def __init__(self, rows: Sequence[Row], labels: Sequence[str]) -> None:
         self.rows = tuple(rows)
+        self.labels = tuple(labels)
         self.families = [GaugeMetricFamily(name, help_, labels=list(labels))
                          for _, name, help_ in rows]
 
@@ -42,6 +90,17 @@ class Table:
             if isinstance(value, bool):
                 value = 1.0 if value else 0.0
             family.add_metric(labels, value)
+
+    def lines(self, models: Iterable[tuple[Sequence[str], Any]]) -> list[list[Lined]]:
+        """What :meth:`add` would add for each (labels, model), as kept samples."""
+        attrs = [attr for attr, _, _ in self.rows]
+        return gauge_lines([f.name for f in self.families], self.labels,
+                           ((labels, [getattr(model, attr) for attr in attrs])
+                            for labels, model in models))
+
+    def extend(self, made: Sequence[Sequence[Lined]]) -> None:
+        for family, samples in zip(self.families, made, strict=True):
+            family.samples.extend(samples)
 
 
 def states(current: str, known: Sequence[str]) -> Iterator[tuple[str, float]]:
@@ -76,16 +135,49 @@ class Fetches:
             "is per host).", labels=self.labels)
 
     def add(self, key: Sequence[str], cached: Cached[Any], result: Result[Any],
-            client: KeyState | None = None) -> None:
-        self.up.add_metric(key, 0.0 if result.value is None else 1.0)
+            client: KeyState | None = None, memo: Memo | None = None) -> None:
+        """``memo``: the account's, which keeps the samples made of what stayed the same."""
+        up = 0.0 if result.value is None else 1.0
+        if memo is not None:
+            self._kept(key, cached, result, client, memo, up)
+            return
+        self.up.add_metric(key, up)
         for reason in ERROR_REASONS:
             self.errors.add_metric([*key, reason], float(cached.errors[reason]))
+        if not self.details:
+            return
+        self.duration.add_metric(key, result.duration)
+        if cached.last_success is not None:
+            self.last_ok.add_metric(key, cached.last_success)
+        if client is not None:
+            self.backoff.add_metric(key, client.auth_backoff_until())
+
+    def _kept(self, key: Sequence[str], cached: Cached[Any], result: Result[Any],
+              client: KeyState | None, memo: Memo, up: float) -> None:
+        """:meth:`add`, the samples kept while up, the error counts, the last success and
+        the back-off stay the same (a sub-account's last success is its detail's, minutes
+        old); the duration is new each fetch."""
+        backoff = client.auth_backoff_until() if self.details and client is not None else None
+        errors = cached.errors
+        made = memo.get("fetch", (tuple(key), up, backoff, *errors.values()),
+                        self._fetch_lines, key, up, errors, backoff)
+        for family, samples in zip((self.up, self.errors, self.backoff), made, strict=True):
+            family.samples.extend(samples)
         if self.details:
-            self.duration.add_metric(key, result.duration)
+            memo.add(self.duration, self.labels, key, result.duration)
             if cached.last_success is not None:
-                self.last_ok.add_metric(key, cached.last_success)
-            if client is not None:
-                self.backoff.add_metric(key, client.auth_backoff_until())
+                memo.add(self.last_ok, self.labels, key, cached.last_success)
+
+    def _fetch_lines(self, key: Sequence[str], up: float, errors: dict[str, int],
+                     backoff: float | None) -> list[list[Lined]]:
+        labels = tuple(self.labels)
+        return [[lined(self.up.name, labels, key, up)], self._error_lines(key, errors),
+                [] if backoff is None else [lined(self.backoff.name, labels, key, backoff)]]
+
+    def _error_lines(self, key: Sequence[str], errors: dict[str, int]) -> list[Lined]:
+        name, labels = f"{self.errors.name}_total", (*self.labels, "reason")
+        return [lined(name, labels, (*key, reason), float(errors[reason]))
+                for reason in ERROR_REASONS]
 
     def tail(self) -> list[Metric]:
         """The families after the fetched values, in exposition order."""

@@ -22,12 +22,15 @@ from prometheus_client.metrics_core import Metric
 
 from binance_margin_exporter.binance.cross import MarginAccount
 from binance_margin_exporter.binance.errors import UpstreamError
+from binance_margin_exporter.binance.fields import Unchanged
 from binance_margin_exporter.binance.sub_accounts import (
     NO_MARGIN_CODES,
     SubAccount,
     SubTotals,
     fetch_sub_margin_account,
     fetch_sub_margin_summary,
+    parse_sub_margin_account,
+    parse_sub_margin_summary,
 )
 from binance_margin_exporter.binance.transport import BinanceClient
 from binance_margin_exporter.collectors.cache import Cached, Result
@@ -67,15 +70,19 @@ class SubAccounts:
         self._client = client
         self._executor = executor
         self._ttl = ttl
-        self._fetch = fetch or fetch_sub_margin_account
+        self._fetch = fetch
         self._clocks = clocks
         self._monotonic = clocks.get("monotonic", time.monotonic)
         self._lock = threading.Lock()
         self._accounts: dict[str, CrossAccount] = {}
+        # e-mail -> (totals, detail, the value made of them), while both are unchanged
+        self._made: dict[str, tuple[SubTotals, MarginAccount | None, MarginAccount]] = {}
         self._refused: dict[str, float] = {}  # e-mail -> (monotonic) until no margin is assumed
         self.rotation = DetailRotation(master, detail_max_age=detail_max_age,
                                        fall_fraction=fall_fraction, budget=budget, **clocks)
-        totals = summary or (lambda deadline: fetch_sub_margin_summary(client, deadline))
+        unchanged = Unchanged(parse_sub_margin_summary)  # the same answer: the same totals
+        totals = summary or (lambda deadline: fetch_sub_margin_summary(client, deadline,
+                                                                       unchanged))
         self.summary: Cached[dict[str, SubTotals]] = Cached(
             f"sub-account summary of {master}", totals, executor, ttl=ttl,
             timeout=client.timeout, **clocks)
@@ -89,6 +96,11 @@ class SubAccounts:
 
     def _account(self, email: str) -> CrossAccount:
         client, fetch = self._client, self._fetch
+        if fetch is None:  # an unchanged answer is not parsed again: the same model
+            reuse = Unchanged(parse_sub_margin_account)
+
+            def fetch(client: BinanceClient, email: str, deadline: float) -> MarginAccount:
+                return fetch_sub_margin_account(client, email, deadline, reuse)
         # no ttl of its own: the plan of each summary fetch says which detail is fetched anew
         return CrossAccount(
             email, client,
@@ -107,6 +119,7 @@ class SubAccounts:
             polled = [s.email for s in subs if roster is not None and roster.polled(s)]
             # keep the caches (and error counters) of the sub-accounts still listed
             self._accounts = {e: self._accounts.get(e) or self._account(e) for e in polled}
+            self._made = {e: v for e, v in self._made.items() if e in self._accounts}
             return [a for e, a in self._accounts.items() if e not in self._refused]
 
     def start(self, deadline: float) -> Callable[[], tuple[list[CrossAccount],
@@ -151,13 +164,18 @@ class SubAccounts:
         if totals is None:  # not in the summary, and no detail fetched for it by this plan
             return Result(None, UpstreamError("invalid_response", "not in the summary"),
                           summary.started, summary.duration)
-        value = MarginAccount(totals.margin_level, totals.total_asset_btc,
-                              totals.total_liability_btc, totals.total_net_asset_btc, ())
-        if detail is not None:
-            value = replace(detail, margin_level=totals.margin_level,
-                            total_asset_btc=totals.total_asset_btc,
-                            total_liability_btc=totals.total_liability_btc,
-                            total_net_asset_btc=totals.total_net_asset_btc)
+        made = self._made.get(account.name)
+        if made is not None and made[0] is totals and made[1] is detail:
+            value = made[2]  # neither changed: the same model (its samples are kept)
+        else:
+            value = MarginAccount(totals.margin_level, totals.total_asset_btc,
+                                  totals.total_liability_btc, totals.total_net_asset_btc, ())
+            if detail is not None:
+                value = replace(detail, margin_level=totals.margin_level,
+                                total_asset_btc=totals.total_asset_btc,
+                                total_liability_btc=totals.total_liability_btc,
+                                total_net_asset_btc=totals.total_net_asset_btc)
+            self._made[account.name] = (totals, detail, value)
         return Result(value, None, summary.started, summary.duration)
 
     def rewarn(self) -> None:

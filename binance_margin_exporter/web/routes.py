@@ -2,7 +2,8 @@
 /-/reload``, 404 elsewhere.
 
 The metrics speak the Prometheus text format, or OpenMetrics when the scraper asks for it
-(``prometheus_client``'s own negotiation), gzip when accepted. ``/healthz`` answers without
+(``prometheus_client``'s own negotiation; the encoders of :mod:`.exposition`, byte for byte
+``prometheus_client``'s output), gzip when accepted. ``/healthz`` answers without
 authentication so that probes need no credentials; it reveals nothing but "ok".
 
 The answer is written into memory (:class:`Output`); the connection's watcher sends it.
@@ -23,6 +24,7 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import Metric
 
 from binance_margin_exporter import __version__
+from binance_margin_exporter.web import exposition
 
 if TYPE_CHECKING:
     from binance_margin_exporter.web.connections import Connection
@@ -51,16 +53,6 @@ sub-accounts, Portfolio Margin, futures and their positions.</p>
 <ul><li><a href="/metrics">/metrics</a></li><li><a href="/healthz">/healthz</a></li></ul>
 </body></html>
 """.encode()
-
-
-class Scraped:
-    """The metrics of one scrape, in the shape ``prometheus_client``'s encoders read."""
-
-    def __init__(self, metrics: Iterable[Metric]) -> None:
-        self._metrics = metrics
-
-    def collect(self) -> Iterable[Metric]:
-        return self._metrics
 
 
 def scrape_timeout(header: str | None) -> float | None:
@@ -190,10 +182,10 @@ class Handler(BaseHTTPRequestHandler):
     do_HEAD = do_GET
 
     def _metrics(self) -> None:
-        encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
+        encoder, content_type = exposition.choose(self.headers.get("Accept", ""))
         timeout = scrape_timeout(self.headers.get("X-Prometheus-Scrape-Timeout-Seconds"))
         try:
-            body = encoder(Scraped(self.server.scrape(timeout)))
+            body = encoder(self.server.scrape(timeout))
         except Exception as exc:  # noqa: BLE001 - answer 500, keep serving
             log.error("rendering /metrics failed: %s", type(exc).__name__)
             self._send(500, b"internal error\n", TEXT)
