@@ -4,6 +4,9 @@ HTTP against the simulator."""
 from __future__ import annotations
 
 import logging
+import sys
+import threading
+import time
 
 import pytest
 
@@ -16,6 +19,7 @@ from binance_margin_exporter.binance.sub_accounts import (
     parse_sub_margin_account,
     parse_sub_margin_summary,
 )
+from binance_margin_exporter.collectors.cache import Result
 from binance_margin_exporter.collectors.cross import CrossAccount, CrossCollector
 from binance_margin_exporter.collectors.sub_account_group import SubAccounts
 from binance_margin_exporter.collectors.sub_account_roster import DISCOVERY_SECONDS
@@ -327,3 +331,45 @@ def test_a_list_whose_pages_never_end_is_warned_of(fund, caplog):
     warned = [m for m in caplog.messages if "did not end" in m]
     assert warned == [f"the sub-account list on {client.upstream.host} did not end after "
                       f"100 pages: the sub-accounts after the first 20000 are left out"]
+
+
+def test_two_scrapes_at_once_neither_fails_on_the_kept_values():
+    """An HA pair of Prometheus servers scrape at once: one scrape's ``_polled`` rebuilds the
+    kept values while the other's results add to them (a "dictionary changed size during
+    iteration" made the whole /metrics a 500)."""
+    emails = [f"s{i}@x.example" for i in range(500)]
+    docs = Docs(emails)
+    group = SubAccounts("master", Client(), EXECUTOR, ttl=0, list_subs=docs.list_subs,
+                        status=docs.status, fetch=docs.fetch, summary=docs.summary,
+                        max_subs=len(emails))
+    deadline = time.monotonic() + 30
+    accounts = group._polled(deadline)
+    while len(accounts) < len(emails) and time.monotonic() < deadline:  # discovery runs apart
+        accounts = group._polled(deadline)
+    summary = Result(docs.summary(0), None, 0.0, 0.0)
+    errors: list[Exception] = []
+    stop = threading.Event()
+
+    def rebuild() -> None:
+        try:
+            while not stop.is_set():
+                group._polled(time.monotonic() + 30)
+        except RuntimeError as exc:
+            errors.append(exc)
+
+    switching = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # hand the GIL over as often as it can be
+    thread = threading.Thread(target=rebuild)
+    thread.start()
+    try:
+        for _ in range(40):
+            group._made.clear()  # as at the first scrapes of new sub-accounts
+            for account in accounts:
+                group._result(account, summary, None)
+            if errors:
+                break
+    finally:
+        stop.set()
+        thread.join()
+        sys.setswitchinterval(switching)
+    assert errors == []

@@ -164,7 +164,8 @@ class SubAccounts:
         if totals is None:  # not in the summary, and no detail fetched for it by this plan
             return Result(None, UpstreamError("invalid_response", "not in the summary"),
                           summary.started, summary.duration)
-        made = self._made.get(account.name)
+        with self._lock:  # another scrape may be in _polled, rebuilding _made
+            made = self._made.get(account.name)
         if made is not None and made[0] is totals and made[1] is detail:
             value = made[2]  # neither changed: the same model (its samples are kept)
         else:
@@ -175,7 +176,8 @@ class SubAccounts:
                                 total_asset_btc=totals.total_asset_btc,
                                 total_liability_btc=totals.total_liability_btc,
                                 total_net_asset_btc=totals.total_net_asset_btc)
-            self._made[account.name] = (totals, detail, value)
+            with self._lock:
+                self._made[account.name] = (totals, detail, value)
         return Result(value, None, summary.started, summary.duration)
 
     def rewarn(self) -> None:
