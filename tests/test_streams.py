@@ -16,6 +16,8 @@ from binance_margin_exporter.collectors.stream_thread import Timing
 from binance_margin_exporter.collectors.streams import StreamProduct
 from binance_margin_exporter.config import ConfigError
 from binance_margin_exporter.demo.simulator import SimulatedAccount, Simulator
+from binance_margin_exporter.demo.streams import API_KEY as KEY_PARAM
+from binance_margin_exporter.demo.streams import PM, SimulatedStreams
 from binance_margin_exporter.products import PRODUCTS
 from binance_margin_exporter.wiring import build_exporter, load, warm_up
 from tests.conftest import API_KEY, SECRET
@@ -629,3 +631,17 @@ def test_a_refresh_during_a_fetch_fetches_once_more_after_it():
         assert cached.get(time.monotonic() + 1).value == 2  # fresh: the cache serves it
         cached.refresh()  # none under way: at once
         wait_for(lambda: len(calls) == 3, timeout=2)
+
+
+def test_portfolio_margin_s_put_extends_the_account_s_active_key_after_an_old_one_expired():
+    """Binance's PM PUT names no key: it extends the account's active one. The simulator
+    took the first key it ever made, expired or not, so every PUT after a key expired was
+    -1125 and the stream reconnected at each keep-alive."""
+    now = [0.0]
+    sim = SimulatedStreams(wall=lambda: now[0])
+    sim.create(PM, "k")
+    now[0] += 3601  # nobody kept it alive
+    active = sim.create(PM, "k")
+    assert sim._papi_key({KEY_PARAM: "k"}) == active
+    sim.keep_alive(PM, sim._papi_key({KEY_PARAM: "k"}))  # no -1125
+    assert sim.keys(PM) == [active]  # the expired one is gone

@@ -91,8 +91,9 @@ class SimulatedStreams:
         now = self._wall()
         account = self.account_of(api_key)
         with self._lock:
+            self._keys = {k: e for k, e in self._keys.items() if e.expires_at > now}
             for key, entry in self._keys.items():
-                if entry.kind == kind and entry.account == account and entry.expires_at > now:
+                if entry.kind == kind and entry.account == account:
                     entry.expires_at = now + KEY_SECONDS
                     return key
             key = secrets.token_urlsafe(45).replace("-", "x").replace("_", "y")[:60]
@@ -125,9 +126,10 @@ class SimulatedStreams:
     def _papi_key(self, params: dict[str, str]) -> str:
         """Portfolio Margin's PUT/DELETE name no key: the caller's account's active one."""
         account = self.account_of(params.get(API_KEY, ""))
+        now = self._wall()
         with self._lock:
             for key, entry in self._keys.items():
-                if entry.kind == PM and entry.account == account:
+                if entry.kind == PM and entry.account == account and entry.expires_at > now:
                     return key
         raise RequestError(-1125, "This listenKey does not exist.")
 
