@@ -12,7 +12,8 @@ Example output for one account (``include_zero_assets: false``)::
     ...
     binance_margin_asset_borrowed{account="main",asset="BTC"} 0.1
 
-Each scrape builds fresh families (no state carries over, so a sold asset disappears). A failed
+Each scrape's families come from that scrape's answer (a sold asset disappears); an
+answer byte for byte the last one keeps the samples it made (:mod:`.families`). A failed
 fetch yields ``up 0``, a counted error and no account values at all, never old ones. The margin
 bars (``tradeCoeff``) are refreshed in the background every 5 minutes and the interest rates
 hourly (:mod:`.interest`): neither delays a scrape. Values in USDT use the scrape's one price
