@@ -83,7 +83,9 @@ def test_details_past_their_age_are_all_fetched_at_once():
                               wall=lambda: WALL)
     accounts = [sub(f"s{i}", 400.0) for i in range(10)]
     levels = {f"s{i}": 3.0 for i in range(10)}
-    assert len(rotation.plan(summary(0.0, levels), accounts)) == 10
+    fetched = summary(0.0, levels)
+    assert len(rotation.plan(fetched, accounts)) == 10
+    assert rotation.plan(fetched, accounts) == []  # planned already (another scrape's)
 
 
 def test_one_detail_a_fetch_rotates_in_as_many_fetches_as_sub_accounts():
