@@ -19,6 +19,7 @@ from binance_margin_exporter.binance.cross import (
     parse_account,
 )
 from binance_margin_exporter.binance.errors import UpstreamError
+from binance_margin_exporter.binance.futures import FUTURES_ACCOUNT_PATHS
 from binance_margin_exporter.binance.limits import Upstream
 from binance_margin_exporter.binance.signing import HmacSigner
 from binance_margin_exporter.binance.transport import TIME_PATH, BinanceClient
@@ -26,6 +27,7 @@ from tests.conftest import API_KEY, SECRET
 from tests.helpers import fixture_json
 
 BASE = "https://api.binance.test"
+FAPI = "https://fapi.binance.test"
 ACCOUNT = fixture_json("account_docs_example.json")
 
 
@@ -550,3 +552,36 @@ def test_a_second_418_during_a_ban_logs_nothing_new(caplog):
     errors = [r for r in caplog.records if r.levelname == "ERROR"]
     assert len(errors) == 1 and "for 120 s" in errors[0].getMessage()
     assert upstream.backoff_until() == pytest.approx(clock.now + 120)  # and it is extended
+
+
+def test_a_client_on_another_host_is_the_configured_client_there(mock):
+    """``BinanceClient.on`` (a futures account's fapi and dapi clients) keeps what was
+    configured: its requests get the request timeout, not the 5 s default, the receive
+    window and the response cap; and its back-off after a rejected key runs on the
+    client's clock (here a fixed one), its own, apart from the api host's client."""
+    clock = Clock()
+    api = Upstream(BASE, wall=clock)
+    client = BinanceClient(api, API_KEY, HmacSigner(SECRET), wall=clock, background=inline,
+                           timeout=30.0, recv_window_ms=7000, max_response_bytes=100_000)
+    assert client.on(api) is client
+    fapi = client.on(Upstream(FAPI, wall=clock, clock_of=api))
+    path = FUTURES_ACCOUNT_PATHS["um"]
+    rejected = {"status_code": 401, "json": {"code": -2015, "msg": "Invalid API-key"}}
+    mock.get(FAPI + path, [rejected, {"json": {"assets": []}}, {"content": b"x" * 200_000}])
+
+    with pytest.raises(UpstreamError) as info:
+        fapi.signed_get(path)
+    assert info.value.reason == "auth"
+    sent = [r for r in mock.request_history if r.path == path]
+    assert 20 < sent[0].timeout <= 30  # the configured 30 s, less what was spent
+    assert "recvWindow=7000&" in sent[0].url
+    assert fapi.backoff_until() - clock.now == 15  # on the client's clock
+    assert client.backoff_until() == 0.0
+    with pytest.raises(UpstreamError) as info:  # inside the back-off: nothing is sent
+        fapi.signed_get(path)
+    assert not info.value.sent
+    clock.now += 16
+    assert fapi.signed_get(path) == {"assets": []}
+    with pytest.raises(UpstreamError) as info:
+        fapi.signed_get(path)
+    assert info.value.reason == "invalid_response" and "over" in str(info.value)
