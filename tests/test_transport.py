@@ -492,7 +492,6 @@ def test_a_socks_proxy_keeps_its_own_connections():
     assert adapter.poolmanager.pool_classes_by_scheme is DEADLINE_POOLS
     assert adapter.proxy_manager_for("http://127.0.0.1:3128").pool_classes_by_scheme \
         is DEADLINE_POOLS
-    pytest.importorskip("socks")
     assert adapter.proxy_manager_for("socks5://127.0.0.1:1080").pool_classes_by_scheme \
         is not DEADLINE_POOLS
 
