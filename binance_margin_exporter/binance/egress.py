@@ -9,11 +9,17 @@ route, the egress named ``default``.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 from requests.adapters import HTTPAdapter
+
+from binance_margin_exporter.binance.deadline import DeadlineAdapter
+
+if TYPE_CHECKING:
+    from binance_margin_exporter.binance.limits import Upstream
 
 DEFAULT_EGRESS_NAME = "default"
 
@@ -55,3 +61,22 @@ def use_egress(session: requests.Session, egress: Egress, pool_size: int) -> Non
         session.mount("http://", adapter)
     if egress.proxy is not None:
         session.proxies = {"http": egress.proxy, "https": egress.proxy}
+
+
+def new_session(upstream: Upstream, pool_size: int = 10) -> requests.Session:
+    """A session to the upstream's host by its egress (a source address, or a proxy),
+    keeping up to ``pool_size`` connections open."""
+    session = requests.Session()
+    # requests reads proxy, netrc and CA settings from the environment on every request:
+    # at fund scale (200 requests a scrape) that is 30 ms of CPU of a 405 ms scrape, over
+    # the 400 ms target. Read them once, here, instead.
+    session.trust_env = False
+    session.proxies.update(requests.utils.get_environ_proxies(upstream.base_url))
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    if bundle:
+        session.verify = bundle
+    adapter = DeadlineAdapter(pool_connections=4, pool_maxsize=max(pool_size, 10))
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    use_egress(session, upstream.egress, pool_size)
+    return session
