@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from binance_margin_exporter import cli
 from binance_margin_exporter.cli import main
 from binance_margin_exporter.config import ConfigError
 from binance_margin_exporter.plan import parse_duration
@@ -18,6 +19,13 @@ accounts:
   - {{name: listed, api_key: k, api_secret: s, egress: b, master: false,
       sub_accounts: [{emails}]}}
 """
+
+
+@pytest.fixture(autouse=True)
+def no_log_handler(monkeypatch):
+    """main's log handler would outlive the test on a stream pytest closes: a thread logging
+    later in the run (the simulator's WebSocket server) then prints a "Logging error"."""
+    monkeypatch.setattr(cli, "setup_logging", lambda *args: None)
 
 
 def run(tmp_path, capsys, soft=9600, emails=3, *flags):
