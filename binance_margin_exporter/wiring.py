@@ -19,7 +19,7 @@ from binance_margin_exporter.binance.egress import Egress
 from binance_margin_exporter.binance.errors import UpstreamError
 from binance_margin_exporter.binance.limits import Upstream
 from binance_margin_exporter.binance.signing import make_signer
-from binance_margin_exporter.binance.transport import BinanceClient
+from binance_margin_exporter.binance.transport import BinanceClient, new_session
 from binance_margin_exporter.collectors.exporter import Exporter
 from binance_margin_exporter.collectors.hosts import HostsCollector
 from binance_margin_exporter.collectors.product import Build, Collector, Product
@@ -159,7 +159,10 @@ def _host(account: AccountConfig, settings: Settings, products: Sequence[Product
 
 def _account_parts(account: AccountConfig, settings: Settings,
                    upstreams: dict[tuple[str, str], Upstream],
-                   builds: Mapping[str, Build], products: Sequence[Product]) -> AccountParts:
+                   builds: Mapping[str, Build], products: Sequence[Product],
+                   sessions: dict[tuple[str, str], Any]) -> AccountParts:
+    """``sessions``: by (egress, host), shared by the accounts on one (one pool of
+    connections for all of them: 200 accounts keep 64 connections open, not 400)."""
     try:
         signer = make_signer(account.api_secret, account.private_key_pem,
                              account.private_key_passphrase)
@@ -167,9 +170,11 @@ def _account_parts(account: AccountConfig, settings: Settings,
         key = ("BINANCE_PRIVATE_KEY_FILE" if account.source == "env"
                else f"{account.source}.private_key_file")
         raise ConfigError(f"{key}: {exc}") from None
+    where = (account.egress, _host(account, settings, products))
+    if where not in sessions:
+        sessions[where] = new_session(upstreams[where], settings.fetch_concurrency)
     client = BinanceClient(
-        upstreams[(account.egress, _host(account, settings, products))], account.api_key,
-        signer,
+        upstreams[where], account.api_key, signer, session=sessions[where],
         recv_window_ms=settings.recv_window_ms,
         timeout=settings.request_timeout_seconds,
         max_response_bytes=settings.max_response_bytes,
@@ -223,12 +228,13 @@ def build_exporter(settings: Settings, previous: Built | None = None,
     builds = {p.name: Build(settings, executor, kept.setdefault(p.name, {}), upstreams,
                             weights) for p in products}
     accounts: dict[AccountConfig, AccountParts] = {}
+    sessions: dict[tuple[str, str], Any] = {}
     try:
         for account in settings.accounts:
             if not any(reads(p, account, settings) for p in products):
                 continue  # another shard's
             accounts[account] = kept_accounts.get(account) or _account_parts(
-                account, settings, upstreams, builds, products)
+                account, settings, upstreams, builds, products, sessions)
     except ConfigError:
         if previous is None or executor is not previous.executor:
             executor.shutdown()

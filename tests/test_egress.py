@@ -133,6 +133,27 @@ def test_accounts_leave_by_their_egress_and_a_reload_keeps_each_ones_upstreams(s
         built.exporter.close()
 
 
+def test_accounts_on_one_host_and_egress_share_one_pool_of_connections(sim, tmp_path):
+    """200 accounts keep one pool (fetch_concurrency connections) per host and egress, not
+    one each; an account on another egress still leaves by its own address."""
+    from binance_margin_exporter.wiring import build_exporter, load
+
+    accounts = "".join(f"  - {{name: {name}, api_key: {API_KEY}, api_secret: {SECRET}, "
+                       f"egress: {egress}, isolated: false}}\n"
+                       for name, egress in (("one", "a"), ("two", "a"), ("three", "b")))
+    settings = load(egress_config(sim, tmp_path, accounts), {})
+    built = build_exporter(settings)
+    try:
+        one, two, three = (built.accounts[a].client for a in settings.accounts)
+        assert one._session is two._session
+        assert three._session is not one._session
+        list(built.exporter.collect(None))
+        assert sim.sources[("127.0.0.1", ACCOUNT_PATH)] == 2
+        assert sim.sources[("127.0.0.2", ACCOUNT_PATH)] == 1
+    finally:
+        built.exporter.close()
+
+
 @pytest.mark.parametrize(("egress", "message"), [
     ("  - {name: c, source_address: 127.0.0.1}\n", None),
     ("  - {name: default, proxy: http://127.0.0.1:3128}\n", "is taken"),

@@ -297,6 +297,35 @@ def test_the_bytes_sent_are_the_bytes_signed(mock):
     assert signature == hmac.new(SECRET.encode(), payload.encode(), hashlib.sha256).hexdigest()
 
 
+def test_a_request_carries_what_requests_would_prepare(mock):
+    """The request is prepared by hand (the URL exactly as signed): still the session's
+    headers, a Content-Length on a body-less POST, and the session's cookies."""
+    mock.get(BASE + ACCOUNT_PATH, text="{}")
+    mock.post(BASE + "/sapi/v1/userDataStream", text="{}")
+    client = make()
+    client._session.cookies.set("aws-alb", "sticky", domain="api.binance.test")
+    client.signed_get(ACCOUNT_PATH)
+    client.user_stream("POST", "/sapi/v1/userDataStream")
+    get, post = [r for r in mock.request_history if r.path != TIME_PATH.lower()]
+    assert get.headers["X-MBX-APIKEY"] == API_KEY
+    assert get.headers["User-Agent"].startswith("python-requests/")
+    assert "gzip" in get.headers["Accept-Encoding"]
+    assert get.headers["Cookie"] == "aws-alb=sticky"
+    assert "Content-Length" not in get.headers
+    assert post.method == "POST" and post.headers["Content-Length"] == "0"
+
+
+@pytest.mark.parametrize("api_key", ["key\r\nX-Injected: 1", "key\n"])
+def test_a_header_that_would_split_the_request_is_an_error_not_a_crash(mock, api_key):
+    mock.get(BASE + ACCOUNT_PATH, text="{}")
+    client = BinanceClient(Upstream(BASE, wall=Clock()), api_key, HmacSigner(SECRET),
+                           wall=Clock(), background=inline)
+    with pytest.raises(UpstreamError) as info:
+        client.signed_get(ACCOUNT_PATH)
+    assert info.value.reason == "connection" and "key" not in str(info.value)
+    assert not [r for r in mock.request_history if r.path == ACCOUNT_PATH.lower()]
+
+
 def test_non_ascii_assets_are_signed_as_binance_checks_them(simulator, client):
     rates = fetch_next_hourly_rates(client, ["币安人生", "BTC"], isolated=False)
     assert rates == {"币安人生": 0.000005, "BTC": 0.00000571}

@@ -11,12 +11,16 @@ too (:func:`websocket_options`).
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 
 from binance_margin_exporter.binance.deadline import DeadlineAdapter
+
+if TYPE_CHECKING:
+    from binance_margin_exporter.binance.limits import Upstream
 
 DEFAULT_EGRESS_NAME = "default"
 
@@ -70,3 +74,22 @@ def websocket_options(egress: Egress) -> dict[str, Any]:
     if egress.source_address is not None:
         return {"source_address": (egress.source_address, 0)}
     return {}
+
+
+def new_session(upstream: Upstream, pool_size: int = 10) -> requests.Session:
+    """A session to the upstream's host by its egress (a source address, or a proxy),
+    keeping up to ``pool_size`` connections open."""
+    session = requests.Session()
+    # requests reads proxy, netrc and CA settings from the environment on every request:
+    # at fund scale (200 requests a scrape) that is 30 ms of CPU of a 405 ms scrape, over
+    # the 400 ms target. Read them once, here, instead.
+    session.trust_env = False
+    session.proxies.update(requests.utils.get_environ_proxies(upstream.base_url))
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    if bundle:
+        session.verify = bundle
+    adapter = DeadlineAdapter(pool_connections=4, pool_maxsize=max(pool_size, 10))
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    use_egress(session, upstream.egress, pool_size)
+    return session
