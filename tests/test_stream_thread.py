@@ -649,3 +649,14 @@ def test_a_delete_that_hangs_holds_the_shutdown_at_most_its_shutdown_seconds(run
     assert lines == [("INFO", "margin_risk stream of main: closing the listen key failed (it "
                               "expires within an hour): DELETE /sapi/v1/margin/listen-key on "
                               f"{host}: no complete answer in time")]
+
+
+def test_a_stream_that_never_had_a_key_deletes_none_at_shutdown(run, simulator):
+    """No listen key was ever given (every POST failed): the shutdown sends no DELETE (3000
+    weight on cross margin) of a key that does not exist."""
+    simulator.set_fault(Fault.binance_error(-1000, "unknown", status=500, paths=(MARGIN_KEY,)))
+    r = run()
+    r.waits.until(1)
+    r.waits.stop.set()
+    r.stream.stop(close_key=True)
+    assert simulator.counts[MARGIN_DELETE] == 0
