@@ -11,6 +11,7 @@ from binance_margin_exporter.binance.limits import Upstream
 from binance_margin_exporter.binance.signing import HmacSigner
 from binance_margin_exporter.binance.transport import BinanceClient
 from binance_margin_exporter.demo.simulator import SimulatedAccount, Simulator
+from binance_margin_exporter.logs import JsonFormatter, LogfmtFormatter
 from tests.helpers import GOLDEN, Scraper
 
 if TYPE_CHECKING:
@@ -56,6 +57,18 @@ def _debug_logging(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
     # record of a background thread would print "--- Logging error --- ... I/O operation on
     # closed file". pytest's own handlers come back instead.
     root.handlers[:] = before
+
+
+@pytest.fixture(autouse=True)
+def _no_log_handler_outlives_its_test() -> Iterator[None]:
+    """main() run in the process (the --config.* and --shard tests) points the root logger at
+    the stderr pytest captured for that test; a later test's thread (a WebSocket server saying
+    it listens) would log to that closed file: a "Logging error" in a passing run."""
+    yield
+    root = logging.getLogger()
+    for handler in root.handlers[:]:
+        if isinstance(handler.formatter, (LogfmtFormatter, JsonFormatter)):
+            root.removeHandler(handler)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
