@@ -106,7 +106,6 @@ class Stream:
         self._log = Throttled(log, timing.log_period, clock)
         self._thread: threading.Thread | None = None
         self._ws: ClientConnection | None = None
-        self._key: str | None = None
         self._connected = False
         self._key_valid_until = 0.0  # monotonic
         self.events: Counter[tuple[str, str]] = Counter(
@@ -186,7 +185,6 @@ class Stream:
                 self._note(FAILED)
                 self._wait(self._backoff(failures))
                 continue
-            self._key = key
             key_at = self._clock()
             connected_at: float | None = None
             try:
