@@ -105,3 +105,25 @@ def test_every_detail_every_fetch_warns_of_nothing(caplog):
     accounts = [sub(f"s{i}", 30.0) for i in range(3)]
     assert len(rotation.plan(summary(0.0, {f"s{i}": 3.0 for i in range(3)}), accounts)) == 3
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_a_detail_that_never_comes_waits_its_turn_and_starves_no_other():
+    """40 a minute at 30 s: one detail a fetch. One sub-account's detail fails every time
+    (it never parses): it was asked for at every fetch ahead of the rotation, and the three
+    others' details were never fetched again, with no warning. Now it is asked for first,
+    then by when it was last asked, among the oldest details."""
+    now = [0.0]
+    rotation = DetailRotation("m", detail_max_age=300.0, budget=lambda interval: 40.0,
+                              monotonic=lambda: now[0], wall=lambda: WALL + now[0])
+    broken = sub("broken")  # its detail never comes
+    others = [sub(f"s{i}", 200.0 + 10 * i) for i in range(3)]
+    levels = {account.name: 3.0 for account in [broken, *others]}
+    fetched = []
+    for i in range(20):  # 10 minutes of scrapes
+        now[0] = 30.0 * i
+        chosen = rotation.plan(summary(now[0], levels), [broken, *others])
+        for account in chosen:
+            if account is not broken:  # the others' details come
+                account.account.last_success = WALL + now[0]
+        fetched += names(chosen)
+    assert fetched == ["broken", "s2", "s1", "s0"] * 5  # each in its turn, every 120 s

@@ -3,9 +3,10 @@ details (per-asset values, bars) in a rotation inside the master's weight budget
 
 :class:`DetailRotation` plans, with each summary fetch, which details are fetched anew: the
 sub-accounts at risk (at or under their normal bar, or fallen fast) first, then those with no
-detail yet (all at once, as far as the budget goes: a small fund is whole from its first
-scrape), then the oldest details, as many as keep each under ``detail_max_age`` old and the
-master inside its budget. It shows the details' age and how long one rotation takes.
+detail asked for yet (all at once, as far as the budget goes: a small fund is whole from its
+first scrape), then the oldest details (one asked for that never came: by when it was
+asked), as many as keep each under ``detail_max_age`` old and the master inside its budget.
+It shows the details' age and how long one rotation takes.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ class DetailRotation:
         self._fetch_times: deque[float] = deque(maxlen=7)
         self._spent: deque[tuple[float, float]] = deque()  # (monotonic, weight) of the minute
         self._levels: dict[str, float] = {}  # the last summary's levels
+        self._tried: dict[str, float] = {}  # monotonic time each detail was last planned
         self._rotation: float | None = None
         self._fits = True
 
@@ -100,7 +102,7 @@ class DetailRotation:
                         last is not None and last > 0
                         and (last - level) / last > self._fall_fraction):
                     risk.append((-math.inf if level is None else level, account))
-                elif detail is None:
+                elif detail is None and account.name not in self._tried:
                     new.append(account)
                 else:
                     rest.append(account)
@@ -112,8 +114,12 @@ class DetailRotation:
             wall = self._wall()
 
             def age(account: CrossAccount) -> float:
+                """How old its detail is; one that never came: since it was last asked
+                for (a detail that always fails waits its turn, starving no other)."""
                 done = account.account.last_success
-                return math.inf if done is None else wall - done
+                if done is not None:
+                    return wall - done
+                return now - self._tried.get(account.name, -math.inf)
 
             # those with no detail yet at once, as many as the fetch's share of the budget
             # allows (the pace is for keeping details fresh, not for first fetches); then the
@@ -144,6 +150,9 @@ class DetailRotation:
                         self._max_age, interval, pace + n_risk, n_risk, self._rotation)
             chosen = [a for _, a in risk[:n_risk]] + new[:n_new] + rest[:n_rest]
             self._spent.extend((now, DETAIL_WEIGHT) for _ in chosen)
+            listed = {a.name for a in accounts}
+            self._tried = {e: t for e, t in self._tried.items() if e in listed}
+            self._tried.update((a.name, now) for a in chosen)
             return chosen
 
     def rewarn(self) -> None:
