@@ -42,7 +42,8 @@ def to_number(value: Any, where: str, key: str = "") -> float:
             return _checked(value, where + key)
         # ASCII, no "_", no sign but "-", no surrounding space; finite (nan fails every
         # comparison) and within the range
-        if value.isascii() and "_" not in value and "+" != value[0] > " " < value[-1] and \
+        if value.isascii() and "_" not in value and value[0] != "+" and \
+                value[0] > " " and value[-1] > " " and \
                 (number == 0.0 or SMALLEST <= abs(number) <= LARGEST) and \
                 ("+" not in value or DECIMAL.fullmatch(value)):
             return number if number else ZERO  # no "-0" in the exposition; one zero kept

@@ -24,11 +24,10 @@ from prometheus_client.metrics_core import Metric
 from binance_margin_exporter import __version__
 from binance_margin_exporter.collectors.product import Collector
 from binance_margin_exporter.collectors.scrape import Scrape
-from binance_margin_exporter.web.exposition import KEY, Lined
+from binance_margin_exporter.web.exposition import KEY, ONLY_LINED, Lined
 
 log = logging.getLogger(__name__)
 
-ONLY_LINED = {Lined}
 SCRAPE_MARGIN_SECONDS = 0.5  # kept back from Prometheus' timeout for rendering and the network
 
 
