@@ -143,8 +143,8 @@ class Reloader:
             refused, self._refused = self._refused, 0
             self._requested_at = now
         if refused > 1:
-            log.warning("%d POST /-/reload refused in the last %.0f s", refused,
-                        self.REQUEST_SECONDS)
+            log.warning("%d POST /-/reload refused since the last one accepted (within "
+                        "its %.0f s)", refused, self.REQUEST_SECONDS)
         return None if self.reload("POST /-/reload") is None else self.GENERIC_FAILURE
 
     def watch(self, stopping: threading.Event) -> None:

@@ -150,6 +150,7 @@ def test_a_flood_of_post_reload_answers_429_and_logs_once_a_period(simulator, tm
             assert len(refused) == 1
             reloader._requested_at -= Reloader.REQUEST_SECONDS  # the period is over
             assert session.post(url + "/-/reload", timeout=10).status_code == 200
-        assert "300 POST /-/reload refused in the last 5 s" in caplog.messages
+        assert ("300 POST /-/reload refused since the last one accepted (within its 5 s)"
+                in caplog.messages)
     finally:
         reloader.built.exporter.close()
