@@ -144,7 +144,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     reloader = Reloader(args, built, web)
 
     def scrape(scrape_timeout: float | None) -> Iterator[Metric]:
-        yield from reloader.built.exporter.collect(scrape_timeout)
+        yield from reloader.built.exporter.families(scrape_timeout)
         yield from reloader.families()
         yield from process.collect()
 

@@ -423,7 +423,8 @@ class _TierRun:
                 return generate_latest(type("Once", (), {"collect": lambda _: families})())
 
         cpu = time.process_time()
-        body = render(self.families.collect(None))
+        families = getattr(self.families, "families", self.families.collect)  # as /metrics
+        body = render(families(None))
         spent = time.process_time() - cpu
         if not measure:
             return

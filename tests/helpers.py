@@ -83,7 +83,7 @@ class Scraper:
 
     def render(self, scrape_timeout: float | None = None) -> bytes:
         """The text /metrics sends (its encoder; byte for byte ``generate_latest``'s)."""
-        return exposition.render(self.exporter.collect(scrape_timeout))
+        return exposition.render(self.exporter.families(scrape_timeout))
 
     def text(self, scrape_timeout: float | None = None) -> str:
         return self.render(scrape_timeout).decode()

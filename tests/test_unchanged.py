@@ -4,11 +4,14 @@ account's samples made from unchanged inputs are kept with their lines; a change
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 
 import pytest
+from prometheus_client import generate_latest
 from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.openmetrics import exposition as openmetrics
 
 from binance_margin_exporter.binance import cross, fields
 from binance_margin_exporter.binance.errors import UpstreamError
@@ -59,7 +62,7 @@ def built(simulator, monkeypatch):
 
 
 def families(built) -> dict[str, GaugeMetricFamily]:
-    return {f.name: f for f in built.exporter.collect(5.0)}
+    return {f.name: f for f in built.exporter.families(5.0)}
 
 
 def test_an_unchanged_account_is_parsed_once_and_its_samples_are_kept(simulator, built):
@@ -100,8 +103,43 @@ def test_a_kept_series_twice_is_dropped_like_any_other(caplog):
     second.samples.append(exposition.lined("binance_margin_up", ("account",), ("b",), 1.0))
     with caplog.at_level(logging.ERROR):
         (family,) = merged([first, second])
-    assert [(s.labels, s.value) for s in family.samples] == [({"account": "a"}, 1.0),
-                                                             ({"account": "b"}, 1.0)]
+    assert [(s.labels, s.value) for s in map(exposition.as_sample, family.samples)] == [
+        ({"account": "a"}, 1.0), ({"account": "b"}, 1.0)]
     assert "duplicate series binance_margin_up" in caplog.text
     assert exposition.render([family]) == b"# HELP binance_margin_up h\n# TYPE binance_margin_up " \
         b'gauge\nbinance_margin_up{account="a"} 1.0\nbinance_margin_up{account="b"} 1.0\n'
+
+
+def test_kept_samples_are_left_alone_by_the_collector_of_cycles(built):
+    """A full collection walks every object it tracks: at 2,000 sub-accounts a kept sample of
+    a tuple subclass (76,000 of them) made it cost 250 ms. A plain tuple of strings and a
+    float, and the tuples keeping them, are untracked at the first collection."""
+    families(built)
+    kept = [s for f in families(built).values() for s in f.samples
+            if type(s) is exposition.LINED]
+    for _ in range(3):  # a tuple is untracked at a collection after the tuples it holds are
+        gc.collect()
+    assert len(kept) > 20 and not [s for s in kept if gc.is_tracked(s)]
+
+
+class _Registry:
+    def __init__(self, families: list[GaugeMetricFamily]) -> None:
+        self.families = families
+
+    def collect(self) -> list[GaugeMetricFamily]:
+        return self.families
+
+
+@pytest.mark.parametrize("escaping", [openmetrics.DOTS, openmetrics.VALUES])
+def test_kept_samples_under_another_escaping_are_written_as_the_library_writes_them(
+        built, escaping):
+    """Another escaping than the default two leaves every family to ``prometheus_client``,
+    which reads a kept sample as one of its own."""
+    shown = list(families(built).values())
+    assert any(type(s) is exposition.LINED for f in shown for s in f.samples)
+    plain = [GaugeMetricFamily(f.name, f.documentation) for f in shown]
+    for mine, theirs in zip(shown, plain, strict=True):
+        theirs.type = mine.type
+        theirs.samples = list(map(exposition.as_sample, mine.samples))
+    assert exposition.render(shown, escaping=escaping) == \
+        generate_latest(_Registry(plain), escaping=escaping)

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from binance_margin_exporter.binance.cross import MarginAccount, TradeCoeff, UserAsset
 from binance_margin_exporter.binance.fields import plus, times
 from binance_margin_exporter.binance.prices import Prices
-from binance_margin_exporter.collectors.families import Table, gauge_lines
+from binance_margin_exporter.collectors.families import Lines, Table, gauge_lines
 from binance_margin_exporter.web.exposition import Lined
 
 # model field -> (metric name, HELP). One table, so names and HELP texts live in one place.
@@ -66,11 +66,11 @@ ACCOUNT_ATTRS = tuple(attr for attr, _, _ in (*ACCOUNT_GAUGES, *ACCOUNT_FLAGS))
 
 
 def account_lines(gauges: Table, flags: Table, name: str,
-                  account: MarginAccount) -> tuple[list[list[Lined]], list[list[Lined]]]:
+                  account: MarginAccount) -> tuple[Lines, Lines]:
     return gauges.lines([([name], account)]), flags.lines([([name], account)])
 
 
-def threshold_lines(family: str, name: str, coeff: TradeCoeff) -> list[Lined]:
+def threshold_lines(family: str, name: str, coeff: TradeCoeff) -> tuple[Lined, ...]:
     return gauge_lines([family], ["account", "threshold"],
                        [([name, label], [getattr(coeff, attr)]) for label, attr in THRESHOLDS])[0]
 
@@ -78,7 +78,7 @@ def threshold_lines(family: str, name: str, coeff: TradeCoeff) -> list[Lined]:
 def asset_part(table: Table, name: str, account: MarginAccount,
                shown: Callable[[MarginAccount], list[UserAsset]],
                prices: Prices | None,
-               ) -> tuple[list[list[Lined]], list[list[Lined]], dict[str, float]]:
+               ) -> tuple[Lines, Lines, dict[str, float]]:
     """The samples of the assets shown, their values in USDT, and the prices used."""
     listed = shown(account)
     return (table.lines(([name, asset.asset], asset) for asset in listed),
@@ -86,7 +86,7 @@ def asset_part(table: Table, name: str, account: MarginAccount,
 
 
 def usdt_lines(name: str, assets: Sequence[UserAsset], prices: Prices | None,
-               ) -> tuple[list[list[Lined]], dict[str, float]]:
+               ) -> tuple[Lines, dict[str, float]]:
     """Each asset's net and debt in USDT (exact decimal products), and the prices used."""
     priced: dict[str, float] = {}
     rows = []

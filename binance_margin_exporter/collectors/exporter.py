@@ -24,7 +24,7 @@ from prometheus_client.metrics_core import Metric
 from binance_margin_exporter import __version__
 from binance_margin_exporter.collectors.product import Collector
 from binance_margin_exporter.collectors.scrape import Scrape
-from binance_margin_exporter.web.exposition import KEY, ONLY_LINED, Lined
+from binance_margin_exporter.web.exposition import KEY, LINED, ONLY_LINED, as_sample
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,15 @@ class Exporter:
         self.version = version
 
     def collect(self, scrape_timeout: float | None = None) -> Iterator[Metric]:
+        """The families of one scrape as ``prometheus_client`` reads them."""
+        for family in self.families(scrape_timeout):
+            if LINED in set(map(type, family.samples)):
+                family.samples = list(map(as_sample, family.samples))
+            yield family
+
+    def families(self, scrape_timeout: float | None = None) -> Iterator[Metric]:
+        """The families of one scrape as ``/metrics`` writes them (``web.exposition.render``):
+        kept samples stay in their own form (see ``web.exposition.LINED``)."""
         scrape = Scrape(time.monotonic() + scrape_budget(self.request_timeout, scrape_timeout))
         pending = [collector.start(scrape) for collector in self.collectors]
         yield from merged(family for finish in pending for family in finish())
@@ -94,11 +103,11 @@ def merged(families: Iterable[Metric]) -> list[Metric]:
             log.error("two families named %s of different types; the second is dropped "
                       "(please report this)", family.name)
             continue
-        # a kept sample carries its key (see web.exposition.Lined)
+        # a kept sample carries its key (see web.exposition.LINED)
         if set(map(type, family.samples)) == ONLY_LINED:
             keys = list(map(KEY, family.samples))
         else:
-            keys = [sample[2] if type(sample) is Lined else (sample.name,
+            keys = [sample[2] if type(sample) is LINED else (sample.name,
                                                               *sample.labels.values())
                     for sample in family.samples]
         new = set(keys)  # each key hashed once: the sets below reuse the hashes
@@ -109,8 +118,9 @@ def merged(families: Iterable[Metric]) -> list[Metric]:
             samples = []
             for key, sample in zip(keys, family.samples, strict=True):
                 if key in seen:
+                    shown = as_sample(sample)
                     log.error("duplicate series %s%s dropped (please report this)",
-                              sample.name, dict(sorted(sample.labels.items())))
+                              shown.name, dict(sorted(shown.labels.items())))
                     continue
                 seen.add(key)
                 samples.append(sample)

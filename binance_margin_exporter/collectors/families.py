@@ -24,13 +24,16 @@ from binance_margin_exporter.web.exposition import Lined, lined
 log = logging.getLogger(__name__)
 
 Row = tuple[str, str, str]  # (the model's attribute, the metric's name, its HELP)
+Lines = tuple[tuple[Lined, ...], ...]  # kept samples of several families, family by family
 
 
 class Memo:
     """What one account's families got from inputs that did not change, kept with those
     inputs: between two fetches nothing changes, and a sub-account's detail is minutes old.
     Each part (a name) is made (and its lines written) once, then reused while its source is
-    the same objects (or equal values); a changed source makes it anew."""
+    the same objects (or equal values); a changed source makes it anew. The samples are kept
+    in tuples, not lists: the collector of cycles stops tracking a tuple of what it does not
+    track, and walks every list at every full collection."""
 
     def __init__(self) -> None:
         self._kept: dict[str, tuple[Any, Any]] = {}
@@ -53,23 +56,23 @@ class Memo:
 
 
 def _one_line(family: Metric, names: Sequence[str], labels: Sequence[str],
-              value: float) -> list[Lined]:
+              value: float) -> tuple[Lined]:
     name = f"{family.name}_total" if family.type == "counter" else family.name
-    return [lined(name, tuple(names), labels, float(value))]
+    return (lined(name, tuple(names), labels, float(value)),)
 
 
 def gauge_lines(names: Sequence[str], labels: Sequence[str],
                 rows: Iterable[tuple[Sequence[str], Sequence[float | None]]],
-                ) -> list[list[Lined]]:
+                ) -> Lines:
     """Samples of ``len(names)`` families, each row's label values and values (None: no
-    sample) with their lines: what :meth:`Table.extend` takes."""
+    sample) with their lines: what :meth:`Table.extend` takes (tuples, see :class:`Memo`)."""
     made: list[list[Lined]] = [[] for _ in names]
     label_names = tuple(labels)
     for values_of_labels, values in rows:
         for samples, name, value in zip(made, names, values, strict=True):
             if value is not None:
                 samples.append(lined(name, label_names, values_of_labels, 1.0 * value))
-    return made
+    return tuple(map(tuple, made))
 
 
 class Table:
@@ -91,7 +94,7 @@ class Table:
                 value = 1.0 if value else 0.0
             family.add_metric(labels, value)
 
-    def lines(self, models: Iterable[tuple[Sequence[str], Any]]) -> list[list[Lined]]:
+    def lines(self, models: Iterable[tuple[Sequence[str], Any]]) -> Lines:
         """What :meth:`add` would add for each (labels, model), as kept samples."""
         attrs = [attr for attr, _, _ in self.rows]
         return gauge_lines([f.name for f in self.families], self.labels,
@@ -169,15 +172,15 @@ class Fetches:
                 memo.add(self.last_ok, self.labels, key, cached.last_success)
 
     def _fetch_lines(self, key: Sequence[str], up: float, errors: dict[str, int],
-                     backoff: float | None) -> list[list[Lined]]:
+                     backoff: float | None) -> Lines:
         labels = tuple(self.labels)
-        return [[lined(self.up.name, labels, key, up)], self._error_lines(key, errors),
-                [] if backoff is None else [lined(self.backoff.name, labels, key, backoff)]]
+        return ((lined(self.up.name, labels, key, up),), self._error_lines(key, errors),
+                () if backoff is None else (lined(self.backoff.name, labels, key, backoff),))
 
-    def _error_lines(self, key: Sequence[str], errors: dict[str, int]) -> list[Lined]:
+    def _error_lines(self, key: Sequence[str], errors: dict[str, int]) -> tuple[Lined, ...]:
         name, labels = f"{self.errors.name}_total", (*self.labels, "reason")
-        return [lined(name, labels, (*key, reason), float(errors[reason]))
-                for reason in ERROR_REASONS]
+        return tuple(lined(name, labels, (*key, reason), float(errors[reason]))
+                     for reason in ERROR_REASONS)
 
     def tail(self) -> list[Metric]:
         """The families after the fetched values, in exposition order."""
