@@ -104,6 +104,8 @@ def _upstreams(settings: Settings, products: Sequence[Product],
         kept = previous.get((egress.name, url))
         if kept is not None and kept.egress == egress:
             kept.set_soft_limit(settings.ip_weight_soft_limit)
+            if clock_of is not None and kept.time_upstream is not clock_of.time_upstream:
+                kept.keep_time_with(clock_of)  # base_url moved: time comes from its new host
             return kept
         return Upstream(url, soft_limit=settings.ip_weight_soft_limit, clock_of=clock_of,
                         egress=egress)

@@ -144,6 +144,29 @@ def test_an_account_uses_the_host_of_the_products_that_read_it(tmp_path):
         built.exporter.close()
 
 
+def test_a_reload_that_moves_the_api_host_moves_the_clock_of_the_hosts_kept(tmp_path):
+    """A reload changes base_url but not papi_base_url: the papi host is kept (its bans and
+    weight), and keeps time with the new api host, not the old one (whose /api/v3/time would
+    be read and counted on gates no longer shown)."""
+    config = """
+        {base}
+        papi_base_url: https://papi.example
+        accounts:
+          - {{name: pm, api_key: k, api_secret: s, type: portfolio_margin}}
+    """
+    first = build_exporter(load(write(tmp_path, config.format(base="")), {}))
+    try:
+        moved = load(write(tmp_path, config.format(base="base_url: https://api2.example")), {})
+        after = build_exporter(moved, first)
+        papi = after.upstreams[("default", "https://papi.example")]
+        api = after.upstreams[("default", "https://api2.example")]
+        assert papi is first.upstreams[("default", "https://papi.example")]  # kept
+        assert papi.time_upstream is api and papi.clock is api.clock
+        after.exporter.close()
+    finally:
+        first.exporter.close()
+
+
 def test_a_futures_account_reads_each_market_on_its_own_host(tmp_path):
     """host_settings: um on fapi_base_url, cm on dapi_base_url, both keeping time with the api
     host; the account's own client stays on base_url (its PM Pro-like /sapi calls)."""

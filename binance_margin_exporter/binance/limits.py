@@ -233,6 +233,12 @@ class Upstream:
                       for name, b in BUDGETS.items()}
         self.set_soft_limit(soft_limit)
 
+    def keep_time_with(self, other: Upstream) -> None:
+        """A reload moved the host this one keeps time with: its clock is now ``other``'s
+        (this host's gates, bans and weight stay)."""
+        self.clock = other.clock
+        self.time_upstream = other.time_upstream
+
     def set_soft_limit(self, soft_limit: int) -> None:
         """The pause point of the /sapi budget (the others at the same share of theirs). A
         reload changes it in place: the gates keep their bans and the weight they know of."""
