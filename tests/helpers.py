@@ -391,27 +391,12 @@ def cross_with_rates(source: FakeSource, rates: dict[str, float], *,
 
 
 @contextmanager
-def raw_http_server(respond: Callable[[socket.socket], None]) -> Iterator[str]:
-    """A server on 127.0.0.1 that reads each request's head and leaves the answer, byte for
-    byte, to ``respond(connection)``: for answers no well-behaved HTTP server sends (dripped
-    headers, malformed header lines). Yields its base URL."""
+def socket_server(serve: Callable[[socket.socket], None]) -> Iterator[str]:
+    """A server on 127.0.0.1 that hands each connection to ``serve`` on a thread of its own.
+    Yields its base URL; stops accepting when the block ends."""
     listener = socket.create_server(("127.0.0.1", 0))
     listener.settimeout(0.2)
     stop = threading.Event()
-
-    def serve(conn: socket.socket) -> None:
-        with conn:
-            conn.settimeout(60)
-            head = b""
-            while b"\r\n\r\n" not in head:
-                data = conn.recv(4096)
-                if not data:
-                    return
-                head += data
-            try:
-                respond(conn)
-            except OSError:
-                pass  # the client hung up
 
     def accept() -> None:
         while not stop.is_set():
@@ -431,6 +416,29 @@ def raw_http_server(respond: Callable[[socket.socket], None]) -> Iterator[str]:
         stop.set()
         thread.join(5)
         listener.close()
+
+
+@contextmanager
+def raw_http_server(respond: Callable[[socket.socket], None]) -> Iterator[str]:
+    """A server on 127.0.0.1 that reads each request's head and leaves the answer, byte for
+    byte, to ``respond(connection)``: for answers no well-behaved HTTP server sends (dripped
+    headers, malformed header lines). Yields its base URL."""
+    def serve(conn: socket.socket) -> None:
+        with conn:
+            conn.settimeout(60)
+            head = b""
+            while b"\r\n\r\n" not in head:
+                data = conn.recv(4096)
+                if not data:
+                    return
+                head += data
+            try:
+                respond(conn)
+            except OSError:
+                pass  # the client hung up
+
+    with socket_server(serve) as url:
+        yield url
 
 
 def gzip_bomb(decoded_mib: int) -> bytes:

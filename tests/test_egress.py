@@ -22,7 +22,7 @@ from binance_margin_exporter.binance.transport import BinanceClient
 from binance_margin_exporter.collectors.hosts import HostsCollector
 from binance_margin_exporter.demo.simulator import Simulator
 from tests.conftest import API_KEY, SECRET
-from tests.helpers import Scraper, raw_http_server, sample_values
+from tests.helpers import Scraper, raw_http_server, sample_values, socket_server
 
 A = Egress("a", source_address="127.0.0.1")
 B = Egress("b", source_address="127.0.0.2")
@@ -244,9 +244,7 @@ def test_a_dripped_answer_ends_at_the_deadline_by_every_route(route):
 def tunnel_proxy() -> Iterator[tuple[str, list[str]]]:
     """An HTTP proxy that tunnels (CONNECT: the targets it was asked for are listed) and
     forwards plain requests."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    listener.settimeout(0.2)
-    stop, targets = threading.Event(), []
+    targets: list[str] = []
 
     def pipe(src: socket.socket, dst: socket.socket) -> None:
         with contextlib.suppress(OSError):
@@ -280,24 +278,8 @@ def tunnel_proxy() -> Iterator[tuple[str, list[str]]]:
         threading.Thread(target=pipe, args=(upstream, conn), daemon=True).start()
         pipe(conn, upstream)
 
-    def accept() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            threading.Thread(target=serve, args=(conn,), daemon=True).start()
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{listener.getsockname()[1]}", targets
-    finally:
-        stop.set()
-        thread.join(5)
-        listener.close()
+    with socket_server(serve) as url:
+        yield url, targets
 
 
 @pytest.mark.parametrize("way", ["source_address", "proxy"])
