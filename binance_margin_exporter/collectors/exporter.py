@@ -24,7 +24,13 @@ from prometheus_client.metrics_core import Metric
 from binance_margin_exporter import __version__
 from binance_margin_exporter.collectors.product import Collector
 from binance_margin_exporter.collectors.scrape import Scrape
-from binance_margin_exporter.web.exposition import KEY, LINED, ONLY_LINED, as_sample
+from binance_margin_exporter.web.exposition import (
+    KEY,
+    LINED,
+    ONLY_LINED,
+    as_library,
+    as_sample,
+)
 
 log = logging.getLogger(__name__)
 
@@ -57,10 +63,7 @@ class Exporter:
 
     def collect(self, scrape_timeout: float | None = None) -> Iterator[Metric]:
         """The families of one scrape as ``prometheus_client`` reads them."""
-        for family in self.families(scrape_timeout):
-            if LINED in set(map(type, family.samples)):
-                family.samples = list(map(as_sample, family.samples))
-            yield family
+        return map(as_library, self.families(scrape_timeout))
 
     def families(self, scrape_timeout: float | None = None) -> Iterator[Metric]:
         """The families of one scrape as ``/metrics`` writes them (``web.exposition.render``):

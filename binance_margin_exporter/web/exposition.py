@@ -57,6 +57,16 @@ def as_sample(sample: Any) -> Sample:
     return Sample(name, dict(zip(names, key[1:], strict=True)), value)
 
 
+def as_library(family: Metric) -> Metric:
+    """The family as ``prometheus_client`` reads it: a copy with its kept samples made into
+    the library's, or the family itself when it has none."""
+    if LINED not in set(map(type, family.samples)):
+        return family
+    family = copy.copy(family)
+    family.samples = list(map(as_sample, family.samples))
+    return family
+
+
 def lined(name: str, names: tuple[str, ...], values: Sequence[str], value: float) -> Lined:
     """The sample with its line, written as :func:`render` writes it; ``names``: its label
     names (one tuple shared by the samples of a family), ``values``: their values."""
@@ -195,9 +205,7 @@ def render(families: Iterable[Metric], *, om: bool = False,
 
 def _library(family: Metric, om: bool, escaping: str, version: str) -> str:
     """One family as ``prometheus_client`` writes it (the formats are family by family)."""
-    if LINED in set(map(type, family.samples)):
-        family = copy.copy(family)
-        family.samples = list(map(as_sample, family.samples))
+    family = as_library(family)
     if om:
         text = openmetrics.generate_latest(_One(family), escaping=escaping, version=version)
         return text.decode("utf-8")[:-len(EOF)]
