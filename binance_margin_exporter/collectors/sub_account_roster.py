@@ -65,7 +65,9 @@ class SubAccountRoster:
         self._reserved = reserved
         self._max_subs = max_subs
         self._capped = Throttled(log, 3600.0, clocks.get("monotonic", time.monotonic))
-        self.left_out = 0  # of this shard's share, over max_subs
+        # the last roster discovered, this shard's share of it, and the size of the share
+        # before max_subs
+        self._shared: tuple[Roster, Roster, int] | None = None
         self._clashes: set[str] = set()  # discovered e-mails already said to clash
         self._serves = serves or (lambda email: True)
         fixed = tuple(dict.fromkeys(emails)) if emails is not None else None
@@ -92,7 +94,7 @@ class SubAccountRoster:
         roster = self.discovery.good or self._fallback
         if roster is None:
             return None
-        roster = self._share(roster)
+        roster, _ = self._share(roster)
         clashes = [s.email for s in roster.subs if s.email in self._reserved]
         for email in clashes:
             if email not in self._clashes:
@@ -104,15 +106,22 @@ class SubAccountRoster:
             return roster
         return replace(roster, subs=tuple(s for s in roster.subs if s.email not in self._reserved))
 
-    def _share(self, roster: Roster) -> Roster:
-        """This shard's sub-accounts of the roster, at most ``max_subs`` of them."""
-        subs = tuple(s for s in roster.subs if self._serves(s.email))
-        self.left_out = max(0, len(subs) - self._max_subs)
-        if self.left_out:
+    def _share(self, roster: Roster) -> tuple[Roster, int]:
+        """This shard's sub-accounts of the roster, at most ``max_subs`` of them, and how
+        many that leaves out; the share is worked out once a roster (a discovery every 10
+        minutes), not at every scrape."""
+        shared = self._shared
+        if shared is None or shared[0] is not roster:
+            subs = tuple(s for s in roster.subs if self._serves(s.email))
+            shared = self._shared = (roster, replace(roster, subs=subs[:self._max_subs]),
+                                     len(subs))
+        _, share, count = shared
+        left_out = max(0, count - self._max_subs)
+        if left_out:
             self._capped.warning("%s has %d sub-accounts: only the first %d are "
                                  "read (max_sub_accounts), %d left out", self.master,
-                                 len(subs), self._max_subs, self.left_out)
-        return replace(roster, subs=subs[:self._max_subs])
+                                 count, self._max_subs, left_out)
+        return share, left_out
 
     def families(self, refused: Callable[[], set[str]]) -> Iterator[Metric]:
         """``refused``: the e-mails whose margin fetch said they have none, now."""
@@ -125,13 +134,13 @@ class SubAccountRoster:
         roster = self.discovery.good
         if roster is None:
             return
-        roster = self._share(roster)
-        if self.left_out:
+        roster, left_out_count = self._share(roster)
+        if left_out_count:
             left_out = GaugeMetricFamily(
                 "binance_margin_sub_accounts_left_out",
                 "Sub-accounts of the master not read: over max_sub_accounts (absent: none).",
                 labels=["master"])
-            left_out.add_metric([self.master], float(self.left_out))
+            left_out.add_metric([self.master], float(left_out_count))
             yield left_out
         subs = [s for s in roster.subs if s.email not in self._reserved]
         labels = ["account", "master"]
