@@ -14,7 +14,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from binance_margin_exporter.collectors.product import Product, Scaled
+from binance_margin_exporter.collectors.product import Product, Scaled, ScaledWeight, across_shards
 from binance_margin_exporter.config import ConfigError, Settings
 
 DURATION = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)?")
@@ -52,15 +52,16 @@ def plan(settings: Settings, products: Sequence[Product], interval: float) -> tu
     declared: set[str] = set()
     for account in settings.accounts:
         if not settings.serves(account.name) and not any(
-                p.shards_within and p.reads(account, settings) for p in products):
+                across_shards(p) and p.reads(account, settings) for p in products):
             continue
         for product in products:
             if not product.reads(account, settings):
                 continue
-            if not product.shards_within and not settings.serves(account.name):
+            if not across_shards(product) and not settings.serves(account.name):
                 continue
             weights = product.weight_per_minute(account, settings, interval)
-            scaled = product.scaled_weight(account, settings, interval)
+            scaled = product.scaled_weight(account, settings, interval) \
+                if isinstance(product, ScaledWeight) else None
             read.add(product.name)
             if weights or scaled is not None:
                 declared.add(product.name)

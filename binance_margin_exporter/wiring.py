@@ -22,13 +22,23 @@ from binance_margin_exporter.binance.signing import make_signer
 from binance_margin_exporter.binance.transport import BinanceClient, new_session
 from binance_margin_exporter.collectors.exporter import Exporter
 from binance_margin_exporter.collectors.hosts import HostsCollector
-from binance_margin_exporter.collectors.product import Build, Collector, Product
+from binance_margin_exporter.collectors.product import (
+    Build,
+    Closes,
+    Collector,
+    Joins,
+    Product,
+    WarmsUp,
+    across_shards,
+)
 from binance_margin_exporter.config import (
     AccountConfig,
     ConfigError,
     Options,
     Settings,
+    account_settings_of,
     host_keys,
+    host_setting_of,
     load_settings,
 )
 from binance_margin_exporter.products import PRODUCTS
@@ -47,7 +57,7 @@ def reads(product: Product, account: AccountConfig, settings: Settings) -> bool:
     """Does the product read the account in this shard? Its own name must be the shard's,
     unless the product keeps its own share of what it finds (a master's sub-accounts)."""
     return product.reads(account, settings) and (
-        product.shards_within or settings.serves(account.name))
+        across_shards(product) or settings.serves(account.name))
 
 
 def account_config(name: str, api_key: str, api_secret: str | None = None, *,
@@ -55,7 +65,7 @@ def account_config(name: str, api_key: str, api_secret: str | None = None, *,
                    products: Sequence[Product] = PRODUCTS, **options: Any) -> AccountConfig:
     """An account made in code (the demo's, the tests'), with the products' defaults for the
     options not given."""
-    declared = {s.key: s.default for p in products for s in p.account_settings}
+    declared = {s.key: s.default for p in products for s in account_settings_of(p)}
     unknown = set(options) - set(declared)
     if unknown:
         raise TypeError(f"unknown account options: {', '.join(sorted(unknown))}")
@@ -154,8 +164,9 @@ def declared_weights(settings: Settings, products: Sequence[Product],
 def _host(account: AccountConfig, settings: Settings, products: Sequence[Product]) -> str:
     """The base URL of the account's host: that of the products that read it."""
     for product in products:
-        if product.host_setting is not None and product.reads(account, settings):
-            return str(settings.option(product.host_setting))
+        host = host_setting_of(product)
+        if host is not None and product.reads(account, settings):
+            return str(settings.option(host))
     return settings.base_url
 
 
@@ -185,7 +196,7 @@ def _account_parts(account: AccountConfig, settings: Settings,
     parts = {product.name: product.part(account, client, builds[product.name])
              for product in products if reads(product, account, settings)}
     for product in products:
-        if product.name in parts:
+        if product.name in parts and isinstance(product, Joins):
             product.join(parts[product.name],
                          {name: part for name, part in parts.items() if name != product.name})
     return AccountParts(client, parts)
@@ -198,7 +209,7 @@ def _close(accounts: Sequence[AccountParts], products: Sequence[Product]) -> Non
     closing = [threading.Thread(target=product.close, args=(account.parts[product.name],),
                                 name="close", daemon=True)
                for account in accounts for product in products
-               if product.name in account.parts and type(product).close is not Product.close]
+               if product.name in account.parts and isinstance(product, Closes)]
     for thread in closing:
         thread.start()
     for thread in closing:
@@ -272,7 +283,7 @@ def warm_up(built: Built) -> None:
             except UpstreamError as exc:
                 log.warning("start-up clock sync with Binance failed: %s", exc)
         for product in built.products:
-            if product.name in account.parts:
+            if product.name in account.parts and isinstance(product, WarmsUp):
                 try:
                     product.warm_up(account.parts[product.name])
                 except RuntimeError:  # the exporter closed its pool meanwhile: it stops

@@ -57,10 +57,18 @@ from binance_margin_exporter.collectors.product import (
     Build,
     ClientState,
     Product,
+    WarmsUp,
     fetches_per_minute,
 )
 from binance_margin_exporter.collectors.scrape import Scrape
-from binance_margin_exporter.config import AccountConfig, ConfigError, Setting, Settings
+from binance_margin_exporter.config import (
+    AccountConfig,
+    ChecksAccount,
+    ConfigError,
+    Configured,
+    Setting,
+    Settings,
+)
 from binance_margin_exporter.config.schema import flag, names
 
 if TYPE_CHECKING:
@@ -253,7 +261,7 @@ def cross_families(accounts: Sequence[CrossAccount], results: Sequence[Result[Ma
                       total_liability_usdt, rate, *fetches.tail(), invalid))
 
 
-class CrossProduct(Product):
+class CrossProduct(Product[CrossAccount], Configured, ChecksAccount, WarmsUp):
     """The account's own cross margin account (``master: false`` leaves it out)."""
 
     name = "cross"

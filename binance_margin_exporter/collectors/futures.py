@@ -38,7 +38,14 @@ from binance_margin_exporter.collectors.families import (
 )
 from binance_margin_exporter.collectors.product import Build, ClientState, KeyState, Product
 from binance_margin_exporter.collectors.scrape import Scrape
-from binance_margin_exporter.config import AccountConfig, ConfigError, Setting
+from binance_margin_exporter.config import (
+    AccountConfig,
+    ChecksAccount,
+    ConfigError,
+    Configured,
+    OwnHosts,
+    Setting,
+)
 from binance_margin_exporter.config.schema import names, url
 
 DEFAULT_FAPI_BASE_URL = "https://fapi.binance.com"
@@ -150,7 +157,7 @@ class FuturesCollector:
         return non_empty((fetches.up, *assets, *totals.families, *fetches.tail(), invalid))
 
 
-class FuturesProduct(Product):
+class FuturesProduct(Product[FuturesSource], Configured, OwnHosts, ChecksAccount):
     """Futures accounts (``type: futures``): USDⓈ-M on the fapi host, COIN-M on the dapi
     host, each host its own weight budget (2,400 a minute)."""
 

@@ -44,7 +44,7 @@ from binance_margin_exporter.collectors.product import (
     fetches_per_minute,
 )
 from binance_margin_exporter.collectors.scrape import Scrape
-from binance_margin_exporter.config import AccountConfig, Setting, Settings
+from binance_margin_exporter.config import AccountConfig, Configured, Setting, Settings
 from binance_margin_exporter.config.schema import flag
 
 if TYPE_CHECKING:
@@ -229,7 +229,7 @@ class IsolatedCollector:
                           *fetches.tail(), invalid))
 
 
-class IsolatedProduct(Product):
+class IsolatedProduct(Product[IsolatedSource], Configured):
     """A cross account's isolated margin pairs (``isolated: false`` leaves them out)."""
 
     name = "isolated"

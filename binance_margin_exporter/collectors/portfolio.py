@@ -40,7 +40,7 @@ from binance_margin_exporter.collectors.families import (
 )
 from binance_margin_exporter.collectors.product import Build, ClientState, Product
 from binance_margin_exporter.collectors.scrape import Scrape
-from binance_margin_exporter.config import AccountConfig, Setting
+from binance_margin_exporter.config import AccountConfig, Configured, OwnHosts, Setting
 from binance_margin_exporter.config.schema import url
 
 DEFAULT_PAPI_BASE_URL = "https://papi.binance.com"
@@ -161,7 +161,7 @@ class PortfolioCollector:
                           invalid))
 
 
-class PortfolioProduct(Product):
+class PortfolioProduct(Product[PortfolioSource], Configured, OwnHosts):
     """Portfolio Margin accounts (``type: portfolio_margin``), on their own host."""
 
     name = "portfolio"

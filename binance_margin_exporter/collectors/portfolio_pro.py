@@ -36,7 +36,7 @@ from binance_margin_exporter.collectors.futures import MARKETS_SETTING
 from binance_margin_exporter.collectors.portfolio import AccountFamilies
 from binance_margin_exporter.collectors.product import Build, ClientState, Product
 from binance_margin_exporter.collectors.scrape import Scrape
-from binance_margin_exporter.config import AccountConfig
+from binance_margin_exporter.config import AccountConfig, Configured
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,7 @@ class PortfolioProCollector:
                           invalid))
 
 
-class PortfolioProProduct(Product):
+class PortfolioProProduct(Product[PortfolioProSource], Configured):
     """Portfolio Margin Pro accounts (``type: portfolio_margin_pro``), on the api host."""
 
     name = "portfolio_pro"

@@ -51,7 +51,7 @@ from binance_margin_exporter.collectors.families import (
 from binance_margin_exporter.collectors.futures import HOST_SETTINGS, market_clients
 from binance_margin_exporter.collectors.product import Build, ClientState, Product
 from binance_margin_exporter.collectors.scrape import Scrape
-from binance_margin_exporter.config import AccountConfig, Setting
+from binance_margin_exporter.config import AccountConfig, Configured, OwnHosts, Setting
 from binance_margin_exporter.config.schema import integer
 from binance_margin_exporter.logs import Throttled
 
@@ -163,7 +163,7 @@ class PositionsCollector:
         return sorted(positions, key=lambda p: -abs(p.notional or 0.0))[:self.max_positions]
 
 
-class PositionsProduct(Product):
+class PositionsProduct(Product[PositionsSource], Configured, OwnHosts):
     """Positions of Portfolio Margin, futures and Portfolio Margin Pro accounts.
 
     Portfolio Margin Pro keeps its futures in the ordinary futures endpoints (Binance's

@@ -23,7 +23,7 @@ from binance_margin_exporter.collectors.cache import Cached, Result
 from binance_margin_exporter.collectors.families import Fetches
 from binance_margin_exporter.collectors.product import Build, Product
 from binance_margin_exporter.collectors.scrape import Scrape
-from binance_margin_exporter.config import AccountConfig, Setting, Settings
+from binance_margin_exporter.config import AccountConfig, Configured, Setting, Settings
 from binance_margin_exporter.config.schema import flag
 
 if TYPE_CHECKING:
@@ -63,7 +63,7 @@ class PricesCollector:
         yield fetches.errors
 
 
-class PricesProduct(Product):
+class PricesProduct(Product["BinanceClient"], Configured):
     """Market prices (public data): one fetch per cache interval for every account on the api
     host, so that values can be shown in USDT."""
 
@@ -76,6 +76,10 @@ class PricesProduct(Product):
 
     def reads(self, account: AccountConfig, settings: Settings) -> bool:
         return account.type in self.types and settings.option("usdt_values")
+
+    def part(self, account: AccountConfig, client: BinanceClient,
+             build: Build) -> BinanceClient:
+        return client  # unsigned: any account's client will do
 
     def collector(self, parts: Sequence[BinanceClient], build: Build) -> PricesCollector | None:
         if not parts:

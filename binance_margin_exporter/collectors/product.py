@@ -14,12 +14,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, runtime_checkable
 
 from prometheus_client.metrics_core import Metric
 
 from binance_margin_exporter.collectors.scrape import Scrape
-from binance_margin_exporter.config import AccountConfig, Setting, Settings
+from binance_margin_exporter.config import AccountConfig, Settings
 
 if TYPE_CHECKING:
     from binance_margin_exporter.binance.limits import Upstream
@@ -88,39 +88,46 @@ class Scaled:
     round_seconds: float  # one round of every unit, within the budget
 
 
-class Product:
-    """One entry of the product list. The defaults: no settings of its own, reads nothing."""
+PartT = TypeVar("PartT")
+PartIn = TypeVar("PartIn", contravariant=True)
+
+
+class Product(Generic[PartT]):
+    """One entry of the product list: its core, what every product has.
+
+    - ``name``, ``types``: its name, the account types (``type:``) it reads;
+    - :meth:`reads`: which of those accounts it reads (default: every account of its types);
+    - :meth:`part`: the part it builds for an account (a ``PartT``: its caches, kept across
+      reloads while the account is unchanged);
+    - :meth:`collector`: the families it makes from the parts, one scrape at a time;
+    - :meth:`weight_per_minute`: what reading an account costs.
+
+    Everything else is a capability a product has only when it needs it, each a small
+    ``runtime_checkable`` protocol the wiring, the loader and the plan ask with ``isinstance``:
+    :class:`~binance_margin_exporter.config.Configured` (keys of its own),
+    :class:`~binance_margin_exporter.config.OwnHosts` (hosts besides base_url),
+    :class:`~binance_margin_exporter.config.ChecksAccount` and
+    :class:`~binance_margin_exporter.config.ChecksAccounts` (rules across keys, across
+    accounts), :class:`ScaledWeight` (weighted by a count), :class:`AcrossShards` (reads
+    across shards), :class:`Joins` (joins the account's other parts), :class:`WarmsUp` and
+    :class:`Closes` (runs in the background), :class:`Describes` (names the families it makes
+    for an account, checked for duplicates at build). A product subclasses the capabilities it
+    has (their defaults fill in), so the class line says what it is."""
 
     name: str = ""
     types: tuple[str, ...] = ()  # the account types (``type:``) it reads
-    settings: tuple[Setting, ...] = ()  # top-level keys of its own
-    account_settings: tuple[Setting, ...] = ()  # keys of its own in an accounts[] entry
-    host_setting: str | None = None  # its own host's top-level key, if not base_url
-    # top-level keys of further hosts its parts call with the account's key (``Build.client_on``:
-    # the futures' fapi and dapi hosts); BINANCE_BASE_URL replaces them too
-    host_settings: tuple[str, ...] = ()
-    # with shards (``--shard``): does it read the accounts of other shards too, keeping its
-    # own share of the account labels it finds there (a master's sub-accounts)? Otherwise it
-    # reads only the accounts whose own name is this shard's.
-    shards_within: bool = False
-
-    def check(self, account: AccountConfig) -> None:
-        """Rules across an account's keys: ``ConfigError`` naming the key."""
-
-    def check_accounts(self, accounts: Sequence[AccountConfig]) -> None:
-        """Rules across accounts: ``ConfigError`` naming the key."""
 
     def reads(self, account: AccountConfig, settings: Settings) -> bool:
         """Does this product read the account?"""
         return account.type in self.types
 
-    def part(self, account: AccountConfig, client: BinanceClient, build: Build) -> Any:
+    def part(self, account: AccountConfig, client: BinanceClient, build: Build) -> PartT:
         """The account's part of this product (its caches)."""
-        return client
+        raise NotImplementedError
 
-    def collector(self, parts: Sequence[Any], build: Build) -> Collector | None:
+    def collector(self, parts: Sequence[PartT], build: Build) -> Collector | None:
         """The collector of all the accounts' parts; None: nothing to collect."""
-        return None
+        raise NotImplementedError
 
     def weight_per_minute(self, account: AccountConfig, settings: Settings,
                           interval: float) -> dict[str, float]:
@@ -129,19 +136,75 @@ class Product:
         default: nothing declared."""
         return {}
 
+
+# --------------------------------------------------------------------------------------------
+# capabilities (the loader's own are in config: Configured, OwnHosts, ChecksAccount(s))
+
+
+@runtime_checkable
+class ScaledWeight(Protocol):
+    """A product whose weight grows with a count the configuration may not know (a master's
+    sub-accounts with ``all``)."""
+
     def scaled_weight(self, account: AccountConfig, settings: Settings,
                       interval: float) -> Scaled | None:
-        """Weight beyond :meth:`weight_per_minute` that grows with a count (None: none)."""
-        return None
+        """Weight beyond :meth:`Product.weight_per_minute` that grows with a count (None:
+        none for this account)."""
 
-    def join(self, part: Any, others: Mapping[str, Any]) -> None:
+
+@runtime_checkable
+class AcrossShards(Protocol):
+    """With shards (``--shard``), a product that reads the accounts of other shards too,
+    keeping its own share of the account labels it finds there (a master's sub-accounts).
+    Without it, a product reads only the accounts whose own name is this shard's."""
+
+    shards_within: bool = True
+
+
+def across_shards(product: object) -> bool:
+    return isinstance(product, AcrossShards) and product.shards_within
+
+
+@runtime_checkable
+class Joins(Protocol[PartIn]):
+    """A product whose part needs its account's other parts (a stream refreshes the account's
+    cached answer)."""
+
+    def join(self, part: PartIn, others: Mapping[str, object]) -> None:
         """Called once the account's every part exists, with the other products' parts of the
-        same account by product name (a stream refreshes the account's cached answer)."""
+        same account by product name."""
 
-    def warm_up(self, part: Any) -> None:
-        """Start, before the first scrape, what is slow and need not be fresh (called again
-        after each reload, for kept parts too: it must be idempotent)."""
 
-    def close(self, part: Any) -> None:
-        """Stop what the part runs in the background: the exporter stops, or a reload removed
-        or changed the account."""
+@runtime_checkable
+class Refreshes(Protocol):
+    """A part whose cached answer can be fetched anew at once (what a stream joins)."""
+
+    def refresh(self) -> None: ...
+
+
+@runtime_checkable
+class WarmsUp(Protocol[PartIn]):
+    """A product with something slow to start before the first scrape."""
+
+    def warm_up(self, part: PartIn) -> None:
+        """Start what is slow and need not be fresh (called again after each reload, for kept
+        parts too: it must be idempotent)."""
+
+
+@runtime_checkable
+class Closes(Protocol[PartIn]):
+    """A product whose parts run something in the background (a stream's thread)."""
+
+    def close(self, part: PartIn) -> None:
+        """Stop what the part runs: the exporter stops, or a reload removed or changed the
+        account."""
+
+
+@runtime_checkable
+class Describes(Protocol):
+    """A product that names the families it makes series of for an account (labelled with
+    the account's name): the wiring refuses, at build, two products that would make series of
+    one family for one account (client_python's ``describe()`` at ``register()``)."""
+
+    def describe(self, account: AccountConfig, build: Build) -> tuple[str, ...]:
+        """The names of the families whose series carry this account's name."""

@@ -35,9 +35,9 @@ from binance_margin_exporter.binance.risk_lists import (
 )
 from binance_margin_exporter.collectors.cache import Cached, Result
 from binance_margin_exporter.collectors.families import Fetches
-from binance_margin_exporter.collectors.product import Build, Product
+from binance_margin_exporter.collectors.product import Build, Product, WarmsUp
 from binance_margin_exporter.collectors.scrape import Scrape
-from binance_margin_exporter.config import AccountConfig, Setting, Settings
+from binance_margin_exporter.config import AccountConfig, Configured, Setting, Settings
 from binance_margin_exporter.config.schema import flag
 
 if TYPE_CHECKING:
@@ -163,7 +163,7 @@ class RiskListsCollector:
         yield restricted.errors
 
 
-class RiskListsProduct(Product):
+class RiskListsProduct(Product[Reader], Configured, WarmsUp):
     """Binance's delist schedule and restricted assets: Binance-wide, fetched once per process
     through the first cross account's key."""
 

@@ -27,13 +27,21 @@ from prometheus_client.metrics_core import Metric
 from binance_margin_exporter.binance.streams import MARGIN_RISK, PORTFOLIO, StreamKind
 from binance_margin_exporter.binance.transport import BinanceClient
 from binance_margin_exporter.collectors.portfolio import DEFAULT_PAPI_BASE_URL
-from binance_margin_exporter.collectors.product import Build, Product
+from binance_margin_exporter.collectors.product import (
+    Build,
+    Closes,
+    Joins,
+    Product,
+    Refreshes,
+    WarmsUp,
+)
 from binance_margin_exporter.collectors.scrape import Scrape
 from binance_margin_exporter.collectors.stream_thread import Stream, Timing
 from binance_margin_exporter.config import (
     DEFAULT_BASE_URL,
     AccountConfig,
     ConfigError,
+    Configured,
     Setting,
     Settings,
 )
@@ -100,7 +108,7 @@ ACCOUNT_STREAMS = Setting("streams", flag, True,
                           "Read the account's risk data stream (false: polling only).")
 
 
-class StreamProduct(Product):
+class StreamProduct(Product[Stream], Configured, Joins, WarmsUp, Closes):
     """An account's risk data stream: ``kind``'s listen key and WebSocket."""
 
     account_settings = (ACCOUNT_STREAMS,)
@@ -148,9 +156,9 @@ class StreamProduct(Product):
         host = settings.base_url if rest_key == "base_url" else settings.option(rest_key)
         return {str(host): 60.0 / self.timing.keep_alive}
 
-    def join(self, part: Stream, others: Mapping[str, Any]) -> None:
+    def join(self, part: Stream, others: Mapping[str, object]) -> None:
         account = others.get(self.account_part)
-        if account is not None:
+        if isinstance(account, Refreshes):
             part.refresh = account.refresh
 
     def collector(self, parts: Sequence[Stream], build: Build) -> StreamCollector | None:

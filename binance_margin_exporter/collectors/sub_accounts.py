@@ -30,9 +30,11 @@ from binance_margin_exporter.binance.transport import BinanceClient
 from binance_margin_exporter.collectors.cache import Result
 from binance_margin_exporter.collectors.cross import AssetFilter, CrossAccount, cross_families
 from binance_margin_exporter.collectors.product import (
+    AcrossShards,
     Build,
     Product,
     Scaled,
+    ScaledWeight,
     fetches_per_minute,
 )
 from binance_margin_exporter.collectors.scrape import Scrape
@@ -42,7 +44,15 @@ from binance_margin_exporter.collectors.sub_account_roster import (
     MAX_SUB_ACCOUNTS,
 )
 from binance_margin_exporter.collectors.sub_account_tiers import DETAIL_WEIGHT, SUMMARY_WEIGHT
-from binance_margin_exporter.config import AccountConfig, ConfigError, Setting, Settings
+from binance_margin_exporter.config import (
+    AccountConfig,
+    ChecksAccount,
+    ChecksAccounts,
+    ConfigError,
+    Configured,
+    Setting,
+    Settings,
+)
 from binance_margin_exporter.config.schema import integer, names, number
 
 
@@ -75,7 +85,8 @@ class SubAccountsCollector:
         return finish
 
 
-class SubAccountsProduct(Product):
+class SubAccountsProduct(Product[SubAccounts], Configured, ChecksAccount, ChecksAccounts,
+                         ScaledWeight, AcrossShards):
     """A master key's sub-accounts (``sub_accounts: all`` or a list of e-mails)."""
 
     name = "sub_accounts"

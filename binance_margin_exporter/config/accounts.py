@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from binance_margin_exporter.binance.egress import DEFAULT_EGRESS_NAME
 from binance_margin_exporter.config.schema import (
@@ -28,22 +28,69 @@ DEFAULT_ACCOUNT_NAME = "default"
 
 
 class Declares(Protocol):
-    """What a product declares to the loader (see ``products.py``)."""
+    """What every product tells the loader (see ``products.py``): its name and the account
+    types (``type:``) it reads. What only some products have is a capability of its own,
+    below: the loader asks ``isinstance`` (each is ``runtime_checkable``)."""
 
     name: str
     types: tuple[str, ...]  # the account types it reads ("cross", "portfolio_margin")
-    settings: tuple[Setting, ...]  # top-level keys of its own
-    account_settings: tuple[Setting, ...]  # keys of its own in an accounts[] entry
-    host_setting: str | None  # its own host's top-level key (BINANCE_BASE_URL replaces it)
-    host_settings: tuple[str, ...]  # keys of further hosts it calls (BINANCE_BASE_URL too)
+
+
+@runtime_checkable
+class Configured(Protocol):
+    """A product with keys of its own (both default to none when a product subclasses this)."""
+
+    settings: tuple[Setting, ...] = ()  # top-level keys of its own
+    account_settings: tuple[Setting, ...] = ()  # keys of its own in an accounts[] entry
+
+
+@runtime_checkable
+class OwnHosts(Protocol):
+    """A product that calls hosts besides base_url (BINANCE_BASE_URL replaces them too)."""
+
+    host_setting: str | None = None  # its own host's top-level key (the account's client's)
+    # top-level keys of further hosts its parts call with the account's key (the futures'
+    # fapi and dapi hosts)
+    host_settings: tuple[str, ...] = ()
+
+
+@runtime_checkable
+class ChecksAccount(Protocol):
+    """A product with rules across an account's keys."""
 
     def check(self, account: AccountConfig) -> None:
-        """A rule across keys: ``ConfigError`` naming the key."""
-        ...
+        """``ConfigError`` naming the key."""
+
+
+@runtime_checkable
+class ChecksAccounts(Protocol):
+    """A product with rules across accounts (a sub-account's e-mail is no other's name)."""
 
     def check_accounts(self, accounts: Sequence[AccountConfig]) -> None:
-        """A rule across accounts: ``ConfigError`` naming the key."""
-        ...
+        """``ConfigError`` naming the key."""
+
+
+def settings_of(product: Declares) -> tuple[Setting, ...]:
+    """A product's top-level keys (none unless it is :class:`Configured`)."""
+    return product.settings if isinstance(product, Configured) else ()
+
+
+def account_settings_of(product: Declares) -> tuple[Setting, ...]:
+    """A product's keys in an accounts[] entry (none unless it is :class:`Configured`)."""
+    return product.account_settings if isinstance(product, Configured) else ()
+
+
+def host_setting_of(product: Declares) -> str | None:
+    """The top-level key of the host of the accounts the product reads (None: base_url)."""
+    return product.host_setting if isinstance(product, OwnHosts) else None
+
+
+def host_keys(product: Declares) -> tuple[str, ...]:
+    """The top-level keys of every host a product calls, besides base_url."""
+    if not isinstance(product, OwnHosts):
+        return ()
+    own = () if product.host_setting is None else (product.host_setting,)
+    return (*own, *product.host_settings)
 
 
 @dataclass(frozen=True, repr=False)
@@ -126,18 +173,19 @@ class _Reader:
         if kind not in types:
             raise ConfigError(f"{where}.type: expected one of {', '.join(types)}")
         options = read_declared(values, _unique(s for p in self.products
-                                                for s in p.account_settings), where)
+                                                for s in account_settings_of(p)), where)
         egress = DEFAULT_EGRESS_NAME if values.get("egress") is None else \
             string(values["egress"], f"{where}.egress")
         account = AccountConfig(name, api_key, api_secret, pem, passphrase, source=where,
                                 type=kind, options=Options.of(options), egress=egress)
         for product in self.products:
-            product.check(account)
+            if isinstance(product, ChecksAccount):
+                product.check(account)
         return account
 
     def account_keys(self) -> set[str]:
         return {"name", "type", "egress", *SIGNING_KEYS,
-                *(s.key for p in self.products for s in p.account_settings)}
+                *(s.key for p in self.products for s in account_settings_of(p))}
 
 
 def _unique(settings: Any) -> list[Setting]:

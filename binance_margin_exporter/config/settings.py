@@ -23,11 +23,19 @@ from binance_margin_exporter.binance.egress import DEFAULT_EGRESS_NAME, Egress
 from binance_margin_exporter.config.accounts import (
     DEFAULT_ACCOUNT_NAME,
     AccountConfig,
+    ChecksAccount,
+    ChecksAccounts,
+    Configured,
     Declares,
+    OwnHosts,
     _env_account,
     _one_of,
     _Reader,
     _unique,
+    account_settings_of,
+    host_keys,
+    host_setting_of,
+    settings_of,
 )
 from binance_margin_exporter.config.schema import (
     DEFAULT_BASE_URL,
@@ -44,8 +52,10 @@ from binance_margin_exporter.config.schema import (
 from binance_margin_exporter.config.yamlfile import load_yaml
 
 # re-exported: config/__init__.py imports these from here
-__all__ = ["DEFAULT_ACCOUNT_NAME", "GLOBAL_SETTINGS", "AccountConfig", "Declares", "Settings",
-           "Shard", "egresses", "host_keys", "load_settings", "shard_of"]
+__all__ = ["DEFAULT_ACCOUNT_NAME", "GLOBAL_SETTINGS", "AccountConfig", "ChecksAccount",
+           "ChecksAccounts", "Configured", "Declares", "OwnHosts", "Settings", "Shard",
+           "account_settings_of", "egresses", "host_keys", "host_setting_of", "load_settings",
+           "settings_of", "shard_of"]
 
 log = logging.getLogger(__name__)
 
@@ -160,12 +170,6 @@ GLOBAL_SETTINGS: tuple[Setting, ...] = (
 )
 
 
-def host_keys(product: Declares) -> tuple[str, ...]:
-    """The top-level keys of every host a product calls, besides base_url."""
-    own = () if product.host_setting is None else (product.host_setting,)
-    return (*own, *product.host_settings)
-
-
 @dataclass(frozen=True)
 class Settings:
     accounts: tuple[AccountConfig, ...]
@@ -216,7 +220,7 @@ def load_settings(
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError("--config: the top level must be a mapping of keys")
-    own = _unique(s for p in products for s in p.settings)
+    own = _unique(s for p in products for s in settings_of(p))
     check_keys(raw, {"accounts", *(s.key for s in (*GLOBAL_SETTINGS, *own))}, "")
     files: list[str] = [] if path is None else [str(Path(path).resolve())]
     reader = _Reader(products, Path(path).resolve().parent if path else None, files)
@@ -247,7 +251,8 @@ def load_settings(
                 raise ConfigError(f"{account.source}.name: duplicate account name {account.name!r}")
             seen.add(account.name)
         for product in products:
-            product.check_accounts(accounts)
+            if isinstance(product, ChecksAccounts):
+                product.check_accounts(accounts)
         named = {e.name for e in core["egress"]} | {DEFAULT_EGRESS_NAME}
         for account in accounts:
             if account.egress not in named:
