@@ -20,13 +20,18 @@ from binance_margin_exporter.binance.portfolio import (
     parse_portfolio_balances,
 )
 from binance_margin_exporter.binance.prices import parse_prices
+from binance_margin_exporter.collectors.account_fetch import AccountCollector
 from binance_margin_exporter.collectors.cache import Cached
 from binance_margin_exporter.collectors.isolated import IsolatedCollector, IsolatedSource
-from binance_margin_exporter.collectors.portfolio import PortfolioCollector, PortfolioSource
+from binance_margin_exporter.collectors.portfolio import PortfolioFamilies, PortfolioSource
 from tests.helpers import EXECUTOR, FIXTURES, ROOT, Scraper, sample_values
 
 CAPTURES = FIXTURES / "captures"
 SHARED = ROOT.parent / "shared" / "captures"
+
+
+def PortfolioCollector(sources):
+    return AccountCollector(sources, lambda scrape: PortfolioFamilies())
 
 
 def capture(name: str) -> dict:

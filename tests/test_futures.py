@@ -10,8 +10,9 @@ import pytest
 
 from binance_margin_exporter.binance.futures import Futures, parse_futures_account
 from binance_margin_exporter.binance.limits import Upstream
+from binance_margin_exporter.collectors.account_fetch import AccountCollector
 from binance_margin_exporter.collectors.cache import Cached
-from binance_margin_exporter.collectors.futures import FuturesCollector, FuturesSource
+from binance_margin_exporter.collectors.futures import FuturesFamilies, FuturesSource
 from binance_margin_exporter.demo.simulator import Fault
 from binance_margin_exporter.wiring import account_config, build_exporter
 from tests.conftest import API_KEY, SECRET
@@ -41,6 +42,10 @@ def docs_source(name="fut") -> FuturesSource:
     return FuturesSource(name, Client(), Cached(
         f"futures account {name}", lambda deadline: futures, EXECUTOR, ttl=10,
         monotonic=StepClock(), wall=lambda: 1_700_000_000.0))
+
+
+def FuturesCollector(sources):
+    return AccountCollector(sources, lambda scrape: FuturesFamilies())
 
 
 def test_golden_documented_examples(golden):

@@ -19,9 +19,10 @@ from binance_margin_exporter.binance.portfolio import (
 )
 from binance_margin_exporter.binance.signing import HmacSigner
 from binance_margin_exporter.binance.transport import BinanceClient
+from binance_margin_exporter.collectors.account_fetch import AccountCollector, account_part
 from binance_margin_exporter.collectors.cache import Cached
 from binance_margin_exporter.collectors.cross import CrossCollector
-from binance_margin_exporter.collectors.portfolio import PortfolioCollector, PortfolioSource
+from binance_margin_exporter.collectors.portfolio import PortfolioFamilies, PortfolioSource
 from binance_margin_exporter.demo.simulator import Fault
 from tests.conftest import API_KEY, SECRET
 from tests.helpers import (
@@ -44,6 +45,10 @@ class Client:
 
     def auth_backoff_until(self):
         return 0.0
+
+
+def PortfolioCollector(sources):
+    return AccountCollector(sources, lambda scrape: PortfolioFamilies())
 
 
 def docs_source(name="pm") -> PortfolioSource:
@@ -161,7 +166,8 @@ def test_a_thousands_comma_drops_only_its_metric_over_http(hosts, caplog):
     api = Upstream(hosts.api.base_url)
     client = BinanceClient(Upstream(hosts.papi.base_url, clock_of=api), API_KEY,
                            HmacSigner(SECRET))
-    source = PortfolioSource.create("pm", client, EXECUTOR, ttl=0)
+    source = account_part("portfolio margin account pm", "pm", client,
+                          lambda deadline: fetch_portfolio(client, deadline), EXECUTOR, ttl=0)
     values = sample_values(Scraper(PortfolioCollector([source])).text())
     acc = (("account", "pm"),)
     assert values[("binance_margin_up", acc)] == 1.0

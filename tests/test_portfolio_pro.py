@@ -9,9 +9,10 @@ from binance_margin_exporter.binance.portfolio_pro import (
     SPAN_ACCOUNT_PATH,
     parse_portfolio_pro,
 )
+from binance_margin_exporter.collectors.account_fetch import AccountCollector
 from binance_margin_exporter.collectors.cache import Cached
 from binance_margin_exporter.collectors.portfolio_pro import (
-    PortfolioProCollector,
+    PortfolioProFamilies,
     PortfolioProSource,
 )
 from binance_margin_exporter.wiring import account_config, build_exporter
@@ -35,6 +36,10 @@ class Client:
 
     def auth_backoff_until(self):
         return 0.0
+
+
+def PortfolioProCollector(sources):
+    return AccountCollector(sources, lambda scrape: PortfolioProFamilies())
 
 
 def docs_source(name="pro") -> PortfolioProSource:

@@ -18,9 +18,7 @@ are one fetch, so either failing makes the account down.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Executor
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Any
 
 from prometheus_client.core import GaugeMetricFamily
@@ -28,15 +26,16 @@ from prometheus_client.metrics_core import Metric
 
 from binance_margin_exporter.binance.futures import ASSET_FIELDS, MARKETS, Futures, fetch_futures
 from binance_margin_exporter.binance.transport import BinanceClient
-from binance_margin_exporter.collectors.cache import Cached, Result, start_all
-from binance_margin_exporter.collectors.families import (
-    InvalidFields,
-    Table,
-    account_fetches,
-    invalid_fields,
-    non_empty,
+from binance_margin_exporter.collectors.account_fetch import (
+    Account,
+    Families,
+    FetchProduct,
+    account_part,
 )
-from binance_margin_exporter.collectors.product import Build, ClientState, KeyState, Product
+from binance_margin_exporter.collectors.families import (
+    Table,
+)
+from binance_margin_exporter.collectors.product import Build, KeyState
 from binance_margin_exporter.collectors.scrape import Scrape
 from binance_margin_exporter.config import (
     AccountConfig,
@@ -102,62 +101,32 @@ class Keys:
         return max((c.auth_backoff_until() for c in self.clients), default=0.0)
 
 
-@dataclass(frozen=True)
-class FuturesSource:
-    name: str
-    client: ClientState
-    futures: Cached[Futures]
-    invalid: InvalidFields = field(default_factory=lambda: InvalidFields("a futures account"))
-
-    @classmethod
-    def create(cls, name: str, clients: dict[str, BinanceClient], executor: Executor, *,
-               ttl: float) -> FuturesSource:
-        invalid = InvalidFields(f"futures account {name}")
-        keys = Keys(list(clients.values()))
-
-        def fetch(deadline: float) -> Futures:
-            futures = fetch_futures(clients, deadline)
-            invalid.note(futures.invalid)
-            return futures
-
-        return cls(name, keys, Cached(f"futures account {name}", fetch, executor, ttl=ttl,
-                                      timeout=keys.timeout), invalid)
+FuturesSource = Account[Futures]  # an account's part: its fetch of both markets
 
 
-class FuturesCollector:
-    def __init__(self, sources: Sequence[FuturesSource]) -> None:
-        self.sources = tuple(sources)
+class FuturesFamilies(Families[FuturesSource, Futures]):
+    def __init__(self) -> None:
+        self.assets = [GaugeMetricFamily(f"binance_margin_futures_asset_{attr}",
+                                         ASSET_HELP[attr], labels=["account", "market", "asset"])
+                       for attr, _ in ASSET_FIELDS]
+        self.totals = Table(TOTAL_GAUGES, ["account"])
 
-    def start(self, scrape: Scrape) -> Callable[[], Iterator[Metric]]:
-        results = start_all([s.futures for s in self.sources], scrape.deadline)
-        return lambda: self._families(results())
+    def add(self, part: FuturesSource, key: tuple[str, ...], value: Futures) -> None:
+        for account in value.accounts:
+            if account.market == "um":
+                self.totals.add(key, account)
+            for asset in account.assets:
+                if not any(asset.values):
+                    continue  # an asset with nothing at all
+                for number, family in zip(asset.values, self.assets, strict=True):
+                    if number is not None:
+                        family.add_metric([part.name, account.market, asset.asset], number)
 
-    def _families(self, results: Sequence[Result[Futures]]) -> Iterator[Metric]:
-        fetches = account_fetches()
-        assets = [GaugeMetricFamily(f"binance_margin_futures_asset_{attr}", ASSET_HELP[attr],
-                                    labels=["account", "market", "asset"])
-                  for attr, _ in ASSET_FIELDS]
-        totals = Table(TOTAL_GAUGES, ["account"])
-        invalid = invalid_fields()
-        for source, result in zip(self.sources, results, strict=True):
-            name = source.name
-            fetches.add([name], source.futures, result, source.client)
-            source.invalid.add_to(invalid, name)
-            if result.value is None:
-                continue
-            for account in result.value.accounts:
-                if account.market == "um":
-                    totals.add([name], account)
-                for asset in account.assets:
-                    if not any(asset.values):
-                        continue  # an asset with nothing at all
-                    for number, family in zip(asset.values, assets, strict=True):
-                        if number is not None:
-                            family.add_metric([name, account.market, asset.asset], number)
-        return non_empty((fetches.up, *assets, *totals.families, *fetches.tail(), invalid))
+    def families(self) -> list[Metric]:
+        return [*self.assets, *self.totals.families]
 
 
-class FuturesProduct(Product[FuturesSource], Configured, OwnHosts, ChecksAccount):
+class FuturesProduct(FetchProduct[FuturesSource, Futures], Configured, OwnHosts, ChecksAccount):
     """Futures accounts (``type: futures``): USDⓈ-M on the fapi host, COIN-M on the dapi
     host, each host its own weight budget (2,400 a minute)."""
 
@@ -181,12 +150,15 @@ class FuturesProduct(Product[FuturesSource], Configured, OwnHosts, ChecksAccount
 
     def part(self, account: AccountConfig, client: BinanceClient,
              build: Build) -> FuturesSource:
-        return FuturesSource.create(account.name, market_clients(account, client, build),
-                                    build.executor, ttl=build.settings.cache_ttl_seconds)
+        """Both markets' accounts are one fetch: either failing makes the account down."""
+        clients = market_clients(account, client, build)
+        return account_part(f"futures account {account.name}", account.name,
+                            Keys(list(clients.values())),
+                            lambda deadline: fetch_futures(clients, deadline), build.executor,
+                            ttl=build.settings.cache_ttl_seconds)
 
-    def collector(self, parts: Sequence[FuturesSource],
-                  build: Build) -> FuturesCollector | None:
-        return FuturesCollector(parts) if parts else None
+    def families(self, scrape: Scrape, build: Build) -> FuturesFamilies:
+        return FuturesFamilies()
 
 
 PRODUCT = FuturesProduct()

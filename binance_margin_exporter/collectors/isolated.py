@@ -16,7 +16,7 @@ the background, only for accounts that borrow in a pair.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -27,20 +27,25 @@ from prometheus_client.metrics_core import Metric
 from binance_margin_exporter.binance import isolated
 from binance_margin_exporter.binance.fields import plus, times
 from binance_margin_exporter.binance.isolated import STATUSES, IsolatedAccount
-from binance_margin_exporter.collectors.cache import Cached, Result, start_all
+from binance_margin_exporter.collectors.account_fetch import (
+    AccountCollector,
+    Families,
+    Fetched,
+    FetchProduct,
+    account_part,
+)
+from binance_margin_exporter.collectors.cache import Cached
 from binance_margin_exporter.collectors.families import (
     Fetches,
     InvalidFields,
+    Memo,
     Table,
-    invalid_fields,
-    non_empty,
     states,
 )
 from binance_margin_exporter.collectors.interest import INTEREST_RATES, HourlyRates
 from binance_margin_exporter.collectors.product import (
     Build,
     ClientState,
-    Product,
     fetches_per_minute,
 )
 from binance_margin_exporter.collectors.scrape import Scrape
@@ -114,122 +119,120 @@ class IsolatedSource:
     account: Cached[IsolatedAccount]
     rates: HourlyRates | None = None
     invalid: InvalidFields = field(default_factory=lambda: InvalidFields("isolated pairs"))
+    memo: Memo | None = field(default=None, compare=False)
+
+    @property
+    def fetched(self) -> tuple[Fetched[IsolatedAccount]]:
+        return (Fetched((self.name,), self.client, self.account),)
 
     @classmethod
     def create(cls, name: str, client: BinanceClient, executor: Executor, *, ttl: float,
                interest_rates: bool = True,
                wall: Callable[[], float] | None = None) -> IsolatedSource:
+        """Its fetch (an answer without pairs kept 5 minutes) and its rates."""
         clocks = {} if wall is None else {"wall": wall}
-        invalid = InvalidFields(f"isolated pairs of account {name}")
-
-        def fetch(deadline: float) -> IsolatedAccount:
-            account = isolated.fetch_isolated_account(client, deadline)
-            invalid.note(account.invalid)
-            return account
-
-        return cls(
-            name, client,
-            Cached(f"isolated pairs of account {name}", fetch,
-                   executor, ttl=ttl, ttl_of=_recheck(ttl), timeout=client.timeout, **clocks),
-            HourlyRates(f"isolated interest rates of account {name}", client, executor,
-                        isolated=True, **clocks) if interest_rates else None,
-            invalid,
-        )
+        fetch = account_part(f"isolated pairs of account {name}", name, client,
+                             lambda deadline: isolated.fetch_isolated_account(client, deadline),
+                             executor, ttl=ttl, ttl_of=_recheck(ttl), **clocks)
+        return cls(name, client, fetch.cached,
+                   HourlyRates(f"isolated interest rates of account {name}", client, executor,
+                               isolated=True, **clocks) if interest_rates else None,
+                   fetch.invalid)
 
 
-class IsolatedCollector:
+class IsolatedFamilies(Families[IsolatedSource, IsolatedAccount]):
     """The families of every account's isolated pairs."""
 
-    def __init__(self, sources: Sequence[IsolatedSource]) -> None:
-        self.sources = tuple(sources)
-
-    def start(self, scrape: Scrape) -> Callable[[], Iterator[Metric]]:
-        results = start_all([s.account for s in self.sources], scrape.deadline)
-        return lambda: self._families(results(), scrape)
-
-    def _families(self, results: Sequence[Result[IsolatedAccount]],
-                  scrape: Scrape) -> Iterator[Metric]:
+    def __init__(self, scrape: Scrape) -> None:
+        self.scrape = scrape
         acc, pair_l = ["account"], ["account", "symbol"]
         side_l = ["account", "asset", "symbol"]
-        fetches = Fetches(
-            "binance_margin_isolated",
-            "1 if the last fetch of GET /sapi/v1/margin/isolated/account succeeded, else 0.",
-            "Failed fetches of the isolated pairs, by reason.")
-        pair_gauges = Table(PAIR_GAUGES, pair_l)
-        status = GaugeMetricFamily(
+        self.pair_gauges = Table(PAIR_GAUGES, pair_l)
+        self.status = GaugeMetricFamily(
             "binance_margin_isolated_status",
             "Margin level status of the pair (marginLevelStatus): 1 for the current one.",
             labels=["account", "status", "symbol"])
-        pair_flags = Table(PAIR_FLAGS, pair_l)
-        side_gauges = Table(SIDE_GAUGES, side_l)
-        old_total = UnknownMetricFamily(*DEPRECATED_TOTAL, labels=side_l)
-        totals = Table(TOTALS, acc)
-        net_usdt = GaugeMetricFamily(
+        self.pair_flags = Table(PAIR_FLAGS, pair_l)
+        self.side_gauges = Table(SIDE_GAUGES, side_l)
+        self.old_total = UnknownMetricFamily(*DEPRECATED_TOTAL, labels=side_l)
+        self.totals = Table(TOTALS, acc)
+        self.net_usdt = GaugeMetricFamily(
             "binance_margin_isolated_asset_net_usdt",
             "Net amount of one side of the pair in USDT (netAsset x price).", labels=side_l)
-        liability_usdt = GaugeMetricFamily(
+        self.liability_usdt = GaugeMetricFamily(
             "binance_margin_isolated_asset_liability_usdt",
             "Debt of one side of the pair in USDT ((borrowed + interest) x price).",
             labels=side_l)
-        total_net_usdt = GaugeMetricFamily(
+        self.total_net_usdt = GaugeMetricFamily(
             "binance_margin_isolated_total_net_asset_usdt",
             "Total net assets of all isolated pairs in USDT (totalNetAssetOfBtc x BTCUSDT).",
             labels=acc)
-        total_liability_usdt = GaugeMetricFamily(
+        self.total_liability_usdt = GaugeMetricFamily(
             "binance_margin_isolated_total_liability_usdt",
             "Total liabilities of all isolated pairs in USDT (totalLiabilityOfBtc x BTCUSDT).",
             labels=acc)
-        rate = GaugeMetricFamily(
+        self.rate = GaugeMetricFamily(
             "binance_margin_isolated_asset_interest_rate_hourly",
             "Next hourly interest rate of a borrowed side of the pair (isIsolated=TRUE).",
             labels=side_l)
-        invalid = invalid_fields()
 
-        for source, result in zip(self.sources, results, strict=True):
-            name = source.name
-            account = result.value
-            fetches.add([name], source.account, result)
-            source.invalid.add_to(invalid, name)
-            if account is None:
-                continue
-            totals.add([name], account)
-            btc = scrape.usdt("BTC") if account.pairs else None
-            if btc is not None:
-                if account.total_net_asset_btc is not None:
-                    total_net_usdt.add_metric([name], times(account.total_net_asset_btc, btc))
-                if account.total_liability_btc is not None:
-                    total_liability_usdt.add_metric([name],
-                                                    times(account.total_liability_btc, btc))
-            borrowed = {side.asset for pair in account.pairs for side in pair.sides
-                        if side.borrowed > 0}
-            rates = source.rates.latest(borrowed) if source.rates is not None else {}
-            for pair in account.pairs:
-                key = [name, pair.symbol]
-                pair_gauges.add(key, pair)
-                pair_flags.add(key, pair)
-                if pair.margin_level_status is not None:
-                    for state, value in states(pair.margin_level_status, STATUSES):
-                        status.add_metric([name, state, pair.symbol], value)
-                for side in pair.sides:
-                    side_key = [name, side.asset, pair.symbol]
-                    side_gauges.add(side_key, side)
-                    if side.total_asset is not None:
-                        old_total.add_metric(side_key, side.total_asset)
-                    price = scrape.usdt(side.asset)
-                    if price is not None:
-                        net_usdt.add_metric(side_key, times(side.net_asset, price))
-                        liability_usdt.add_metric(
-                            side_key, times(plus(side.borrowed, side.interest), price))
-                    if side.borrowed > 0 and side.asset in rates:
-                        rate.add_metric(side_key, rates[side.asset])
+    def add(self, part: IsolatedSource, key: tuple[str, ...], value: IsolatedAccount) -> None:
+        name, account, scrape = part.name, value, self.scrape
+        self.totals.add([name], account)
+        btc = scrape.usdt("BTC") if account.pairs else None
+        if btc is not None:
+            if account.total_net_asset_btc is not None:
+                self.total_net_usdt.add_metric([name], times(account.total_net_asset_btc, btc))
+            if account.total_liability_btc is not None:
+                self.total_liability_usdt.add_metric([name],
+                                                     times(account.total_liability_btc, btc))
+        borrowed = {side.asset for pair in account.pairs for side in pair.sides
+                    if side.borrowed > 0}
+        rates = part.rates.latest(borrowed) if part.rates is not None else {}
+        for pair in account.pairs:
+            pair_key = [name, pair.symbol]
+            self.pair_gauges.add(pair_key, pair)
+            self.pair_flags.add(pair_key, pair)
+            if pair.margin_level_status is not None:
+                for state, on in states(pair.margin_level_status, STATUSES):
+                    self.status.add_metric([name, state, pair.symbol], on)
+            for side in pair.sides:
+                side_key = [name, side.asset, pair.symbol]
+                self.side_gauges.add(side_key, side)
+                if side.total_asset is not None:
+                    self.old_total.add_metric(side_key, side.total_asset)
+                price = scrape.usdt(side.asset)
+                if price is not None:
+                    self.net_usdt.add_metric(side_key, times(side.net_asset, price))
+                    self.liability_usdt.add_metric(
+                        side_key, times(plus(side.borrowed, side.interest), price))
+                if side.borrowed > 0 and side.asset in rates:
+                    self.rate.add_metric(side_key, rates[side.asset])
 
-        return non_empty((fetches.up, *pair_gauges.families, status, *pair_flags.families,
-                          *side_gauges.families, old_total, *totals.families, net_usdt,
-                          liability_usdt, total_net_usdt, total_liability_usdt, rate,
-                          *fetches.tail(), invalid))
+    def families(self) -> list[Metric]:
+        return [*self.pair_gauges.families, self.status, *self.pair_flags.families,
+                *self.side_gauges.families, self.old_total, *self.totals.families,
+                self.net_usdt, self.liability_usdt, self.total_net_usdt,
+                self.total_liability_usdt, self.rate]
 
 
-class IsolatedProduct(Product[IsolatedSource], Configured):
+def isolated_fetches() -> Fetches:
+    """Its fetch is shown apart from the cross account's: one failing never makes the other
+    ``up 0``."""
+    return Fetches(
+        "binance_margin_isolated",
+        "1 if the last fetch of GET /sapi/v1/margin/isolated/account succeeded, else 0.",
+        "Failed fetches of the isolated pairs, by reason.")
+
+
+class IsolatedCollector(AccountCollector[IsolatedSource, IsolatedAccount]):
+    """The families of every account's isolated pairs."""
+
+    def __init__(self, sources: Sequence[IsolatedSource]) -> None:
+        super().__init__(sources, IsolatedFamilies, isolated_fetches)
+
+
+class IsolatedProduct(FetchProduct[IsolatedSource, IsolatedAccount], Configured):
     """A cross account's isolated margin pairs (``isolated: false`` leaves them out)."""
 
     name = "isolated"
@@ -258,9 +261,11 @@ class IsolatedProduct(Product[IsolatedSource], Configured):
                                      ttl=build.settings.cache_ttl_seconds,
                                      interest_rates=build.settings.option("interest_rates"))
 
-    def collector(self, parts: Sequence[IsolatedSource],
-                  build: Build) -> IsolatedCollector | None:
-        return IsolatedCollector(parts) if parts else None
+    def kind(self) -> Fetches:
+        return isolated_fetches()
+
+    def families(self, scrape: Scrape, build: Build) -> IsolatedFamilies:
+        return IsolatedFamilies(scrape)
 
 
 PRODUCT = IsolatedProduct()

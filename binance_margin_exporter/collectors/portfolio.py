@@ -14,10 +14,6 @@ cross accounts' (the exporter merges them). An empty string from Binance drops i
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Executor
-from dataclasses import dataclass, field
-
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
@@ -29,16 +25,17 @@ from binance_margin_exporter.binance.portfolio import (
     fetch_portfolio,
 )
 from binance_margin_exporter.binance.transport import BinanceClient
-from binance_margin_exporter.collectors.cache import Cached, Result, start_all
+from binance_margin_exporter.collectors.account_fetch import (
+    Account,
+    Families,
+    FetchProduct,
+    account_part,
+)
 from binance_margin_exporter.collectors.families import (
-    InvalidFields,
     Table,
-    account_fetches,
-    invalid_fields,
-    non_empty,
     states,
 )
-from binance_margin_exporter.collectors.product import Build, ClientState, Product
+from binance_margin_exporter.collectors.product import Build
 from binance_margin_exporter.collectors.scrape import Scrape
 from binance_margin_exporter.config import AccountConfig, Configured, OwnHosts, Setting
 from binance_margin_exporter.config.schema import url
@@ -80,31 +77,7 @@ ASSET_NAMES: dict[str, str] = {
 }
 
 
-@dataclass(frozen=True)
-class PortfolioSource:
-    name: str
-    client: ClientState
-    portfolio: Cached[Portfolio]
-    invalid: InvalidFields = field(
-        default_factory=lambda: InvalidFields("a portfolio margin account"))
-
-    def refresh(self) -> None:
-        """Binance pushed a change (a risk stream's event): fetch the account anew now."""
-        self.portfolio.refresh()
-
-    @classmethod
-    def create(cls, name: str, client: BinanceClient, executor: Executor, *,
-               ttl: float) -> PortfolioSource:
-        invalid = InvalidFields(f"portfolio margin account {name}")
-
-        def fetch(deadline: float) -> Portfolio:
-            portfolio = fetch_portfolio(client, deadline)
-            invalid.note(portfolio.invalid)
-            return portfolio
-
-        return cls(name, client,
-                   Cached(f"portfolio margin account {name}", fetch, executor,
-                          ttl=ttl, timeout=client.timeout), invalid)
+PortfolioSource = Account[Portfolio]  # an account's part: its fetch of both answers
 
 
 class AccountFamilies:
@@ -129,39 +102,27 @@ class AccountFamilies:
         return [*self.gauges.families, self.status]
 
 
-class PortfolioCollector:
-    def __init__(self, sources: Sequence[PortfolioSource]) -> None:
-        self.sources = tuple(sources)
+class PortfolioFamilies(Families[PortfolioSource, Portfolio]):
+    def __init__(self) -> None:
+        self.accounts = AccountFamilies()
+        self.assets = [GaugeMetricFamily(f"binance_margin_portfolio_asset_{attr}",
+                                         ASSET_NAMES[attr], labels=["account", "asset"])
+                       for attr, _ in BALANCE_FIELDS]
 
-    def start(self, scrape: Scrape) -> Callable[[], Iterator[Metric]]:
-        results = start_all([s.portfolio for s in self.sources], scrape.deadline)
-        return lambda: self._families(results())
+    def add(self, part: PortfolioSource, key: tuple[str, ...], value: Portfolio) -> None:
+        self.accounts.add(part.name, value.account)
+        for balance in value.balances:
+            if not any(balance.values):
+                continue  # an asset with nothing at all, as for cross accounts
+            for number, family in zip(balance.values, self.assets, strict=True):
+                if number is not None:
+                    family.add_metric([part.name, balance.asset], number)
 
-    def _families(self, results: Sequence[Result[Portfolio]]) -> Iterator[Metric]:
-        fetches = account_fetches()
-        accounts = AccountFamilies()
-        assets = [GaugeMetricFamily(f"binance_margin_portfolio_asset_{attr}", ASSET_NAMES[attr],
-                                    labels=["account", "asset"]) for attr, _ in BALANCE_FIELDS]
-        invalid = invalid_fields()
-        for source, result in zip(self.sources, results, strict=True):
-            name = source.name
-            value = result.value
-            fetches.add([name], source.portfolio, result, source.client)
-            source.invalid.add_to(invalid, name)
-            if value is None:
-                continue
-            accounts.add(name, value.account)
-            for balance in value.balances:
-                if not any(balance.values):
-                    continue  # an asset with nothing at all, as for cross accounts
-                for number, family in zip(balance.values, assets, strict=True):
-                    if number is not None:
-                        family.add_metric([name, balance.asset], number)
-        return non_empty((fetches.up, *accounts.families, *assets, *fetches.tail(),
-                          invalid))
+    def families(self) -> list[Metric]:
+        return [*self.accounts.families, *self.assets]
 
 
-class PortfolioProduct(Product[PortfolioSource], Configured, OwnHosts):
+class PortfolioProduct(FetchProduct[PortfolioSource, Portfolio], Configured, OwnHosts):
     """Portfolio Margin accounts (``type: portfolio_margin``), on their own host."""
 
     name = "portfolio"
@@ -174,12 +135,12 @@ class PortfolioProduct(Product[PortfolioSource], Configured, OwnHosts):
 
     def part(self, account: AccountConfig, client: BinanceClient,
              build: Build) -> PortfolioSource:
-        return PortfolioSource.create(account.name, client, build.executor,
-                                      ttl=build.settings.cache_ttl_seconds)
+        return account_part(f"portfolio margin account {account.name}", account.name, client,
+                            lambda deadline: fetch_portfolio(client, deadline), build.executor,
+                            ttl=build.settings.cache_ttl_seconds)
 
-    def collector(self, parts: Sequence[PortfolioSource],
-                  build: Build) -> PortfolioCollector | None:
-        return PortfolioCollector(parts) if parts else None
+    def families(self, scrape: Scrape, build: Build) -> PortfolioFamilies:
+        return PortfolioFamilies()
 
 
 PRODUCT = PortfolioProduct()

@@ -16,82 +16,44 @@ product's (:mod:`.positions`). A field that does not parse (Binance's own exampl
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Executor
-from dataclasses import dataclass, field
-
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
 from binance_margin_exporter.binance.portfolio_pro import PortfolioPro, PortfolioProReader
 from binance_margin_exporter.binance.transport import BinanceClient
-from binance_margin_exporter.collectors.cache import Cached, Result, start_all
-from binance_margin_exporter.collectors.families import (
-    InvalidFields,
-    account_fetches,
-    invalid_fields,
-    non_empty,
+from binance_margin_exporter.collectors.account_fetch import (
+    Account,
+    Families,
+    FetchProduct,
+    account_part,
 )
 from binance_margin_exporter.collectors.futures import MARKETS_SETTING
 from binance_margin_exporter.collectors.portfolio import AccountFamilies
-from binance_margin_exporter.collectors.product import Build, ClientState, Product
+from binance_margin_exporter.collectors.product import Build
 from binance_margin_exporter.collectors.scrape import Scrape
 from binance_margin_exporter.config import AccountConfig, Configured
 
-
-@dataclass(frozen=True)
-class PortfolioProSource:
-    name: str
-    client: ClientState
-    account: Cached[PortfolioPro]
-    invalid: InvalidFields = field(
-        default_factory=lambda: InvalidFields("a portfolio margin pro account"))
-
-    @classmethod
-    def create(cls, name: str, client: BinanceClient, executor: Executor, *,
-               ttl: float) -> PortfolioProSource:
-        invalid = InvalidFields(f"portfolio margin pro account {name}")
-        read = PortfolioProReader(client)
-
-        def fetch(deadline: float) -> PortfolioPro:
-            answer = read(deadline)
-            invalid.note(answer.invalid)
-            return answer
-
-        return cls(name, client, Cached(f"portfolio margin pro account {name}", fetch,
-                                        executor, ttl=ttl, timeout=client.timeout), invalid)
+PortfolioProSource = Account[PortfolioPro]  # an account's part: its fetch
 
 
-class PortfolioProCollector:
-    def __init__(self, sources: Sequence[PortfolioProSource]) -> None:
-        self.sources = tuple(sources)
-
-    def start(self, scrape: Scrape) -> Callable[[], Iterator[Metric]]:
-        results = start_all([s.account for s in self.sources], scrape.deadline)
-        return lambda: self._families(results())
-
-    def _families(self, results: Sequence[Result[PortfolioPro]]) -> Iterator[Metric]:
-        fetches = account_fetches()
-        accounts = AccountFamilies()
-        info = GaugeMetricFamily(
+class PortfolioProFamilies(Families[PortfolioProSource, PortfolioPro]):
+    def __init__(self) -> None:
+        self.accounts = AccountFamilies()
+        self.info = GaugeMetricFamily(
             "binance_margin_portfolio_info",
             "Portfolio Margin Pro account type (accountType: PM_1 PM Pro, PM_3 PM Pro SPAN); "
             "always 1.", labels=["account", "account_type"])
-        invalid = invalid_fields()
-        for source, result in zip(self.sources, results, strict=True):
-            name = source.name
-            fetches.add([name], source.account, result, source.client)
-            source.invalid.add_to(invalid, name)
-            if result.value is None:
-                continue
-            accounts.add(name, result.value.account)
-            if result.value.account_type is not None:
-                info.add_metric([name, result.value.account_type], 1.0)
-        return non_empty((fetches.up, *accounts.families, info, *fetches.tail(),
-                          invalid))
+
+    def add(self, part: PortfolioProSource, key: tuple[str, ...], value: PortfolioPro) -> None:
+        self.accounts.add(part.name, value.account)
+        if value.account_type is not None:
+            self.info.add_metric([part.name, value.account_type], 1.0)
+
+    def families(self) -> list[Metric]:
+        return [*self.accounts.families, self.info]
 
 
-class PortfolioProProduct(Product[PortfolioProSource], Configured):
+class PortfolioProProduct(FetchProduct[PortfolioProSource, PortfolioPro], Configured):
     """Portfolio Margin Pro accounts (``type: portfolio_margin_pro``), on the api host."""
 
     name = "portfolio_pro"
@@ -100,12 +62,12 @@ class PortfolioProProduct(Product[PortfolioProSource], Configured):
 
     def part(self, account: AccountConfig, client: BinanceClient,
              build: Build) -> PortfolioProSource:
-        return PortfolioProSource.create(account.name, client, build.executor,
-                                         ttl=build.settings.cache_ttl_seconds)
+        return account_part(f"portfolio margin pro account {account.name}", account.name,
+                            client, PortfolioProReader(client), build.executor,
+                            ttl=build.settings.cache_ttl_seconds)
 
-    def collector(self, parts: Sequence[PortfolioProSource],
-                  build: Build) -> PortfolioProCollector | None:
-        return PortfolioProCollector(parts) if parts else None
+    def families(self, scrape: Scrape, build: Build) -> PortfolioProFamilies:
+        return PortfolioProFamilies()
 
 
 PRODUCT = PortfolioProProduct()
