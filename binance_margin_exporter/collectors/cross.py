@@ -33,7 +33,15 @@ from prometheus_client.metrics_core import Metric
 from binance_margin_exporter.binance import cross
 from binance_margin_exporter.binance.cross import MarginAccount, TradeCoeff, UserAsset
 from binance_margin_exporter.binance.fields import Unchanged, times
-from binance_margin_exporter.collectors.cache import Cached, Result, start_all
+from binance_margin_exporter.collectors.account_fetch import (
+    AccountCollector,
+    Families,
+    Fetched,
+    FetchProduct,
+    account_families,
+    account_part,
+)
+from binance_margin_exporter.collectors.cache import Cached, Result
 from binance_margin_exporter.collectors.cross_tables import (
     ACCOUNT_ATTRS,
     ACCOUNT_FLAGS,
@@ -49,14 +57,11 @@ from binance_margin_exporter.collectors.families import (
     Memo,
     Table,
     account_fetches,
-    invalid_fields,
-    non_empty,
 )
 from binance_margin_exporter.collectors.interest import INTEREST_RATES, HourlyRates
 from binance_margin_exporter.collectors.product import (
     Build,
     ClientState,
-    Product,
     WarmsUp,
     fetches_per_minute,
 )
@@ -95,6 +100,10 @@ class CrossAccount:
     # its samples made from inputs that did not change since the last scrape
     memo: Memo = field(default_factory=Memo, compare=False)
 
+    @property
+    def fetched(self) -> tuple[Fetched[MarginAccount]]:
+        return (Fetched((self.name,), self.client, self.account),)
+
     def refresh(self) -> None:
         """Binance pushed a change (a risk stream's event): fetch the account anew now."""
         self.account.refresh()
@@ -104,25 +113,19 @@ class CrossAccount:
                interest_rates: bool = True,
                wall: Callable[[], float] | None = None) -> CrossAccount:
         clocks = {} if wall is None else {"wall": wall}
-        invalid = InvalidFields(f"account {name}")
         reuse = Unchanged(cross.parse_account)  # an unchanged answer: the same model
-
-        def fetch(deadline: float) -> MarginAccount:
-            account = cross.fetch_account(client, deadline, reuse)
-            invalid.note(account.invalid)
-            return account
-
+        fetch = account_part(f"account {name}", name, client,
+                             lambda deadline: cross.fetch_account(client, deadline, reuse),
+                             executor, ttl=ttl, **clocks)
         return cls(
-            name, client,
-            Cached(f"account {name}", fetch,
-                   executor, ttl=ttl, timeout=client.timeout, **clocks),
+            name, client, fetch.cached,
             Cached(f"margin bars (tradeCoeff) of account {name}",
                    lambda deadline: cross.fetch_trade_coeff(client, deadline), executor,
                    ttl=THRESHOLDS_REFRESH_SECONDS, error_ttl=THRESHOLDS_RETRY_SECONDS,
                    timeout=client.timeout, **clocks),
             HourlyRates(f"interest rates of account {name}", client, executor, isolated=False,
                         **clocks) if interest_rates else None,
-            invalid=invalid,
+            invalid=fetch.invalid,
         )
 
 
@@ -146,122 +149,121 @@ class AssetFilter:
         return [a for a in account.assets if not a.is_zero]
 
 
-class CrossCollector:
+class CrossFamilies(Families[CrossAccount, MarginAccount]):
+    """What the cross accounts' values make in one scrape (a master's sub-accounts' too)."""
+
+    def __init__(self, scrape: Scrape, shown: AssetFilter) -> None:
+        self.scrape = scrape
+        self.shown = shown
+        acc, asset_l = ["account"], ["account", "asset"]
+        self.gauges = Table(ACCOUNT_GAUGES, acc)
+        self.flags = Table(ACCOUNT_FLAGS, acc)
+        self.info = GaugeMetricFamily(
+            "binance_margin_account_info",
+            "Account type (accountType: MARGIN_1 classic, MARGIN_2 pro, which Binance sunset in "
+            "April 2026 but older answers still send); always 1.",
+            labels=["account", "account_type", "mode"])
+        self.thresholds = GaugeMetricFamily(
+            "binance_margin_level_threshold",
+            "This account's margin level bars (GET /sapi/v1/margin/tradeCoeff: normalBar, "
+            "marginCallBar, forceLiquidationBar).", labels=["account", "threshold"])
+        self.asset_families = Table(ASSET_GAUGES, asset_l)
+        self.sub_info = GaugeMetricFamily(
+            "binance_margin_sub_account_info",
+            "A sub-account read through its master's key; always 1.",
+            labels=["account", "master"])
+        self.net_usdt = GaugeMetricFamily(
+            "binance_margin_asset_net_usdt",
+            "Net amount of the asset in USDT (netAsset x binance_margin_asset_price_usdt).",
+            labels=asset_l)
+        self.liability_usdt = GaugeMetricFamily(
+            "binance_margin_asset_liability_usdt",
+            "Debt in the asset, in USDT ((borrowed + interest) x binance_margin_asset_price_usdt).",
+            labels=asset_l)
+        self.total_net_usdt = GaugeMetricFamily(
+            "binance_margin_total_net_asset_usdt",
+            "Total net assets in USDT (totalNetAssetOfBtc x BTCUSDT).", labels=acc)
+        self.total_liability_usdt = GaugeMetricFamily(
+            "binance_margin_total_liability_usdt",
+            "Total liabilities in USDT (totalLiabilityOfBtc x BTCUSDT).", labels=acc)
+        self.rate = GaugeMetricFamily(
+            "binance_margin_asset_interest_rate_hourly",
+            "Next hourly interest rate of a borrowed asset (GET "
+            "/sapi/v1/margin/next-hourly-interest-rate, fetched hourly).", labels=asset_l)
+
+    def seen(self, part: CrossAccount) -> None:
+        if part.master is not None:
+            part.memo.add(self.sub_info, ("account", "master"), (part.name, part.master), 1.0)
+
+    def add(self, part: CrossAccount, key: tuple[str, ...], value: MarginAccount) -> None:
+        name, memo, account, scrape = part.name, part.memo, value, self.scrape
+        # a sub-account's values are a new model each scrape (the summary's): kept by value
+        values = tuple([getattr(account, attr) for attr in ACCOUNT_ATTRS])
+        for table, made in zip((self.gauges, self.flags),
+                               memo.get("account", (name, values), account_lines, self.gauges,
+                                        self.flags, name, account), strict=True):
+            table.extend(made)
+        if account.account_type is not None:
+            # older answers spell it Margin_1
+            mode = MODES.get(account.account_type.upper(), "unknown")
+            self.info.add_metric([name, account.account_type, mode], 1.0)
+        # The assets' samples are made once per answer (and its prices): an unchanged answer
+        # gives the same assets (see fields.Unchanged), a sub-account's detail is minutes old.
+        prices = scrape.prices()
+        made, in_usdt, priced = memo.get("assets", (account.assets, self.shown, prices),
+                                         asset_part, self.asset_families, name, account,
+                                         self.shown, prices)
+        self.asset_families.extend(made)
+        self.net_usdt.samples.extend(in_usdt[0])
+        self.liability_usdt.samples.extend(in_usdt[1])
+        scrape.priced.update(priced)
+        btc = scrape.usdt("BTC")
+        if btc is not None:
+            self.total_net_usdt.add_metric([name], times(account.total_net_asset_btc, btc))
+            self.total_liability_usdt.add_metric([name],
+                                                 times(account.total_liability_btc, btc))
+        if part.rates is not None:
+            borrowed = [a.asset for a in account.assets if a.borrowed > 0]
+            for asset_name, rate in part.rates.latest(borrowed).items():
+                self.rate.add_metric([name, asset_name], rate)
+        # The bars are refreshed (in the background) while the account answers, and shown
+        # only with the account's values, never beside an up 0. A sub-account's come with its
+        # account.
+        coeff = account.bars or (part.thresholds.latest()
+                                 if part.thresholds is not None else None)
+        if coeff is not None:
+            self.thresholds.samples.extend(memo.get("thresholds", (name, coeff),
+                                                    threshold_lines, self.thresholds.name,
+                                                    name, coeff))
+
+    def families(self) -> list[Metric]:
+        return [self.sub_info, *self.gauges.families, *self.flags.families, self.info,
+                self.thresholds, *self.asset_families.families, self.net_usdt,
+                self.liability_usdt, self.total_net_usdt, self.total_liability_usdt, self.rate]
+
+
+class CrossCollector(AccountCollector[CrossAccount, MarginAccount]):
     """The families of every cross margin account (a master's sub-accounts: see
     :mod:`.sub_accounts`, which builds the same families)."""
 
     def __init__(self, accounts: Sequence[CrossAccount], *, include_zero_assets: bool = False,
                  assets: Sequence[str] | None = None) -> None:
-        self.accounts = tuple(accounts)
-        self.shown = AssetFilter(include_zero_assets, assets)
-
-    def start(self, scrape: Scrape) -> Callable[[], Iterator[Metric]]:
-        return start_accounts(self.accounts, scrape, self.shown)
-
-    def collect(self, deadline: float) -> Iterator[Metric]:
-        """Fetch (or take from the cache) and build, for this product alone."""
-        return iter(self.start(Scrape(deadline))())
-
-
-def start_accounts(accounts: Sequence[CrossAccount], scrape: Scrape,
-                   shown: AssetFilter) -> Callable[[], Iterator[Metric]]:
-    """Start fetching the accounts; return what waits for them and builds their families."""
-    results = start_all([a.account for a in accounts], scrape.deadline)
-    return lambda: cross_families(accounts, results(), scrape, shown)
+        shown = AssetFilter(include_zero_assets, assets)
+        super().__init__(accounts, lambda scrape: CrossFamilies(scrape, shown))
+        self.accounts = self.parts
+        self.shown = shown
 
 
 def cross_families(accounts: Sequence[CrossAccount], results: Sequence[Result[MarginAccount]],
                    scrape: Scrape, shown: AssetFilter) -> Iterator[Metric]:
-    acc, asset_l = ["account"], ["account", "asset"]
-    fetches = account_fetches()
-    gauges = Table(ACCOUNT_GAUGES, acc)
-    flags = Table(ACCOUNT_FLAGS, acc)
-    info = GaugeMetricFamily(
-        "binance_margin_account_info",
-        "Account type (accountType: MARGIN_1 classic, MARGIN_2 pro, which Binance sunset in "
-        "April 2026 but older answers still send); always 1.",
-        labels=["account", "account_type", "mode"])
-    thresholds = GaugeMetricFamily(
-        "binance_margin_level_threshold",
-        "This account's margin level bars (GET /sapi/v1/margin/tradeCoeff: normalBar, "
-        "marginCallBar, forceLiquidationBar).", labels=["account", "threshold"])
-    asset_families = Table(ASSET_GAUGES, asset_l)
-    sub_info = GaugeMetricFamily(
-        "binance_margin_sub_account_info",
-        "A sub-account read through its master's key; always 1.",
-        labels=["account", "master"])
-    net_usdt = GaugeMetricFamily(
-        "binance_margin_asset_net_usdt",
-        "Net amount of the asset in USDT (netAsset x binance_margin_asset_price_usdt).",
-        labels=asset_l)
-    liability_usdt = GaugeMetricFamily(
-        "binance_margin_asset_liability_usdt",
-        "Debt in the asset, in USDT ((borrowed + interest) x binance_margin_asset_price_usdt).",
-        labels=asset_l)
-    total_net_usdt = GaugeMetricFamily(
-        "binance_margin_total_net_asset_usdt",
-        "Total net assets in USDT (totalNetAssetOfBtc x BTCUSDT).", labels=acc)
-    total_liability_usdt = GaugeMetricFamily(
-        "binance_margin_total_liability_usdt",
-        "Total liabilities in USDT (totalLiabilityOfBtc x BTCUSDT).", labels=acc)
-    rate = GaugeMetricFamily(
-        "binance_margin_asset_interest_rate_hourly",
-        "Next hourly interest rate of a borrowed asset (GET "
-        "/sapi/v1/margin/next-hourly-interest-rate, fetched hourly).", labels=asset_l)
-    invalid = invalid_fields()
-
-    for entry, result in zip(accounts, results, strict=True):
-        name = entry.name
-        memo = entry.memo
-        if entry.master is not None:
-            memo.add(sub_info, ("account", "master"), (name, entry.master), 1.0)
-        account = result.value
-        fetches.add([name], entry.account, result, entry.client, memo)
-        entry.invalid.add_to(invalid, name)
-        if account is None:
-            continue
-        # a sub-account's values are a new model each scrape (the summary's): kept by value
-        values = tuple([getattr(account, attr) for attr in ACCOUNT_ATTRS])
-        for table, made in zip((gauges, flags), memo.get("account", (name, values),
-                                                         account_lines, gauges, flags, name,
-                                                         account), strict=True):
-            table.extend(made)
-        if account.account_type is not None:
-            # older answers spell it Margin_1
-            mode = MODES.get(account.account_type.upper(), "unknown")
-            info.add_metric([name, account.account_type, mode], 1.0)
-        # The assets' samples are made once per answer (and its prices): an unchanged answer
-        # gives the same assets (see fields.Unchanged), a sub-account's detail is minutes old.
-        prices = scrape.prices()
-        made, in_usdt, priced = memo.get("assets", (account.assets, shown, prices), asset_part,
-                                         asset_families, name, account, shown, prices)
-        asset_families.extend(made)
-        net_usdt.samples.extend(in_usdt[0])
-        liability_usdt.samples.extend(in_usdt[1])
-        scrape.priced.update(priced)
-        btc = scrape.usdt("BTC")
-        if btc is not None:
-            total_net_usdt.add_metric([name], times(account.total_net_asset_btc, btc))
-            total_liability_usdt.add_metric([name], times(account.total_liability_btc, btc))
-        if entry.rates is not None:
-            borrowed = [a.asset for a in account.assets if a.borrowed > 0]
-            for asset_name, value in entry.rates.latest(borrowed).items():
-                rate.add_metric([name, asset_name], value)
-        # The bars are refreshed (in the background) while the account answers, and shown
-        # only with the account's values, never beside an up 0. A sub-account's come with its
-        # account.
-        coeff = account.bars or (entry.thresholds.latest()
-                                 if entry.thresholds is not None else None)
-        if coeff is not None:
-            thresholds.samples.extend(memo.get("thresholds", (name, coeff), threshold_lines,
-                                               thresholds.name, name, coeff))
-
-    return non_empty((fetches.up, sub_info, *gauges.families, *flags.families, info, thresholds,
-                      *asset_families.families, net_usdt, liability_usdt, total_net_usdt,
-                      total_liability_usdt, rate, *fetches.tail(), invalid))
+    """The families of accounts whose results are in already (a master's sub-accounts)."""
+    return account_families(account_fetches(), CrossFamilies(scrape, shown), [
+        (account, [(account.fetched[0], result)])
+        for account, result in zip(accounts, results, strict=True)])
 
 
-class CrossProduct(Product[CrossAccount], Configured, ChecksAccount, WarmsUp):
+class CrossProduct(FetchProduct[CrossAccount, MarginAccount], Configured, ChecksAccount,
+                   WarmsUp):
     """The account's own cross margin account (``master: false`` leaves it out)."""
 
     name = "cross"
@@ -291,10 +293,8 @@ class CrossProduct(Product[CrossAccount], Configured, ChecksAccount, WarmsUp):
                                    ttl=build.settings.cache_ttl_seconds,
                                    interest_rates=build.settings.option("interest_rates"))
 
-    def collector(self, parts: Sequence[CrossAccount], build: Build) -> CrossCollector:
-        return CrossCollector(parts,
-                              include_zero_assets=build.settings.option("include_zero_assets"),
-                              assets=build.settings.option("assets"))
+    def families(self, scrape: Scrape, build: Build) -> CrossFamilies:
+        return CrossFamilies(scrape, AssetFilter.of(build.settings))
 
     def weight_per_minute(self, account: AccountConfig, settings: Settings,
                           interval: float) -> dict[str, float]:

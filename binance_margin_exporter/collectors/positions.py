@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
@@ -40,16 +40,22 @@ from binance_margin_exporter.binance.futures import (
     fetch_positions,
 )
 from binance_margin_exporter.binance.transport import BinanceClient
-from binance_margin_exporter.collectors.cache import Cached, Result, start_all
+from binance_margin_exporter.collectors.account_fetch import (
+    AccountCollector,
+    Families,
+    Fetched,
+    FetchProduct,
+    noting,
+)
+from binance_margin_exporter.collectors.cache import Cached
 from binance_margin_exporter.collectors.families import (
     Fetches,
     InvalidFields,
+    Memo,
     Table,
-    invalid_fields,
-    non_empty,
 )
 from binance_margin_exporter.collectors.futures import HOST_SETTINGS, market_clients
-from binance_margin_exporter.collectors.product import Build, ClientState, Product
+from binance_margin_exporter.collectors.product import Build, ClientState
 from binance_margin_exporter.collectors.scrape import Scrape
 from binance_margin_exporter.config import AccountConfig, Configured, OwnHosts, Setting
 from binance_margin_exporter.config.schema import integer
@@ -89,9 +95,16 @@ class MarketPositions:
 
 @dataclass(frozen=True)
 class PositionsSource:
+    """An account's part: a fetch per market, each its own ``positions_up``."""
+
     name: str
     markets: tuple[MarketPositions, ...]
     invalid: InvalidFields = field(default_factory=lambda: InvalidFields("positions"))
+    memo: Memo | None = field(default=None, compare=False)
+
+    @property
+    def fetched(self) -> tuple[Fetched[Positions], ...]:
+        return tuple(Fetched((m.account, m.market), None, m.positions) for m in self.markets)
 
     @classmethod
     def create(cls, name: str, calls: dict[str, tuple[BinanceClient, str]],
@@ -99,71 +112,75 @@ class PositionsSource:
         """``calls``: market -> (its host's client, its positionRisk path)."""
         invalid = InvalidFields(f"positions of {name}")
 
-        def fetcher(client: BinanceClient, path: str,
-                    market: str) -> Callable[[float], Positions]:
-            def fetch(deadline: float) -> Positions:
-                positions = fetch_positions(client, path, market, deadline)
-                invalid.note(f"positionRisk.{key}" for key in positions.invalid)
-                return positions
-            return fetch
+        def fetch(client: BinanceClient, path: str, market: str) -> Callable[[float], Positions]:
+            return noting(lambda deadline: fetch_positions(client, path, market, deadline),
+                          invalid, lambda positions: (f"positionRisk.{key}"
+                                                      for key in positions.invalid))
 
         return cls(name, tuple(
             MarketPositions(name, market, client, Cached(
-                f"{market} positions of {name}", fetcher(client, path, market), executor,
+                f"{market} positions of {name}", fetch(client, path, market), executor,
                 ttl=ttl, timeout=client.timeout))
             for market, (client, path) in calls.items()), invalid)
 
 
-class PositionsCollector:
-    def __init__(self, sources: Sequence[PositionsSource], max_positions: int = MAX_POSITIONS,
+def positions_fetches() -> Fetches:
+    return Fetches("binance_margin_positions",
+                   "1 if the last fetch of the account's positions in the market succeeded, "
+                   "else 0.",
+                   "Failed fetches of positions, by reason.", ("account", "market"))
+
+
+class Capped:
+    """At most ``max_positions`` of an account's market, the largest notional first; the rest
+    counted, and warned of once an hour."""
+
+    def __init__(self, max_positions: int = MAX_POSITIONS,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
-        self.sources = tuple(sources)
-        self.markets = tuple(m for s in self.sources for m in s.markets)
         self.max_positions = max_positions
-        self._capped = Throttled(log, 3600.0, monotonic)
+        self._warn = Throttled(log, 3600.0, monotonic)
 
-    def start(self, scrape: Scrape) -> Callable[[], Iterator[Metric]]:
-        results = start_all([m.positions for m in self.markets], scrape.deadline)
-        return lambda: self._families(results())
-
-    def _families(self, results: Sequence[Result[Positions]]) -> Iterator[Metric]:
-        fetches = Fetches("binance_margin_positions",
-                          "1 if the last fetch of the account's positions in the market "
-                          "succeeded, else 0.",
-                          "Failed fetches of positions, by reason.", ("account", "market"))
-        table = Table(POSITION_GAUGES, LABELS)
-        left_out = GaugeMetricFamily(
-            "binance_margin_positions_left_out",
-            "Positions of the account's market not shown: over max_positions, the smallest "
-            "notional (absent: none).", labels=["account", "market"])
-        for market, result in zip(self.markets, results, strict=True):
-            fetches.add([market.account, market.market], market.positions, result)
-            if result.value is None:
-                continue
-            positions = self._capped_list(market, result.value.positions, left_out)
-            for position in positions:
-                table.add([market.account, market.market, position.symbol, position.side],
-                          position)
-        invalid = invalid_fields()
-        for source in self.sources:
-            source.invalid.add_to(invalid, source.name)
-        return non_empty((fetches.up, *table.families, *fetches.tail(), invalid, left_out))
-
-    def _capped_list(self, market: MarketPositions, positions: Sequence[Position],
-                     left_out: GaugeMetricFamily) -> Sequence[Position]:
-        """At most ``max_positions``, the largest notional first; the rest counted."""
+    def __call__(self, key: tuple[str, ...], positions: Sequence[Position],
+                 left_out: GaugeMetricFamily) -> Sequence[Position]:
         over = len(positions) - self.max_positions
         if over <= 0:
             return positions
-        left_out.add_metric([market.account, market.market], float(over))
-        self._capped.warning("%s has %d %s positions: the %d of the largest notional are "
-                             "shown (max_positions), %d left out", market.account,
-                             len(positions), market.market, self.max_positions, over,
-                             kind=f"{market.account} {market.market}")
+        account, market = key
+        left_out.add_metric([account, market], float(over))
+        self._warn.warning("%s has %d %s positions: the %d of the largest notional are "
+                           "shown (max_positions), %d left out", account, len(positions),
+                           market, self.max_positions, over, kind=f"{account} {market}")
         return sorted(positions, key=lambda p: -abs(p.notional or 0.0))[:self.max_positions]
 
 
-class PositionsProduct(Product[PositionsSource], Configured, OwnHosts):
+class PositionsFamilies(Families[PositionsSource, Positions]):
+    def __init__(self, capped: Capped) -> None:
+        self.capped = capped
+        self.table = Table(POSITION_GAUGES, LABELS)
+        self.left_out = GaugeMetricFamily(
+            "binance_margin_positions_left_out",
+            "Positions of the account's market not shown: over max_positions, the smallest "
+            "notional (absent: none).", labels=["account", "market"])
+
+    def add(self, part: PositionsSource, key: tuple[str, ...], value: Positions) -> None:
+        for position in self.capped(key, value.positions, self.left_out):
+            self.table.add([*key, position.symbol, position.side], position)
+
+    def families(self) -> list[Metric]:
+        return self.table.families
+
+    def after(self) -> list[Metric]:
+        return [self.left_out]
+
+
+class PositionsCollector(AccountCollector[PositionsSource, Positions]):
+    def __init__(self, sources: Sequence[PositionsSource], max_positions: int = MAX_POSITIONS,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        capped = Capped(max_positions, monotonic)  # its warnings kept from scrape to scrape
+        super().__init__(sources, lambda scrape: PositionsFamilies(capped), positions_fetches)
+
+
+class PositionsProduct(FetchProduct[PositionsSource, Positions], Configured, OwnHosts):
     """Positions of Portfolio Margin, futures and Portfolio Margin Pro accounts.
 
     Portfolio Margin Pro keeps its futures in the ordinary futures endpoints (Binance's
@@ -190,6 +207,12 @@ class PositionsProduct(Product[PositionsSource], Configured, OwnHosts):
                                                                  build).items()}
         return PositionsSource.create(account.name, calls, build.executor,
                                       ttl=build.settings.cache_ttl_seconds)
+
+    def kind(self) -> Fetches:
+        return positions_fetches()
+
+    def families(self, scrape: Scrape, build: Build) -> PositionsFamilies:
+        return PositionsFamilies(Capped(build.settings.option("max_positions")))
 
     def collector(self, parts: Sequence[PositionsSource],
                   build: Build) -> PositionsCollector | None:
