@@ -30,6 +30,7 @@ from binance_margin_exporter.collectors.product import (
     Product,
     WarmsUp,
     across_shards,
+    check_series,
 )
 from binance_margin_exporter.config import (
     AccountConfig,
@@ -248,6 +249,9 @@ def build_exporter(settings: Settings, previous: Built | None = None,
                 continue  # another shard's
             accounts[account] = kept_accounts.get(account) or _account_parts(
                 account, settings, upstreams, builds, products, sessions)
+        # two products making one series for an account: refused now, not at each scrape
+        check_series({account: [p for p in products if p.name in parts.parts]
+                      for account, parts in accounts.items()}, lambda p: builds[p.name])
     except ConfigError:
         if previous is None or executor is not previous.executor:
             executor.shutdown()

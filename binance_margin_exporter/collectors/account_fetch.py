@@ -45,7 +45,6 @@ from binance_margin_exporter.collectors.product import (
     Product,
 )
 from binance_margin_exporter.collectors.scrape import Scrape
-from binance_margin_exporter.config import AccountConfig
 
 T = TypeVar("T")
 P = TypeVar("P", bound="AccountPart[Any]")
@@ -218,5 +217,5 @@ class FetchProduct(Product[P], Describes, Generic[P, T]):
             return None
         return AccountCollector(parts, lambda scrape: self.families(scrape, build), self.kind)
 
-    def describe(self, account: AccountConfig, build: Build) -> tuple[str, ...]:
+    def describe(self, build: Build) -> tuple[str, ...]:
         return family_names(self.kind(), self.families(Scrape(0.0), build))

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, runtime_check
 from prometheus_client.metrics_core import Metric
 
 from binance_margin_exporter.collectors.scrape import Scrape
-from binance_margin_exporter.config import AccountConfig, Settings
+from binance_margin_exporter.config import AccountConfig, ConfigError, Settings
 
 if TYPE_CHECKING:
     from binance_margin_exporter.binance.limits import Upstream
@@ -202,9 +202,31 @@ class Closes(Protocol[PartIn]):
 
 @runtime_checkable
 class Describes(Protocol):
-    """A product that names the families it makes series of for an account (labelled with
-    the account's name): the wiring refuses, at build, two products that would make series of
-    one family for one account (client_python's ``describe()`` at ``register()``)."""
+    """A product that names the families it makes series of for the accounts it reads
+    (labelled with the account's name): two products that would make series of one family for
+    one account are refused at build, not found at each scrape (client_python's
+    ``describe()`` at ``register()``). :class:`~.account_fetch.FetchProduct` has it."""
 
-    def describe(self, account: AccountConfig, build: Build) -> tuple[str, ...]:
-        """The names of the families whose series carry this account's name."""
+    def describe(self, build: Build) -> tuple[str, ...]:
+        """The names of the families whose series carry the name of an account it reads."""
+
+
+def check_series(accounts: Mapping[AccountConfig, Sequence[Product[Any]]],
+                 build: Callable[[Product[Any]], Build]) -> None:
+    """``ConfigError`` for two products that would make series of one family for one account
+    (``accounts``: the products that read each)."""
+    described: dict[str, tuple[str, ...]] = {}
+    for account, products in accounts.items():
+        owner: dict[str, str] = {}
+        for product in products:
+            if not isinstance(product, Describes):
+                continue
+            if product.name not in described:
+                described[product.name] = product.describe(build(product))
+            for family in described[product.name]:
+                if family in owner:
+                    raise ConfigError(
+                        f"{account.source}: the products {owner[family]} and {product.name} "
+                        f"would both make {family} for account {account.name!r} (a series "
+                        f"must come from one product)")
+                owner[family] = product.name

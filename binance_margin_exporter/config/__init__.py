@@ -12,24 +12,26 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
+from binance_margin_exporter.config.accounts import (
+    ChecksAccount,
+    ChecksAccounts,
+    Configured,
+    OwnHosts,
+    account_settings_of,
+    host_setting_of,
+    settings_of,
+)
 from binance_margin_exporter.config.schema import DEFAULT_BASE_URL, ConfigError, Options, Setting
 from binance_margin_exporter.config.secrets import REDACTED, read_secret_file
 from binance_margin_exporter.config.settings import (
     DEFAULT_ACCOUNT_NAME,
     GLOBAL_SETTINGS,
     AccountConfig,
-    ChecksAccount,
-    ChecksAccounts,
-    Configured,
     Declares,
-    OwnHosts,
     Settings,
     Shard,
-    account_settings_of,
     host_keys,
-    host_setting_of,
     load_settings,
-    settings_of,
 )
 from binance_margin_exporter.config.web import TLSConfig, WebConfig, load_web_config
 from binance_margin_exporter.config.yamlfile import load_yaml

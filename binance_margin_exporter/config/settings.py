@@ -23,18 +23,13 @@ from binance_margin_exporter.binance.egress import DEFAULT_EGRESS_NAME, Egress
 from binance_margin_exporter.config.accounts import (
     DEFAULT_ACCOUNT_NAME,
     AccountConfig,
-    ChecksAccount,
     ChecksAccounts,
-    Configured,
     Declares,
-    OwnHosts,
     _env_account,
     _one_of,
     _Reader,
     _unique,
-    account_settings_of,
     host_keys,
-    host_setting_of,
     settings_of,
 )
 from binance_margin_exporter.config.schema import (
@@ -52,10 +47,8 @@ from binance_margin_exporter.config.schema import (
 from binance_margin_exporter.config.yamlfile import load_yaml
 
 # re-exported: config/__init__.py imports these from here
-__all__ = ["DEFAULT_ACCOUNT_NAME", "GLOBAL_SETTINGS", "AccountConfig", "ChecksAccount",
-           "ChecksAccounts", "Configured", "Declares", "OwnHosts", "Settings", "Shard",
-           "account_settings_of", "egresses", "host_keys", "host_setting_of", "load_settings",
-           "settings_of", "shard_of"]
+__all__ = ["DEFAULT_ACCOUNT_NAME", "GLOBAL_SETTINGS", "AccountConfig", "Declares", "Settings",
+           "Shard", "egresses", "host_keys", "load_settings", "shard_of"]
 
 log = logging.getLogger(__name__)
 
