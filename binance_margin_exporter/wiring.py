@@ -81,7 +81,7 @@ class AccountParts:
     its caches, counters and back-off."""
 
     client: BinanceClient
-    parts: dict[str, Any] = field(default_factory=dict)
+    parts: dict[str, object] = field(default_factory=dict)  # each its product's PartT
 
 
 @dataclass

@@ -6,9 +6,11 @@ by then is ``up 0`` with ``reason="timeout"``, so ``/metrics`` always answers be
 gives up on it.
 
 Products may share a family (every kind of account has its ``binance_margin_up``): families of
-the same name are merged into one, and no series is ever emitted twice: a second series with
-the same name and labels is dropped with an error in the log (Prometheus would keep one of the
-two silently, and which one could change from scrape to scrape).
+the same name are merged into one. Two products that would make one family for one account are
+refused when the exporter is built (``product.check_series``); as the last line of defence, a
+second series with the same name and labels is still dropped here with an error in the log
+(Prometheus would keep one of the two silently, and which one could change from scrape to
+scrape).
 """
 
 from __future__ import annotations
