@@ -434,3 +434,22 @@ def test_a_lone_surrogate_from_binance_never_takes_the_page_down(field):
     text = body.decode("utf-8")
     assert ('asset="?X"' in text) if field == "asset" else ('account_type="MARGIN_?"' in text)
     promtool_check_metrics(body)
+
+
+def test_the_products_collector_keeps_an_unchanged_answers_asset_samples():
+    """Each scrape's families are new, the asset filter with them: an equal filter keeps the
+    samples made of the same answer (a new filter each scrape made them anew: 3.5 against 8 ms
+    of CPU a scrape for 1,000 assets)."""
+    from binance_margin_exporter.collectors.cross import PRODUCT
+    from binance_margin_exporter.collectors.product import Build
+    from binance_margin_exporter.config import Settings
+    from binance_margin_exporter.wiring import load
+
+    entry = fake_account("main", FakeSource(), ttl=10)
+    build = Build(Settings((), options=load(None, {}, require_accounts=False).options),
+                  EXECUTOR)
+    collector = PRODUCT.collector([entry], build)
+    list(collector.collect(time.monotonic() + 5))
+    made = entry.memo._kept["assets"][1]
+    list(collector.collect(time.monotonic() + 5))
+    assert entry.memo._kept["assets"][1] is made

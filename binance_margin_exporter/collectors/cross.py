@@ -141,6 +141,15 @@ class AssetFilter:
     def of(cls, settings: Settings) -> AssetFilter:
         return cls(settings.option("include_zero_assets"), settings.option("assets"))
 
+    def __eq__(self, other: object) -> bool:
+        """The same filter (a scrape's new one is equal to the last: the samples an account
+        made of its assets are kept, see :class:`.families.Memo`)."""
+        return isinstance(other, AssetFilter) and \
+            (self.include_zero_assets, self.assets) == (other.include_zero_assets, other.assets)
+
+    def __hash__(self) -> int:
+        return hash((self.include_zero_assets, self.assets))
+
     def __call__(self, account: MarginAccount) -> list[UserAsset]:
         if self.assets is not None:
             return [a for a in account.assets if a.asset in self.assets]
