@@ -1,10 +1,16 @@
 """``--config.plan``: the request weight the configuration will cost, before the first call.
 
 Reads the configuration only (no network, no key used). Per egress and Binance host: the weight
-a minute each product declares for each account (``Product.weight_per_minute``), the total
-against ``ip_weight_soft_limit``, and for weight that grows with a count known only online
+a minute each product declares for each account (``Product.weight_per_minute``, from the
+endpoints ``binance/`` declares), the clock's sync, the total against that host's soft limit
+(``ip_weight_soft_limit`` for the api host's /sapi; the same share of /papi's 6,000 and the
+futures hosts' 2,400), and for weight that grows with a count known only online
 (``Product.scaled_weight``: a master's sub-accounts) the cost per unit, the largest count that
 fits, and the time one round (a detail rotation) takes. Nothing here names a product.
+
+The figures are averages a minute: what a call every 5 minutes or every hour costs is spread
+over its period (Binance counts it whole in the minute it is made: at start every call is due
+at once).
 """
 
 from __future__ import annotations
@@ -14,7 +20,10 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from binance_margin_exporter.binance.endpoints import DECLARED, IP, TIME
+from binance_margin_exporter.binance.limits import CLOCK_RESYNC_SECONDS, budget_of, soft_limit_of
 from binance_margin_exporter.collectors.product import Product, Scaled
+from binance_margin_exporter.collectors.weights import Costs, host_of
 from binance_margin_exporter.config import ConfigError, Settings
 
 DURATION = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)?")
@@ -45,11 +54,32 @@ class _Budget:
     scaled: list[tuple[str, str, Scaled]] = field(default_factory=list)
 
 
-def plan(settings: Settings, products: Sequence[Product], interval: float) -> tuple[str, bool]:
-    """The plan's text, and whether everything fits under the soft limit."""
+def soft_limit(settings: Settings, host: str) -> float:
+    """A host's soft limit a minute: ``ip_weight_soft_limit`` where /sapi counts (the api
+    host, whose /api weight is counted in with it), else the same share of the smallest
+    budget the endpoints declared on the host count on (papi's 6,000, fapi's 2,400)."""
+    soft = float(settings.ip_weight_soft_limit)
+    budgets = {budget_of(e.path) for e in DECLARED
+               if e.budget == IP and host_of(settings, e) == host}
+    if not budgets or "sapi" in budgets:
+        return soft
+    return min(soft_limit_of(budget, soft) for budget in budgets)
+
+
+def weights_by_host(settings: Settings, products: Sequence[Product],
+                    interval: float) -> dict[tuple[str, str], float]:
+    """The plan's total a minute by (egress, host), the sub-accounts' details included (a
+    master with ``all`` counts none: its number is known only online)."""
+    budgets = _budgets(settings, products, interval)
+    return {key: sum(w for _, _, w in b.fixed) + sum(
+        s.per_unit * s.count for _, _, s in b.scaled if s.count is not None)
+        for key, b in budgets.items()}
+
+
+def _budgets(settings: Settings, products: Sequence[Product],
+             interval: float) -> dict[tuple[str, str], _Budget]:
     budgets: dict[tuple[str, str], _Budget] = {}
-    read: set[str] = set()
-    declared: set[str] = set()
+    egresses: dict[str, None] = {}
     for account in settings.accounts:
         if not settings.serves(account.name) and not any(
                 p.shards_within and p.reads(account, settings) for p in products):
@@ -61,25 +91,36 @@ def plan(settings: Settings, products: Sequence[Product], interval: float) -> tu
                 continue
             weights = product.weight_per_minute(account, settings, interval)
             scaled = product.scaled_weight(account, settings, interval)
-            read.add(product.name)
-            if weights or scaled is not None:
-                declared.add(product.name)
+            egresses[account.egress] = None
             for host, weight in weights.items():
                 budgets.setdefault((account.egress, host), _Budget()).fixed.append(
                     (product.name, account.name, weight))
             if scaled is not None:
                 budgets.setdefault((account.egress, scaled.host), _Budget()).scaled.append(
                     (product.name, account.name, scaled))
-    soft = float(settings.ip_weight_soft_limit)
+    # each egress keeps the api host's clock in step: every host keeps time with it
+    clock = Costs(settings, interval).every(CLOCK_RESYNC_SECONDS, TIME).by_host
+    for egress in egresses:
+        for host, weight in clock.items():
+            budgets.setdefault((egress, host), _Budget()).fixed.append(
+                ("clock", "(every host)", weight))
+    return budgets
+
+
+def plan(settings: Settings, products: Sequence[Product], interval: float) -> tuple[str, bool]:
+    """The plan's text, and whether everything fits under the soft limits."""
+    budgets = _budgets(settings, products, interval)
     lines = [f"Weight plan at a {interval:g} s scrape interval (a fetch every "
              f"{max(interval, settings.cache_ttl_seconds):g} s; cache_ttl_seconds "
-             f"{settings.cache_ttl_seconds:g}); soft limit {soft:.0f} a minute per egress "
-             f"and host"]
+             f"{settings.cache_ttl_seconds:g}); averages a minute per egress and host, "
+             f"against each host's soft limit (ip_weight_soft_limit "
+             f"{settings.ip_weight_soft_limit:g} on /sapi, the same share of the others')"]
     if settings.shard is not None:
         lines.append(f"shard {settings.shard.index}/{settings.shard.count}: this shard's "
                      f"accounts only")
     fits = True
     for (egress, host), budget in sorted(budgets.items()):
+        soft = soft_limit(settings, host)
         lines.append(f"egress {egress}, host {host}:")
         for product, account, weight in budget.fixed:
             lines.append(f"  {product:<14} {account:<24} {weight:9.1f} a minute")
@@ -112,9 +153,6 @@ def plan(settings: Settings, products: Sequence[Product], interval: float) -> tu
         if open_ended and soft - fixed < 0:
             ok = False
         fits = fits and ok
-    undeclared = read - declared
-    if undeclared:
-        lines.append(f"declare no weight (not counted): {', '.join(sorted(undeclared))}")
     lines.append("fits" if fits else "does NOT fit: add an egress or a shard, scrape less "
                  "often, or raise detail_max_age_seconds")
     return "\n".join(lines), fits

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor
 
-from binance_margin_exporter.binance.interest import fetch_next_hourly_rates
+from binance_margin_exporter.binance.interest import NEXT_HOURLY_RATE, fetch_next_hourly_rates
 from binance_margin_exporter.binance.transport import BinanceClient
 from binance_margin_exporter.collectors.cache import Cached
 from binance_margin_exporter.config import Setting
@@ -28,6 +28,8 @@ NEW_ASSETS_SECONDS = 600.0  # the shortest time between two calls for newly borr
 INTEREST_RATES = Setting("interest_rates", flag, True,
                          "Fetch the hourly interest rates of borrowed assets (100 weight a call, "
                          "at most hourly).")
+
+__all__ = ["INTEREST_RATES", "NEXT_HOURLY_RATE", "RATES_REFRESH_SECONDS", "HourlyRates"]
 
 Covered = tuple[frozenset[str], dict[str, float]]  # (assets asked for, their rates)
 

@@ -36,14 +36,15 @@ from binance_margin_exporter.collectors.families import (
     non_empty,
     states,
 )
-from binance_margin_exporter.collectors.interest import INTEREST_RATES, HourlyRates
-from binance_margin_exporter.collectors.product import (
-    Build,
-    ClientState,
-    Product,
-    fetches_per_minute,
+from binance_margin_exporter.collectors.interest import (
+    INTEREST_RATES,
+    NEXT_HOURLY_RATE,
+    RATES_REFRESH_SECONDS,
+    HourlyRates,
 )
+from binance_margin_exporter.collectors.product import Build, ClientState, Product
 from binance_margin_exporter.collectors.scrape import Scrape
+from binance_margin_exporter.collectors.weights import Costs
 from binance_margin_exporter.config import AccountConfig, Setting, Settings
 from binance_margin_exporter.config.schema import flag
 
@@ -246,11 +247,15 @@ class IsolatedProduct(Product):
 
     def weight_per_minute(self, account: AccountConfig, settings: Settings,
                           interval: float) -> dict[str, float]:
-        """GET /sapi/v1/margin/isolated/account (10) a fetch: an account with pairs (one
-        without costs 10 every 5 minutes; the plan counts the larger)."""
+        """The isolated account a fetch (an account with pairs: one without is asked every 5
+        minutes; the plan counts the larger); with ``interest_rates``, one call of its pairs'
+        rates hourly (an account that borrows in a pair)."""
         if not self.reads(account, settings):
             return {}
-        return {settings.base_url: 10.0 * fetches_per_minute(settings, interval)}
+        costs = Costs(settings, interval).each_fetch(isolated.ISOLATED_ACCOUNT)
+        if settings.option("interest_rates"):
+            costs.every(RATES_REFRESH_SECONDS, NEXT_HOURLY_RATE)
+        return costs.by_host
 
     def part(self, account: AccountConfig, client: BinanceClient,
              build: Build) -> IsolatedSource:

@@ -23,6 +23,8 @@ from prometheus_client.metrics_core import Metric
 
 from binance_margin_exporter.binance.portfolio import (
     BALANCE_FIELDS,
+    PAPI_ACCOUNT,
+    PAPI_BALANCE,
     STATUSES,
     Portfolio,
     PortfolioAccount,
@@ -40,7 +42,8 @@ from binance_margin_exporter.collectors.families import (
 )
 from binance_margin_exporter.collectors.product import Build, ClientState, Product
 from binance_margin_exporter.collectors.scrape import Scrape
-from binance_margin_exporter.config import AccountConfig, Setting
+from binance_margin_exporter.collectors.weights import Costs
+from binance_margin_exporter.config import AccountConfig, Setting, Settings
 from binance_margin_exporter.config.schema import url
 
 DEFAULT_PAPI_BASE_URL = "https://papi.binance.com"
@@ -171,6 +174,13 @@ class PortfolioProduct(Product):
                 "Portfolio Margin's REST host (it keeps time with base_url's)."),
     )
     host_setting = "papi_base_url"
+
+    def weight_per_minute(self, account: AccountConfig, settings: Settings,
+                          interval: float) -> dict[str, float]:
+        """The account and the balances a fetch, on the papi host."""
+        if not self.reads(account, settings):
+            return {}
+        return Costs(settings, interval).each_fetch(PAPI_ACCOUNT, PAPI_BALANCE).by_host
 
     def part(self, account: AccountConfig, client: BinanceClient,
              build: Build) -> PortfolioSource:

@@ -28,6 +28,8 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
 from binance_margin_exporter.binance.risk_lists import (
+    DELIST_SCHEDULE,
+    RESTRICTED_ASSET,
     DelistSchedule,
     RestrictedAssets,
     fetch_delist_schedule,
@@ -37,6 +39,7 @@ from binance_margin_exporter.collectors.cache import Cached, Result
 from binance_margin_exporter.collectors.families import Fetches
 from binance_margin_exporter.collectors.product import Build, Product
 from binance_margin_exporter.collectors.scrape import Scrape
+from binance_margin_exporter.collectors.weights import Costs, first_read
 from binance_margin_exporter.config import AccountConfig, Setting, Settings
 from binance_margin_exporter.config.schema import flag
 
@@ -180,14 +183,12 @@ class RiskListsProduct(Product):
 
     def weight_per_minute(self, account: AccountConfig, settings: Settings,
                           interval: float) -> dict[str, float]:
-        """Once per process, through its first account: the delist schedule (100) hourly and
-        the restricted assets (1) every 10 minutes."""
-        first = next((a for a in settings.accounts
-                      if self.reads(a, settings) and settings.serves(a.name)), None)
-        if first is not account:
+        """Once per process, through its first account: the delist schedule hourly and the
+        restricted assets every 10 minutes."""
+        if account is not first_read(self, settings):
             return {}
-        return {settings.base_url: 100.0 * 60.0 / DELIST_REFRESH_SECONDS
-                + 60.0 / RESTRICTED_REFRESH_SECONDS}
+        costs = Costs(settings, interval).every(DELIST_REFRESH_SECONDS, DELIST_SCHEDULE)
+        return costs.every(RESTRICTED_REFRESH_SECONDS, RESTRICTED_ASSET).by_host
 
     def part(self, account: AccountConfig, client: BinanceClient, build: Build) -> Reader:
         lists = build.kept.get("lists")
