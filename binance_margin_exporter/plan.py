@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from binance_margin_exporter.binance.endpoints import DECLARED, IP, TIME
 from binance_margin_exporter.binance.limits import CLOCK_RESYNC_SECONDS, budget_of, soft_limit_of
 from binance_margin_exporter.collectors.product import Product, Scaled
-from binance_margin_exporter.collectors.weights import Costs, host_of
+from binance_margin_exporter.collectors.weights import Costs, Weights, host_of
 from binance_margin_exporter.config import ConfigError, Settings
 
 DURATION = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)?")
@@ -52,6 +52,7 @@ class _Budget:
 
     fixed: list[tuple[str, str, float]] = field(default_factory=list)  # product, account, w
     scaled: list[tuple[str, str, Scaled]] = field(default_factory=list)
+    at_start: float = 0.0  # the rare calls, all made at start (``Weights.at_start``)
 
 
 def soft_limit(settings: Settings, host: str) -> float:
@@ -66,13 +67,14 @@ def soft_limit(settings: Settings, host: str) -> float:
     return min(soft_limit_of(budget, soft) for budget in budgets)
 
 
-def weights_by_host(settings: Settings, products: Sequence[Product],
-                    interval: float) -> dict[tuple[str, str], float]:
+def weights_by_host(settings: Settings, products: Sequence[Product], interval: float
+                    ) -> dict[tuple[str, str], tuple[float, float]]:
     """The plan's total a minute by (egress, host), the sub-accounts' details included (a
-    master with ``all`` counts none: its number is known only online)."""
+    master with ``all`` counts none: its number is known only online), and what the calls
+    due at start add to the first minute."""
     budgets = _budgets(settings, products, interval)
-    return {key: sum(w for _, _, w in b.fixed) + sum(
-        s.per_unit * s.count for _, _, s in b.scaled if s.count is not None)
+    return {key: (sum(w for _, _, w in b.fixed) + sum(
+        s.per_unit * s.count for _, _, s in b.scaled if s.count is not None), b.at_start)
         for key, b in budgets.items()}
 
 
@@ -92,9 +94,11 @@ def _budgets(settings: Settings, products: Sequence[Product],
             weights = product.weight_per_minute(account, settings, interval)
             scaled = product.scaled_weight(account, settings, interval)
             egresses[account.egress] = None
+            starting = weights.at_start if isinstance(weights, Weights) else {}
             for host, weight in weights.items():
-                budgets.setdefault((account.egress, host), _Budget()).fixed.append(
-                    (product.name, account.name, weight))
+                budget = budgets.setdefault((account.egress, host), _Budget())
+                budget.fixed.append((product.name, account.name, weight))
+                budget.at_start += starting.get(host, 0.0)
             if scaled is not None:
                 budgets.setdefault((account.egress, scaled.host), _Budget()).scaled.append(
                     (product.name, account.name, scaled))
@@ -102,8 +106,9 @@ def _budgets(settings: Settings, products: Sequence[Product],
     clock = Costs(settings, interval).every(CLOCK_RESYNC_SECONDS, TIME).by_host
     for egress in egresses:
         for host, weight in clock.items():
-            budgets.setdefault((egress, host), _Budget()).fixed.append(
-                ("clock", "(every host)", weight))
+            budget = budgets.setdefault((egress, host), _Budget())
+            budget.fixed.append(("clock", "(every host)", weight))
+            budget.at_start += clock.at_start.get(host, 0.0)
     return budgets
 
 
@@ -137,6 +142,13 @@ def plan(settings: Settings, products: Sequence[Product], interval: float) -> tu
         ok = left >= 0
         lines.append(f"  total {total:.1f} of {soft:.0f} a minute "
                      f"({'fits' if ok else 'OVER the soft limit'})")
+        if budget.at_start:
+            first = total + budget.at_start
+            over = "" if first <= soft else \
+                ": OVER the soft limit, the requests pause until the next minute"
+            lines.append(f"  at start {budget.at_start:.1f} more: the calls of every 5 minutes "
+                         f"to every day are all due at once (the first minute at most "
+                         f"{first:.1f}{over})")
         open_ended = [s for _, _, s in budget.scaled if s.count is None]
         share = (soft - fixed) / max(len(budget.scaled), 1)
         for _, account, scaled in budget.scaled:

@@ -60,6 +60,10 @@ def test_the_plan_prints_each_egress_and_host_and_fits(tmp_path, capsys):
     # the clock of each egress: 1 every 5 minutes
     assert "clock          (every host)                   0.2 a minute" in out
     assert "total 74.7 of 9600 a minute (fits)" in out
+    # at start, at once: main's bars (10), its rates (100), the risk lists (100 + 1), the
+    # master's status (10) and list (1), the clock (1)
+    assert "at start 223.0 more: the calls of every 5 minutes to every day are all due at " \
+        "once (the first minute at most 297.7)" in out
     # sub_accounts: all: per sub-account 10 per 300 s = 2 a minute; (9600 - 74.67) / 2
     assert "fund: at most 4762 sub-accounts fit" in out
     assert "declare no weight" not in out  # every product declares its weight
@@ -79,6 +83,13 @@ def test_a_plan_over_the_soft_limit_exits_1_and_says_the_rotation(tmp_path, caps
     assert "OVER the soft limit" in out and "does NOT fit" in out
     rotation = 300 * 120 / (100 - 21.2)
     assert f"one round every {rotation:g} s" in out
+
+
+def test_a_first_minute_over_the_soft_limit_is_said(tmp_path, capsys):
+    code, out = run(tmp_path, capsys, 250, 3)  # 74.7 a minute, 297.7 in the first
+    assert code == 0
+    assert "(the first minute at most 297.7: OVER the soft limit, the requests pause until " \
+        "the next minute)" in out
 
 
 def test_a_shorter_interval_costs_more(tmp_path, capsys):

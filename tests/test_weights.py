@@ -183,6 +183,28 @@ def test_the_streams_listen_keys():
                        + a_minute(PAPI_KEY["POST"], timing.connection_lifetime)})
 
 
+def test_the_rare_calls_are_all_due_at_start():
+    """What the first minute pays more: each call of every 5 minutes or less often, once."""
+    master = account_config("m", "k", "s", sub_accounts="all")
+    settings = settings_of(MAIN, master, PM)
+    start = {
+        cross_product.PRODUCT: cross.TRADE_COEFF.weight + interest.NEXT_HOURLY_RATE.weight,
+        isolated_product.PRODUCT: interest.NEXT_HOURLY_RATE.weight,
+        risk_lists_product.PRODUCT: risk_lists.DELIST_SCHEDULE.weight
+        + risk_lists.RESTRICTED_ASSET.weight,
+        streams_product.MARGIN_RISK_PRODUCT: 0.0,  # UID
+        prices_product.PRODUCT: None,
+    }
+    for product, weight in start.items():
+        declared = product.weight_per_minute(MAIN, settings, INTERVAL).at_start
+        assert declared == ({} if weight is None else {API: weight}), product.name
+    assert sub_accounts_product.PRODUCT.weight_per_minute(master, settings, INTERVAL).at_start \
+        == {API: sub_accounts.SUB_ACCOUNT_STATUS.weight + sub_accounts.SUB_ACCOUNT_LIST.weight}
+    # a new key at start; its keep-alive only after 30 minutes
+    assert streams_product.PORTFOLIO_PRODUCT.weight_per_minute(PM, settings, INTERVAL) \
+        .at_start == {PAPI: PAPI_KEY["POST"].weight}
+
+
 def test_every_product_declares_for_every_account_it_reads():
     """Required: none falls back on declaring nothing (the base raises), and each names the
     host of a setting."""

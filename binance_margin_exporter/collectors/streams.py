@@ -144,7 +144,8 @@ class StreamProduct(Product):
         account (UID), not on the IP: declared as 0 on its host."""
         if not self.reads(account, settings):
             return {}
-        costs = Costs(settings, interval).every(self.timing.keep_alive, self.kind.calls["PUT"])
+        costs = Costs(settings, interval).every(self.timing.keep_alive, self.kind.calls["PUT"],
+                                                at_start=False)
         return costs.every(self.timing.connection_lifetime, self.kind.calls["POST"]).by_host
 
     def join(self, part: Stream, others: Mapping[str, Any]) -> None:

@@ -27,13 +27,25 @@ def host_of(settings: Settings, endpoint: Endpoint) -> str:
     return str(settings.option(endpoint.host_setting))
 
 
+class Weights(dict[str, float]):
+    """Weight a minute by host base URL (what ``weight_per_minute`` returns), and
+    ``at_start``: by host, the weight of the calls made every few minutes or less often
+    (the bars, the interest rates, the risk lists, the roster, a listen key), which are all
+    due at once when the exporter starts: the first minute costs that much more than the
+    average says (and so, roughly, does the minute each hour when they fall due together)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.at_start: dict[str, float] = {}
+
+
 class Costs:
     """Weight a minute by host, added up call by call."""
 
     def __init__(self, settings: Settings, interval: float) -> None:
         self.settings = settings
         self.fetches = fetches_per_minute(settings, interval)  # of a cached answer
-        self.by_host: dict[str, float] = {}
+        self.by_host = Weights()
 
     def calls(self, endpoint: Endpoint, per_minute: float) -> Costs:
         host = host_of(self.settings, endpoint)
@@ -46,8 +58,13 @@ class Costs:
             self.calls(endpoint, self.fetches)
         return self
 
-    def every(self, seconds: float, *endpoints: Endpoint, times: float = 1.0) -> Costs:
-        """Called ``times`` every ``seconds`` (a refresh in the background)."""
+    def every(self, seconds: float, *endpoints: Endpoint, at_start: bool = True) -> Costs:
+        """Called every ``seconds`` (a refresh in the background), the first time at start
+        (``at_start``: counted in :attr:`Weights.at_start` as well)."""
         for endpoint in endpoints:
-            self.calls(endpoint, times * 60.0 / seconds)
+            self.calls(endpoint, 60.0 / seconds)
+            if at_start:
+                host = host_of(self.settings, endpoint)
+                start = self.by_host.at_start
+                start[host] = start.get(host, 0.0) + endpoint.ip_weight
         return self
