@@ -101,8 +101,8 @@ TOTALS: tuple[tuple[str, str, str], ...] = (
 
 
 def _recheck(ttl: float) -> Callable[[IsolatedAccount], float]:
-    """An answer with no pairs is kept 5 minutes: such an account must not pay 10 weight a
-    scrape for nothing."""
+    """An answer with no pairs is kept 5 minutes: such an account must not pay the isolated
+    account's weight a scrape for nothing."""
     return lambda account: ttl if account.pairs else max(ttl, NO_PAIRS_RECHECK_SECONDS)
 
 

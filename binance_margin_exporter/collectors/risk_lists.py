@@ -11,8 +11,8 @@ Example output::
     binance_margin_asset_restricted{asset="ADA",restriction="open_long"} 1.0
 
 Both lists are fetched off the scrape's path (:meth:`Cached.latest`): the delist schedule
-(weight 100) hourly, the restricted assets (weight 1) every 10 minutes; a scrape never waits
-for them. While a refresh fails (``..._up 0``, a counted error), the last good list is shown
+hourly, the restricted assets every 10 minutes (their weights: ``binance/risk_lists.py``); a
+scrape never waits for them. While a refresh fails (``..._up 0``, a counted error), the last good list is shown
 for up to three refresh periods, then left out: a delisting does not vanish from a dashboard
 because one refresh failed, and a list is never shown for long after it stopped being checked.
 """
@@ -174,8 +174,9 @@ class RiskListsProduct(Product):
     types = ("cross",)
     settings = (
         Setting("risk_lists", flag, True,
-                "Fetch Binance's delist schedule (100 weight, hourly) and restricted assets "
-                "(1 weight, every 10 minutes), once for all accounts."),
+                f"Fetch Binance's delist schedule ({DELIST_SCHEDULE.weight} weight, hourly) "
+                f"and restricted assets ({RESTRICTED_ASSET.weight} weight, every 10 minutes), "
+                f"once for all accounts."),
     )
 
     def reads(self, account: AccountConfig, settings: Settings) -> bool:

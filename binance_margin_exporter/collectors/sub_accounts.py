@@ -5,7 +5,7 @@ The master's roster (which exist, which are frozen, which have margin) is asked 
 again every 10 minutes, in the background: :mod:`.sub_account_roster`. New sub-accounts
 appear, removed ones disappear with all their series.
 
-Only sub-accounts that can answer are polled (10 weight each a fetch): a frozen one, or one
+Only sub-accounts that can answer are polled (a detail's weight each): a frozen one, or one
 whose margin is off, is shown by ``binance_margin_sub_account_frozen`` and
 ``binance_margin_sub_account_margin_enabled`` and has no ``binance_margin_up`` (nothing is wrong
 with it; nothing fires). One whose margin fetch still answers "margin account does not exist"
