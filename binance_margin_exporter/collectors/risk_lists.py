@@ -12,9 +12,10 @@ Example output::
 
 Both lists are fetched off the scrape's path (:meth:`Cached.latest`): the delist schedule
 hourly, the restricted assets every 10 minutes (their weights: ``binance/risk_lists.py``); a
-scrape never waits for them. While a refresh fails (``..._up 0``, a counted error), the last good list is shown
-for up to three refresh periods, then left out: a delisting does not vanish from a dashboard
-because one refresh failed, and a list is never shown for long after it stopped being checked.
+scrape never waits for them. While a refresh fails (``..._up 0``, a counted error), the last
+good list is shown for up to three refresh periods, then left out: a delisting does not vanish
+from a dashboard because one refresh failed, and a list is never shown for long after it
+stopped being checked.
 """
 
 from __future__ import annotations
