@@ -46,32 +46,104 @@ def run(tmp_path, capsys, soft=9600, emails=3, *flags):
 def test_the_plan_prints_each_egress_and_host_and_fits(tmp_path, capsys):
     code, out = run(tmp_path, capsys)
     assert code == 0
-    # main: 10 a fetch at 30 s, and its bars every 5 minutes: 22; the master: its summary
-    # every fetch (20) and its list and status every 10 minutes (1.1)
     assert "egress default, host https://api.binance.com:" in out
-    assert "cross          main" in out and "22.0 a minute" in out
-    assert "21.1 a minute" in out
+    # main: its account (10) a fetch at 30 s, its bars (10) every 5 minutes, the interest
+    # rates (100) hourly: 20 + 2 + 1.67
+    assert "cross          main                          23.7 a minute" in out
+    # the master with all: its summary every fetch (20), its status and list every 10
+    # minutes (1.1), and the rotation's rounding: at most one detail a fetch more (20)
+    assert "sub_accounts   fund                          41.1 a minute" in out
     # Binance's risk lists through main, the first account: 100 hourly + 1 every 10 minutes
-    assert "risk_lists     main" in out and "1.8 a minute" in out
-    # sub_accounts: all: per sub-account 10 per 300 s = 2 a minute; (9600 - 44.87) / 2
-    assert "fund: at most 4777 sub-accounts fit" in out
-    assert "declare no weight (not counted): prices" in out
+    assert "risk_lists     main                           1.8 a minute" in out
+    # the prices: 4 a fetch, once for all the accounts (on the first)
+    assert "prices         main                           8.0 a minute" in out
+    # the clock of each egress: 1 every 5 minutes
+    assert "clock          (every host)                   0.2 a minute" in out
+    assert "total 74.7 of 9600 a minute (fits)" in out
+    # at start, at once: main's bars (10), its rates (100), the risk lists (100 + 1), the
+    # master's status (10) and list (1), the clock (1)
+    assert "at start 223.0 more: the calls of every 5 minutes to every day are all due at " \
+        "once (the first minute at most 297.7)" in out
+    # sub_accounts: all: per sub-account 10 per 300 s = 2 a minute; (9600 - 74.67) / 2
+    assert "fund: at most 4762 sub-accounts fit" in out
+    assert "declare no weight" not in out  # every product declares its weight
     assert "egress b, host https://api.binance.com:" in out
+    # 3 listed: ceil(3 x 30 / 300) = 1 detail a fetch, 20 a minute: 6 at the even pace and
+    # 14 of rounding, with the summary (20) and the status (1)
+    assert "sub_accounts   listed                        35.0 a minute" in out
+    assert "2.00 a minute a sub-account x 3 = 6.0 a minute" in out
+    assert "total 41.2 of 9600 a minute (fits)" in out
     assert "listed: 3 sub-accounts, one round every 300 s" in out
     assert out.rstrip().endswith("fits")
 
 
 def test_a_plan_over_the_soft_limit_exits_1_and_says_the_rotation(tmp_path, capsys):
-    code, out = run(tmp_path, capsys, 100, 60)  # 60 listed x 2 = 120 > 100 - 21.1
+    code, out = run(tmp_path, capsys, 100, 60)  # 60 listed x 2 = 120 > 100 - 21.2
     assert code == 1
     assert "OVER the soft limit" in out and "does NOT fit" in out
-    rotation = 300 * 120 / (100 - 21.1)
+    rotation = 300 * 120 / (100 - 21.2)
     assert f"one round every {rotation:g} s" in out
+
+
+def test_a_first_minute_over_the_soft_limit_is_said(tmp_path, capsys):
+    code, out = run(tmp_path, capsys, 250, 3)  # 74.7 a minute, 297.7 in the first
+    assert code == 0
+    assert "(the first minute at most 297.7: OVER the soft limit, the requests pause until " \
+        "the next minute)" in out
 
 
 def test_a_shorter_interval_costs_more(tmp_path, capsys):
     _, out = run(tmp_path, capsys, 9600, 3, "--scrape-interval", "15s")
-    assert "cross          main" in out and "42.0 a minute" in out  # 40 + 2
+    assert "cross          main                          43.7 a minute" in out  # 40 + 2 + 1.67
+
+
+FUTURES_AND_PM = """
+accounts:
+  - {name: fut, api_key: k, api_secret: s, type: futures, markets: [um, cm]}
+  - {name: pm, api_key: k, api_secret: s, type: portfolio_margin}
+  - {name: pro, api_key: k, api_secret: s, type: portfolio_margin_pro, markets: [um]}
+"""
+
+
+def test_futures_and_portfolio_margin_are_counted_on_their_own_hosts(tmp_path, capsys):
+    """It printed "total 0.0 ... fits": positions, futures, Portfolio Margin and PM Pro
+    declared nothing."""
+    path = tmp_path / "c.yml"
+    path.write_text(FUTURES_AND_PM)
+    assert main(["--config", str(path), "--config.plan"]) == 0
+    out = capsys.readouterr().out
+    blocks = {block.split(":\n", 1)[0]: block for block in out.split("egress default, host ")}
+    # fapi: the um account (5) and positions (5) of fut a fetch, pro's positions (5)
+    assert "total 30.0 of 1920 a minute (fits)" in blocks["https://fapi.binance.com"]
+    # dapi: the cm account (5) and positions (1) of fut
+    assert "total 12.0 of 1920 a minute (fits)" in blocks["https://dapi.binance.com"]
+    # papi: account and balance (20 each) and both markets' positions (5 + 1) a fetch, the
+    # stream's listen key (a PUT every 30 minutes, a POST a day)
+    papi = blocks["https://papi.binance.com"]
+    assert "portfolio      pm                            80.0 a minute" in papi
+    assert "positions      pm                            12.0 a minute" in papi
+    assert "portfolio_stream pm" in papi and "total 92.0 of 4800 a minute (fits)" in papi
+    # api: PM Pro's account (5) a fetch, and the clock
+    assert "portfolio_pro  pro                           10.0 a minute" in out
+    assert "total 10.2 of 9600 a minute (fits)" in blocks["https://api.binance.com"]
+
+
+def test_an_undeclared_product_fails_the_plan(tmp_path, capsys):
+    """Declaring the weight is required: a product without it fails, it is not counted 0."""
+    from binance_margin_exporter.collectors.product import Product
+    from binance_margin_exporter.config import load_settings
+    from binance_margin_exporter.plan import plan
+    from binance_margin_exporter.products import PRODUCTS
+
+    class Undeclared(Product):
+        name = "undeclared"
+        types = ("cross",)
+
+    path = tmp_path / "c.yml"
+    path.write_text(CONFIG.format(soft=9600, emails="s@x"))
+    settings = load_settings(str(path), {}, PRODUCTS)
+    with pytest.raises(NotImplementedError, match="undeclared"):
+        plan(settings, (*PRODUCTS, Undeclared()), 30.0)
 
 
 @pytest.mark.parametrize(("text", "seconds"), [("30s", 30.0), ("1m", 60.0), ("15", 15.0),

@@ -12,12 +12,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from binance_margin_exporter.binance import fields
+from binance_margin_exporter.binance.endpoints import Endpoint
 from binance_margin_exporter.binance.transport import BinanceClient
 
 log = logging.getLogger(__name__)
 
-ACCOUNT_PATH = "/sapi/v1/margin/account"
-TRADE_COEFF_PATH = "/sapi/v1/margin/tradeCoeff"
+ACCOUNT = Endpoint("/sapi/v1/margin/account", 10)
+TRADE_COEFF = Endpoint("/sapi/v1/margin/tradeCoeff", 10)
+ACCOUNT_PATH = ACCOUNT.path
+TRADE_COEFF_PATH = TRADE_COEFF.path
 
 
 @dataclass(frozen=True, slots=True)

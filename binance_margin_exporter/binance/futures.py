@@ -23,16 +23,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from binance_margin_exporter.binance import fields
+from binance_margin_exporter.binance.endpoints import Endpoint
 from binance_margin_exporter.binance.transport import BinanceClient
 
 MARKETS = ("um", "cm")
-PAPI_POSITION_PATHS = {"um": "/papi/v1/um/positionRisk", "cm": "/papi/v1/cm/positionRisk"}
-FUTURES_POSITION_PATHS = {"um": "/fapi/v3/positionRisk", "cm": "/dapi/v1/positionRisk"}
-FUTURES_ACCOUNT_PATHS = {"um": "/fapi/v3/account", "cm": "/dapi/v1/account"}
-# request weight of each path (README Scaling; the simulator charges the same)
-WEIGHTS = {"/papi/v1/um/positionRisk": 5, "/papi/v1/cm/positionRisk": 1,
-           "/fapi/v3/positionRisk": 5, "/dapi/v1/positionRisk": 1,
-           "/fapi/v3/account": 5, "/dapi/v1/account": 5}
+# by market
+PAPI_POSITIONS = {"um": Endpoint("/papi/v1/um/positionRisk", 5, host_setting="papi_base_url"),
+                  "cm": Endpoint("/papi/v1/cm/positionRisk", 1, host_setting="papi_base_url")}
+FUTURES_POSITIONS = {"um": Endpoint("/fapi/v3/positionRisk", 5, host_setting="fapi_base_url"),
+                     "cm": Endpoint("/dapi/v1/positionRisk", 1, host_setting="dapi_base_url")}
+FUTURES_ACCOUNTS = {"um": Endpoint("/fapi/v3/account", 5, host_setting="fapi_base_url"),
+                    "cm": Endpoint("/dapi/v1/account", 5, host_setting="dapi_base_url")}
+PAPI_POSITION_PATHS = {market: e.path for market, e in PAPI_POSITIONS.items()}
+FUTURES_POSITION_PATHS = {market: e.path for market, e in FUTURES_POSITIONS.items()}
+FUTURES_ACCOUNT_PATHS = {market: e.path for market, e in FUTURES_ACCOUNTS.items()}
 SIDES = ("BOTH", "LONG", "SHORT")
 
 # model field -> JSON field(s), the first present is read (all optional)

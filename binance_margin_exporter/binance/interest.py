@@ -9,9 +9,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from binance_margin_exporter.binance import fields
+from binance_margin_exporter.binance.endpoints import Endpoint
 from binance_margin_exporter.binance.transport import BinanceClient
 
-NEXT_HOURLY_RATE_PATH = "/sapi/v1/margin/next-hourly-interest-rate"
+NEXT_HOURLY_RATE = Endpoint("/sapi/v1/margin/next-hourly-interest-rate", 100)
+NEXT_HOURLY_RATE_PATH = NEXT_HOURLY_RATE.path
 ASSETS_PER_CALL = 20
 
 

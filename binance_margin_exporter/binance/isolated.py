@@ -13,12 +13,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from binance_margin_exporter.binance import fields
+from binance_margin_exporter.binance.endpoints import Endpoint
 from binance_margin_exporter.binance.errors import UpstreamError
 from binance_margin_exporter.binance.transport import BinanceClient
 
 log = logging.getLogger(__name__)
 
-ISOLATED_ACCOUNT_PATH = "/sapi/v1/margin/isolated/account"
+ISOLATED_ACCOUNT = Endpoint("/sapi/v1/margin/isolated/account", 10)
+ISOLATED_ACCOUNT_PATH = ISOLATED_ACCOUNT.path
 # marginLevelStatus, as Binance spells it, from the safest to liquidation
 # "Isolated margin account does not exist." and "Margin account does not exist.": an account
 # that never opened an isolated pair (or margin at all) may answer these instead of no pairs

@@ -63,6 +63,20 @@ BUDGETS: dict[str, Budget] = {
 SOFT_LIMIT_SHARE = 0.8  # pause at 80 % of a limit unless configured otherwise
 
 
+def budget_of(path: str) -> str:
+    """The name of the budget a path counts against (/sapi, /api and /papi, /fapi, /dapi);
+    ``api`` for any other. The endpoints' weights (:mod:`.endpoints`) count on it."""
+    for name, budget in BUDGETS.items():
+        if path.startswith(budget.prefixes):
+            return name
+    return "api"
+
+
+def soft_limit_of(budget: str, sapi_soft_limit: float) -> float:
+    """A budget's pause point when /sapi's is ``sapi_soft_limit`` (the same share of each)."""
+    return BUDGETS[budget].limit * (sapi_soft_limit / BUDGETS["sapi"].limit)
+
+
 def retry_after(headers: Mapping[str, str]) -> float:
     """Seconds to wait from ``Retry-After``, within [1 s, 3 days]; 60 s when absent or odd."""
     return stated_wait(headers, "", 0) or RETRY_AFTER_DEFAULT_SECONDS
@@ -242,9 +256,8 @@ class Upstream:
     def set_soft_limit(self, soft_limit: int) -> None:
         """The pause point of the /sapi budget (the others at the same share of theirs). A
         reload changes it in place: the gates keep their bans and the weight they know of."""
-        share = soft_limit / BUDGETS["sapi"].limit
-        for gate in self.gates.values():
-            gate.soft_limit = max(1, int(gate.limit * share))
+        for name, gate in self.gates.items():
+            gate.soft_limit = max(1, int(soft_limit_of(name, soft_limit)))
 
     @property
     def gate(self) -> RateGate:
@@ -254,10 +267,7 @@ class Upstream:
     def gate_for(self, path: str) -> RateGate:
         """The gate of the budget the path counts against (/sapi, /api and /papi, /fapi,
         /dapi); ``api`` for any other."""
-        for name, budget in BUDGETS.items():
-            if path.startswith(budget.prefixes):
-                return self.gates[name]
-        return self.gates["api"]
+        return self.gates[budget_of(path)]
 
     def penalty(self, stated: float | None) -> float:
         """How long to hold back after a 429, 418 or -1003: what Binance stated, or, when it

@@ -13,10 +13,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from binance_margin_exporter.binance import fields
+from binance_margin_exporter.binance.endpoints import Endpoint
 from binance_margin_exporter.binance.transport import BinanceClient
 
-PAPI_ACCOUNT_PATH = "/papi/v1/account"
-PAPI_BALANCE_PATH = "/papi/v1/balance"
+PAPI_ACCOUNT = Endpoint("/papi/v1/account", 20, host_setting="papi_base_url")
+PAPI_BALANCE = Endpoint("/papi/v1/balance", 20, host_setting="papi_base_url")
+PAPI_ACCOUNT_PATH = PAPI_ACCOUNT.path
+PAPI_BALANCE_PATH = PAPI_BALANCE.path
 STATUSES = ("NORMAL", "MARGIN_CALL", "SUPPLY_MARGIN", "REDUCE_ONLY", "ACTIVE_LIQUIDATION",
             "FORCE_LIQUIDATION", "BANKRUPTED")
 # model field -> JSON field, for the account's numbers (all optional: an empty string is none)

@@ -17,11 +17,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from binance_margin_exporter.binance import fields
+from binance_margin_exporter.binance.endpoints import Endpoint
 from binance_margin_exporter.binance.portfolio import PortfolioAccount, parse_portfolio_account
 from binance_margin_exporter.binance.transport import BinanceClient
 
-PRO_ACCOUNT_PATH = "/sapi/v1/portfolio/account"
-SPAN_ACCOUNT_PATH = "/sapi/v2/portfolio/account"
+# one page of Binance's docs says IP, another UID: counted on the IP, the safer side
+PRO_ACCOUNT = Endpoint("/sapi/v1/portfolio/account", 5)
+SPAN_ACCOUNT = Endpoint("/sapi/v2/portfolio/account", 5)
+PRO_ACCOUNT_PATH = PRO_ACCOUNT.path
+SPAN_ACCOUNT_PATH = SPAN_ACCOUNT.path
 SPAN_TYPE = "PM_3"
 ACCOUNT_TYPES = ("PM_1", "PM_3")
 

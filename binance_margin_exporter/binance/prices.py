@@ -15,9 +15,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from binance_margin_exporter.binance import fields
+from binance_margin_exporter.binance.endpoints import Endpoint
 from binance_margin_exporter.binance.transport import BinanceClient
 
-TICKER_PRICE_PATH = "/api/v3/ticker/price"
+TICKER_PRICE = Endpoint("/api/v3/ticker/price", 4)  # every symbol (no ``symbol``)
+TICKER_PRICE_PATH = TICKER_PRICE.path
 TRADING_ONLY = "symbolStatus=TRADING"
 
 

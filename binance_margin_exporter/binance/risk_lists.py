@@ -24,11 +24,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from binance_margin_exporter.binance import fields
+from binance_margin_exporter.binance.endpoints import Endpoint
 from binance_margin_exporter.binance.errors import invalid
 from binance_margin_exporter.binance.transport import BinanceClient
 
-DELIST_SCHEDULE_PATH = "/sapi/v1/margin/delist-schedule"
-RESTRICTED_ASSET_PATH = "/sapi/v1/margin/restricted-asset"
+DELIST_SCHEDULE = Endpoint("/sapi/v1/margin/delist-schedule", 100)
+RESTRICTED_ASSET = Endpoint("/sapi/v1/margin/restricted-asset", 1)
+DELIST_SCHEDULE_PATH = DELIST_SCHEDULE.path
+RESTRICTED_ASSET_PATH = RESTRICTED_ASSET.path
 # the restricted lists: (Binance's field, the label value)
 RESTRICTIONS: tuple[tuple[str, str], ...] = (
     ("openLongRestrictedAsset", "open_long"),

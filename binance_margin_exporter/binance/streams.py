@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from binance_margin_exporter.binance import fields
+from binance_margin_exporter.binance.endpoints import UID, Endpoint
 from binance_margin_exporter.binance.errors import invalid
 from binance_margin_exporter.binance.transport import BinanceClient
 
@@ -37,10 +38,23 @@ class StreamKind(NamedTuple):
     key_param: bool  # PUT names the key (listenKey=...) in the query
     events: tuple[str, ...]  # the ``event`` labels it can send
 
+    @property
+    def calls(self) -> dict[str, Endpoint]:
+        """Its listen-key endpoints by method (their weights)."""
+        return KEY_CALLS[self.key_path]
 
-MARGIN_RISK = StreamKind("margin_risk", "/sapi/v1/margin/listen-key", True,
+
+# the listen-key calls, by method: cross margin's weigh on the account (UID), Portfolio
+# Margin's on the papi host's IP budget; a DELETE is never sent (see above)
+MARGIN_KEY = {method: Endpoint("/sapi/v1/margin/listen-key", weight, UID, method=method)
+              for method, weight in (("POST", 1), ("PUT", 1), ("DELETE", 3000))}
+PAPI_KEY = {method: Endpoint("/papi/v1/listenKey", 1, host_setting="papi_base_url",
+                             method=method) for method in ("POST", "PUT", "DELETE")}
+KEY_CALLS = {MARGIN_KEY["POST"].path: MARGIN_KEY, PAPI_KEY["POST"].path: PAPI_KEY}
+
+MARGIN_RISK = StreamKind("margin_risk", MARGIN_KEY["POST"].path, True,
                          ("margin_level_status_change", "liability_change"))
-PORTFOLIO = StreamKind("portfolio", "/papi/v1/listenKey", False,
+PORTFOLIO = StreamKind("portfolio", PAPI_KEY["POST"].path, False,
                        ("risk_level_change", "liability_change"))
 
 # Binance's event type -> (the ``event`` label, the field of its status, of its level)

@@ -25,12 +25,18 @@ from binance_margin_exporter.binance.cross import (
     parse_trade_coeff,
     parse_user_assets,
 )
+from binance_margin_exporter.binance.endpoints import Endpoint
 from binance_margin_exporter.binance.transport import BinanceClient
 from binance_margin_exporter.logs import Throttled
 
-SUB_ACCOUNT_LIST_PATH = "/sapi/v1/sub-account/list"
-SUB_MARGIN_ACCOUNT_PATH = "/sapi/v1/sub-account/margin/account"
-SUB_ACCOUNT_STATUS_PATH = "/sapi/v1/sub-account/status"
+SUB_ACCOUNT_LIST = Endpoint("/sapi/v1/sub-account/list", 1)  # a page
+SUB_ACCOUNT_STATUS = Endpoint("/sapi/v1/sub-account/status", 10)
+SUB_MARGIN_ACCOUNT = Endpoint("/sapi/v1/sub-account/margin/account", 10)  # one sub-account
+SUB_MARGIN_SUMMARY = Endpoint("/sapi/v1/sub-account/margin/accountSummary", 10)  # all
+SUB_ACCOUNT_LIST_PATH = SUB_ACCOUNT_LIST.path
+SUB_MARGIN_ACCOUNT_PATH = SUB_MARGIN_ACCOUNT.path
+SUB_ACCOUNT_STATUS_PATH = SUB_ACCOUNT_STATUS.path
+SUB_MARGIN_SUMMARY_PATH = SUB_MARGIN_SUMMARY.path
 # what a sub-account's margin fetch answers when it has no margin account: "Margin account does
 # not exist" (the one code the docs name for it)
 NO_MARGIN_CODES = frozenset({-3003})
@@ -131,7 +137,6 @@ def fetch_sub_margin_account(client: BinanceClient, email: str,
         SUB_MARGIN_ACCOUNT_PATH, {"email": email}, deadline=deadline))  # encoded by the client
 
 
-SUB_MARGIN_SUMMARY_PATH = "/sapi/v1/sub-account/margin/accountSummary"
 NO_LIABILITY_LEVEL = 999.0  # what Binance's own marginLevel says of an account without debt
 
 

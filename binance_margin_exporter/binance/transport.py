@@ -25,6 +25,7 @@ from urllib3.exceptions import ReadTimeoutError
 import binance_margin_exporter.binance.redaction  # noqa: F401
 from binance_margin_exporter.binance.deadline import _Watch, fetching
 from binance_margin_exporter.binance.egress import new_session
+from binance_margin_exporter.binance.endpoints import TIME
 from binance_margin_exporter.binance.errors import UpstreamError, invalid
 from binance_margin_exporter.binance.fields import Unchanged
 from binance_margin_exporter.binance.limits import RateGate, Upstream, stated_wait
@@ -32,7 +33,7 @@ from binance_margin_exporter.binance.signing import Signer
 
 log = logging.getLogger(__name__)
 
-TIME_PATH = "/api/v3/time"
+TIME_PATH = TIME.path
 AUTH_CODES = {-1002: "unauthorized", -1022: "signature", -2014: "API-key format",
               -2015: "API key, IP or permissions"}
 AUTH_HINT = (

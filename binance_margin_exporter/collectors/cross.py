@@ -58,14 +58,19 @@ from binance_margin_exporter.collectors.families import (
     Table,
     account_fetches,
 )
-from binance_margin_exporter.collectors.interest import INTEREST_RATES, HourlyRates
+from binance_margin_exporter.collectors.interest import (
+    INTEREST_RATES,
+    NEXT_HOURLY_RATE,
+    RATES_REFRESH_SECONDS,
+    HourlyRates,
+)
 from binance_margin_exporter.collectors.product import (
     Build,
     ClientState,
     WarmsUp,
-    fetches_per_minute,
 )
 from binance_margin_exporter.collectors.scrape import Scrape
+from binance_margin_exporter.collectors.weights import Costs
 from binance_margin_exporter.config import (
     AccountConfig,
     ChecksAccount,
@@ -81,7 +86,6 @@ if TYPE_CHECKING:
 
 THRESHOLDS_REFRESH_SECONDS = 300.0
 THRESHOLDS_RETRY_SECONDS = 60.0
-ACCOUNT_WEIGHT = 10.0  # GET /sapi/v1/margin/account, and GET /sapi/v1/margin/tradeCoeff
 # the tables of metric names and HELP texts: collectors/cross_tables.py
 
 
@@ -307,13 +311,16 @@ class CrossProduct(FetchProduct[CrossAccount, MarginAccount], Configured, Checks
 
     def weight_per_minute(self, account: AccountConfig, settings: Settings,
                           interval: float) -> dict[str, float]:
-        """GET /sapi/v1/margin/account (10) a fetch; tradeCoeff (10) every 5 minutes; the
-        interest rates (1 an asset borrowed, hourly) are left out."""
+        """The account a fetch; its bars (tradeCoeff) every 5 minutes; with
+        ``interest_rates``, one call of the rates hourly (an account that borrows up to 20
+        assets and keeps borrowing them: :mod:`.interest`)."""
         if not self.reads(account, settings):
             return {}
-        weight = ACCOUNT_WEIGHT * fetches_per_minute(settings, interval) + \
-            ACCOUNT_WEIGHT * 60.0 / THRESHOLDS_REFRESH_SECONDS
-        return {settings.base_url: weight}
+        costs = Costs(settings, interval).each_fetch(cross.ACCOUNT)
+        costs.every(THRESHOLDS_REFRESH_SECONDS, cross.TRADE_COEFF)
+        if settings.option("interest_rates"):
+            costs.every(RATES_REFRESH_SECONDS, NEXT_HOURLY_RATE)
+        return costs.by_host
 
     def warm_up(self, part: CrossAccount) -> None:
         if part.thresholds is not None:

@@ -24,7 +24,13 @@ from typing import Any
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
-from binance_margin_exporter.binance.futures import ASSET_FIELDS, MARKETS, Futures, fetch_futures
+from binance_margin_exporter.binance.futures import (
+    ASSET_FIELDS,
+    FUTURES_ACCOUNTS,
+    MARKETS,
+    Futures,
+    fetch_futures,
+)
 from binance_margin_exporter.binance.transport import BinanceClient
 from binance_margin_exporter.collectors.account_fetch import (
     Account,
@@ -37,6 +43,7 @@ from binance_margin_exporter.collectors.families import (
 )
 from binance_margin_exporter.collectors.product import Build, KeyState
 from binance_margin_exporter.collectors.scrape import Scrape
+from binance_margin_exporter.collectors.weights import Costs
 from binance_margin_exporter.config import (
     AccountConfig,
     ChecksAccount,
@@ -44,6 +51,7 @@ from binance_margin_exporter.config import (
     Configured,
     OwnHosts,
     Setting,
+    Settings,
 )
 from binance_margin_exporter.config.schema import names, url
 
@@ -140,6 +148,14 @@ class FuturesProduct(FetchProduct[FuturesSource, Futures], Configured, OwnHosts,
     )
     account_settings = (MARKETS_SETTING,)
     host_settings = tuple(HOST_SETTINGS.values())
+
+    def weight_per_minute(self, account: AccountConfig, settings: Settings,
+                          interval: float) -> dict[str, float]:
+        """The account of each of its markets a fetch: um on the fapi host, cm on dapi."""
+        if not self.reads(account, settings):
+            return {}
+        return Costs(settings, interval).each_fetch(
+            *(FUTURES_ACCOUNTS[market] for market in account.option("markets"))).by_host
 
     def check(self, account: AccountConfig) -> None:
         if account.type not in MARKETS_TYPES and \

@@ -1,10 +1,11 @@
 """Next hourly interest rates of the assets an account borrows, kept off the scrape's path.
 
-The rates cost 100 weight a call (20 assets a call) and Binance changes them hourly: they are
-fetched in the background once an hour, and between those, when the account borrows an asset
-whose rate was not fetched, at most once every 10 minutes: every asset borrowed since is asked
-in that one call (the new assets show from the scrape after). An account costs at most
-7 x ceil(borrowed assets / 20) x 100 weight an hour, and 100 when its borrowed set holds.
+The rates are a heavy call (20 assets a call: ``binance/interest.py`` declares its weight, W)
+and Binance changes them hourly: they are fetched in the background once an hour, and between
+those, when the account borrows an asset whose rate was not fetched, at most once every 10
+minutes: every asset borrowed since is asked in that one call (the new assets show from the
+scrape after). An account costs at most
+7 x ceil(borrowed assets / 20) x W an hour, and W when its borrowed set holds.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor
 
-from binance_margin_exporter.binance.interest import fetch_next_hourly_rates
+from binance_margin_exporter.binance.interest import NEXT_HOURLY_RATE, fetch_next_hourly_rates
 from binance_margin_exporter.binance.transport import BinanceClient
 from binance_margin_exporter.collectors.cache import Cached
 from binance_margin_exporter.config import Setting
@@ -26,8 +27,10 @@ NEW_ASSETS_SECONDS = 600.0  # the shortest time between two calls for newly borr
 
 # a setting of the products that show rates (cross and isolated): declared once, here
 INTEREST_RATES = Setting("interest_rates", flag, True,
-                         "Fetch the hourly interest rates of borrowed assets (100 weight a call, "
-                         "at most hourly).")
+                         f"Fetch the hourly interest rates of borrowed assets "
+                         f"({NEXT_HOURLY_RATE.weight} weight a call, at most hourly).")
+
+__all__ = ["INTEREST_RATES", "NEXT_HOURLY_RATE", "RATES_REFRESH_SECONDS", "HourlyRates"]
 
 Covered = tuple[frozenset[str], dict[str, float]]  # (assets asked for, their rates)
 

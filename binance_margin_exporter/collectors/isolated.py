@@ -42,13 +42,18 @@ from binance_margin_exporter.collectors.families import (
     Table,
     states,
 )
-from binance_margin_exporter.collectors.interest import INTEREST_RATES, HourlyRates
+from binance_margin_exporter.collectors.interest import (
+    INTEREST_RATES,
+    NEXT_HOURLY_RATE,
+    RATES_REFRESH_SECONDS,
+    HourlyRates,
+)
 from binance_margin_exporter.collectors.product import (
     Build,
     ClientState,
-    fetches_per_minute,
 )
 from binance_margin_exporter.collectors.scrape import Scrape
+from binance_margin_exporter.collectors.weights import Costs
 from binance_margin_exporter.config import AccountConfig, Configured, Setting, Settings
 from binance_margin_exporter.config.schema import flag
 
@@ -105,8 +110,8 @@ TOTALS: tuple[tuple[str, str, str], ...] = (
 
 
 def _recheck(ttl: float) -> Callable[[IsolatedAccount], float]:
-    """An answer with no pairs is kept 5 minutes: such an account must not pay 10 weight a
-    scrape for nothing."""
+    """An answer with no pairs is kept 5 minutes: such an account must not pay the isolated
+    account's weight a scrape for nothing."""
     return lambda account: ttl if account.pairs else max(ttl, NO_PAIRS_RECHECK_SECONDS)
 
 
@@ -249,11 +254,15 @@ class IsolatedProduct(FetchProduct[IsolatedSource, IsolatedAccount], Configured)
 
     def weight_per_minute(self, account: AccountConfig, settings: Settings,
                           interval: float) -> dict[str, float]:
-        """GET /sapi/v1/margin/isolated/account (10) a fetch: an account with pairs (one
-        without costs 10 every 5 minutes; the plan counts the larger)."""
+        """The isolated account a fetch (an account with pairs: one without is asked every 5
+        minutes; the plan counts the larger); with ``interest_rates``, one call of its pairs'
+        rates hourly (an account that borrows in a pair)."""
         if not self.reads(account, settings):
             return {}
-        return {settings.base_url: 10.0 * fetches_per_minute(settings, interval)}
+        costs = Costs(settings, interval).each_fetch(isolated.ISOLATED_ACCOUNT)
+        if settings.option("interest_rates"):
+            costs.every(RATES_REFRESH_SECONDS, NEXT_HOURLY_RATE)
+        return costs.by_host
 
     def part(self, account: AccountConfig, client: BinanceClient,
              build: Build) -> IsolatedSource:

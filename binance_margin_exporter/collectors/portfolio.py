@@ -19,6 +19,8 @@ from prometheus_client.metrics_core import Metric
 
 from binance_margin_exporter.binance.portfolio import (
     BALANCE_FIELDS,
+    PAPI_ACCOUNT,
+    PAPI_BALANCE,
     STATUSES,
     Portfolio,
     PortfolioAccount,
@@ -37,7 +39,8 @@ from binance_margin_exporter.collectors.families import (
 )
 from binance_margin_exporter.collectors.product import Build
 from binance_margin_exporter.collectors.scrape import Scrape
-from binance_margin_exporter.config import AccountConfig, Configured, OwnHosts, Setting
+from binance_margin_exporter.collectors.weights import Costs
+from binance_margin_exporter.config import AccountConfig, Configured, OwnHosts, Setting, Settings
 from binance_margin_exporter.config.schema import url
 
 DEFAULT_PAPI_BASE_URL = "https://papi.binance.com"
@@ -132,6 +135,13 @@ class PortfolioProduct(FetchProduct[PortfolioSource, Portfolio], Configured, Own
                 "Portfolio Margin's REST host (it keeps time with base_url's)."),
     )
     host_setting = "papi_base_url"
+
+    def weight_per_minute(self, account: AccountConfig, settings: Settings,
+                          interval: float) -> dict[str, float]:
+        """The account and the balances a fetch, on the papi host."""
+        if not self.reads(account, settings):
+            return {}
+        return Costs(settings, interval).each_fetch(PAPI_ACCOUNT, PAPI_BALANCE).by_host
 
     def part(self, account: AccountConfig, client: BinanceClient,
              build: Build) -> PortfolioSource:

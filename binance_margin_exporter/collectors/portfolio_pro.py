@@ -19,7 +19,11 @@ from __future__ import annotations
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
-from binance_margin_exporter.binance.portfolio_pro import PortfolioPro, PortfolioProReader
+from binance_margin_exporter.binance.portfolio_pro import (
+    PRO_ACCOUNT,
+    PortfolioPro,
+    PortfolioProReader,
+)
 from binance_margin_exporter.binance.transport import BinanceClient
 from binance_margin_exporter.collectors.account_fetch import (
     Account,
@@ -31,7 +35,8 @@ from binance_margin_exporter.collectors.futures import MARKETS_SETTING
 from binance_margin_exporter.collectors.portfolio import AccountFamilies
 from binance_margin_exporter.collectors.product import Build
 from binance_margin_exporter.collectors.scrape import Scrape
-from binance_margin_exporter.config import AccountConfig, Configured
+from binance_margin_exporter.collectors.weights import Costs
+from binance_margin_exporter.config import AccountConfig, Configured, Settings
 
 PortfolioProSource = Account[PortfolioPro]  # an account's part: its fetch
 
@@ -59,6 +64,14 @@ class PortfolioProProduct(FetchProduct[PortfolioProSource, PortfolioPro], Config
     name = "portfolio_pro"
     types = ("portfolio_margin_pro",)
     account_settings = (MARKETS_SETTING,)  # its futures positions' markets
+
+    def weight_per_minute(self, account: AccountConfig, settings: Settings,
+                          interval: float) -> dict[str, float]:
+        """The account a fetch (v1, or v2 for a SPAN account: the same weight; the first
+        fetch of a SPAN account asks both, once)."""
+        if not self.reads(account, settings):
+            return {}
+        return Costs(settings, interval).each_fetch(PRO_ACCOUNT).by_host
 
     def part(self, account: AccountConfig, client: BinanceClient,
              build: Build) -> PortfolioProSource:

@@ -32,9 +32,10 @@ from dataclasses import dataclass, field
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
+from binance_margin_exporter.binance.endpoints import Endpoint
 from binance_margin_exporter.binance.futures import (
-    FUTURES_POSITION_PATHS,
-    PAPI_POSITION_PATHS,
+    FUTURES_POSITIONS,
+    PAPI_POSITIONS,
     Position,
     Positions,
     fetch_positions,
@@ -57,7 +58,8 @@ from binance_margin_exporter.collectors.families import (
 from binance_margin_exporter.collectors.futures import HOST_SETTINGS, market_clients
 from binance_margin_exporter.collectors.product import Build, ClientState
 from binance_margin_exporter.collectors.scrape import Scrape
-from binance_margin_exporter.config import AccountConfig, Configured, OwnHosts, Setting
+from binance_margin_exporter.collectors.weights import Costs
+from binance_margin_exporter.config import AccountConfig, Configured, OwnHosts, Setting, Settings
 from binance_margin_exporter.config.schema import integer
 from binance_margin_exporter.logs import Throttled
 
@@ -197,12 +199,27 @@ class PositionsProduct(FetchProduct[PositionsSource, Positions], Configured, Own
     )
     host_settings = tuple(HOST_SETTINGS.values())
 
+    def weight_per_minute(self, account: AccountConfig, settings: Settings,
+                          interval: float) -> dict[str, float]:
+        """Each market's positions a fetch: a Portfolio Margin account's both on the papi
+        host; a futures or PM Pro account's the markets of its ``markets``, on fapi and dapi."""
+        if not self.reads(account, settings):
+            return {}
+        return Costs(settings, interval).each_fetch(*self.endpoints(account).values()).by_host
+
+    @staticmethod
+    def endpoints(account: AccountConfig) -> dict[str, Endpoint]:
+        """The account's positionRisk endpoint of each market it reads."""
+        if account.type == "portfolio_margin":
+            return dict(PAPI_POSITIONS)
+        return {market: FUTURES_POSITIONS[market] for market in account.option("markets")}
+
     def part(self, account: AccountConfig, client: BinanceClient,
              build: Build) -> PositionsSource:
         if account.type == "portfolio_margin":  # the account's client is on the papi host
-            calls = {market: (client, path) for market, path in PAPI_POSITION_PATHS.items()}
+            calls = {market: (client, e.path) for market, e in PAPI_POSITIONS.items()}
         else:
-            calls = {market: (market_client, FUTURES_POSITION_PATHS[market])
+            calls = {market: (market_client, FUTURES_POSITIONS[market].path)
                      for market, market_client in market_clients(account, client,
                                                                  build).items()}
         return PositionsSource.create(account.name, calls, build.executor,

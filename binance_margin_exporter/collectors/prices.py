@@ -18,11 +18,12 @@ from typing import TYPE_CHECKING
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
-from binance_margin_exporter.binance.prices import Prices, fetch_prices
+from binance_margin_exporter.binance.prices import TICKER_PRICE, Prices, fetch_prices
 from binance_margin_exporter.collectors.cache import Cached, Result
 from binance_margin_exporter.collectors.families import Fetches
 from binance_margin_exporter.collectors.product import Build, Product
 from binance_margin_exporter.collectors.scrape import Scrape
+from binance_margin_exporter.collectors.weights import Costs, first_read
 from binance_margin_exporter.config import AccountConfig, Configured, Setting, Settings
 from binance_margin_exporter.config.schema import flag
 
@@ -76,6 +77,14 @@ class PricesProduct(Product["BinanceClient"], Configured):
 
     def reads(self, account: AccountConfig, settings: Settings) -> bool:
         return account.type in self.types and settings.option("usdt_values")
+
+    def weight_per_minute(self, account: AccountConfig, settings: Settings,
+                          interval: float) -> dict[str, float]:
+        """Every symbol's price a fetch, once for all the accounts: counted on the first
+        account it reads (whose key asks, from whose egress)."""
+        if account is not first_read(self, settings):
+            return {}
+        return Costs(settings, interval).each_fetch(TICKER_PRICE).by_host
 
     def part(self, account: AccountConfig, client: BinanceClient,
              build: Build) -> BinanceClient:

@@ -132,9 +132,10 @@ class Product(Generic[PartT]):
     def weight_per_minute(self, account: AccountConfig, settings: Settings,
                           interval: float) -> dict[str, float]:
         """The request weight a minute reading the account costs at a scrape interval, by
-        host base URL (the weight plan and the sub-accounts' budget add these up). The
-        default: nothing declared."""
-        return {}
+        host base URL (the weight plan and the sub-accounts' budget add these up), from the
+        endpoints ``binance/`` declares (:mod:`.weights`). Required: a product that calls
+        Binance declares what it calls; one that calls nothing returns ``{}`` itself."""
+        raise NotImplementedError(f"product {self.name!r} declares no weight_per_minute")
 
 
 # --------------------------------------------------------------------------------------------

@@ -11,10 +11,11 @@ Example output::
     binance_margin_asset_restricted{asset="ADA",restriction="open_long"} 1.0
 
 Both lists are fetched off the scrape's path (:meth:`Cached.latest`): the delist schedule
-(weight 100) hourly, the restricted assets (weight 1) every 10 minutes; a scrape never waits
-for them. While a refresh fails (``..._up 0``, a counted error), the last good list is shown
-for up to three refresh periods, then left out: a delisting does not vanish from a dashboard
-because one refresh failed, and a list is never shown for long after it stopped being checked.
+hourly, the restricted assets every 10 minutes (their weights: ``binance/risk_lists.py``); a
+scrape never waits for them. While a refresh fails (``..._up 0``, a counted error), the last
+good list is shown for up to three refresh periods, then left out: a delisting does not vanish
+from a dashboard because one refresh failed, and a list is never shown for long after it
+stopped being checked.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
 from binance_margin_exporter.binance.risk_lists import (
+    DELIST_SCHEDULE,
+    RESTRICTED_ASSET,
     DelistSchedule,
     RestrictedAssets,
     fetch_delist_schedule,
@@ -37,6 +40,7 @@ from binance_margin_exporter.collectors.cache import Cached, Result
 from binance_margin_exporter.collectors.families import Fetches
 from binance_margin_exporter.collectors.product import Build, Product, WarmsUp
 from binance_margin_exporter.collectors.scrape import Scrape
+from binance_margin_exporter.collectors.weights import Costs, first_read
 from binance_margin_exporter.config import AccountConfig, Configured, Setting, Settings
 from binance_margin_exporter.config.schema import flag
 
@@ -171,8 +175,9 @@ class RiskListsProduct(Product[Reader], Configured, WarmsUp):
     types = ("cross",)
     settings = (
         Setting("risk_lists", flag, True,
-                "Fetch Binance's delist schedule (100 weight, hourly) and restricted assets "
-                "(1 weight, every 10 minutes), once for all accounts."),
+                f"Fetch Binance's delist schedule ({DELIST_SCHEDULE.weight} weight, hourly) "
+                f"and restricted assets ({RESTRICTED_ASSET.weight} weight, every 10 minutes), "
+                f"once for all accounts."),
     )
 
     def reads(self, account: AccountConfig, settings: Settings) -> bool:
@@ -180,14 +185,12 @@ class RiskListsProduct(Product[Reader], Configured, WarmsUp):
 
     def weight_per_minute(self, account: AccountConfig, settings: Settings,
                           interval: float) -> dict[str, float]:
-        """Once per process, through its first account: the delist schedule (100) hourly and
-        the restricted assets (1) every 10 minutes."""
-        first = next((a for a in settings.accounts
-                      if self.reads(a, settings) and settings.serves(a.name)), None)
-        if first is not account:
+        """Once per process, through its first account: the delist schedule hourly and the
+        restricted assets every 10 minutes."""
+        if account is not first_read(self, settings):
             return {}
-        return {settings.base_url: 100.0 * 60.0 / DELIST_REFRESH_SECONDS
-                + 60.0 / RESTRICTED_REFRESH_SECONDS}
+        costs = Costs(settings, interval).every(DELIST_REFRESH_SECONDS, DELIST_SCHEDULE)
+        return costs.every(RESTRICTED_REFRESH_SECONDS, RESTRICTED_ASSET).by_host
 
     def part(self, account: AccountConfig, client: BinanceClient, build: Build) -> Reader:
         lists = build.kept.get("lists")

@@ -37,6 +37,7 @@ from binance_margin_exporter.collectors.product import (
 )
 from binance_margin_exporter.collectors.scrape import Scrape
 from binance_margin_exporter.collectors.stream_thread import Stream, Timing
+from binance_margin_exporter.collectors.weights import Costs
 from binance_margin_exporter.config import (
     DEFAULT_BASE_URL,
     AccountConfig,
@@ -146,15 +147,14 @@ class StreamProduct(Product[Stream], Configured, Joins, WarmsUp, Closes):
 
     def weight_per_minute(self, account: AccountConfig, settings: Settings,
                           interval: float) -> dict[str, float]:
-        """The keep-alive: a PUT (weight 1) every ``keep_alive`` seconds, on the account's REST
-        host (a new key's POST, once a day or after a drop, is not counted). Cross margin's
-        listen key weighs on the account (UID), not on the IP: counted here all the same, an
-        upper bound."""
+        """The keep-alive (a PUT every ``keep_alive`` seconds) and a new key (a POST) with each
+        connection, once a day while it holds. Cross margin's listen key weighs on the
+        account (UID), not on the IP: declared as 0 on its host."""
         if not self.reads(account, settings):
             return {}
-        rest_key, _ = self.rest
-        host = settings.base_url if rest_key == "base_url" else settings.option(rest_key)
-        return {str(host): 60.0 / self.timing.keep_alive}
+        costs = Costs(settings, interval).every(self.timing.keep_alive, self.kind.calls["PUT"],
+                                                at_start=False)
+        return costs.every(self.timing.connection_lifetime, self.kind.calls["POST"]).by_host
 
     def join(self, part: Stream, others: Mapping[str, object]) -> None:
         account = others.get(self.account_part)

@@ -22,14 +22,18 @@ from collections.abc import Callable, Iterator, Sequence
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
-from binance_margin_exporter.binance.sub_accounts import SubTotals
+from binance_margin_exporter.binance.sub_accounts import (
+    SUB_MARGIN_ACCOUNT,
+    SUB_MARGIN_SUMMARY,
+    SubTotals,
+)
 from binance_margin_exporter.collectors.cache import Result
 from binance_margin_exporter.collectors.cross import CrossAccount
 
 log = logging.getLogger(__name__)
 
-SUMMARY_WEIGHT = 10.0  # GET /sapi/v1/sub-account/margin/accountSummary: all of them
-DETAIL_WEIGHT = 10.0  # GET /sapi/v1/sub-account/margin/account: one sub-account
+SUMMARY_WEIGHT = float(SUB_MARGIN_SUMMARY.weight)  # all of them
+DETAIL_WEIGHT = float(SUB_MARGIN_ACCOUNT.weight)  # one sub-account
 DEFAULT_INTERVAL_SECONDS = 30.0  # the scrape interval assumed until two fetches were seen
 DEFAULT_NORMAL_BAR = 1.5  # a sub-account's normal bar until its first detail says its own
 

@@ -5,7 +5,7 @@ The master's roster (which exist, which are frozen, which have margin) is asked 
 again every 10 minutes, in the background: :mod:`.sub_account_roster`. New sub-accounts
 appear, removed ones disappear with all their series.
 
-Only sub-accounts that can answer are polled (10 weight each a fetch): a frozen one, or one
+Only sub-accounts that can answer are polled (a detail's weight each): a frozen one, or one
 whose margin is off, is shown by ``binance_margin_sub_account_frozen`` and
 ``binance_margin_sub_account_margin_enabled`` and has no ``binance_margin_up`` (nothing is wrong
 with it; nothing fires). One whose margin fetch still answers "margin account does not exist"
@@ -21,11 +21,18 @@ This module holds the collector and the product; one master's group is
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator, Sequence
 
 from prometheus_client.metrics_core import Metric
 
 from binance_margin_exporter.binance.cross import MarginAccount
+from binance_margin_exporter.binance.sub_accounts import (
+    SUB_ACCOUNT_LIST,
+    SUB_ACCOUNT_STATUS,
+    SUB_MARGIN_ACCOUNT,
+    SUB_MARGIN_SUMMARY,
+)
 from binance_margin_exporter.binance.transport import BinanceClient
 from binance_margin_exporter.collectors.cache import Result
 from binance_margin_exporter.collectors.cross import AssetFilter, CrossAccount, cross_families
@@ -43,7 +50,7 @@ from binance_margin_exporter.collectors.sub_account_roster import (
     DISCOVERY_SECONDS,
     MAX_SUB_ACCOUNTS,
 )
-from binance_margin_exporter.collectors.sub_account_tiers import DETAIL_WEIGHT, SUMMARY_WEIGHT
+from binance_margin_exporter.collectors.weights import Costs, host_of
 from binance_margin_exporter.config import (
     AccountConfig,
     ChecksAccount,
@@ -142,26 +149,41 @@ class SubAccountsProduct(Product[SubAccounts], Configured, ChecksAccount, Checks
 
     def weight_per_minute(self, account: AccountConfig, settings: Settings,
                           interval: float) -> dict[str, float]:
-        """What a master costs whatever its number of sub-accounts: the summary (10) a
-        fetch, the status (10) and the list (1 a page of 200) every 10 minutes. The details
-        (10 each) take what the budget leaves: :func:`detail_cost`."""
+        """What a master costs whatever its number of sub-accounts: the summary a fetch,
+        the status every 10 minutes, with ``all`` the list (one page of 200 counted: the
+        number is known only online), and what the rotation asks beyond the details'
+        even pace (:meth:`scaled_weight`): it asks ``ceil(n x fetch interval / age)``
+        details a fetch, so at least one a fetch while there are any (for ``all``, one a
+        fetch: the most it can be)."""
         if not self.reads(account, settings):
             return {}
-        return {settings.base_url: SUMMARY_WEIGHT * fetches_per_minute(settings, interval)
-                + (SUMMARY_WEIGHT + 1.0) * 60.0 / DISCOVERY_SECONDS}
+        costs = Costs(settings, interval).each_fetch(SUB_MARGIN_SUMMARY)
+        costs.every(DISCOVERY_SECONDS, SUB_ACCOUNT_STATUS)
+        subs = account.option("sub_accounts")
+        if subs == "all":
+            costs.every(DISCOVERY_SECONDS, SUB_ACCOUNT_LIST)
+        age = settings.option("detail_max_age_seconds")
+        if age > 0:
+            every = 60.0 / costs.fetches  # seconds between fetches
+            even = len(subs) * every / age if subs != "all" else 0.0
+            extra = 1.0 if subs == "all" else math.ceil(even) - even  # details a fetch
+            costs.calls(SUB_MARGIN_ACCOUNT, extra * costs.fetches)
+        return costs.by_host
 
     def scaled_weight(self, account: AccountConfig, settings: Settings,
                       interval: float) -> Scaled | None:
-        """Each sub-account's detail (10) once per ``detail_max_age_seconds`` (every fetch
-        with 0)."""
+        """Each sub-account's detail once per ``detail_max_age_seconds`` (every fetch with
+        0); the rotation's rounding up to whole details a fetch is in
+        :meth:`weight_per_minute`."""
         if not self.reads(account, settings):
             return None
         subs = account.option("sub_accounts")
         age = settings.option("detail_max_age_seconds")
         per_fetch = fetches_per_minute(settings, interval)
-        per_unit = DETAIL_WEIGHT * (per_fetch if age <= 0 else min(per_fetch, 60.0 / age))
-        return Scaled("sub-account", settings.base_url, per_unit,
-                      None if subs == "all" else len(subs),
+        host = host_of(settings, SUB_MARGIN_ACCOUNT)
+        details = per_fetch if age <= 0 else min(per_fetch, 60.0 / age)  # a minute, each
+        per_unit = Costs(settings, interval).calls(SUB_MARGIN_ACCOUNT, details).by_host[host]
+        return Scaled("sub-account", host, per_unit, None if subs == "all" else len(subs),
                       max(age, 60.0 / per_fetch))
 
     def budget(self, account: AccountConfig, build: Build) -> Callable[[float], float]:

@@ -18,15 +18,16 @@ from collections.abc import Callable
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import TYPE_CHECKING, Any
 
-from binance_margin_exporter.demo.routes import Route
+from binance_margin_exporter.binance import cross
+from binance_margin_exporter.demo.routes import Route, route_of
 
 if TYPE_CHECKING:
     from binance_margin_exporter.demo.simulator import Simulator
 
 # The simulator's own copies of the paths: a wrong path in the client must not hide behind a
 # shared constant.
-ACCOUNT_PATH = "/sapi/v1/margin/account"
-TRADE_COEFF_PATH = "/sapi/v1/margin/tradeCoeff"
+ACCOUNT_PATH = cross.ACCOUNT.path
+TRADE_COEFF_PATH = cross.TRADE_COEFF.path
 EIGHT = Decimal("0.00000001")
 
 # Assets a Binance margin account lists; the rest of the few hundred are made-up tickers.
@@ -216,7 +217,7 @@ class SimulatedAccount:
 def routes(sim: Simulator) -> dict[str, Route]:
     """The signed endpoints this product serves: path -> (weight, answer)."""
     account = sim.account
-    return {
-        ACCOUNT_PATH: Route(10, lambda params: account.body()),
-        TRADE_COEFF_PATH: Route(10, lambda params: json.dumps(account.coeff).encode()),
-    }
+    return dict((
+        route_of(cross.ACCOUNT, lambda params: account.body()),
+        route_of(cross.TRADE_COEFF, lambda params: json.dumps(account.coeff).encode()),
+    ))

@@ -13,9 +13,9 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from binance_margin_exporter.binance.futures import FUTURES_ACCOUNT_PATHS, WEIGHTS
+from binance_margin_exporter.binance.futures import FUTURES_ACCOUNTS
 from binance_margin_exporter.demo.cross import s8
-from binance_margin_exporter.demo.routes import Route
+from binance_margin_exporter.demo.routes import Route, route_of
 
 if TYPE_CHECKING:
     from binance_margin_exporter.demo.simulator import Simulator
@@ -76,5 +76,5 @@ class SimulatedFutures:
 
 def routes(sim: Simulator) -> dict[str, Route]:
     futures = sim.futures
-    served = {FUTURES_ACCOUNT_PATHS["um"]: futures.um, FUTURES_ACCOUNT_PATHS["cm"]: futures.cm}
-    return {path: Route(WEIGHTS[path], answer) for path, answer in served.items()}
+    return dict((route_of(FUTURES_ACCOUNTS["um"], futures.um),
+                 route_of(FUTURES_ACCOUNTS["cm"], futures.cm)))

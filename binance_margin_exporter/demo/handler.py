@@ -17,6 +17,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
+from binance_margin_exporter.binance.endpoints import TIME
+from binance_margin_exporter.binance.limits import BUDGETS, budget_of
 from binance_margin_exporter.demo.routes import RequestError
 from binance_margin_exporter.demo.streams import API_KEY
 
@@ -25,7 +27,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-TIME_PATH = "/api/v3/time"
+TIME_PATH = TIME.path
 # What a query may hold as sent: RFC 3986's query characters. A raw space or non-ASCII byte
 # (a client that signed an unencoded query) is refused, as Binance refuses it.
 QUERY_CHARACTERS = re.compile(r"[A-Za-z0-9\-._~%!$&'()*+,;=:@/?]*")
@@ -120,9 +122,8 @@ class Handler(BaseHTTPRequestHandler):
         source = self.client_address[0]
         sim.sources[(source, path)] += 1
         used, wait = sim._spend(path, source, key)
-        weight_header = ("x-sapi-used-ip-weight-1m" if path.startswith("/sapi/")
-                         else "x-mbx-used-weight-1m")
-        headers = {weight_header: str(used)}
+        # Binance sends the weight headers' names in lower case
+        headers = {BUDGETS[budget_of(path)].header.lower(): str(used)}
         if wait is not None:
             # Binance's words; Retry-After only where the simulator is told Binance sends it
             # (the spot docs promise it, the futures and PM pages do not)
@@ -132,9 +133,9 @@ class Handler(BaseHTTPRequestHandler):
             until_ms = sim.server_ms() + abs(wait) * 1000
             msg = (f"Way too much request weight used; IP banned until {until_ms}. Please use "
                    f"WebSocket Streams for live updates to avoid bans." if status == 418 else
-                   "Too much request weight used; current limit is 12000 request weight per "
-                   "1 MINUTE. Please use WebSocket Streams for live updates to avoid polling "
-                   "the API.")
+                   f"Too much request weight used; current limit is "
+                   f"{BUDGETS[budget_of(path)].limit} request weight per 1 MINUTE. Please use "
+                   f"WebSocket Streams for live updates to avoid polling the API.")
             self._error(status, -1003, msg, headers)
             return
         fault = sim._fault_for(key)

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import json
 
-from binance_margin_exporter.demo.routes import RequestError, Route
+from binance_margin_exporter.binance.interest import NEXT_HOURLY_RATE
+from binance_margin_exporter.demo.routes import RequestError, Route, route_of
 
-NEXT_HOURLY_RATE_PATH = "/sapi/v1/margin/next-hourly-interest-rate"
+NEXT_HOURLY_RATE_PATH = NEXT_HOURLY_RATE.path
 RATES = {"BTC": "0.00000571", "ETH": "0.00000578", "USDT": "0.00000955", "BNB": "0.00000410",
          "SOL": "0.00000720"}
 DEFAULT_RATE = "0.00000500"
@@ -25,4 +26,4 @@ def answer(params: dict[str, str]) -> bytes:
 
 
 def routes() -> dict[str, Route]:
-    return {NEXT_HOURLY_RATE_PATH: Route(100, answer)}
+    return dict((route_of(NEXT_HOURLY_RATE, answer),))

@@ -17,13 +17,14 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from binance_margin_exporter.binance.isolated import ISOLATED_ACCOUNT
 from binance_margin_exporter.demo.cross import BTC_USDT, SimulatedAccount, q8, s8
-from binance_margin_exporter.demo.routes import RequestError, Route
+from binance_margin_exporter.demo.routes import RequestError, Route, route_of
 
 if TYPE_CHECKING:
     from binance_margin_exporter.demo.simulator import Simulator
 
-ISOLATED_ACCOUNT_PATH = "/sapi/v1/margin/isolated/account"
+ISOLATED_ACCOUNT_PATH = ISOLATED_ACCOUNT.path
 NO_ISOLATED_ACCOUNT_CODE = -11001
 LIQUIDATION_LEVEL = Decimal("1.1")
 HOURLY_RATE = Decimal("0.00000955")  # on the borrowed USDT, as the simulated rates say
@@ -137,4 +138,4 @@ def answer(isolated: SimulatedIsolated) -> bytes:
 
 def routes(sim: Simulator) -> dict[str, Route]:
     isolated = sim.isolated
-    return {ISOLATED_ACCOUNT_PATH: Route(10, lambda params: answer(isolated))}
+    return dict((route_of(ISOLATED_ACCOUNT, lambda params: answer(isolated)),))

@@ -16,14 +16,15 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from binance_margin_exporter.binance.portfolio import PAPI_ACCOUNT, PAPI_BALANCE
 from binance_margin_exporter.demo.cross import s8
-from binance_margin_exporter.demo.routes import Route
+from binance_margin_exporter.demo.routes import Route, route_of
 
 if TYPE_CHECKING:
     from binance_margin_exporter.demo.simulator import Simulator
 
-PAPI_ACCOUNT_PATH = "/papi/v1/account"
-PAPI_BALANCE_PATH = "/papi/v1/balance"
+PAPI_ACCOUNT_PATH = PAPI_ACCOUNT.path
+PAPI_BALANCE_PATH = PAPI_BALANCE.path
 MAINT_MARGIN = Decimal("20000")
 
 
@@ -94,5 +95,5 @@ class SimulatedPortfolio:
 
 def routes(sim: Simulator) -> dict[str, Route]:
     portfolio = sim.portfolio
-    return {PAPI_ACCOUNT_PATH: Route(20, portfolio.account),
-            PAPI_BALANCE_PATH: Route(20, portfolio.balance)}
+    return dict((route_of(PAPI_ACCOUNT, portfolio.account),
+                 route_of(PAPI_BALANCE, portfolio.balance)))

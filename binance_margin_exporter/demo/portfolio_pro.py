@@ -9,13 +9,12 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
-from binance_margin_exporter.binance.portfolio_pro import PRO_ACCOUNT_PATH, SPAN_ACCOUNT_PATH
-from binance_margin_exporter.demo.routes import Route
+from binance_margin_exporter.binance.portfolio_pro import PRO_ACCOUNT, SPAN_ACCOUNT
+from binance_margin_exporter.demo.routes import Route, route_of
 
 if TYPE_CHECKING:
     from binance_margin_exporter.demo.simulator import Simulator
 
-WEIGHT = 5
 
 
 class SimulatedPortfolioPro:
@@ -33,5 +32,4 @@ class SimulatedPortfolioPro:
 
 def routes(sim: Simulator) -> dict[str, Route]:
     pro = sim.portfolio_pro
-    return {PRO_ACCOUNT_PATH: Route(WEIGHT, pro.account),
-            SPAN_ACCOUNT_PATH: Route(WEIGHT, pro.account)}
+    return dict((route_of(PRO_ACCOUNT, pro.account), route_of(SPAN_ACCOUNT, pro.account)))

@@ -19,13 +19,9 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from binance_margin_exporter.binance.futures import (
-    FUTURES_POSITION_PATHS,
-    PAPI_POSITION_PATHS,
-    WEIGHTS,
-)
+from binance_margin_exporter.binance.futures import FUTURES_POSITIONS, PAPI_POSITIONS
 from binance_margin_exporter.demo.cross import s8
-from binance_margin_exporter.demo.routes import Route
+from binance_margin_exporter.demo.routes import Route, route_of
 
 if TYPE_CHECKING:
     from binance_margin_exporter.demo.simulator import Simulator
@@ -134,8 +130,7 @@ class SimulatedPositions:
 
 def routes(sim: Simulator) -> dict[str, Route]:
     positions = sim.positions
-    served = {PAPI_POSITION_PATHS["um"]: positions.papi_um,
-              PAPI_POSITION_PATHS["cm"]: positions.papi_cm,
-              FUTURES_POSITION_PATHS["um"]: positions.fapi,
-              FUTURES_POSITION_PATHS["cm"]: positions.dapi}
-    return {path: Route(WEIGHTS[path], answer) for path, answer in served.items()}
+    return dict((route_of(PAPI_POSITIONS["um"], positions.papi_um),
+                 route_of(PAPI_POSITIONS["cm"], positions.papi_cm),
+                 route_of(FUTURES_POSITIONS["um"], positions.fapi),
+                 route_of(FUTURES_POSITIONS["cm"], positions.dapi)))

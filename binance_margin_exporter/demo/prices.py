@@ -13,13 +13,14 @@ import json
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
+from binance_margin_exporter.binance.prices import TICKER_PRICE
 from binance_margin_exporter.demo.cross import BTC_USDT, SimulatedAccount, s8
-from binance_margin_exporter.demo.routes import Route
+from binance_margin_exporter.demo.routes import Route, route_of
 
 if TYPE_CHECKING:
     from binance_margin_exporter.demo.simulator import Simulator
 
-TICKER_PRICE_PATH = "/api/v3/ticker/price"
+TICKER_PRICE_PATH = TICKER_PRICE.path
 ONLY_VIA_BTC = {"AVAX"}
 QUOTED_INVERSELY = {"TRY"}
 NO_ROUTE = {"XDEL"}
@@ -58,4 +59,5 @@ def answer(account: SimulatedAccount, params: dict[str, str]) -> bytes:
 
 def routes(sim: Simulator) -> dict[str, Route]:
     account = sim.account
-    return {TICKER_PRICE_PATH: Route(4, lambda params: answer(account, params), signed=False)}
+    return dict((route_of(TICKER_PRICE, lambda params: answer(account, params),
+                          signed=False),))

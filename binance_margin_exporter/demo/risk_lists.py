@@ -15,13 +15,14 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from binance_margin_exporter.demo.routes import Route
+from binance_margin_exporter.binance.risk_lists import DELIST_SCHEDULE, RESTRICTED_ASSET
+from binance_margin_exporter.demo.routes import Route, route_of
 
 if TYPE_CHECKING:
     from binance_margin_exporter.demo.simulator import Simulator
 
-DELIST_SCHEDULE_PATH = "/sapi/v1/margin/delist-schedule"
-RESTRICTED_ASSET_PATH = "/sapi/v1/margin/restricted-asset"
+DELIST_SCHEDULE_PATH = DELIST_SCHEDULE.path
+RESTRICTED_ASSET_PATH = RESTRICTED_ASSET.path
 DAY_SECONDS = 86400
 
 
@@ -42,9 +43,9 @@ class SimulatedRiskLists:
 
 def routes(sim: Simulator) -> dict[str, Route]:
     lists = SimulatedRiskLists()
-    return {
-        DELIST_SCHEDULE_PATH: Route(100, lambda params: json.dumps(lists.schedule).encode()),
-        RESTRICTED_ASSET_PATH: Route(
-            1, lambda params: json.dumps(lists.restricted, ensure_ascii=False).encode(),
-            signed=False, keyed=True),
-    }
+    return dict((
+        route_of(DELIST_SCHEDULE, lambda params: json.dumps(lists.schedule).encode()),
+        route_of(RESTRICTED_ASSET,
+              lambda params: json.dumps(lists.restricted, ensure_ascii=False).encode(),
+              signed=False, keyed=True),
+    ))

@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import NamedTuple
 
+from binance_margin_exporter.binance.endpoints import Endpoint
+
 
 class Route(NamedTuple):
     weight: int  # IP weight Binance charges for the call
@@ -13,6 +15,13 @@ class Route(NamedTuple):
     signed: bool = True  # USER_DATA: key, signature and timestamp are checked
     keyed: bool = False  # MARKET_DATA (with signed=False): the key is checked, and the
     # signature and timestamp only if sent
+
+
+def route_of(endpoint: Endpoint, answer: Callable[[dict[str, str]], bytes], *, signed: bool = True,
+          keyed: bool = False) -> tuple[str, Route]:
+    """A declared endpoint's route: its key (see ``Endpoint.route``) and what it costs the IP
+    (an endpoint limited by account, UID, costs the IP nothing)."""
+    return endpoint.route, Route(endpoint.ip_weight, answer, signed, keyed)
 
 
 class RequestError(Exception):

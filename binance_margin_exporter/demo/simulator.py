@@ -27,6 +27,8 @@ import time
 from collections import Counter, deque
 from typing import Any
 
+from binance_margin_exporter.binance import limits
+from binance_margin_exporter.binance.endpoints import TIME
 from binance_margin_exporter.demo import interest
 from binance_margin_exporter.demo.checks import check_keyed, check_signed
 from binance_margin_exporter.demo.cross import ACCOUNT_PATH, SimulatedAccount
@@ -45,18 +47,9 @@ from binance_margin_exporter.products import ENTRIES
 # re-exported: tests and scripts import these from here
 __all__ = ["ACCOUNT_PATH", "TIME_PATH", "Fault", "SimulatedAccount", "Simulator", "main"]
 
-TIME_WEIGHT = 1
-IP_LIMIT_1M = 12000  # /sapi
-API_LIMIT_1M = 6000  # /api (and /papi)
-FUTURES_LIMIT_1M = 2400  # /fapi and /dapi, each its own host's
-
-
-def budget_of(path: str) -> str:
-    """The weight counter a path counts on (Binance's hosts each count their own)."""
-    for prefix in ("sapi", "fapi", "dapi"):
-        if path.startswith(f"/{prefix}/"):
-            return prefix
-    return "api"
+# the weight counter a path counts on (Binance's hosts each count their own), and its limit
+# a minute: the budgets binance/limits.py declares
+budget_of = limits.budget_of
 
 
 class Simulator:
@@ -102,6 +95,8 @@ class Simulator:
         self._lock = threading.Lock()
         # Binance counts per IP: (client address, budget, minute) -> weight used
         self._weight: dict[tuple[str, str, int], int] = {}
+        # and all the weight it counted since it started, by (client address, budget)
+        self.spent: Counter[tuple[str, str]] = Counter()
         self._violations: Counter[str] = Counter()  # by client address
         self._banned_until: dict[str, float] = {}  # by client address
         self.sources: Counter[tuple[str, str]] = Counter()  # requests by (client address, path)
@@ -172,7 +167,7 @@ class Simulator:
 
     def weight_of(self, path: str) -> int:
         route = self.routes.get(path)
-        return TIME_WEIGHT if route is None else route.weight
+        return TIME.weight if route is None else route.weight
 
     def _spend(self, path: str, source: str = "127.0.0.1",
                route: str | None = None) -> tuple[int, int | None]:
@@ -187,7 +182,7 @@ class Simulator:
         # "others" on this IP use /sapi weight (and whatever budget_bonus says)
         bonus = (self.weight_bonus + self.source_bonus[source] if sapi else 0) + \
             self.budget_bonus[budget]
-        limit = {"sapi": IP_LIMIT_1M, "api": API_LIMIT_1M}.get(budget, FUTURES_LIMIT_1M)
+        limit = limits.BUDGETS[budget].limit
         if not self.enforce_weight_limit:  # benchmarks: no accounting, each request alone
             return self.weight_of(route) + bonus, None
         with self._lock:
@@ -195,7 +190,9 @@ class Simulator:
             if time.time() < banned_until:
                 self._violations[source] += 1
                 return limit, -int(banned_until - time.time()) - 1
-            used = self._weight.get((source, budget, minute), 0) + self.weight_of(route)
+            weight = self.weight_of(route)
+            self.spent[(source, budget)] += weight
+            used = self._weight.get((source, budget, minute), 0) + weight
             self._weight = {k: v for k, v in self._weight.items() if k[2] == minute}
             self._weight[(source, budget, minute)] = used
             used += bonus

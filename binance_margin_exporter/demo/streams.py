@@ -32,8 +32,9 @@ from typing import TYPE_CHECKING, Any
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.server import Server, ServerConnection, serve
 
+from binance_margin_exporter.binance.streams import MARGIN_KEY, PAPI_KEY
 from binance_margin_exporter.demo.portfolio import status_of
-from binance_margin_exporter.demo.routes import RequestError, Route
+from binance_margin_exporter.demo.routes import RequestError, Route, route_of
 from binance_margin_exporter.logs import RedactListenKeys
 
 # The simulated server's own log, apart from the exporter's client ("websockets.client"): its
@@ -46,8 +47,8 @@ if TYPE_CHECKING:
     from binance_margin_exporter.demo.simulator import Simulator
 
 # The simulator's own copies of the paths
-MARGIN_KEY_PATH = "/sapi/v1/margin/listen-key"
-PAPI_KEY_PATH = "/papi/v1/listenKey"
+MARGIN_KEY_PATH = MARGIN_KEY["POST"].path
+PAPI_KEY_PATH = PAPI_KEY["POST"].path
 API_KEY = "X-MBX-APIKEY"  # the handler passes the caller's key under this name
 KEY_SECONDS = 3600.0
 MARGIN = "margin_risk"
@@ -271,19 +272,19 @@ def routes(sim: Simulator) -> dict[str, Route]:
     def answer(value: Any) -> bytes:
         return json.dumps(value).encode()
 
-    # The margin listen key's calls weigh on the account (UID: 1, 1 and 3000), not on the
-    # IP: they cost the IP's budget nothing. The papi ones are IP weight 1 each.
-    return {
-        f"POST {MARGIN_KEY_PATH}": Route(0, lambda p: answer(
+    # The margin listen key's calls weigh on the account (UID), not on the IP: they cost the
+    # IP's budget nothing (binance/streams.py declares them).
+    return dict((
+        route_of(MARGIN_KEY["POST"], lambda p: answer(
             {"listenKey": streams.create(MARGIN, p[API_KEY])}), signed=False, keyed=True),
-        f"PUT {MARGIN_KEY_PATH}": Route(0, lambda p: answer(
+        route_of(MARGIN_KEY["PUT"], lambda p: answer(
             streams.keep_alive(MARGIN, margin_key(p)) or {}), signed=False, keyed=True),
-        f"DELETE {MARGIN_KEY_PATH}": Route(0, lambda p: answer(
+        route_of(MARGIN_KEY["DELETE"], lambda p: answer(
             streams.delete(MARGIN, margin_key(p)) or {}), signed=False, keyed=True),
-        f"POST {PAPI_KEY_PATH}": Route(1, lambda p: answer(
+        route_of(PAPI_KEY["POST"], lambda p: answer(
             {"listenKey": streams.create(PM, p[API_KEY])}), signed=False, keyed=True),
-        f"PUT {PAPI_KEY_PATH}": Route(1, lambda p: answer(
+        route_of(PAPI_KEY["PUT"], lambda p: answer(
             streams.keep_alive(PM, streams._papi_key(p)) or {}), signed=False, keyed=True),
-        f"DELETE {PAPI_KEY_PATH}": Route(1, lambda p: answer(
+        route_of(PAPI_KEY["DELETE"], lambda p: answer(
             streams.delete(PM, streams._papi_key(p)) or {}), signed=False, keyed=True),
-    }
+    ))

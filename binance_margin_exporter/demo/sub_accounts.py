@@ -20,16 +20,17 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from binance_margin_exporter.binance import sub_accounts
 from binance_margin_exporter.demo.cross import SimulatedAccount
-from binance_margin_exporter.demo.routes import RequestError, Route
+from binance_margin_exporter.demo.routes import RequestError, Route, route_of
 
 if TYPE_CHECKING:
     from binance_margin_exporter.demo.simulator import Simulator
 
-SUB_ACCOUNT_LIST_PATH = "/sapi/v1/sub-account/list"
-SUB_MARGIN_ACCOUNT_PATH = "/sapi/v1/sub-account/margin/account"
-SUB_ACCOUNT_STATUS_PATH = "/sapi/v1/sub-account/status"
-SUB_MARGIN_SUMMARY_PATH = "/sapi/v1/sub-account/margin/accountSummary"
+SUB_ACCOUNT_LIST_PATH = sub_accounts.SUB_ACCOUNT_LIST.path
+SUB_MARGIN_ACCOUNT_PATH = sub_accounts.SUB_MARGIN_ACCOUNT.path
+SUB_ACCOUNT_STATUS_PATH = sub_accounts.SUB_ACCOUNT_STATUS.path
+SUB_MARGIN_SUMMARY_PATH = sub_accounts.SUB_MARGIN_SUMMARY.path
 NO_MARGIN_CODE = -3003
 
 
@@ -117,7 +118,7 @@ TOTALS = ("totalAssetOfBtc", "totalLiabilityOfBtc", "totalNetAssetOfBtc")
 
 def routes(sim: Simulator) -> dict[str, Route]:
     subs = sim.subs
-    return {SUB_ACCOUNT_LIST_PATH: Route(1, subs.listing),
-            SUB_ACCOUNT_STATUS_PATH: Route(10, subs.status),
-            SUB_MARGIN_ACCOUNT_PATH: Route(10, subs.margin_account),
-            SUB_MARGIN_SUMMARY_PATH: Route(10, subs.summary)}
+    return dict((route_of(sub_accounts.SUB_ACCOUNT_LIST, subs.listing),
+                 route_of(sub_accounts.SUB_ACCOUNT_STATUS, subs.status),
+                 route_of(sub_accounts.SUB_MARGIN_ACCOUNT, subs.margin_account),
+                 route_of(sub_accounts.SUB_MARGIN_SUMMARY, subs.summary)))
