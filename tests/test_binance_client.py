@@ -23,8 +23,8 @@ from binance_margin_exporter.binance.futures import FUTURES_ACCOUNT_PATHS
 from binance_margin_exporter.binance.limits import Upstream
 from binance_margin_exporter.binance.signing import HmacSigner
 from binance_margin_exporter.binance.transport import TIME_PATH, BinanceClient
-from tests.conftest import API_KEY, SECRET
-from tests.helpers import fixture_json
+from tests.support.keys import API_KEY, SECRET
+from tests.support.paths import fixture_json
 
 BASE = "https://api.binance.test"
 FAPI = "https://fapi.binance.test"

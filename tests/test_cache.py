@@ -10,7 +10,8 @@ import pytest
 
 from binance_margin_exporter.binance.errors import UpstreamError
 from binance_margin_exporter.collectors.cache import ERROR_REASONS, Cached, start_all
-from tests.helpers import EXECUTOR, wait_for
+from tests.support.pool import EXECUTOR
+from tests.support.waiting import wait_for
 
 
 class Clock:

@@ -14,7 +14,8 @@ import pytest
 import yaml
 
 from binance_margin_exporter import __version__
-from tests.helpers import K8S, ROOT, crd_problems, kustomize, of_kind, require_tool
+from tests.support.paths import K8S, ROOT
+from tests.support.tools import crd_problems, kustomize, of_kind, require_tool
 
 BASE = K8S / "base"
 CRD_KINDS = {"ServiceMonitor", "PrometheusRule"}

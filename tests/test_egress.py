@@ -21,8 +21,9 @@ from binance_margin_exporter.binance.signing import HmacSigner
 from binance_margin_exporter.binance.transport import BinanceClient
 from binance_margin_exporter.collectors.hosts import HostsCollector
 from binance_margin_exporter.demo.simulator import Simulator
-from tests.conftest import API_KEY, SECRET
-from tests.helpers import Scraper, raw_http_server, sample_values, socket_server
+from tests.support.exporters import Scraper, sample_values
+from tests.support.keys import API_KEY, SECRET
+from tests.support.net import raw_http_server, socket_server
 
 A = Egress("a", source_address="127.0.0.1")
 B = Egress("b", source_address="127.0.0.2")

@@ -22,8 +22,10 @@ from binance_margin_exporter.collectors.cross import CrossAccount, CrossCollecto
 from binance_margin_exporter.collectors.exporter import Exporter
 from binance_margin_exporter.collectors.hosts import HostsCollector
 from binance_margin_exporter.demo.simulator import ACCOUNT_PATH, TIME_PATH, Fault, Simulator
-from tests.conftest import API_KEY, SECRET
-from tests.helpers import EXECUTOR, sample_values, wait_for, wait_idle
+from tests.support.exporters import sample_values
+from tests.support.keys import API_KEY, SECRET
+from tests.support.pool import EXECUTOR
+from tests.support.waiting import wait_for, wait_idle
 
 SIGNED = re.compile(r"signature=(?!<redacted>)")
 

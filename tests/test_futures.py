@@ -14,16 +14,12 @@ from binance_margin_exporter.collectors.cache import Cached
 from binance_margin_exporter.collectors.futures import FuturesCollector, FuturesSource
 from binance_margin_exporter.demo.simulator import Fault
 from binance_margin_exporter.wiring import account_config, build_exporter
-from tests.conftest import API_KEY, SECRET
-from tests.helpers import (
-    EXECUTOR,
-    Scraper,
-    StepClock,
-    fixture_json,
-    promtool_check_metrics,
-    sample_values,
-    scrape_built,
-)
+from tests.support.clocks import StepClock
+from tests.support.exporters import Scraper, sample_values, scrape_built
+from tests.support.keys import API_KEY, SECRET
+from tests.support.paths import fixture_json
+from tests.support.pool import EXECUTOR
+from tests.support.tools import promtool_check_metrics
 
 FAPI = fixture_json("fapi_account_docs_example.json")
 DAPI = fixture_json("dapi_account_docs_example.json")

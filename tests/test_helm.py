@@ -9,7 +9,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from tests.helpers import K8S, ROOT, crd_problems, kustomize, of_kind, require_tool
+from tests.support.paths import K8S, ROOT
+from tests.support.tools import crd_problems, kustomize, of_kind, require_tool
 
 CHART = ROOT / "deploy" / "helm" / "binance-margin-exporter"
 RULES = ROOT / "deploy" / "prometheus" / "rules" / "binance-margin.rules.yml"

@@ -20,7 +20,7 @@ from binance_margin_exporter.binance.limits import (
 )
 from binance_margin_exporter.binance.signing import HmacSigner
 from binance_margin_exporter.binance.transport import TIME_PATH, BinanceClient
-from tests.conftest import API_KEY, SECRET
+from tests.support.keys import API_KEY, SECRET
 
 NOW = 1_700_000_000.0  # a Unix time 20 s past a minute
 

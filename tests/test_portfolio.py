@@ -23,17 +23,13 @@ from binance_margin_exporter.collectors.cache import Cached
 from binance_margin_exporter.collectors.cross import CrossCollector
 from binance_margin_exporter.collectors.portfolio import PortfolioCollector, PortfolioSource
 from binance_margin_exporter.demo.simulator import Fault
-from tests.conftest import API_KEY, SECRET
-from tests.helpers import (
-    EXECUTOR,
-    FakeSource,
-    Scraper,
-    StepClock,
-    fake_account,
-    fixture_json,
-    promtool_check_metrics,
-    sample_values,
-)
+from tests.support.clocks import StepClock
+from tests.support.exporters import Scraper, sample_values
+from tests.support.fakes import FakeSource, fake_account
+from tests.support.keys import API_KEY, SECRET
+from tests.support.paths import fixture_json
+from tests.support.pool import EXECUTOR
+from tests.support.tools import promtool_check_metrics
 
 ACCOUNT = fixture_json("papi_account_docs_example.json")
 BALANCE = fixture_json("papi_balance_docs_example.json")
@@ -120,7 +116,7 @@ def test_a_busy_api_host_never_holds_a_portfolio_margin_account_on_its_own_host(
     account on the papi host is read on every scrape all the same (the clock sync on the api
     host counts there, not on papi's gates)."""
     from binance_margin_exporter.wiring import account_config, build_exporter, warm_up
-    from tests.helpers import scrape_built
+    from tests.support.exporters import scrape_built
 
     hosts.api.budget_bonus["api"] = 5989  # and the time request: 5,990
     if api_host == "banned":

@@ -15,16 +15,12 @@ from binance_margin_exporter.collectors.portfolio_pro import (
     PortfolioProSource,
 )
 from binance_margin_exporter.wiring import account_config, build_exporter
-from tests.conftest import API_KEY, SECRET
-from tests.helpers import (
-    EXECUTOR,
-    Scraper,
-    StepClock,
-    fixture_json,
-    promtool_check_metrics,
-    sample_values,
-    scrape_built,
-)
+from tests.support.clocks import StepClock
+from tests.support.exporters import Scraper, sample_values, scrape_built
+from tests.support.keys import API_KEY, SECRET
+from tests.support.paths import fixture_json
+from tests.support.pool import EXECUTOR
+from tests.support.tools import promtool_check_metrics
 
 ACCOUNT = fixture_json("sapi_portfolio_account_docs_example.json")
 ACC = (("account", "pro"),)

@@ -18,16 +18,12 @@ from binance_margin_exporter.collectors.positions import (
 )
 from binance_margin_exporter.demo.simulator import Fault
 from binance_margin_exporter.wiring import account_config, build_exporter
-from tests.conftest import API_KEY, SECRET
-from tests.helpers import (
-    EXECUTOR,
-    Scraper,
-    StepClock,
-    fixture_json,
-    promtool_check_metrics,
-    sample_values,
-    scrape_built,
-)
+from tests.support.clocks import StepClock
+from tests.support.exporters import Scraper, sample_values, scrape_built
+from tests.support.keys import API_KEY, SECRET
+from tests.support.paths import fixture_json
+from tests.support.pool import EXECUTOR
+from tests.support.tools import promtool_check_metrics
 
 PAPI_UM = fixture_json("papi_um_position_risk_docs_example.json")
 FAPI = fixture_json("fapi_position_risk_docs_example.json")

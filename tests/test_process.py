@@ -15,16 +15,13 @@ import time
 import pytest
 import requests
 
-from tests.conftest import API_KEY, SECRET
-from tests.helpers import (
-    ROOT,
-    exporter_process,
-    free_port,
-    promtool_check_metrics,
-    run_exporter,
-    sample_values,
-    wait_for,
-)
+from tests.support.exporters import sample_values
+from tests.support.keys import API_KEY, SECRET
+from tests.support.net import free_port
+from tests.support.paths import ROOT
+from tests.support.processes import exporter_process, run_exporter
+from tests.support.tools import promtool_check_metrics
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -446,7 +443,7 @@ def test_2000_half_requests_cost_no_threads_and_lock_no_one_out():
 
 
 def test_healthcheck_follows_the_port_and_tls_of_the_exporter(tmp_path):
-    from tests.web_helpers import make_cert
+    from tests.support.web import make_cert
 
     ca_cert, ca_key, _, _ = make_cert(tmp_path, "ca", is_ca=True)
     _, _, crt, key = make_cert(tmp_path, "server", ca_key, ca_cert)

@@ -14,7 +14,7 @@ from binance_margin_exporter.config import WebConfig
 from binance_margin_exporter.reload import Reloader
 from binance_margin_exporter.web.routes import TooSoon
 from binance_margin_exporter.wiring import build_exporter, load, warm_up
-from tests.conftest import API_KEY, SECRET
+from tests.support.keys import API_KEY, SECRET
 
 
 def config_text(simulator, **extra) -> str:
@@ -133,7 +133,7 @@ def test_a_scrape_that_began_before_a_reload_finishes_on_its_own_pool(simulator,
 def test_a_flood_of_post_reload_answers_429_and_logs_once_a_period(simulator, tmp_path,
                                                                    caplog):
     """2,000 POSTs in 1.6 s answered 500 and logged 2,000 warnings."""
-    from tests.web_helpers import running
+    from tests.support.web import running
 
     path = tmp_path / "config.yml"
     path.write_text(config_text(simulator))

@@ -27,18 +27,13 @@ from binance_margin_exporter.collectors.risk_lists import (
     RiskListsCollector,
 )
 from binance_margin_exporter.wiring import build_exporter, load, warm_up
-from tests.conftest import API_KEY, SECRET
-from tests.helpers import (
-    EXECUTOR,
-    WALL,
-    Scraper,
-    StepClock,
-    fixture_json,
-    promtool_check_metrics,
-    sample_values,
-    wait_for,
-    wait_idle,
-)
+from tests.support.clocks import WALL, StepClock
+from tests.support.exporters import Scraper, sample_values
+from tests.support.keys import API_KEY, SECRET
+from tests.support.paths import fixture_json
+from tests.support.pool import EXECUTOR
+from tests.support.tools import promtool_check_metrics
+from tests.support.waiting import wait_for, wait_idle
 
 SCHEDULE = fixture_json("delist_schedule_docs_example.json")
 RESTRICTED = fixture_json("restricted_asset_docs_example.json")

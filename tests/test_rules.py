@@ -9,7 +9,8 @@ import subprocess
 import pytest
 import yaml
 
-from tests.helpers import K8S, ROOT, kustomize, of_kind, require_tool
+from tests.support.paths import K8S, ROOT
+from tests.support.tools import kustomize, of_kind, require_tool
 
 RULES = ROOT / "deploy" / "prometheus" / "rules" / "binance-margin.rules.yml"
 RULE_TESTS = ROOT / "deploy" / "prometheus" / "tests" / "binance-margin.test.yml"

@@ -15,8 +15,8 @@ from binance_margin_exporter.demo.cross import SimulatedAccount
 from binance_margin_exporter.demo.simulator import Simulator
 from binance_margin_exporter.demo.sub_accounts import SimulatedSubAccounts
 from binance_margin_exporter.wiring import build_exporter, load
-from tests.conftest import API_KEY, SECRET
-from tests.helpers import sample_values
+from tests.support.exporters import sample_values
+from tests.support.keys import API_KEY, SECRET
 
 
 def test_the_hash_is_sha256_of_the_utf8_name_the_same_everywhere():

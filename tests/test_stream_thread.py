@@ -18,8 +18,8 @@ from binance_margin_exporter.binance.streams import MARGIN_RISK, PORTFOLIO, Stre
 from binance_margin_exporter.binance.transport import BinanceClient
 from binance_margin_exporter.collectors.stream_thread import Stream, Timing
 from binance_margin_exporter.demo.simulator import Fault, Simulator
-from tests.conftest import API_KEY, SECRET
-from tests.helpers import wait_for
+from tests.support.keys import API_KEY, SECRET
+from tests.support.waiting import wait_for
 
 PRODUCTION = Timing()
 # only how often the thread looks at its (virtual) clock is shorter: no behaviour of its own

@@ -20,8 +20,9 @@ from binance_margin_exporter.demo.streams import API_KEY as KEY_PARAM
 from binance_margin_exporter.demo.streams import PM, SimulatedStreams
 from binance_margin_exporter.products import PRODUCTS
 from binance_margin_exporter.wiring import build_exporter, load, warm_up
-from tests.conftest import API_KEY, SECRET
-from tests.helpers import Scraper, sample_values, wait_for
+from tests.support.exporters import Scraper, sample_values
+from tests.support.keys import API_KEY, SECRET
+from tests.support.waiting import wait_for
 
 FAST = Timing(keep_alive=30.0, backoff_first=0.05, backoff_max=0.2, poll=0.05,
               refresh_spacing=0.0, open_timeout=2.0, shutdown_seconds=2.0)
@@ -436,7 +437,7 @@ def test_the_simulator_s_listen_keys_are_the_account_s(client, simulator):
     """One key per account and stream, whichever API key or program asks (Binance: "a POST on
     an account with an active listenKey will return the currently active listenKey"); a
     DELETE closes it for all of them."""
-    from tests.helpers import master_client
+    from tests.support.exporters import master_client
 
     key = streams.create_key(client, streams.MARGIN_RISK)
     assert streams.create_key(client, streams.MARGIN_RISK) == key  # the active one
@@ -478,7 +479,8 @@ def test_another_program_keeps_its_streams_across_the_exporter_s_stop_and_restar
 
     from websockets.sync.client import connect
 
-    from tests.helpers import exporter_process, master_client
+    from tests.support.exporters import master_client
+    from tests.support.processes import exporter_process
 
     simulator.add_hmac_key("bot-key-0123456789", SECRET)
     bot = master_client(simulator, "bot-key-0123456789")
@@ -583,7 +585,7 @@ def test_the_families_render_as_documented(golden):
     """Names, HELP, types and label order of the five families: a golden exposition."""
     from binance_margin_exporter.collectors.stream_thread import Stream
     from binance_margin_exporter.collectors.streams import StreamCollector
-    from tests.helpers import promtool_check_metrics
+    from tests.support.tools import promtool_check_metrics
 
     cross = Stream("main", streams.MARGIN_RISK, None, "ws://unused", FAST)  # type: ignore[arg-type]
     pm = Stream("pm", streams.PORTFOLIO, None, "ws://unused", FAST)  # type: ignore[arg-type]

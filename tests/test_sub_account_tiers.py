@@ -24,8 +24,10 @@ from binance_margin_exporter.demo.simulator import Simulator
 from binance_margin_exporter.demo.sub_accounts import SimulatedSubAccounts
 from binance_margin_exporter.products import PRODUCTS
 from binance_margin_exporter.wiring import load
-from tests.conftest import API_KEY, SECRET
-from tests.helpers import EXECUTOR, Scraper, StepClock, master_client, sample_values
+from tests.support.clocks import StepClock
+from tests.support.exporters import Scraper, master_client, sample_values
+from tests.support.keys import API_KEY, SECRET
+from tests.support.pool import EXECUTOR
 
 EMAILS = [f"t{i:03d}@fund.example" for i in range(100)]
 
@@ -189,7 +191,7 @@ def test_a_small_fund_is_whole_from_its_first_scrape():
     """A master with three sub-accounts: every one's assets and bars on the first scrape
     (30 weight, well inside the budget), not one more a scrape at the rotation's pace."""
     from binance_margin_exporter.wiring import account_config, build_exporter
-    from tests.helpers import scrape_built, settings_for
+    from tests.support.exporters import scrape_built, settings_for
 
     emails = ["a@fund.example", "b@fund.example", "c@fund.example"]
     subs = SimulatedSubAccounts(emails, n_assets=6, n_active=3, drift=False)

@@ -27,17 +27,13 @@ from binance_margin_exporter.collectors.sub_accounts import SubAccountsCollector
 from binance_margin_exporter.demo.cross import SimulatedAccount
 from binance_margin_exporter.demo.simulator import Simulator
 from binance_margin_exporter.demo.sub_accounts import SimulatedSubAccounts
-from tests.conftest import API_KEY, SECRET
-from tests.helpers import (
-    EXECUTOR,
-    Scraper,
-    StepClock,
-    fixture_json,
-    master_client,
-    promtool_check_metrics,
-    sample_values,
-    wait_idle,
-)
+from tests.support.clocks import StepClock
+from tests.support.exporters import Scraper, master_client, sample_values
+from tests.support.keys import API_KEY, SECRET
+from tests.support.paths import fixture_json
+from tests.support.pool import EXECUTOR
+from tests.support.tools import promtool_check_metrics
+from tests.support.waiting import wait_idle
 
 DOCS = fixture_json("sub_margin_account_docs_example.json")
 TOTALS = ("totalAssetOfBtc", "totalLiabilityOfBtc", "totalNetAssetOfBtc")

@@ -42,8 +42,11 @@ from binance_margin_exporter.binance.transport import (
 from binance_margin_exporter.demo.cross import SimulatedAccount
 from binance_margin_exporter.demo.simulator import Fault, Simulator
 from binance_margin_exporter.demo.sub_accounts import SimulatedSubAccounts
-from tests.conftest import API_KEY, SECRET
-from tests.helpers import FIXTURES, ROOT, fixture_json, gzip_bomb, raw_http_server, wait_for
+from tests.support.gzip_bomb import gzip_bomb
+from tests.support.keys import API_KEY, SECRET
+from tests.support.net import raw_http_server
+from tests.support.paths import FIXTURES, ROOT, fixture_json
+from tests.support.waiting import wait_for
 
 BASE = "https://api.binance.test"
 

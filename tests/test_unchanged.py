@@ -18,8 +18,8 @@ from binance_margin_exporter.binance.errors import UpstreamError
 from binance_margin_exporter.collectors.exporter import merged
 from binance_margin_exporter.web import exposition
 from binance_margin_exporter.wiring import account_config, build_exporter
-from tests.conftest import API_KEY, SECRET
-from tests.helpers import sample_values, settings_for
+from tests.support.exporters import sample_values, settings_for
+from tests.support.keys import API_KEY, SECRET
 
 
 def test_the_same_answer_gives_the_same_model_parsed_once():

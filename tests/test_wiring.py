@@ -14,7 +14,7 @@ from binance_margin_exporter.config import ConfigError, Setting
 from binance_margin_exporter.config.schema import flag
 from binance_margin_exporter.products import PRODUCTS
 from binance_margin_exporter.wiring import account_config, build_exporter, load, warm_up
-from tests.helpers import sample_values
+from tests.support.exporters import sample_values
 
 
 class Widgets(Product):
