@@ -23,20 +23,13 @@ from binance_margin_exporter.binance.futures import FUTURES_ACCOUNT_PATHS
 from binance_margin_exporter.binance.limits import Upstream
 from binance_margin_exporter.binance.signing import HmacSigner
 from binance_margin_exporter.binance.transport import TIME_PATH, BinanceClient
+from tests.support.clocks import Clock
 from tests.support.keys import API_KEY, SECRET
 from tests.support.paths import fixture_json
 
 BASE = "https://api.binance.test"
 FAPI = "https://fapi.binance.test"
 ACCOUNT = fixture_json("account_docs_example.json")
-
-
-class Clock:
-    def __init__(self, now: float = 1_700_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture

@@ -10,33 +10,22 @@ import pytest
 
 from binance_margin_exporter.binance.futures import Futures, parse_futures_account
 from binance_margin_exporter.binance.limits import Upstream
-from binance_margin_exporter.collectors.cache import Cached
 from binance_margin_exporter.collectors.futures import FuturesCollector, FuturesSource
 from binance_margin_exporter.demo.simulator import Fault
 from binance_margin_exporter.wiring import account_config, build_exporter
-from tests.support.clocks import StepClock
 from tests.support.exporters import Scraper, sample_values, scrape_built
+from tests.support.fakes import StubClient, recorded
 from tests.support.keys import API_KEY, SECRET
 from tests.support.paths import fixture_json
-from tests.support.pool import EXECUTOR
 from tests.support.tools import promtool_check_metrics
 
 FAPI = fixture_json("fapi_account_docs_example.json")
 DAPI = fixture_json("dapi_account_docs_example.json")
 
 
-class Client:
-    timeout = 5.0
-
-    def auth_backoff_until(self):
-        return 0.0
-
-
 def docs_source(name="fut") -> FuturesSource:
     futures = Futures((parse_futures_account(FAPI, "um"), parse_futures_account(DAPI, "cm")))
-    return FuturesSource(name, Client(), Cached(
-        f"futures account {name}", lambda deadline: futures, EXECUTOR, ttl=10,
-        monotonic=StepClock(), wall=lambda: 1_700_000_000.0))
+    return FuturesSource(name, StubClient(), recorded(f"futures account {name}", futures))
 
 
 def test_golden_documented_examples(golden):

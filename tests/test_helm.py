@@ -9,18 +9,18 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from tests.support import tools
 from tests.support.paths import K8S, ROOT
-from tests.support.tools import crd_problems, kustomize, of_kind, require_tool
+from tests.support.tools import crd_problems, kustomize, of_kind
 
 CHART = ROOT / "deploy" / "helm" / "binance-margin-exporter"
 RULES = ROOT / "deploy" / "prometheus" / "rules" / "binance-margin.rules.yml"
-HINT = "scripts/install-k8s-tools.sh installs kubectl and helm"
 MONITORING = ["--set", "serviceMonitor.enabled=true", "--set", "prometheusRule.enabled=true",
               "--set", "networkPolicy.enabled=true"]
 
 
 def helm(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([require_tool("helm", HINT), *args], capture_output=True, text=True,
+    return subprocess.run([tools.helm(), *args], capture_output=True, text=True,
                           timeout=120)
 
 

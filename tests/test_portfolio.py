@@ -19,13 +19,11 @@ from binance_margin_exporter.binance.portfolio import (
 )
 from binance_margin_exporter.binance.signing import HmacSigner
 from binance_margin_exporter.binance.transport import BinanceClient
-from binance_margin_exporter.collectors.cache import Cached
 from binance_margin_exporter.collectors.cross import CrossCollector
 from binance_margin_exporter.collectors.portfolio import PortfolioCollector, PortfolioSource
 from binance_margin_exporter.demo.simulator import Fault
-from tests.support.clocks import StepClock
 from tests.support.exporters import Scraper, sample_values
-from tests.support.fakes import FakeSource, fake_account
+from tests.support.fakes import FakeSource, StubClient, fake_account, recorded
 from tests.support.keys import API_KEY, SECRET
 from tests.support.paths import fixture_json
 from tests.support.pool import EXECUTOR
@@ -35,18 +33,10 @@ ACCOUNT = fixture_json("papi_account_docs_example.json")
 BALANCE = fixture_json("papi_balance_docs_example.json")
 
 
-class Client:
-    timeout = 5.0
-
-    def auth_backoff_until(self):
-        return 0.0
-
-
 def docs_source(name="pm") -> PortfolioSource:
     portfolio = Portfolio(parse_portfolio_account(ACCOUNT), parse_portfolio_balances(BALANCE))
-    return PortfolioSource(name, Client(), Cached(
-        f"portfolio margin account {name}", lambda deadline: portfolio, EXECUTOR, ttl=10,
-        monotonic=StepClock(), wall=lambda: 1_700_000_000.0))
+    return PortfolioSource(name, StubClient(),
+                           recorded(f"portfolio margin account {name}", portfolio))
 
 
 def test_golden_documented_examples(golden):

@@ -9,35 +9,25 @@ from binance_margin_exporter.binance.portfolio_pro import (
     SPAN_ACCOUNT_PATH,
     parse_portfolio_pro,
 )
-from binance_margin_exporter.collectors.cache import Cached
 from binance_margin_exporter.collectors.portfolio_pro import (
     PortfolioProCollector,
     PortfolioProSource,
 )
 from binance_margin_exporter.wiring import account_config, build_exporter
-from tests.support.clocks import StepClock
 from tests.support.exporters import Scraper, sample_values, scrape_built
+from tests.support.fakes import StubClient, recorded
 from tests.support.keys import API_KEY, SECRET
 from tests.support.paths import fixture_json
-from tests.support.pool import EXECUTOR
 from tests.support.tools import promtool_check_metrics
 
 ACCOUNT = fixture_json("sapi_portfolio_account_docs_example.json")
 ACC = (("account", "pro"),)
 
 
-class Client:
-    timeout = 5.0
-
-    def auth_backoff_until(self):
-        return 0.0
-
-
 def docs_source(name="pro") -> PortfolioProSource:
     answer = parse_portfolio_pro(ACCOUNT)
-    source = PortfolioProSource(name, Client(), Cached(
-        f"portfolio margin pro account {name}", lambda deadline: answer, EXECUTOR, ttl=10,
-        monotonic=StepClock(), wall=lambda: 1_700_000_000.0))
+    source = PortfolioProSource(name, StubClient(),
+                                recorded(f"portfolio margin pro account {name}", answer))
     source.invalid.note(answer.invalid)
     return source
 

@@ -10,7 +10,6 @@ import json
 import pytest
 
 from binance_margin_exporter.binance.futures import parse_positions
-from binance_margin_exporter.collectors.cache import Cached
 from binance_margin_exporter.collectors.positions import (
     MarketPositions,
     PositionsCollector,
@@ -18,11 +17,10 @@ from binance_margin_exporter.collectors.positions import (
 )
 from binance_margin_exporter.demo.simulator import Fault
 from binance_margin_exporter.wiring import account_config, build_exporter
-from tests.support.clocks import StepClock
 from tests.support.exporters import Scraper, sample_values, scrape_built
+from tests.support.fakes import StubClient, recorded
 from tests.support.keys import API_KEY, SECRET
 from tests.support.paths import fixture_json
-from tests.support.pool import EXECUTOR
 from tests.support.tools import promtool_check_metrics
 
 PAPI_UM = fixture_json("papi_um_position_risk_docs_example.json")
@@ -30,18 +28,10 @@ FAPI = fixture_json("fapi_position_risk_docs_example.json")
 DAPI = fixture_json("dapi_position_risk_docs_example.json")
 
 
-class Client:
-    timeout = 5.0
-
-    def auth_backoff_until(self):
-        return 0.0
-
-
 def market(account: str, name: str, raw) -> MarketPositions:
     positions = parse_positions(raw, name)
-    return MarketPositions(account, name, Client(), Cached(
-        f"{name} positions of {account}", lambda deadline: positions, EXECUTOR, ttl=10,
-        monotonic=StepClock(), wall=lambda: 1_700_000_000.0))
+    return MarketPositions(account, name, StubClient(),
+                           recorded(f"{name} positions of {account}", positions))
 
 
 def docs_collector() -> PositionsCollector:

@@ -7,8 +7,6 @@ import os
 import re
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 
@@ -452,18 +450,13 @@ def test_healthcheck_follows_the_port_and_tls_of_the_exporter(tmp_path):
     port = free_port()
     flags = ["--web.listen-address", f"127.0.0.1:{port}", "--web.config.file", str(web)]
     assert run_exporter(["--healthcheck", *flags]).returncode == 1  # nothing listens yet
-    process = subprocess.Popen([sys.executable, "-m", "binance_margin_exporter", "--demo",
-                                *flags], cwd=ROOT, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
-    try:
+    with exporter_process(["--demo", *flags], {}) as exporter:
+        assert exporter.port == port
         wait_for(lambda: run_exporter(["--healthcheck", *flags]).returncode == 0, timeout=30,
                  interval=0.3)
         # without the web config it would speak plain HTTP to a TLS port: not healthy
         assert run_exporter(["--healthcheck", "--web.listen-address",
                              f"127.0.0.1:{port}"]).returncode == 1
-    finally:
-        process.terminate()
-        process.wait(10)
 
 
 def test_demo_with_a_config_says_its_accounts_are_ignored(tmp_path):

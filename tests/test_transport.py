@@ -42,6 +42,7 @@ from binance_margin_exporter.binance.transport import (
 from binance_margin_exporter.demo.cross import SimulatedAccount
 from binance_margin_exporter.demo.simulator import Fault, Simulator
 from binance_margin_exporter.demo.sub_accounts import SimulatedSubAccounts
+from tests.support.clocks import Clock
 from tests.support.gzip_bomb import gzip_bomb
 from tests.support.keys import API_KEY, SECRET
 from tests.support.net import raw_http_server
@@ -49,14 +50,6 @@ from tests.support.paths import FIXTURES, ROOT, fixture_json
 from tests.support.waiting import wait_for
 
 BASE = "https://api.binance.test"
-
-
-class Clock:
-    def __init__(self, now: float = 1_700_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def inline(task):
