@@ -16,10 +16,9 @@ import yaml
 from binance_margin_exporter import __version__
 from tests.support import tools
 from tests.support.paths import K8S, ROOT
-from tests.support.tools import crd_problems, kustomize, of_kind
+from tests.support.tools import CRD_KINDS, crd_problems, kustomize, of_kind
 
 BASE = K8S / "base"
-CRD_KINDS = {"ServiceMonitor", "PrometheusRule"}
 
 
 def kustomization(directory):

@@ -58,10 +58,15 @@ class _OneScrape:
         return self.exporter.collect(self.scrape_timeout)
 
 
+def one_scrape(exporter: Exporter, scrape_timeout: float | None) -> str:
+    """One scrape of ``exporter`` as ``generate_latest`` writes it; the scrape given
+    ``scrape_timeout`` seconds by Prometheus (None: the exporter's own budget)."""
+    return generate_latest(_OneScrape(exporter, scrape_timeout)).decode()
+
+
 def scrape_text(built: Built, scrape_timeout: float | None = 2.0) -> str:
-    """One scrape of a built exporter (``wiring.build_exporter``), as exposition text; its
-    scrape given ``scrape_timeout`` seconds by Prometheus (None: the exporter's own)."""
-    return generate_latest(_OneScrape(built.exporter, scrape_timeout)).decode()
+    """One scrape of a built exporter (``wiring.build_exporter``), as exposition text."""
+    return one_scrape(built.exporter, scrape_timeout)
 
 
 def scrape_built(built: Built, scrape_timeout: float | None = 2.0) -> Values:

@@ -10,6 +10,7 @@ import shutil
 import subprocess
 from typing import NoReturn
 
+import kubernetes_validate
 import pytest
 import yaml
 
@@ -18,6 +19,7 @@ from tests.support.paths import ROOT
 KUBECTL_HINT = "scripts/install-k8s-tools.sh installs kubectl and helm"
 ALERTMANAGER_HINT = "Debian: apt-get install prometheus-alertmanager"
 CRD_MODELS = os.environ.get("BME_CRD_MODELS", "/usr/local/lib/bme-crd-models")
+CRD_KINDS = {"ServiceMonitor", "PrometheusRule"}  # prometheus-operator's, not Kubernetes'
 
 
 def _missing(message: str, what: str = "it") -> NoReturn:
@@ -95,3 +97,14 @@ def crd_problems(documents: list[dict]) -> list[str]:
                             timeout=60)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
+
+
+def assert_strictly_valid(documents: list[dict]) -> None:
+    """Every object passes the strict Kubernetes schemas, the ServiceMonitors and
+    PrometheusRules their CRDs' schemas."""
+    crds = [d for d in documents if d["kind"] in CRD_KINDS]
+    for document in documents:
+        if document not in crds:
+            kubernetes_validate.validate(document, kubernetes_validate.latest_version(),
+                                         strict=True)
+    assert crd_problems(crds) == []
