@@ -12,14 +12,12 @@ from binance_margin_exporter.binance.signing import HmacSigner
 from binance_margin_exporter.binance.transport import BinanceClient
 from binance_margin_exporter.demo.simulator import SimulatedAccount, Simulator
 from binance_margin_exporter.logs import JsonFormatter, LogfmtFormatter
-from tests.helpers import GOLDEN, Scraper
+from tests.support.exporters import Scraper
+from tests.support.keys import API_KEY, SECRET
+from tests.support.paths import GOLDEN
 
 if TYPE_CHECKING:
-    from tests.hosts import Hosts
-
-API_KEY = "test-api-key-0123456789"
-# A recognisable secret: tests grep logs and /metrics bodies for it.
-SECRET = "SECRETxSECRETxSECRETxSECRETxSECRETxSECRETxSECRETxSECRETx0123"
+    from tests.support.hosts import Hosts
 
 
 @pytest.fixture
@@ -32,9 +30,10 @@ def simulator() -> Iterator[Simulator]:
 
 @pytest.fixture
 def hosts() -> Iterator[Hosts]:
-    """Binance's api, papi, fapi and dapi hosts, each a simulator of its own (tests/hosts.py):
-    ``hosts.settings(*accounts)`` points every host setting at its own."""
-    from tests.hosts import running_hosts
+    """Binance's api, papi, fapi and dapi hosts, each a simulator of its own
+    (tests/support/hosts.py): ``hosts.settings(*accounts)`` points every host setting at its
+    own."""
+    from tests.support.hosts import running_hosts
 
     with running_hosts() as running:
         yield running
@@ -100,12 +99,12 @@ def scraper() -> type[Scraper]:
     return Scraper
 
 
-# ---- the HTTP front (tests/test_web_*.py; helpers in tests/web_helpers.py) ----
+# ---- the HTTP front (tests/test_web_*.py; helpers in tests/support/web.py) ----
 
 @pytest.fixture
 def plain() -> Iterator[str]:
     """A plain-HTTP server with one gauge; its base URL."""
-    from tests.web_helpers import running
+    from tests.support.web import running
 
     with running() as (_server, url):
         yield url
@@ -114,6 +113,6 @@ def plain() -> Iterator[str]:
 @pytest.fixture
 def pki(tmp_path: object) -> dict:
     """A CA, a server and a client certificate, made for the test."""
-    from tests.web_helpers import make_pki
+    from tests.support.web import make_pki
 
     return make_pki(tmp_path)

@@ -39,8 +39,10 @@ from binance_margin_exporter.config import ConfigError, Options
 from binance_margin_exporter.products import PRODUCTS
 from binance_margin_exporter.web.exposition import as_sample
 from binance_margin_exporter.wiring import account_config, build_exporter
-from tests.conftest import API_KEY, SECRET
-from tests.helpers import EXECUTOR, WALL, StepClock, settings_for
+from tests.support.clocks import WALL, StepClock
+from tests.support.exporters import settings_for
+from tests.support.keys import API_KEY, SECRET
+from tests.support.pool import EXECUTOR
 
 ACCOUNT = (("account", "a"),)
 

@@ -21,8 +21,12 @@ import requests
 import yaml
 
 from binance_margin_exporter.demo.simulator import SimulatedAccount, Simulator
-from tests.conftest import API_KEY, SECRET
-from tests.helpers import ROOT, ExporterProcess, free_port, require_tool, wait_for
+from tests.support import tools
+from tests.support.keys import API_KEY, SECRET
+from tests.support.net import free_port
+from tests.support.paths import ROOT
+from tests.support.processes import ExporterProcess
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 RULES = ROOT / "deploy" / "prometheus" / "rules" / "binance-margin.rules.yml"
@@ -71,9 +75,7 @@ def routing_for(webhook: Webhook) -> dict:
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[tuple[Simulator, Webhook]]:
-    prometheus = require_tool("prometheus")
-    alertmanager = require_tool("prometheus-alertmanager",  # Debian's name for alertmanager
-                                "Debian: apt-get install prometheus-alertmanager")
+    prometheus, alertmanager = tools.prometheus(), tools.alertmanager()
     workdir = Path(tempfile.mkdtemp(prefix="am-e2e-"))
     sim = Simulator(SimulatedAccount(300, 12, drift=False))
     sim.add_hmac_key(API_KEY, SECRET)

@@ -9,7 +9,6 @@ from urllib.parse import parse_qsl
 
 import pytest
 import requests
-import requests_mock
 
 from binance_margin_exporter.binance.cross import (
     ACCOUNT_PATH,
@@ -23,39 +22,19 @@ from binance_margin_exporter.binance.futures import FUTURES_ACCOUNT_PATHS
 from binance_margin_exporter.binance.limits import Upstream
 from binance_margin_exporter.binance.signing import HmacSigner
 from binance_margin_exporter.binance.transport import TIME_PATH, BinanceClient
-from tests.conftest import API_KEY, SECRET
-from tests.helpers import fixture_json
+from tests.support.clocks import Clock
+from tests.support.keys import API_KEY, SECRET
+from tests.support.mocked import BASE, inline, make_client, mocked
+from tests.support.paths import fixture_json
 
-BASE = "https://api.binance.test"
 FAPI = "https://fapi.binance.test"
 ACCOUNT = fixture_json("account_docs_example.json")
 
 
-class Clock:
-    def __init__(self, now: float = 1_700_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
 def mock():
-    with requests_mock.Mocker() as m:
-        m.get(BASE + TIME_PATH, json={"serverTime": 1_700_000_000_000})
+    with mocked() as m:
         yield m
-
-
-def make(clock: Clock | None = None, **kw) -> BinanceClient:
-    clock = clock or Clock()
-    upstream = Upstream(BASE, wall=clock)
-    return BinanceClient(upstream, API_KEY, HmacSigner(SECRET), wall=clock, background=inline,
-                         **kw)
-
-
-def inline(task):
-    """Run the client's background work (the clock sync) at once, for a fixed request order."""
-    task()
 
 
 def account_requests(m):
@@ -64,7 +43,7 @@ def account_requests(m):
 
 def test_signed_request_has_key_header_query_and_signature(mock):
     mock.get(BASE + ACCOUNT_PATH, json=ACCOUNT)
-    fetch_account(make(recv_window_ms=7000))
+    fetch_account(make_client(recv_window_ms=7000))
     request = account_requests(mock)[0]
     assert request.headers["X-MBX-APIKEY"] == API_KEY
     query = request.url.split("?", 1)[1]
@@ -77,14 +56,14 @@ def test_signed_request_has_key_header_query_and_signature(mock):
 def test_timestamp_uses_the_server_clock_offset(mock):
     clock = Clock(1_700_000_000.0 - 30)  # local clock 30 s behind
     mock.get(BASE + ACCOUNT_PATH, json=ACCOUNT)
-    fetch_account(make(clock))
+    fetch_account(make_client(clock))
     params = dict(parse_qsl(account_requests(mock)[0].url.split("?", 1)[1]))
     assert abs(int(params["timestamp"]) - 1_700_000_000_000) < 50
 
 
 def test_values_match_the_json_exactly(mock):
     mock.get(BASE + ACCOUNT_PATH, json=ACCOUNT)
-    account = fetch_account(make())
+    account = fetch_account(make_client())
     assert account.margin_level == float(ACCOUNT["marginLevel"])
     assert account.total_collateral_value_usdt == float(ACCOUNT["TotalCollateralValueInUSDT"])
     bnb = next(a for a in account.assets if a.asset == "BNB")
@@ -120,7 +99,7 @@ def test_older_spellings_are_read():
 def test_a_hostile_deeply_nested_body_is_an_invalid_response(mock):
     mock.get(BASE + ACCOUNT_PATH, text="[" * 100_000 + "]" * 100_000)
     with pytest.raises(UpstreamError) as info:
-        fetch_account(make())
+        fetch_account(make_client())
     assert info.value.reason == "invalid_response"
 
 
@@ -196,7 +175,7 @@ def test_empty_string_drops_an_optional_number():
 def test_not_json_is_invalid_response(mock):
     mock.get(BASE + ACCOUNT_PATH, text='{"marginLevel": "1.5", "userAss')
     with pytest.raises(UpstreamError) as info:
-        fetch_account(make())
+        fetch_account(make_client())
     assert info.value.reason == "invalid_response"
 
 
@@ -216,7 +195,7 @@ def test_not_json_is_invalid_response(mock):
 def test_binance_error_codes_are_kept(mock, status, code, reason):
     mock.get(BASE + ACCOUNT_PATH, status_code=status, json={"code": code, "msg": "bad thing"})
     with pytest.raises(UpstreamError) as info:
-        fetch_account(make())
+        fetch_account(make_client())
     assert (info.value.reason, info.value.code, info.value.status) == (reason, code, status)
     assert str(code) in str(info.value) and "bad thing" in str(info.value)
 
@@ -224,24 +203,24 @@ def test_binance_error_codes_are_kept(mock, status, code, reason):
 def test_html_error_page_is_http(mock):
     mock.get(BASE + ACCOUNT_PATH, status_code=502, text="<html>Bad Gateway</html>")
     with pytest.raises(UpstreamError) as info:
-        fetch_account(make())
+        fetch_account(make_client())
     assert info.value.reason == "http" and info.value.status == 502
 
 
 def test_timeout_and_connection_errors(mock):
     mock.get(BASE + ACCOUNT_PATH, exc=requests.exceptions.ReadTimeout("t " + BASE + "?sig=x"))
     with pytest.raises(UpstreamError) as info:
-        fetch_account(make())
+        fetch_account(make_client())
     assert info.value.reason == "timeout" and "sig=" not in str(info.value)
     mock.get(BASE + ACCOUNT_PATH, exc=requests.exceptions.ConnectionError("refused ?sig=x"))
     with pytest.raises(UpstreamError) as info:
-        fetch_account(make())
+        fetch_account(make_client())
     assert info.value.reason == "connection" and "sig=" not in str(info.value)
 
 
 def test_request_timeout_is_passed_to_requests(mock):
     mock.get(BASE + ACCOUNT_PATH, json=ACCOUNT)
-    fetch_account(make(timeout=3.5))
+    fetch_account(make_client(timeout=3.5))
     # the whole budget, less the few microseconds already spent
     assert 3.4 < account_requests(mock)[0].timeout <= 3.5
 
@@ -251,7 +230,7 @@ def test_1021_resyncs_once_and_retries(mock):
         {"status_code": 400, "json": {"code": -1021, "msg": "outside of the recvWindow"}},
         {"json": ACCOUNT},
     ])
-    client = make()
+    client = make_client()
     assert fetch_account(client).margin_level == 11.64405625
     times = [r for r in mock.request_history if r.path == TIME_PATH.lower()]
     assert len(times) == 2  # the first sync and the re-sync
@@ -261,7 +240,7 @@ def test_1021_resyncs_once_and_retries(mock):
 def test_1021_twice_gives_up(mock):
     mock.get(BASE + ACCOUNT_PATH, status_code=400, json={"code": -1021, "msg": "outside"})
     with pytest.raises(UpstreamError) as info:
-        fetch_account(make())
+        fetch_account(make_client())
     assert info.value.code == -1021
     assert len(account_requests(mock)) == 2
 
@@ -305,7 +284,7 @@ def test_429_blocks_every_account_on_the_ip_until_retry_after(mock):
 
 def test_418_is_banned(mock, caplog):
     clock = Clock()
-    client = make(clock)
+    client = make_client(clock)
     mock.get(BASE + ACCOUNT_PATH, status_code=418, headers={"Retry-After": "120"},
              json={"code": -1003, "msg": "IP banned until 1700000120000"})
     with pytest.raises(UpstreamError) as info:
@@ -338,7 +317,7 @@ def test_weight_header_is_kept_and_soft_limit_pauses(mock):
 ])
 def test_auth_failure_backs_off_exponentially_up_to_five_minutes(mock, status, code, message):
     clock = Clock()
-    client = make(clock)
+    client = make_client(clock)
     mock.get(BASE + ACCOUNT_PATH, status_code=status, json={"code": code, "msg": message})
     delays = []
     for _ in range(8):
@@ -358,32 +337,32 @@ def test_auth_failure_backs_off_exponentially_up_to_five_minutes(mock, status, c
 def test_oversized_response_is_refused(mock):
     mock.get(BASE + ACCOUNT_PATH, content=b"x" * 200_000)
     with pytest.raises(UpstreamError) as info:
-        fetch_account(make(max_response_bytes=100_000))
+        fetch_account(make_client(max_response_bytes=100_000))
     assert info.value.reason == "invalid_response" and "over" in str(info.value)
 
 
 def test_redirects_are_not_followed(mock):
     mock.get(BASE + ACCOUNT_PATH, status_code=302, headers={"Location": "https://evil.test/"})
     with pytest.raises(UpstreamError) as info:
-        fetch_account(make())
+        fetch_account(make_client())
     assert info.value.reason == "http"
     assert not [r for r in mock.request_history if "evil" in r.url]
 
 
 def test_trade_coeff(mock):
     mock.get(BASE + TRADE_COEFF_PATH, json=fixture_json("trade_coeff_docs_example.json"))
-    coeff = fetch_trade_coeff(make())
+    coeff = fetch_trade_coeff(make_client())
     assert (coeff.normal_bar, coeff.margin_call_bar, coeff.force_liquidation_bar) == (1.5, 1.3,
                                                                                       1.1)
 
 
 def test_repr_hides_credentials():
-    assert SECRET not in repr(make()) and API_KEY not in repr(make())
+    assert SECRET not in repr(make_client()) and API_KEY not in repr(make_client())
 
 
 def test_a_second_ban_after_the_first_expired_logs_again(mock, caplog):
     clock = Clock()
-    client = make(clock)
+    client = make_client(clock)
     mock.get(BASE + ACCOUNT_PATH, status_code=418, headers={"Retry-After": "60"},
              json={"code": -1003, "msg": "banned"})
     for _ in range(2):
@@ -399,7 +378,7 @@ def test_a_second_ban_after_the_first_expired_logs_again(mock, caplog):
                                                  ("nan", 120), ("soon", 120), (None, 120)])
 def test_retry_after_is_bounded_to_one_second_and_three_days(mock, header, seconds):
     clock = Clock()
-    client = make(clock)
+    client = make_client(clock)
     headers = {} if header is None else {"Retry-After": header}
     mock.get(BASE + ACCOUNT_PATH, status_code=429, headers=headers,
              json={"code": -1003, "msg": "Too many requests"})
@@ -426,7 +405,7 @@ def test_1003_with_a_plain_4xx_blocks_every_account_on_the_ip(mock):
 
 def test_a_success_resets_the_auth_back_off(mock):
     clock = Clock()
-    client = make(clock)
+    client = make_client(clock)
     bad = {"status_code": 401, "json": {"code": -2015, "msg": "Invalid API-key"}}
     mock.get(BASE + ACCOUNT_PATH, [bad, bad, {"json": ACCOUNT}, bad])
     for delay in (15, 30):
@@ -445,7 +424,7 @@ def test_a_failed_clock_sync_is_retried_at_the_next_request(mock):
     mock.get(BASE + TIME_PATH, [{"status_code": 503, "text": "busy"},
                                 {"json": {"serverTime": 1_700_000_000_000}}])
     mock.get(BASE + ACCOUNT_PATH, json=ACCOUNT)
-    client = make()
+    client = make_client()
     fetch_account(client)  # the sync fails; the request goes on with the local clock
     fetch_account(client)  # and the next one syncs again, not five minutes later
     assert len([r for r in mock.request_history if r.path == TIME_PATH.lower()]) == 2
@@ -474,7 +453,7 @@ def test_soft_limit_boundary_and_pause_until_the_next_minute(mock, used, throttl
 
 def test_api_weight_is_kept_on_its_own_gate(mock):
     clock = Clock()
-    client = make(clock)
+    client = make_client(clock)
     mock.get(BASE + TIME_PATH, json={"serverTime": 1_700_000_000_000},
              headers={"x-mbx-used-weight-1m": "4800"})
     client.sync_time()  # /api: 4800 of 6000 is the /api soft limit (80 %)
@@ -486,7 +465,7 @@ def test_api_weight_is_kept_on_its_own_gate(mock):
 
 def test_a_rate_limit_never_replaces_an_active_ban(mock):
     clock = Clock()
-    client = make(clock)
+    client = make_client(clock)
     mock.get(BASE + ACCOUNT_PATH, status_code=418, headers={"Retry-After": "600"},
              json={"code": -1003, "msg": "banned"})
     with pytest.raises(UpstreamError):
@@ -509,14 +488,14 @@ def test_a_rate_limit_never_replaces_an_active_ban(mock):
 def test_error_bodies_are_described_exactly(mock, body, expected):
     mock.get(BASE + ACCOUNT_PATH, status_code=502, text=body)
     with pytest.raises(UpstreamError) as info:
-        fetch_account(make())
+        fetch_account(make_client())
     assert str(info.value) == f"GET {ACCOUNT_PATH} on api.binance.test: {expected}"
 
 
 def test_a_long_error_message_is_cut_at_200_characters(mock):
     mock.get(BASE + ACCOUNT_PATH, status_code=400, json={"code": -3003, "msg": "x" * 500})
     with pytest.raises(UpstreamError) as info:
-        fetch_account(make())
+        fetch_account(make_client())
     assert str(info.value).endswith(": " + "x" * 200)
 
 
@@ -525,16 +504,16 @@ def test_proxy_and_ca_bundle_from_the_environment_are_read_once(monkeypatch):
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/private-ca.pem")
     monkeypatch.delenv("NO_PROXY", raising=False)
     monkeypatch.delenv("no_proxy", raising=False)
-    client = make()
+    client = make_client()
     assert client._session.proxies.get("https") == "http://proxy.test:3128"
     assert client._session.verify == "/etc/ssl/private-ca.pem"
     monkeypatch.setenv("NO_PROXY", "api.binance.test")
-    assert "https" not in make()._session.proxies
+    assert "https" not in make_client()._session.proxies
 
 
 def test_a_ban_replaces_an_active_rate_limit(mock):
     clock = Clock()
-    client = make(clock)
+    client = make_client(clock)
     client.upstream.gate.block(30, "rate_limited")
     client.upstream.ban(600)
     with pytest.raises(UpstreamError) as info:

@@ -10,15 +10,9 @@ import pytest
 
 from binance_margin_exporter.binance.errors import UpstreamError
 from binance_margin_exporter.collectors.cache import ERROR_REASONS, Cached, start_all
-from tests.helpers import EXECUTOR, wait_for
-
-
-class Clock:
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support.clocks import Clock
+from tests.support.pool import EXECUTOR
+from tests.support.waiting import wait_for
 
 
 class Source:
@@ -47,7 +41,7 @@ class Source:
 
 
 def cached(source: Source, clock: Clock | None = None, **kw) -> Cached:
-    clock = clock or Clock()
+    clock = clock or Clock(1000.0)
     return Cached("account a", source, EXECUTOR, monotonic=clock, wall=lambda: 1.7e9, **kw)
 
 
@@ -56,7 +50,7 @@ def soon(seconds: float = 5.0) -> float:
 
 
 def test_a_value_is_served_within_its_ttl_and_fetched_again_after():
-    clock = Clock()
+    clock = Clock(1000.0)
     source = Source("v1", "v2")
     cache = cached(source, clock, ttl=10)
     assert cache.get(soon()).value == "v1"
@@ -67,7 +61,7 @@ def test_a_value_is_served_within_its_ttl_and_fetched_again_after():
 
 
 def test_a_failure_is_kept_for_the_error_ttl():
-    clock = Clock()
+    clock = Clock(1000.0)
     source = Source(UpstreamError("http", "HTTP 500"), "ok")
     cache = cached(source, clock, ttl=100, error_ttl=5)
     assert cache.get(soon()).error.reason == "http"
@@ -79,7 +73,7 @@ def test_a_failure_is_kept_for_the_error_ttl():
 
 
 def test_a_value_s_own_ttl_wins():
-    clock = Clock()
+    clock = Clock(1000.0)
     source = Source(3.0, 50.0, 1.0)
     cache = cached(source, clock, ttl=1000, ttl_of=lambda value: value)
     assert cache.get(soon()).value == 3.0
@@ -98,7 +92,7 @@ def test_invalidate_makes_the_next_caller_fetch():
 
 
 def test_the_age_counts_from_the_start_of_the_fetch():
-    clock = Clock()
+    clock = Clock(1000.0)
 
     def slow(deadline: float) -> str:
         clock.now += 4
@@ -204,7 +198,7 @@ def test_latest_starts_a_background_fetch_with_a_live_deadline():
 
 
 def test_latest_keeps_the_last_good_value_through_failures():
-    clock = Clock()
+    clock = Clock(1000.0)
     source = Source("bars", UpstreamError("http", "HTTP 500"))
     cache = cached(source, clock, ttl=10)
     cache.get(soon())
@@ -228,7 +222,7 @@ def test_every_reason_has_a_counter_from_the_start():
 
 
 def test_an_unexpected_exception_is_an_internal_error(caplog):
-    clock = Clock()
+    clock = Clock(1000.0)
     source = Source(KeyError("x"), KeyError("x"))
     cache = cached(source, clock, ttl=0)
     result = cache.get(soon())
@@ -245,7 +239,7 @@ def test_an_unexpected_exception_is_an_internal_error(caplog):
 
 
 def test_a_failure_warns_once_then_at_debug_and_recovery_is_logged(caplog):
-    clock = Clock()
+    clock = Clock(1000.0)
     error = UpstreamError("api_error", "Binance code -3003", code=-3003)
     other = UpstreamError("http", "HTTP 500", status=500)
     source = Source(error, error, other, "ok")
@@ -295,7 +289,7 @@ def test_a_fetch_ending_within_the_grace_is_its_own_result():
 def test_a_waiter_past_its_deadline_does_not_wait():
     release = threading.Event()
     source = Source("v", release=release)
-    clock = Clock()
+    clock = Clock(1000.0)
     cache = cached(source, clock, ttl=10)
     flight = cache.start(soon())
     threading.Timer(0.5, release.set).start()

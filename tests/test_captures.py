@@ -24,7 +24,9 @@ from binance_margin_exporter.collectors.account_fetch import AccountCollector
 from binance_margin_exporter.collectors.cache import Cached
 from binance_margin_exporter.collectors.isolated import IsolatedCollector, IsolatedSource
 from binance_margin_exporter.collectors.portfolio import PortfolioFamilies, PortfolioSource
-from tests.helpers import EXECUTOR, FIXTURES, ROOT, Scraper, sample_values
+from tests.support.exporters import Scraper, sample_values
+from tests.support.paths import FIXTURES, ROOT
+from tests.support.pool import EXECUTOR
 
 CAPTURES = FIXTURES / "captures"
 SHARED = ROOT.parent / "shared" / "captures"

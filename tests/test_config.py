@@ -16,7 +16,7 @@ from binance_margin_exporter.config import (
 )
 from binance_margin_exporter.products import PRODUCTS
 from binance_margin_exporter.wiring import load as load_settings
-from tests.conftest import SECRET
+from tests.support.keys import SECRET
 
 
 def write(tmp_path, text: str, name: str = "config.yml") -> str:

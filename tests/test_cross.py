@@ -18,19 +18,13 @@ from binance_margin_exporter.collectors.cache import ERROR_REASONS
 from binance_margin_exporter.collectors.cross import CrossAccount, CrossCollector
 from binance_margin_exporter.collectors.families import InvalidFields
 from binance_margin_exporter.demo.simulator import Fault
-from tests.helpers import (
-    EXECUTOR,
-    GOLDEN,
-    WALL,
-    FakeSource,
-    Scraper,
-    StepClock,
-    fake_account,
-    fixture_json,
-    promtool_check_metrics,
-    sample_values,
-    wait_idle,
-)
+from tests.support.clocks import WALL, StepClock
+from tests.support.exporters import Scraper, sample_values
+from tests.support.fakes import FakeSource, fake_account
+from tests.support.paths import GOLDEN, fixture_json
+from tests.support.pool import EXECUTOR
+from tests.support.tools import promtool_check_metrics
+from tests.support.waiting import wait_idle
 
 
 def collector_for(source, *, name="main", ttl=10.0, **kw) -> Scraper:
@@ -340,7 +334,7 @@ def test_a_created_cross_account_uses_its_clients_timeout_and_the_given_clock():
     from binance_margin_exporter.binance.signing import HmacSigner
     from binance_margin_exporter.binance.transport import BinanceClient
     from binance_margin_exporter.collectors.cross import CrossAccount
-    from tests.helpers import EXECUTOR
+    from tests.support.pool import EXECUTOR
 
     client = BinanceClient(Upstream("http://127.0.0.1:9"), "k", HmacSigner("s"), timeout=2.5)
     account = CrossAccount.create("main", client, EXECUTOR, ttl=7, wall=lambda: 42.0)

@@ -9,7 +9,7 @@ import re
 import pytest
 import yaml
 
-from tests.helpers import ROOT
+from tests.support.paths import ROOT
 
 GRAFANA = ROOT / "grafana"
 DASHBOARDS = sorted(GRAFANA.glob("*.json"))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from tests.support.exporters import built_exporter
+
 
 def test_the_demo_accounts_interest_only_grows():
     """Real interest never falls; the demo's did, as its margin level drifted back up."""
@@ -40,7 +42,7 @@ def test_the_demo_pm_long_drifts_into_the_liquidation_alert_and_out():
 
 def test_the_demo_has_a_futures_account_on_both_markets_and_pm_positions():
     from binance_margin_exporter.demo import start_demo
-    from binance_margin_exporter.wiring import build_exporter, load
+    from binance_margin_exporter.wiring import load
 
     settings, simulator = start_demo(load(None, {}, require_accounts=False))
     try:
@@ -49,13 +51,10 @@ def test_the_demo_has_a_futures_account_on_both_markets_and_pm_positions():
         assert kinds["demo-pm"][0] == "portfolio_margin"
         assert settings.option("fapi_base_url") == settings.option("dapi_base_url") == \
             simulator.base_url
-        built = build_exporter(settings)
-        try:
+        with built_exporter(settings) as built:
             markets = {(m.account, m.market) for p in (a.parts.get("positions")
                                                         for a in built.accounts.values()) if p
                        for m in p.markets}
-        finally:
-            built.exporter.close()
         assert markets == {("demo-pm", "um"), ("demo-pm", "cm"), ("demo-futures", "um"),
                            ("demo-futures", "cm")}
     finally:

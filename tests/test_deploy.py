@@ -14,10 +14,11 @@ import pytest
 import yaml
 
 from binance_margin_exporter import __version__
-from tests.helpers import K8S, ROOT, crd_problems, kustomize, of_kind, require_tool
+from tests.support import tools
+from tests.support.paths import K8S, ROOT
+from tests.support.tools import CRD_KINDS, crd_problems, kustomize, of_kind
 
 BASE = K8S / "base"
-CRD_KINDS = {"ServiceMonitor", "PrometheusRule"}
 
 
 def kustomization(directory):
@@ -197,7 +198,7 @@ def test_dockerfile():
 
 
 def test_the_shipped_alertmanager_routing_is_valid_and_pages_critical():
-    amtool = require_tool("amtool", "Debian: apt-get install prometheus-alertmanager")
+    amtool = tools.amtool()
     routing = ROOT / "deploy" / "alertmanager" / "alertmanager.yml"
     result = subprocess.run([amtool, "check-config", str(routing)], capture_output=True,
                             text=True, timeout=60)

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 from binance_margin_exporter.collectors.cache import Result
 from binance_margin_exporter.collectors.sub_account_tiers import DetailRotation
-from tests.helpers import StepClock
+from tests.support.clocks import StepClock
 
 WALL = 1_700_000_000.0
 

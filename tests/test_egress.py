@@ -21,8 +21,9 @@ from binance_margin_exporter.binance.signing import HmacSigner
 from binance_margin_exporter.binance.transport import BinanceClient
 from binance_margin_exporter.collectors.hosts import HostsCollector
 from binance_margin_exporter.demo.simulator import Simulator
-from tests.conftest import API_KEY, SECRET
-from tests.helpers import Scraper, raw_http_server, sample_values, socket_server
+from tests.support.exporters import Scraper, built_exporter, sample_values
+from tests.support.keys import API_KEY, SECRET
+from tests.support.net import raw_http_server, socket_server
 
 A = Egress("a", source_address="127.0.0.1")
 B = Egress("b", source_address="127.0.0.2")
@@ -114,8 +115,7 @@ def test_accounts_leave_by_their_egress_and_a_reload_keeps_each_ones_upstreams(s
                 f"  - {{name: two, api_key: {API_KEY}, api_secret: {SECRET}, egress: b, "
                 f"isolated: false}}\n")
     settings = load(egress_config(sim, tmp_path, accounts), {})
-    built = build_exporter(settings)
-    try:
+    with built_exporter(settings) as built:
         one, two = (built.accounts[a].client for a in settings.accounts)
         assert one.upstream is built.upstreams[("a", sim.base_url)]
         assert two.upstream is built.upstreams[("b", sim.base_url)]
@@ -129,29 +129,24 @@ def test_accounts_leave_by_their_egress_and_a_reload_keeps_each_ones_upstreams(s
         assert again.upstreams[("b", sim.base_url)] is two.upstream  # its ban kept
         assert again.upstreams[("a", sim.base_url)] is one.upstream
         assert two.upstream.backoff_until() > 0 and one.upstream.backoff_until() == 0
-    finally:
-        built.exporter.close()
 
 
 def test_accounts_on_one_host_and_egress_share_one_pool_of_connections(sim, tmp_path):
     """200 accounts keep one pool (fetch_concurrency connections) per host and egress, not
     one each; an account on another egress still leaves by its own address."""
-    from binance_margin_exporter.wiring import build_exporter, load
+    from binance_margin_exporter.wiring import load
 
     accounts = "".join(f"  - {{name: {name}, api_key: {API_KEY}, api_secret: {SECRET}, "
                        f"egress: {egress}, isolated: false}}\n"
                        for name, egress in (("one", "a"), ("two", "a"), ("three", "b")))
     settings = load(egress_config(sim, tmp_path, accounts), {})
-    built = build_exporter(settings)
-    try:
+    with built_exporter(settings) as built:
         one, two, three = (built.accounts[a].client for a in settings.accounts)
         assert one._session is two._session
         assert three._session is not one._session
         list(built.exporter.collect(None))
         assert sim.sources[("127.0.0.1", ACCOUNT_PATH)] == 2
         assert sim.sources[("127.0.0.2", ACCOUNT_PATH)] == 1
-    finally:
-        built.exporter.close()
 
 
 @pytest.mark.parametrize(("egress", "message"), [
@@ -284,7 +279,7 @@ def tunnel_proxy() -> Iterator[tuple[str, list[str]]]:
 
 @pytest.mark.parametrize("way", ["source_address", "proxy"])
 def test_a_stream_leaves_by_the_account_s_egress(sim, tmp_path, way):
-    from binance_margin_exporter.wiring import build_exporter, load, warm_up
+    from binance_margin_exporter.wiring import load, warm_up
 
     with tunnel_proxy() as (proxy, targets):
         egress = "source_address: 127.0.0.2" if way == "source_address" else f"proxy: {proxy}"
@@ -298,8 +293,7 @@ risk_lists: false
 egress: [{{name: e, {egress}}}]
 accounts: [{{name: one, api_key: {API_KEY}, api_secret: {SECRET}, egress: e, isolated: false}}]
 """)
-        built = build_exporter(load(str(path), {}))
-        try:
+        with built_exporter(load(str(path), {})) as built:
             warm_up(built)
             sim.streams.wait_connected("margin_risk")
             (conn,) = sim.streams.connections("margin_risk")
@@ -308,5 +302,3 @@ accounts: [{{name: one, api_key: {API_KEY}, api_secret: {SECRET}, egress: e, iso
                 assert sim.sources[("127.0.0.2", "/sapi/v1/margin/listen-key")] == 1
             else:
                 assert targets == [sim.streams.url.split("//", 1)[1]]
-        finally:
-            built.exporter.close()

@@ -13,7 +13,6 @@ import re
 import time
 
 import pytest
-from prometheus_client import generate_latest
 
 from binance_margin_exporter.binance.limits import Upstream
 from binance_margin_exporter.binance.signing import HmacSigner
@@ -22,8 +21,10 @@ from binance_margin_exporter.collectors.cross import CrossAccount, CrossCollecto
 from binance_margin_exporter.collectors.exporter import Exporter
 from binance_margin_exporter.collectors.hosts import HostsCollector
 from binance_margin_exporter.demo.simulator import ACCOUNT_PATH, TIME_PATH, Fault, Simulator
-from tests.conftest import API_KEY, SECRET
-from tests.helpers import EXECUTOR, sample_values, wait_for, wait_idle
+from tests.support.exporters import one_scrape, sample_values
+from tests.support.keys import API_KEY, SECRET
+from tests.support.pool import EXECUTOR
+from tests.support.waiting import wait_for, wait_idle
 
 SIGNED = re.compile(r"signature=(?!<redacted>)")
 
@@ -58,15 +59,10 @@ class Rig:
             self.account.thresholds.get(time.monotonic() + timeout)
         self.exporter = Exporter([CrossCollector([self.account]),
                                   HostsCollector([self.upstream])], request_timeout=timeout)
-        self.scrape_timeout: float | None = None
         self.bodies: list[str] = []
 
-    def collect(self):
-        return self.exporter.collect(self.scrape_timeout)
-
     def scrape(self, scrape_timeout: float | None = None) -> dict:
-        self.scrape_timeout = scrape_timeout
-        body = generate_latest(self).decode()
+        body = one_scrape(self.exporter, scrape_timeout)
         self.bodies.append(body)
         return sample_values(body)
 
@@ -385,7 +381,6 @@ def test_a_dripping_body_is_a_timely_timeout(simulator, caplog, scrape_timeout):
     rig.check_up()
     simulator.set_fault(Fault(drip=0.3))
     started = time.monotonic()
-    rig.scrape_timeout = scrape_timeout
     values = rig.scrape(scrape_timeout)
     took = time.monotonic() - started
     budget = 2.0 if scrape_timeout is None else 1.0  # 1.5 s less the 0.5 s margin

@@ -11,37 +11,28 @@ import pytest
 from binance_margin_exporter.binance.futures import Futures, parse_futures_account
 from binance_margin_exporter.binance.limits import Upstream
 from binance_margin_exporter.collectors.account_fetch import AccountCollector
-from binance_margin_exporter.collectors.cache import Cached
 from binance_margin_exporter.collectors.futures import FuturesFamilies, FuturesSource
 from binance_margin_exporter.demo.simulator import Fault
-from binance_margin_exporter.wiring import account_config, build_exporter
-from tests.conftest import API_KEY, SECRET
-from tests.helpers import (
-    EXECUTOR,
+from binance_margin_exporter.wiring import account_config
+from tests.support.exporters import (
     Scraper,
-    StepClock,
-    fixture_json,
-    promtool_check_metrics,
+    built_exporter,
     sample_values,
     scrape_built,
+    scrape_once,
 )
+from tests.support.fakes import StubClient, recorded
+from tests.support.keys import API_KEY, SECRET
+from tests.support.paths import fixture_json
+from tests.support.tools import promtool_check_metrics
 
 FAPI = fixture_json("fapi_account_docs_example.json")
 DAPI = fixture_json("dapi_account_docs_example.json")
 
 
-class Client:
-    timeout = 5.0
-
-    def auth_backoff_until(self):
-        return 0.0
-
-
 def docs_source(name="fut") -> FuturesSource:
     futures = Futures((parse_futures_account(FAPI, "um"), parse_futures_account(DAPI, "cm")))
-    return FuturesSource(name, Client(), Cached(
-        f"futures account {name}", lambda deadline: futures, EXECUTOR, ttl=10,
-        monotonic=StepClock(), wall=lambda: 1_700_000_000.0))
+    return FuturesSource(name, StubClient(), recorded(f"futures account {name}", futures))
 
 
 def FuturesCollector(sources):
@@ -74,11 +65,7 @@ def test_assets_and_totals_of_both_markets_exactly_over_http(hosts):
     hosts.fapi.futures.set_maint_margin(1700, 0.7)
     settings = hosts.settings(account_config("fut", API_KEY, SECRET, type="futures",
                                              markets=("um", "cm")))
-    built = build_exporter(settings)
-    try:
-        values = scrape_built(built)
-    finally:
-        built.exporter.close()
+    values = scrape_once(settings)
     want = {}
     for mkt, body in (("um", hosts.fapi.futures.um({})), ("cm", hosts.dapi.futures.cm({}))):
         for entry in json.loads(body)["assets"]:
@@ -117,22 +104,14 @@ def test_one_market_failing_makes_the_account_down(hosts):
     hosts.dapi.set_fault(Fault(status=503, body=b"busy", paths=("/dapi/v1/account",)))
     settings = hosts.settings(account_config("fut", API_KEY, SECRET, type="futures",
                                              markets=("um", "cm")))
-    built = build_exporter(settings)
-    try:
-        values = scrape_built(built)
-    finally:
-        built.exporter.close()
+    values = scrape_once(settings)
     assert values[("binance_margin_up", (("account", "fut"),))] == 0.0
     assert not [k for k in values if k[0].startswith("binance_margin_futures_")]
 
 
 def test_only_the_configured_markets_are_asked(hosts):
     settings = hosts.settings(account_config("fut", API_KEY, SECRET, type="futures"))
-    built = build_exporter(settings)
-    try:
-        scrape_built(built)
-    finally:
-        built.exporter.close()
+    scrape_once(settings)
     assert hosts.fapi.counts["/fapi/v3/account"] == 1
     assert not [path for path in hosts.dapi.counts if path.startswith("/dapi/")]
 
@@ -178,19 +157,16 @@ def test_a_busy_fapi_host_holds_only_the_fapi_host(hosts):
     hosts.fapi.budget_bonus["fapi"] = 1950
     settings = hosts.settings(account_config("fut", API_KEY, SECRET, type="futures",
                                              markets=("um", "cm")))
-    built = build_exporter(settings)
 
     def sent() -> tuple[int, int]:
         fapi = hosts.fapi.counts
         return fapi["/fapi/v3/account"] + fapi["/fapi/v3/positionRisk"], \
             hosts.dapi.counts["/dapi/v1/positionRisk"]
 
-    try:
+    with built_exporter(settings) as built:
         scrape_built(built)
         before = sent()
         values = scrape_built(built)
-    finally:
-        built.exporter.close()
     acc = (("account", "fut"),)
     assert values[("binance_margin_up", acc)] == 0.0
     assert values[("binance_margin_scrape_errors_total", (*acc, ("reason", "throttled")))] >= 1

@@ -9,17 +9,18 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from tests.helpers import K8S, ROOT, crd_problems, kustomize, of_kind, require_tool
+from tests.support import tools
+from tests.support.paths import K8S, ROOT
+from tests.support.tools import assert_strictly_valid, kustomize, of_kind
 
 CHART = ROOT / "deploy" / "helm" / "binance-margin-exporter"
 RULES = ROOT / "deploy" / "prometheus" / "rules" / "binance-margin.rules.yml"
-HINT = "scripts/install-k8s-tools.sh installs kubectl and helm"
 MONITORING = ["--set", "serviceMonitor.enabled=true", "--set", "prometheusRule.enabled=true",
               "--set", "networkPolicy.enabled=true"]
 
 
 def helm(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([require_tool("helm", HINT), *args], capture_output=True, text=True,
+    return subprocess.run([tools.helm(), *args], capture_output=True, text=True,
                           timeout=120)
 
 
@@ -41,12 +42,7 @@ def test_lint_strict():
                          ids=["defaults", "monitoring", "demo", "secret-from-values"])
 def test_every_object_passes_the_strict_schemas(args):
     docs = template(*args)
-    crds = [d for d in docs if d["kind"] in {"ServiceMonitor", "PrometheusRule"}]
-    for document in docs:
-        if document not in crds:
-            kubernetes_validate.validate(document, kubernetes_validate.latest_version(),
-                                         strict=True)
-    assert crd_problems(crds) == []
+    assert_strictly_valid(docs)
     assert {d["kind"] for d in docs} >= {"Deployment", "Service", "ConfigMap"}
 
 
@@ -161,13 +157,7 @@ SHARDS = ["--set", "shards=3", *MONITORING]
 def test_shards_lint_and_pass_the_strict_schemas():
     result = helm("lint", "--strict", str(CHART), *SHARDS)
     assert result.returncode == 0, result.stdout + result.stderr
-    docs = template(*SHARDS)
-    crds = [d for d in docs if d["kind"] in {"ServiceMonitor", "PrometheusRule"}]
-    for document in docs:
-        if document not in crds:
-            kubernetes_validate.validate(document, kubernetes_validate.latest_version(),
-                                         strict=True)
-    assert crd_problems(crds) == []
+    assert_strictly_valid(template(*SHARDS))
 
 
 def test_shards_are_a_statefulset_behind_a_headless_service_scraped_pod_by_pod(monkeypatch):

@@ -21,17 +21,13 @@ from binance_margin_exporter.collectors.interest import (
     RATES_REFRESH_SECONDS,
     HourlyRates,
 )
-from tests.conftest import API_KEY, SECRET
-from tests.helpers import (
-    EXECUTOR,
-    FakeSource,
-    Scraper,
-    StepClock,
-    cross_with_rates,
-    fixture_json,
-    sample_values,
-    wait_idle,
-)
+from tests.support.clocks import StepClock
+from tests.support.exporters import Scraper, sample_values
+from tests.support.fakes import FakeSource, cross_with_rates
+from tests.support.keys import API_KEY, SECRET
+from tests.support.paths import fixture_json
+from tests.support.pool import EXECUTOR
+from tests.support.waiting import wait_idle
 
 RATES = parse_rates(fixture_json("next_hourly_interest_rate_docs_example.json"))
 

@@ -21,20 +21,19 @@ from binance_margin_exporter.collectors.isolated import (
     _recheck,
 )
 from binance_margin_exporter.demo.simulator import Fault
-from tests.helpers import (
-    EXECUTOR,
+from tests.support.clocks import StepClock
+from tests.support.exporters import Scraper, sample_values
+from tests.support.fakes import (
     FakeIsolated,
     FakeSource,
-    Scraper,
-    StepClock,
     fake_account,
-    fixture_json,
     isolated_source,
     prices_collector,
-    promtool_check_metrics,
-    sample_values,
-    wait_idle,
 )
+from tests.support.paths import fixture_json
+from tests.support.pool import EXECUTOR
+from tests.support.tools import promtool_check_metrics
+from tests.support.waiting import wait_idle
 
 DOCS = fixture_json("isolated_account_docs_example.json")
 

@@ -20,17 +20,10 @@ from binance_margin_exporter.binance.limits import (
 )
 from binance_margin_exporter.binance.signing import HmacSigner
 from binance_margin_exporter.binance.transport import TIME_PATH, BinanceClient
-from tests.conftest import API_KEY, SECRET
+from tests.support.clocks import WALL, Clock
+from tests.support.keys import API_KEY, SECRET
 
-NOW = 1_700_000_000.0  # a Unix time 20 s past a minute
-
-
-class Clock:
-    def __init__(self, now: float = NOW) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
+NOW = WALL  # a Unix time 20 s past a minute (the clocks' default)
 
 
 def gate(clock: Clock, soft_limit: int = 9600) -> RateGate:

@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from binance_margin_exporter.logs import JsonFormatter, LogfmtFormatter
-from tests.helpers import ROOT
+from tests.support.paths import ROOT
 
 
 def record(message: str, level: int = logging.WARNING) -> logging.LogRecord:

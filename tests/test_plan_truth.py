@@ -23,8 +23,8 @@ from binance_margin_exporter.binance.streams import MARGIN_KEY, PAPI_KEY
 from binance_margin_exporter.plan import plan, weights_by_host
 from binance_margin_exporter.products import PRODUCTS
 from binance_margin_exporter.wiring import account_config, build_exporter, warm_up
-from tests.conftest import API_KEY, SECRET
-from tests.helpers import sample_values
+from tests.support.exporters import sample_values
+from tests.support.keys import API_KEY, SECRET
 
 INTERVAL = 2.0
 SCRAPES = 8

@@ -20,31 +20,18 @@ from binance_margin_exporter.binance.portfolio import (
 from binance_margin_exporter.binance.signing import HmacSigner
 from binance_margin_exporter.binance.transport import BinanceClient
 from binance_margin_exporter.collectors.account_fetch import AccountCollector, account_part
-from binance_margin_exporter.collectors.cache import Cached
 from binance_margin_exporter.collectors.cross import CrossCollector
 from binance_margin_exporter.collectors.portfolio import PortfolioFamilies, PortfolioSource
 from binance_margin_exporter.demo.simulator import Fault
-from tests.conftest import API_KEY, SECRET
-from tests.helpers import (
-    EXECUTOR,
-    FakeSource,
-    Scraper,
-    StepClock,
-    fake_account,
-    fixture_json,
-    promtool_check_metrics,
-    sample_values,
-)
+from tests.support.exporters import Scraper, built_exporter, sample_values
+from tests.support.fakes import FakeSource, StubClient, fake_account, recorded
+from tests.support.keys import API_KEY, SECRET
+from tests.support.paths import fixture_json
+from tests.support.pool import EXECUTOR
+from tests.support.tools import promtool_check_metrics
 
 ACCOUNT = fixture_json("papi_account_docs_example.json")
 BALANCE = fixture_json("papi_balance_docs_example.json")
-
-
-class Client:
-    timeout = 5.0
-
-    def auth_backoff_until(self):
-        return 0.0
 
 
 def PortfolioCollector(sources):
@@ -53,9 +40,8 @@ def PortfolioCollector(sources):
 
 def docs_source(name="pm") -> PortfolioSource:
     portfolio = Portfolio(parse_portfolio_account(ACCOUNT), parse_portfolio_balances(BALANCE))
-    return PortfolioSource(name, Client(), Cached(
-        f"portfolio margin account {name}", lambda deadline: portfolio, EXECUTOR, ttl=10,
-        monotonic=StepClock(), wall=lambda: 1_700_000_000.0))
+    return PortfolioSource(name, StubClient(),
+                           recorded(f"portfolio margin account {name}", portfolio))
 
 
 def test_golden_documented_examples(golden):
@@ -124,23 +110,20 @@ def test_a_busy_api_host_never_holds_a_portfolio_margin_account_on_its_own_host(
     there, or its firewall blocks it): the api host is held back, and the Portfolio Margin
     account on the papi host is read on every scrape all the same (the clock sync on the api
     host counts there, not on papi's gates)."""
-    from binance_margin_exporter.wiring import account_config, build_exporter, warm_up
-    from tests.helpers import scrape_built
+    from binance_margin_exporter.wiring import account_config, warm_up
+    from tests.support.exporters import scrape_built
 
     hosts.api.budget_bonus["api"] = 5989  # and the time request: 5,990
     if api_host == "banned":
         hosts.api.set_fault(Fault.rate_limited(600, status=418, paths=("/api/v3/time",)))
     elif api_host == "waf":
         hosts.api.set_fault(Fault.waf(paths=("/api/v3/time",)))
-    built = build_exporter(hosts.settings(account_config("pm", API_KEY, SECRET,
-                                                         type="portfolio_margin")))
-    try:
+    with built_exporter(hosts.settings(account_config("pm", API_KEY, SECRET,
+                                                      type="portfolio_margin"))) as built:
         warm_up(built)  # the clock, synced on the api host
         for _ in range(3):
             values = scrape_built(built)
             assert values[("binance_margin_up", (("account", "pm"),))] == 1.0
-    finally:
-        built.exporter.close()
     assert hosts.api.counts["/api/v3/time"] == 1
     assert hosts.papi.counts["/papi/v1/account"] == 3
     host = {name: sim.base_url.split("//")[1] for name, sim in hosts.by_setting.items()}

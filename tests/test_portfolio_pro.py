@@ -10,32 +10,25 @@ from binance_margin_exporter.binance.portfolio_pro import (
     parse_portfolio_pro,
 )
 from binance_margin_exporter.collectors.account_fetch import AccountCollector
-from binance_margin_exporter.collectors.cache import Cached
 from binance_margin_exporter.collectors.portfolio_pro import (
     PortfolioProFamilies,
     PortfolioProSource,
 )
-from binance_margin_exporter.wiring import account_config, build_exporter
-from tests.conftest import API_KEY, SECRET
-from tests.helpers import (
-    EXECUTOR,
+from binance_margin_exporter.wiring import account_config
+from tests.support.exporters import (
     Scraper,
-    StepClock,
-    fixture_json,
-    promtool_check_metrics,
+    built_exporter,
     sample_values,
     scrape_built,
+    scrape_once,
 )
+from tests.support.fakes import StubClient, recorded
+from tests.support.keys import API_KEY, SECRET
+from tests.support.paths import fixture_json
+from tests.support.tools import promtool_check_metrics
 
 ACCOUNT = fixture_json("sapi_portfolio_account_docs_example.json")
 ACC = (("account", "pro"),)
-
-
-class Client:
-    timeout = 5.0
-
-    def auth_backoff_until(self):
-        return 0.0
 
 
 def PortfolioProCollector(sources):
@@ -44,9 +37,8 @@ def PortfolioProCollector(sources):
 
 def docs_source(name="pro") -> PortfolioProSource:
     answer = parse_portfolio_pro(ACCOUNT)
-    source = PortfolioProSource(name, Client(), Cached(
-        f"portfolio margin pro account {name}", lambda deadline: answer, EXECUTOR, ttl=10,
-        monotonic=StepClock(), wall=lambda: 1_700_000_000.0))
+    source = PortfolioProSource(name, StubClient(),
+                                recorded(f"portfolio margin pro account {name}", answer))
     source.invalid.note(answer.invalid)
     return source
 
@@ -75,11 +67,7 @@ def test_documented_values_exactly_the_comma_drops_only_its_metric():
 def test_pm_pro_over_http_v1_and_its_futures_positions_on_fapi(hosts):
     settings = hosts.settings(account_config("pro", API_KEY, SECRET,
                                              type="portfolio_margin_pro"))
-    built = build_exporter(settings)
-    try:
-        values = scrape_built(built)
-    finally:
-        built.exporter.close()
+    values = scrape_once(settings)
     assert values[("binance_margin_portfolio_uni_mmr", ACC)] == 5167.92171923
     assert values[("binance_margin_portfolio_info", (*ACC, ("account_type", "PM_1")))] == 1.0
     assert hosts.api.counts[PRO_ACCOUNT_PATH] == 1 and hosts.api.counts[SPAN_ACCOUNT_PATH] == 0
@@ -95,14 +83,11 @@ def test_a_span_account_reads_v2_and_keeps_to_it(hosts):
     simulator.portfolio_pro.account_type = "PM_3"
     settings = hosts.settings(account_config("pro", API_KEY, SECRET,
                                              type="portfolio_margin_pro"))
-    built = build_exporter(settings)
-    try:
+    with built_exporter(settings) as built:
         values = scrape_built(built)
         assert (simulator.counts[PRO_ACCOUNT_PATH], simulator.counts[SPAN_ACCOUNT_PATH]) == (1, 1)
         scrape_built(built)
         assert (simulator.counts[PRO_ACCOUNT_PATH], simulator.counts[SPAN_ACCOUNT_PATH]) == (1, 2)
-    finally:
-        built.exporter.close()
     assert values[("binance_margin_portfolio_info", (*ACC, ("account_type", "PM_3")))] == 1.0
 
 
@@ -122,12 +107,9 @@ def test_a_span_answer_without_account_type_keeps_to_v2(hosts):
     simulator.set_fault(Fault(transform=drop_type, paths=(SPAN_ACCOUNT_PATH,)))
     settings = hosts.settings(account_config("pro", API_KEY, SECRET,
                                              type="portfolio_margin_pro"))
-    built = build_exporter(settings)
-    try:
+    with built_exporter(settings) as built:
         scrape_built(built)
         values = scrape_built(built)
-    finally:
-        built.exporter.close()
     assert (simulator.counts[PRO_ACCOUNT_PATH], simulator.counts[SPAN_ACCOUNT_PATH]) == (1, 2)
     assert values[("binance_margin_portfolio_uni_mmr", ACC)] == 5167.92171923
     assert not [k for k in values if k[0] == "binance_margin_portfolio_info"]

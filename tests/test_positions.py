@@ -10,42 +10,28 @@ import json
 import pytest
 
 from binance_margin_exporter.binance.futures import parse_positions
-from binance_margin_exporter.collectors.cache import Cached
 from binance_margin_exporter.collectors.positions import (
     MarketPositions,
     PositionsCollector,
     PositionsSource,
 )
 from binance_margin_exporter.demo.simulator import Fault
-from binance_margin_exporter.wiring import account_config, build_exporter
-from tests.conftest import API_KEY, SECRET
-from tests.helpers import (
-    EXECUTOR,
-    Scraper,
-    StepClock,
-    fixture_json,
-    promtool_check_metrics,
-    sample_values,
-    scrape_built,
-)
+from binance_margin_exporter.wiring import account_config
+from tests.support.exporters import Scraper, sample_values, scrape_once
+from tests.support.fakes import StubClient, recorded
+from tests.support.keys import API_KEY, SECRET
+from tests.support.paths import fixture_json
+from tests.support.tools import promtool_check_metrics
 
 PAPI_UM = fixture_json("papi_um_position_risk_docs_example.json")
 FAPI = fixture_json("fapi_position_risk_docs_example.json")
 DAPI = fixture_json("dapi_position_risk_docs_example.json")
 
 
-class Client:
-    timeout = 5.0
-
-    def auth_backoff_until(self):
-        return 0.0
-
-
 def market(account: str, name: str, raw) -> MarketPositions:
     positions = parse_positions(raw, name)
-    return MarketPositions(account, name, Client(), Cached(
-        f"{name} positions of {account}", lambda deadline: positions, EXECUTOR, ttl=10,
-        monotonic=StepClock(), wall=lambda: 1_700_000_000.0))
+    return MarketPositions(account, name, StubClient(),
+                           recorded(f"{name} positions of {account}", positions))
 
 
 def docs_collector() -> PositionsCollector:
@@ -142,11 +128,7 @@ def test_portfolio_margin_and_futures_positions_exactly_over_http(hosts):
     settings = hosts.settings(
         account_config("pm", API_KEY, SECRET, type="portfolio_margin"),
         account_config("fut", API_KEY, SECRET, type="futures", markets=("um", "cm")))
-    built = build_exporter(settings)
-    try:
-        values = scrape_built(built)
-    finally:
-        built.exporter.close()
+    values = scrape_once(settings)
     papi, sim = hosts.papi.positions, hosts.dapi.positions
     want = {**expected(papi.papi_um({}), "pm", "um"), **expected(papi.papi_cm({}), "pm", "cm"),
             **expected(hosts.fapi.positions.fapi({}), "fut", "um"),
@@ -181,11 +163,7 @@ def test_a_failing_market_is_down_alone(hosts):
                                              paths=("/dapi/v1/positionRisk",)))
     settings = hosts.settings(account_config("fut", API_KEY, SECRET, type="futures",
                                              markets=("um", "cm")))
-    built = build_exporter(settings)
-    try:
-        values = scrape_built(built)
-    finally:
-        built.exporter.close()
+    values = scrape_once(settings)
     up = {dict(k[1])["market"]: v for k, v in values.items()
           if k[0] == "binance_margin_positions_up"}
     assert up == {"um": 1.0, "cm": 0.0}
@@ -199,11 +177,7 @@ def test_a_failing_market_is_down_alone(hosts):
 def test_unsigned_requests_are_refused_by_the_simulator(hosts):
     """The new routes are signed routes: a wrong secret is refused, and nothing is shown."""
     settings = hosts.settings(account_config("fut", API_KEY, "wrong-secret", type="futures"))
-    built = build_exporter(settings)
-    try:
-        values = scrape_built(built)
-    finally:
-        built.exporter.close()
+    values = scrape_once(settings)
     assert values[("binance_margin_positions_up", (("account", "fut"), ("market", "um")))] == 0
     assert values[("binance_margin_positions_scrape_errors_total",
                    (("account", "fut"), ("market", "um"), ("reason", "auth")))] == 1.0

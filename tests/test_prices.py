@@ -24,22 +24,21 @@ from binance_margin_exporter.collectors.cache import Cached
 from binance_margin_exporter.collectors.cross import CrossCollector
 from binance_margin_exporter.collectors.isolated import IsolatedCollector
 from binance_margin_exporter.collectors.prices import PricesCollector
-from tests.conftest import API_KEY, SECRET
-from tests.helpers import (
-    EXECUTOR,
+from tests.support.clocks import StepClock
+from tests.support.exporters import Scraper, sample_values
+from tests.support.fakes import (
     FakeIsolated,
     FakeSource,
-    Scraper,
-    StepClock,
     cross_with_rates,
     fake_account,
-    fixture_json,
     isolated_source,
     prices_collector,
-    promtool_check_metrics,
-    sample_values,
-    wait_idle,
 )
+from tests.support.keys import API_KEY, SECRET
+from tests.support.paths import fixture_json
+from tests.support.pool import EXECUTOR
+from tests.support.tools import promtool_check_metrics
+from tests.support.waiting import wait_idle
 
 BASE = "https://api.binance.test"
 RATES = parse_rates(fixture_json("next_hourly_interest_rate_docs_example.json"))

@@ -7,24 +7,19 @@ import os
 import re
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 
 import pytest
 import requests
 
-from tests.conftest import API_KEY, SECRET
-from tests.helpers import (
-    ROOT,
-    exporter_process,
-    free_port,
-    promtool_check_metrics,
-    run_exporter,
-    sample_values,
-    wait_for,
-)
+from tests.support.exporters import sample_values
+from tests.support.keys import API_KEY, SECRET
+from tests.support.net import free_port
+from tests.support.paths import ROOT
+from tests.support.processes import exporter_process, run_exporter
+from tests.support.tools import promtool_check_metrics
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -446,7 +441,7 @@ def test_2000_half_requests_cost_no_threads_and_lock_no_one_out():
 
 
 def test_healthcheck_follows_the_port_and_tls_of_the_exporter(tmp_path):
-    from tests.web_helpers import make_cert
+    from tests.support.web import make_cert
 
     ca_cert, ca_key, _, _ = make_cert(tmp_path, "ca", is_ca=True)
     _, _, crt, key = make_cert(tmp_path, "server", ca_key, ca_cert)
@@ -455,18 +450,13 @@ def test_healthcheck_follows_the_port_and_tls_of_the_exporter(tmp_path):
     port = free_port()
     flags = ["--web.listen-address", f"127.0.0.1:{port}", "--web.config.file", str(web)]
     assert run_exporter(["--healthcheck", *flags]).returncode == 1  # nothing listens yet
-    process = subprocess.Popen([sys.executable, "-m", "binance_margin_exporter", "--demo",
-                                *flags], cwd=ROOT, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
-    try:
+    with exporter_process(["--demo", *flags], {}) as exporter:
+        assert exporter.port == port
         wait_for(lambda: run_exporter(["--healthcheck", *flags]).returncode == 0, timeout=30,
                  interval=0.3)
         # without the web config it would speak plain HTTP to a TLS port: not healthy
         assert run_exporter(["--healthcheck", "--web.listen-address",
                              f"127.0.0.1:{port}"]).returncode == 1
-    finally:
-        process.terminate()
-        process.wait(10)
 
 
 def test_demo_with_a_config_says_its_accounts_are_ignored(tmp_path):

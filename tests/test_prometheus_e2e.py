@@ -15,8 +15,12 @@ import pytest
 import requests
 
 from binance_margin_exporter.demo.simulator import SimulatedAccount, Simulator
-from tests.conftest import API_KEY, SECRET
-from tests.helpers import ROOT, ExporterProcess, free_port, require_tool, wait_for
+from tests.support import tools
+from tests.support.keys import API_KEY, SECRET
+from tests.support.net import free_port
+from tests.support.paths import ROOT
+from tests.support.processes import ExporterProcess
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 RULES = ROOT / "deploy" / "prometheus" / "rules" / "binance-margin.rules.yml"
@@ -40,7 +44,7 @@ class Stack:
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Stack]:
-    prometheus = require_tool("prometheus")
+    prometheus = tools.prometheus()
     sim = Simulator(SimulatedAccount(300, 12, drift=False))
     sim.add_hmac_key(API_KEY, SECRET)
     sim.start()

@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import threading
 import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 import requests
@@ -14,7 +16,7 @@ from binance_margin_exporter.config import WebConfig
 from binance_margin_exporter.reload import Reloader
 from binance_margin_exporter.web.routes import TooSoon
 from binance_margin_exporter.wiring import build_exporter, load, warm_up
-from tests.conftest import API_KEY, SECRET
+from tests.support.keys import API_KEY, SECRET
 
 
 def config_text(simulator, **extra) -> str:
@@ -25,12 +27,23 @@ def config_text(simulator, **extra) -> str:
     return "\n".join(lines) + "\n"
 
 
-def reloader_for(path) -> Reloader:
-    args = argparse.Namespace(config=str(path), web_config=None, demo=False)
-    return Reloader(args, build_exporter(load(str(path), {})), WebConfig())
+@pytest.fixture
+def reloader_for() -> Iterator[Callable[[Path], Reloader]]:
+    """``reloader_for(path)``: a reloader of the configuration at ``path``; the exporter it
+    holds at the test's end (the last reload's) is closed then."""
+    made: list[Reloader] = []
 
+    def make(path: Path) -> Reloader:
+        args = argparse.Namespace(config=str(path), web_config=None, demo=False)
+        made.append(Reloader(args, build_exporter(load(str(path), {})), WebConfig()))
+        return made[-1]
 
-def test_a_ban_outlives_a_reload_that_changes_global_settings(simulator, tmp_path):
+    yield make
+    for reloader in made:
+        reloader.built.exporter.close()
+
+def test_a_ban_outlives_a_reload_that_changes_global_settings(simulator, tmp_path,
+                                                              reloader_for):
     path = tmp_path / "config.yml"
     path.write_text(config_text(simulator))
     reloader = reloader_for(path)
@@ -46,10 +59,9 @@ def test_a_ban_outlives_a_reload_that_changes_global_settings(simulator, tmp_pat
     assert after.upstreams[url].gate.soft_limit == 6000
     warm_up(after)
     assert simulator.counts["/api/v3/time"] == times  # nothing sent while banned
-    after.exporter.close()
 
 
-def test_no_scrape_fails_during_a_burst_of_reloads(simulator, tmp_path):
+def test_no_scrape_fails_during_a_burst_of_reloads(simulator, tmp_path, reloader_for):
     """Reloads that change the fetch pool (fetch_concurrency) while scrapes run: the pool a
     scrape began on stays open until it is done."""
     path = tmp_path / "config.yml"
@@ -83,11 +95,10 @@ def test_no_scrape_fails_during_a_burst_of_reloads(simulator, tmp_path):
             thread.join(10)
     assert not failures, repr(failures[:3])
     assert scrapes[0] > 20
-    reloader.built.exporter.close()
 
 
 def test_an_unexpected_error_in_a_reload_is_a_refusal_not_a_dead_thread(simulator, tmp_path,
-                                                                       monkeypatch):
+                                                                       monkeypatch, reloader_for):
     path = tmp_path / "config.yml"
     path.write_text(config_text(simulator))
     reloader = reloader_for(path)
@@ -98,10 +109,10 @@ def test_an_unexpected_error_in_a_reload_is_a_refusal_not_a_dead_thread(simulato
     monkeypatch.setattr("binance_margin_exporter.reload.build_exporter", boom)
     assert reloader.reload("test") == "unexpected KeyError"
     assert reloader.ok is False
-    reloader.built.exporter.close()
 
 
-def test_post_reload_is_rate_limited_and_answers_generically(simulator, tmp_path):
+def test_post_reload_is_rate_limited_and_answers_generically(simulator, tmp_path,
+                                                             reloader_for):
     path = tmp_path / "config.yml"
     path.write_text(config_text(simulator))
     reloader = reloader_for(path)
@@ -114,10 +125,10 @@ def test_post_reload_is_rate_limited_and_answers_generically(simulator, tmp_path
     assert 0 < info.value.retry_after <= Reloader.REQUEST_SECONDS
     reloader._requested_at -= Reloader.REQUEST_SECONDS
     assert reloader.request() is None
-    reloader.built.exporter.close()
 
 
-def test_a_scrape_that_began_before_a_reload_finishes_on_its_own_pool(simulator, tmp_path):
+def test_a_scrape_that_began_before_a_reload_finishes_on_its_own_pool(simulator, tmp_path,
+                                                                      reloader_for):
     path = tmp_path / "config.yml"
     path.write_text(config_text(simulator, cache_ttl_seconds=0, fetch_concurrency=4))
     reloader = reloader_for(path)
@@ -127,30 +138,26 @@ def test_a_scrape_that_began_before_a_reload_finishes_on_its_own_pool(simulator,
     assert reloader.built.executor is not began.executor
     families = {f.name: f for f in began.collect(2.0)}
     assert families["binance_margin_up"].samples[0].value == 1.0
-    reloader.built.exporter.close()
 
 
 def test_a_flood_of_post_reload_answers_429_and_logs_once_a_period(simulator, tmp_path,
-                                                                   caplog):
+                                                                   caplog, reloader_for):
     """2,000 POSTs in 1.6 s answered 500 and logged 2,000 warnings."""
-    from tests.web_helpers import running
+    from tests.support.web import running
 
     path = tmp_path / "config.yml"
     path.write_text(config_text(simulator))
     reloader = reloader_for(path)
-    try:
-        with running(WebConfig(), reload=reloader.request) as (_, url), \
-                requests.Session() as session:
-            assert session.post(url + "/-/reload", timeout=10).status_code == 200
-            answers = [session.post(url + "/-/reload", timeout=10) for _ in range(300)]
-            assert {a.status_code for a in answers} == {429}
-            assert all(1 <= int(a.headers["Retry-After"]) <= 5 for a in answers)
-            assert answers[0].text == "one reload every 5 s at most\n"
-            refused = [r for r in caplog.records if "POST /-/reload refused" in r.getMessage()]
-            assert len(refused) == 1
-            reloader._requested_at -= Reloader.REQUEST_SECONDS  # the period is over
-            assert session.post(url + "/-/reload", timeout=10).status_code == 200
-        assert ("300 POST /-/reload refused since the last one accepted (within its 5 s)"
-                in caplog.messages)
-    finally:
-        reloader.built.exporter.close()
+    with running(WebConfig(), reload=reloader.request) as (_, url), \
+            requests.Session() as session:
+        assert session.post(url + "/-/reload", timeout=10).status_code == 200
+        answers = [session.post(url + "/-/reload", timeout=10) for _ in range(300)]
+        assert {a.status_code for a in answers} == {429}
+        assert all(1 <= int(a.headers["Retry-After"]) <= 5 for a in answers)
+        assert answers[0].text == "one reload every 5 s at most\n"
+        refused = [r for r in caplog.records if "POST /-/reload refused" in r.getMessage()]
+        assert len(refused) == 1
+        reloader._requested_at -= Reloader.REQUEST_SECONDS  # the period is over
+        assert session.post(url + "/-/reload", timeout=10).status_code == 200
+    assert ("300 POST /-/reload refused since the last one accepted (within its 5 s)"
+            in caplog.messages)

@@ -27,18 +27,13 @@ from binance_margin_exporter.collectors.risk_lists import (
     RiskListsCollector,
 )
 from binance_margin_exporter.wiring import build_exporter, load, warm_up
-from tests.conftest import API_KEY, SECRET
-from tests.helpers import (
-    EXECUTOR,
-    WALL,
-    Scraper,
-    StepClock,
-    fixture_json,
-    promtool_check_metrics,
-    sample_values,
-    wait_for,
-    wait_idle,
-)
+from tests.support.clocks import WALL, StepClock
+from tests.support.exporters import Scraper, built_exporter, sample_values, scrape_built
+from tests.support.keys import API_KEY, SECRET
+from tests.support.paths import fixture_json
+from tests.support.pool import EXECUTOR
+from tests.support.tools import promtool_check_metrics
+from tests.support.waiting import wait_for, wait_idle
 
 SCHEDULE = fixture_json("delist_schedule_docs_example.json")
 RESTRICTED = fixture_json("restricted_asset_docs_example.json")
@@ -223,16 +218,6 @@ def write(tmp_path, text: str) -> str:
     return str(path)
 
 
-def scrape(built) -> dict:
-    from prometheus_client import generate_latest
-
-    class Once:
-        def collect(self):
-            return built.exporter.collect(2.0)
-
-    return sample_values(generate_latest(Once()).decode())
-
-
 def config(simulator, extra: str = "") -> str:
     return textwrap.dedent(f"""
         base_url: {simulator.base_url}
@@ -245,13 +230,12 @@ def config(simulator, extra: str = "") -> str:
 
 
 def test_over_http_once_for_all_accounts_and_off_the_scrape(simulator, tmp_path):
-    built = build_exporter(load(write(tmp_path, config(simulator)), {}))
-    try:
+    with built_exporter(load(write(tmp_path, config(simulator)), {})) as built:
         warm_up(built)
         lists = built.kept["risk_lists"]["lists"]
         settled(lists)
-        values = scrape(built)
-        scrape(built)
+        values = scrape_built(built)
+        scrape_built(built)
         assert simulator.counts[DELIST_SCHEDULE_PATH] == 1  # two accounts, two scrapes
         assert simulator.counts[RESTRICTED_ASSET_PATH] == 1
         held = simulator.routes[DELIST_SCHEDULE_PATH].answer({})
@@ -269,10 +253,8 @@ def test_over_http_once_for_all_accounts_and_off_the_scrape(simulator, tmp_path)
             f"name: a, api_key: {API_KEY}", "name: c, api_key: other")), {}), built)
         assert again.kept["risk_lists"]["lists"] is lists
         assert lists.client is not built.accounts[built.settings.accounts[0]].client
-        scrape(again)
+        scrape_built(again)
         assert simulator.counts[DELIST_SCHEDULE_PATH] == 1
-    finally:
-        built.exporter.close()
 
 
 def test_the_simulator_serves_them_as_binance_does(client, simulator):
@@ -295,13 +277,10 @@ def test_the_simulator_serves_them_as_binance_does(client, simulator):
 
 def test_the_setting_turns_it_off(simulator, tmp_path):
     text = config(simulator, "risk_lists: false\n")
-    built = build_exporter(load(write(tmp_path, text), {}))
-    try:
+    with built_exporter(load(write(tmp_path, text), {})) as built:
         warm_up(built)
         assert not [parts for parts in built.accounts.values() if "risk_lists" in parts.parts]
-        values = scrape(built)
+        values = scrape_built(built)
         assert not [k for k in values if "delist" in k[0] or "restricted" in k[0]]
         assert simulator.counts[DELIST_SCHEDULE_PATH] == 0
         assert simulator.counts[RESTRICTED_ASSET_PATH] == 0
-    finally:
-        built.exporter.close()

@@ -9,7 +9,9 @@ import subprocess
 import pytest
 import yaml
 
-from tests.helpers import K8S, ROOT, kustomize, of_kind, require_tool
+from tests.support import tools
+from tests.support.paths import K8S, ROOT
+from tests.support.tools import kustomize, of_kind
 
 RULES = ROOT / "deploy" / "prometheus" / "rules" / "binance-margin.rules.yml"
 RULE_TESTS = ROOT / "deploy" / "prometheus" / "tests" / "binance-margin.test.yml"
@@ -17,7 +19,7 @@ PROMETHEUS_RULE = ROOT / "deploy" / "kubernetes" / "base" / "prometheusrule.yaml
 
 
 def promtool(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([require_tool("promtool"), *args], capture_output=True, text=True,
+    return subprocess.run([tools.promtool(), *args], capture_output=True, text=True,
                           timeout=120, cwd=ROOT)
 
 
@@ -103,10 +105,10 @@ def test_prometheusrule_groups_pass_promtool(tmp_path):
 # label named by jobLabel (its name without one), plus namespace, service, pod and instance.
 
 def _helm(release: str, *args: str) -> list[dict]:
-    from tests.test_helm import CHART, HINT
+    from tests.test_helm import CHART
 
     result = subprocess.run(
-        [require_tool("helm", HINT), "template", release, str(CHART), "--namespace",
+        [tools.helm(), "template", release, str(CHART), "--namespace",
          "monitoring", "--set", "serviceMonitor.enabled=true", *args],
         capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr

@@ -17,8 +17,9 @@ from binance_margin_exporter.binance.transport import BinanceClient
 from binance_margin_exporter.config import ConfigError
 from binance_margin_exporter.demo.simulator import Fault
 from binance_margin_exporter.wiring import load as load_settings
-from tests.conftest import API_KEY, SECRET
-from tests.helpers import exporter_process, wait_for
+from tests.support.keys import API_KEY, SECRET
+from tests.support.processes import exporter_process
+from tests.support.waiting import wait_for
 
 SIGNED = re.compile(r"signature=(?!<redacted>)")
 

@@ -7,16 +7,15 @@ from __future__ import annotations
 import hashlib
 
 import pytest
-from prometheus_client import generate_latest
 
 from binance_margin_exporter.config import ConfigError, Shard
 from binance_margin_exporter.config.settings import shard_of
 from binance_margin_exporter.demo.cross import SimulatedAccount
 from binance_margin_exporter.demo.simulator import Simulator
 from binance_margin_exporter.demo.sub_accounts import SimulatedSubAccounts
-from binance_margin_exporter.wiring import build_exporter, load
-from tests.conftest import API_KEY, SECRET
-from tests.helpers import sample_values
+from binance_margin_exporter.wiring import load
+from tests.support.exporters import built_exporter, sample_values, scrape_text
+from tests.support.keys import API_KEY, SECRET
 
 
 def test_the_hash_is_sha256_of_the_utf8_name_the_same_everywhere():
@@ -99,11 +98,8 @@ accounts:
 """)
     served: list[set[str]] = []
     for index in range(3):
-        built = build_exporter(load(str(path), {}, shard=f"{index}/3"))
-        try:
-            text = generate_latest(_Once(built.exporter)).decode()
-        finally:
-            built.exporter.close()
+        with built_exporter(load(str(path), {}, shard=f"{index}/3")) as built:
+            text = scrape_text(built, None)
         values = sample_values(text)
         labels = {dict(k[1])["account"] for k in values if "account" in dict(k[1])}
         served.append(labels)
@@ -115,17 +111,6 @@ accounts:
     assert all(served)  # each shard serves some
     for index, labels in enumerate(served):
         assert all(Shard(index, 3).serves(name) for name in labels)
-    built = build_exporter(load(str(path), {}))
-    try:
-        assert "binance_margin_exporter_shards" not in generate_latest(
-            _Once(built.exporter)).decode()  # only with shards
-    finally:
-        built.exporter.close()
-
-
-class _Once:
-    def __init__(self, exporter):
-        self.exporter = exporter
-
-    def collect(self):
-        return self.exporter.collect(None)
+    with built_exporter(load(str(path), {})) as built:
+        text = scrape_text(built, None)
+    assert "binance_margin_exporter_shards" not in text  # only with shards

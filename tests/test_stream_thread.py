@@ -18,8 +18,9 @@ from binance_margin_exporter.binance.streams import MARGIN_RISK, PORTFOLIO, Stre
 from binance_margin_exporter.binance.transport import BinanceClient
 from binance_margin_exporter.collectors.stream_thread import Stream, Timing
 from binance_margin_exporter.demo.simulator import Fault, Simulator
-from tests.conftest import API_KEY, SECRET
-from tests.helpers import wait_for
+from tests.support.clocks import Clock
+from tests.support.keys import API_KEY, SECRET
+from tests.support.waiting import wait_for
 
 PRODUCTION = Timing()
 # only how often the thread looks at its (virtual) clock is shorter: no behaviour of its own
@@ -29,21 +30,18 @@ MARGIN_PUT = "PUT /sapi/v1/margin/listen-key"
 MARGIN_DELETE = "DELETE /sapi/v1/margin/listen-key"
 
 
-class Clock:
+class LoopClock(Clock):
     """The thread's monotonic clock: moves only when the test says; counts the stream
     thread's looks at it (a round of its loop looks at least once)."""
 
     def __init__(self) -> None:
-        self.now = 5000.0
+        super().__init__(5000.0)
         self.looks = 0
 
     def __call__(self) -> float:
         if threading.current_thread().name.startswith("stream-"):
             self.looks += 1
         return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
     def rounds(self, count: int = 3) -> None:
         """Until the thread has gone round its loop ``count`` more times."""
@@ -84,7 +82,7 @@ class Waits:
 
 
 class Run:
-    def __init__(self, sim: Simulator, stream: Stream, waits: Waits, clock: Clock) -> None:
+    def __init__(self, sim: Simulator, stream: Stream, waits: Waits, clock: LoopClock) -> None:
         self.sim, self.stream, self.waits, self.clock = sim, stream, waits, clock
         self.refreshes = 0
 
@@ -118,7 +116,7 @@ def run(simulator: Simulator) -> Iterator[Callable[..., Run]]:
                                    timeout=5.0)
         if url is None:
             url = simulator.streams.url + ("/pm" if kind is PORTFOLIO else "")
-        waits, clock = Waits(), Clock()
+        waits, clock = Waits(), LoopClock()
         stream = Stream("main", kind, client, url, timing,  # type: ignore[arg-type]
                         rng=rng, clock=clock, wait=waits)
         result = Run(simulator, stream, waits, clock)
@@ -334,7 +332,7 @@ def test_the_stream_url_loses_its_trailing_slash():
 def test_an_event_before_the_account_joins_refreshes_nothing():
     """``refresh`` is the account's, set when the parts join; before that an event is only
     counted."""
-    stream = Stream("main", MARGIN_RISK, None, "ws://unused", clock=Clock())  # type: ignore[arg-type]
+    stream = Stream("main", MARGIN_RISK, None, "ws://unused", clock=LoopClock())  # type: ignore[arg-type]
     assert not stream._handle('{"e": "MARGIN_LEVEL_STATUS_CHANGE", "E": 1701949763462, '
                               '"l": "1.1", "s": "MARGIN_CALL"}')
     assert stream.snapshot()[0][("margin_level_status_change", "MARGIN_CALL")] == 1
@@ -472,7 +470,7 @@ def test_logging_keeps_no_logger_busy(caplog):
     """The throttle's own arithmetic: a kind's next line after the period, with its count."""
     from binance_margin_exporter.logs import Throttled, shorten
 
-    clock = Clock()
+    clock = LoopClock()
     throttled = Throttled(logging.getLogger("t"), 60.0, clock)
     assert throttled.info("one %s", "x")
     assert not throttled.info("one %s", "y")
@@ -588,7 +586,7 @@ def test_a_stream_starts_once_and_never_after_its_stop(run, monkeypatch):
 
 
 def test_up_ends_the_moment_the_key_s_hour_is_over():
-    clock = Clock()
+    clock = LoopClock()
     stream = Stream("main", MARGIN_RISK, None, "ws://unused", clock=clock)  # type: ignore[arg-type]
     assert stream.up is False
     stream._connected = True

@@ -20,8 +20,9 @@ from binance_margin_exporter.demo.streams import API_KEY as KEY_PARAM
 from binance_margin_exporter.demo.streams import PM, SimulatedStreams
 from binance_margin_exporter.products import PRODUCTS
 from binance_margin_exporter.wiring import build_exporter, load, warm_up
-from tests.conftest import API_KEY, SECRET
-from tests.helpers import Scraper, sample_values, wait_for
+from tests.support.exporters import Scraper, built_exporter, sample_values
+from tests.support.keys import API_KEY, SECRET
+from tests.support.waiting import wait_for
 
 FAST = Timing(keep_alive=30.0, backoff_first=0.05, backoff_max=0.2, poll=0.05,
               refresh_spacing=0.0, open_timeout=2.0, shutdown_seconds=2.0)
@@ -296,8 +297,7 @@ def test_server_pings_are_answered():
             path = Path(tmp) / "config.yml"
             path.write_text(config(sim, accounts="cross"))
             prods = products(Timing(**{**FAST.__dict__, "ping_interval": None}))
-            built = build_exporter(load(str(path), {}, products=prods), products=prods)
-            try:
+            with built_exporter(load(str(path), {}, products=prods), products=prods) as built:
                 warm_up(built)
                 sim.streams.wait_connected("margin_risk")
                 (conn,) = sim.streams.connections("margin_risk")
@@ -308,8 +308,6 @@ def test_server_pings_are_answered():
                 assert sim.streams.connections("margin_risk") == [conn]
                 assert value(built, "binance_margin_stream_reconnects_total", account="main",
                              stream="margin_risk", reason="dropped") == 0
-            finally:
-                built.exporter.close()
 
 
 def test_a_failing_stream_never_fails_nor_delays_a_scrape(simulator, started):
@@ -350,9 +348,9 @@ def test_streams_false_turns_them_off(simulator, started, extra, tmp_path):
         path = tmp_path / "off.yml"
         path.write_text(config(simulator, accounts="cross").replace(
             "isolated: false}", "isolated: false, streams: false}"))
-        built = build_exporter(load(str(path), {}, products=products()), products=products())
-        warm_up(built)
-        built.exporter.close()
+        with built_exporter(load(str(path), {}, products=products()),
+                            products=products()) as built:
+            warm_up(built)
     assert not [name for parts in built.accounts.values() for name in parts.parts
                 if name.endswith("_stream")]
     assert "POST margin_risk" not in simulator.streams.counts
@@ -363,20 +361,14 @@ def test_binance_s_stream_host_only_while_rest_goes_to_binance(tmp_path):
     path.write_text("base_url: http://127.0.0.1:1\naccounts: [{name: a, api_key: k, "
                     "api_secret: s}]\n")
     settings = load(str(path), {})
-    built = build_exporter(settings)
-    try:
+    with built_exporter(settings) as built:
         assert "margin_risk_stream" not in built.accounts[settings.accounts[0]].parts
-    finally:
-        built.exporter.close()
     path.write_text("accounts: [{name: a, api_key: k, api_secret: s}]\n")
     settings = load(str(path), {})
     assert settings.option("margin_stream_url") == "wss://margin-stream.binance.com"
     assert settings.option("papi_stream_url") == "wss://fstream.binance.com/pm"
-    built = build_exporter(settings)  # not warmed up: nothing connects
-    try:
+    with built_exporter(settings) as built:  # not warmed up: nothing connects
         assert "margin_risk_stream" in built.accounts[settings.accounts[0]].parts
-    finally:
-        built.exporter.close()
 
 
 @pytest.mark.parametrize(("url", "ok"), [
@@ -436,7 +428,7 @@ def test_the_simulator_s_listen_keys_are_the_account_s(client, simulator):
     """One key per account and stream, whichever API key or program asks (Binance: "a POST on
     an account with an active listenKey will return the currently active listenKey"); a
     DELETE closes it for all of them."""
-    from tests.helpers import master_client
+    from tests.support.exporters import master_client
 
     key = streams.create_key(client, streams.MARGIN_RISK)
     assert streams.create_key(client, streams.MARGIN_RISK) == key  # the active one
@@ -478,7 +470,8 @@ def test_another_program_keeps_its_streams_across_the_exporter_s_stop_and_restar
 
     from websockets.sync.client import connect
 
-    from tests.helpers import exporter_process, master_client
+    from tests.support.exporters import master_client
+    from tests.support.processes import exporter_process
 
     simulator.add_hmac_key("bot-key-0123456789", SECRET)
     bot = master_client(simulator, "bot-key-0123456789")
@@ -530,21 +523,20 @@ def test_the_demo_streams_a_margin_call_when_its_account_crosses_the_bar():
     from binance_margin_exporter.demo import start_demo
 
     settings, sim = start_demo(load(None, {}, require_accounts=False))
-    built = build_exporter(settings)
     try:
-        warm_up(built)
-        sim.streams.wait_connected(None, 2)
-        sim.account.set_margin_level(1.25)  # under the demo's 1.3 margin-call bar
-        wait_for(lambda: (value(built, "binance_margin_risk_events_total", account="demo",
-                                event="margin_level_status_change",
-                                status="MARGIN_CALL") or 0) >= 1, timeout=5)
-        assert value(built, "binance_margin_risk_event_level", account="demo") == 1.25
-        sim.portfolio.set_uni_mmr(1.1)  # Binance's MARGIN_CALL band of uniMMR
-        wait_for(lambda: (value(built, "binance_margin_risk_events_total", account="demo-pm",
-                                event="risk_level_change",
-                                status="MARGIN_CALL") or 0) >= 1, timeout=5)
+        with built_exporter(settings) as built:
+            warm_up(built)
+            sim.streams.wait_connected(None, 2)
+            sim.account.set_margin_level(1.25)  # under the demo's 1.3 margin-call bar
+            wait_for(lambda: (value(built, "binance_margin_risk_events_total", account="demo",
+                                    event="margin_level_status_change",
+                                    status="MARGIN_CALL") or 0) >= 1, timeout=5)
+            assert value(built, "binance_margin_risk_event_level", account="demo") == 1.25
+            sim.portfolio.set_uni_mmr(1.1)  # Binance's MARGIN_CALL band of uniMMR
+            wait_for(lambda: (value(built, "binance_margin_risk_events_total",
+                                    account="demo-pm", event="risk_level_change",
+                                    status="MARGIN_CALL") or 0) >= 1, timeout=5)
     finally:
-        built.exporter.close()
         sim.stop()
 
 
@@ -583,7 +575,7 @@ def test_the_families_render_as_documented(golden):
     """Names, HELP, types and label order of the five families: a golden exposition."""
     from binance_margin_exporter.collectors.stream_thread import Stream
     from binance_margin_exporter.collectors.streams import StreamCollector
-    from tests.helpers import promtool_check_metrics
+    from tests.support.tools import promtool_check_metrics
 
     cross = Stream("main", streams.MARGIN_RISK, None, "ws://unused", FAST)  # type: ignore[arg-type]
     pm = Stream("pm", streams.PORTFOLIO, None, "ws://unused", FAST)  # type: ignore[arg-type]

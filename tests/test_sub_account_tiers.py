@@ -24,8 +24,10 @@ from binance_margin_exporter.demo.simulator import Simulator
 from binance_margin_exporter.demo.sub_accounts import SimulatedSubAccounts
 from binance_margin_exporter.products import PRODUCTS
 from binance_margin_exporter.wiring import load
-from tests.conftest import API_KEY, SECRET
-from tests.helpers import EXECUTOR, Scraper, StepClock, master_client, sample_values
+from tests.support.clocks import StepClock
+from tests.support.exporters import Scraper, master_client, sample_values, scrape_once
+from tests.support.keys import API_KEY, SECRET
+from tests.support.pool import EXECUTOR
 
 EMAILS = [f"t{i:03d}@fund.example" for i in range(100)]
 
@@ -188,20 +190,16 @@ def test_the_interval_is_the_median_of_the_last_six_gaps(many):
 def test_a_small_fund_is_whole_from_its_first_scrape():
     """A master with three sub-accounts: every one's assets and bars on the first scrape
     (30 weight, well inside the budget), not one more a scrape at the rotation's pace."""
-    from binance_margin_exporter.wiring import account_config, build_exporter
-    from tests.helpers import scrape_built, settings_for
+    from binance_margin_exporter.wiring import account_config
+    from tests.support.exporters import settings_for
 
     emails = ["a@fund.example", "b@fund.example", "c@fund.example"]
     subs = SimulatedSubAccounts(emails, n_assets=6, n_active=3, drift=False)
     sim = Simulator(SimulatedAccount(20, 3, drift=False), subs=subs)
     sim.add_hmac_key(API_KEY, SECRET)
     with sim:
-        built = build_exporter(settings_for(sim, account_config(
+        values = scrape_once(settings_for(sim, account_config(
             "fund", API_KEY, SECRET, sub_accounts="all", isolated=False)))
-        try:
-            values = scrape_built(built)
-        finally:
-            built.exporter.close()
     assert dict(subs.asked) == dict.fromkeys(emails, 1)
     for email in emails:
         acc = (("account", email),)

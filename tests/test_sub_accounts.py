@@ -27,17 +27,14 @@ from binance_margin_exporter.collectors.sub_accounts import SubAccountsCollector
 from binance_margin_exporter.demo.cross import SimulatedAccount
 from binance_margin_exporter.demo.simulator import Simulator
 from binance_margin_exporter.demo.sub_accounts import SimulatedSubAccounts
-from tests.conftest import API_KEY, SECRET
-from tests.helpers import (
-    EXECUTOR,
-    Scraper,
-    StepClock,
-    fixture_json,
-    master_client,
-    promtool_check_metrics,
-    sample_values,
-    wait_idle,
-)
+from tests.support.clocks import StepClock
+from tests.support.exporters import Scraper, master_client, sample_values
+from tests.support.fakes import StubClient
+from tests.support.keys import API_KEY, SECRET
+from tests.support.paths import fixture_json
+from tests.support.pool import EXECUTOR
+from tests.support.tools import promtool_check_metrics
+from tests.support.waiting import wait_idle
 
 DOCS = fixture_json("sub_margin_account_docs_example.json")
 TOTALS = ("totalAssetOfBtc", "totalLiabilityOfBtc", "totalNetAssetOfBtc")
@@ -98,16 +95,9 @@ class Docs:
             {"email": e, **{k: DOCS[k] for k in TOTALS}} for e in self.emails]})
 
 
-class Client:
-    timeout = 5.0
-
-    def auth_backoff_until(self):
-        return 0.0
-
-
 def test_golden_sub_account_from_the_documented_example(golden):
     docs = Docs(["123@test.com"])
-    group = SubAccounts("master", Client(), EXECUTOR, ttl=0, list_subs=docs.list_subs,
+    group = SubAccounts("master", StubClient(), EXECUTOR, ttl=0, list_subs=docs.list_subs,
                         status=docs.status,
                         fetch=docs.fetch, summary=docs.summary, monotonic=StepClock(),
                         wall=lambda: 1_700_000_000.0)
@@ -119,7 +109,7 @@ def test_golden_sub_account_from_the_documented_example(golden):
 def test_discovery_every_ten_minutes_new_ones_appear_removed_ones_disappear():
     docs = Docs(["a@x.example", "b@x.example"])
     mono = StepClock(step=0.0)
-    group = SubAccounts("master", Client(), EXECUTOR, ttl=0, list_subs=docs.list_subs,
+    group = SubAccounts("master", StubClient(), EXECUTOR, ttl=0, list_subs=docs.list_subs,
                         status=docs.status,
                         fetch=docs.fetch, summary=docs.summary, monotonic=mono)
     exporter = exporter_for(group)
@@ -273,7 +263,7 @@ def test_a_listed_set_of_emails_reads_exactly_those(fund):
 
 def test_a_discovered_sub_account_named_like_a_configured_account_is_not_read(caplog):
     docs = Docs(["a@x.example", "b@x.example"])
-    group = SubAccounts("master", Client(), EXECUTOR, ttl=0, list_subs=docs.list_subs,
+    group = SubAccounts("master", StubClient(), EXECUTOR, ttl=0, list_subs=docs.list_subs,
                         status=docs.status, fetch=docs.fetch, summary=docs.summary,
                         reserved=frozenset({"a@x.example", "master"}))
     scraper = exporter_for(group)
@@ -339,7 +329,7 @@ def test_two_scrapes_at_once_neither_fails_on_the_kept_values():
     iteration" made the whole /metrics a 500)."""
     emails = [f"s{i}@x.example" for i in range(500)]
     docs = Docs(emails)
-    group = SubAccounts("master", Client(), EXECUTOR, ttl=0, list_subs=docs.list_subs,
+    group = SubAccounts("master", StubClient(), EXECUTOR, ttl=0, list_subs=docs.list_subs,
                         status=docs.status, fetch=docs.fetch, summary=docs.summary,
                         max_subs=len(emails))
     deadline = time.monotonic() + 30

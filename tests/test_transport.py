@@ -18,7 +18,6 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
-import requests_mock
 import urllib3
 from packaging.version import Version
 
@@ -42,35 +41,19 @@ from binance_margin_exporter.binance.transport import (
 from binance_margin_exporter.demo.cross import SimulatedAccount
 from binance_margin_exporter.demo.simulator import Fault, Simulator
 from binance_margin_exporter.demo.sub_accounts import SimulatedSubAccounts
-from tests.conftest import API_KEY, SECRET
-from tests.helpers import FIXTURES, ROOT, fixture_json, gzip_bomb, raw_http_server, wait_for
-
-BASE = "https://api.binance.test"
-
-
-class Clock:
-    def __init__(self, now: float = 1_700_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def inline(task):
-    task()
+from tests.support.clocks import Clock
+from tests.support.gzip_bomb import gzip_bomb
+from tests.support.keys import API_KEY, SECRET
+from tests.support.mocked import BASE, inline, make_client, mocked
+from tests.support.net import raw_http_server
+from tests.support.paths import FIXTURES, ROOT, fixture_json
+from tests.support.waiting import wait_for
 
 
 @pytest.fixture
 def mock():
-    with requests_mock.Mocker() as m:
-        m.get(BASE + TIME_PATH, json={"serverTime": 1_700_000_000_000})
+    with mocked() as m:
         yield m
-
-
-def make(clock: Clock | None = None, **kw) -> BinanceClient:
-    clock = clock or Clock()
-    return BinanceClient(Upstream(BASE, wall=clock), API_KEY, HmacSigner(SECRET), wall=clock,
-                         background=inline, **kw)
 
 
 def synced(base_url: str, **kw) -> BinanceClient:
@@ -206,7 +189,7 @@ def test_a_body_stalled_past_the_read_timeout_is_a_timeout():
 
 def test_every_timeout_is_counted_as_a_timeout(mock):
     mock.get(BASE + ACCOUNT_PATH, exc=requests.exceptions.ConnectTimeout)
-    client = make()
+    client = make_client()
     for _ in range(2):
         with pytest.raises(UpstreamError) as info:
             fetch_account(client)
@@ -214,7 +197,7 @@ def test_every_timeout_is_counted_as_a_timeout(mock):
 
 
 def test_a_deadline_passed_already_sends_nothing(mock):
-    client = make()
+    client = make_client()
     client.sync_time()
     with pytest.raises(UpstreamError) as info:
         client.get(ACCOUNT_PATH, deadline=time.monotonic() - 0.001)
@@ -230,14 +213,14 @@ def test_a_deadline_passed_already_sends_nothing(mock):
 @pytest.mark.parametrize("weight", ["\u0661\u0662", "\u00b2", "12a", "", " 12", "-3"])
 def test_a_weight_header_that_is_not_ascii_digits_is_ignored(mock, weight):
     mock.get(BASE + ACCOUNT_PATH, text="{}", headers={SAPI_WEIGHT_HEADER: weight})
-    client = make()
+    client = make_client()
     assert client.signed_get(ACCOUNT_PATH) == {}
     assert client.upstream.gate.last_used_weight is None
 
 
 def test_an_ascii_weight_header_is_kept(mock):
     mock.get(BASE + ACCOUNT_PATH, text="{}", headers={SAPI_WEIGHT_HEADER: "0042"})
-    client = make()
+    client = make_client()
     client.signed_get(ACCOUNT_PATH)
     assert client.upstream.gate.last_used_weight == 42
 
@@ -256,7 +239,7 @@ def test_latin1_digits_in_real_headers_are_ignored():
 
 def test_an_odd_content_length_is_left_to_the_read(mock):
     mock.get(BASE + ACCOUNT_PATH, text="{}", headers={"Content-Length": "\u00b2"})
-    assert make().signed_get(ACCOUNT_PATH) == {}
+    assert make_client().signed_get(ACCOUNT_PATH) == {}
 
 
 def test_a_huge_json_integer_is_an_invalid_response(mock):
@@ -264,7 +247,7 @@ def test_a_huge_json_integer_is_an_invalid_response(mock):
              text='{"marginLevel": 1' + "0" * 500 + ', "totalAssetOfBtc": "1",'
                   '"totalLiabilityOfBtc": "0", "totalNetAssetOfBtc": "1", "userAssets": []}')
     with pytest.raises(UpstreamError) as info:
-        fetch_account(make())
+        fetch_account(make_client())
     assert info.value.reason == "invalid_response" and "marginLevel" in str(info.value)
 
 
@@ -289,7 +272,7 @@ def test_signed_query_signs_exactly_the_query_it_returns():
 
 def test_the_bytes_sent_are_the_bytes_signed(mock):
     mock.get(BASE + ACCOUNT_PATH, text="{}")
-    make().signed_get(ACCOUNT_PATH, {"assets": "币安人生", "email": "x+y%z.w@a"})
+    make_client().signed_get(ACCOUNT_PATH, {"assets": "币安人生", "email": "x+y%z.w@a"})
     request = next(r for r in mock.request_history if r.path == ACCOUNT_PATH.lower())
     query = urlsplit(request.url).query
     payload, _, signature = query.rpartition("&signature=")
@@ -302,7 +285,7 @@ def test_a_request_carries_what_requests_would_prepare(mock):
     headers, a Content-Length on a body-less POST, and the session's cookies."""
     mock.get(BASE + ACCOUNT_PATH, text="{}")
     mock.post(BASE + "/sapi/v1/userDataStream", text="{}")
-    client = make()
+    client = make_client()
     client._session.cookies.set("aws-alb", "sticky", domain="api.binance.test")
     client.signed_get(ACCOUNT_PATH)
     client.user_stream("POST", "/sapi/v1/userDataStream")
@@ -431,7 +414,7 @@ def test_a_bad_format_call_is_left_to_the_handler():
 @pytest.mark.parametrize("body", ["<html>Too Many Requests</html>", '{"code": -1015}', ""])
 def test_a_429_without_a_1003_body_still_backs_off(mock, body):
     clock = Clock()
-    client = make(clock)
+    client = make_client(clock)
     mock.get(BASE + ACCOUNT_PATH, status_code=429, text=body)
     with pytest.raises(UpstreamError) as info:
         fetch_account(client)
@@ -447,7 +430,7 @@ def test_a_429_without_a_1003_body_still_backs_off(mock, body):
 
 def test_a_418_without_a_body_bans_every_budget(mock):
     clock = Clock()
-    client = make(clock)
+    client = make_client(clock)
     mock.get(BASE + ACCOUNT_PATH, status_code=418, text="", headers={"Retry-After": "300"})
     with pytest.raises(UpstreamError) as info:
         fetch_account(client)
@@ -542,7 +525,7 @@ def test_install_redaction_wraps_the_record_factory_once(caplog):
 # -- messages and the background clock sync ---------------------------------------------
 
 def test_timeouts_and_connection_errors_say_what_failed_and_nothing_more(mock):
-    client = make()
+    client = make_client()
     client.sync_time()
     mock.get(BASE + ACCOUNT_PATH, exc=requests.exceptions.ReadTimeout("url?signature=x"))
     with pytest.raises(UpstreamError) as info:
@@ -580,7 +563,7 @@ def test_the_clock_is_synced_on_a_daemon_thread_of_its_own(mock, caplog):
                                     {}, [1700000000000], {"serverTime": True}])
 def test_a_time_answer_without_an_integer_server_time_is_invalid(mock, answer):
     mock.get(BASE + TIME_PATH, json=answer)
-    client = make()
+    client = make_client()
     with pytest.raises(UpstreamError) as info:
         client.sync_time()
     assert info.value.reason == "invalid_response"
@@ -589,7 +572,7 @@ def test_a_time_answer_without_an_integer_server_time_is_invalid(mock, answer):
 
 
 def test_a_clock_sync_keeps_the_caller_s_deadline(mock):
-    client = make()
+    client = make_client()
     with pytest.raises(UpstreamError) as info:
         client.sync_time(time.monotonic() - 1)
     assert info.value.reason == "timeout"
@@ -600,7 +583,7 @@ def test_a_clock_sync_keeps_the_caller_s_deadline(mock):
 
 def test_the_auth_back_off_says_when_and_ends_on_the_second(mock):
     clock = Clock()
-    client = make(clock)
+    client = make_client(clock)
     client.sync_time()
     mock.get(BASE + ACCOUNT_PATH, status_code=401, json={"code": -2015, "msg": "Invalid key"})
     with pytest.raises(UpstreamError):
@@ -618,7 +601,7 @@ def test_the_auth_back_off_says_when_and_ends_on_the_second(mock):
 
 def test_a_1021_while_another_request_syncs_waits_for_that_sync(mock, caplog):
     """No deadline given: the default one bounds the wait for the other request's sync."""
-    client = make(timeout=0.3)
+    client = make_client(timeout=0.3)
     client.sync_time()
     mock.get(BASE + ACCOUNT_PATH, status_code=400,
              json={"code": -1021, "msg": "outside of the recvWindow"})
@@ -630,7 +613,7 @@ def test_a_1021_while_another_request_syncs_waits_for_that_sync(mock, caplog):
 
 
 def test_a_1021_resync_is_logged(mock, caplog):
-    client = make()
+    client = make_client()
     client.sync_time()
     mock.get(BASE + ACCOUNT_PATH, [
         {"status_code": 400, "json": {"code": -1021, "msg": "outside of the recvWindow"}},
@@ -643,7 +626,7 @@ def test_a_1021_resync_is_logged(mock, caplog):
 
 def test_a_1021_resync_keeps_the_caller_s_deadline(mock):
     """The re-sync after a -1021 is part of the call: past its deadline, it is not sent."""
-    client = make()
+    client = make_client()
     assert client.upstream.clock.claim_sync()  # as the warm-up does
     client.sync_time()
     deadline = time.monotonic() + 0.3
@@ -678,7 +661,7 @@ def test_a_content_length_at_the_cap_is_read(mock, size, refused):
     body = '{"a": "' + "x" * (size - 9) + '"}'
     assert len(body) == size
     mock.get(BASE + ACCOUNT_PATH, text=body, headers={"Content-Length": str(size)})
-    client = make(max_response_bytes=100)
+    client = make_client(max_response_bytes=100)
     if not refused:
         assert client.signed_get(ACCOUNT_PATH) == {"a": "x" * (size - 9)}
         return
@@ -708,11 +691,11 @@ def test_the_environment_is_read_once_at_the_start(simulator, client, monkeypatc
 def test_curl_s_ca_bundle_is_read_too(monkeypatch):
     monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
     monkeypatch.setenv("CURL_CA_BUNDLE", "/etc/ssl/curl-ca.pem")
-    assert make()._session.verify == "/etc/ssl/curl-ca.pem"
+    assert make_client()._session.verify == "/etc/ssl/curl-ca.pem"
 
 
 def test_a_1003_on_a_plain_4xx_says_so(mock):
-    client = make()
+    client = make_client()
     mock.get(BASE + ACCOUNT_PATH, status_code=403,
              json={"code": -1003, "msg": "Too much request weight used"})
     with pytest.raises(UpstreamError) as info:
@@ -729,7 +712,7 @@ def test_a_1003_on_a_plain_4xx_says_so(mock):
 def test_a_403_is_binance_s_firewall_backing_the_host_off_5_min_doubling_to_30_min(mock):
     """Binance's WAF block "usually lasts 5 minutes": no doomed try before then."""
     clock = Clock()
-    client = make(clock)
+    client = make_client(clock)
     mock.get(BASE + ACCOUNT_PATH, status_code=403, text="<html>403 Forbidden</html>")
     waits = []
     for _ in range(6):
@@ -752,7 +735,7 @@ def test_a_403_is_binance_s_firewall_backing_the_host_off_5_min_doubling_to_30_m
 
 def test_a_ban_without_retry_after_honours_the_time_in_its_message(mock):
     clock = Clock()
-    client = make(clock)
+    client = make_client(clock)
     until_ms = int((clock.now + 3600) * 1000)
     mock.get(BASE + ACCOUNT_PATH, status_code=418, json={
         "code": -1003, "msg": f"Way too much request weight used; IP banned until {until_ms}. "
@@ -766,7 +749,7 @@ def test_a_ban_without_retry_after_honours_the_time_in_its_message(mock):
 @pytest.mark.parametrize("status", [418, 429])
 def test_a_ban_that_states_no_end_is_2_minutes_doubling(mock, status):
     clock = Clock()
-    client = make(clock)
+    client = make_client(clock)
     mock.get(BASE + ACCOUNT_PATH, status_code=status,
              json={"code": -1003, "msg": "Way too many requests."})
     waits = []
@@ -783,7 +766,7 @@ def test_an_error_body_without_a_code_is_an_api_error_with_its_message(mock):
     """An older error body (a recorded capture): {"success": false, "msg": ...}."""
     body = json.loads((FIXTURES / "captures" / "error_subaccount_disabled_legacy.json")
                       .read_text())["body"]
-    client = make()
+    client = make_client()
     mock.get(BASE + ACCOUNT_PATH, status_code=400, json=body)
     with pytest.raises(UpstreamError) as info:
         fetch_account(client)
@@ -795,7 +778,7 @@ def test_an_error_body_without_a_code_is_an_api_error_with_its_message(mock):
                                   "error_subaccount_list_broker.json"])
 def test_recorded_error_bodies_keep_their_code(mock, name):
     body = json.loads((FIXTURES / "captures" / name).read_text())["body"]
-    client = make()
+    client = make_client()
     mock.get(BASE + ACCOUNT_PATH, status_code=400, json=body)
     with pytest.raises(UpstreamError) as info:
         fetch_account(client)
@@ -807,7 +790,7 @@ def test_a_rejected_key_backs_off_only_the_endpoint_that_rejected_it(mock):
     """-2015 on the sub-account endpoint (a key without that permission) must not stop the same
     key's own margin account, and the reverse."""
     clock = Clock()
-    client = make(clock)
+    client = make_client(clock)
     sub = "/sapi/v1/sub-account/margin/account"
     mock.get(BASE + sub, status_code=401,
              json={"code": -2015, "msg": "Invalid API-key, IP, or permissions for action."})
@@ -828,7 +811,7 @@ def test_a_rejected_key_backs_off_only_the_endpoint_that_rejected_it(mock):
 @pytest.mark.parametrize("status", [429, 400])
 def test_a_1003_that_states_a_ban_is_a_ban_whatever_the_status(mock, status):
     clock = Clock()
-    client = make(clock)
+    client = make_client(clock)
     until_ms = int((clock.now + 3600) * 1000)
     mock.get(BASE + ACCOUNT_PATH, status_code=status, json={
         "code": -1003, "msg": f"Way too much request weight used; IP banned until {until_ms}."})
@@ -840,13 +823,13 @@ def test_a_1003_that_states_a_ban_is_a_ban_whatever_the_status(mock, status):
 
 
 def test_an_error_without_a_code_does_not_name_one(mock):
-    client = make()
+    client = make_client()
     mock.get(BASE + ACCOUNT_PATH, status_code=429, text="<html>Too Many Requests</html>")
     with pytest.raises(UpstreamError) as info:
         fetch_account(client)
     assert str(info.value) == ("GET /sapi/v1/margin/account on api.binance.test: HTTP 429, "
                                "retry after 120 s: non-JSON body")
-    client = make()
+    client = make_client()
     mock.get(BASE + ACCOUNT_PATH, status_code=400,
              json={"success": False, "msg": "Sub-account function is not enabled."})
     with pytest.raises(UpstreamError) as info:
@@ -857,13 +840,13 @@ def test_an_error_without_a_code_does_not_name_one(mock):
 
 def test_json_that_is_not_binance_s_is_not_taken_for_binance_s(mock):
     clock = Clock()
-    client = make(clock)
+    client = make_client(clock)
     mock.get(BASE + ACCOUNT_PATH, status_code=403, json={"message": "Forbidden"})
     with pytest.raises(UpstreamError) as info:
         fetch_account(client)
     assert info.value.reason == "waf"
     assert client.backoff_until() == clock.now + 300
-    client = make()
+    client = make_client()
     mock.get(BASE + ACCOUNT_PATH, status_code=400, json=["unexpected"])
     with pytest.raises(UpstreamError) as info:
         fetch_account(client)
@@ -873,7 +856,7 @@ def test_json_that_is_not_binance_s_is_not_taken_for_binance_s(mock):
 
 @pytest.mark.parametrize("method", ["POST", "PUT", "DELETE"])
 def test_a_user_stream_call_sends_its_method_and_key_without_a_signature(mock, method):
-    client = make()
+    client = make_client()
     path = "/sapi/v1/margin/listen-key"
     mock.register_uri(method, BASE + path, json={"listenKey": "k"})
     assert client.user_stream(method, path, "listenKey=k") == {"listenKey": "k"}

@@ -17,9 +17,9 @@ from binance_margin_exporter.binance import cross, fields
 from binance_margin_exporter.binance.errors import UpstreamError
 from binance_margin_exporter.collectors.exporter import merged
 from binance_margin_exporter.web import exposition
-from binance_margin_exporter.wiring import account_config, build_exporter
-from tests.conftest import API_KEY, SECRET
-from tests.helpers import sample_values, settings_for
+from binance_margin_exporter.wiring import account_config
+from tests.support.exporters import built_exporter, sample_values, settings_for
+from tests.support.keys import API_KEY, SECRET
 
 
 def test_the_same_answer_gives_the_same_model_parsed_once():
@@ -55,10 +55,9 @@ def built(simulator, monkeypatch):
     cross_parse = cross.parse_account
     monkeypatch.setattr(cross, "parse_account", counting)
     settings = settings_for(simulator, account_config("main", API_KEY, SECRET, isolated=False))
-    exporter = build_exporter(settings)
-    exporter.parsed = parsed
-    yield exporter
-    exporter.exporter.close()
+    with built_exporter(settings) as exporter:
+        exporter.parsed = parsed
+        yield exporter
 
 
 def families(built) -> dict[str, GaugeMetricFamily]:

@@ -9,7 +9,7 @@ import requests
 from binance_margin_exporter.config import WebConfig
 from binance_margin_exporter.web import auth as auth_module
 from binance_margin_exporter.web.auth import BasicAuth, cost_of
-from tests.web_helpers import BODY, basic, hashed, raw_exchange, running
+from tests.support.web import BODY, basic, hashed, raw_exchange, running
 
 
 def test_basic_auth():

@@ -12,8 +12,8 @@ import pytest
 import requests
 
 from binance_margin_exporter.web.connections import Limits, complete
-from tests.helpers import wait_for
-from tests.web_helpers import BODY, big_page, closed_by_server, raw_exchange, running
+from tests.support.waiting import wait_for
+from tests.support.web import BODY, big_page, closed_by_server, raw_exchange, running
 
 FAST = {"tick_seconds": 0.02}
 

@@ -18,7 +18,7 @@ from prometheus_client.openmetrics import exposition as openmetrics
 from prometheus_client.parser import text_string_to_metric_families
 
 from binance_margin_exporter.web import exposition
-from tests.helpers import GOLDEN
+from tests.support.paths import GOLDEN
 
 ODD_VALUES = [0.0, -0.0, 1.0, 1, 0.1, 1e-8, 123456.5, 999999.9, 1e6, 1234567.0, -1234567.0,
               1e15, 1e16, 1.5e300, -1e300, 5e-324, math.inf, -math.inf, math.nan, 2**60, True]

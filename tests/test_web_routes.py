@@ -9,7 +9,7 @@ import requests
 
 from binance_margin_exporter import __version__
 from binance_margin_exporter.web.routes import accepts_gzip, has_body, request_end
-from tests.web_helpers import BODY, one_gauge, raw_exchange, running
+from tests.support.web import BODY, one_gauge, raw_exchange, running
 
 
 def test_routes(plain):

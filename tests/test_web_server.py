@@ -8,7 +8,7 @@ import pytest
 import requests
 
 from binance_margin_exporter.web.server import ExporterHTTPServer, parse_listen_address, url_host
-from tests.web_helpers import running
+from tests.support.web import running
 
 
 @pytest.mark.parametrize(("text", "expected"), [

@@ -16,8 +16,8 @@ from cryptography.hazmat.primitives import serialization
 
 from binance_margin_exporter.config import TLSConfig, WebConfig
 from binance_margin_exporter.web.server import tls_context
-from tests.helpers import wait_for
-from tests.web_helpers import BODY, hashed, make_cert, running
+from tests.support.waiting import wait_for
+from tests.support.web import BODY, hashed, make_cert, running
 
 
 def test_tls_with_basic_auth(pki):
@@ -194,7 +194,7 @@ def test_certificate_that_does_not_load_at_start_is_an_error(tmp_path, pki):
 
 
 def test_set_web_takes_new_users_and_certificates(tmp_path, pki):
-    from tests.web_helpers import make_cert as mk
+    from tests.support.web import make_cert as mk
 
     ca_cert = x509.load_pem_x509_certificate(open(pki["ca"], "rb").read())
     ca_key = serialization.load_pem_private_key(open(pki["ca_key"], "rb").read(), None)
@@ -215,7 +215,7 @@ def test_set_web_takes_new_users_and_certificates(tmp_path, pki):
 
 def test_a_large_page_over_tls_waits_for_a_slow_reader(pki):
     """The answer goes out from the watcher in slices, over a non-blocking TLS socket."""
-    from tests.web_helpers import big_page
+    from tests.support.web import big_page
 
     with running(WebConfig(tls=TLSConfig(*pki["server"])), render=big_page(6_000_000)) as (s, _):
         context = ssl.create_default_context(cafile=pki["ca"])

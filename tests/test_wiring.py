@@ -14,7 +14,7 @@ from binance_margin_exporter.config import ConfigError, Setting
 from binance_margin_exporter.config.schema import flag
 from binance_margin_exporter.products import PRODUCTS
 from binance_margin_exporter.wiring import account_config, build_exporter, load, warm_up
-from tests.helpers import sample_values
+from tests.support.exporters import built_exporter, scrape_built
 
 
 class Widgets(Product):
@@ -74,38 +74,24 @@ def test_a_product_is_one_entry_in_the_list(tmp_path):
     widgets = Widgets()
     products = (*PRODUCTS, widgets)
     settings = load(write(tmp_path, CONFIG), {}, products=products)
-    built = build_exporter(settings, products=products)
-    try:
+    with built_exporter(settings, products=products) as built:
         assert set(built.accounts[settings.accounts[0]].parts) == {"cross", "widgets"}
         assert set(built.accounts[settings.accounts[1]].parts) == {"cross", "isolated"}
-        values = sample_values_of(built)
+        values = scrape_built(built, 0.6)
         assert values[("binance_margin_widgets", (("account", "a"), ("blue", "true")))] == 1.0
         assert not [k for k in values if k[0] == "binance_margin_widgets" and
                     dict(k[1])["account"] == "b"]
         warm_up(built)
         assert widgets.warmed == ["a"]
-    finally:
-        built.exporter.close()
     # without the entry, its keys are unknown: the list is where settings come from
     with pytest.raises(ConfigError) as info:
         load(write(tmp_path, CONFIG), {})
     assert str(info.value).startswith("widget_colour_blue: unknown key")
 
 
-def sample_values_of(built) -> dict:
-    from prometheus_client import generate_latest
-
-    class Once:
-        def collect(self):
-            return built.exporter.collect(0.6)
-
-    return sample_values(generate_latest(Once()).decode())
-
-
 def test_a_reload_keeps_unchanged_accounts_and_hosts(tmp_path):
     settings = load(write(tmp_path, PLAIN), {})
-    first = build_exporter(settings)
-    try:
+    with built_exporter(settings) as first:
         a, b = settings.accounts
         again = build_exporter(settings, first)
         assert again.upstreams is first.upstreams and again.executor is first.executor
@@ -116,12 +102,9 @@ def test_a_reload_keeps_unchanged_accounts_and_hosts(tmp_path):
         assert after.accounts[a] is first.accounts[a]
         assert after.accounts[rotated.accounts[1]] is not first.accounts[b]  # afresh
         other = load(write(tmp_path, PLAIN + "    cache_ttl_seconds: 3\n"), {})
-        changed = build_exporter(other, after)
-        assert changed.upstreams is not first.upstreams
-        assert changed.accounts[other.accounts[0]] is not first.accounts[a]
-        changed.exporter.close()
-    finally:
-        first.exporter.close()
+        with built_exporter(other, after) as changed:
+            assert changed.upstreams is not first.upstreams
+            assert changed.accounts[other.accounts[0]] is not first.accounts[a]
 
 
 def test_an_account_uses_the_host_of_the_products_that_read_it(tmp_path):
@@ -131,8 +114,7 @@ def test_an_account_uses_the_host_of_the_products_that_read_it(tmp_path):
           - {name: pm, api_key: k, api_secret: s, type: portfolio_margin}
           - {name: c, api_key: k, api_secret: s}
     """), {})
-    built = build_exporter(settings)
-    try:
+    with built_exporter(settings) as built:
         pm, cross = (built.accounts[a].client.upstream for a in settings.accounts)
         assert (pm.base_url, cross.base_url) == ("https://papi.example",
                                                  "https://api.binance.com")
@@ -140,8 +122,6 @@ def test_an_account_uses_the_host_of_the_products_that_read_it(tmp_path):
         assert list(built.upstreams) == [
             ("default", u) for u in ("https://api.binance.com", "https://papi.example",
                                      "https://fapi.binance.com", "https://dapi.binance.com")]
-    finally:
-        built.exporter.close()
 
 
 def test_a_reload_that_moves_the_api_host_moves_the_clock_of_the_hosts_kept(tmp_path):
@@ -154,17 +134,13 @@ def test_a_reload_that_moves_the_api_host_moves_the_clock_of_the_hosts_kept(tmp_
         accounts:
           - {{name: pm, api_key: k, api_secret: s, type: portfolio_margin}}
     """
-    first = build_exporter(load(write(tmp_path, config.format(base="")), {}))
-    try:
+    with built_exporter(load(write(tmp_path, config.format(base="")), {})) as first:
         moved = load(write(tmp_path, config.format(base="base_url: https://api2.example")), {})
-        after = build_exporter(moved, first)
-        papi = after.upstreams[("default", "https://papi.example")]
-        api = after.upstreams[("default", "https://api2.example")]
-        assert papi is first.upstreams[("default", "https://papi.example")]  # kept
-        assert papi.time_upstream is api and papi.clock is api.clock
-        after.exporter.close()
-    finally:
-        first.exporter.close()
+        with built_exporter(moved, first) as after:
+            papi = after.upstreams[("default", "https://papi.example")]
+            api = after.upstreams[("default", "https://api2.example")]
+            assert papi is first.upstreams[("default", "https://papi.example")]  # kept
+            assert papi.time_upstream is api and papi.clock is api.clock
 
 
 def test_a_futures_account_reads_each_market_on_its_own_host(tmp_path):
@@ -177,8 +153,7 @@ def test_a_futures_account_reads_each_market_on_its_own_host(tmp_path):
           - {name: f, api_key: k, api_secret: s, type: futures, markets: [um, cm]}
           - {name: u, api_key: k, api_secret: s, type: futures}
     """), {})
-    built = build_exporter(settings)
-    try:
+    with built_exporter(settings) as built:
         f, u = (built.accounts[a] for a in settings.accounts)
         api = built.upstreams[("default", "https://api.binance.com")]
         hosts = {m.market: m.client.upstream for m in f.parts["positions"].markets}
@@ -190,8 +165,6 @@ def test_a_futures_account_reads_each_market_on_its_own_host(tmp_path):
         assert [m.market for m in u.parts["positions"].markets] == ["um"]  # the default
         assert f.client.upstream is api
         assert set(f.parts) == {"futures", "positions"}
-    finally:
-        built.exporter.close()
 
 
 def test_binance_base_url_replaces_the_futures_hosts_too(tmp_path):

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 
 from binance_margin_exporter.config import AccountConfig, Settings
 from binance_margin_exporter.demo.simulator import SimulatedAccount, Simulator
-from tests.conftest import API_KEY, SECRET
+from tests.support.keys import API_KEY, SECRET
 
 # host setting -> the path prefixes that host serves
 PREFIXES = {"base_url": ("/api/", "/sapi/"), "papi_base_url": ("/papi/",),
