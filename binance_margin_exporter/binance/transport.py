@@ -23,7 +23,7 @@ from urllib3.exceptions import ReadTimeoutError
 
 # imported for its effect: every log record is redacted from here on
 import binance_margin_exporter.binance.redaction  # noqa: F401
-from binance_margin_exporter.binance.deadline import _Watch, fetching
+from binance_margin_exporter.binance.deadline import Fetch, Seconds
 from binance_margin_exporter.binance.egress import new_session
 from binance_margin_exporter.binance.errors import UpstreamError, invalid
 from binance_margin_exporter.binance.fields import Unchanged
@@ -337,10 +337,11 @@ class BinanceClient:
         left = deadline - time.monotonic()
         if left <= 0:
             raise UpstreamError("timeout", f"{what}: no complete answer in time")
-        fetching.deadline, fetching.watch = deadline, None
+        fetch = Fetch(deadline)  # handed down with the request as its timeout
         error: UpstreamError | None = None
         try:
-            result = self._read(url, headers, what, min(left, self.timeout), method)
+            result = self._read(url, headers, what, Seconds(min(left, self.timeout), fetch),
+                                method)
         except UpstreamError as exc:
             error = exc
         except requests.RequestException as exc:
@@ -352,17 +353,14 @@ class BinanceClient:
             error = UpstreamError("connection",
                                   f"{what}: connection failed ({type(exc).__name__})")
         finally:
-            watch: _Watch | None = fetching.watch
-            fetching.deadline, fetching.watch = None, None
-            if watch is not None:
-                watch.cancel()
-        if watch is not None and watch.fired:  # whatever the read got was cut short
+            cut_short = fetch.end()
+        if cut_short:  # whatever the read got was cut short
             raise UpstreamError("timeout", f"{what}: no complete answer in time")
         if error is not None:
             raise error
         return result
 
-    def _read(self, url: str, headers: dict[str, str], what: str, timeout: float,
+    def _read(self, url: str, headers: dict[str, str], what: str, timeout: Seconds,
               method: str = "GET",
               ) -> tuple[int, requests.structures.CaseInsensitiveDict[str], bytes]:
         session = self._session
