@@ -22,7 +22,7 @@ from binance_margin_exporter import __version__
 from binance_margin_exporter.config import ConfigError, environ
 from binance_margin_exporter.health import healthcheck
 from binance_margin_exporter.logs import setup_logging
-from binance_margin_exporter.memory import release_promptly
+from binance_margin_exporter.memory import Settle, release_promptly
 from binance_margin_exporter.reload import Reloader, load_web
 from binance_margin_exporter.web.server import make_server, parse_listen_address, url_host
 from binance_margin_exporter.wiring import build_exporter, load, warm_up
@@ -143,10 +143,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     process = ProcessCollector(registry=None)
     reloader = Reloader(args, built, web)
 
+    settle = Settle()
+
     def scrape(scrape_timeout: float | None) -> Iterator[Metric]:
-        yield from reloader.built.exporter.families(scrape_timeout)
+        built = reloader.built
+        yield from built.exporter.families(scrape_timeout)
         yield from reloader.families()
         yield from process.collect()
+        settle(built)  # what the scrape left for good leaves the collector of cycles
 
     try:
         server = make_server(address, scrape, web, metrics_path=args.telemetry_path,

@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import requests
@@ -409,6 +410,11 @@ class _TierRun:
             serves=None if shard is None else shard.serves,  # type: ignore[attr-defined]
             monotonic=lambda: self.clock[0], wall=lambda: 1_700_000_000.0 + self.clock[0])
         self.families = Families([SubAccountsCollector([self.group])], version="bench")
+        try:  # after each scrape, as the command line's /metrics does
+            from binance_margin_exporter.memory import Settle
+            self.settle: Callable[[object], None] = Settle()
+        except ImportError:  # a checkout from before it
+            self.settle = lambda configuration: None
         self.cpu: list[float] = []
         self.ages: list[float] = []
         self.levels: list[int] = []
@@ -425,6 +431,7 @@ class _TierRun:
         cpu = time.process_time()
         families = getattr(self.families, "families", self.families.collect)  # as /metrics
         body = render(families(None))
+        self.settle(self.families)
         spent = time.process_time() - cpu
         if not measure:
             return

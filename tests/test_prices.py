@@ -188,3 +188,19 @@ def test_a_halted_pair_never_prices_an_asset_over_http(simulator):
     unfiltered = parse_prices(client.get(TICKER_PRICE_PATH, deadline=time.monotonic() + 5))
     assert unfiltered.usdt("AVAX") == pytest.approx(via_btc / 2, rel=1e-6)  # what it was
     assert simulator.counts[TICKER_PRICE_PATH] == 2
+
+
+def test_every_product_gets_the_scrapes_prices_whatever_its_place_in_the_list():
+    """The exporter starts the prices before any product and hands them to every product in
+    the scrape it passes (no product sets them for the others)."""
+    seen = []
+
+    class Before:
+        def start(self, scrape):
+            seen.append(scrape.prices())
+            return lambda: iter(())
+
+    prices = parse_prices([{"symbol": "BNBUSDT", "price": "600"}])
+    collector = PricesCollector(Cached("prices", lambda deadline: prices, EXECUTOR, ttl=10))
+    Scraper(Before(), collector).render()
+    assert seen == [prices]

@@ -32,12 +32,8 @@ from binance_margin_exporter.binance.sub_accounts import (
     fetch_sub_account_emails,
     fetch_sub_margin_account,
 )
-from binance_margin_exporter.binance.transport import (
-    TIME_PATH,
-    BinanceClient,
-    encode_query,
-    signed_query,
-)
+from binance_margin_exporter.binance.transport import TIME_PATH, BinanceClient
+from binance_margin_exporter.binance.wire import encode_query, signed_query
 from binance_margin_exporter.demo.cross import SimulatedAccount
 from binance_margin_exporter.demo.simulator import Fault, Simulator
 from binance_margin_exporter.demo.sub_accounts import SimulatedSubAccounts

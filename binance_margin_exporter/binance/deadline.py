@@ -1,10 +1,12 @@
 """Every fetch ends at its deadline: the status line, the headers and the body alike.
 
 Socket timeouts bound each read, not their sum: a server dripping its answer a byte a second
-would hold a fetch for ever. The connections of :class:`DeadlineAdapter` start a watch when
-they open (a proxy's tunnel is under it) and again with their answer's first read; one
-watchdog thread hangs up every connection still being read at its fetch's deadline (set in
-:data:`fetching` by the client for the thread's fetch).
+would hold a fetch for ever. The client makes a :class:`Fetch` for each request and hands it
+down as the request's timeout (:class:`Seconds`: requests gives it to urllib3, urllib3 to the
+connection as its socket timeout). The connections of :class:`DeadlineAdapter` read their
+fetch there: they start a watch when they open (a proxy's tunnel is under it) and again with
+their answer's first read; one watchdog thread hangs up every connection still being read at
+its fetch's deadline.
 """
 
 from __future__ import annotations
@@ -20,9 +22,6 @@ from typing import Any
 import requests
 import urllib3.connection
 from urllib3 import HTTPConnectionPool, HTTPSConnectionPool
-
-# The fetch under way in this thread: its deadline, and the watch on its answer.
-fetching = threading.local()
 
 
 class _Watch:
@@ -83,40 +82,69 @@ class _Watchdog:
 WATCHDOG = _Watchdog()
 
 
+class Fetch:
+    """One request under its deadline (a ``time.monotonic()`` value): the watch on the
+    connection it reads, which :meth:`end` stops."""
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+        self._watch: _Watch | None = None
+
+    def watch(self, sock: socket.socket) -> None:
+        """Watch ``sock`` until the fetch is done (the watch of its connection's tunnel, if
+        any, ends: the answer's socket may be another object, TLS's)."""
+        earlier = self._watch
+        if earlier is not None:
+            if earlier.fired:
+                return  # the read that follows fails: the fetch is a timeout
+            earlier.cancel()
+        self._watch = WATCHDOG.watch(sock, self.deadline)
+
+    def end(self) -> bool:
+        """Stop watching; True when the watchdog hung up first (whatever the read got was
+        cut short: the fetch is a timeout)."""
+        watch, self._watch = self._watch, None
+        if watch is None:
+            return False
+        watch.cancel()
+        return watch.fired
+
+
+class Seconds(float):
+    """A request's timeout (seconds a connect or a read may wait) that carries its
+    :class:`Fetch`: requests and urllib3 pass a timeout on as it is, down to the connection
+    (``conn.timeout``), whose opening and answer the fetch then watches."""
+
+    fetch: Fetch
+
+    def __new__(cls, seconds: float, fetch: Fetch) -> Seconds:
+        value = super().__new__(cls, seconds)
+        value.fetch = fetch
+        return value
+
+
 class _DeadlineConnection:
     """Ends the whole answer (status line, headers, body) at the fetch's deadline. Socket
     timeouts bound each read, not their sum: a server dripping its headers (or a gzip body,
     which urllib3 reads until it decodes something) a byte a second would hold the fetch for
     ever. A watchdog started with the answer's first read hangs up at the deadline, and
-    :meth:`BinanceClient._fetch` makes whatever the cut-off read gave a timeout."""
+    the client makes whatever the cut-off read gave a timeout (:meth:`Fetch.end`)."""
 
     sock: socket.socket | None
+    timeout: Any  # this request's: a Seconds when the client sent it
 
     def _new_conn(self) -> socket.socket:
         """A new connection is watched from the start: a proxy's ``CONNECT`` answer (read
         before the request is sent) dripped a byte a second ends at the deadline too."""
         sock: socket.socket = super()._new_conn()  # type: ignore[misc]
-        _watch(sock)
+        if isinstance(self.timeout, Seconds):
+            self.timeout.fetch.watch(sock)
         return sock
 
     def getresponse(self, *args: Any, **kwargs: Any) -> Any:
-        if self.sock is not None:
-            _watch(self.sock)
+        if self.sock is not None and isinstance(self.timeout, Seconds):
+            self.timeout.fetch.watch(self.sock)
         return super().getresponse(*args, **kwargs)  # type: ignore[misc]
-
-
-def _watch(sock: socket.socket) -> None:
-    """Watch ``sock`` until the fetch under way in this thread is done (the watch of its
-    connection's tunnel, if any, ends: the answer's socket may be another object, TLS's)."""
-    deadline: float | None = getattr(fetching, "deadline", None)
-    if deadline is None:
-        return
-    earlier: _Watch | None = getattr(fetching, "watch", None)
-    if earlier is not None:
-        if earlier.fired:
-            return  # the read that follows fails: the fetch is a timeout
-        earlier.cancel()
-    fetching.watch = WATCHDOG.watch(sock, deadline)
 
 
 class _HTTPConnection(_DeadlineConnection, urllib3.connection.HTTPConnection):

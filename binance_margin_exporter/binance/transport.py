@@ -3,33 +3,39 @@
 Every call has a deadline (a ``time.monotonic()`` value): the connection, the wait for the
 answer and the reading of the body all end by then, so a Binance that drips its answer a byte at
 a time cannot hold a scrape. Answers become parsed JSON or an :class:`UpstreamError`; nothing it
-raises or logs contains the API key, the secret, a signature or a signed URL.
+raises or logs contains the API key, the secret, a signature or a signed URL. This module
+decides what to send (the key, the clock, the back-off) and what an answer means (weights,
+bans, errors); :mod:`.wire` sends it and reads the answer.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import re
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any, NoReturn
-from urllib.parse import quote, unquote, urlencode, urlsplit
+from urllib.parse import urlsplit
 
 import requests
-from urllib3.exceptions import HTTPError as Urllib3Error
-from urllib3.exceptions import ReadTimeoutError
 
 # imported for its effect: every log record is redacted from here on
 import binance_margin_exporter.binance.redaction  # noqa: F401
-from binance_margin_exporter.binance.deadline import _Watch, fetching
 from binance_margin_exporter.binance.egress import new_session
 from binance_margin_exporter.binance.endpoints import TIME
 from binance_margin_exporter.binance.errors import UpstreamError, invalid
 from binance_margin_exporter.binance.fields import Unchanged
 from binance_margin_exporter.binance.limits import RateGate, Upstream, stated_wait
 from binance_margin_exporter.binance.signing import Signer
+from binance_margin_exporter.binance.wire import (
+    Answer,
+    Params,
+    error_body,
+    exchange,
+    header_int,
+    parse_json,
+    signed_query,
+)
 
 log = logging.getLogger(__name__)
 
@@ -41,75 +47,6 @@ AUTH_HINT = (
 )
 AUTH_BACKOFF_FIRST_SECONDS = 15.0
 AUTH_BACKOFF_MAX_SECONDS = 300.0
-READ_CHUNK = 65536
-# A header's integer (a weight, a length): ASCII digits only. str.isdigit() also accepts "²"
-# (which int() refuses) and "١٢" (which int() reads as 12).
-ASCII_INTEGER = re.compile(r"[0-9]{1,18}")
-
-# A signed GET's parameters: an encoded query string ("a=1&b=2"), a mapping or (name, value)
-# pairs.
-Params = str | Mapping[str, object] | Sequence[tuple[str, object]]
-
-
-def _header_int(value: str | None) -> int | None:
-    """A header's non-negative integer in ASCII digits, or None (absent or anything else)."""
-    if value is None or not ASCII_INTEGER.fullmatch(value):
-        return None
-    return int(value)
-
-
-def _param_pairs(params: Params) -> list[tuple[str, object]]:
-    if isinstance(params, str):
-        pairs: list[tuple[str, object]] = []
-        for part in params.split("&"):
-            if part:
-                name, _, value = part.partition("=")
-                pairs.append((unquote(name), unquote(value)))
-        return pairs
-    if isinstance(params, Mapping):
-        return list(params.items())
-    return list(params)
-
-
-def encode_query(params: Params) -> str:
-    """The query string of ``params``, every name and value percent-encoded (UTF-8, a space
-    as ``%20``, ``+`` as ``%2B``: Binance decodes ``+`` as a space). A string is taken as a
-    query encoded already and brought to the same form (a literal ``+`` in it is a plus)."""
-    return urlencode(_param_pairs(params), quote_via=quote)
-
-
-def signed_query(params: Params, recv_window_ms: int, timestamp_ms: int, signer: Signer) -> str:
-    """The one place a signed query is built: the signature is over exactly the bytes sent."""
-    query = encode_query([*_param_pairs(params), ("recvWindow", recv_window_ms),
-                          ("timestamp", timestamp_ms)])
-    return f"{query}&signature={signer.sign(query)}"
-
-
-def _json(body: bytes, what: str) -> Any:
-    try:
-        return json.loads(body)
-    except (ValueError, RecursionError):
-        raise invalid(f"{what}: body is not valid JSON ({len(body)} bytes)") from None
-
-
-def _error_body(body: bytes) -> tuple[int | None, str, bool]:
-    """(code, message, is Binance's own) of an error answer: ``{"code": -2015, "msg": "..."}``,
-    an older ``{"success": false, "msg": "..."}`` (no code, Binance's all the same), or
-    (None, a short description, False) for anything else (a proxy's page, a WAF's)."""
-    try:
-        raw = json.loads(body)
-    except (ValueError, RecursionError):
-        return None, "non-JSON body", False
-    if isinstance(raw, dict) and isinstance(raw.get("code"), int) and \
-            not isinstance(raw.get("code"), bool):
-        return raw["code"], _short(raw.get("msg", "")), True
-    if isinstance(raw, dict) and isinstance(raw.get("msg"), str):
-        return None, _short(raw["msg"]), True
-    return None, "unexpected JSON body", False
-
-
-def _short(message: object) -> str:
-    return str(message)[:200].replace("\n", " ")
 
 
 def _in_a_thread(task: Callable[[], None]) -> None:
@@ -282,9 +219,10 @@ class BinanceClient:
         base = upstream.base_url
         url = f"{base}{path}?{query}" if query else f"{base}{path}"
         what = f"{method} {path} on {urlsplit(base).netloc}"
-        status, response_headers, body = self._fetch(url, headers or {}, what, deadline, method)
+        status, response_headers, body = self._exchange(url, headers or {}, what, deadline,
+                                                        method)
 
-        weight = _header_int(response_headers.get(gate.header))
+        weight = header_int(response_headers.get(gate.header))
         if weight is not None:
             gate.note_weight(weight, upstream.clock.now_ms())
 
@@ -293,14 +231,14 @@ class BinanceClient:
         else:
             self._raise_for(status, response_headers, body, what, upstream, gate)
         if reuse is not None:
-            return reuse(body, lambda body: _json(body, what))
-        return _json(body, what)
+            return reuse(body, lambda body: parse_json(body, what))
+        return parse_json(body, what)
 
     def _raise_for(self, status: int, headers: Mapping[str, str], body: bytes, what: str,
                    upstream: Upstream, gate: RateGate) -> NoReturn:
         """The :class:`UpstreamError` of an answer that is not a 200; holds the host back
         first where Binance asks for it (429, 418, -1003, 403)."""
-        code, message, binance = _error_body(body)
+        code, message, binance = error_body(body)
         if status == 403 and not binance:  # the WAF: an HTML page, no Binance body
             seconds = upstream.waf()
             raise UpstreamError("waf", f"{what}: HTTP 403 (Binance's firewall), holding back "
@@ -331,70 +269,8 @@ class BinanceClient:
         detail = f"Binance code {code}: {message}" if code is not None else message
         raise UpstreamError("api_error", f"{what}: {detail}", code=code, status=status)
 
-    def _fetch(self, url: str, headers: dict[str, str], what: str, deadline: float,
-               method: str = "GET",
-               ) -> tuple[int, requests.structures.CaseInsensitiveDict[str], bytes]:
+    def _exchange(self, url: str, headers: dict[str, str], what: str, deadline: float,
+                  method: str = "GET") -> Answer:
         """Status, headers and body, all of it by ``deadline``; at most ``max_bytes``."""
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise UpstreamError("timeout", f"{what}: no complete answer in time")
-        fetching.deadline, fetching.watch = deadline, None
-        error: UpstreamError | None = None
-        try:
-            result = self._read(url, headers, what, min(left, self.timeout), method)
-        except UpstreamError as exc:
-            error = exc
-        except requests.RequestException as exc:
-            # requests' own messages repeat the URL (and so the signature): never show them.
-            error = self._connection_error(exc, what)
-        except (ReadTimeoutError, TimeoutError):
-            error = UpstreamError("timeout", f"{what}: no complete answer in time")
-        except (Urllib3Error, OSError) as exc:
-            error = UpstreamError("connection",
-                                  f"{what}: connection failed ({type(exc).__name__})")
-        finally:
-            watch: _Watch | None = fetching.watch
-            fetching.deadline, fetching.watch = None, None
-            if watch is not None:
-                watch.cancel()
-        if watch is not None and watch.fired:  # whatever the read got was cut short
-            raise UpstreamError("timeout", f"{what}: no complete answer in time")
-        if error is not None:
-            raise error
-        return result
-
-    def _read(self, url: str, headers: dict[str, str], what: str, timeout: float,
-              method: str = "GET",
-              ) -> tuple[int, requests.structures.CaseInsensitiveDict[str], bytes]:
-        session = self._session
-        # Prepared by hand: Session.prepare_request re-parses and re-quotes the URL byte by
-        # byte (a third of a request's CPU) and the URL must stay exactly as signed anyway.
-        prepared = requests.PreparedRequest()
-        prepared.prepare_method(method)
-        prepared.url = url
-        prepared.prepare_headers({**session.headers, **headers})  # checks them, as before
-        prepared.prepare_cookies(session.cookies)
-        prepared.prepare_body(None, None)  # Content-Length: 0 on a POST, PUT or DELETE
-        response = session.send(prepared, timeout=timeout, allow_redirects=False,
-                                stream=True)
-        with response:
-            length = _header_int(response.headers.get("Content-Length"))
-            if length is not None and length > self._max_bytes:
-                raise invalid(f"{what}: response of {length} bytes is over the limit")
-            chunks, size = [], 0
-            # read1 returns at most READ_CHUNK decoded bytes however well the body compresses
-            # (urllib3 2.6 and later): a gzip bomb is cut off at max_bytes, never inflated.
-            while chunk := response.raw.read1(READ_CHUNK, decode_content=True):
-                size += len(chunk)
-                if size > self._max_bytes:
-                    raise invalid(f"{what}: response is over {self._max_bytes} bytes")
-                chunks.append(chunk)
-            return response.status_code, response.headers, b"".join(chunks)
-
-    def _connection_error(self, exc: requests.RequestException, what: str) -> UpstreamError:
-        if isinstance(exc, requests.Timeout) or any(
-            isinstance(a, ReadTimeoutError) for a in exc.args
-        ):
-            return UpstreamError("timeout", f"{what}: no complete answer in time")
-        kind = type(exc).__name__
-        return UpstreamError("connection", f"{what}: connection failed ({kind})")
+        return exchange(self._session, method, url, headers, what=what, deadline=deadline,
+                        timeout=self.timeout, max_bytes=self._max_bytes)

@@ -25,7 +25,7 @@ from prometheus_client.metrics_core import Metric
 
 from binance_margin_exporter import __version__
 from binance_margin_exporter.collectors.product import Collector
-from binance_margin_exporter.collectors.scrape import Scrape
+from binance_margin_exporter.collectors.scrape import PricesSource, Scrape
 from binance_margin_exporter.web.exposition import (
     KEY,
     LINED,
@@ -57,6 +57,7 @@ class Exporter:
         """``on_close``: stops what the products run in the background (their streams);
         ``shards``: the COUNT of ``--shard`` (None: not sharded)."""
         self.collectors = tuple(collectors)
+        self.prices = next((c for c in self.collectors if isinstance(c, PricesSource)), None)
         self.shards = shards
         self.on_close = on_close
         self.request_timeout = request_timeout
@@ -70,7 +71,9 @@ class Exporter:
     def families(self, scrape_timeout: float | None = None) -> Iterator[Metric]:
         """The families of one scrape as ``/metrics`` writes them (``web.exposition.render``):
         kept samples stay in their own form (see ``web.exposition.LINED``)."""
-        scrape = Scrape(time.monotonic() + scrape_budget(self.request_timeout, scrape_timeout))
+        deadline = time.monotonic() + scrape_budget(self.request_timeout, scrape_timeout)
+        # the prices first: every product that shows values in USDT waits for them
+        scrape = Scrape(deadline, None if self.prices is None else self.prices.snapshot(deadline))
         pending = [collector.start(scrape) for collector in self.collectors]
         yield from merged(family for finish in pending for family in finish())
         build = GaugeMetricFamily("binance_margin_exporter_build_info",

@@ -22,7 +22,7 @@ from binance_margin_exporter.binance.prices import TICKER_PRICE, Prices, fetch_p
 from binance_margin_exporter.collectors.cache import Cached, Result
 from binance_margin_exporter.collectors.families import Fetches
 from binance_margin_exporter.collectors.product import Build, Product
-from binance_margin_exporter.collectors.scrape import Scrape
+from binance_margin_exporter.collectors.scrape import PricesSnapshot, Scrape
 from binance_margin_exporter.collectors.weights import Costs, first_read
 from binance_margin_exporter.config import AccountConfig, Configured, Setting, Settings
 from binance_margin_exporter.config.schema import flag
@@ -32,20 +32,18 @@ if TYPE_CHECKING:
 
 
 class PricesCollector:
+    """The price families; also the scrape's prices (:class:`.scrape.PricesSource`)."""
+
     def __init__(self, prices: Cached[Prices]) -> None:
         self.cached = prices
 
+    def snapshot(self, deadline: float) -> PricesSnapshot:
+        return PricesSnapshot(self.cached, deadline)
+
     def start(self, scrape: Scrape) -> Callable[[], Iterator[Metric]]:
-        flight = self.cached.start(scrape.deadline)
-        results: list[Result[Prices]] = []
-
-        def result() -> Result[Prices]:
-            if not results:
-                results.append(self.cached.wait(flight, scrape.deadline))
-            return results[0]
-
-        scrape.prices = lambda: result().value
-        return lambda: self._families(scrape, result())
+        # the exporter started this scrape's snapshot from this collector, before the products
+        snapshot = scrape.snapshot or self.snapshot(scrape.deadline)
+        return lambda: self._families(scrape, snapshot.result())
 
     def _families(self, scrape: Scrape, result: Result[Prices]) -> Iterator[Metric]:
         fetches = Fetches("binance_margin_prices",
