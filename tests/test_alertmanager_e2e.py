@@ -20,7 +20,9 @@ import pytest
 import requests
 import yaml
 
-from binance_margin_exporter.demo.simulator import SimulatedAccount, Simulator
+from binance_margin_exporter.demo.cross import SimulatedAccount
+from binance_margin_exporter.demo.simulator import Simulator
+from binance_margin_exporter.products import SIMULATED
 from tests.conftest import API_KEY, SECRET
 from tests.helpers import ROOT, ExporterProcess, free_port, require_tool, wait_for
 
@@ -75,7 +77,7 @@ def stack() -> Iterator[tuple[Simulator, Webhook]]:
     alertmanager = require_tool("prometheus-alertmanager",  # Debian's name for alertmanager
                                 "Debian: apt-get install prometheus-alertmanager")
     workdir = Path(tempfile.mkdtemp(prefix="am-e2e-"))
-    sim = Simulator(SimulatedAccount(300, 12, drift=False))
+    sim = Simulator(SIMULATED, account=SimulatedAccount(300, 12, drift=False))
     sim.add_hmac_key(API_KEY, SECRET)
     sim.start()
     webhook = Webhook()

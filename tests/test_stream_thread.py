@@ -18,6 +18,7 @@ from binance_margin_exporter.binance.streams import MARGIN_RISK, PORTFOLIO, Stre
 from binance_margin_exporter.binance.transport import BinanceClient
 from binance_margin_exporter.collectors.stream_thread import Stream, Timing
 from binance_margin_exporter.demo.simulator import Fault, Simulator
+from binance_margin_exporter.products import SIMULATED
 from tests.conftest import API_KEY, SECRET
 from tests.helpers import wait_for
 
@@ -545,7 +546,7 @@ def test_a_failed_connection_says_why(run, caplog):
 def test_stop_closes_the_connection_the_thread_waits_on():
     """However long the thread waits for a message (a poll of 30 s here), stop() hangs up its
     connection: the thread ends at once, not at its next look at the clock."""
-    sim = Simulator()
+    sim = Simulator(SIMULATED)
     sim.add_hmac_key(API_KEY, SECRET)
     with sim:
         client = BinanceClient(Upstream(sim.base_url), API_KEY, HmacSigner(SECRET))

@@ -15,10 +15,11 @@ from binance_margin_exporter.binance.streams import KeyExpired, RiskEvent, parse
 from binance_margin_exporter.collectors.stream_thread import Timing
 from binance_margin_exporter.collectors.streams import StreamProduct
 from binance_margin_exporter.config import ConfigError
-from binance_margin_exporter.demo.simulator import SimulatedAccount, Simulator
+from binance_margin_exporter.demo.cross import SimulatedAccount
+from binance_margin_exporter.demo.simulator import Simulator
 from binance_margin_exporter.demo.streams import API_KEY as KEY_PARAM
 from binance_margin_exporter.demo.streams import PM, SimulatedStreams
-from binance_margin_exporter.products import PRODUCTS
+from binance_margin_exporter.products import PRODUCTS, SIMULATED
 from binance_margin_exporter.wiring import build_exporter, load, warm_up
 from tests.conftest import API_KEY, SECRET
 from tests.helpers import Scraper, sample_values, wait_for
@@ -283,7 +284,7 @@ def test_a_connection_is_renewed_before_its_lifetime_ends(simulator, started):
 
 
 def test_server_pings_are_answered():
-    sim = Simulator(SimulatedAccount(30, 12, drift=False))
+    sim = Simulator(SIMULATED, account=SimulatedAccount(30, 12, drift=False))
     sim.add_hmac_key(API_KEY, SECRET)
     # a ping every 0.05 s, and a pong within 0.5 s or the server hangs up (0.05 s, as it was,
     # failed on a busy machine: the client's answer came a little late)

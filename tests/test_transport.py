@@ -42,6 +42,7 @@ from binance_margin_exporter.binance.transport import (
 from binance_margin_exporter.demo.cross import SimulatedAccount
 from binance_margin_exporter.demo.simulator import Fault, Simulator
 from binance_margin_exporter.demo.sub_accounts import SimulatedSubAccounts
+from binance_margin_exporter.products import SIMULATED
 from tests.conftest import API_KEY, SECRET
 from tests.helpers import FIXTURES, ROOT, fixture_json, gzip_bomb, raw_http_server, wait_for
 
@@ -336,7 +337,7 @@ EMAILS = ["ops+1%x.y@fund.example", "plain.name@fund.example"]
 
 @pytest.fixture
 def odd_subs():
-    sim = Simulator(SimulatedAccount(5, 2, drift=False),
+    sim = Simulator(SIMULATED, account=SimulatedAccount(5, 2, drift=False),
                     subs=SimulatedSubAccounts(EMAILS, n_assets=4, n_active=2, drift=False))
     sim.add_hmac_key(API_KEY, SECRET)
     with sim:

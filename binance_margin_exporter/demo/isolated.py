@@ -15,13 +15,12 @@ import threading
 import time
 from collections.abc import Callable
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from binance_margin_exporter.demo.cross import BTC_USDT, SimulatedAccount, q8, s8
-from binance_margin_exporter.demo.routes import RequestError, Route
-
-if TYPE_CHECKING:
-    from binance_margin_exporter.demo.simulator import Simulator
+from binance_margin_exporter.demo import cross, interest
+from binance_margin_exporter.demo.cross import SimulatedAccount
+from binance_margin_exporter.demo.numbers import BTC_USDT, q8, s8
+from binance_margin_exporter.demo.routes import Host, RequestError, Route
 
 ISOLATED_ACCOUNT_PATH = "/sapi/v1/margin/isolated/account"
 NO_ISOLATED_ACCOUNT_CODE = -11001
@@ -135,6 +134,12 @@ def answer(isolated: SimulatedIsolated) -> bytes:
     return isolated.body()
 
 
-def routes(sim: Simulator) -> dict[str, Route]:
-    isolated = sim.isolated
-    return {ISOLATED_ACCOUNT_PATH: Route(10, lambda params: answer(isolated))}
+def state(host: Host) -> SimulatedIsolated:
+    """The isolated pairs of the simulated cross margin account."""
+    return host.state("isolated", lambda: SimulatedIsolated(cross.state(host)))
+
+
+def routes(host: Host) -> dict[str, Route]:
+    isolated = state(host)
+    return {ISOLATED_ACCOUNT_PATH: Route(10, lambda params: answer(isolated)),
+            **interest.routes()}

@@ -7,13 +7,9 @@ it a SPAN account with ``sim.portfolio_pro.account_type = "PM_3"``.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
 
 from binance_margin_exporter.binance.portfolio_pro import PRO_ACCOUNT_PATH, SPAN_ACCOUNT_PATH
-from binance_margin_exporter.demo.routes import Route
-
-if TYPE_CHECKING:
-    from binance_margin_exporter.demo.simulator import Simulator
+from binance_margin_exporter.demo.routes import Host, Route
 
 WEIGHT = 5
 
@@ -31,7 +27,7 @@ class SimulatedPortfolioPro:
             "accountType": self.account_type}).encode()
 
 
-def routes(sim: Simulator) -> dict[str, Route]:
-    pro = sim.portfolio_pro
+def routes(host: Host) -> dict[str, Route]:
+    pro = host.state("portfolio_pro", SimulatedPortfolioPro)
     return {PRO_ACCOUNT_PATH: Route(WEIGHT, pro.account),
             SPAN_ACCOUNT_PATH: Route(WEIGHT, pro.account)}

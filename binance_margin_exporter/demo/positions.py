@@ -17,18 +17,16 @@ import math
 import time
 from collections.abc import Callable
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from binance_margin_exporter.binance.futures import (
     FUTURES_POSITION_PATHS,
     PAPI_POSITION_PATHS,
     WEIGHTS,
 )
-from binance_margin_exporter.demo.cross import s8
-from binance_margin_exporter.demo.routes import Route
-
-if TYPE_CHECKING:
-    from binance_margin_exporter.demo.simulator import Simulator
+from binance_margin_exporter.demo import cross
+from binance_margin_exporter.demo.numbers import s8
+from binance_margin_exporter.demo.routes import Host, Route
 
 CONTRACT_USD = Decimal(100)
 # (symbol, side, amount, entry, mark, liquidation, leverage)
@@ -132,8 +130,9 @@ class SimulatedPositions:
         return self._cm(FUTURES_CM, papi=False)
 
 
-def routes(sim: Simulator) -> dict[str, Route]:
-    positions = sim.positions
+def routes(host: Host) -> dict[str, Route]:
+    positions = host.state("positions",
+                           lambda: SimulatedPositions(drift=cross.state(host).drift))
     served = {PAPI_POSITION_PATHS["um"]: positions.papi_um,
               PAPI_POSITION_PATHS["cm"]: positions.papi_cm,
               FUTURES_POSITION_PATHS["um"]: positions.fapi,

@@ -13,12 +13,9 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from binance_margin_exporter.demo.routes import Route
-
-if TYPE_CHECKING:
-    from binance_margin_exporter.demo.simulator import Simulator
+from binance_margin_exporter.demo.routes import Host, Route
 
 DELIST_SCHEDULE_PATH = "/sapi/v1/margin/delist-schedule"
 RESTRICTED_ASSET_PATH = "/sapi/v1/margin/restricted-asset"
@@ -40,8 +37,8 @@ class SimulatedRiskLists:
         }
 
 
-def routes(sim: Simulator) -> dict[str, Route]:
-    lists = SimulatedRiskLists()
+def routes(host: Host) -> dict[str, Route]:
+    lists = host.state("risk_lists", SimulatedRiskLists)
     return {
         DELIST_SCHEDULE_PATH: Route(100, lambda params: json.dumps(lists.schedule).encode()),
         RESTRICTED_ASSET_PATH: Route(
