@@ -185,9 +185,9 @@ def _account_parts(account: AccountConfig, settings: Settings,
     parts = {product.name: product.part(account, client, builds[product.name])
              for product in products if reads(product, account, settings)}
     for product in products:
-        if product.name in parts:
-            product.join(parts[product.name],
-                         {name: part for name, part in parts.items() if name != product.name})
+        follows = product.follows
+        if product.name in parts and follows is not None and follows.name in parts:
+            product.join(parts[product.name], parts[follows.name].refresh)
     return AccountParts(client, parts)
 
 

@@ -29,6 +29,7 @@ from binance_margin_exporter.binance.interest import fetch_next_hourly_rates
 from binance_margin_exporter.binance.limits import SAPI_WEIGHT_HEADER, Upstream
 from binance_margin_exporter.binance.redaction import RedactSignatures, install_redaction
 from binance_margin_exporter.binance.signing import HmacSigner
+from binance_margin_exporter.binance.streams import user_stream
 from binance_margin_exporter.binance.sub_accounts import (
     fetch_sub_account_emails,
     fetch_sub_margin_account,
@@ -306,7 +307,7 @@ def test_a_request_carries_what_requests_would_prepare(mock):
     client = make()
     client._session.cookies.set("aws-alb", "sticky", domain="api.binance.test")
     client.signed_get(ACCOUNT_PATH)
-    client.user_stream("POST", "/sapi/v1/userDataStream")
+    user_stream(client, "POST", "/sapi/v1/userDataStream")
     get, post = [r for r in mock.request_history if r.path != TIME_PATH.lower()]
     assert get.headers["X-MBX-APIKEY"] == API_KEY
     assert get.headers["User-Agent"].startswith("python-requests/")
@@ -877,7 +878,7 @@ def test_a_user_stream_call_sends_its_method_and_key_without_a_signature(mock, m
     client = make()
     path = "/sapi/v1/margin/listen-key"
     mock.register_uri(method, BASE + path, json={"listenKey": "k"})
-    assert client.user_stream(method, path, "listenKey=k") == {"listenKey": "k"}
+    assert user_stream(client, method, path, "listenKey=k") == {"listenKey": "k"}
     request = mock.request_history[-1]
     assert request.method == method and request.headers["X-MBX-APIKEY"] == API_KEY
     assert "signature" not in request.url and request.query == "listenkey=k"

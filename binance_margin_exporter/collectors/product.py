@@ -103,6 +103,9 @@ class Product:
     # own share of the account labels it finds there (a master's sub-accounts)? Otherwise it
     # reads only the accounts whose own name is this shard's.
     shards_within: bool = False
+    # the product whose part of the same account this one's part is joined to (``join``: a
+    # stream refreshes the account's cached answer); None: none
+    follows: Product | None = None
 
     def check(self, account: AccountConfig) -> None:
         """Rules across an account's keys: ``ConfigError`` naming the key."""
@@ -134,9 +137,9 @@ class Product:
         """Weight beyond :meth:`weight_per_minute` that grows with a count (None: none)."""
         return None
 
-    def join(self, part: Any, others: Mapping[str, Any]) -> None:
-        """Called once the account's every part exists, with the other products' parts of the
-        same account by product name (a stream refreshes the account's cached answer)."""
+    def join(self, part: Any, refresh: Callable[[], None]) -> None:
+        """Called once the account's every part exists, when the account has a part of
+        :attr:`follows`: with that part's ``refresh`` (a fetch now, in the background)."""
 
     def warm_up(self, part: Any) -> None:
         """Start, before the first scrape, what is slow and need not be fresh (called again
