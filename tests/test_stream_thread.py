@@ -488,6 +488,20 @@ def test_event_lines_are_one_per_kind_a_minute_with_what_was_left_out(run, caplo
                for m in caplog.messages), caplog.messages
 
 
+def test_each_status_of_an_event_has_a_log_line_of_its_own(run, caplog):
+    """The throttle's kind is the event and its status label: a MARGIN_CALL after a NORMAL
+    of the same event is a line of its own, not one left out."""
+    r = run()
+    r.connected()
+    r.sim.streams.push(margin_call(), "margin_risk")
+    r.sim.streams.push({"e": "MARGIN_LEVEL_STATUS_CHANGE", "l": "1.6", "s": "NORMAL"},
+                       "margin_risk")
+    wait_for(lambda: r.events().get(("margin_level_status_change", "NORMAL")) == 1, timeout=5)
+    assert [m for m in caplog.messages if "margin_level_status_change" in m] == [
+        "margin_risk stream of main: margin_level_status_change MARGIN_CALL",
+        "margin_risk stream of main: margin_level_status_change NORMAL"]
+
+
 def test_events_within_the_spacing_refresh_once_at_its_end(run):
     r = run(timing=TICKING)
     r.connected()
