@@ -67,9 +67,12 @@ class JsonFormatter(LogfmtFormatter):
                              else m.group(), text)
 
 
+WEBSOCKETS_LOGGERS = ("websockets.client", "websockets.server")
+
+
 class RedactListenKeys(logging.Filter):
     """websockets logs the request path (the listen key: who has it reads the stream);
-    :mod:`.collectors.stream_thread` puts this on the websockets loggers."""
+    :func:`setup_logging` puts this on the websockets loggers."""
 
     pattern = re.compile(r"/ws/[^\s'\"]+")
 
@@ -90,6 +93,15 @@ def setup_logging(level: str, fmt: str = "logfmt") -> None:
     root.setLevel({"warn": "WARNING"}.get(level, level.upper()))
     # urllib3 logs full request URLs at DEBUG: those carry signatures.
     logging.getLogger("urllib3").setLevel(logging.WARNING)
+    redact_listen_keys()
+
+
+def redact_listen_keys() -> None:
+    """Put :class:`RedactListenKeys` on the websockets loggers (once)."""
+    for name in WEBSOCKETS_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactListenKeys) for f in logger.filters):
+            logger.addFilter(RedactListenKeys())
 
 
 SHORT = 200  # characters of an outside value a log line carries

@@ -2,13 +2,14 @@
 
 A product is a module in ``binance/`` (requests and parsing), one in ``collectors/`` (what to
 fetch for an account, how often, its families, its settings: its ``PRODUCT``) and one in
-``demo/`` (its simulated routes); and one line here. The wiring (:mod:`.wiring`) and the
-simulator read this list; nothing else names a product.
+``demo/`` (its simulated state and routes); and one line here. The wiring (:mod:`.wiring`)
+reads this list, and whoever starts a simulator (``--demo``, the tests) hands it
+``SIMULATED``: the simulator imports nothing of this list, which imports it. Nothing else
+names a product.
 """
 
 from __future__ import annotations
 
-from types import ModuleType
 from typing import NamedTuple
 
 from binance_margin_exporter.collectors import (
@@ -34,11 +35,12 @@ from binance_margin_exporter.demo import prices as demo_prices
 from binance_margin_exporter.demo import risk_lists as demo_risk_lists
 from binance_margin_exporter.demo import streams as demo_streams
 from binance_margin_exporter.demo import sub_accounts as demo_sub_accounts
+from binance_margin_exporter.demo.routes import Simulated
 
 
 class Entry(NamedTuple):
     product: Product  # collectors/<name>.py's PRODUCT
-    simulated: ModuleType  # demo/<name>.py: its ``routes(simulator)``
+    simulated: Simulated  # demo/<name>.py: its state and ``routes(host)``
 
 
 # Prices come last: their families list every asset the products before them valued.
@@ -56,3 +58,5 @@ ENTRIES: tuple[Entry, ...] = (
     Entry(prices.PRODUCT, demo_prices),
 )
 PRODUCTS: tuple[Product, ...] = tuple(entry.product for entry in ENTRIES)
+# what a simulator serves: each product's demo module once (the two streams share one)
+SIMULATED: tuple[Simulated, ...] = tuple(dict.fromkeys(entry.simulated for entry in ENTRIES))

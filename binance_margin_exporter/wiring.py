@@ -28,6 +28,7 @@ from binance_margin_exporter.collectors.product import (
     Collector,
     Joins,
     Product,
+    Refreshes,
     WarmsUp,
     across_shards,
     check_series,
@@ -198,8 +199,9 @@ def _account_parts(account: AccountConfig, settings: Settings,
              for product in products if reads(product, account, settings)}
     for product in products:
         if product.name in parts and isinstance(product, Joins):
-            product.join(parts[product.name],
-                         {name: part for name, part in parts.items() if name != product.name})
+            followed = parts.get(product.follows.name)
+            if isinstance(followed, Refreshes):
+                product.join(parts[product.name], followed.refresh)
     return AccountParts(client, parts)
 
 

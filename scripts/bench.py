@@ -43,7 +43,7 @@ from benchlib import (
 )
 
 from binance_margin_exporter.binance.signing import HmacSigner
-from binance_margin_exporter.demo.simulator import ACCOUNT_PATH
+from binance_margin_exporter.demo.cross import ACCOUNT_PATH
 
 
 def bare_fetch(session: requests.Session, base_url: str, signer: HmacSigner) -> object:

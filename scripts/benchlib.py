@@ -20,7 +20,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from binance_margin_exporter.demo.simulator import SimulatedAccount, Simulator  # noqa: E402
+from binance_margin_exporter.demo.cross import SimulatedAccount  # noqa: E402
+from binance_margin_exporter.demo.simulator import Simulator  # noqa: E402
+from binance_margin_exporter.products import SIMULATED  # noqa: E402
 
 API_KEY = "bench-api-key"
 SECRET = "bench-secret-0123456789abcdef"
@@ -28,7 +30,7 @@ SECRET = "bench-secret-0123456789abcdef"
 
 def simulator(n_assets: int = 300, n_active: int = 12, *, latency: float = 0.0,
               drift: bool = False) -> Simulator:
-    sim = Simulator(SimulatedAccount(n_assets, n_active, drift=drift),
+    sim = Simulator(SIMULATED, account=SimulatedAccount(n_assets, n_active, drift=drift),
                     enforce_weight_limit=False)
     sim.add_hmac_key(API_KEY, SECRET)
     sim.latency = latency
@@ -43,7 +45,7 @@ class SimulatorProcess:
         env = dict(os.environ, SIM_API_KEY=API_KEY, SIM_API_SECRET=SECRET,
                    PYTHONPATH=str(ROOT))
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "binance_margin_exporter.demo.simulator", "--assets",
+            [sys.executable, "-m", "binance_margin_exporter.demo", "--assets",
              str(n_assets), "--active", str(n_active), "--static", "--no-weight-limit",
              "--latency", str(latency), "--sub-accounts", str(sub_accounts)],
             cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
@@ -202,7 +204,7 @@ def run_threads(target, args_list: list[tuple]) -> None:
 
 def concurrent_scrapes(n: int = 64, latency: float = 0.3) -> int:
     """n scrapes released at once against a slow upstream (cache 10 s): upstream calls made."""
-    from binance_margin_exporter.demo.simulator import ACCOUNT_PATH
+    from binance_margin_exporter.demo.cross import ACCOUNT_PATH
 
     sim = simulator(300, 12, latency=latency)
     exporter = Exporter(sim.base_url, cache_ttl=10)

@@ -10,8 +10,10 @@ import pytest
 from binance_margin_exporter.binance.limits import Upstream
 from binance_margin_exporter.binance.signing import HmacSigner
 from binance_margin_exporter.binance.transport import BinanceClient
-from binance_margin_exporter.demo.simulator import SimulatedAccount, Simulator
+from binance_margin_exporter.demo.cross import SimulatedAccount
+from binance_margin_exporter.demo.simulator import Simulator
 from binance_margin_exporter.logs import JsonFormatter, LogfmtFormatter
+from binance_margin_exporter.products import SIMULATED
 from tests.support.exporters import Scraper
 from tests.support.keys import API_KEY, SECRET
 from tests.support.paths import GOLDEN
@@ -22,7 +24,7 @@ if TYPE_CHECKING:
 
 @pytest.fixture
 def simulator() -> Iterator[Simulator]:
-    sim = Simulator(SimulatedAccount(300, 12, drift=False))
+    sim = Simulator(SIMULATED, account=SimulatedAccount(300, 12, drift=False))
     sim.add_hmac_key(API_KEY, SECRET)
     with sim:
         yield sim

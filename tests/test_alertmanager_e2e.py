@@ -20,7 +20,9 @@ import pytest
 import requests
 import yaml
 
-from binance_margin_exporter.demo.simulator import SimulatedAccount, Simulator
+from binance_margin_exporter.demo.cross import SimulatedAccount
+from binance_margin_exporter.demo.simulator import Simulator
+from binance_margin_exporter.products import SIMULATED
 from tests.support import tools
 from tests.support.keys import API_KEY, SECRET
 from tests.support.net import free_port
@@ -77,7 +79,7 @@ def routing_for(webhook: Webhook) -> dict:
 def stack() -> Iterator[tuple[Simulator, Webhook]]:
     prometheus, alertmanager = tools.prometheus(), tools.alertmanager()
     workdir = Path(tempfile.mkdtemp(prefix="am-e2e-"))
-    sim = Simulator(SimulatedAccount(300, 12, drift=False))
+    sim = Simulator(SIMULATED, account=SimulatedAccount(300, 12, drift=False))
     sim.add_hmac_key(API_KEY, SECRET)
     sim.start()
     webhook = Webhook()

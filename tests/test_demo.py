@@ -83,8 +83,9 @@ def test_a_client_that_hangs_up_on_the_simulator_prints_nothing(capfd, caplog):
     processing of request" and a traceback among the dots of a passing run."""
     from binance_margin_exporter.demo.handler import SimulatorServer
     from binance_margin_exporter.demo.simulator import Simulator
+    from binance_margin_exporter.products import SIMULATED
 
-    server = SimulatorServer(("127.0.0.1", 0), Simulator())
+    server = SimulatorServer(("127.0.0.1", 0), Simulator(SIMULATED))
     try:
         for error in (BrokenPipeError(32, "Broken pipe"), ConnectionResetError(104, "reset")):
             try:

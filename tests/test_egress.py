@@ -21,6 +21,7 @@ from binance_margin_exporter.binance.signing import HmacSigner
 from binance_margin_exporter.binance.transport import BinanceClient
 from binance_margin_exporter.collectors.hosts import HostsCollector
 from binance_margin_exporter.demo.simulator import Simulator
+from binance_margin_exporter.products import SIMULATED
 from tests.support.exporters import Scraper, built_exporter, sample_values
 from tests.support.keys import API_KEY, SECRET
 from tests.support.net import raw_http_server, socket_server
@@ -31,7 +32,7 @@ B = Egress("b", source_address="127.0.0.2")
 
 @pytest.fixture
 def sim():
-    simulator = Simulator()
+    simulator = Simulator(SIMULATED)
     simulator.add_hmac_key(API_KEY, SECRET)
     with simulator:
         yield simulator
@@ -84,7 +85,7 @@ def test_a_429_or_418_on_one_egress_never_holds_another(sim, violations):
 def test_a_proxy_egress_sends_through_the_proxy(sim):
     """The second simulator stands in for the proxy: it answers the absolute-URI request
     itself, so the request reaching it (and not the first) shows the proxy was used."""
-    proxy = Simulator()
+    proxy = Simulator(SIMULATED)
     proxy.add_hmac_key(API_KEY, SECRET)
     with proxy:
         via = client(sim.base_url, Egress("p", proxy=proxy.base_url))

@@ -20,7 +20,9 @@ from binance_margin_exporter.binance.transport import BinanceClient
 from binance_margin_exporter.collectors.cross import CrossAccount, CrossCollector
 from binance_margin_exporter.collectors.exporter import Exporter
 from binance_margin_exporter.collectors.hosts import HostsCollector
-from binance_margin_exporter.demo.simulator import ACCOUNT_PATH, TIME_PATH, Fault, Simulator
+from binance_margin_exporter.demo.cross import ACCOUNT_PATH
+from binance_margin_exporter.demo.simulator import TIME_PATH, Fault, Simulator
+from binance_margin_exporter.products import SIMULATED
 from tests.support.exporters import one_scrape, sample_values
 from tests.support.keys import API_KEY, SECRET
 from tests.support.pool import EXECUTOR
@@ -217,7 +219,7 @@ def test_hang_is_a_timeout_well_under_the_scrape_timeout(rig, caplog):
 
 
 def test_connection_refused(caplog):
-    sim = Simulator()
+    sim = Simulator(SIMULATED)
     sim._server.server_close()  # the port is closed: nothing listens
     Rig(sim, sync=False).check_down("connection")
     assert_clean_log(caplog)

@@ -85,3 +85,23 @@ def test_a_test_that_runs_the_command_line_leaves_no_handler_behind(tmp_path):
                             env=env, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "2 passed" in result.stdout
+
+
+def test_setup_logging_hides_listen_keys_in_the_websockets_lines_once_installed():
+    """websockets logs a stream's request path, whose listen key reads the stream: the
+    command line's logging set-up puts the filter on (no import does it), and only once."""
+    code = (
+        "import logging\n"
+        "from binance_margin_exporter.logs import RedactListenKeys, setup_logging\n"
+        "setup_logging('debug')\n"
+        "setup_logging('debug')\n"
+        "for name in ('websockets.client', 'websockets.server'):\n"
+        "    logger = logging.getLogger(name)\n"
+        "    assert sum(isinstance(f, RedactListenKeys) for f in logger.filters) == 1\n"
+        "    logger.debug('> GET /ws/%s HTTP/1.1', 'SeCrEtKeY0123')\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env=env, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "SeCrEtKeY0123" not in result.stderr
+    assert result.stderr.count("GET /ws/<listenKey> HTTP/1.1") == 2

@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from binance_margin_exporter.demo.simulator import SimulatedAccount, Simulator
+from binance_margin_exporter.demo.cross import SimulatedAccount
+from binance_margin_exporter.demo.simulator import Simulator
+from binance_margin_exporter.products import SIMULATED
 from tests.support import tools
 from tests.support.keys import API_KEY, SECRET
 from tests.support.net import free_port
@@ -45,7 +47,7 @@ class Stack:
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Stack]:
     prometheus = tools.prometheus()
-    sim = Simulator(SimulatedAccount(300, 12, drift=False))
+    sim = Simulator(SIMULATED, account=SimulatedAccount(300, 12, drift=False))
     sim.add_hmac_key(API_KEY, SECRET)
     sim.start()
     workdir = Path(tempfile.mkdtemp(prefix="prom-e2e-"))

@@ -13,6 +13,7 @@ from binance_margin_exporter.config.settings import shard_of
 from binance_margin_exporter.demo.cross import SimulatedAccount
 from binance_margin_exporter.demo.simulator import Simulator
 from binance_margin_exporter.demo.sub_accounts import SimulatedSubAccounts
+from binance_margin_exporter.products import SIMULATED
 from binance_margin_exporter.wiring import load
 from tests.support.exporters import built_exporter, sample_values, scrape_text
 from tests.support.keys import API_KEY, SECRET
@@ -75,7 +76,7 @@ def fund():
     emails = [f"s{i:03d}@fund.example" for i in range(60)]
     subs = SimulatedSubAccounts(emails, n_assets=4, n_active=2, drift=False,
                                 frozen=["s005@fund.example"])
-    sim = Simulator(SimulatedAccount(10, 2, drift=False), subs=subs)
+    sim = Simulator(SIMULATED, account=SimulatedAccount(10, 2, drift=False), subs=subs)
     sim.add_hmac_key(API_KEY, SECRET)
     with sim:
         yield sim

@@ -13,7 +13,9 @@ from binance_margin_exporter.binance.cross import fetch_account
 from binance_margin_exporter.binance.limits import Upstream
 from binance_margin_exporter.binance.signing import HmacSigner, PrivateKeySigner, make_signer
 from binance_margin_exporter.binance.transport import BinanceClient
-from binance_margin_exporter.demo.simulator import SimulatedAccount, Simulator
+from binance_margin_exporter.demo.cross import SimulatedAccount
+from binance_margin_exporter.demo.simulator import Simulator
+from binance_margin_exporter.products import SIMULATED
 
 DOCS_SECRET = "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j"
 DOCS_PAYLOAD = ("symbol=LTCBTC&side=BUY&type=LIMIT&timeInForce=GTC&quantity=1&price=0.1"
@@ -82,7 +84,7 @@ def test_make_signer_picks_by_account():
 def test_round_trip_against_the_simulator(kind):
     key = (ed25519.Ed25519PrivateKey.generate() if kind == "ed25519"
            else rsa.generate_private_key(public_exponent=65537, key_size=2048))
-    sim = Simulator(SimulatedAccount(50, 5, drift=False))
+    sim = Simulator(SIMULATED, account=SimulatedAccount(50, 5, drift=False))
     sim.add_public_key("pk-key", public_pem(key))
     with sim:
         client = BinanceClient(Upstream(sim.base_url), "pk-key", PrivateKeySigner(pem(key)))

@@ -14,10 +14,12 @@ import pytest
 from binance_margin_exporter.binance.egress import Egress
 from binance_margin_exporter.binance.limits import Upstream
 from binance_margin_exporter.binance.signing import HmacSigner
+from binance_margin_exporter.binance.stream_connection import Stream, Timing
 from binance_margin_exporter.binance.streams import MARGIN_RISK, PORTFOLIO, StreamKind
 from binance_margin_exporter.binance.transport import BinanceClient
-from binance_margin_exporter.collectors.stream_thread import Stream, Timing
+from binance_margin_exporter.collectors.streams import StreamPart
 from binance_margin_exporter.demo.simulator import Fault, Simulator
+from binance_margin_exporter.products import SIMULATED
 from tests.support.clocks import Clock
 from tests.support.keys import API_KEY, SECRET
 from tests.support.waiting import wait_for
@@ -25,6 +27,7 @@ from tests.support.waiting import wait_for
 PRODUCTION = Timing()
 # only how often the thread looks at its (virtual) clock is shorter: no behaviour of its own
 TICKING = Timing(poll=0.02)
+SPACING = 5.0  # the collector's refresh spacing: at most one account fetch in this long
 MARGIN_KEY = "POST /sapi/v1/margin/listen-key"
 MARGIN_PUT = "PUT /sapi/v1/margin/listen-key"
 MARGIN_DELETE = "DELETE /sapi/v1/margin/listen-key"
@@ -81,9 +84,30 @@ class Waits:
         return self.until(count)
 
 
+class Later:
+    """The collector's trailing refreshes: recorded, run when the test says."""
+
+    def __init__(self) -> None:
+        self.delays: list[float] = []
+        self.calls: list[Callable[[], None]] = []
+
+    def __call__(self, delay: float, call: Callable[[], None]) -> Callable[[], None]:
+        self.delays.append(delay)
+        self.calls.append(call)
+        return lambda: None
+
+    def run(self) -> None:
+        self.calls.pop(0)()
+
+
 class Run:
-    def __init__(self, sim: Simulator, stream: Stream, waits: Waits, clock: LoopClock) -> None:
-        self.sim, self.stream, self.waits, self.clock = sim, stream, waits, clock
+    """A started stream (``stream``: the connection) and the collector's part it hands its
+    events to (``part``: counted, the account refreshed)."""
+
+    def __init__(self, sim: Simulator, stream: Stream, part: StreamPart, waits: Waits,
+                 clock: LoopClock, later: Later) -> None:
+        self.sim, self.stream, self.part, self.waits = sim, stream, part, waits
+        self.clock, self.later = clock, later
         self.refreshes = 0
 
     def connected(self, count: int = 1) -> None:
@@ -97,10 +121,10 @@ class Run:
         return self.sim.streams.counts.get(f"POST {self.stream.kind.name}", 0)
 
     def reconnects(self, reason: str) -> int:
-        return self.stream.snapshot()[1][reason]
+        return self.stream.reconnects()[reason]
 
     def events(self) -> dict[tuple[str, str], int]:
-        return self.stream.snapshot()[0]
+        return self.part.snapshot()[0]
 
 
 @pytest.fixture
@@ -116,15 +140,16 @@ def run(simulator: Simulator) -> Iterator[Callable[..., Run]]:
                                    timeout=5.0)
         if url is None:
             url = simulator.streams.url + ("/pm" if kind is PORTFOLIO else "")
-        waits, clock = Waits(), LoopClock()
+        waits, clock, later = Waits(), LoopClock(), Later()
         stream = Stream("main", kind, client, url, timing,  # type: ignore[arg-type]
                         rng=rng, clock=clock, wait=waits)
-        result = Run(simulator, stream, waits, clock)
+        part = StreamPart(stream, SPACING, clock=clock, schedule=later)
+        result = Run(simulator, stream, part, waits, clock, later)
 
         def refresh() -> None:
             result.refreshes += 1
 
-        stream.refresh = refresh
+        part.refresh = refresh
         runs.append(result)
         stream.start()
         return result
@@ -243,7 +268,9 @@ def test_an_unsafe_listen_key_is_refused_with_back_off(run, simulator, caplog, k
 
 def test_a_bug_of_ours_ends_neither_the_stream_nor_the_exporter(run, caplog):
     class Broken:
-        def user_stream(self, *args, **kwargs):
+        _api_key = "k"
+
+        def get(self, *args, **kwargs):
             raise RuntimeError("a bug")
 
     r = run(client=Broken())
@@ -333,9 +360,22 @@ def test_an_event_before_the_account_joins_refreshes_nothing():
     """``refresh`` is the account's, set when the parts join; before that an event is only
     counted."""
     stream = Stream("main", MARGIN_RISK, None, "ws://unused", clock=LoopClock())  # type: ignore[arg-type]
+    part = StreamPart(stream, clock=LoopClock())
     assert not stream._handle('{"e": "MARGIN_LEVEL_STATUS_CHANGE", "E": 1701949763462, '
                               '"l": "1.1", "s": "MARGIN_CALL"}')
-    assert stream.snapshot()[0][("margin_level_status_change", "MARGIN_CALL")] == 1
+    assert part.snapshot()[0][("margin_level_status_change", "MARGIN_CALL")] == 1
+
+
+def test_each_event_is_handed_to_on_event_and_a_key_expiry_is_not():
+    seen = []
+    stream = Stream("main", PORTFOLIO, None, "ws://unused", on_event=seen.append)  # type: ignore[arg-type]
+    assert not stream._handle('{"e": "riskLevelChange", "E": 1587727187525, "u": "1.9", '
+                              '"s": "MARGIN_CALL", "eq": "1", "ae": "1", "m": "1"}')
+    assert not stream._handle('{"e": "ORDER_TRADE_UPDATE", "E": 1587727187525}')  # not read
+    assert not stream._handle('{"e": "riskLevelChange"}')  # broken: logged, not handed on
+    assert stream._handle('{"e": "listenKeyExpired", "E": 1576653824250}')
+    assert [(e.event, e.status, e.level) for e in seen] == [
+        ("risk_level_change", "MARGIN_CALL", 1.9)]
 
 
 def test_an_os_error_inside_a_connection_is_a_drop(run):
@@ -347,7 +387,7 @@ def test_an_os_error_inside_a_connection_is_a_drop(run):
     def refresh() -> None:
         raise ConnectionResetError("the account's fetch")
 
-    r.stream.refresh = refresh
+    r.part.refresh = refresh
     r.sim.streams.push(margin_call(), "margin_risk")
     assert r.waits.until(1) == [1.0]
     assert r.reconnects("dropped") == 1 and r.reconnects("failed") == 0
@@ -362,7 +402,7 @@ def test_an_os_error_inside_a_connection_is_a_drop(run):
 def test_the_connection_leaves_by_the_egress(simulator, monkeypatch, egress, options):
     """Bound to the egress's address, or through its proxy (not the environment's): over
     real parts in test_egress.py; here what the thread asks of websockets."""
-    from binance_margin_exporter.collectors import stream_thread
+    from binance_margin_exporter.binance import stream_connection
 
     asked = []
 
@@ -370,7 +410,7 @@ def test_the_connection_leaves_by_the_egress(simulator, monkeypatch, egress, opt
         asked.append(kwargs)
         raise ConnectionRefusedError
 
-    monkeypatch.setattr(stream_thread, "connect", connect)
+    monkeypatch.setattr(stream_connection, "connect", connect)
     client = BinanceClient(Upstream(simulator.base_url), API_KEY, HmacSigner(SECRET))
     waits = Waits()
     stream = Stream("main", MARGIN_RISK, client, simulator.streams.url, egress=egress,
@@ -400,7 +440,7 @@ def test_an_absurd_event_time_is_an_invalid_event_and_the_next_is_counted(run, c
     r.sim.streams.push(margin_call(E=time_ms), "margin_risk")
     r.sim.streams.push(margin_call("1.1", E=1701949763462), "margin_risk")
     wait_for(lambda: r.events()[("margin_level_status_change", "MARGIN_CALL")] == 1, timeout=5)
-    assert r.stream.snapshot()[2:] == (1.1, 1701949763.462)
+    assert r.part.snapshot()[2:] == (1.1, 1701949763.462)
     assert r.reconnects("failed") == r.reconnects("dropped") == 0
     assert r.waits.seconds == []
     assert "MARGIN_LEVEL_STATUS_CHANGE.E: " in caplog.text
@@ -446,6 +486,20 @@ def test_event_lines_are_one_per_kind_a_minute_with_what_was_left_out(run, caplo
                for m in caplog.messages), caplog.messages
 
 
+def test_each_status_of_an_event_has_a_log_line_of_its_own(run, caplog):
+    """The throttle's kind is the event and its status label: a MARGIN_CALL after a NORMAL
+    of the same event is a line of its own, not one left out."""
+    r = run()
+    r.connected()
+    r.sim.streams.push(margin_call(), "margin_risk")
+    r.sim.streams.push({"e": "MARGIN_LEVEL_STATUS_CHANGE", "l": "1.6", "s": "NORMAL"},
+                       "margin_risk")
+    wait_for(lambda: r.events().get(("margin_level_status_change", "NORMAL")) == 1, timeout=5)
+    assert [m for m in caplog.messages if "margin_level_status_change" in m] == [
+        "margin_risk stream of main: margin_level_status_change MARGIN_CALL",
+        "margin_risk stream of main: margin_level_status_change NORMAL"]
+
+
 def test_events_within_the_spacing_refresh_once_at_its_end(run):
     r = run(timing=TICKING)
     r.connected()
@@ -455,15 +509,15 @@ def test_events_within_the_spacing_refresh_once_at_its_end(run):
     r.sim.streams.push(margin_call(), "margin_risk")
     r.sim.streams.push(margin_call(), "margin_risk")
     wait_for(lambda: r.events()[("margin_level_status_change", "MARGIN_CALL")] == 3, timeout=5)
-    r.clock.rounds()
     assert r.refreshes == 1
-    r.clock.advance(TICKING.refresh_spacing - 1.0)  # the spacing since the first is over
-    wait_for(lambda: r.refreshes == 2, timeout=5)
-    r.clock.rounds()
+    assert r.later.delays == [SPACING - 1.0]  # one, at the end of the spacing since the first
+    r.clock.advance(SPACING - 1.0)
+    r.later.run()
     assert r.refreshes == 2
-    r.clock.advance(TICKING.refresh_spacing)
+    r.clock.advance(SPACING)
     r.sim.streams.push(margin_call(), "margin_risk")  # after the spacing: at once
     wait_for(lambda: r.refreshes == 3, timeout=5)
+    assert r.later.delays == [SPACING - 1.0]
 
 
 def test_logging_keeps_no_logger_busy(caplog):
@@ -506,15 +560,9 @@ def test_the_log_lines_of_a_stream_s_life(run, simulator, caplog):
     simulator.set_fault(Fault.binance_error(-1000, "unknown", status=500, paths=(MARGIN_KEY,)))
     r.sim.streams.drop("margin_risk")
     r.waits.passing(2)
-
-    def refresh() -> None:
-        raise RuntimeError("cannot schedule new futures after shutdown")
-
-    r.stream.refresh = refresh
-    r.stream._do_refresh(r.clock())
     host = simulator.base_url.split("//")[1]
     ours = [(rec.levelname, rec.getMessage()) for rec in caplog.records
-            if rec.name == "binance_margin_exporter.collectors.stream_thread"]
+            if rec.name == "binance_margin_exporter.binance.stream_connection"]
     assert ours == [
         ("INFO", "margin_risk stream of main: connected"),
         ("INFO", "margin_risk stream of main: margin_level_status_change MARGIN_CALL"),
@@ -528,7 +576,6 @@ def test_the_log_lines_of_a_stream_s_life(run, simulator, caplog):
         ("WARNING", "margin_risk stream of main: no listen key (http): POST "
                     f"/sapi/v1/margin/listen-key on {host}: HTTP 500: Binance code -1000: "
                     "unknown"),
-        ("DEBUG", "margin_risk stream of main: no refresh, the exporter is closing"),
     ]
     assert r.reconnects("key_expired") == 0  # a trade event is no expiry
 
@@ -543,7 +590,7 @@ def test_a_failed_connection_says_why(run, caplog):
 def test_stop_closes_the_connection_the_thread_waits_on():
     """However long the thread waits for a message (a poll of 30 s here), stop() hangs up its
     connection: the thread ends at once, not at its next look at the clock."""
-    sim = Simulator()
+    sim = Simulator(SIMULATED)
     sim.add_hmac_key(API_KEY, SECRET)
     with sim:
         client = BinanceClient(Upstream(sim.base_url), API_KEY, HmacSigner(SECRET))
@@ -558,23 +605,23 @@ def test_stop_closes_the_connection_the_thread_waits_on():
 
 def test_a_stream_starts_once_and_never_after_its_stop(run, monkeypatch):
     """A reload calls start() again on a kept stream: nothing; after stop(): nothing."""
-    from binance_margin_exporter.collectors import stream_thread
+    from binance_margin_exporter.binance import stream_connection
 
     opened = []
-    real = stream_thread.connect
+    real = stream_connection.connect
 
     def connect(url: str, **options: object):
         opened.append(options)
         return real(url, **options)
 
-    monkeypatch.setattr(stream_thread, "connect", connect)
+    monkeypatch.setattr(stream_connection, "connect", connect)
     r = run()
     r.connected()
     thread = r.stream._thread
     assert thread is not None and thread.daemon and thread.name == "stream-margin_risk-main"
     r.stream.start()
     assert r.stream._thread is thread
-    assert r.stream.snapshot()[2:] == (None, None)  # no level, no event yet
+    assert r.part.snapshot()[2:] == (None, None)  # no level, no event yet
     # Binance's timings, and the default egress: the environment's proxy, no bound address
     assert opened == [{"open_timeout": 10.0, "close_timeout": 2.0, "ping_interval": 60.0,
                        "ping_timeout": 30.0}]

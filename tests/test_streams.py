@@ -11,31 +11,33 @@ import pytest
 
 from binance_margin_exporter.binance import streams
 from binance_margin_exporter.binance.errors import UpstreamError
+from binance_margin_exporter.binance.stream_connection import Stream, Timing
 from binance_margin_exporter.binance.streams import KeyExpired, RiskEvent, parse_event
-from binance_margin_exporter.collectors.stream_thread import Timing
-from binance_margin_exporter.collectors.streams import StreamProduct
+from binance_margin_exporter.collectors.streams import StreamPart, StreamProduct
 from binance_margin_exporter.config import ConfigError
-from binance_margin_exporter.demo.simulator import SimulatedAccount, Simulator
+from binance_margin_exporter.demo.cross import SimulatedAccount
+from binance_margin_exporter.demo.simulator import Simulator
 from binance_margin_exporter.demo.streams import API_KEY as KEY_PARAM
 from binance_margin_exporter.demo.streams import PM, SimulatedStreams
-from binance_margin_exporter.products import PRODUCTS
+from binance_margin_exporter.products import PRODUCTS, SIMULATED
 from binance_margin_exporter.wiring import build_exporter, load, warm_up
 from tests.support.exporters import Scraper, built_exporter, sample_values
 from tests.support.keys import API_KEY, SECRET
 from tests.support.waiting import wait_for
 
 FAST = Timing(keep_alive=30.0, backoff_first=0.05, backoff_max=0.2, poll=0.05,
-              refresh_spacing=0.0, open_timeout=2.0, shutdown_seconds=2.0)
+              open_timeout=2.0, shutdown_seconds=2.0)
 ACCOUNT_PATH = "/sapi/v1/margin/account"
 PM_PATH = "/papi/v1/account"
 
 
-def products(timing: Timing = FAST) -> tuple:
+def products(timing: Timing = FAST, refresh_spacing: float = 0.0) -> tuple:
     out = []
     for product in PRODUCTS:
         if isinstance(product, StreamProduct):
             product = copy.copy(product)
             product.timing = timing
+            product.refresh_spacing = refresh_spacing
         out.append(product)
     return tuple(out)
 
@@ -60,13 +62,14 @@ def started(simulator, tmp_path):
     the end."""
     built_list = []
 
-    def start(accounts: str = "both", timing: Timing = FAST, extra: str = "", connect=True):
+    def start(accounts: str = "both", timing: Timing = FAST, extra: str = "", connect=True,
+              refresh_spacing: float = 0.0):
         path = tmp_path / "config.yml"
         text = config(simulator, accounts=accounts, extra="" if extra == "unreachable" else extra)
         if extra == "unreachable":  # a port nothing listens on
             text = text.replace(simulator.streams.url, "ws://127.0.0.1:9")
         path.write_text(text)
-        prods = products(timing)
+        prods = products(timing, refresh_spacing)
         built = build_exporter(load(str(path), {}, products=prods), products=prods)
         built_list.append(built)
         warm_up(built)
@@ -204,7 +207,7 @@ def test_a_liability_change_counts_its_type_and_sets_no_level(simulator, started
 
 
 def test_a_burst_of_events_costs_one_fetch_per_spacing(simulator, started):
-    built = started("cross", Timing(**{**FAST.__dict__, "refresh_spacing": 0.5}))
+    built = started("cross", refresh_spacing=0.5)
     stream = built.accounts[built.settings.accounts[0]].parts["margin_risk_stream"]
     values(built)  # the account is cached (for 60 s): scrapes fetch nothing more
     fetches = simulator.counts[ACCOUNT_PATH]
@@ -284,7 +287,7 @@ def test_a_connection_is_renewed_before_its_lifetime_ends(simulator, started):
 
 
 def test_server_pings_are_answered():
-    sim = Simulator(SimulatedAccount(30, 12, drift=False))
+    sim = Simulator(SIMULATED, account=SimulatedAccount(30, 12, drift=False))
     sim.add_hmac_key(API_KEY, SECRET)
     # a ping every 0.05 s, and a pong within 0.5 s or the server hangs up (0.05 s, as it was,
     # failed on a busy machine: the client's answer came a little late)
@@ -450,7 +453,7 @@ def test_the_simulator_s_listen_keys_are_the_account_s(client, simulator):
     assert simulator.weight_of("DELETE /sapi/v1/margin/listen-key") == 0
     assert simulator.weight_of("POST /sapi/v1/margin/listen-key") == 0
     assert simulator.weight_of("PUT /papi/v1/listenKey") == 1
-    bot.user_stream("DELETE", streams.MARGIN_RISK.key_path, f"listenKey={key}")
+    streams.user_stream(bot, "DELETE", streams.MARGIN_RISK.key_path, f"listenKey={key}")
     with pytest.raises(UpstreamError) as info:  # gone for every caller
         streams.keep_alive(client, streams.MARGIN_RISK, key)
     assert info.value.code == -1125
@@ -541,8 +544,6 @@ def test_the_demo_streams_a_margin_call_when_its_account_crosses_the_bar():
 
 
 def test_shutdown_closes_the_streams_side_by_side(simulator, tmp_path, monkeypatch):
-    from binance_margin_exporter.collectors.stream_thread import Stream
-
     path = tmp_path / "config.yml"
     text = config(simulator, accounts="cross")
     line = text.splitlines()[-1]
@@ -573,24 +574,70 @@ def test_shutdown_closes_the_streams_side_by_side(simulator, tmp_path, monkeypat
 
 def test_the_families_render_as_documented(golden):
     """Names, HELP, types and label order of the five families: a golden exposition."""
-    from binance_margin_exporter.collectors.stream_thread import Stream
     from binance_margin_exporter.collectors.streams import StreamCollector
     from tests.support.tools import promtool_check_metrics
 
-    cross = Stream("main", streams.MARGIN_RISK, None, "ws://unused", FAST)  # type: ignore[arg-type]
-    pm = Stream("pm", streams.PORTFOLIO, None, "ws://unused", FAST)  # type: ignore[arg-type]
+    cross_stream = Stream("main", streams.MARGIN_RISK, None, "ws://unused", FAST)  # type: ignore[arg-type]
+    pm_stream = Stream("pm", streams.PORTFOLIO, None, "ws://unused", FAST)  # type: ignore[arg-type]
+    cross, pm = StreamPart(cross_stream, 0.0), StreamPart(pm_stream, 0.0)
     refreshed = []
     cross.refresh = lambda: refreshed.append("main")
-    assert not cross._handle('{"e": "MARGIN_LEVEL_STATUS_CHANGE", "E": 1701949763462, '
-                             '"l": "1.1", "s": "MARGIN_CALL"}')
-    assert not cross._handle('{"e": "USER_LIABILITY_CHANGE", "E": 1701949801133, "a": "BTC", '
-                             '"t": "BORROW", "p": "0.00000100", "i": "0.00000000"}')
-    assert pm._handle('{"e": "listenKeyExpired", "E": 1576653824250}')  # a new key, no count
-    cross._note("dropped")
+    assert not cross_stream._handle('{"e": "MARGIN_LEVEL_STATUS_CHANGE", '
+                                    '"E": 1701949763462, "l": "1.1", "s": "MARGIN_CALL"}')
+    assert not cross_stream._handle('{"e": "USER_LIABILITY_CHANGE", "E": 1701949801133, '
+                                    '"a": "BTC", "t": "BORROW", "p": "0.00000100", '
+                                    '"i": "0.00000000"}')
+    assert pm_stream._handle('{"e": "listenKeyExpired", "E": 1576653824250}')  # no count
+    cross_stream._note("dropped")
     assert refreshed == ["main", "main"]  # each event refreshes the account (spacing 0)
     body = Scraper(StreamCollector([cross, pm])).render()
     golden("streams.prom", body)
     promtool_check_metrics(body)
+
+
+def test_a_refresh_after_the_exporter_closed_is_said_at_debug_and_the_next_event_counts(
+        caplog):
+    """The account's refresh raises once the exporter's pool shut down: the event is counted
+    all the same, one debug line says why nothing was fetched."""
+    import logging
+
+    stream = Stream("main", streams.MARGIN_RISK, None, "ws://unused", FAST)  # type: ignore[arg-type]
+    part = StreamPart(stream, 0.0)
+
+    def refresh() -> None:
+        raise RuntimeError("cannot schedule new futures after shutdown")
+
+    part.refresh = refresh
+    caplog.set_level(logging.DEBUG, "binance_margin_exporter.collectors.streams")
+    for _ in range(2):
+        assert not stream._handle('{"e": "USER_LIABILITY_CHANGE", "E": 1701949801133, '
+                                  '"t": "BORROW"}')
+    assert part.snapshot()[0][("liability_change", "BORROW")] == 2
+    assert [(r.levelname, r.getMessage()) for r in caplog.records
+            if r.name == "binance_margin_exporter.collectors.streams"] == [
+        ("DEBUG", "margin_risk stream of main: no refresh, the exporter is closing")] * 2
+
+
+def test_a_stopped_part_drops_its_trailing_refresh():
+    """An event within the spacing waits for its end; the part's stop cancels that wait."""
+    now, asked, cancelled = [100.0], [], []
+
+    def schedule(delay: float, call) -> object:
+        asked.append(delay)
+        return lambda: cancelled.append(delay)
+
+    stream = Stream("main", streams.MARGIN_RISK, None, "ws://unused", FAST)  # type: ignore[arg-type]
+    part = StreamPart(stream, 5.0, clock=lambda: now[0], schedule=schedule)
+    refreshed = []
+    part.refresh = lambda: refreshed.append(now[0])
+    event = '{"e": "USER_LIABILITY_CHANGE", "E": 1701949801133, "t": "BORROW"}'
+    stream._handle(event)
+    now[0] += 2.0
+    stream._handle(event)
+    stream._handle(event)
+    assert refreshed == [100.0] and asked == [3.0]  # one trailing refresh, 3 s on
+    part.stop()
+    assert cancelled == [3.0]
 
 
 def test_a_refresh_during_a_fetch_fetches_once_more_after_it():

@@ -22,7 +22,7 @@ from binance_margin_exporter.collectors.sub_accounts import SubAccountsCollector
 from binance_margin_exporter.demo.cross import SimulatedAccount
 from binance_margin_exporter.demo.simulator import Simulator
 from binance_margin_exporter.demo.sub_accounts import SimulatedSubAccounts
-from binance_margin_exporter.products import PRODUCTS
+from binance_margin_exporter.products import PRODUCTS, SIMULATED
 from binance_margin_exporter.wiring import load
 from tests.support.clocks import StepClock
 from tests.support.exporters import Scraper, master_client, sample_values, scrape_once
@@ -62,7 +62,7 @@ def many():
     subs = SimulatedSubAccounts(EMAILS, n_assets=6, n_active=3, drift=False)
     for i, email in enumerate(EMAILS):  # levels from 2.0 to 5.7, every one above its bar
         subs.accounts[email].set_margin_level(1.6 + 0.03 * i)
-    sim = Simulator(SimulatedAccount(20, 3, drift=False), subs=subs)
+    sim = Simulator(SIMULATED, account=SimulatedAccount(20, 3, drift=False), subs=subs)
     sim.add_hmac_key(API_KEY, SECRET)
     with sim:
         yield sim
@@ -195,7 +195,7 @@ def test_a_small_fund_is_whole_from_its_first_scrape():
 
     emails = ["a@fund.example", "b@fund.example", "c@fund.example"]
     subs = SimulatedSubAccounts(emails, n_assets=6, n_active=3, drift=False)
-    sim = Simulator(SimulatedAccount(20, 3, drift=False), subs=subs)
+    sim = Simulator(SIMULATED, account=SimulatedAccount(20, 3, drift=False), subs=subs)
     sim.add_hmac_key(API_KEY, SECRET)
     with sim:
         values = scrape_once(settings_for(sim, account_config(
@@ -325,7 +325,7 @@ def test_the_summary_failing_shows_no_level_and_no_old_values(many):
     group = group_of(many, mono, wall, detail_max_age=300.0)
     scraper = Scraper(SubAccountsCollector([group]))
     scrape(scraper, mono, wall)
-    many.non_master_keys.add(API_KEY)
+    many.subs.non_master_keys.add(API_KEY)
     _, values = scrape(scraper, mono, wall)
     acc = (("account", EMAILS[0]),)
     assert values[("binance_margin_up", acc)] == 0.0

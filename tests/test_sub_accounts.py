@@ -27,6 +27,7 @@ from binance_margin_exporter.collectors.sub_accounts import SubAccountsCollector
 from binance_margin_exporter.demo.cross import SimulatedAccount
 from binance_margin_exporter.demo.simulator import Simulator
 from binance_margin_exporter.demo.sub_accounts import SimulatedSubAccounts
+from binance_margin_exporter.products import SIMULATED
 from tests.support.clocks import StepClock
 from tests.support.exporters import Scraper, master_client, sample_values
 from tests.support.fakes import StubClient
@@ -137,7 +138,7 @@ def fund():
                                 frozen=["s008@fund.example"],
                                 stale_status=["s009@fund.example"], n_assets=8,
                                 n_active=3, drift=False)
-    sim = Simulator(SimulatedAccount(50, 5, drift=False), subs=subs)
+    sim = Simulator(SIMULATED, account=SimulatedAccount(50, 5, drift=False), subs=subs)
     sim.add_hmac_key(API_KEY, SECRET)
     with sim:
         yield sim
@@ -241,7 +242,7 @@ def test_a_sub_account_without_a_margin_account_is_asked_again_every_ten_minutes
 
 
 def test_a_key_that_is_not_a_master_reads_its_own_account_still(fund):
-    fund.non_master_keys.add(API_KEY)
+    fund.subs.non_master_keys.add(API_KEY)
     client = master_client(fund)
     group = SubAccounts("master", client, EXECUTOR, ttl=0, detail_max_age=0)
     master = CrossAccount.create("master", client, EXECUTOR, ttl=0, interest_rates=False)

@@ -28,6 +28,7 @@ from binance_margin_exporter.binance.interest import fetch_next_hourly_rates
 from binance_margin_exporter.binance.limits import SAPI_WEIGHT_HEADER, Upstream
 from binance_margin_exporter.binance.redaction import RedactSignatures, install_redaction
 from binance_margin_exporter.binance.signing import HmacSigner
+from binance_margin_exporter.binance.streams import user_stream
 from binance_margin_exporter.binance.sub_accounts import (
     fetch_sub_account_emails,
     fetch_sub_margin_account,
@@ -37,6 +38,7 @@ from binance_margin_exporter.binance.wire import encode_query, signed_query
 from binance_margin_exporter.demo.cross import SimulatedAccount
 from binance_margin_exporter.demo.simulator import Fault, Simulator
 from binance_margin_exporter.demo.sub_accounts import SimulatedSubAccounts
+from binance_margin_exporter.products import SIMULATED
 from tests.support.clocks import Clock
 from tests.support.gzip_bomb import gzip_bomb
 from tests.support.keys import API_KEY, SECRET
@@ -284,7 +286,7 @@ def test_a_request_carries_what_requests_would_prepare(mock):
     client = make_client()
     client._session.cookies.set("aws-alb", "sticky", domain="api.binance.test")
     client.signed_get(ACCOUNT_PATH)
-    client.user_stream("POST", "/sapi/v1/userDataStream")
+    user_stream(client, "POST", "/sapi/v1/userDataStream")
     get, post = [r for r in mock.request_history if r.path != TIME_PATH.lower()]
     assert get.headers["X-MBX-APIKEY"] == API_KEY
     assert get.headers["User-Agent"].startswith("python-requests/")
@@ -315,7 +317,7 @@ EMAILS = ["ops+1%x.y@fund.example", "plain.name@fund.example"]
 
 @pytest.fixture
 def odd_subs():
-    sim = Simulator(SimulatedAccount(5, 2, drift=False),
+    sim = Simulator(SIMULATED, account=SimulatedAccount(5, 2, drift=False),
                     subs=SimulatedSubAccounts(EMAILS, n_assets=4, n_active=2, drift=False))
     sim.add_hmac_key(API_KEY, SECRET)
     with sim:
@@ -855,7 +857,7 @@ def test_a_user_stream_call_sends_its_method_and_key_without_a_signature(mock, m
     client = make_client()
     path = "/sapi/v1/margin/listen-key"
     mock.register_uri(method, BASE + path, json={"listenKey": "k"})
-    assert client.user_stream(method, path, "listenKey=k") == {"listenKey": "k"}
+    assert user_stream(client, method, path, "listenKey=k") == {"listenKey": "k"}
     request = mock.request_history[-1]
     assert request.method == method and request.headers["X-MBX-APIKEY"] == API_KEY
     assert "signature" not in request.url and request.query == "listenkey=k"

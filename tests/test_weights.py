@@ -19,6 +19,7 @@ from binance_margin_exporter.binance import (
     sub_accounts,
 )
 from binance_margin_exporter.binance.endpoints import DECLARED, IP, TIME, UID, Endpoint
+from binance_margin_exporter.binance.stream_connection import Timing
 from binance_margin_exporter.binance.streams import MARGIN_KEY, PAPI_KEY
 from binance_margin_exporter.collectors import cross as cross_product
 from binance_margin_exporter.collectors import futures as futures_product
@@ -36,11 +37,10 @@ from binance_margin_exporter.collectors.risk_lists import (
     DELIST_REFRESH_SECONDS,
     RESTRICTED_REFRESH_SECONDS,
 )
-from binance_margin_exporter.collectors.stream_thread import Timing
 from binance_margin_exporter.collectors.sub_account_roster import DISCOVERY_SECONDS
 from binance_margin_exporter.config import Options, Settings
 from binance_margin_exporter.demo.simulator import Simulator
-from binance_margin_exporter.products import PRODUCTS
+from binance_margin_exporter.products import PRODUCTS, SIMULATED
 from binance_margin_exporter.wiring import account_config, load
 
 API, PAPI = "https://api.binance.com", "https://papi.binance.com"
@@ -227,7 +227,7 @@ def test_the_base_product_refuses_to_declare_nothing():
 
 
 def test_the_simulator_charges_each_route_its_declared_ip_weight():
-    sim = Simulator()
+    sim = Simulator(SIMULATED)
     try:
         declared = {e.route: e for e in DECLARED}
         assert set(sim.routes) <= set(declared)

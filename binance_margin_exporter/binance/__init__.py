@@ -7,6 +7,9 @@
 - :mod:`.transport` — one account's signed GETs: session, deadline, size cap, error mapping.
 - one module per Binance product, holding its paths, models and parser: :mod:`.cross`,
   :mod:`.isolated`, :mod:`.sub_accounts`, :mod:`.portfolio`, :mod:`.prices`, :mod:`.interest`.
+- :mod:`.streams` — the risk data streams' listen keys and events; :mod:`.stream_connection`,
+  one account's stream connection (listen key, WebSocket, keep-alive, reconnects), which
+  hands each event to its ``on_event``.
 
 Adding a product means adding a module here (paths, frozen models, a ``fetch_*`` function that
 takes a :class:`~.transport.BinanceClient` and a deadline), one in ``collectors/``, one in

@@ -13,14 +13,11 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import requests
 
 from binance_margin_exporter.binance.deadline import DeadlineAdapter
-
-if TYPE_CHECKING:
-    from binance_margin_exporter.binance.limits import Upstream
 
 DEFAULT_EGRESS_NAME = "default"
 
@@ -76,7 +73,18 @@ def websocket_options(egress: Egress) -> dict[str, Any]:
     return {}
 
 
-def new_session(upstream: Upstream, pool_size: int = 10) -> requests.Session:
+class Host(Protocol):
+    """What a session needs of its host (a :class:`.limits.Upstream`): where, and by which
+    egress."""
+
+    @property
+    def base_url(self) -> str: ...
+
+    @property
+    def egress(self) -> Egress: ...
+
+
+def new_session(upstream: Host, pool_size: int = 10) -> requests.Session:
     """A session to the upstream's host by its egress (a source address, or a proxy),
     keeping up to ``pool_size`` connections open."""
     session = requests.Session()

@@ -13,6 +13,8 @@ listenKey does not exist.") means: create a new one. A key is the account's, not
 connection's: a ``POST`` returns the account's active key to every caller, and a ``DELETE``
 would close every program's stream on it, so none is ever sent here (Binance lets a key that
 nobody keeps alive expire).
+
+The connection that keeps a key and reads its events is :mod:`.stream_connection`.
 """
 
 from __future__ import annotations
@@ -133,9 +135,19 @@ def _event_time(raw: Any) -> int:
     return value
 
 
+def user_stream(client: BinanceClient, method: str, path: str, query: str = "", *,
+                deadline: float | None = None) -> Any:
+    """A USER_STREAM call (listen keys: ``POST``, ``PUT``): the client's API-key header, no
+    signature; the same gates, deadline and errors as its GETs."""
+    # the key is the client's own (it keeps it private): these calls are its only unsigned use
+    return client.get(path, {"X-MBX-APIKEY": client._api_key}, query, deadline=deadline,
+                      method=method)
+
+
 def create_key(client: BinanceClient, kind: StreamKind, deadline: float | None = None) -> str:
     """``POST``: a new key, or the account's active one."""
-    raw = fields.obj(client.user_stream("POST", kind.key_path, deadline=deadline), "listen key")
+    raw = fields.obj(user_stream(client, "POST", kind.key_path, deadline=deadline),
+                     "listen key")
     key = fields.string(raw, "listenKey")
     if KEY_PATTERN.fullmatch(key) is None:  # never shown: it may be a valid key, truncated
         raise invalid("listenKey: not a plain token of letters and digits")
@@ -145,7 +157,7 @@ def create_key(client: BinanceClient, kind: StreamKind, deadline: float | None =
 def keep_alive(client: BinanceClient, kind: StreamKind, key: str,
                deadline: float | None = None) -> None:
     """``PUT``: 60 more minutes; ``UpstreamError`` with code -1125 when the key is gone."""
-    client.user_stream("PUT", kind.key_path, _query(kind, key), deadline=deadline)
+    user_stream(client, "PUT", kind.key_path, _query(kind, key), deadline=deadline)
 
 
 def _query(kind: StreamKind, key: str) -> str:

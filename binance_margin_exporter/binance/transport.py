@@ -199,13 +199,6 @@ class BinanceClient:
                         AUTH_BACKOFF_MAX_SECONDS)
             self._auth[path] = (failures, self._wall() + delay)
 
-    def user_stream(self, method: str, path: str, query: str = "", *,
-                    deadline: float | None = None) -> Any:
-        """A USER_STREAM call (listen keys: ``POST``, ``PUT``): the API-key header,
-        no signature; the same gates, deadline and errors as :meth:`get`."""
-        return self.get(path, {"X-MBX-APIKEY": self._api_key}, query, deadline=deadline,
-                        method=method)
-
     def get(self, path: str, headers: dict[str, str] | None = None, query: str = "", *,
             deadline: float | None = None, upstream: Upstream | None = None,
             method: str = "GET", reuse: Unchanged[Any] | None = None) -> Any:

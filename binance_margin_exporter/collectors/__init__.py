@@ -10,8 +10,8 @@
 - the sub-accounts' rooms: :mod:`.sub_account_group` (one master's group, polled each
   scrape), :mod:`.sub_account_roster` (list and status), :mod:`.sub_account_tiers` (the detail
   rotation inside the weight budget).
-- :mod:`.streams` — the risk data streams' products; :mod:`.stream_thread`, one account's
-  stream thread (listen key, connection, keep-alive, reconnects).
+- :mod:`.streams` — the risk data streams' products: an account's events counted, its
+  account refreshed (the connection is ``binance.stream_connection``).
 - :mod:`.hosts` — what Binance allows this IP per host; :mod:`.exporter` — every collector in
   one scrape, one deadline, and the exporter's own metrics.
 """

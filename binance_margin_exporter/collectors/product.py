@@ -153,6 +153,7 @@ class ScaledWeight(Protocol):
         none for this account)."""
 
 
+
 @runtime_checkable
 class AcrossShards(Protocol):
     """With shards (``--shard``), a product that reads the accounts of other shards too,
@@ -168,12 +169,14 @@ def across_shards(product: object) -> bool:
 
 @runtime_checkable
 class Joins(Protocol[PartIn]):
-    """A product whose part needs its account's other parts (a stream refreshes the account's
-    cached answer)."""
+    """A product whose part follows another product's part of the same account (a stream
+    refreshes the account's cached answer): the wiring hands it that part's ``refresh``."""
 
-    def join(self, part: PartIn, others: Mapping[str, object]) -> None:
-        """Called once the account's every part exists, with the other products' parts of the
-        same account by product name."""
+    follows: Product[Any]  # the product whose part of the account this one's part follows
+
+    def join(self, part: PartIn, refresh: Callable[[], None]) -> None:
+        """Called once the account's every part exists, when the account has a part of
+        :attr:`follows`: with that part's ``refresh`` (a fetch now, in the background)."""
 
 
 @runtime_checkable

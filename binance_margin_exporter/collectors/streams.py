@@ -1,8 +1,12 @@
 """The risk data streams: Binance pushes margin calls the moment they happen.
 
 The products (:class:`StreamProduct`: ``MARGIN_RISK_PRODUCT``, ``PORTFOLIO_PRODUCT``), their
-settings and the collector. Each account part is a :class:`Stream`, the thread that keeps a
-listen key and a WebSocket open (:mod:`.stream_thread`).
+settings and the collector. Each account part is a :class:`StreamPart`: its connection (the
+thread that keeps a listen key and a WebSocket open, :mod:`..binance.stream_connection`) and
+what its events tell a scrape: they are counted, and each asks for a fetch of the account at
+once (in the background), at most one every ``refresh_spacing`` seconds (one within that is
+made at its end). The refresh is the account's part of the product the stream ``follows``
+(cross margin's, Portfolio Margin's): the wiring passes it (``join``).
 
 Example output::
 
@@ -18,25 +22,35 @@ thread last saw: a failing stream never delays a scrape.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
-from binance_margin_exporter.binance.streams import MARGIN_RISK, PORTFOLIO, StreamKind
+from binance_margin_exporter.binance.stream_connection import Stream, Timing
+from binance_margin_exporter.binance.streams import (
+    MARGIN_RISK,
+    PORTFOLIO,
+    RiskEvent,
+    StreamKind,
+    status_label,
+)
 from binance_margin_exporter.binance.transport import BinanceClient
+from binance_margin_exporter.collectors import cross, portfolio
 from binance_margin_exporter.collectors.portfolio import DEFAULT_PAPI_BASE_URL
 from binance_margin_exporter.collectors.product import (
     Build,
     Closes,
     Joins,
     Product,
-    Refreshes,
     WarmsUp,
 )
 from binance_margin_exporter.collectors.scrape import Scrape
-from binance_margin_exporter.collectors.stream_thread import Stream, Timing
 from binance_margin_exporter.collectors.weights import Costs
 from binance_margin_exporter.config import (
     DEFAULT_BASE_URL,
@@ -48,9 +62,112 @@ from binance_margin_exporter.config import (
 )
 from binance_margin_exporter.config.schema import flag, string
 
+log = logging.getLogger(__name__)
+
+# the statuses each event is known to send (every series starts at 0: increase() works from
+# the first event); other documented ones appear as Binance spells them, the rest as ``other``
+KNOWN_STATUSES = {
+    "margin_level_status_change": ("MARGIN_CALL",),
+    "risk_level_change": ("MARGIN_CALL", "REDUCE_ONLY", "FORCE_LIQUIDATION"),
+    "liability_change": ("BORROW",),
+}
+REFRESH_SPACING = 5.0  # seconds: at most one account fetch the events trigger in this long
+Later = Callable[[float, Callable[[], None]], Callable[[], None]]  # (delay, call) -> cancel
+
+
+def later(delay: float, call: Callable[[], None]) -> Callable[[], None]:
+    """Run ``call`` in ``delay`` seconds (a daemon timer); what cancels it."""
+    timer = threading.Timer(delay, call)
+    timer.daemon = True
+    timer.name = "stream-refresh"
+    timer.start()
+    return timer.cancel
+
+
+class StreamPart:
+    """An account's stream: its connection, and what its events tell a scrape (counted by
+    event and status, the last level and time), each event asking for the account's
+    ``refresh`` (none until the wiring joins it)."""
+
+    def __init__(self, connection: Stream, refresh_spacing: float = REFRESH_SPACING, *,
+                 clock: Callable[[], float] = time.monotonic, schedule: Later = later) -> None:
+        """``clock`` (monotonic) and ``schedule`` (the trailing refresh's timer) are the
+        tests' to replace."""
+        self.connection = connection
+        self.account = connection.account
+        self.kind = connection.kind
+        self.refresh: Callable[[], None] = lambda: None  # the account's: set by join
+        self.refresh_spacing = refresh_spacing
+        self._clock = clock
+        self._schedule = schedule
+        self._lock = threading.Lock()
+        self.events: Counter[tuple[str, str]] = Counter(
+            {(event, status): 0 for event in self.kind.events
+             for status in KNOWN_STATUSES[event]})
+        self.level: float | None = None
+        self.last_event: float | None = None
+        self._last_refresh = -float("inf")
+        self._cancel: Callable[[], None] | None = None  # the trailing refresh, when one waits
+        connection.on_event = self.on_event
+
+    def on_event(self, event: RiskEvent) -> None:
+        """Count the event; refresh the account now, or at the end of the spacing."""
+        with self._lock:
+            self.events[(event.event, status_label(event.event, event.status))] += 1
+            self.last_event = event.time_ms / 1000
+            if event.level is not None:
+                self.level = event.level
+            now = self._clock()
+            wait = self._last_refresh + self.refresh_spacing - now
+            if wait > 0:
+                if self._cancel is None:
+                    self._cancel = self._schedule(wait, self._trailing)
+                return
+            self._last_refresh = now
+        self._refresh()
+
+    def _trailing(self) -> None:
+        with self._lock:
+            self._cancel = None
+            self._last_refresh = self._clock()
+        try:
+            self._refresh()
+        except Exception as exc:  # noqa: BLE001 - the timer's thread: say it, end quietly
+            log.warning("%s stream of %s: the account's refresh failed: %s", self.kind.name,
+                        self.account, type(exc).__name__)
+
+    def _refresh(self) -> None:
+        try:
+            self.refresh()
+        except RuntimeError:  # the executor shut down: the exporter is closing
+            log.debug("%s stream of %s: no refresh, the exporter is closing",
+                      self.kind.name, self.account)
+
+    def start(self) -> None:
+        self.connection.start()
+
+    def stop(self) -> None:
+        """The connection ends; a trailing refresh still waiting is dropped."""
+        with self._lock:
+            cancel, self._cancel = self._cancel, None
+        if cancel is not None:
+            cancel()
+        self.connection.stop()
+
+    @property
+    def up(self) -> bool:
+        return self.connection.up
+
+    def snapshot(self) -> tuple[dict[tuple[str, str], int], dict[str, int], float | None,
+                                float | None]:
+        """What a scrape reads: events, reconnections, the last level and event time."""
+        with self._lock:
+            events, level, last = dict(self.events), self.level, self.last_event
+        return events, self.connection.reconnects(), level, last
+
 
 class StreamCollector:
-    def __init__(self, streams: Sequence[Stream]) -> None:
+    def __init__(self, streams: Sequence[StreamPart]) -> None:
         self.streams = tuple(streams)
 
     def start(self, scrape: Scrape) -> Callable[[], Iterator[Metric]]:
@@ -109,21 +226,25 @@ ACCOUNT_STREAMS = Setting("streams", flag, True,
                           "Read the account's risk data stream (false: polling only).")
 
 
-class StreamProduct(Product[Stream], Configured, Joins, WarmsUp, Closes):
+class StreamProduct(Product[StreamPart], Configured, Joins, WarmsUp, Closes):
     """An account's risk data stream: ``kind``'s listen key and WebSocket."""
 
     account_settings = (ACCOUNT_STREAMS,)
 
-    def __init__(self, kind: StreamKind, types: tuple[str, ...], account_part: str,
+    def __init__(self, kind: StreamKind, types: tuple[str, ...], follows: Product,
                  url_setting: Setting, rest: tuple[str, str],
-                 timing: Timing = Timing()) -> None:  # noqa: B008 (Timing is frozen)
-        """``rest``: the account's REST host setting and its default: a stream goes to
-        Binance's default stream host only while the REST calls go to Binance's too (not
-        to a simulator, nor to a proxy someone set up: set the stream URL then)."""
+                 timing: Timing = Timing(),  # noqa: B008 (Timing is frozen)
+                 refresh_spacing: float = REFRESH_SPACING) -> None:
+        """``follows``: the product whose cached answer of the account an event drops (the
+        wiring joins its part's ``refresh``); ``rest``: the account's REST host setting and
+        its default: a stream goes to Binance's default stream host only while the REST
+        calls go to Binance's too (not to a simulator, nor to a proxy someone set up: set
+        the stream URL then)."""
         self.kind = kind
         self.name = f"{kind.name}_stream"
         self.types = types
-        self.account_part = account_part  # the product whose cached answer an event drops
+        self.follows = follows
+        self.refresh_spacing = refresh_spacing
         self.url_setting = url_setting.key
         self.url_default = url_setting.default
         self.rest = rest
@@ -141,9 +262,11 @@ class StreamProduct(Product[Stream], Configured, Joins, WarmsUp, Closes):
         # cross margin: only an account read with its own key (sub-accounts have no stream)
         return account.type != "cross" or bool(account.option("master"))
 
-    def part(self, account: AccountConfig, client: BinanceClient, build: Build) -> Stream:
-        return Stream(account.name, self.kind, client, build.settings.option(self.url_setting),
-                      self.timing, egress=build.settings.egress_of(account))
+    def part(self, account: AccountConfig, client: BinanceClient, build: Build) -> StreamPart:
+        connection = Stream(account.name, self.kind, client,
+                            build.settings.option(self.url_setting), self.timing,
+                            egress=build.settings.egress_of(account))
+        return StreamPart(connection, self.refresh_spacing)
 
     def weight_per_minute(self, account: AccountConfig, settings: Settings,
                           interval: float) -> dict[str, float]:
@@ -156,18 +279,16 @@ class StreamProduct(Product[Stream], Configured, Joins, WarmsUp, Closes):
                                                 at_start=False)
         return costs.every(self.timing.connection_lifetime, self.kind.calls["POST"]).by_host
 
-    def join(self, part: Stream, others: Mapping[str, object]) -> None:
-        account = others.get(self.account_part)
-        if isinstance(account, Refreshes):
-            part.refresh = account.refresh
+    def join(self, part: StreamPart, refresh: Callable[[], None]) -> None:
+        part.refresh = refresh
 
-    def collector(self, parts: Sequence[Stream], build: Build) -> StreamCollector | None:
+    def collector(self, parts: Sequence[StreamPart], build: Build) -> StreamCollector | None:
         return StreamCollector(parts) if parts else None
 
-    def warm_up(self, part: Stream) -> None:
+    def warm_up(self, part: StreamPart) -> None:
         part.start()
 
-    def close(self, part: Stream) -> None:
+    def close(self, part: StreamPart) -> None:
         part.stop()
 
 
@@ -178,7 +299,7 @@ PAPI_STREAM_URL = Setting(
     "papi_stream_url", ws_url, "wss://fstream.binance.com/pm",
     "Portfolio Margin's stream host (a listen key's stream is <this>/ws/<key>).")
 
-MARGIN_RISK_PRODUCT = StreamProduct(MARGIN_RISK, ("cross",), "cross", MARGIN_STREAM_URL,
+MARGIN_RISK_PRODUCT = StreamProduct(MARGIN_RISK, ("cross",), cross.PRODUCT, MARGIN_STREAM_URL,
                                     ("base_url", DEFAULT_BASE_URL))
-PORTFOLIO_PRODUCT = StreamProduct(PORTFOLIO, ("portfolio_margin",), "portfolio",
+PORTFOLIO_PRODUCT = StreamProduct(PORTFOLIO, ("portfolio_margin",), portfolio.PRODUCT,
                                   PAPI_STREAM_URL, ("papi_base_url", DEFAULT_PAPI_BASE_URL))

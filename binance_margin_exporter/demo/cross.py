@@ -15,20 +15,19 @@ import string
 import threading
 import time
 from collections.abc import Callable
-from decimal import ROUND_HALF_EVEN, Decimal
-from typing import TYPE_CHECKING, Any
+from decimal import Decimal
+from typing import Any
 
 from binance_margin_exporter.binance import cross
-from binance_margin_exporter.demo.routes import Route, route_of
-
-if TYPE_CHECKING:
-    from binance_margin_exporter.demo.simulator import Simulator
+from binance_margin_exporter.demo import interest
+from binance_margin_exporter.demo.numbers import BTC_USDT, q8, s8
+from binance_margin_exporter.demo.routes import Demo, Host, Route, route_of
 
 # The simulator's own copies of the paths: a wrong path in the client must not hide behind a
 # shared constant.
 ACCOUNT_PATH = cross.ACCOUNT.path
 TRADE_COEFF_PATH = cross.TRADE_COEFF.path
-EIGHT = Decimal("0.00000001")
+STATE = "account"  # the simulator's ``account``: a test may give its own
 
 # Assets a Binance margin account lists; the rest of the few hundred are made-up tickers.
 KNOWN_ASSETS = (
@@ -57,15 +56,6 @@ HOLDINGS = (
 # asset -> share of the liability: what the demo account borrows
 BORROWS = {"USDT": Decimal("0.55"), "ETH": Decimal("0.25"), "BNB": Decimal("0.12"),
            "SOL": Decimal("0.08")}
-BTC_USDT = Decimal("94250")
-
-
-def q8(value: Decimal) -> Decimal:
-    return value.quantize(EIGHT, rounding=ROUND_HALF_EVEN)
-
-
-def s8(value: Decimal) -> str:
-    return f"{q8(value):.8f}"
 
 
 def asset_names(count: int, seed: int = 7) -> list[str]:
@@ -214,10 +204,24 @@ class SimulatedAccount:
             return self._cache[1]
 
 
-def routes(sim: Simulator) -> dict[str, Route]:
+def state(host: Host) -> SimulatedAccount:
+    """The simulated cross margin account (the isolated pairs, the prices and the streams read
+    it too)."""
+    return host.state(STATE, SimulatedAccount)
+
+
+def routes(host: Host) -> dict[str, Route]:
     """The signed endpoints this product serves: path -> (weight, answer)."""
-    account = sim.account
-    return dict((
-        route_of(cross.ACCOUNT, lambda params: account.body()),
-        route_of(cross.TRADE_COEFF, lambda params: json.dumps(account.coeff).encode()),
-    ))
+    account = state(host)
+    return {
+        **dict((
+            route_of(cross.ACCOUNT, lambda params: account.body()),
+            route_of(cross.TRADE_COEFF, lambda params: json.dumps(account.coeff).encode()),
+        )),
+        **interest.routes(),
+    }
+
+
+def demo(host: Host) -> Demo:
+    """``--demo``'s cross margin account, read with its own (master) key."""
+    return Demo(accounts={"demo": {}})

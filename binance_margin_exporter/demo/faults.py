@@ -10,7 +10,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from binance_margin_exporter.demo.cross import ACCOUNT_PATH
+# where a fault strikes unless a test names its paths: the cross margin account, the answer
+# most tests break (the simulator's own copy of the path, as each product module keeps its own)
+DEFAULT_PATHS = ("/sapi/v1/margin/account",)
 
 
 @dataclass
@@ -23,7 +25,7 @@ class Fault:
     delay: float = 0.0  # seconds to wait first (longer than the client's timeout: a hang)
     drip: float = 0.0  # send the headers, then the body one byte every ``drip`` seconds
     transform: Callable[[bytes], bytes] | None = None  # rewrite the normal body
-    paths: tuple[str, ...] = (ACCOUNT_PATH,)
+    paths: tuple[str, ...] = DEFAULT_PATHS
     times: int | None = None  # answer this way so many times, then clear (None: until cleared)
     # gzip the answer when the client accepts it, as normal answers are; False: the bytes on
     # the wire are the test's own (a transformed body, its Content-Length, a drip)

@@ -11,14 +11,11 @@ import json
 import time
 from collections.abc import Callable
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from binance_margin_exporter.binance.futures import FUTURES_ACCOUNTS
-from binance_margin_exporter.demo.cross import s8
-from binance_margin_exporter.demo.routes import Route, route_of
-
-if TYPE_CHECKING:
-    from binance_margin_exporter.demo.simulator import Simulator
+from binance_margin_exporter.demo.numbers import s8
+from binance_margin_exporter.demo.routes import Demo, Host, Route, route_of
 
 UM_MARGIN_BALANCE = Decimal("2000")
 CM_MARGIN_BALANCE = Decimal("0.8")
@@ -74,7 +71,12 @@ class SimulatedFutures:
         return json.dumps(body).encode()
 
 
-def routes(sim: Simulator) -> dict[str, Route]:
-    futures = sim.futures
+def routes(host: Host) -> dict[str, Route]:
+    futures = host.state("futures", SimulatedFutures)
     return dict((route_of(FUTURES_ACCOUNTS["um"], futures.um),
                  route_of(FUTURES_ACCOUNTS["cm"], futures.cm)))
+
+
+def demo(host: Host) -> Demo:
+    """``--demo``'s futures account, on both markets."""
+    return Demo(accounts={"demo-futures": {"type": "futures", "markets": ("um", "cm")}})

@@ -1,8 +1,9 @@
 """The simulator's HTTP side: the server and the request handler that answers as Binance does.
 
-:class:`SimulatorServer` carries its :class:`~.simulator.Simulator`; :class:`Handler` reads it
-from its server, counts and weighs each request, applies a test's :class:`~.faults.Fault`,
-checks the key and signature, and sends the route's answer (gzipped when the client accepts).
+:class:`SimulatorServer` carries its simulator (what the handler asks of it: :class:`Served`,
+which :class:`~.simulator.Simulator` is); :class:`Handler` reads it from its server, counts
+and weighs each request, applies a test's :class:`~.faults.Fault`, checks the key and
+signature, and sends the route's answer (gzipped when the client accepts).
 """
 
 from __future__ import annotations
@@ -13,17 +14,16 @@ import logging
 import re
 import sys
 import time
+from collections import Counter, deque
+from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlsplit
 
 from binance_margin_exporter.binance.endpoints import TIME
 from binance_margin_exporter.binance.limits import BUDGETS, budget_of
-from binance_margin_exporter.demo.routes import RequestError
-from binance_margin_exporter.demo.streams import API_KEY
-
-if TYPE_CHECKING:
-    from binance_margin_exporter.demo.simulator import Simulator
+from binance_margin_exporter.demo.faults import Fault
+from binance_margin_exporter.demo.routes import API_KEY, RequestError, Route
 
 log = logging.getLogger(__name__)
 
@@ -33,12 +33,36 @@ TIME_PATH = TIME.path
 QUERY_CHARACTERS = re.compile(r"[A-Za-z0-9\-._~%!$&'()*+,;=:@/?]*")
 
 
+class Served(Protocol):
+    """What the HTTP side reads and counts of the simulator it serves."""
+
+    routes: Mapping[str, Route]  # by path for a GET, else by "METHOD path"
+    counts: Counter[str]  # requests by route key
+    sources: Counter[tuple[str, str]]  # requests by (client address, path)
+    signatures: deque[str]  # recent ones, to check none leaks
+    states_retry_after: bool  # Retry-After on its own 429 and 418
+    latency: float  # seconds added to every signed request
+
+    def answers(self, path: str) -> bool: ...
+
+    def server_ms(self) -> int: ...
+
+    def _spend(self, path: str, source: str = ...,
+               route: str | None = ...) -> tuple[int, int | None]: ...
+
+    def _fault_for(self, path: str) -> Fault | None: ...
+
+    def _check_signed(self, query: str, headers: Any) -> tuple[int, int, str] | None: ...
+
+    def _check_keyed(self, query: str, headers: Any) -> tuple[int, int, str] | None: ...
+
+
 class SimulatorServer(ThreadingHTTPServer):
     """The simulator's HTTP server: :class:`Handler` finds its simulator here."""
 
     request_queue_size = 1024  # a burst of a fund's sub-accounts: Binance's backlog is deep
 
-    def __init__(self, address: tuple[str, int], simulator: Simulator) -> None:
+    def __init__(self, address: tuple[str, int], simulator: Served) -> None:
         self.simulator = simulator
         super().__init__(address, Handler)
 
@@ -164,14 +188,8 @@ class Handler(BaseHTTPRequestHandler):
             return
         if sim.latency:
             time.sleep(sim.latency)
-        if path.startswith("/sapi/v1/sub-account/") and \
-                self.headers.get("X-MBX-APIKEY") in sim.non_master_keys:
-            self._error(400, -1002, "You are not authorized to execute this request.",
-                        headers)
-            return
         params = dict(parse_qsl(parts.query))  # percent-decoded, "+" a space, as Binance
-        if method != "GET":
-            params[API_KEY] = self.headers.get(API_KEY, "")
+        params[API_KEY] = self.headers.get(API_KEY, "")  # whose call it is
         try:
             body = route.answer(params)
         except RequestError as exc:

@@ -15,14 +15,13 @@ import threading
 import time
 from collections.abc import Callable
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from binance_margin_exporter.binance.isolated import ISOLATED_ACCOUNT
-from binance_margin_exporter.demo.cross import BTC_USDT, SimulatedAccount, q8, s8
-from binance_margin_exporter.demo.routes import RequestError, Route, route_of
-
-if TYPE_CHECKING:
-    from binance_margin_exporter.demo.simulator import Simulator
+from binance_margin_exporter.demo import cross, interest
+from binance_margin_exporter.demo.cross import SimulatedAccount
+from binance_margin_exporter.demo.numbers import BTC_USDT, q8, s8
+from binance_margin_exporter.demo.routes import Host, RequestError, Route, route_of
 
 ISOLATED_ACCOUNT_PATH = ISOLATED_ACCOUNT.path
 NO_ISOLATED_ACCOUNT_CODE = -11001
@@ -136,6 +135,12 @@ def answer(isolated: SimulatedIsolated) -> bytes:
     return isolated.body()
 
 
-def routes(sim: Simulator) -> dict[str, Route]:
-    isolated = sim.isolated
-    return dict((route_of(ISOLATED_ACCOUNT, lambda params: answer(isolated)),))
+def state(host: Host) -> SimulatedIsolated:
+    """The isolated pairs of the simulated cross margin account."""
+    return host.state("isolated", lambda: SimulatedIsolated(cross.state(host)))
+
+
+def routes(host: Host) -> dict[str, Route]:
+    isolated = state(host)
+    return {**dict((route_of(ISOLATED_ACCOUNT, lambda params: answer(isolated)),)),
+            **interest.routes()}

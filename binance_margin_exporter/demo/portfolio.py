@@ -14,14 +14,12 @@ import math
 import time
 from collections.abc import Callable
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from binance_margin_exporter.binance.portfolio import PAPI_ACCOUNT, PAPI_BALANCE
-from binance_margin_exporter.demo.cross import s8
-from binance_margin_exporter.demo.routes import Route, route_of
-
-if TYPE_CHECKING:
-    from binance_margin_exporter.demo.simulator import Simulator
+from binance_margin_exporter.demo import cross
+from binance_margin_exporter.demo.numbers import s8
+from binance_margin_exporter.demo.routes import Demo, Host, Route, route_of
 
 PAPI_ACCOUNT_PATH = PAPI_ACCOUNT.path
 PAPI_BALANCE_PATH = PAPI_BALANCE.path
@@ -93,7 +91,18 @@ class SimulatedPortfolio:
             for asset, *values in rows]).encode()
 
 
-def routes(sim: Simulator) -> dict[str, Route]:
-    portfolio = sim.portfolio
+def state(host: Host) -> SimulatedPortfolio:
+    """The Portfolio Margin account (it drifts when the cross margin account does)."""
+    return host.state("portfolio",
+                      lambda: SimulatedPortfolio(drift=cross.state(host).drift))
+
+
+def routes(host: Host) -> dict[str, Route]:
+    portfolio = state(host)
     return dict((route_of(PAPI_ACCOUNT, portfolio.account),
                  route_of(PAPI_BALANCE, portfolio.balance)))
+
+
+def demo(host: Host) -> Demo:
+    """``--demo``'s Portfolio Margin account."""
+    return Demo(accounts={"demo-pm": {"type": "portfolio_margin"}})

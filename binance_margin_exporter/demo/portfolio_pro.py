@@ -7,14 +7,9 @@ it a SPAN account with ``sim.portfolio_pro.account_type = "PM_3"``.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
 
 from binance_margin_exporter.binance.portfolio_pro import PRO_ACCOUNT, SPAN_ACCOUNT
-from binance_margin_exporter.demo.routes import Route, route_of
-
-if TYPE_CHECKING:
-    from binance_margin_exporter.demo.simulator import Simulator
-
+from binance_margin_exporter.demo.routes import Host, Route, route_of
 
 
 class SimulatedPortfolioPro:
@@ -30,6 +25,6 @@ class SimulatedPortfolioPro:
             "accountType": self.account_type}).encode()
 
 
-def routes(sim: Simulator) -> dict[str, Route]:
-    pro = sim.portfolio_pro
+def routes(host: Host) -> dict[str, Route]:
+    pro = host.state("portfolio_pro", SimulatedPortfolioPro)
     return dict((route_of(PRO_ACCOUNT, pro.account), route_of(SPAN_ACCOUNT, pro.account)))

@@ -17,14 +17,12 @@ import math
 import time
 from collections.abc import Callable
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from binance_margin_exporter.binance.futures import FUTURES_POSITIONS, PAPI_POSITIONS
-from binance_margin_exporter.demo.cross import s8
-from binance_margin_exporter.demo.routes import Route, route_of
-
-if TYPE_CHECKING:
-    from binance_margin_exporter.demo.simulator import Simulator
+from binance_margin_exporter.demo import cross
+from binance_margin_exporter.demo.numbers import s8
+from binance_margin_exporter.demo.routes import Host, Route, route_of
 
 CONTRACT_USD = Decimal(100)
 # (symbol, side, amount, entry, mark, liquidation, leverage)
@@ -128,8 +126,9 @@ class SimulatedPositions:
         return self._cm(FUTURES_CM, papi=False)
 
 
-def routes(sim: Simulator) -> dict[str, Route]:
-    positions = sim.positions
+def routes(host: Host) -> dict[str, Route]:
+    positions = host.state("positions",
+                           lambda: SimulatedPositions(drift=cross.state(host).drift))
     return dict((route_of(PAPI_POSITIONS["um"], positions.papi_um),
                  route_of(PAPI_POSITIONS["cm"], positions.papi_cm),
                  route_of(FUTURES_POSITIONS["um"], positions.fapi),

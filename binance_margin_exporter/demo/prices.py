@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
-from typing import TYPE_CHECKING
 
 from binance_margin_exporter.binance.prices import TICKER_PRICE
-from binance_margin_exporter.demo.cross import BTC_USDT, SimulatedAccount, s8
-from binance_margin_exporter.demo.routes import Route, route_of
-
-if TYPE_CHECKING:
-    from binance_margin_exporter.demo.simulator import Simulator
+from binance_margin_exporter.demo import cross
+from binance_margin_exporter.demo.cross import SimulatedAccount
+from binance_margin_exporter.demo.numbers import BTC_USDT, s8
+from binance_margin_exporter.demo.routes import Host, Route, route_of
 
 TICKER_PRICE_PATH = TICKER_PRICE.path
 ONLY_VIA_BTC = {"AVAX"}
@@ -57,7 +55,8 @@ def answer(account: SimulatedAccount, params: dict[str, str]) -> bytes:
                        if wanted is None or status == wanted]).encode()
 
 
-def routes(sim: Simulator) -> dict[str, Route]:
-    account = sim.account
+def routes(host: Host) -> dict[str, Route]:
+    """The ticker, in line with the cross margin account's prices."""
+    account = cross.state(host)
     return dict((route_of(TICKER_PRICE, lambda params: answer(account, params),
                           signed=False),))

@@ -13,13 +13,10 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from binance_margin_exporter.binance.risk_lists import DELIST_SCHEDULE, RESTRICTED_ASSET
-from binance_margin_exporter.demo.routes import Route, route_of
-
-if TYPE_CHECKING:
-    from binance_margin_exporter.demo.simulator import Simulator
+from binance_margin_exporter.demo.routes import Host, Route, route_of
 
 DELIST_SCHEDULE_PATH = DELIST_SCHEDULE.path
 RESTRICTED_ASSET_PATH = RESTRICTED_ASSET.path
@@ -41,11 +38,11 @@ class SimulatedRiskLists:
         }
 
 
-def routes(sim: Simulator) -> dict[str, Route]:
-    lists = SimulatedRiskLists()
+def routes(host: Host) -> dict[str, Route]:
+    lists = host.state("risk_lists", SimulatedRiskLists)
     return dict((
         route_of(DELIST_SCHEDULE, lambda params: json.dumps(lists.schedule).encode()),
         route_of(RESTRICTED_ASSET,
-              lambda params: json.dumps(lists.restricted, ensure_ascii=False).encode(),
-              signed=False, keyed=True),
+                 lambda params: json.dumps(lists.restricted, ensure_ascii=False).encode(),
+                 signed=False, keyed=True),
     ))

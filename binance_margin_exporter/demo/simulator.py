@@ -1,51 +1,41 @@
 """A simulated Binance that speaks the real protocol: the upstream of ``--demo`` and of the tests.
 
-It serves ``GET /api/v3/time`` and the signed endpoints of each product module of this package
-(:mod:`.cross`: ``/sapi/v1/margin/account`` and ``/sapi/v1/margin/tradeCoeff``) on 127.0.0.1,
-and checks what Binance checks: the ``X-MBX-APIKEY`` header, the signature (HMAC-SHA256 hex, or
-base64 Ed25519 / RSA with the registered public key), ``timestamp`` against ``recvWindow``, and
-the IP weight per minute (429, then 418 for a client that keeps going).
+It serves ``GET /api/v3/time`` and the routes of the product modules its caller lists (the
+product list's, ``products.SIMULATED``; each ``demo/<product>.py`` builds and owns its state
+and its routes) on 127.0.0.1, and checks what Binance checks: the ``X-MBX-APIKEY`` header,
+the signature (HMAC-SHA256 hex, or base64 Ed25519 / RSA with the registered public key),
+``timestamp`` against ``recvWindow``, and the IP weight per minute (429, then 418 for a client
+that keeps going).
 
 One simulator may serve every host (the demo, most tests), or one of Binance's hosts alone
 (``serves``: the path prefixes that host answers, as ``("/papi/",)`` for papi.binance.com; any
 other path is a 404 there, ``/api/v3/time`` too): tests run a simulator per host, each with its
 own weight counters, bans and faults, as Binance keeps them.
 
-This module holds :class:`Simulator` (its state, its controls, the weight accounting) and
-``main``; the HTTP side is :mod:`.handler`, the key and signature checks :mod:`.checks`, and
-the faults tests inject (through :meth:`Simulator.set_fault`; ``--demo`` never does)
-:mod:`.faults`.
+This module holds :class:`Simulator` (the products' states by name, its controls, the weight
+accounting); ``python -m binance_margin_exporter.demo`` runs it alone; the HTTP side is
+:mod:`.handler`, the key and signature checks :mod:`.checks`, and the faults tests inject
+(through :meth:`Simulator.set_fault`; ``--demo`` never does) :mod:`.faults`.
 """
 
 from __future__ import annotations
 
-import argparse
-import os
-import sys
 import threading
 import time
 from collections import Counter, deque
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
 from binance_margin_exporter.binance import limits
 from binance_margin_exporter.binance.endpoints import TIME
-from binance_margin_exporter.demo import interest
 from binance_margin_exporter.demo.checks import check_keyed, check_signed
-from binance_margin_exporter.demo.cross import ACCOUNT_PATH, SimulatedAccount
 from binance_margin_exporter.demo.faults import Fault
-from binance_margin_exporter.demo.futures import SimulatedFutures
 from binance_margin_exporter.demo.handler import TIME_PATH, SimulatorServer
-from binance_margin_exporter.demo.isolated import SimulatedIsolated
-from binance_margin_exporter.demo.portfolio import SimulatedPortfolio
-from binance_margin_exporter.demo.portfolio_pro import SimulatedPortfolioPro
-from binance_margin_exporter.demo.positions import SimulatedPositions
-from binance_margin_exporter.demo.routes import Route
-from binance_margin_exporter.demo.streams import SimulatedStreams
-from binance_margin_exporter.demo.sub_accounts import SimulatedSubAccounts
-from binance_margin_exporter.products import ENTRIES
+from binance_margin_exporter.demo.routes import Background, Route, Simulated
 
-# re-exported: tests and scripts import these from here
-__all__ = ["ACCOUNT_PATH", "TIME_PATH", "Fault", "SimulatedAccount", "Simulator", "main"]
+__all__ = ["TIME_PATH", "Fault", "Simulator"]  # tests and scripts import these from here
+
+T = TypeVar("T")
 
 # the weight counter a path counts on (Binance's hosts each count their own), and its limit
 # a minute: the budgets binance/limits.py declares
@@ -55,31 +45,21 @@ budget_of = limits.budget_of
 class Simulator:
     """The fake Binance over real HTTP on 127.0.0.1."""
 
-    def __init__(self, account: SimulatedAccount | None = None, *, host: str = "127.0.0.1",
+    def __init__(self, products: Iterable[Simulated], *, host: str = "127.0.0.1",
                  port: int = 0, enforce_weight_limit: bool = True,
-                 isolated_pairs: bool = True,
-                 subs: SimulatedSubAccounts | None = None,
-                 serves: tuple[str, ...] | None = None) -> None:
-        """``serves``: the path prefixes of the one host it stands for (None: every host)."""
+                 serves: tuple[str, ...] | None = None, **states: Any) -> None:
+        """``products``: the simulated products' modules (the product list's, from
+        :mod:`binance_margin_exporter.products`: ``SIMULATED``); ``states``: a test's own
+        state of a product, by the name its module keeps it under (``account=``,
+        ``subs=``); ``serves``: the path prefixes of the one host it stands for (None: every
+        host)."""
         self.serves = serves
-        self.account = account or SimulatedAccount()
-        self.isolated = SimulatedIsolated(self.account, pairs=isolated_pairs)
-        self.subs = subs or SimulatedSubAccounts(
-            ["alice@fund.example", "bob@fund.example", "carol@fund.example",
-             "dave@fund.example"],
-            no_margin=["carol@fund.example"], frozen=["dave@fund.example"], n_assets=60,
-            n_active=6, drift=self.account.drift)
-        self.portfolio = SimulatedPortfolio(drift=self.account.drift)
-        self.portfolio_pro = SimulatedPortfolioPro()
-        self.futures = SimulatedFutures()
-        self.positions = SimulatedPositions(drift=self.account.drift)
-        self.streams = SimulatedStreams()  # the risk data streams: push, drop, expire
-        self.non_master_keys: set[str] = set()  # keys refused by the sub-account endpoints
-        # what each product of the product list serves (by path for a GET, else by
-        # "METHOD path"), and the interest rates they share
-        self.routes: dict[str, Route] = interest.routes()
-        for entry in ENTRIES:
-            self.routes.update(entry.simulated.routes(self))
+        # each product's state, by its name: built by its module unless given here
+        self.states: dict[str, Any] = dict(states)
+        # what the products serve (by path for a GET, else by "METHOD path")
+        self.routes: dict[str, Route] = {}
+        for product in products:
+            self.routes.update(product.routes(self))
         self.enforce_weight_limit = enforce_weight_limit
         self.clock_skew_ms = 0  # server time = real time + skew
         self.weight_bonus = 0  # weight used by "others" on this IP, added to the header
@@ -105,6 +85,23 @@ class Simulator:
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
 
+    # -- the products' states ----------------------------------------------------------------
+
+    def state(self, name: str, build: Callable[[], T]) -> T:
+        """The product state kept under ``name`` (given, or ``build()``'s)."""
+        if name not in self.states:
+            self.states[name] = build()
+        state: T = self.states[name]
+        return state
+
+    def __getattr__(self, name: str) -> Any:
+        """A product's state by its name, for the tests: ``sim.account``, ``sim.streams``."""
+        states = self.__dict__.get("states", {})
+        if name in states:
+            return states[name]
+        raise AttributeError(f"{type(self).__name__!r} has no attribute or product state "
+                             f"{name!r}")
+
     # -- control -------------------------------------------------------------------------
 
     @property
@@ -127,15 +124,20 @@ class Simulator:
     def clear_faults(self) -> None:
         self.set_fault(None)
 
+    def _background(self) -> list[Background]:
+        return [state for state in self.states.values() if isinstance(state, Background)]
+
     def start(self) -> Simulator:
-        self.streams.start(self._server.server_address[0])
+        for state in self._background():
+            state.start(self._server.server_address[0])
         self._thread = threading.Thread(target=self._server.serve_forever, name="simulator",
                                         daemon=True)
         self._thread.start()
         return self
 
     def stop(self) -> None:
-        self.streams.stop()
+        for state in self._background():
+            state.stop()
         self._server.shutdown()
         self._server.server_close()
 
@@ -212,44 +214,3 @@ class Simulator:
     def _check_signed(self, query: str, headers: Any) -> tuple[int, int, str] | None:
         """None if the request is properly signed and timely, else (status, code, msg)."""
         return check_signed(self._keys, self.server_ms, query, headers)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Run the simulator alone (benchmarks, local experiments): prints its base URL."""
-    parser = argparse.ArgumentParser(prog="python -m binance_margin_exporter.demo.simulator")
-    parser.add_argument("--listen", default="127.0.0.1:0", help="host:port (port 0: any)")
-    parser.add_argument("--assets", type=int, default=300, help="assets the account lists")
-    parser.add_argument("--active", type=int, default=12, help="assets with balances")
-    parser.add_argument("--static", action="store_true", help="no price drift")
-    parser.add_argument("--latency", type=float, default=0.0, help="seconds per signed request")
-    parser.add_argument("--no-weight-limit", action="store_true")
-    parser.add_argument("--sub-accounts", type=int, default=0, metavar="N",
-                        help="the master has N sub-accounts (sub000@fund.example, ...), each "
-                        "listing --assets assets, --active of them held")
-    args = parser.parse_args(argv)
-    api_key = os.environ.get("SIM_API_KEY", "")
-    secret = os.environ.get("SIM_API_SECRET", "")
-    if not api_key or not secret:
-        print("set SIM_API_KEY and SIM_API_SECRET", file=sys.stderr)
-        return 2
-    host, _, port = args.listen.rpartition(":")
-    account = SimulatedAccount(args.assets, args.active, drift=not args.static)
-    subs = None
-    if args.sub_accounts:
-        subs = SimulatedSubAccounts([f"sub{i:03d}@fund.example" for i in range(args.sub_accounts)],
-                                    n_assets=args.assets, n_active=args.active,
-                                    drift=not args.static)
-    sim = Simulator(account, host=host, port=int(port),
-                    enforce_weight_limit=not args.no_weight_limit, subs=subs)
-    sim.add_hmac_key(api_key, secret)
-    sim.latency = args.latency
-    print(sim.base_url, flush=True)
-    try:
-        sim._server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -27,14 +27,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.server import Server, ServerConnection, serve
 
 from binance_margin_exporter.binance.streams import MARGIN_KEY, PAPI_KEY
+from binance_margin_exporter.demo import cross, portfolio
 from binance_margin_exporter.demo.portfolio import status_of
-from binance_margin_exporter.demo.routes import RequestError, Route, route_of
+from binance_margin_exporter.demo.routes import API_KEY, Demo, Host, RequestError, Route, route_of
 from binance_margin_exporter.logs import RedactListenKeys
 
 # The simulated server's own log, apart from the exporter's client ("websockets.client"): its
@@ -43,13 +44,9 @@ SERVER_LOG = logging.getLogger(__name__ + ".server")
 SERVER_LOG.setLevel(logging.WARNING)
 SERVER_LOG.addFilter(RedactListenKeys())
 
-if TYPE_CHECKING:
-    from binance_margin_exporter.demo.simulator import Simulator
-
 # The simulator's own copies of the paths
 MARGIN_KEY_PATH = MARGIN_KEY["POST"].path
 PAPI_KEY_PATH = PAPI_KEY["POST"].path
-API_KEY = "X-MBX-APIKEY"  # the handler passes the caller's key under this name
 KEY_SECONDS = 3600.0
 MARGIN = "margin_risk"
 PM = "portfolio"
@@ -137,6 +134,7 @@ class SimulatedStreams:
     # -- the WebSocket server -------------------------------------------------------------
 
     def start(self, host: str = "127.0.0.1") -> None:
+        """Serve the streams on ``host`` (the simulator's: it starts and stops them)."""
         self._server = serve(self._serve, host, 0, ping_interval=self.ping_interval,
                              ping_timeout=self.ping_timeout or self.ping_interval,
                              logger=SERVER_LOG)
@@ -231,8 +229,10 @@ class SimulatedStreams:
         for conn in conns:
             conn.close()
 
-    def watch(self, sim: Simulator, interval: float = 1.0) -> None:
+    def watch(self, host: Host, interval: float = 1.0) -> None:
         """``--demo``: the events Binance would send as the drifting accounts move."""
+        account, pm = cross.state(host), portfolio.state(host)
+
         def run() -> None:
             margin_status = pm_status = "NORMAL"
             borrowed_at: float | None = None  # the demo account borrows hourly, as interest
@@ -242,14 +242,14 @@ class SimulatedStreams:
                     self.push({"e": "USER_LIABILITY_CHANGE", "a": "USDT", "t": "BORROW",
                                "p": "0.00000100", "i": "0.00000000"}, MARGIN)
                     borrowed_at = self._wall()
-                level = Decimal(json.loads(sim.account.body())["marginLevel"])
-                bar = Decimal(sim.account.coeff["marginCallBar"])
+                level = Decimal(json.loads(account.body())["marginLevel"])
+                bar = Decimal(account.coeff["marginCallBar"])
                 status = "MARGIN_CALL" if level <= bar else "NORMAL"
                 if status != margin_status and status == "MARGIN_CALL":
                     self.push({"e": "MARGIN_LEVEL_STATUS_CHANGE", "l": str(level),
                                "s": status}, MARGIN)
                 margin_status = status
-                uni = sim.portfolio.uni_mmr()
+                uni = pm.uni_mmr()
                 status = status_of(uni)
                 if status != pm_status and status != "NORMAL":
                     self.push({"e": "riskLevelChange", "u": str(uni), "s": status,
@@ -259,9 +259,14 @@ class SimulatedStreams:
         threading.Thread(target=run, name="simulator-watch", daemon=True).start()
 
 
-def routes(sim: Simulator) -> dict[str, Route]:
+def state(host: Host) -> SimulatedStreams:
+    """The risk data streams: their listen keys and WebSocket server."""
+    return host.state("streams", SimulatedStreams)
+
+
+def routes(host: Host) -> dict[str, Route]:
     """The listen-key endpoints, by "METHOD path" (the simulator's key for what is not a GET)."""
-    streams = sim.streams
+    streams = state(host)
 
     def margin_key(params: dict[str, str]) -> str:
         key = params.get("listenKey")
@@ -288,3 +293,11 @@ def routes(sim: Simulator) -> dict[str, Route]:
         route_of(PAPI_KEY["DELETE"], lambda p: answer(
             streams.delete(PM, streams._papi_key(p)) or {}), signed=False, keyed=True),
     ))
+
+
+def demo(host: Host) -> Demo:
+    """``--demo``: the accounts' events as they drift, on the simulator's stream host."""
+    streams = state(host)
+    streams.watch(host)
+    return Demo(options={"margin_stream_url": streams.url,
+                         "papi_stream_url": f"{streams.url}/pm"})

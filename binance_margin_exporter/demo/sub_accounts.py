@@ -9,23 +9,21 @@ sub-account answer's shape: ``marginUserAssetVoList`` and ``marginTradeCoeffVo``
 listed in ``no_margin`` answer an error for their e-mail (``-3003``), as Binance does when
 margin is not enabled there, and their status says so, unless they are also in
 ``stale_status`` (a status that has not caught up). ``frozen`` ones are listed as frozen. A key
-in ``Simulator.non_master_keys`` is refused, as a sub-account's key is.
+in :attr:`SimulatedSubAccounts.non_master_keys` is refused, as a sub-account's key is.
 """
 
 from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from binance_margin_exporter.binance import sub_accounts
+from binance_margin_exporter.demo import cross
 from binance_margin_exporter.demo.cross import SimulatedAccount
-from binance_margin_exporter.demo.routes import RequestError, Route, route_of
-
-if TYPE_CHECKING:
-    from binance_margin_exporter.demo.simulator import Simulator
+from binance_margin_exporter.demo.routes import API_KEY, Demo, Host, RequestError, Route, route_of
 
 SUB_ACCOUNT_LIST_PATH = sub_accounts.SUB_ACCOUNT_LIST.path
 SUB_MARGIN_ACCOUNT_PATH = sub_accounts.SUB_MARGIN_ACCOUNT.path
@@ -49,6 +47,7 @@ class SimulatedSubAccounts:
             for i, email in enumerate(self.emails)
         }
         self._bodies: dict[str, tuple[Any, bytes]] = {}
+        self.non_master_keys: set[str] = set()  # API keys refused here: a sub-account's own
 
     def listing(self, params: dict[str, str]) -> bytes:
         try:
@@ -116,9 +115,33 @@ class SimulatedSubAccounts:
 TOTALS = ("totalAssetOfBtc", "totalLiabilityOfBtc", "totalNetAssetOfBtc")
 
 
-def routes(sim: Simulator) -> dict[str, Route]:
-    subs = sim.subs
-    return dict((route_of(sub_accounts.SUB_ACCOUNT_LIST, subs.listing),
-                 route_of(sub_accounts.SUB_ACCOUNT_STATUS, subs.status),
-                 route_of(sub_accounts.SUB_MARGIN_ACCOUNT, subs.margin_account),
-                 route_of(sub_accounts.SUB_MARGIN_SUMMARY, subs.summary)))
+def state(host: Host) -> SimulatedSubAccounts:
+    """The master's sub-accounts: four, one without margin, one frozen (they drift when the
+    cross margin account does)."""
+    return host.state("subs", lambda: SimulatedSubAccounts(
+        ["alice@fund.example", "bob@fund.example", "carol@fund.example", "dave@fund.example"],
+        no_margin=["carol@fund.example"], frozen=["dave@fund.example"], n_assets=60,
+        n_active=6, drift=cross.state(host).drift))
+
+
+def routes(host: Host) -> dict[str, Route]:
+    subs = state(host)
+
+    def master_only(answer: Callable[[dict[str, str]], bytes]) -> Callable[[dict[str, str]],
+                                                                            bytes]:
+        """A sub-account's own key is refused, as Binance refuses it."""
+        def checked(params: dict[str, str]) -> bytes:
+            if params.get(API_KEY) in subs.non_master_keys:
+                raise RequestError(-1002, "You are not authorized to execute this request.")
+            return answer(params)
+        return checked
+
+    return dict((route_of(sub_accounts.SUB_ACCOUNT_LIST, master_only(subs.listing)),
+                 route_of(sub_accounts.SUB_ACCOUNT_STATUS, master_only(subs.status)),
+                 route_of(sub_accounts.SUB_MARGIN_ACCOUNT, master_only(subs.margin_account)),
+                 route_of(sub_accounts.SUB_MARGIN_SUMMARY, master_only(subs.summary))))
+
+
+def demo(host: Host) -> Demo:
+    """``--demo``'s master account reads its sub-accounts."""
+    return Demo(accounts={"demo": {"sub_accounts": "all"}})

@@ -18,7 +18,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping
 from email.message import Message
 from http.server import BaseHTTPRequestHandler
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import Metric
@@ -28,12 +28,27 @@ from binance_margin_exporter.web import exposition
 
 if TYPE_CHECKING:
     from binance_margin_exporter.web.connections import Connection
-    from binance_margin_exporter.web.server import ExporterHTTPServer
 
 log = logging.getLogger(__name__)
 
 Scrape = Callable[[float | None], Iterable[Metric]]
 Reload = Callable[[], str | None]
+
+
+class Checker(Protocol):
+    def check(self, header: str | None) -> bool:
+        """Does the ``Authorization`` header name a user and the right password?"""
+        ...
+
+
+class Site(Protocol):
+    """What a request reads of the server it came to (:mod:`.server`'s is one)."""
+
+    scrape: Scrape
+    metrics_path: str
+    reload: Reload | None  # None: no /-/reload
+    auth: Checker | None  # None: no basic auth
+    stopping: bool  # the server is shutting down: every answer closes its connection
 
 
 class TooSoon(Exception):
@@ -121,7 +136,7 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = f"binance-margin-exporter/{__version__}"
 
-    server: ExporterHTTPServer
+    server: Site  # type: ignore[assignment]
     wfile: Output  # type: ignore[assignment]
 
     def setup(self) -> None:

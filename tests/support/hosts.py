@@ -14,7 +14,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from binance_margin_exporter.config import AccountConfig, Settings
-from binance_margin_exporter.demo.simulator import SimulatedAccount, Simulator
+from binance_margin_exporter.demo.cross import SimulatedAccount
+from binance_margin_exporter.demo.simulator import Simulator
+from binance_margin_exporter.products import SIMULATED
 from tests.support.keys import API_KEY, SECRET
 
 # host setting -> the path prefixes that host serves
@@ -28,7 +30,8 @@ class Hosts:
     def __init__(self) -> None:
         sims = {}
         for key, prefixes in PREFIXES.items():
-            sim = Simulator(SimulatedAccount(300, 12, drift=False), serves=prefixes)
+            sim = Simulator(SIMULATED, account=SimulatedAccount(300, 12, drift=False),
+                            serves=prefixes)
             sim.add_hmac_key(API_KEY, SECRET)
             sims[key] = sim
         self.by_setting = sims

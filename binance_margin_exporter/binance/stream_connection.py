@@ -1,20 +1,22 @@
-"""One account's risk data stream: the thread (:class:`Stream`), its :class:`Timing`.
+"""One account's risk data stream connection: a listen key and its WebSocket (:class:`Stream`).
 
-One daemon thread per account part (started by ``warm_up``, stopped by ``close``) keeps a
-listen key and a WebSocket (:mod:`websockets`' sync client) open: ``POST`` a key (Binance
-returns the account's active one if any), connect ``<stream_url>/ws/<key>``, ``PUT`` it every
-30 minutes (it lives 60), reconnect before Binance's 24-hour cut and after any drop, and take
-a new key when Binance says it no longer exists (``-1125`` on the ``PUT``, ``listenKeyExpired``).
-A drop, and any reconnection after a connection shorter than ``stable``, backs off (1 s
-doubling to 300 s, with jitter): an upstream that hangs up or says "expired" at once never
-makes a storm of listen-key requests. The connection leaves by the account's egress; log
-lines are one per kind a minute, outside values cut short. Pings are answered by the
-library. The key is never ``DELETE``\\ d: it is the account's, shared with every other
-program reading the account's stream (a DELETE would cut theirs); at shutdown the thread only
-stops keeping it alive, and Binance lets it expire 60 minutes later unless another program
-keeps it. An event is
-counted and drops the account's cached answer with a fetch at once (in the background), at
-most one every ``refresh_spacing`` seconds (one within that is scheduled at its end).
+One daemon thread per stream (started and stopped by its owner) keeps a listen key and a
+WebSocket (:mod:`websockets`' sync client) open: ``POST`` a key (Binance returns the
+account's active one if any), connect ``<stream_url>/ws/<key>``, ``PUT`` it every 30 minutes
+(it lives 60), reconnect before Binance's 24-hour cut and after any drop, and take a new key
+when Binance says it no longer exists (``-1125`` on the ``PUT``, ``listenKeyExpired``). A
+drop, and any reconnection after a connection shorter than ``stable``, backs off (1 s doubling
+to 300 s, with jitter): an upstream that hangs up or says "expired" at once never makes a
+storm of listen-key requests. The connection leaves by the account's egress; log lines are
+one per kind a minute, outside values cut short. Pings are answered by the library. The key
+is never ``DELETE``\\ d: it is the account's, shared with every other program reading the
+account's stream (a DELETE would cut theirs); at shutdown the thread only stops keeping it
+alive, and Binance lets it expire 60 minutes later unless another program keeps it.
+
+Each risk event is handed, parsed, to ``on_event`` (in the thread): what it means to the
+exporter (counts, a refresh of the account) is the collector's (:mod:`..collectors.streams`).
+websockets logs the request path, the listen key: :func:`~..logs.setup_logging` puts a filter
+on its loggers.
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ import logging
 import random
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -33,9 +34,9 @@ from websockets.sync.client import ClientConnection, connect
 from binance_margin_exporter.binance import streams
 from binance_margin_exporter.binance.egress import DEFAULT_EGRESS, Egress, websocket_options
 from binance_margin_exporter.binance.errors import UpstreamError
-from binance_margin_exporter.binance.streams import KeyExpired, StreamKind, parse_event
+from binance_margin_exporter.binance.streams import KeyExpired, RiskEvent, StreamKind, parse_event
 from binance_margin_exporter.binance.transport import BinanceClient
-from binance_margin_exporter.logs import RedactListenKeys, Throttled, shorten
+from binance_margin_exporter.logs import Throttled, shorten
 
 log = logging.getLogger(__name__)
 
@@ -45,22 +46,11 @@ KEY_EXPIRED = "key_expired"  # Binance says the listen key no longer exists: a n
 LIFETIME = "lifetime"  # ours, before Binance's 24-hour cut
 FAILED = "failed"  # a listen-key request or a connection attempt failed: tried again later
 RECONNECT_REASONS = (DROPPED, KEY_EXPIRED, LIFETIME, FAILED)
-# the statuses each event is known to send (every series starts at 0: increase() works from
-# the first event); other documented ones appear as Binance spells them, the rest as ``other``
-KNOWN_STATUSES = {
-    "margin_level_status_change": ("MARGIN_CALL",),
-    "risk_level_change": ("MARGIN_CALL", "REDUCE_ONLY", "FORCE_LIQUIDATION"),
-    "liability_change": ("BORROW",),
-}
-
-
-for _name in ("websockets.client", "websockets.server"):
-    logging.getLogger(_name).addFilter(RedactListenKeys())
 
 
 @dataclass(frozen=True)
 class Timing:
-    """The streams' intervals in seconds (tests shorten them)."""
+    """A stream connection's intervals in seconds (tests shorten them)."""
 
     keep_alive: float = 1800.0  # PUT the key every 30 minutes: it lives 60
     keep_alive_retry: float = 60.0  # after a failed PUT (the key lives on meanwhile)
@@ -69,7 +59,6 @@ class Timing:
     backoff_first: float = 1.0
     backoff_max: float = 300.0
     stable: float = 60.0  # a connection that lasted this long resets the back-off
-    refresh_spacing: float = 5.0  # at most one account fetch an event triggers in this long
     open_timeout: float = 10.0
     close_timeout: float = 2.0
     ping_interval: float | None = 60.0  # ours (Binance pings too; the library answers)
@@ -81,23 +70,30 @@ class Timing:
     log_period: float = 60.0  # one log line per kind of line (an event, a broken message) this long
 
 
+def _ignore(event: RiskEvent) -> None:
+    pass
+
+
 class Stream:
-    """One account's stream: the thread, and what it saw (read by the scrapes)."""
+    """One account's stream connection: the thread, whether it is up, why it reconnected."""
 
     def __init__(self, account: str, kind: StreamKind, client: BinanceClient, url: str,
-                 timing: Timing = Timing(), *, egress: Egress = DEFAULT_EGRESS,
+                 timing: Timing = Timing(), *,
+                 on_event: Callable[[RiskEvent], object] = _ignore,
+                 egress: Egress = DEFAULT_EGRESS,
                  rng: Callable[[], float] = random.random,
                  clock: Callable[[], float] = time.monotonic,
                  wait: Callable[[float], object] | None = None) -> None:
-        """``clock`` (monotonic) and ``wait`` (the back-off's: it returns early at ``stop``)
-        are the tests' to replace."""
+        """``on_event``: called in the thread with each risk event (an ``OSError`` it raises
+        is a dropped connection). ``clock`` (monotonic) and ``wait`` (the back-off's: it
+        returns early at ``stop``) are the tests' to replace."""
         self.account = account
         self.kind = kind
         self.client = client
         self.url = url.rstrip("/")
         self.timing = timing
         self.egress = egress
-        self.refresh: Callable[[], None] = lambda: None  # the account's: set by join
+        self.on_event = on_event
         self._rng = rng
         self._clock = clock
         self._lock = threading.Lock()
@@ -108,13 +104,7 @@ class Stream:
         self._ws: ClientConnection | None = None
         self._connected = False
         self._key_valid_until = 0.0  # monotonic
-        self.events: Counter[tuple[str, str]] = Counter(
-            {(event, status): 0 for event in kind.events for status in KNOWN_STATUSES[event]})
-        self.reconnects = dict.fromkeys(RECONNECT_REASONS, 0)
-        self.level: float | None = None
-        self.last_event: float | None = None
-        self._last_refresh = -float("inf")
-        self._refresh_due: float | None = None
+        self._reconnects = dict.fromkeys(RECONNECT_REASONS, 0)
 
     # -- control --------------------------------------------------------------------------
 
@@ -156,7 +146,7 @@ class Stream:
 
     def _note(self, reason: str) -> None:
         with self._lock:
-            self.reconnects[reason] += 1
+            self._reconnects[reason] += 1
 
     def _where(self) -> str:
         return f"{self.kind.name} stream of {self.account}"
@@ -256,9 +246,6 @@ class Stream:
             with self._lock:
                 if now >= self._key_valid_until:
                     return KEY_EXPIRED
-            due = self._refresh_due
-            if due is not None and now >= due:
-                self._do_refresh(now)
             try:
                 message = ws.recv(timeout=timing.poll)
             except TimeoutError:
@@ -270,7 +257,7 @@ class Stream:
         return DROPPED
 
     def _handle(self, message: str | bytes) -> bool:
-        """Count an event and refresh the account; True: the key expired."""
+        """Hand a risk event to ``on_event``; True: the key expired."""
         try:
             event = parse_event(message)
         except UpstreamError as exc:
@@ -282,32 +269,14 @@ class Stream:
         if isinstance(event, KeyExpired):
             return True
         status = streams.status_label(event.event, event.status)
-        with self._lock:
-            self.events[(event.event, status)] += 1
-            self.last_event = event.time_ms / 1000
-            if event.level is not None:
-                self.level = event.level
         self._log.info("%s: %s %s", self._where(), event.event, shorten(event.status),
                        kind=f"{event.event} {status}")
-        now = self._clock()
-        if now - self._last_refresh >= self.timing.refresh_spacing:
-            self._do_refresh(now)
-        elif self._refresh_due is None:
-            self._refresh_due = self._last_refresh + self.timing.refresh_spacing
+        self.on_event(event)
         return False
-
-    def _do_refresh(self, now: float) -> None:
-        self._last_refresh = now
-        self._refresh_due = None
-        try:
-            self.refresh()
-        except RuntimeError:  # the executor shut down: the exporter is closing
-            log.debug("%s stream of %s: no refresh, the exporter is closing",
-                      self.kind.name, self.account)
 
     # -- what a scrape reads ----------------------------------------------------------------
 
-    def snapshot(self) -> tuple[dict[tuple[str, str], int], dict[str, int], float | None,
-                                float | None]:
+    def reconnects(self) -> dict[str, int]:
+        """Reconnections so far, by reason (every reason, 0 included)."""
         with self._lock:
-            return dict(self.events), dict(self.reconnects), self.level, self.last_event
+            return dict(self._reconnects)
