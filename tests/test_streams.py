@@ -640,6 +640,56 @@ def test_a_stopped_part_drops_its_trailing_refresh():
     assert cancelled == [3.0]
 
 
+def test_the_trailing_refresh_comes_each_spacing_and_a_failing_one_is_said(caplog):
+    """Within the spacing (even half a second before its end) an event waits for the trailing
+    refresh; after that one, the next event within the spacing waits again. A trailing
+    refresh that fails (in the timer's thread) is one warning, nothing raised."""
+    now, calls = [100.0], []
+
+    def schedule(delay: float, call) -> object:
+        calls.append((delay, call))
+        return lambda: None
+
+    stream = Stream("main", streams.MARGIN_RISK, None, "ws://unused", FAST)  # type: ignore[arg-type]
+    part = StreamPart(stream, 5.0, clock=lambda: now[0], schedule=schedule)
+    refreshed = []
+    part.refresh = lambda: refreshed.append(now[0])
+    event = '{"e": "USER_LIABILITY_CHANGE", "E": 1701949801133, "t": "BORROW"}'
+    stream._handle(event)
+    now[0] += 4.5
+    stream._handle(event)
+    assert refreshed == [100.0] and [d for d, _ in calls] == [0.5]
+    now[0] += 0.5
+    calls[0][1]()  # the timer fires
+    assert refreshed == [100.0, 105.0]
+    now[0] += 1.0
+    stream._handle(event)  # within the spacing since the trailing one: waits again
+    assert [d for d, _ in calls] == [0.5, 4.0]
+
+    def refresh() -> None:
+        raise ConnectionResetError("the pool")
+
+    part.refresh = refresh
+    calls[1][1]()
+    assert [(r.levelname, r.getMessage()) for r in caplog.records
+            if r.name == "binance_margin_exporter.collectors.streams"] == [
+        ("WARNING", "margin_risk stream of main: the account's refresh failed: "
+                    "ConnectionResetError")]
+
+
+def test_the_trailing_refresh_waits_in_a_daemon_timer_of_its_own():
+    from binance_margin_exporter.collectors.streams import later
+
+    ran, before = threading.Event(), set(threading.enumerate())
+    cancel = later(60.0, ran.set)
+    (timer,) = set(threading.enumerate()) - before
+    assert timer.name == "account-refresh"
+    assert timer.daemon
+    cancel()
+    timer.join(5)
+    assert not timer.is_alive() and not ran.is_set()
+
+
 def test_a_refresh_during_a_fetch_fetches_once_more_after_it():
     """The fetch under way may have read the account before the event: one more follows it,
     however many events came meanwhile; with none under way, one starts at once."""

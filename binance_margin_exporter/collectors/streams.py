@@ -79,7 +79,7 @@ def later(delay: float, call: Callable[[], None]) -> Callable[[], None]:
     """Run ``call`` in ``delay`` seconds (a daemon timer); what cancels it."""
     timer = threading.Timer(delay, call)
     timer.daemon = True
-    timer.name = "stream-refresh"
+    timer.name = "account-refresh"  # not "stream-...": no stream thread outlives a stop
     timer.start()
     return timer.cancel
 
