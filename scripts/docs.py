@@ -20,6 +20,7 @@ import argparse
 import ast
 import dataclasses
 import inspect
+import itertools
 import logging
 import re
 import sys
@@ -221,7 +222,7 @@ def declared() -> dict[str, Family]:
                 items, type_ = node.elts, ""
             else:
                 continue
-            for name_node, help_node in zip(items, items[1:]):
+            for name_node, help_node in itertools.pairwise(items):
                 name, help_ = _string(name_node), _string(help_node)
                 if name is None or help_ is None or not FAMILY_NAME.fullmatch(name):
                     continue
@@ -244,9 +245,11 @@ def metrics_page() -> str:
     # (``binance_margin_isolated`` of ``binance_margin_isolated_up``)
     others = {name: f for name, f in declared().items()
               if name not in shown and f"{name}_total" not in shown and f.help not in helps}
-    # a family declared in a table (no constructor beside its name) has unknown labels: "—"
-    rows = [[code(f.name), cell(f.type or "—"), cell(", ".join(f.labels) or f.type and "" or "—"),
-             cell(f.help)] for f in sorted([*shown.values(), *others.values()], key=lambda f: f.name)]
+    rows = []
+    for f in sorted([*shown.values(), *others.values()], key=lambda f: f.name):
+        # a family declared in a table (no constructor beside its name): labels unknown
+        labels = ", ".join(f.labels) if f.type else "—"
+        rows.append([code(f.name), cell(f.type or "—"), cell(labels), cell(f.help)])
     return "".join([
         HEADER.format(source="one scrape of every product against the demo's simulator"),
         "# Metrics reference\n\n",
@@ -255,9 +258,9 @@ def metrics_page() -> str:
         "(with `--shard=0/1`), until no new family appears; and the families the code "
         "declares that this scrape does not show (a limit reached, an event received, a "
         "field only older answers send), with the HELP their code gives and, where the "
-        "code does not say it beside the name, no type or labels (`—`). Process metrics (`process_*`, "
-        "from `prometheus_client`) follow these on `/metrics`. What the values mean and how "
-        "they behave: [Metrics](../metrics.md).\n\n",
+        "code does not say it beside the name, no type or labels (`—`). Process metrics "
+        "(`process_*`, from `prometheus_client`) follow these on `/metrics`. What the "
+        "values mean and how they behave: [Metrics](../metrics.md).\n\n",
         f"{len(rows)} families.\n\n",
         table(["name", "type", "labels", "HELP"], rows)])
 
