@@ -150,3 +150,18 @@ def test_the_package_docstrings_name_every_product_module():
     for path in (ROOT / "binance_margin_exporter" / "binance").glob("*.py"):
         if path.stem != "__init__":
             assert f":mod:`.{path.stem}`" in binance.__doc__, f"binance's docstring: {path.stem}"
+
+
+def test_the_readme_is_short_and_ci_runs_the_test_command_it_gives():
+    readme = (ROOT / "README.md").read_text()
+    assert len(readme.encode()) <= 15 * 1024, "README.md over 15 KB: move the detail to docs/"
+    assert "\npip install '.[test,docs]' && pytest\n" in readme
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "python -m pip install -q '.[test,docs]'\n" in ci and "\npytest\n" in ci
+    assert "mkdocs build --strict" in ci
+    # every page of docs/ is in the site's navigation, and every page the README links exists
+    nav = (ROOT / "mkdocs.yml").read_text()
+    for page in DOCS.rglob("*.md"):
+        assert f": {page.relative_to(DOCS)}\n" in nav, f"{page.name} is not in mkdocs.yml's nav"
+    for link in re.findall(r"\]\((docs/[^)#]+)", readme):
+        assert (ROOT / link).is_file(), link
