@@ -208,6 +208,33 @@ def _string(node: ast.AST | None) -> str | None:
         else None
 
 
+def _strings(node: ast.AST) -> tuple[str, ...] | None:
+    """A list or tuple of string constants, else None."""
+    if not isinstance(node, (ast.List, ast.Tuple)):
+        return None
+    items = tuple(map(_string, node.elts))
+    return None if None in items else items  # type: ignore[return-value]
+
+
+def _label_lists(tree: ast.AST) -> dict[str, tuple[str, ...]]:
+    """Names a module binds to one list of strings (``acc, asset_l = ["account"], [...]``):
+    the label names a family's ``labels=acc`` gives. A name bound to two lists is left out."""
+    bound: dict[str, tuple[str, ...] | None] = {}
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Assign):
+            continue
+        for target in node.targets:
+            pairs = [(target, node.value)]
+            if isinstance(target, ast.Tuple) and isinstance(node.value, ast.Tuple) and \
+                    len(target.elts) == len(node.value.elts):
+                pairs = list(zip(target.elts, node.value.elts, strict=True))
+            for name, value in pairs:
+                items = _strings(value)
+                if isinstance(name, ast.Name) and items is not None:
+                    bound[name.id] = items if bound.get(name.id, items) == items else None
+    return {name: items for name, items in bound.items() if items is not None}
+
+
 def declared() -> dict[str, Family]:
     """Families the package's code declares: a ``binance_margin_*`` name followed by its HELP
     (``GaugeMetricFamily(name, help, labels=[...])``, or a row of a metric table)."""
@@ -215,7 +242,9 @@ def declared() -> dict[str, Family]:
     for path in sorted(PACKAGE.rglob("*.py")):
         if "demo" in path.relative_to(PACKAGE).parts:
             continue
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        tree = ast.parse(path.read_text(), str(path))
+        lists = _label_lists(tree)
+        for node in ast.walk(tree):
             if isinstance(node, ast.Call):
                 items, type_ = node.args, getattr(node.func, "id", getattr(node.func, "attr", ""))
             elif isinstance(node, ast.Tuple):
@@ -230,9 +259,9 @@ def declared() -> dict[str, Family]:
                     type_, "")
                 labels: tuple[str, ...] = ()
                 for keyword in getattr(node, "keywords", []):
-                    if keyword.arg == "labels" and isinstance(keyword.value, (ast.List,
-                                                                              ast.Tuple)):
-                        labels = tuple(sorted(filter(None, map(_string, keyword.value.elts))))
+                    if keyword.arg == "labels":
+                        labels = tuple(sorted(_strings(keyword.value) or lists.get(
+                            getattr(keyword.value, "id", ""), ())))
                 family = Family(exposition_name(name, kind_), kind_, labels, help_, False)
                 found.setdefault(family.name, family)
     return found
