@@ -54,9 +54,12 @@ def product_names() -> list[str]:
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    parser = _Parser(prog=PROG, description="Prometheus exporter for Binance margin accounts. "
-                     f"Products: {', '.join(product_names())}. Credentials come from the "
-                     "environment or the --config file.")
+    parser = _Parser(prog=PROG, description="Prometheus exporter for Binance margin accounts "
+                     "(cross, isolated pairs, sub-accounts), Portfolio Margin and Portfolio "
+                     "Margin Pro accounts, USD-M and COIN-M futures accounts, and every "
+                     "leveraged position's distance to its liquidation price. Products: "
+                     f"{', '.join(product_names())}. Credentials come from the environment or "
+                     "the --config file.")
     parser.add_argument("--web.listen-address", dest="listen", default="127.0.0.1:9944",
                         help="host:port to serve on; ':9944' or '0.0.0.0:9944' for all "
                         "interfaces (default: %(default)s)")

@@ -56,7 +56,8 @@ def landing_page(products: Sequence[str] = (), metrics_path: str = "/metrics") -
     return f"""<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>Binance margin exporter</title></head>
 <body><h1>Binance margin exporter</h1>
-<p>Version {__version__}. Prometheus metrics of Binance margin accounts.{listed}</p>
+<p>Version {__version__}. Prometheus metrics of Binance margin accounts: cross, isolated,
+sub-accounts, Portfolio Margin and Pro, futures and their positions.{listed}</p>
 <ul><li><a href="{path}">{path}</a></li><li><a href="/healthz">/healthz</a></li></ul>
 </body></html>
 """.encode()
