@@ -48,7 +48,14 @@ def cell(text: Any) -> str:
 
 
 def code(text: Any) -> str:
-    return f"`{cell(text)}`" if str(text) != "" else ""
+    """Code in a table cell. A pipe in a code span is kept by GitHub as ``\\|`` is, but shown
+    with its backslash by MkDocs: such code is written as HTML, every special character an
+    entity, which both show alike."""
+    text = " ".join(str(text).split())
+    if "|" not in text:
+        return f"`{text}`" if text else ""
+    return "<code>" + "".join(c if c.isalnum() or c in " .,:()={}" else f"&#{ord(c)};"
+                              for c in text) + "</code>"
 
 
 def table(head: Iterable[str], rows: Iterable[Iterable[str]]) -> str:
