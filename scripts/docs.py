@@ -75,7 +75,9 @@ def kind(reader: Callable[..., Any]) -> tuple[str, str]:
     name = reader.__qualname__.split(".<locals>")[0]
     bound = inspect.getclosurevars(reader).nonlocals if reader.__closure__ else {}
     if "minimum" in bound and "maximum" in bound:
-        return name, f"{bound['minimum']:,g} to {bound['maximum']:,g}"
+        low, high = (f"{v:,}" if isinstance(v, int) else f"{v:,g}"
+                     for v in (bound["minimum"], bound["maximum"]))
+        return name, f"{low} to {high}"
     if "allowed" in bound:
         return name, ", ".join(map(str, bound["allowed"]))
     if "listing" in bound:
