@@ -23,6 +23,7 @@ from binance_margin_exporter.config import ConfigError, environ
 from binance_margin_exporter.health import healthcheck
 from binance_margin_exporter.logs import setup_logging
 from binance_margin_exporter.memory import Settle, release_promptly
+from binance_margin_exporter.products import PRODUCTS
 from binance_margin_exporter.reload import Reloader, load_web
 from binance_margin_exporter.web.server import make_server, parse_listen_address, url_host
 from binance_margin_exporter.wiring import build_exporter, load, warm_up
@@ -47,12 +48,18 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
+def product_names() -> list[str]:
+    """Every product of the product list, as --help and the landing page name them."""
+    return [product.name.replace("_", " ") for product in PRODUCTS]
+
+
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = _Parser(prog=PROG, description="Prometheus exporter for Binance margin accounts "
                      "(cross, isolated pairs, sub-accounts), Portfolio Margin and Portfolio "
                      "Margin Pro accounts, USD-M and COIN-M futures accounts, and every "
-                     "leveraged position's distance to its liquidation price. Credentials come "
-                     "from the environment or the --config file.")
+                     "leveraged position's distance to its liquidation price. Products: "
+                     f"{', '.join(product_names())}. Credentials come from the environment or "
+                     "the --config file.")
     parser.add_argument("--web.listen-address", dest="listen", default="127.0.0.1:9944",
                         help="host:port to serve on; ':9944' or '0.0.0.0:9944' for all "
                         "interfaces (default: %(default)s)")
@@ -121,7 +128,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         address = parse_listen_address(args.listen)
         if args.plan:
             from binance_margin_exporter.plan import parse_duration, plan
-            from binance_margin_exporter.products import PRODUCTS
 
             text, fits = plan(settings, PRODUCTS, parse_duration(args.scrape_interval))
             print(text)
@@ -154,7 +160,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         server = make_server(address, scrape, web, metrics_path=args.telemetry_path,
-                             reload=reloader.request if args.lifecycle else None)
+                             reload=reloader.request if args.lifecycle else None,
+                             products=product_names())
     except OSError as exc:
         print(f"{PROG}: --web.listen-address {args.listen}: {exc.strerror}", file=sys.stderr)
         return 1

@@ -7,7 +7,7 @@ The dashboard-linter rules that fit hold (tests/test_dashboards.py): a unit on e
 shows a number, ``$__rate_interval`` in every ``rate``, a data-source variable. There are no
 ``job`` and ``instance`` variables on purpose: every series is keyed by ``account`` (unique
 across shards: names you choose, sub-account e-mails), and one exporter per IP budget is the
-deployment the README recommends, so those filters would select nothing the account does not.
+deployment the docs recommend, so those filters would select nothing the account does not.
 """
 
 from __future__ import annotations

@@ -240,7 +240,7 @@ def test_one_answer_for_secret_file_modes_everywhere():
     """The exporter's group (10001 in the container), mode 0440: the recipe that works for
     compose (a test below runs it as uid 10001), what the Kubernetes Secret volumes do, and
     what the exporter's warning asks. No place advises 0600 any more."""
-    places = {"README.md": ROOT / "README.md",
+    places = {"docs/deployment.md": ROOT / "docs" / "deployment.md",
               "deploy/secrets/README.md": ROOT / "deploy" / "secrets" / "README.md",
               "docker-compose.real.yml": ROOT / "deploy" / "docker-compose.real.yml"}
     for name, path in places.items():

@@ -194,8 +194,8 @@ def test_the_runbook_s_log_commands_name_what_each_deployment_creates():
     """`kubectl logs deploy/binance-margin-exporter` is kustomize's name only: under Helm the
     Deployment is <release>-binance-margin-exporter, and with shards a StatefulSet whose pods
     are <name>-N, all labelled with the release."""
-    readme = (ROOT / "README.md").read_text()
-    runbook = readme[readme.index("### BinanceMarginExporterDown"):]
+    alerts = (ROOT / "docs" / "alerts.md").read_text()
+    runbook = alerts[alerts.index("### BinanceMarginExporterDown"):]
     runbook = runbook[:runbook.index("\n### ", 5)]
     single = of_kind(template(), "Deployment")
     assert single["metadata"]["name"] == "bme-binance-margin-exporter"

@@ -4,12 +4,16 @@
 - :mod:`.fields` — the one strict way a JSON value becomes a number or a flag.
 - :mod:`.signing` — HMAC-SHA256, Ed25519 and RSA request signatures.
 - :mod:`.limits` — what one Binance host allows: its clock and its weight gates.
-- :mod:`.transport` — one account's signed GETs: session, deadline, size cap, error mapping.
+- :mod:`.transport` — one account's signed GETs: session, size cap, error mapping;
+  :mod:`.deadline` — the fetch's deadline, the body included; :mod:`.redaction` — no secret
+  in any log record; :mod:`.egress` — the address or proxy requests leave by.
 - one module per Binance product, holding its paths, models and parser: :mod:`.cross`,
-  :mod:`.isolated`, :mod:`.sub_accounts`, :mod:`.portfolio`, :mod:`.prices`, :mod:`.interest`.
-- :mod:`.streams` — the risk data streams' listen keys and events; :mod:`.stream_connection`,
-  one account's stream connection (listen key, WebSocket, keep-alive, reconnects), which
-  hands each event to its ``on_event``.
+  :mod:`.isolated`, :mod:`.sub_accounts`, :mod:`.portfolio`, :mod:`.portfolio_pro`,
+  :mod:`.futures` (futures accounts and every product's positions), :mod:`.risk_lists`,
+  :mod:`.streams` (listen keys and the risk streams' events), :mod:`.prices`,
+  :mod:`.interest` (a test holds this list to the modules here).
+- :mod:`.stream_connection` — one account's stream connection (listen key, WebSocket,
+  keep-alive, reconnects), which hands each event to its ``on_event``.
 
 Adding a product means adding a module here (paths, frozen models, a ``fetch_*`` function that
 takes a :class:`~.transport.BinanceClient` and a deadline), one in ``collectors/``, one in

@@ -1,6 +1,7 @@
 """How a setting is declared: its key, how its value is read (type and range), its default and
 its meaning. A declaration is the one place a setting lives; the loader, the error messages and
-the README's table all come from it.
+the configuration reference (docs/reference/configuration.md, written by scripts/docs.py) all
+come from it.
 
 Every problem becomes a :class:`ConfigError` whose message is one line naming the key, so the
 CLI can print it and stop without a traceback.

@@ -37,7 +37,7 @@ def read_secret_file(path: Any, key: str, *, base: Path | None = None,
     if files is not None:
         files.append(str(target))
     if _readable_by_others(target):
-        # the one answer of the README, the compose recipe and the Kubernetes Secret volumes:
+        # the one answer of the docs, the compose recipe and the Kubernetes Secret volumes:
         # the exporter's group, mode 0440 (in the container: group 10001)
         log.warning(
             "%s: secret file %s is readable by group or others (mode %s); make it readable "

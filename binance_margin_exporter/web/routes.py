@@ -12,10 +12,11 @@ The answer is written into memory (:class:`Output`); the connection's watcher se
 from __future__ import annotations
 
 import gzip
+import html
 import io
 import logging
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from email.message import Message
 from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any, Protocol
@@ -60,12 +61,19 @@ class TooSoon(Exception):
 
 REALM = "binance-margin-exporter"
 TEXT = "text/plain; charset=utf-8"
-LANDING_PAGE = f"""<!DOCTYPE html>
+
+
+def landing_page(products: Sequence[str] = (), metrics_path: str = "/metrics") -> bytes:
+    """The page at ``/``: the version, the products the exporter reads (the command line
+    passes the product list's) and the links."""
+    listed = f" Products: {html.escape(', '.join(products))}." if products else ""
+    path = html.escape(metrics_path)
+    return f"""<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>Binance margin exporter</title></head>
 <body><h1>Binance margin exporter</h1>
 <p>Version {__version__}. Prometheus metrics of Binance margin accounts: cross, isolated,
-sub-accounts, Portfolio Margin, futures and their positions.</p>
-<ul><li><a href="/metrics">/metrics</a></li><li><a href="/healthz">/healthz</a></li></ul>
+sub-accounts, Portfolio Margin and Pro, futures and their positions.{listed}</p>
+<ul><li><a href="{path}">{path}</a></li><li><a href="/healthz">/healthz</a></li></ul>
 </body></html>
 """.encode()
 
@@ -190,7 +198,7 @@ class Handler(BaseHTTPRequestHandler):
         elif path == metrics_path:
             self._metrics()
         elif path == "/":
-            self._send(200, LANDING_PAGE, "text/html; charset=utf-8")
+            self._send(200, self.server.landing, "text/html; charset=utf-8")
         else:
             self._send(404, f"Not found. Metrics are at {metrics_path}\n".encode(), TEXT)
 

@@ -15,13 +15,14 @@ from __future__ import annotations
 import logging
 import socket
 import socketserver
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from binance_margin_exporter.config import WebConfig
 from binance_margin_exporter.web.auth import BasicAuth
 from binance_margin_exporter.web.connections import Connection, Limits, Watcher, close
-from binance_margin_exporter.web.routes import Handler, Reload, Scrape
+from binance_margin_exporter.web.routes import Handler, Reload, Scrape, landing_page
 from binance_margin_exporter.web.tls import TLSFiles, tls_context
 
 __all__ = ["BasicAuth", "ExporterHTTPServer", "make_server", "parse_listen_address",
@@ -37,11 +38,12 @@ class ExporterHTTPServer(socketserver.TCPServer):
 
     def __init__(self, address: tuple[str, int], scrape: Scrape, web: WebConfig, *,
                  metrics_path: str = "/metrics", reload: Reload | None = None,
-                 limits: Limits | None = None) -> None:
+                 limits: Limits | None = None, landing: bytes | None = None) -> None:
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         self.scrape = scrape
         self.metrics_path = metrics_path
+        self.landing = landing or landing_page(metrics_path=metrics_path)  # the page at /
         self.reload = reload
         self.tls = TLSFiles(web.tls) if web.tls else None
         self.auth = BasicAuth(web.basic_auth_users) if web.basic_auth_users else None
@@ -113,11 +115,12 @@ def make_server(
     *,
     metrics_path: str = "/metrics",
     reload: Reload | None = None,
+    products: Sequence[str] = (),
 ) -> ExporterHTTPServer:
     """``scrape(seconds)``: the metrics, gathered within Prometheus' scrape timeout (None: the
-    exporter's own budget)."""
+    exporter's own budget); ``products``, named on the landing page."""
     return ExporterHTTPServer(address, scrape, web or WebConfig(), metrics_path=metrics_path,
-                              reload=reload)
+                              reload=reload, landing=landing_page(products, metrics_path))
 
 
 def parse_listen_address(text: str) -> tuple[str, int]:
