@@ -4,9 +4,13 @@
 - :mod:`.fields` — the one strict way a JSON value becomes a number or a flag.
 - :mod:`.signing` — HMAC-SHA256, Ed25519 and RSA request signatures.
 - :mod:`.limits` — what one Binance host allows: its clock and its weight gates.
-- :mod:`.transport` — one account's signed GETs: session, size cap, error mapping;
-  :mod:`.deadline` — the fetch's deadline, the body included; :mod:`.redaction` — no secret
-  in any log record; :mod:`.egress` — the address or proxy requests leave by.
+- :mod:`.endpoints` — every endpoint's path, weight, budget (IP or UID) and host, declared
+  once: the requests, the gates, the plan and the simulator read them.
+- :mod:`.transport` — one account's requests: clock, auth back-off, weights, error mapping;
+  :mod:`.wire` — one request on the wire (query and signature, read whole by its deadline,
+  the size cap); :mod:`.deadline` — the fetch's deadline, the body included;
+  :mod:`.redaction` — no secret in any log record; :mod:`.egress` — the address or proxy
+  requests leave by.
 - one module per Binance product, holding its paths, models and parser: :mod:`.cross`,
   :mod:`.isolated`, :mod:`.sub_accounts`, :mod:`.portfolio`, :mod:`.portfolio_pro`,
   :mod:`.futures` (futures accounts and every product's positions), :mod:`.risk_lists`,
