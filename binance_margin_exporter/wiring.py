@@ -21,7 +21,6 @@ from binance_margin_exporter.binance.limits import Upstream
 from binance_margin_exporter.binance.signing import make_signer
 from binance_margin_exporter.binance.transport import BinanceClient, new_session
 from binance_margin_exporter.collectors.exporter import Exporter
-from binance_margin_exporter.collectors.hosts import HostsCollector
 from binance_margin_exporter.collectors.product import (
     Build,
     Closes,
@@ -33,6 +32,7 @@ from binance_margin_exporter.collectors.product import (
     across_shards,
     check_series,
 )
+from binance_margin_exporter.collectors.rate_limits import HostsCollector
 from binance_margin_exporter.config import (
     AccountConfig,
     ConfigError,

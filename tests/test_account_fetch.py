@@ -27,14 +27,11 @@ from binance_margin_exporter.collectors.account_fetch import (
     noting,
 )
 from binance_margin_exporter.collectors.cache import ERROR_REASONS, Cached, Result
-from binance_margin_exporter.collectors.families import (
-    Fetches,
-    InvalidFields,
-    Memo,
-    account_fetches,
-)
+from binance_margin_exporter.collectors.fetch_families import Fetches, account_fetches
+from binance_margin_exporter.collectors.invalid_fields import InvalidFields
 from binance_margin_exporter.collectors.product import Describes, check_series
 from binance_margin_exporter.collectors.scrape import Scrape
+from binance_margin_exporter.collectors.tables import Memo
 from binance_margin_exporter.config import ConfigError, Options
 from binance_margin_exporter.products import PRODUCTS
 from binance_margin_exporter.web.exposition import as_sample

@@ -16,7 +16,7 @@ from binance_margin_exporter.binance.cross import MarginAccount, UserAsset, pars
 from binance_margin_exporter.binance.errors import UpstreamError
 from binance_margin_exporter.collectors.cache import ERROR_REASONS
 from binance_margin_exporter.collectors.cross import CrossAccount, CrossCollector
-from binance_margin_exporter.collectors.families import InvalidFields
+from binance_margin_exporter.collectors.invalid_fields import InvalidFields
 from binance_margin_exporter.demo.simulator import Fault
 from tests.support.clocks import WALL, StepClock
 from tests.support.exporters import Scraper, sample_values

@@ -1,7 +1,7 @@
 """The detail rotation's plan on its own (``DetailRotation.plan``), with accounts whose levels,
 bars and detail ages are set exactly: the minute's window, the order of those at risk, what a
 fall is, the catch-up of old details and the rotation it shows. The same plan over HTTP is in
-test_sub_account_tiers.py."""
+test_sub_account_rotation.py."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import logging
 from types import SimpleNamespace
 
 from binance_margin_exporter.collectors.cache import Result
-from binance_margin_exporter.collectors.sub_account_tiers import DetailRotation
+from binance_margin_exporter.collectors.sub_accounts.rotation import DetailRotation
 from tests.support.clocks import StepClock
 
 WALL = 1_700_000_000.0

@@ -19,7 +19,7 @@ from binance_margin_exporter.binance.errors import UpstreamError
 from binance_margin_exporter.binance.limits import Upstream
 from binance_margin_exporter.binance.signing import HmacSigner
 from binance_margin_exporter.binance.transport import BinanceClient
-from binance_margin_exporter.collectors.hosts import HostsCollector
+from binance_margin_exporter.collectors.rate_limits import HostsCollector
 from binance_margin_exporter.demo.simulator import Simulator
 from binance_margin_exporter.products import SIMULATED
 from tests.support.exporters import Scraper, built_exporter, sample_values

@@ -19,7 +19,7 @@ from binance_margin_exporter.binance.signing import HmacSigner
 from binance_margin_exporter.binance.transport import BinanceClient
 from binance_margin_exporter.collectors.cross import CrossAccount, CrossCollector
 from binance_margin_exporter.collectors.exporter import Exporter
-from binance_margin_exporter.collectors.hosts import HostsCollector
+from binance_margin_exporter.collectors.rate_limits import HostsCollector
 from binance_margin_exporter.demo.cross import ACCOUNT_PATH
 from binance_margin_exporter.demo.simulator import TIME_PATH, Fault, Simulator
 from binance_margin_exporter.products import SIMULATED

@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from binance_margin_exporter.binance.futures import parse_positions
+from binance_margin_exporter.binance.positions import parse_positions
 from binance_margin_exporter.collectors.positions import (
     MarketPositions,
     PositionsCollector,

@@ -21,9 +21,9 @@ from binance_margin_exporter.binance.sub_accounts import (
 )
 from binance_margin_exporter.collectors.cache import Result
 from binance_margin_exporter.collectors.cross import CrossAccount, CrossCollector
-from binance_margin_exporter.collectors.sub_account_group import SubAccounts
-from binance_margin_exporter.collectors.sub_account_roster import DISCOVERY_SECONDS
 from binance_margin_exporter.collectors.sub_accounts import SubAccountsCollector
+from binance_margin_exporter.collectors.sub_accounts.group import SubAccounts
+from binance_margin_exporter.collectors.sub_accounts.roster import DISCOVERY_SECONDS
 from binance_margin_exporter.demo.cross import SimulatedAccount
 from binance_margin_exporter.demo.simulator import Simulator
 from binance_margin_exporter.demo.sub_accounts import SimulatedSubAccounts

@@ -14,6 +14,7 @@ from binance_margin_exporter.binance import (
     isolated,
     portfolio,
     portfolio_pro,
+    positions,
     prices,
     risk_lists,
     sub_accounts,
@@ -37,7 +38,7 @@ from binance_margin_exporter.collectors.risk_lists import (
     DELIST_REFRESH_SECONDS,
     RESTRICTED_REFRESH_SECONDS,
 )
-from binance_margin_exporter.collectors.sub_account_roster import DISCOVERY_SECONDS
+from binance_margin_exporter.collectors.sub_accounts.roster import DISCOVERY_SECONDS
 from binance_margin_exporter.config import Options, Settings
 from binance_margin_exporter.demo.simulator import Simulator
 from binance_margin_exporter.products import PRODUCTS, SIMULATED
@@ -148,14 +149,14 @@ def test_futures_on_the_hosts_of_their_markets():
 def test_positions_of_each_account_type():
     settings = settings_of(PM, FUT, PRO)
     product = positions_product.PRODUCT
-    papi = futures.PAPI_POSITIONS
+    papi = positions.PAPI_POSITIONS
     assert product.weight_per_minute(PM, settings, INTERVAL) == {
         PAPI: (papi["um"].weight + papi["cm"].weight) * FETCHES}
     assert product.weight_per_minute(FUT, settings, INTERVAL) == {
-        FAPI: futures.FUTURES_POSITIONS["um"].weight * FETCHES,
-        DAPI: futures.FUTURES_POSITIONS["cm"].weight * FETCHES}
+        FAPI: positions.FUTURES_POSITIONS["um"].weight * FETCHES,
+        DAPI: positions.FUTURES_POSITIONS["cm"].weight * FETCHES}
     assert product.weight_per_minute(PRO, settings, INTERVAL) == {
-        DAPI: futures.FUTURES_POSITIONS["cm"].weight * FETCHES}
+        DAPI: positions.FUTURES_POSITIONS["cm"].weight * FETCHES}
 
 
 def test_prices_and_risk_lists_once_for_all_on_the_first_account():

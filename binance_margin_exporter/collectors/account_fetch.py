@@ -29,14 +29,8 @@ from typing import Any, Generic, Protocol, TypeVar
 from prometheus_client.metrics_core import Metric
 
 from binance_margin_exporter.collectors.cache import Cached, Result, start_all
-from binance_margin_exporter.collectors.families import (
-    Fetches,
-    InvalidFields,
-    Memo,
-    account_fetches,
-    invalid_fields,
-    non_empty,
-)
+from binance_margin_exporter.collectors.fetch_families import Fetches, account_fetches
+from binance_margin_exporter.collectors.invalid_fields import InvalidFields, invalid_fields
 from binance_margin_exporter.collectors.product import (
     Build,
     ClientState,
@@ -45,6 +39,7 @@ from binance_margin_exporter.collectors.product import (
     Product,
 )
 from binance_margin_exporter.collectors.scrape import Scrape
+from binance_margin_exporter.collectors.tables import Memo, non_empty
 
 T = TypeVar("T")
 P = TypeVar("P", bound="AccountPart[Any]")

@@ -52,24 +52,21 @@ from binance_margin_exporter.collectors.cross_tables import (
     asset_part,
     threshold_lines,
 )
-from binance_margin_exporter.collectors.families import (
-    InvalidFields,
-    Memo,
-    Table,
-    account_fetches,
-)
+from binance_margin_exporter.collectors.fetch_families import account_fetches
 from binance_margin_exporter.collectors.interest import (
     INTEREST_RATES,
     NEXT_HOURLY_RATE,
     RATES_REFRESH_SECONDS,
     HourlyRates,
 )
+from binance_margin_exporter.collectors.invalid_fields import InvalidFields
 from binance_margin_exporter.collectors.product import (
     Build,
     ClientState,
     WarmsUp,
 )
 from binance_margin_exporter.collectors.scrape import Scrape
+from binance_margin_exporter.collectors.tables import Memo, Table
 from binance_margin_exporter.collectors.weights import Costs
 from binance_margin_exporter.config import (
     AccountConfig,

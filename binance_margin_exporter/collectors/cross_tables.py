@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from binance_margin_exporter.binance.cross import MarginAccount, TradeCoeff, UserAsset
 from binance_margin_exporter.binance.fields import plus, times
 from binance_margin_exporter.binance.prices import Prices
-from binance_margin_exporter.collectors.families import Lines, Table, gauge_lines
+from binance_margin_exporter.collectors.tables import Lines, Table, gauge_lines
 from binance_margin_exporter.web.exposition import Lined
 
 # model field -> (metric name, HELP). One table, so names and HELP texts live in one place.

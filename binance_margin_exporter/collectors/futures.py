@@ -38,11 +38,9 @@ from binance_margin_exporter.collectors.account_fetch import (
     FetchProduct,
     account_part,
 )
-from binance_margin_exporter.collectors.families import (
-    Table,
-)
 from binance_margin_exporter.collectors.product import Build, KeyState
 from binance_margin_exporter.collectors.scrape import Scrape
+from binance_margin_exporter.collectors.tables import Table
 from binance_margin_exporter.collectors.weights import Costs
 from binance_margin_exporter.config import (
     AccountConfig,

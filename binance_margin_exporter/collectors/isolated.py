@@ -35,24 +35,20 @@ from binance_margin_exporter.collectors.account_fetch import (
     account_part,
 )
 from binance_margin_exporter.collectors.cache import Cached
-from binance_margin_exporter.collectors.families import (
-    Fetches,
-    InvalidFields,
-    Memo,
-    Table,
-    states,
-)
+from binance_margin_exporter.collectors.fetch_families import Fetches
 from binance_margin_exporter.collectors.interest import (
     INTEREST_RATES,
     NEXT_HOURLY_RATE,
     RATES_REFRESH_SECONDS,
     HourlyRates,
 )
+from binance_margin_exporter.collectors.invalid_fields import InvalidFields
 from binance_margin_exporter.collectors.product import (
     Build,
     ClientState,
 )
 from binance_margin_exporter.collectors.scrape import Scrape
+from binance_margin_exporter.collectors.tables import Memo, Table, states
 from binance_margin_exporter.collectors.weights import Costs
 from binance_margin_exporter.config import AccountConfig, Configured, Setting, Settings
 from binance_margin_exporter.config.schema import flag

@@ -33,12 +33,9 @@ from binance_margin_exporter.collectors.account_fetch import (
     FetchProduct,
     account_part,
 )
-from binance_margin_exporter.collectors.families import (
-    Table,
-    states,
-)
 from binance_margin_exporter.collectors.product import Build
 from binance_margin_exporter.collectors.scrape import Scrape
+from binance_margin_exporter.collectors.tables import Table, states
 from binance_margin_exporter.collectors.weights import Costs
 from binance_margin_exporter.config import AccountConfig, Configured, OwnHosts, Setting, Settings
 from binance_margin_exporter.config.schema import url

@@ -33,7 +33,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
 from binance_margin_exporter.binance.endpoints import Endpoint
-from binance_margin_exporter.binance.futures import (
+from binance_margin_exporter.binance.positions import (
     FUTURES_POSITIONS,
     PAPI_POSITIONS,
     Position,
@@ -49,15 +49,12 @@ from binance_margin_exporter.collectors.account_fetch import (
     noting,
 )
 from binance_margin_exporter.collectors.cache import Cached
-from binance_margin_exporter.collectors.families import (
-    Fetches,
-    InvalidFields,
-    Memo,
-    Table,
-)
+from binance_margin_exporter.collectors.fetch_families import Fetches
 from binance_margin_exporter.collectors.futures import HOST_SETTINGS, market_clients
+from binance_margin_exporter.collectors.invalid_fields import InvalidFields
 from binance_margin_exporter.collectors.product import Build, ClientState
 from binance_margin_exporter.collectors.scrape import Scrape
+from binance_margin_exporter.collectors.tables import Memo, Table
 from binance_margin_exporter.collectors.weights import Costs
 from binance_margin_exporter.config import AccountConfig, Configured, OwnHosts, Setting, Settings
 from binance_margin_exporter.config.schema import integer

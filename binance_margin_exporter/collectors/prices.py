@@ -20,7 +20,7 @@ from prometheus_client.metrics_core import Metric
 
 from binance_margin_exporter.binance.prices import TICKER_PRICE, Prices, fetch_prices
 from binance_margin_exporter.collectors.cache import Cached, Result
-from binance_margin_exporter.collectors.families import Fetches
+from binance_margin_exporter.collectors.fetch_families import Fetches
 from binance_margin_exporter.collectors.product import Build, Product
 from binance_margin_exporter.collectors.scrape import PricesSnapshot, Scrape
 from binance_margin_exporter.collectors.weights import Costs, first_read

@@ -37,7 +37,7 @@ from binance_margin_exporter.binance.risk_lists import (
     fetch_restricted_assets,
 )
 from binance_margin_exporter.collectors.cache import Cached, Result
-from binance_margin_exporter.collectors.families import Fetches
+from binance_margin_exporter.collectors.fetch_families import Fetches
 from binance_margin_exporter.collectors.product import Build, Product, WarmsUp
 from binance_margin_exporter.collectors.scrape import Scrape
 from binance_margin_exporter.collectors.weights import Costs, first_read

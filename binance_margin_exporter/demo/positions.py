@@ -19,7 +19,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-from binance_margin_exporter.binance.futures import FUTURES_POSITIONS, PAPI_POSITIONS
+from binance_margin_exporter.binance.positions import FUTURES_POSITIONS, PAPI_POSITIONS
 from binance_margin_exporter.demo import cross
 from binance_margin_exporter.demo.numbers import s8
 from binance_margin_exporter.demo.routes import Host, Route, route_of

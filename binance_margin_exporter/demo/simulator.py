@@ -214,3 +214,12 @@ class Simulator:
     def _check_signed(self, query: str, headers: Any) -> tuple[int, int, str] | None:
         """None if the request is properly signed and timely, else (status, code, msg)."""
         return check_signed(self._keys, self.server_ms, query, headers)
+
+
+if __name__ == "__main__":  # the old spelling, kept one release: python -m ...demo
+    import runpy
+    import sys
+
+    print("python -m binance_margin_exporter.demo.simulator is deprecated: use "
+          "python -m binance_margin_exporter.demo", file=sys.stderr)
+    runpy.run_module("binance_margin_exporter.demo", run_name="__main__", alter_sys=True)

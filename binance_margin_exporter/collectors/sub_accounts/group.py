@@ -5,7 +5,7 @@ master's summary each fetch (every level and total), the details the rotation na
 polled sub-account's result: a detail fetched with this summary as Binance sent it, else the
 summary's totals and level over its last detail. A
 sub-account whose margin fetch answers "margin account does not exist" is refused for 10
-minutes. The roster is :mod:`.sub_account_roster`'s, the rotation :mod:`.sub_account_tiers`'.
+minutes. The roster is :mod:`.roster`'s, the rotation :mod:`.rotation`'.
 """
 
 from __future__ import annotations
@@ -35,13 +35,13 @@ from binance_margin_exporter.binance.sub_accounts import (
 from binance_margin_exporter.binance.transport import BinanceClient
 from binance_margin_exporter.collectors.cache import Cached, Result
 from binance_margin_exporter.collectors.cross import CrossAccount
-from binance_margin_exporter.collectors.sub_account_roster import (
+from binance_margin_exporter.collectors.sub_accounts.roster import (
     DISCOVERY_SECONDS,
     MAX_SUB_ACCOUNTS,
     Roster,
     SubAccountRoster,
 )
-from binance_margin_exporter.collectors.sub_account_tiers import DetailRotation
+from binance_margin_exporter.collectors.sub_accounts.rotation import DetailRotation
 
 log = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ from binance_margin_exporter.binance.sub_accounts import (
     parse_sub_margin_summary,
 )
 from binance_margin_exporter.collectors.product import Build
-from binance_margin_exporter.collectors.sub_account_group import SubAccounts
 from binance_margin_exporter.collectors.sub_accounts import SubAccountsCollector
+from binance_margin_exporter.collectors.sub_accounts.group import SubAccounts
 from binance_margin_exporter.demo.cross import SimulatedAccount
 from binance_margin_exporter.demo.simulator import Simulator
 from binance_margin_exporter.demo.sub_accounts import SimulatedSubAccounts

@@ -2,7 +2,7 @@
 sub-account's e-mail, the families are the cross product's).
 
 The master's roster (which exist, which are frozen, which have margin) is asked at start and
-again every 10 minutes, in the background: :mod:`.sub_account_roster`. New sub-accounts
+again every 10 minutes, in the background: :mod:`.roster`. New sub-accounts
 appear, removed ones disappear with all their series.
 
 Only sub-accounts that can answer are polled (a detail's weight each): a frozen one, or one
@@ -13,10 +13,10 @@ with it; nothing fires). One whose margin fetch still answers "margin account do
 has its own cache, errors and ``up``, and never disturbs the others. They are fetched side by
 side on the shared executor, through the master's client: one rate gate and one soft limit for
 all of them. Every level comes from the summary each fetch, the details in a rotation inside
-the master's weight budget: :mod:`.sub_account_tiers`.
+the master's weight budget: :mod:`.rotation`.
 
 This module holds the collector and the product; one master's group is
-:mod:`.sub_account_group`'s :class:`SubAccounts`.
+:mod:`.group`'s :class:`SubAccounts`.
 """
 
 from __future__ import annotations
@@ -45,8 +45,8 @@ from binance_margin_exporter.collectors.product import (
     fetches_per_minute,
 )
 from binance_margin_exporter.collectors.scrape import Scrape
-from binance_margin_exporter.collectors.sub_account_group import SubAccounts
-from binance_margin_exporter.collectors.sub_account_roster import (
+from binance_margin_exporter.collectors.sub_accounts.group import SubAccounts
+from binance_margin_exporter.collectors.sub_accounts.roster import (
     DISCOVERY_SECONDS,
     MAX_SUB_ACCOUNTS,
 )
