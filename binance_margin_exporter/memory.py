@@ -47,16 +47,24 @@ class Settle:
     30 s), so nothing stays uncollected for long.
     """
 
-    def __init__(self, thaw_every: int = 120) -> None:
+    def __init__(self, thaw_every: int = 120, growth: float = 2.0) -> None:
         self.thaw_every = thaw_every
+        self.growth = growth
         self._count = 0
         self._configuration: object = None
+        self._thawed_at = 0  # the objects frozen right after the last thaw
 
     def __call__(self, configuration: object = None) -> None:
-        """``configuration``: the one in use for this scrape (a new one thaws first)."""
+        """``configuration``: the one in use for this scrape (a new one thaws first). The
+        frozen objects growing to ``growth`` times what the last thaw left thaw too: what a
+        scrape leaves for good is about the same each time, so growth is garbage kept."""
         self._count += 1
-        if configuration is not self._configuration or self._count % self.thaw_every == 0:
+        if configuration is not self._configuration or self._count % self.thaw_every == 0 \
+                or gc.get_freeze_count() > self.growth * self._thawed_at + 10_000:
             self._configuration = configuration
             gc.unfreeze()
+            self._thawed_at = -1
         gc.collect()  # only what is not frozen: what is new since the last scrape
         gc.freeze()
+        if self._thawed_at < 0:
+            self._thawed_at = gc.get_freeze_count()

@@ -229,7 +229,9 @@ def build_exporter(settings: Settings, previous: Built | None = None,
     products = tuple(products)
     same = previous is not None and _globals(previous.settings) == _globals(settings)
     if same and previous is not None:
-        upstreams, executor = previous.upstreams, previous.executor
+        # the same objects, and one for an egress no account used before (an account moved)
+        upstreams = _upstreams(settings, products, previous.upstreams)
+        executor = previous.executor
         kept_accounts, kept = previous.accounts, previous.kept
     else:
         upstreams = _upstreams(settings, products, previous.upstreams if previous else {})

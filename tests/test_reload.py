@@ -161,3 +161,27 @@ def test_a_flood_of_post_reload_answers_429_and_logs_once_a_period(simulator, tm
         assert session.post(url + "/-/reload", timeout=10).status_code == 200
     assert ("300 POST /-/reload refused since the last one accepted (within its 5 s)"
             in caplog.messages)
+
+
+def test_a_reload_moving_an_account_to_an_unused_egress_keeps_the_hosts_and_builds(tmp_path):
+    """The global settings unchanged, an account moved to an egress no account used yet:
+    its hosts are made for that egress, the others kept (was a KeyError, "please report
+    this", and the reload refused)."""
+    egress = ('egress:\n  - {name: b, proxy: "http://127.0.0.1:3128"}\n')
+    first, second = tmp_path / "first.yml", tmp_path / "second.yml"
+    stays = "  - {name: c, api_key: k, api_secret: s}\n"
+    first.write_text(f"base_url: http://127.0.0.1:9\n{egress}accounts:\n{stays}"
+                     "  - {name: a, api_key: k, api_secret: s}\n")
+    second.write_text(f"base_url: http://127.0.0.1:9\n{egress}accounts:\n{stays}"
+                      "  - {name: a, api_key: k, api_secret: s, egress: b}\n")
+    before = build_exporter(load(str(first), {}))
+    try:
+        after = build_exporter(load(str(second), {}), before)
+        try:
+            assert ("b", "http://127.0.0.1:9") in after.upstreams
+            assert after.upstreams[("default", "http://127.0.0.1:9")] is \
+                before.upstreams[("default", "http://127.0.0.1:9")]
+        finally:
+            after.exporter.close()
+    finally:
+        before.exporter.close()

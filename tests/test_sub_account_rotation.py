@@ -149,10 +149,14 @@ def test_a_budget_too_small_stretches_the_rotation_and_says_so_once(many, caplog
     assert "stretched to 180 s" in warnings[0]
     # a reload (which builds the collector again, keeping the group): said once more
     from binance_margin_exporter.collectors.sub_accounts import PRODUCT
-    from binance_margin_exporter.config import Settings
+    from binance_margin_exporter.config import Options, Settings
+    from binance_margin_exporter.wiring import account_config
 
-    PRODUCT.collector([group], Build(Settings((), options=load(None, {}, require_accounts=False)
-                                             .options), EXECUTOR))
+    options = dict(load(None, {}, require_accounts=False).options.items)
+    options["weight_budget_per_minute"] = 400  # the same budget, from the configuration
+    master = account_config("fund", "k", "s", sub_accounts="all")
+    PRODUCT.collector([group], Build(Settings((master,), options=Options.of(options)),
+                                     EXECUTOR))
     for _ in range(2):
         scrape(scraper, mono, wall)
     assert len([r for r in caplog.records if "weight budget" in r.getMessage()]) == 2

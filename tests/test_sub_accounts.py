@@ -28,8 +28,16 @@ from binance_margin_exporter.demo.cross import SimulatedAccount
 from binance_margin_exporter.demo.simulator import Simulator
 from binance_margin_exporter.demo.sub_accounts import SimulatedSubAccounts
 from binance_margin_exporter.products import SIMULATED
+from binance_margin_exporter.wiring import account_config, build_exporter
 from tests.support.clocks import StepClock
-from tests.support.exporters import Scraper, master_client, sample_values
+from tests.support.exporters import (
+    Scraper,
+    built_exporter,
+    master_client,
+    sample_values,
+    scrape_built,
+    settings_for,
+)
 from tests.support.fakes import StubClient
 from tests.support.keys import API_KEY, SECRET
 from tests.support.paths import fixture_json
@@ -364,3 +372,25 @@ def test_two_scrapes_at_once_neither_fails_on_the_kept_values():
         thread.join()
         sys.setswitchinterval(switching)
     assert errors == []
+
+
+def test_a_reload_that_keeps_the_master_leaves_out_a_newly_configured_sub_account(
+        simulator, caplog):
+    """A kept master's part takes the new configuration's account names: a sub-account
+    configured as an account of its own after a reload is read once, by its own key (before,
+    the kept roster went on reading it too: two products' series under one label)."""
+    main = account_config("main", API_KEY, SECRET, sub_accounts="all", isolated=False)
+    alice = account_config("alice@fund.example", API_KEY, SECRET, isolated=False)
+    up = ("binance_margin_up", (("account", "alice@fund.example"),))
+    first = build_exporter(settings_for(simulator, main))
+    try:
+        scrape_built(first, 5.0)
+        assert up in scrape_built(first, 5.0)  # the master's sub-account
+        with built_exporter(settings_for(simulator, main, alice), first) as again:
+            assert again.accounts[main] is first.accounts[main]  # kept
+            scrape_built(again, 5.0)
+            assert up in scrape_built(again, 5.0)  # the account's own
+        assert "duplicate series" not in caplog.text
+        assert "has the name of a configured account" in caplog.text
+    finally:
+        first.exporter.close()

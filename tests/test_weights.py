@@ -112,6 +112,21 @@ def test_discovered_sub_accounts_count_the_list_and_a_detail_a_fetch():
                        + sub_accounts.SUB_MARGIN_ACCOUNT.weight * FETCHES})
 
 
+def test_listed_sub_accounts_younger_than_a_round_of_fetches_are_each_asked_every_fetch():
+    """3 listed, details at most 20 s old, a fetch every 30 s: the rotation asks all three
+    every fetch, never more (the plan said 31 a minute more, +12 %)."""
+    master = account_config("m", "k", "s", sub_accounts=["a@x", "b@x", "c@x"])
+    settings = settings_of(master, detail_max_age_seconds=20.0)
+    product = sub_accounts_product.PRODUCT
+    fixed = product.weight_per_minute(master, settings, INTERVAL)[API]
+    scaled = product.scaled_weight(master, settings, INTERVAL)
+    assert scaled is not None
+    assert fixed + scaled.per_unit * 3 == pytest.approx(
+        sub_accounts.SUB_MARGIN_SUMMARY.weight * FETCHES
+        + a_minute(sub_accounts.SUB_ACCOUNT_STATUS, DISCOVERY_SECONDS)
+        + 3 * FETCHES * sub_accounts.SUB_MARGIN_ACCOUNT.weight)
+
+
 def test_every_detail_every_fetch_is_all_scaled():
     master = account_config("m", "k", "s", sub_accounts=["a@x", "b@x"])
     settings = settings_of(master, detail_max_age_seconds=0.0)
@@ -212,13 +227,16 @@ def test_every_product_declares_for_every_account_it_reads():
     accounts = (MAIN, account_config("m", "k", "s", sub_accounts="all"), PM, FUT, PRO)
     settings = settings_of(*accounts)
     hosts = {API, PAPI, FAPI, DAPI}
-    read = set()
+    read, declared = set(), set()
     for product in PRODUCTS:
         for account in accounts:
             if product.reads(account, settings):
                 read.add(product.name)
-                assert set(product.weight_per_minute(account, settings, INTERVAL)) <= hosts
-    assert read == {p.name for p in PRODUCTS}
+                weights = product.weight_per_minute(account, settings, INTERVAL)
+                assert set(weights) <= hosts
+                if weights:  # prices and risk lists: on the first account they read
+                    declared.add(product.name)
+    assert read == declared == {p.name for p in PRODUCTS}
 
 
 def test_the_base_product_refuses_to_declare_nothing():
@@ -245,3 +263,43 @@ def test_an_endpoint_refuses_a_budget_or_host_it_does_not_know():
         Endpoint("/sapi/v1/x", 1, budget="ip")
     with pytest.raises(ValueError, match="host setting"):
         Endpoint("/sapi/v1/x", 1, host_setting="spot_url")
+
+
+# Binance's documented weights (../shared/BINANCE.md and Binance's API pages), written here
+# apart from the declarations: the simulator charges and the plan counts the declarations,
+# so a wrong declared weight would pass every other test. A new endpoint adds its row.
+DOCUMENTED = {
+    ("GET", "/api/v3/time"): (1, IP),
+    ("GET", "/api/v3/ticker/price"): (4, IP),
+    ("GET", "/sapi/v1/margin/account"): (10, IP),
+    ("GET", "/sapi/v1/margin/tradeCoeff"): (10, IP),
+    ("GET", "/sapi/v1/margin/next-hourly-interest-rate"): (100, IP),
+    ("GET", "/sapi/v1/margin/isolated/account"): (10, IP),
+    ("GET", "/sapi/v1/margin/delist-schedule"): (100, IP),
+    ("GET", "/sapi/v1/margin/restricted-asset"): (1, IP),
+    ("GET", "/sapi/v1/sub-account/list"): (1, IP),
+    ("GET", "/sapi/v1/sub-account/status"): (10, IP),
+    ("GET", "/sapi/v1/sub-account/margin/account"): (10, IP),
+    ("GET", "/sapi/v1/sub-account/margin/accountSummary"): (10, IP),
+    ("GET", "/sapi/v1/portfolio/account"): (5, IP),
+    ("GET", "/sapi/v2/portfolio/account"): (5, IP),
+    ("GET", "/papi/v1/account"): (20, IP),
+    ("GET", "/papi/v1/balance"): (20, IP),
+    ("GET", "/papi/v1/um/positionRisk"): (5, IP),
+    ("GET", "/papi/v1/cm/positionRisk"): (1, IP),
+    ("GET", "/fapi/v3/account"): (5, IP),
+    ("GET", "/fapi/v3/positionRisk"): (5, IP),
+    ("GET", "/dapi/v1/account"): (5, IP),
+    ("GET", "/dapi/v1/positionRisk"): (1, IP),
+    ("POST", "/sapi/v1/margin/listen-key"): (1, UID),
+    ("PUT", "/sapi/v1/margin/listen-key"): (1, UID),
+    ("DELETE", "/sapi/v1/margin/listen-key"): (3000, UID),
+    ("POST", "/papi/v1/listenKey"): (1, IP),
+    ("PUT", "/papi/v1/listenKey"): (1, IP),
+    ("DELETE", "/papi/v1/listenKey"): (1, IP),
+}
+
+
+def test_every_declared_endpoint_weighs_what_binance_documents():
+    declared = {(e.method, e.path): (e.weight, e.budget) for e in DECLARED}
+    assert declared == DOCUMENTED

@@ -94,7 +94,8 @@ def test_a_reload_keeps_unchanged_accounts_and_hosts(tmp_path):
     with built_exporter(settings) as first:
         a, b = settings.accounts
         again = build_exporter(settings, first)
-        assert again.upstreams is first.upstreams and again.executor is first.executor
+        assert again.upstreams == first.upstreams and again.executor is first.executor
+        assert all(again.upstreams[k] is v for k, v in first.upstreams.items())  # same gates
         assert again.accounts[a] is first.accounts[a] and again.accounts[b] is first.accounts[b]
         rotated = load(write(tmp_path, PLAIN.replace(
             "{name: b, api_key: k,", "{name: b, api_key: k2,")), {})

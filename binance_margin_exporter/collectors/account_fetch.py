@@ -4,7 +4,7 @@ here, once, from the fetch's result, never rebuilt by a product.
 As node_exporter's ``execute()`` emits success and duration from the error a collector returns,
 :func:`account_families` emits, for each fetch of each account, ``up`` (1 with a value, 0
 without), the errors by reason, the duration, the last success and the key's back-off (the
-:class:`~.families.Fetches` a product names: the account's, or its own prefix), and the
+:class:`~.fetch_families.Fetches` a product names: the account's, or its own prefix), and the
 account's invalid fields; and hands the product's :class:`Families` only the parsed values.
 A failed fetch gives ``up 0``, its counted error and nothing else of the account.
 

@@ -13,7 +13,7 @@ Example output for one account (``include_zero_assets: false``)::
     binance_margin_asset_borrowed{account="main",asset="BTC"} 0.1
 
 Each scrape's families come from that scrape's answer (a sold asset disappears); an
-answer byte for byte the last one keeps the samples it made (:mod:`.families`). A failed
+answer byte for byte the last one keeps the samples it made (:mod:`.tables`). A failed
 fetch yields ``up 0``, a counted error and no account values at all, never old ones. The margin
 bars (``tradeCoeff``) are refreshed in the background every 5 minutes and the interest rates
 hourly (:mod:`.interest`): neither delays a scrape. Values in USDT use the scrape's one price
@@ -144,7 +144,7 @@ class AssetFilter:
 
     def __eq__(self, other: object) -> bool:
         """The same filter (a scrape's new one is equal to the last: the samples an account
-        made of its assets are kept, see :class:`.families.Memo`)."""
+        made of its assets are kept, see :class:`.tables.Memo`)."""
         return isinstance(other, AssetFilter) and \
             (self.include_zero_assets, self.assets) == (other.include_zero_assets, other.assets)
 

@@ -165,7 +165,8 @@ class SubAccountsProduct(Product[SubAccounts], Configured, ChecksAccount, Checks
         age = settings.option("detail_max_age_seconds")
         if age > 0:
             every = 60.0 / costs.fetches  # seconds between fetches
-            even = len(subs) * every / age if subs != "all" else 0.0
+            # details a fetch at an even pace: at most every listed one
+            even = min(len(subs), len(subs) * every / age) if subs != "all" else 0.0
             extra = 1.0 if subs == "all" else math.ceil(even) - even  # details a fetch
             costs.calls(SUB_MARGIN_ACCOUNT, extra * costs.fetches)
         return costs.by_host
@@ -220,8 +221,11 @@ class SubAccountsProduct(Product[SubAccounts], Configured, ChecksAccount, Checks
 
     def collector(self, parts: Sequence[SubAccounts],
                   build: Build) -> SubAccountsCollector | None:
+        settings = build.settings
+        accounts = {a.name: a for a in settings.accounts}
+        reserved = frozenset(accounts)
         for part in parts:  # every start and reload builds the collector
-            part.rewarn()
+            part.reconfigure(reserved, self.budget(accounts[part.master], build))
         return SubAccountsCollector(parts, AssetFilter.of(build.settings)) if parts else None
 
 

@@ -180,9 +180,14 @@ class SubAccounts:
                 self._made[account.name] = (totals, detail, value)
         return Result(value, None, summary.started, summary.duration)
 
-    def rewarn(self) -> None:
-        """A reload: say again, at the next plan, if the budget does not fit."""
-        self.rotation.rewarn()
+    def reconfigure(self, reserved: frozenset[str],
+                    budget: Callable[[float], float] | None) -> None:
+        """A reload that kept the master: the configured accounts' names and the budget are
+        the new configuration's (a kept part would go on with those it was built with: a
+        sub-account named like a newly configured account read twice, under one label);
+        the budget is said again at the next plan if it does not fit."""
+        self.lists.reserve(reserved)
+        self.rotation.rebudget(budget)
 
     def refuse(self, email: str, result: Result[MarginAccount]) -> bool:
         """Does the result say the sub-account has no margin account? Then it is not asked

@@ -86,6 +86,12 @@ class SubAccountRoster:
         self._fallback = None if fixed is None else Roster(
             tuple(SubAccount(e) for e in fixed), {}, False)
 
+    def reserve(self, reserved: frozenset[str]) -> None:
+        """A reload: the configured accounts' names now (a name no longer configured is read
+        again; a new one is left out, said once)."""
+        self._reserved = reserved
+        self._clashes &= reserved
+
     def roster(self, deadline: float) -> Roster | None:
         if self.discovery.good is None:  # nothing known yet: worth waiting for, this once
             self.discovery.get(deadline)

@@ -159,6 +159,11 @@ class DetailRotation:
             self._tried.update((a.name, now) for a in chosen)
             return chosen
 
+    def rebudget(self, budget: Callable[[float], float] | None) -> None:
+        """A reload: the master's weight budget of the new configuration."""
+        self._budget = budget or (lambda interval: 1e12)
+        self.rewarn()
+
     def rewarn(self) -> None:
         """A reload: say again, at the next plan, if the budget does not fit."""
         with self._lock:
