@@ -70,7 +70,7 @@ CROSSING_SPACING_SECONDS = 60.0  # the shortest time between two fetches a cross
 BAR_NAMES = tuple(name for name, _ in THRESHOLDS)
 
 
-def read_loans(value: Any, key: str) -> tuple[str, ...]:
+def loan_kinds(value: Any, key: str) -> tuple[str, ...]:
     kinds = names("a loan kind", "loan kinds (flexible, vip)")(value, key)
     for i, kind in enumerate(kinds):
         if kind not in KINDS:
@@ -78,7 +78,7 @@ def read_loans(value: Any, key: str) -> tuple[str, ...]:
     return tuple(kinds)
 
 
-def read_bars(value: Any, key: str) -> tuple[tuple[str, float], ...]:
+def ltv_bars(value: Any, key: str) -> tuple[tuple[str, float], ...]:
     """``{initial, margin_call, liquidation}`` (decimals, any of them), in rising order."""
     if not isinstance(value, dict) or not value:
         raise ConfigError(f"{key}: expected a mapping of initial, margin_call, liquidation")
@@ -92,7 +92,7 @@ def read_bars(value: Any, key: str) -> tuple[tuple[str, float], ...]:
 
 
 LOANS_SETTING = Setting(
-    "loans", read_loans, (),
+    "loans", loan_kinds, (),
     "The crypto loans to read for this account (type cross or portfolio_margin_pro): "
     f"flexible (GET {FLEXIBLE_ORDERS.path}, {FLEXIBLE_ORDERS.weight} weight a page of 100, "
     f"and its collateral data, {FLEXIBLE_COLLATERAL.weight}, hourly), vip (GET "
@@ -102,7 +102,7 @@ INTERVAL_SETTING = Setting(
     "The longest time between two fetches of an account's loan orders (a flexible loan whose "
     "live LTV crosses a bar is fetched at once, at most once a minute).")
 VIP_BARS_SETTING = Setting(
-    "vip_loan_ltv_bars", read_bars, None,
+    "vip_loan_ltv_bars", ltv_bars, None,
     "The LTV bars of this account's VIP loans, which Binance does not publish: a mapping of "
     "initial, margin_call, liquidation (decimals: 0.8 is 80 %). Without it VIP loans show no "
     "threshold.")
