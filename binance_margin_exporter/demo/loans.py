@@ -4,11 +4,12 @@
 default, at most 100; ``total`` every page).
 
 The demo account has one flexible loan, USDT against 25 BNB, whose LTV drifts between 0.55 and
-0.77 over half an hour (BNB's margin-call bar is 0.75: a few minutes above it); its debt is
-set from the ticker's BNB price of the moment, so the exporter's live LTV follows the same
-curve. And one VIP loan, shaped as Binance's example. Tests hold the LTV
-(:meth:`SimulatedLoans.set_ltv`), add orders (``extra``: thousands, for paging), or replace
-the rows (``flexible_rows``, ``vip_rows``, ``collateral_rows``).
+0.77 over half an hour (BNB's margin-call bar is 0.75: a few minutes above it): its debt
+follows that curve at BNB's price when the loan was taken, and Binance's LTV is the debt over
+the collateral at the ticker's price of the moment, as the exporter's live LTV is. And one VIP
+loan, shaped as Binance's example. Tests hold the LTV (:meth:`SimulatedLoans.set_ltv`), add
+orders (``extra``: thousands, for paging), or replace the rows (``flexible_rows``,
+``vip_rows``, ``collateral_rows``).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 
 from binance_margin_exporter.binance.loans import FLEXIBLE_COLLATERAL, FLEXIBLE_ORDERS, VIP_ORDERS
 from binance_margin_exporter.demo import cross
-from binance_margin_exporter.demo.numbers import BTC_USDT, s8
+from binance_margin_exporter.demo.numbers import BTC_USDT, q8, s8
 from binance_margin_exporter.demo.routes import Demo, Host, RequestError, Route, route_of
 
 COLLATERAL = Decimal("25")  # BNB
@@ -48,6 +49,11 @@ class SimulatedLoans:
         self.account = account
         self._wall = wall
         self._started = wall()
+        # BNB's price when the loan was taken: the debt follows the LTV's curve from it, and
+        # Binance's LTV from the price of the moment (a test that moves the price moves both
+        # LTVs, as a market would)
+        self._base = next((p for n, p, _f, _l in account.assets if n == "BNB"),
+                          Decimal("0.0095")) * BTC_USDT
         self.held: Decimal | None = None
         self.extra = 0  # more flexible orders (for paging), USDT against BTC
         self.flexible_rows: list[dict[str, Any]] | None = None
@@ -69,11 +75,12 @@ class SimulatedLoans:
     def flexible(self) -> list[dict[str, Any]]:
         if self.flexible_rows is not None:
             return self.flexible_rows
-        ltv = self.ltv()
-        bnb = self.account.prices_btc()["BNB"] * BTC_USDT
-        rows = [{"loanCoin": "USDT", "totalDebt": s8(ltv * COLLATERAL * bnb),
-                 "collateralCoin": "BNB", "collateralAmount": s8(COLLATERAL),
-                 "currentLTV": f"{ltv:.6f}".rstrip("0")}]
+        debt = q8(self.ltv() * COLLATERAL * self._base)
+        bnb = self.account.prices_btc().get("BNB", self._base / BTC_USDT) * BTC_USDT
+        ltv = round(debt / (COLLATERAL * bnb), 4)
+        rows = [{"loanCoin": "USDT", "totalDebt": s8(debt), "collateralCoin": "BNB",
+                 "collateralAmount": s8(COLLATERAL),
+                 "currentLTV": f"{ltv:f}".rstrip("0").rstrip(".")}]
         return rows + [{"loanCoin": f"L{i:05d}", "totalDebt": "1", "collateralCoin": "BTC",
                         "collateralAmount": "0.001", "currentLTV": "0.01"}
                        for i in range(self.extra)]
