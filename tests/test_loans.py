@@ -370,3 +370,18 @@ def test_weight_declared_for_the_plan(simulator):
     assert VIP_PRODUCT.weight_per_minute(account, settings, 15.0)[host] == pytest.approx(400 / 5)
     plain = settings_for(simulator, account_config("b", API_KEY, SECRET))
     assert PRODUCT.weight_per_minute(plain.accounts[0], plain, 15.0) == {}
+
+
+def test_the_demo_loan_drifts_over_its_margin_call_bar_and_back_every_half_hour():
+    from binance_margin_exporter.demo.cross import SimulatedAccount
+    from binance_margin_exporter.demo.loans import SimulatedLoans
+
+    wall = Clock(0.0)
+    loans = SimulatedLoans(SimulatedAccount(300, 12, wall=wall), wall=wall)
+    ltv = []
+    for minute in range(0, 31, 5):
+        wall.now = minute * 60.0
+        ltv.append(float(loans.flexible()[0]["currentLTV"]))
+    assert max(ltv) > 0.75 > 0.6 > min(ltv)  # over BNB's margin-call LTV, and back
+    assert max(ltv) < 0.95 * 0.83  # never near liquidation
+    assert abs(ltv[0] - ltv[-1]) < 0.05  # a half-hour cycle
