@@ -321,6 +321,8 @@ def test_a_failed_fetch_is_up_0_and_counted_with_no_loan_series(simulator):
     simulator.set_fault(Fault(status=500, body=b"{}", paths=(VIP_ORDERS.path,)))
     with built_exporter(loans_settings(simulator)) as built:
         values = scrape_built(built)
+        scrape_built(built)  # the failure is not tried again every scrape
+    assert simulator.counts[VIP_ORDERS.path] == 1
     vip = (("account", "main"), ("loan", "vip"))
     assert values[("binance_margin_loans_up", vip)] == 0.0
     assert sum(v for k, v in values.items()

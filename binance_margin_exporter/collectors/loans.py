@@ -67,6 +67,8 @@ KINDS = ("flexible", "vip")
 LOAN_TYPES = ("cross", "portfolio_margin_pro")  # accounts whose key reads the api host
 LABELS = ["account", "loan", "loan_asset", "collateral_asset", "order_id"]
 CROSSING_SPACING_SECONDS = 60.0  # the shortest time between two fetches a crossing starts
+# a failed fetch is tried again after a minute, not every scrape: 300 or 400 weight a page
+RETRY_SECONDS = 60.0
 BAR_NAMES = tuple(name for name, _ in THRESHOLDS)
 
 
@@ -308,11 +310,12 @@ class LoanProduct(FetchProduct[LoanPart[T], T], Configured):
     def loan_part(self, account: AccountConfig, client: BinanceClient, build: Build,
                   call: Callable[[float], T], bars: Bars | None = None) -> LoanPart[T]:
         what = f"{self.kind_name} loans of {account.name}"
+        interval = build.settings.option("loans_interval_seconds")
         invalid = InvalidFields(what)
         return LoanPart(account.name, self.kind_name, client, Cached(
             what, noting(call, invalid), build.executor,
-            ttl=build.settings.option("loans_interval_seconds"),
-            error_ttl=build.settings.cache_ttl_seconds, timeout=client.timeout), invalid, bars)
+            ttl=interval, error_ttl=min(RETRY_SECONDS, interval), timeout=client.timeout),
+            invalid, bars)
 
 
 class FlexibleLoansProduct(LoanProduct[FlexibleLoans], ChecksAccount):
