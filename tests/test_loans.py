@@ -34,6 +34,7 @@ from binance_margin_exporter.collectors.loans import (
 )
 from binance_margin_exporter.collectors.prices import PricesCollector
 from binance_margin_exporter.config import ConfigError
+from binance_margin_exporter.demo.loans import VIP_ROW
 from binance_margin_exporter.wiring import account_config
 from tests.support.clocks import Clock
 from tests.support.exporters import (
@@ -300,19 +301,34 @@ def test_a_live_ltv_crossing_its_margin_call_bar_fetches_the_orders_at_once(simu
 
 
 def test_thousands_of_orders_are_read_page_by_page_within_the_budget(simulator):
-    simulator.loans.extra = 2499  # 2,500 orders: 25 pages of 100
+    simulator.loans.extra = 1299  # 1,300 flexible orders: 13 pages of 100
+    simulator.loans.vip_rows = [{**VIP_ROW, "orderId": i} for i in range(1000)]  # 10 pages
     with built_exporter(loans_settings(simulator)) as built:
         values = scrape_built(built, scrape_timeout=10.0)
-    assert simulator.counts[FLEXIBLE_ORDERS.path] == 25
-    debts = [k for k in values if k[0] == "binance_margin_loan_debt"
-             and ("loan", "flexible") in k[1]]
-    assert len(debts) == 2500
     counts = simulator.counts
+    assert (counts[FLEXIBLE_ORDERS.path], counts[VIP_ORDERS.path]) == (13, 10)
+    assert len([k for k in values if k[0] == "binance_margin_loan_debt"]) == 2300
     loans = sum(counts[e.path] * e.weight for e in (FLEXIBLE_ORDERS, FLEXIBLE_COLLATERAL,
                                                     VIP_ORDERS))
-    assert loans == 25 * 300 + 400 + 400  # the pages, the collateral data, the VIP page
+    assert loans == 13 * 300 + 400 + 10 * 400  # the pages, the collateral data
     spent = sum(w for (_, budget), w in simulator.spent.items() if budget == "sapi")
     assert spent <= 9600  # under the /sapi budget's pause point (80 % of 12,000 a minute)
+    assert not [k for k in values if k[0] == "binance_margin_loans_left_out"]
+
+
+def test_orders_beyond_4000_weight_a_fetch_are_left_out_counted_and_warned_of(simulator,
+                                                                            caplog):
+    simulator.loans.extra = 1399  # 1,400 orders: 14 pages, one more than 4,000 weight
+    simulator.loans.vip_rows = [{**VIP_ROW, "orderId": i} for i in range(1100)]  # 11 pages
+    with built_exporter(loans_settings(simulator)) as built:
+        values = scrape_built(built, scrape_timeout=10.0)
+    assert simulator.counts[FLEXIBLE_ORDERS.path] == 13
+    assert simulator.counts[VIP_ORDERS.path] == 10
+    main = ("account", "main")
+    assert values[("binance_margin_loans_left_out", (main, ("loan", "flexible")))] == 100.0
+    assert values[("binance_margin_loans_left_out", (main, ("loan", "vip")))] == 100.0
+    assert len([k for k in values if k[0] == "binance_margin_loan_debt"]) == 1300 + 1000
+    assert "flexible loan orders: 1400 orders, of which the first 1300 are read" in caplog.text
 
 
 def test_a_failed_fetch_is_up_0_and_counted_with_no_loan_series(simulator):

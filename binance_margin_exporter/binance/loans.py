@@ -18,13 +18,17 @@ VIP loans carry no LTV bars, and Binance publishes none to read: ``GET
 (``_1stCollateralRatio`` ``"100%"`` over ``_1stCollateralRange`` ...), not a margin call or a
 liquidation LTV, so it is not called; the operator may set the bars (``vip_loan_ltv_bars``).
 
-Pages are read until ``total`` rows came (or a page came empty). Labels (coins, the order id)
+Pages are read until ``total`` rows came (or a page came empty), at most 4,000 weight a fetch
+(13 pages of flexible orders, 10 of VIP: 1,300 and 1,000 orders; both kinds' fetches and the
+other products stay under the /sapi minute's 80 % pause point); the orders beyond are left
+out, counted and warned of. Labels (coins, the order id)
 are required; every number is read leniently: a number that is missing, empty or odd drops only
 its own series, and its field is noted (``flexible.currentLTV``) for the invalid-field counter.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -35,12 +39,17 @@ from binance_margin_exporter.binance import fields
 from binance_margin_exporter.binance.endpoints import Endpoint
 from binance_margin_exporter.binance.errors import invalid
 from binance_margin_exporter.binance.transport import BinanceClient
+from binance_margin_exporter.logs import Throttled
 
 FLEXIBLE_ORDERS = Endpoint("/sapi/v2/loan/flexible/ongoing/orders", 300)  # a page
 FLEXIBLE_COLLATERAL = Endpoint("/sapi/v2/loan/flexible/collateral/data", 400)
 VIP_ORDERS = Endpoint("/sapi/v1/loan/vip/ongoing/orders", 400)  # a page
 PAGE_LIMIT = 100  # Binance's largest page
 MAX_PAGES = 1000  # Binance's largest ``current``
+# the most weight one fetch of orders spends: a third of an IP's /sapi minute (12,000), so that
+# both kinds' fetches of an account (and the other products) stay under its 80 % pause point
+FETCH_WEIGHT_CAP = 4000
+_capped = Throttled(logging.getLogger(__name__), 3600.0)  # orders beyond the cap
 COLLATERAL_REFRESH_SECONDS = 3600.0
 NEW_COIN_SECONDS = 600.0  # the shortest time between two reads for a coin not listed
 THRESHOLDS = (("initial", "initialLTV"), ("margin_call", "marginCallLTV"),
@@ -70,6 +79,7 @@ class FlexibleLoans:
     loans: tuple[FlexibleLoan, ...]
     bars: tuple[tuple[str, Bars], ...]  # by collateral coin, as the collateral data says
     invalid: tuple[str, ...] = ()
+    left_out: int = 0  # orders beyond what one fetch reads
 
     def bars_of(self, coin: str) -> Bars | None:
         return dict(self.bars).get(coin)
@@ -91,6 +101,7 @@ class VipLoan:
 class VipLoans:
     loans: tuple[VipLoan, ...]
     invalid: tuple[str, ...] = ()
+    left_out: int = 0  # orders beyond what one fetch reads
 
 
 def expected(optional: fields.Lenient, raw: Mapping[str, Any], key: str, at: str,
@@ -107,12 +118,20 @@ def expected(optional: fields.Lenient, raw: Mapping[str, Any], key: str, at: str
     return number
 
 
+def pages_within(endpoint: Endpoint) -> int:
+    """The most pages one fetch reads: ``FETCH_WEIGHT_CAP`` of weight (13 pages of 300, 10 of
+    400)."""
+    return max(1, min(MAX_PAGES, FETCH_WEIGHT_CAP // max(endpoint.weight, 1)))
+
+
 def read_pages(client: BinanceClient, endpoint: Endpoint, what: str,
-               deadline: float | None = None) -> list[Any]:
-    """Every row of a paged answer: pages of ``PAGE_LIMIT`` until ``total`` rows came, a page
-    came empty, or ``MAX_PAGES`` were read."""
+               deadline: float | None = None) -> tuple[list[Any], int]:
+    """The rows of a paged answer and how many Binance has beyond them: pages of
+    ``PAGE_LIMIT`` until ``total`` rows came, a page came empty, or :func:`pages_within`
+    pages were read (the rest left out, warned of once an hour)."""
     rows: list[Any] = []
-    for current in range(1, MAX_PAGES + 1):
+    total = 0.0
+    for current in range(1, pages_within(endpoint) + 1):
         raw = fields.obj(client.signed_get(endpoint.path,
                                            {"current": current, "limit": PAGE_LIMIT},
                                            deadline=deadline), what)
@@ -120,8 +139,14 @@ def read_pages(client: BinanceClient, endpoint: Endpoint, what: str,
         page = [] if raw.get("rows") is None else fields.array(raw["rows"], f"{what}.rows")
         rows.extend(page)
         if not page or len(rows) >= total:
-            break
-    return rows
+            return rows, 0
+    left = max(0, int(total) - len(rows))
+    if left:
+        _capped.warning("%s: %d orders, of which the first %d are read (%d pages, %d weight "
+                        "a fetch); the other %d are left out", what, int(total), len(rows),
+                        pages_within(endpoint), pages_within(endpoint) * endpoint.weight,
+                        left, kind=what)
+    return rows, left
 
 
 def parse_flexible_rows(rows: list[Any], optional: fields.Lenient) -> tuple[FlexibleLoan, ...]:
@@ -195,9 +220,9 @@ class FlexibleReader:
 
     def __call__(self, deadline: float | None = None) -> FlexibleLoans:
         optional = fields.Lenient()
-        loans = parse_flexible_rows(
-            read_pages(self.client, FLEXIBLE_ORDERS, "flexible loan orders", deadline),
-            optional)
+        rows, left_out = read_pages(self.client, FLEXIBLE_ORDERS, "flexible loan orders",
+                                    deadline)
+        loans = parse_flexible_rows(rows, optional)
         coins = {loan.collateral_asset for loan in loans}
         if self._due(coins):
             bars = parse_collateral_data(
@@ -207,11 +232,10 @@ class FlexibleReader:
         with self._lock:
             known = dict(self._bars or {})
         return FlexibleLoans(loans, tuple((coin, known[coin]) for coin in sorted(coins)
-                                          if coin in known), optional.noted())
+                                          if coin in known), optional.noted(), left_out)
 
 
 def fetch_vip_loans(client: BinanceClient, deadline: float | None = None) -> VipLoans:
     optional = fields.Lenient()
-    loans = parse_vip_rows(read_pages(client, VIP_ORDERS, "vip loan orders", deadline),
-                           optional)
-    return VipLoans(loans, optional.noted())
+    rows, left_out = read_pages(client, VIP_ORDERS, "vip loan orders", deadline)
+    return VipLoans(parse_vip_rows(rows, optional), optional.noted(), left_out)

@@ -192,6 +192,14 @@ class LoanFamilies:
             "binance_margin_loan_ltv_threshold",
             "The loan's LTV bars: initial, margin_call, liquidation (flexible: the collateral "
             "data's; VIP: vip_loan_ltv_bars).", ["threshold"])
+        self.left_out = GaugeMetricFamily(
+            "binance_margin_loans_left_out",
+            "Loan orders not read because one fetch reads at most 4,000 weight of pages "
+            "(1,300 flexible, 1,000 VIP orders); absent when none.", labels=["account", "loan"])
+
+    def add_left_out(self, part: LoanPart[Any], left_out: int) -> None:
+        if left_out:
+            self.left_out.add_metric([part.name, part.kind], float(left_out))
 
     def add_bars(self, labels: list[str], bars: Bars | None) -> None:
         if bars is None:
@@ -202,7 +210,7 @@ class LoanFamilies:
                 self.threshold.add_metric([*labels, name], value)
 
     def shared(self) -> list[Metric]:
-        return [self.debt, self.collateral, self.ltv, self.threshold]
+        return [self.debt, self.collateral, self.ltv, self.threshold, self.left_out]
 
 
 class FlexibleFamilies(Families[LoanPart[FlexibleLoans], FlexibleLoans]):
@@ -217,6 +225,7 @@ class FlexibleFamilies(Families[LoanPart[FlexibleLoans], FlexibleLoans]):
 
     def add(self, part: LoanPart[FlexibleLoans], key: tuple[str, ...],
             value: FlexibleLoans) -> None:
+        self.loans.add_left_out(part, value.left_out)
         zones: dict[tuple[str, str], int] = {}
         for loan in value.loans:
             labels = [part.name, "flexible", loan.loan_asset, loan.collateral_asset, ""]
@@ -267,6 +276,7 @@ class VipFamilies(Families[LoanPart[VipLoans], VipLoans]):
             "(totalCollateralValueAfterHaircut).", labels=LABELS)
 
     def add(self, part: LoanPart[VipLoans], key: tuple[str, ...], value: VipLoans) -> None:
+        self.loans.add_left_out(part, value.left_out)
         for loan in value.loans:
             labels = [part.name, "vip", loan.loan_asset, loan.collateral_asset, loan.order_id]
             for family, number_ in ((self.loans.debt, loan.debt), (self.loans.ltv, loan.ltv),
