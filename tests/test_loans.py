@@ -23,15 +23,14 @@ from binance_margin_exporter.binance.loans import (
 from binance_margin_exporter.binance.prices import parse_prices
 from binance_margin_exporter.collectors.account_fetch import AccountCollector
 from binance_margin_exporter.collectors.families import InvalidFields
-from binance_margin_exporter.collectors.loans import (
-    PRODUCT,
-    VIP_PRODUCT,
+from binance_margin_exporter.collectors.loan_families import (
     Crossings,
     FlexibleFamilies,
     LoanPart,
     VipFamilies,
     loan_fetches,
 )
+from binance_margin_exporter.collectors.loans import PRODUCT, VIP_PRODUCT
 from binance_margin_exporter.collectors.prices import PricesCollector
 from binance_margin_exporter.config import ConfigError
 from binance_margin_exporter.demo.loans import VIP_ROW

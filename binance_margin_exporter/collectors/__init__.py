@@ -7,8 +7,8 @@
 - one module per product, with its metric table, settings and ``PRODUCT``: :mod:`.cross`,
   :mod:`.isolated`, :mod:`.sub_accounts`, :mod:`.portfolio`, :mod:`.portfolio_pro`,
   :mod:`.futures`, :mod:`.positions`, :mod:`.risk_lists`, :mod:`.loans` (two products:
-  flexible and VIP loans), :mod:`.streams` (two products: the
-  margin and the Portfolio Margin risk streams), :mod:`.prices` (listed in
+  flexible and VIP loans; their families in :mod:`.loan_families`), :mod:`.streams` (two
+  products: the margin and the Portfolio Margin risk streams), :mod:`.prices` (listed in
   ``binance_margin_exporter.products``, which a test holds this list to); :mod:`.interest`,
   the hourly rates two of them show; :mod:`.cross_tables`, the cross account's metric tables.
 - the sub-accounts' rooms: :mod:`.sub_account_group` (one master's group, polled each
