@@ -501,6 +501,50 @@ def overview() -> dict[str, Any]:
                     "{{account}} {{market}} {{asset}} maintenance margin")],
             w=12, h=8, unit="short", defaults={"decimals": 4})
 
+    b.row("Crypto loans")
+    loan = "{{account}} {{loan}} {{loan_asset}}/{{collateral_asset}} {{order_id}}"
+    b.panel("timeseries", "Loans: LTV against its bars",
+            "Each crypto loan's LTV: Binance's currentLTV (as of the last fetch of the "
+            "orders, every loans_interval_seconds) and the live LTV (flexible loans, at each "
+            "scrape's prices), with its margin-call (orange) and liquidation (red) LTV. The "
+            "alerts fire at the margin-call LTV and within 5 % of the liquidation LTV.",
+            [target(f"binance_margin_loan_ltv_live{{{ACC}}}", f"{loan} live"),
+             target(f"binance_margin_loan_ltv{{{ACC}}}", f"{loan} Binance"),
+             target(f'binance_margin_loan_ltv_threshold{{{ACC},threshold="margin_call"}}',
+                    f"{loan} margin_call"),
+             target(f'binance_margin_loan_ltv_threshold{{{ACC},threshold="liquidation"}}',
+                    f"{loan} liquidation")],
+            w=14, h=8, unit="percentunit", defaults={"decimals": 1, "min": 0},
+            overrides=[
+                {"matcher": {"id": "byRegexp", "options": f".*{name}$"},
+                 "properties": [
+                     {"id": "color", "value": {"mode": "fixed", "fixedColor": colour}},
+                     {"id": "custom.lineStyle", "value": {"fill": "dash", "dash": [10, 10]}},
+                     {"id": "custom.lineWidth", "value": 2}]}
+                for name, colour in (("margin_call", "orange"), ("liquidation", "red"))])
+    b.panel("table", "Loans",
+            "Every crypto loan: debt (in the loan asset), Binance's LTV, the live LTV and the "
+            "margin-call and liquidation LTV (none for a VIP loan without vip_loan_ltv_bars).",
+            [target(f"binance_margin_loan_debt{{{ACC}}}", instant=True, fmt="table"),
+             target(f"binance_margin_loan_ltv{{{ACC}}}", instant=True, fmt="table"),
+             target(f"binance_margin_loan_ltv_live{{{ACC}}}", instant=True, fmt="table"),
+             target(f'binance_margin_loan_ltv_threshold{{{ACC},threshold="margin_call"}}',
+                    instant=True, fmt="table"),
+             target(f'binance_margin_loan_ltv_threshold{{{ACC},threshold="liquidation"}}',
+                    instant=True, fmt="table")],
+            w=10, h=8, defaults={"decimals": 4},
+            transformations=[{"id": "merge", "options": {}}, {"id": "organize", "options": {
+                "excludeByName": {"Time": True, "__name__": True, "job": True,
+                                  "instance": True, "threshold": True},
+                "indexByName": {"account": 0, "loan": 1, "loan_asset": 2,
+                                "collateral_asset": 3, "order_id": 4, "Value #A": 5,
+                                "Value #B": 6, "Value #C": 7, "Value #D": 8, "Value #E": 9},
+                "renameByName": {"Value #A": "debt", "Value #B": "LTV",
+                                 "Value #C": "live LTV", "Value #D": "margin call",
+                                 "Value #E": "liquidation"}}}],
+            options={"showHeader": True, "sortBy": [{"displayName": "live LTV",
+                                                     "desc": True}]})
+
     b.row("Borrowing")
     b.panel("table", "Borrowed and interest by asset",
             "Assets with a loan: borrowed amount, interest owed and net amount, in units of the "

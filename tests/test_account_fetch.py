@@ -307,7 +307,8 @@ def every_type(simulator):
     positions, both futures markets, streams)."""
     settings = settings_for(
         simulator,
-        account_config("main", API_KEY, SECRET, sub_accounts="all"),
+        account_config("main", API_KEY, SECRET, sub_accounts="all",
+                       loans=("flexible", "vip")),
         account_config("pm", API_KEY, SECRET, type="portfolio_margin"),
         account_config("fut", API_KEY, SECRET, type="futures", markets=("um", "cm")),
         account_config("pro", API_KEY, SECRET, type="portfolio_margin_pro",
@@ -406,6 +407,8 @@ def test_each_product_has_the_capabilities_it_declares_and_no_other():
         "futures": account | {"OwnHosts", "ChecksAccount"},
         "positions": account | {"OwnHosts"},
         "risk_lists": {"Configured", "WarmsUp"},
+        "loans": account | {"ChecksAccount"},
+        "vip_loans": account,
         "margin_risk_stream": {"Configured", "Joins", "WarmsUp", "Closes"},
         "portfolio_stream": {"Configured", "Joins", "WarmsUp", "Closes"},
         "prices": {"Configured"},

@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from binance_margin_exporter.binance import cross, interest, risk_lists, sub_accounts
+from binance_margin_exporter.binance import cross, interest, loans, risk_lists, sub_accounts
 from binance_margin_exporter.binance.endpoints import TIME
 from binance_margin_exporter.binance.streams import MARGIN_KEY, PAPI_KEY
 from binance_margin_exporter.plan import plan, weights_by_host
@@ -36,7 +36,7 @@ def every_product(hosts):
     accounts = (
         # cross with isolated pairs, a master of two sub-accounts, its risk stream; the
         # prices, Binance's risk lists and the interest rates go through it
-        account_config("main", API_KEY, SECRET, sub_accounts=SUBS),
+        account_config("main", API_KEY, SECRET, sub_accounts=SUBS, loans=("flexible", "vip")),
         # Portfolio Margin: its positions on both markets and its stream
         account_config("pm", API_KEY, SECRET, type="portfolio_margin"),
         account_config("fut", API_KEY, SECRET, type="futures", markets=("um", "cm")),
@@ -61,13 +61,16 @@ def started(hosts) -> bool:
                 api[risk_lists.DELIST_SCHEDULE.path], api[risk_lists.RESTRICTED_ASSET.path],
                 api[sub_accounts.SUB_ACCOUNT_STATUS.path],
                 api[sub_accounts.SUB_MARGIN_ACCOUNT.path] >= len(SUBS),
-                api[MARGIN_KEY["POST"].route], papi[PAPI_KEY["POST"].route]))
+                api[MARGIN_KEY["POST"].route], papi[PAPI_KEY["POST"].route],
+                api[loans.FLEXIBLE_ORDERS.path], api[loans.FLEXIBLE_COLLATERAL.path],
+                api[loans.VIP_ORDERS.path]))
 
 
 RARE = (TIME.path, cross.TRADE_COEFF.path, interest.NEXT_HOURLY_RATE.path,
         risk_lists.DELIST_SCHEDULE.path, risk_lists.RESTRICTED_ASSET.path,
         sub_accounts.SUB_ACCOUNT_STATUS.path, MARGIN_KEY["POST"].route, MARGIN_KEY["PUT"].route,
-        PAPI_KEY["POST"].route, PAPI_KEY["PUT"].route)
+        PAPI_KEY["POST"].route, PAPI_KEY["PUT"].route, loans.FLEXIBLE_ORDERS.path,
+        loans.FLEXIBLE_COLLATERAL.path, loans.VIP_ORDERS.path)
 
 
 def rare(hosts) -> dict[str, int]:

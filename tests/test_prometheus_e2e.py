@@ -9,6 +9,7 @@ import re
 import subprocess
 import tempfile
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -59,8 +60,10 @@ def stack() -> Iterator[Stack]:
         f"cache_ttl_seconds: 0.5\nbase_url: {sim.base_url}\npapi_base_url: {sim.base_url}\n"
         f"fapi_base_url: {sim.base_url}\ndapi_base_url: {sim.base_url}\n"
         f"margin_stream_url: {sim.streams.url}\npapi_stream_url: {sim.streams.url}/pm\n"
+        f"loans_interval_seconds: 30\n"
         f"accounts:\n"
-        f"  - {{name: default, api_key: {API_KEY}, api_secret: {SECRET}, sub_accounts: all}}\n"
+        f"  - {{name: default, api_key: {API_KEY}, api_secret: {SECRET}, sub_accounts: all, "
+        f"loans: [flexible, vip], vip_loan_ltv_bars: {{margin_call: 0.75, liquidation: 0.85}}}}\n"
         f"  - {{name: pm, api_key: {API_KEY}, api_secret: {SECRET}, "
         f"type: portfolio_margin}}\n"
         f"  - {{name: fut, api_key: {API_KEY}, api_secret: {SECRET}, "
@@ -234,6 +237,32 @@ def test_portfolio_margin_status_raises_its_alert(stack):
         assert alerts["BinanceMarginPortfolioStatus"]["labels"]["status"] == "MARGIN_CALL"
     finally:
         stack.sim.portfolio.set_uni_mmr(None)
+
+
+def test_a_loans_live_ltv_over_its_margin_call_bar_raises_the_loan_alert(stack):
+    def loan_alerts() -> list[dict]:
+        return [a for a in stack.alerts()
+                if a["labels"]["alertname"].startswith("BinanceMarginLoan")]
+
+    assert not loan_alerts(), "healthy loans must not alert"
+    account = stack.sim.account
+    before = list(account.assets)
+    # BNB falls 26 %: the flexible loan's LTV of 0.57 rises to 0.77, over BNB's margin-call
+    # LTV (0.75), under 95 % of its liquidation LTV (0.83)
+    account.assets[:] = [(n, p * Decimal("0.74") if n == "BNB" else p, f, lk)
+                         for n, p, f, lk in before]
+    try:
+        alert = wait_for(lambda: [a for a in loan_alerts()
+                                  if a["labels"]["alertname"] == "BinanceMarginLoanMarginCall"],
+                         timeout=60, interval=0.2)[0]
+        assert alert["state"] in {"pending", "firing"}
+        assert (alert["labels"]["account"], alert["labels"]["loan"],
+                alert["labels"]["collateral_asset"]) == ("default", "flexible", "BNB")
+        assert "77.03%" in alert["annotations"]["description"]  # 0.57 / 0.74
+        assert not [a for a in loan_alerts()
+                    if a["labels"]["alertname"] == "BinanceMarginLoanNearLiquidation"]
+    finally:
+        account.assets[:] = before
 
 
 def test_the_demo_delisting_of_a_held_asset_and_pair_raises_its_alert(stack):

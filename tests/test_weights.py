@@ -224,7 +224,8 @@ def test_the_rare_calls_are_all_due_at_start():
 def test_every_product_declares_for_every_account_it_reads():
     """Required: none falls back on declaring nothing (the base raises), and each names the
     host of a setting."""
-    accounts = (MAIN, account_config("m", "k", "s", sub_accounts="all"), PM, FUT, PRO)
+    accounts = (MAIN, account_config("m", "k", "s", sub_accounts="all", loans=("flexible", "vip")),
+                PM, FUT, PRO)
     settings = settings_of(*accounts)
     hosts = {API, PAPI, FAPI, DAPI}
     read, declared = set(), set()
@@ -297,6 +298,9 @@ DOCUMENTED = {
     ("POST", "/papi/v1/listenKey"): (1, IP),
     ("PUT", "/papi/v1/listenKey"): (1, IP),
     ("DELETE", "/papi/v1/listenKey"): (1, IP),
+    ("GET", "/sapi/v2/loan/flexible/ongoing/orders"): (300, IP),
+    ("GET", "/sapi/v2/loan/flexible/collateral/data"): (400, IP),
+    ("GET", "/sapi/v1/loan/vip/ongoing/orders"): (400, IP),
 }
 
 

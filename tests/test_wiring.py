@@ -196,8 +196,8 @@ def test_accounts_made_in_code_get_the_products_defaults():
 def test_the_list_has_every_product_once_prices_last():
     names = [p.name for p in PRODUCTS]
     assert names == ["cross", "isolated", "sub_accounts", "portfolio", "portfolio_pro",
-                     "futures", "positions", "risk_lists", "margin_risk_stream",
-                     "portfolio_stream", "prices"]
+                     "futures", "positions", "risk_lists", "loans", "vip_loans",
+                     "margin_risk_stream", "portfolio_stream", "prices"]
     assert len({p.name for p in PRODUCTS}) == len(PRODUCTS)
 
 

@@ -14,7 +14,8 @@
   one master's group, :mod:`.sub_accounts.roster` the list and status,
   :mod:`.sub_accounts.rotation` the detail rotation inside the weight budget),
   :mod:`.portfolio`, :mod:`.portfolio_pro`, :mod:`.futures`, :mod:`.positions`,
-  :mod:`.risk_lists`, :mod:`.streams` (two products: the margin and the Portfolio Margin risk
+  :mod:`.risk_lists`, :mod:`.loans` (two products: flexible and VIP loans; their families in
+  :mod:`.loan_families`), :mod:`.streams` (two products: the margin and the Portfolio Margin risk
   streams; an account's events counted, its account refreshed; the connection is
   ``binance.stream_connection``), :mod:`.prices` (listed in ``binance_margin_exporter.products``,
   which a test holds this list to); :mod:`.interest`, the hourly rates two of them show;

@@ -11,9 +11,9 @@ so the demo runs the same code path as production.
   ``routes(host)`` (and, for ``--demo``, its optional ``demo(host)``: the demo accounts'
   settings it needs, options such as a stream host): :mod:`.cross`, :mod:`.isolated`,
   :mod:`.sub_accounts`, :mod:`.portfolio`, :mod:`.portfolio_pro`, :mod:`.futures`,
-  :mod:`.positions`, :mod:`.risk_lists`, :mod:`.streams`, :mod:`.prices` (a test holds this
-  list to the product list); :mod:`.interest`'s rates are served by the products that read
-  them.
+  :mod:`.positions`, :mod:`.risk_lists`, :mod:`.loans`, :mod:`.streams`, :mod:`.prices` (a
+  test holds this list to the product list); :mod:`.interest`'s rates are served by the
+  products that read them.
 """
 
 from __future__ import annotations
@@ -38,7 +38,8 @@ def start_demo(settings: Settings) -> tuple[Settings, Simulator]:
     accounts its products' ``demo(host)`` ask for (today: ``demo``, a master key with its
     isolated pairs and three sub-accounts, one without margin; ``demo-pm``, a Portfolio
     Margin account whose BTCUSDT long drifts towards its liquidation price and back every half
-    hour; ``demo-futures``, a futures account on both markets)."""
+    hour; ``demo-futures``, a futures account on both markets; ``demo``'s crypto loans: a
+    flexible one whose LTV drifts over its margin-call bar and back every half hour)."""
     # imported here: products.py imports the product modules of this package
     from binance_margin_exporter.demo.simulator import Simulator
     from binance_margin_exporter.products import PRODUCTS, SIMULATED
