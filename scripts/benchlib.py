@@ -318,6 +318,8 @@ def profiled(case: str, pid: int) -> Iterator[None]:
         counts: Counter[str] = Counter()
         for line in out.read_text().splitlines():
             stack, _, n = line.rpartition(" ")
+            if not n.isdigit():  # a garbled sample (py-spy reads without pausing): skipped
+                continue
             kind = category(stack)
             if kind != "waiting":
                 counts[kind] += int(n)
