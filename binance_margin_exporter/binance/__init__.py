@@ -14,6 +14,7 @@
 - one module per Binance product, holding its paths, models and parser: :mod:`.cross`,
   :mod:`.isolated`, :mod:`.sub_accounts`, :mod:`.portfolio`, :mod:`.portfolio_pro`,
   :mod:`.futures` (futures accounts and every product's positions), :mod:`.risk_lists`,
+  :mod:`.ledger`,
   :mod:`.streams` (listen keys and the risk streams' events), :mod:`.prices`,
   :mod:`.interest` (a test holds this list to the modules here).
 - :mod:`.stream_connection` — one account's stream connection (listen key, WebSocket,
