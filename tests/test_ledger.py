@@ -305,3 +305,38 @@ def test_a_failing_history_does_not_stop_the_others():
         raise AssertionError("the failing history must fail the fetch")
     assert ledger.tally.snapshot()[0][LIQUIDATIONS] == [(("S", "SELL"), Decimal(1))]
     assert "a" not in ledger.tally.cursors and "b" in ledger.tally.cursors
+
+
+def test_golden_documented_examples(golden):
+    from binance_margin_exporter.collectors.account_fetch import AccountCollector
+    from binance_margin_exporter.collectors.ledger import (
+        INCOME,
+        LedgerFamilies,
+        LedgerPart,
+        LedgerRead,
+        ledger_fetches,
+    )
+    from tests.support.exporters import Scraper
+    from tests.support.fakes import StubClient, recorded
+    from tests.support.tools import promtool_check_metrics
+
+    pages = [("interest", INTEREST, parse_interest(
+                 fixture_json("margin_interest_history_docs_example.json"))),
+             ("liquidations", LIQUIDATIONS, parse_liquidations(
+                 fixture_json("margin_force_liquidation_docs_example.json"))),
+             ("income:um", INCOME, parse_income(
+                 fixture_json("futures_income_docs_example.json"), "um"))]
+
+    def fed() -> Ledger:
+        ledger = Ledger(lambda d: ([], []), InvalidFields("t"), wall=lambda: 0.0)
+        for key, family, page in pages:
+            ledger.tally.take(Stream(key, family, None), Read(page.records, 1),
+                              0, 2_000_000_000_000)
+        return ledger
+
+    part = LedgerPart("main", StubClient(), recorded("ledger of main", LedgerRead(4)),
+                      ledger=fed())
+    collector = AccountCollector([part], lambda scrape: LedgerFamilies(), ledger_fetches)
+    body = Scraper(collector).render()
+    golden("ledger_docs_example.prom", body)
+    promtool_check_metrics(body)
