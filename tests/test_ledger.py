@@ -6,6 +6,7 @@ page by page within the weight budget; a clock stepped back never counts again."
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from decimal import Decimal
 
@@ -89,7 +90,9 @@ class Book:
 
 def fetch_now(built, account, product="margin_ledger"):
     """The next scrape reads the ledger (as it does every ledger_interval_seconds)."""
-    built.accounts[account].parts[product].cached.invalidate()
+    cached = built.accounts[account].parts[product].cached
+    cached.invalidate()
+    cached.get(time.monotonic() + 120)  # its read done, however busy the machine
     return scrape_built(built)
 
 
@@ -279,12 +282,20 @@ def test_a_clock_stepped_back_never_counts_again():
     clock.ms = 1_020_500
     ledger.fetch(0.0)
     assert ledger.tally.snapshot()[0][INTEREST] == [(("USDT", ""), Decimal(21))]
-    clock.ms = 1_000_000 + OVERLAP_MS + 60_000  # well past: only ids of the overlap kept
+    assert asked[1] == (1_000_000, 1_005_000)  # read again, counted never
+    clock.ms = 1_040_500
     ledger.fetch(0.0)
+    assert ledger.tally.snapshot()[0][INTEREST] == [(("USDT", ""), Decimal(41))]
+    assert len(ledger.tally.seen["interest"]) == 41  # all within the overlap still
+    clock.ms = 1_040_500 + OVERLAP_MS + 20_000  # well past: only the overlap's ids are kept
+    ledger.fetch(0.0)
+    assert asked[-1] == (1_000_000, clock.ms)  # never before the start
     assert ledger.tally.snapshot()[0][INTEREST] == [(("USDT", ""), Decimal(50))]
-    assert all(t >= clock.ms - 60_000 - OVERLAP_MS for t in ledger.tally.seen["interest"]
-               .values())
-    assert asked[-1][0] == 1_020_500 - OVERLAP_MS if asked[-1][0] > 1_000_000 else True
+    clock.ms += OVERLAP_MS
+    ledger.fetch(0.0)
+    assert asked[-1] == (1_040_500 + 20_000, clock.ms)
+    assert ledger.tally.seen["interest"] == {}  # nothing of the window left: none kept
+    assert ledger.tally.snapshot()[0][INTEREST] == [(("USDT", ""), Decimal(50))]
 
 
 def test_a_failing_history_does_not_stop_the_others():
@@ -340,3 +351,50 @@ def test_golden_documented_examples(golden):
     body = Scraper(collector).render()
     golden("ledger_docs_example.prom", body)
     promtool_check_metrics(body)
+
+
+def test_a_long_step_back_never_counts_what_left_the_overlap():
+    """The clock goes back by less than the overlap after the ids older than the overlap were
+    let go: the next windows still start where the latest one ended, less the overlap."""
+    from binance_margin_exporter.binance.ledger import Record
+
+    start = 1_000_000
+    records = [Record(str(i), start + i * 10_000, ("USDT", ""), Decimal(1))
+               for i in range(3 * OVERLAP_MS // 10_000)]
+
+    def read(first, last, deadline):
+        return Read(tuple(r for r in records if first <= r.time_ms <= last), 1)
+
+    clock = Clock(start)
+    ledger = Ledger(lambda d: ([Stream("interest", INTEREST, read)], []),
+                    InvalidFields("t"), wall=clock)
+    clock.ms = start + 3 * OVERLAP_MS
+    ledger.fetch(0.0)
+    counted = ledger.tally.snapshot()[0][INTEREST]
+    assert counted == [(("USDT", ""), Decimal(len(records)))]
+    clock.ms -= OVERLAP_MS // 2  # stepped back, within the overlap
+    ledger.fetch(0.0)
+    ledger.fetch(0.0)
+    clock.ms += OVERLAP_MS // 2
+    ledger.fetch(0.0)
+    assert ledger.tally.snapshot()[0][INTEREST] == counted
+
+
+def test_records_outside_the_window_asked_are_not_counted():
+    """An answer that ignores startTime (history from before the start) or sends a record
+    from after the window's end: only the window's records count (the later one next time)."""
+    from binance_margin_exporter.binance.ledger import Record
+
+    records = [Record("old", 500_000, ("USDT", ""), Decimal(7)),
+               Record("now", 1_010_000, ("USDT", ""), Decimal(1)),
+               Record("later", 1_030_000, ("USDT", ""), Decimal(2))]
+    clock = Clock(1_000_000)
+    ledger = Ledger(lambda d: ([Stream("interest", INTEREST,
+                                       lambda a, b, c: Read(tuple(records), 1))], []),
+                    InvalidFields("t"), wall=clock)
+    clock.ms = 1_020_000
+    ledger.fetch(0.0)
+    assert ledger.tally.snapshot()[0][INTEREST] == [(("USDT", ""), Decimal(1))]
+    clock.ms = 1_040_000
+    ledger.fetch(0.0)
+    assert ledger.tally.snapshot()[0][INTEREST] == [(("USDT", ""), Decimal(3))]

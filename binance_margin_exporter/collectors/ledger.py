@@ -61,6 +61,7 @@ from binance_margin_exporter.config import AccountConfig, Configured, Setting, S
 from binance_margin_exporter.config.schema import flag, number
 
 OVERLAP_MS = 15 * 60 * 1000  # each window starts this long before the last one ended
+FETCH_SECONDS = 120.0  # the longest read of an account's histories (many pages)
 INTERVAL_SETTING = Setting(
     "ledger_interval_seconds", number(10.0, 86400.0), 300.0,
     "How often the ledger (interest, liquidations, futures income) is read from Binance's "
@@ -268,8 +269,10 @@ class LedgerProduct(FetchProduct[LedgerPart, LedgerRead], Configured):
         every = float(build.settings.option("ledger_interval_seconds"))
         invalid = InvalidFields(f"ledger of {account.name}")
         ledger = Ledger(self.streams(account, client, build), invalid)
+        # a read of many pages runs on past the scrape that started it (that scrape counts a
+        # timeout), up to FETCH_SECONDS: the next scrape after it shows its counters
         cached = Cached(f"ledger of {account.name}", ledger.fetch, build.executor, ttl=every,
-                        error_ttl=every, timeout=client.timeout)
+                        error_ttl=every, timeout=max(client.timeout, FETCH_SECONDS))
         return LedgerPart(account.name, client, cached, invalid, ledger=ledger)
 
 
@@ -291,6 +294,10 @@ class MarginLedger(LedgerProduct):
 
     name = "margin_ledger"
     types = ("cross",)
+
+    def reads(self, account: AccountConfig, settings: Settings) -> bool:
+        # a master: false account is read for its sub-accounts only
+        return super().reads(account, settings) and bool(account.option("master"))
 
     def endpoints(self, account: AccountConfig) -> tuple[Any, ...]:
         pairs = (ISOLATED_ACCOUNT,) if account.option("isolated") else ()
