@@ -263,7 +263,8 @@ class LedgerProduct(FetchProduct[LedgerPart, LedgerRead], Configured):
         if not self.reads(account, settings):
             return {}
         return Costs(settings, interval).every(
-            settings.option("ledger_interval_seconds"), *self.endpoints(account)).by_host
+            settings.option("ledger_interval_seconds"), *self.endpoints(account),
+            at_start=False).by_host
 
     def part(self, account: AccountConfig, client: BinanceClient, build: Build) -> LedgerPart:
         every = float(build.settings.option("ledger_interval_seconds"))
