@@ -398,3 +398,47 @@ def test_records_outside_the_window_asked_are_not_counted():
     clock.ms = 1_040_000
     ledger.fetch(0.0)
     assert ledger.tally.snapshot()[0][INTEREST] == [(("USDT", ""), Decimal(3))]
+
+
+def test_the_demo_makes_records_over_time():
+    """--demo: hourly interest, funding every 5 minutes, a liquidation an hour on ETHUSDT."""
+    import json
+
+    from binance_margin_exporter.demo.ledger import SimulatedLedger
+
+    clock = Clock(1_800_000_000_000 + 1)  # just past an hour
+    demo = SimulatedLedger(clock, auto=True)
+    clock.ms += 2 * 3600 * 1000
+    window = {"startTime": "1800000000000", "endTime": str(clock.ms), "size": "100"}
+    interest = json.loads(demo.interest_of("margin")(window))
+    assert interest["total"] == 2 * 2  # USDT and BTC, each hour
+    pair = json.loads(demo.interest_of("margin")({**window, "isolatedSymbol": "BTCUSDT"}))
+    assert pair["total"] == 2
+    liquidations = json.loads(demo.liquidations_of("margin")(
+        {**window, "isolatedSymbol": "ETHUSDT"}))
+    assert [r["symbol"] for r in liquidations["rows"]] == ["ETHUSDT", "ETHUSDT"]
+    income = json.loads(demo.income_of("um")({"startTime": "1800000000000",
+                                               "endTime": str(clock.ms), "limit": "1000"}))
+    funding = [r for r in income if r["incomeType"] == "FUNDING_FEE"]
+    assert len(funding) == 24 and {r["income"][0] == "-" for r in funding} == {True, False}
+    assert [r["time"] for r in income] == sorted(r["time"] for r in income)  # oldest first
+
+
+def test_windows_longer_than_binance_allows_are_asked_in_30_day_pieces(simulator, client):
+    from binance_margin_exporter.binance.ledger import (
+        MARGIN_INTEREST,
+        MAX_WINDOW_MS,
+        read_margin,
+        windows,
+    )
+
+    assert list(windows(0, 2 * MAX_WINDOW_MS)) == [
+        (0, MAX_WINDOW_MS - 1), (MAX_WINDOW_MS, 2 * MAX_WINDOW_MS - 1),
+        (2 * MAX_WINDOW_MS, 2 * MAX_WINDOW_MS)]
+    now = simulator.ledger.now_ms()
+    old = simulator.ledger.add_interest("USDT", "0.10000000", now - 40 * 24 * 3600 * 1000)
+    new = simulator.ledger.add_interest("USDT", "0.20000000", now)
+    read = read_margin(client, MARGIN_INTEREST, parse_interest, (), now - 45 * 86_400_000,
+                       now)  # the simulator refuses a window over 30 days, as Binance does
+    assert sorted(r.id for r in read.records) == sorted(
+        f":{row['txId']}" for row in (old, new)) and read.pages == 2
