@@ -28,14 +28,14 @@ amount does not parse comes with ``amount`` None and the field named in ``bad``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from binance_margin_exporter.binance import fields
 from binance_margin_exporter.binance.endpoints import Endpoint
-from binance_margin_exporter.binance.errors import invalid
+from binance_margin_exporter.binance.errors import UpstreamError, invalid
 from binance_margin_exporter.binance.transport import BinanceClient
 
 log = logging.getLogger(__name__)
@@ -170,16 +170,29 @@ def windows(start_ms: int, end_ms: int, longest: int = MAX_WINDOW_MS) -> Iterato
         start_ms += longest
 
 
+def _not_stopped() -> bool:
+    return False
+
+
+def _check(stopped: Callable[[], bool], endpoint: Endpoint) -> None:
+    if stopped():
+        raise UpstreamError("timeout", f"{endpoint.path}: not read on: the exporter is closing",
+                            sent=False)
+
+
 def read_margin(client: BinanceClient, endpoint: Endpoint, parse: Any,
                 params: Sequence[tuple[str, str]], start_ms: int, end_ms: int,
-                deadline: float | None = None) -> Read:
+                deadline: float | None = None,
+                stopped: Callable[[], bool] = _not_stopped) -> Read:
     """Every record of [start_ms, end_ms] of a newest-first history, page by page (100 a
-    page, until ``total`` rows or a short page), in windows of at most 30 days."""
+    page, until ``total`` rows or a short page), in windows of at most 30 days; ``stopped``
+    is asked before each page."""
     records: list[Record] = []
     pages = 0
     for start, end in windows(start_ms, end_ms):
         current, read = 1, 0
         while pages < MAX_PAGES:
+            _check(stopped, endpoint)
             page = parse(client.signed_get(endpoint.path, [
                 *params, ("startTime", str(start)), ("endTime", str(end)),
                 ("current", str(current)), ("size", str(PAGE_SIZE))], deadline=deadline))
@@ -193,13 +206,15 @@ def read_margin(client: BinanceClient, endpoint: Endpoint, parse: Any,
 
 
 def read_income(client: BinanceClient, endpoint: Endpoint, market: str, start_ms: int,
-                end_ms: int, deadline: float | None = None) -> Read:
+                end_ms: int, deadline: float | None = None,
+                stopped: Callable[[], bool] = _not_stopped) -> Read:
     """Every record of [start_ms, end_ms] of an oldest-first income history: 1,000 a page,
     the next page from the last record's time (inclusive: the same-time records straddling
     the boundary come again, and their ids count them once)."""
     records: list[Record] = []
     pages, start = 0, start_ms
     while start <= end_ms and pages < MAX_PAGES:
+        _check(stopped, endpoint)
         page = parse_income(client.signed_get(endpoint.path, [
             ("startTime", str(start)), ("endTime", str(end_ms)),
             ("limit", str(INCOME_LIMIT))], deadline=deadline), market)

@@ -25,10 +25,8 @@ same series as no ``symbol`` label in PromQL); isolated pairs' their pair.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -44,7 +42,6 @@ from binance_margin_exporter.binance.ledger import (
     PAPI_INCOME,
     PAPI_INTEREST,
     PAPI_LIQUIDATIONS,
-    Read,
     parse_interest,
     parse_liquidations,
     read_income,
@@ -54,13 +51,22 @@ from binance_margin_exporter.binance.transport import BinanceClient
 from binance_margin_exporter.collectors.account_fetch import Account, Families, FetchProduct
 from binance_margin_exporter.collectors.cache import Cached
 from binance_margin_exporter.collectors.families import Fetches, InvalidFields
-from binance_margin_exporter.collectors.product import Build
+from binance_margin_exporter.collectors.ledger_tally import (
+    INCOME,
+    INTEREST,
+    LIQUIDATIONS,
+    OVERLAP_MS,
+    Ledger,
+    LedgerRead,
+    Stream,
+    Tally,
+)
+from binance_margin_exporter.collectors.product import Build, Closes
 from binance_margin_exporter.collectors.scrape import Scrape
 from binance_margin_exporter.collectors.weights import Costs
 from binance_margin_exporter.config import AccountConfig, Configured, Setting, Settings
 from binance_margin_exporter.config.schema import flag, number
 
-OVERLAP_MS = 15 * 60 * 1000  # each window starts this long before the last one ended
 FETCH_SECONDS = 120.0  # the longest read of an account's histories (many pages)
 INTERVAL_SETTING = Setting(
     "ledger_interval_seconds", number(10.0, 86400.0), 300.0,
@@ -71,115 +77,9 @@ LEDGER_SETTING = Setting(
     "Count the account's interest paid, forced liquidations and futures income since the "
     "exporter started (its history endpoints every ledger_interval_seconds).")
 
-INTEREST = "interest"
-LIQUIDATIONS = "liquidations"
-INCOME = "income"
-LABELS = {INTEREST: ("asset", "symbol"), LIQUIDATIONS: ("symbol", "side"),
-          INCOME: ("market", "type", "asset", "direction")}
-
-
-@dataclass(frozen=True)
-class Stream:
-    """One history of an account: its key (of its cursor and seen ids), the counter it adds
-    to, and its read of a window (start ms, end ms, deadline)."""
-
-    key: str
-    family: str
-    read: Callable[[int, int, float], Read]
-
-
-@dataclass
-class Tally:
-    """An account's counters and, per history, the end of its last window read and the ids
-    seen within the overlap."""
-
-    started_ms: int
-    overlap_ms: int = OVERLAP_MS
-    sums: dict[str, dict[tuple[str, ...], Decimal]] = field(
-        default_factory=lambda: {family: {} for family in LABELS})
-    last_liquidation_ms: int | None = None
-    cursors: dict[str, int] = field(default_factory=dict)
-    seen: dict[str, dict[str, int]] = field(default_factory=dict)
-    lock: threading.Lock = field(default_factory=threading.Lock, compare=False)
-
-    def window(self, key: str, now_ms: int) -> tuple[int, int] | None:
-        """The window to read next: from the last one's end less the overlap (never before
-        the start) to now; None when now is not past that (a clock stepped back)."""
-        with self.lock:
-            cursor = self.cursors.get(key, self.started_ms)
-        start = max(self.started_ms, cursor - self.overlap_ms)
-        return (start, now_ms) if now_ms >= start else None
-
-    def take(self, stream: Stream, read: Read, start: int, end: int) -> list[str]:
-        """Count the records of a window read not counted before; the fields of the new ones
-        that did not parse (each such record is skipped, and noted once)."""
-        bad: list[str] = []
-        with self.lock:
-            seen = self.seen.setdefault(stream.key, {})
-            sums = self.sums[stream.family]
-            for record in read.records:
-                if not start <= record.time_ms <= end or record.id in seen:
-                    continue
-                seen[record.id] = record.time_ms
-                if record.amount is None:
-                    bad.append(record.bad)
-                    continue
-                sums[record.labels] = sums.get(record.labels, Decimal(0)) + record.amount
-                if stream.family == LIQUIDATIONS and (self.last_liquidation_ms is None or
-                                                      record.time_ms > self.last_liquidation_ms):
-                    self.last_liquidation_ms = record.time_ms
-            cursor = max(self.cursors.get(stream.key, self.started_ms), end)
-            self.cursors[stream.key] = cursor
-            keep_from = cursor - self.overlap_ms
-            for old in [i for i, t in seen.items() if t < keep_from]:
-                del seen[old]
-        return bad
-
-    def snapshot(self) -> tuple[dict[str, list[tuple[tuple[str, ...], Decimal]]], int | None]:
-        with self.lock:
-            return ({family: sorted(sums.items()) for family, sums in self.sums.items()},
-                    self.last_liquidation_ms)
-
-
-@dataclass(frozen=True)
-class LedgerRead:
-    """A fetch's outcome (the counters live in the part's :class:`Tally`)."""
-
-    records: int
-    invalid: tuple[str, ...] = ()
-
-
-class Ledger:
-    """An account's ledger: its histories (``streams()``: they may depend on the account,
-    as the isolated pairs do), read into its tally."""
-
-    def __init__(self, streams: Callable[[float], tuple[list[Stream], list[UpstreamError]]],
-                 invalid: InvalidFields, wall: Callable[[], float] = time.time) -> None:
-        self.streams = streams
-        self.invalid = invalid
-        self.wall = wall
-        self.tally = Tally(int(wall() * 1000))
-
-    def fetch(self, deadline: float) -> LedgerRead:
-        """Read every history's next window; one that fails keeps its cursor (read again
-        next time) and, after the others are read, fails the fetch."""
-        streams, errors = self.streams(deadline)
-        counted = 0
-        for stream in streams:
-            window = self.tally.window(stream.key, int(self.wall() * 1000))
-            if window is None:
-                continue
-            try:
-                read = stream.read(window[0], window[1], deadline)
-            except UpstreamError as exc:
-                errors.append(exc)
-                continue
-            counted += len(read.records)
-            self.invalid.note(self.tally.take(stream, read, *window))
-        if errors:
-            raise errors[0]
-        return LedgerRead(counted)
-
+__all__ = ["FUTURES_PRODUCT", "INCOME", "INTEREST", "LIQUIDATIONS", "MARGIN_PRODUCT",
+           "OVERLAP_MS", "PORTFOLIO_PRODUCT", "Ledger", "LedgerRead", "Stream", "Tally"]
+Stopped = Callable[[], bool]  # has the exporter begun closing?
 
 def ledger_fetches() -> Fetches:
     """Its fetch is shown apart from the account's: a failing history never makes the
@@ -234,8 +134,9 @@ class LedgerFamilies(Families[LedgerPart, LedgerRead]):
         return [self.interest, self.liquidations, self.last, self.income]
 
 
-class LedgerProduct(FetchProduct[LedgerPart, LedgerRead], Configured):
-    """One kind of account's ledger."""
+class LedgerProduct(FetchProduct[LedgerPart, LedgerRead], Configured, Closes[LedgerPart]):
+    """One kind of account's ledger (``close``: a read under way asks no further page, so
+    the exporter stops at once)."""
 
     settings = (INTERVAL_SETTING,)
     account_settings = (LEDGER_SETTING,)
@@ -250,8 +151,13 @@ class LedgerProduct(FetchProduct[LedgerPart, LedgerRead], Configured):
         return LedgerFamilies()
 
     def streams(self, account: AccountConfig, client: BinanceClient, build: Build,
+                stopped: Stopped,
                 ) -> Callable[[float], tuple[list[Stream], list[UpstreamError]]]:
         raise NotImplementedError
+
+    def close(self, part: LedgerPart) -> None:
+        if part.ledger is not None:
+            part.ledger.closed.set()
 
     def endpoints(self, account: AccountConfig) -> tuple[Any, ...]:
         raise NotImplementedError
@@ -269,7 +175,9 @@ class LedgerProduct(FetchProduct[LedgerPart, LedgerRead], Configured):
     def part(self, account: AccountConfig, client: BinanceClient, build: Build) -> LedgerPart:
         every = float(build.settings.option("ledger_interval_seconds"))
         invalid = InvalidFields(f"ledger of {account.name}")
-        ledger = Ledger(self.streams(account, client, build), invalid)
+        closed = threading.Event()
+        ledger = Ledger(self.streams(account, client, build, closed.is_set), invalid)
+        ledger.closed = closed
         # a read of many pages runs on past the scrape that started it (that scrape counts a
         # timeout), up to FETCH_SECONDS: the next scrape after it shows its counters
         cached = Cached(f"ledger of {account.name}", ledger.fetch, build.executor, ttl=every,
@@ -278,14 +186,15 @@ class LedgerProduct(FetchProduct[LedgerPart, LedgerRead], Configured):
 
 
 def margin_stream(key: str, family: str, client: BinanceClient, endpoint: Any, parse: Any,
-                  params: Sequence[tuple[str, str]] = ()) -> Stream:
+                  stopped: Stopped, params: Sequence[tuple[str, str]] = ()) -> Stream:
     return Stream(key, family, lambda start, end, deadline: read_margin(
-        client, endpoint, parse, params, start, end, deadline))
+        client, endpoint, parse, params, start, end, deadline, stopped))
 
 
-def income_stream(market: str, client: BinanceClient, endpoint: Any) -> Stream:
+def income_stream(market: str, client: BinanceClient, endpoint: Any,
+                  stopped: Stopped) -> Stream:
     return Stream(f"income:{market}", INCOME, lambda start, end, deadline: read_income(
-        client, endpoint, market, start, end, deadline))
+        client, endpoint, market, start, end, deadline, stopped))
 
 
 class MarginLedger(LedgerProduct):
@@ -305,10 +214,12 @@ class MarginLedger(LedgerProduct):
         return (MARGIN_INTEREST, MARGIN_LIQUIDATIONS, *pairs)
 
     def streams(self, account: AccountConfig, client: BinanceClient, build: Build,
+                stopped: Stopped,
                 ) -> Callable[[float], tuple[list[Stream], list[UpstreamError]]]:
-        cross = [margin_stream("interest", INTEREST, client, MARGIN_INTEREST, parse_interest),
+        cross = [margin_stream("interest", INTEREST, client, MARGIN_INTEREST, parse_interest,
+                               stopped),
                  margin_stream("liquidations", LIQUIDATIONS, client, MARGIN_LIQUIDATIONS,
-                               parse_liquidations)]
+                               parse_liquidations, stopped)]
         isolated = bool(account.option("isolated"))
 
         def of(deadline: float) -> tuple[list[Stream], list[UpstreamError]]:
@@ -322,9 +233,10 @@ class MarginLedger(LedgerProduct):
             for pair in pairs:
                 params = (("isolatedSymbol", pair.symbol),)
                 streams += [margin_stream(f"interest:{pair.symbol}", INTEREST, client,
-                                          MARGIN_INTEREST, parse_interest, params),
+                                          MARGIN_INTEREST, parse_interest, stopped, params),
                             margin_stream(f"liquidations:{pair.symbol}", LIQUIDATIONS, client,
-                                          MARGIN_LIQUIDATIONS, parse_liquidations, params)]
+                                          MARGIN_LIQUIDATIONS, parse_liquidations, stopped,
+                                          params)]
             return streams, []
         return of
 
@@ -339,10 +251,12 @@ class FuturesLedger(LedgerProduct):
         return tuple(FUTURES_INCOME[market] for market in account.option("markets"))
 
     def streams(self, account: AccountConfig, client: BinanceClient, build: Build,
+                stopped: Stopped,
                 ) -> Callable[[float], tuple[list[Stream], list[UpstreamError]]]:
         hosts = {"um": "fapi_base_url", "cm": "dapi_base_url"}
         streams = [income_stream(market, build.client_on(client, hosts[market]),
-                                 FUTURES_INCOME[market]) for market in account.option("markets")]
+                                 FUTURES_INCOME[market], stopped)
+                   for market in account.option("markets")]
         return lambda deadline: (list(streams), [])
 
 
@@ -357,12 +271,15 @@ class PortfolioLedger(LedgerProduct):
         return (PAPI_INTEREST, PAPI_LIQUIDATIONS, *(PAPI_INCOME[m] for m in MARKETS))
 
     def streams(self, account: AccountConfig, client: BinanceClient, build: Build,
+                stopped: Stopped,
                 ) -> Callable[[float], tuple[list[Stream], list[UpstreamError]]]:
         papi = build.client_on(client, "papi_base_url")
-        streams = [margin_stream("interest", INTEREST, papi, PAPI_INTEREST, parse_interest),
+        streams = [margin_stream("interest", INTEREST, papi, PAPI_INTEREST, parse_interest,
+                                 stopped),
                    margin_stream("liquidations", LIQUIDATIONS, papi, PAPI_LIQUIDATIONS,
-                                 parse_liquidations),
-                   *(income_stream(market, papi, PAPI_INCOME[market]) for market in MARKETS)]
+                                 parse_liquidations, stopped),
+                   *(income_stream(market, papi, PAPI_INCOME[market], stopped)
+                     for market in MARKETS)]
         return lambda deadline: (list(streams), [])
 
 
