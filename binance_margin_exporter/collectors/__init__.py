@@ -17,6 +17,6 @@
   account refreshed (the connection is ``binance.stream_connection``).
 - :mod:`.hosts` — what Binance allows this IP per host; :mod:`.exporter` — every collector in
   one scrape, one deadline, and the exporter's own metrics; :mod:`.scrape` — one scrape's
-  deadline; :mod:`.ledger` — the cost ledger's three products (:mod:`.ledger_tally`: their counting); :mod:`.prices` also
-  values the other products' assets in USDT.
+  deadline; :mod:`.ledger` — the cost ledger's three products (:mod:`.ledger_tally`: their
+  counting); :mod:`.prices` also values the other products' assets in USDT.
 """
