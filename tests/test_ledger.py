@@ -245,6 +245,25 @@ def test_ledger_false_turns_it_off(simulator):
     assert not [k for k in values if k[0].startswith("binance_margin_ledger")]
 
 
+def test_ledger_false_at_the_top_turns_every_ledger_off(simulator, tmp_path):
+    from binance_margin_exporter.wiring import load
+
+    path = tmp_path / "c.yml"
+    path.write_text("ledger: false\naccounts:\n"
+                    "  - {name: m, api_key: k, api_secret: s}\n"
+                    "  - {name: f, api_key: k, api_secret: s, type: futures}\n"
+                    "  - {name: p, api_key: k, api_secret: s, type: portfolio_margin}\n")
+    settings = load(str(path), {})
+    from binance_margin_exporter.collectors.ledger import FUTURES_PRODUCT, PORTFOLIO_PRODUCT
+    assert not [(p.name, a.name) for p in (MARGIN_PRODUCT, FUTURES_PRODUCT, PORTFOLIO_PRODUCT)
+                for a in settings.accounts if p.reads(a, settings)]
+    path.write_text(path.read_text().replace("ledger: false", "ledger: true"))
+    settings = load(str(path), {})
+    assert [p.name for p in (MARGIN_PRODUCT, FUTURES_PRODUCT, PORTFOLIO_PRODUCT)
+            for a in settings.accounts if p.reads(a, settings)] == [
+        "margin_ledger", "futures_ledger", "portfolio_ledger"]
+
+
 def test_weight_is_declared_for_the_plan(simulator):
     settings = settings_for(simulator, account_config("main", API_KEY, SECRET))
     account = settings.accounts[0]

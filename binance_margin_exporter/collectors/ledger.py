@@ -72,6 +72,11 @@ INTERVAL_SETTING = Setting(
     "ledger_interval_seconds", number(10.0, 86400.0), 300.0,
     "How often the ledger (interest, liquidations, futures income) is read from Binance's "
     "histories.")
+LEDGER = Setting(
+    "ledger", flag, True,
+    "Count interest paid, forced liquidations and futures income since the exporter started "
+    "(the history endpoints every ledger_interval_seconds); false turns it off (also per "
+    "account).")
 LEDGER_SETTING = Setting(
     "ledger", flag, True,
     "Count the account's interest paid, forced liquidations and futures income since the "
@@ -138,11 +143,12 @@ class LedgerProduct(FetchProduct[LedgerPart, LedgerRead], Configured, Closes[Led
     """One kind of account's ledger (``close``: a read under way asks no further page, so
     the exporter stops at once)."""
 
-    settings = (INTERVAL_SETTING,)
+    settings = (LEDGER, INTERVAL_SETTING)
     account_settings = (LEDGER_SETTING,)
 
     def reads(self, account: AccountConfig, settings: Settings) -> bool:
-        return account.type in self.types and bool(account.option("ledger"))
+        return account.type in self.types and bool(settings.option("ledger")) and \
+            bool(account.option("ledger"))
 
     def kind(self) -> Fetches:
         return ledger_fetches()
