@@ -16,6 +16,7 @@ from binance_margin_exporter.collectors import (
     cross,
     futures,
     isolated,
+    ledger,
     loans,
     portfolio,
     portfolio_pro,
@@ -29,6 +30,7 @@ from binance_margin_exporter.collectors.product import Product
 from binance_margin_exporter.demo import cross as demo_cross
 from binance_margin_exporter.demo import futures as demo_futures
 from binance_margin_exporter.demo import isolated as demo_isolated
+from binance_margin_exporter.demo import ledger as demo_ledger
 from binance_margin_exporter.demo import loans as demo_loans
 from binance_margin_exporter.demo import portfolio as demo_portfolio
 from binance_margin_exporter.demo import portfolio_pro as demo_portfolio_pro
@@ -56,6 +58,9 @@ ENTRIES: tuple[Entry, ...] = (
     Entry(positions.PRODUCT, demo_positions),
     Entry(risk_lists.PRODUCT, demo_risk_lists),
     Entry(loans.PRODUCT, demo_loans), Entry(loans.VIP_PRODUCT, demo_loans),
+    Entry(ledger.MARGIN_PRODUCT, demo_ledger),
+    Entry(ledger.FUTURES_PRODUCT, demo_ledger),
+    Entry(ledger.PORTFOLIO_PRODUCT, demo_ledger),
     Entry(streams.MARGIN_RISK_PRODUCT, demo_streams),
     Entry(streams.PORTFOLIO_PRODUCT, demo_streams),
     Entry(prices.PRODUCT, demo_prices),

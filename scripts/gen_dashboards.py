@@ -112,7 +112,8 @@ def variables(with_asset: bool) -> list[dict[str, Any]]:
 
 
 def dashboard(uid: str, title: str, description: str, board: Board,
-              with_asset: bool) -> dict[str, Any]:
+              with_asset: bool, annotations: list[dict[str, Any]] | None = None,
+              ) -> dict[str, Any]:
     return {
         "uid": uid,
         "title": title,
@@ -126,7 +127,7 @@ def dashboard(uid: str, title: str, description: str, board: Board,
         "schemaVersion": SCHEMA_VERSION,
         "version": 1,
         "links": [],
-        "annotations": {"list": []},
+        "annotations": {"list": annotations or []},
         "templating": {"list": variables(with_asset)},
         "panels": board.panels,
     }
@@ -158,6 +159,16 @@ TABLE_MERGE = [{"id": "merge", "options": {}},
                                      "instance": True},
                    "renameByName": {"Value #A": "borrowed", "Value #B": "interest",
                                     "Value #C": "net"}}}]
+
+
+# forced liquidations (and futures insurance clearances) counted by the ledger, as annotations
+LIQUIDATIONS: dict[str, Any] = {
+    "name": "Liquidations", "datasource": DS, "enable": True, "iconColor": "red",
+    "expr": f"sum by (account, symbol) (increase(binance_margin_liquidations_total{{{ACC}}}"
+            f"[$__rate_interval])) > 0 or sum by (account) "
+            f"(increase(binance_margin_futures_income_total"
+            f"{{{ACC},type=\"insurance_clear\"}}[$__rate_interval])) > 0",
+}
 
 
 def overview() -> dict[str, Any]:
@@ -331,6 +342,27 @@ def overview() -> dict[str, Any]:
              target(f"24 * binance_margin_isolated_asset_interest_rate_hourly{{{ACC}}}",
                     "{{account}} {{symbol}} {{asset}}")],
             w=12, h=8, unit="percentunit", defaults={"decimals": 4})
+
+    b.row("Cost ledger (since the exporter started)")
+    b.panel("timeseries", "Interest paid per day",
+            "increase() of binance_margin_interest_paid_total over a day (a bar a day), by "
+            "account, asset and isolated pair (empty: cross), in units of the asset.",
+            [target(f"sum by (account, asset, symbol) "
+                    f"(increase(binance_margin_interest_paid_total{{{ACC}}}[$__rate_interval]))",
+                    "{{account}} {{asset}} {{symbol}}")],
+            w=12, h=8, unit="short", defaults={"decimals": 6, "custom": {"drawStyle": "bars"}})
+    b.panels[-1]["interval"] = "1d"  # $__rate_interval: a day, a bar a day
+    b.panel("timeseries", "Funding paid and received per day",
+            "increase() of binance_margin_futures_income_total{type=\"funding_fee\"} over a "
+            "day, by account, market, asset and direction (paid shown below zero).",
+            [target(f"sum by (account, market, asset) (increase(binance_margin_futures_income_"
+                    f"total{{{ACC},type=\"funding_fee\",direction=\"received\"}}[$__rate_interval]))",
+                    "{{account}} {{market}} {{asset}} received"),
+             target(f"-sum by (account, market, asset) (increase(binance_margin_futures_income_"
+                    f"total{{{ACC},type=\"funding_fee\",direction=\"paid\"}}[$__rate_interval]))",
+                    "{{account}} {{market}} {{asset}} paid")],
+            w=12, h=8, unit="short", defaults={"decimals": 6, "custom": {"drawStyle": "bars"}})
+    b.panels[-1]["interval"] = "1d"
 
     b.row("Sub-accounts")
     b.panel("stat", "Sub-accounts up",
@@ -620,7 +652,7 @@ def overview() -> dict[str, Any]:
     return dashboard("binance-margin-overview", "Binance margin — overview",
                      "Margin level against the account's own bars, borrowings, interest and "
                      "balances of Binance Cross Margin accounts (binance-margin-exporter).",
-                     b, with_asset=True)
+                     b, with_asset=True, annotations=[LIQUIDATIONS])
 
 
 def health() -> dict[str, Any]:

@@ -224,8 +224,10 @@ def test_account_kinds(tmp_path):
     # which products read each account: the product list decides
     assert [reading(a, settings) for a in settings.accounts] == [
         ["sub_accounts", "risk_lists", "prices"],
-        ["cross", "isolated", "sub_accounts", "risk_lists", "margin_risk_stream", "prices"],
-        ["portfolio", "positions"]]  # its REST host is not Binance's: no stream to Binance's
+        ["cross", "isolated", "sub_accounts", "risk_lists", "margin_ledger",
+         "margin_risk_stream", "prices"],
+        # its REST host is not Binance's: no stream to Binance's
+        ["portfolio", "positions", "portfolio_ledger"]]
     assert settings.option("papi_base_url") == "https://papi.example"
     env = {"BINANCE_BASE_URL": "http://127.0.0.1:1"}
     assert load_settings(path, env).option("papi_base_url") == "http://127.0.0.1:1"  # one host

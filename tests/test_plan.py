@@ -59,12 +59,14 @@ def test_the_plan_prints_each_egress_and_host_and_fits(tmp_path, capsys):
     assert "prices         main                           8.0 a minute" in out
     # the clock of each egress: 1 every 5 minutes
     assert "clock          (every host)                   0.2 a minute" in out
-    assert "total 74.7 of 9600 a minute (fits)" in out
+    # its ledger: interest and liquidations (1 each) every 5 minutes
+    assert "margin_ledger  main                           0.4 a minute" in out
+    assert "total 75.1 of 9600 a minute (fits)" in out
     # at start, at once: main's bars (10), its rates (100), the risk lists (100 + 1), the
     # master's status (10) and list (1), the clock (1)
     assert "at start 223.0 more: the calls of every 5 minutes to every day are all due at " \
-        "once (the first minute at most 297.7)" in out
-    # sub_accounts: all: per sub-account 10 per 300 s = 2 a minute; (9600 - 74.67) / 2
+        "once (the first minute at most 298.1)" in out
+    # sub_accounts: all: per sub-account 10 per 300 s = 2 a minute; (9600 - 75.07) / 2
     assert "fund: at most 4762 sub-accounts fit" in out
     assert "declare no weight" not in out  # every product declares its weight
     assert "egress b, host https://api.binance.com:" in out
@@ -86,9 +88,9 @@ def test_a_plan_over_the_soft_limit_exits_1_and_says_the_rotation(tmp_path, caps
 
 
 def test_a_first_minute_over_the_soft_limit_is_said(tmp_path, capsys):
-    code, out = run(tmp_path, capsys, 250, 3)  # 74.7 a minute, 297.7 in the first
+    code, out = run(tmp_path, capsys, 250, 3)  # 75.1 a minute, 298.1 in the first
     assert code == 0
-    assert "(the first minute at most 297.7: OVER the soft limit, the requests pause until " \
+    assert "(the first minute at most 298.1: OVER the soft limit, the requests pause until " \
         "the next minute)" in out
 
 
@@ -113,16 +115,20 @@ def test_futures_and_portfolio_margin_are_counted_on_their_own_hosts(tmp_path, c
     assert main(["--config", str(path), "--config.plan"]) == 0
     out = capsys.readouterr().out
     blocks = {block.split(":\n", 1)[0]: block for block in out.split("egress default, host ")}
-    # fapi: the um account (5) and positions (5) of fut a fetch, pro's positions (5)
-    assert "total 30.0 of 1920 a minute (fits)" in blocks["https://fapi.binance.com"]
-    # dapi: the cm account (5) and positions (1) of fut
-    assert "total 12.0 of 1920 a minute (fits)" in blocks["https://dapi.binance.com"]
+    # fapi: the um account (5) and positions (5) of fut a fetch, pro's positions (5), fut's
+    # um income (30) every 5 minutes
+    assert "total 36.0 of 1920 a minute (fits)" in blocks["https://fapi.binance.com"]
+    # dapi: the cm account (5) and positions (1) of fut, its cm income (20) every 5 minutes
+    assert "total 16.0 of 1920 a minute (fits)" in blocks["https://dapi.binance.com"]
     # papi: account and balance (20 each) and both markets' positions (5 + 1) a fetch, the
     # stream's listen key (a PUT every 30 minutes, a POST a day)
     papi = blocks["https://papi.binance.com"]
     assert "portfolio      pm                            80.0 a minute" in papi
     assert "positions      pm                            12.0 a minute" in papi
-    assert "portfolio_stream pm" in papi and "total 92.0 of 4800 a minute (fits)" in papi
+    # its ledger: margin interest and liquidations (1 each), um and cm income (30 each)
+    # every 5 minutes
+    assert "portfolio_ledger pm" in papi and "12.4 a minute" in papi
+    assert "portfolio_stream pm" in papi and "total 104.4 of 4800 a minute (fits)" in papi
     # api: PM Pro's account (5) a fetch, and the clock
     assert "portfolio_pro  pro                           10.0 a minute" in out
     assert "total 10.2 of 9600 a minute (fits)" in blocks["https://api.binance.com"]

@@ -118,8 +118,8 @@ def test_a_busy_api_host_never_holds_a_portfolio_margin_account_on_its_own_host(
         hosts.api.set_fault(Fault.rate_limited(600, status=418, paths=("/api/v3/time",)))
     elif api_host == "waf":
         hosts.api.set_fault(Fault.waf(paths=("/api/v3/time",)))
-    with built_exporter(hosts.settings(account_config("pm", API_KEY, SECRET,
-                                                      type="portfolio_margin"))) as built:
+    with built_exporter(hosts.settings(account_config(
+            "pm", API_KEY, SECRET, type="portfolio_margin", ledger=False))) as built:
         warm_up(built)  # the clock, synced on the api host
         for _ in range(3):
             values = scrape_built(built)

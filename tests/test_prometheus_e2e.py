@@ -57,7 +57,8 @@ def stack() -> Iterator[Stack]:
     # Margin account, a futures account on both markets and a PM Pro account, all on the
     # simulator
     config.write_text(
-        f"cache_ttl_seconds: 0.5\nbase_url: {sim.base_url}\npapi_base_url: {sim.base_url}\n"
+        f"cache_ttl_seconds: 0.5\nledger_interval_seconds: 10\n"
+        f"base_url: {sim.base_url}\npapi_base_url: {sim.base_url}\n"
         f"fapi_base_url: {sim.base_url}\ndapi_base_url: {sim.base_url}\n"
         f"margin_stream_url: {sim.streams.url}\npapi_stream_url: {sim.streams.url}/pm\n"
         f"loans_interval_seconds: 30\n"
@@ -104,6 +105,15 @@ def stack() -> Iterator[Stack]:
                          "margin_risk")
         sim.streams.push({"e": "liabilityChange", "a": "USDT", "t": "BORROW", "p": "1",
                           "i": "0", "l": "1"}, "portfolio")
+        # the ledger's panels need records after the exporter's start: interest, and funding
+        # paid and received (no liquidation: it would alert), counted at its next read
+        sim.ledger.add_interest("USDT", "0.02865000")
+        sim.ledger.add_income("um", "FUNDING_FEE", "-0.41250000", "USDT")
+        sim.ledger.add_income("um", "FUNDING_FEE", "0.10000000", "USDT")
+        wait_for(lambda: len(result.query(
+            'increase(binance_margin_futures_income_total{type="funding_fee"}[1m])')) == 2 and
+            result.query("increase(binance_margin_interest_paid_total[1m])"), timeout=60,
+            interval=0.5)  # two samples each: what increase() needs
         yield result
     finally:
         proc.terminate()

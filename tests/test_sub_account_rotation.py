@@ -342,7 +342,8 @@ def test_the_default_budget_is_what_the_soft_limit_leaves_shared_by_the_masters(
     """Two masters at 30 s, one reading its own account too: 9,600 less that account (cross:
     10 a fetch, 2 a minute for its bars and 100 an hour for its interest rates, 23.7;
     isolated: 10 a fetch and 100 an hour for its pairs' rates, 21.7; Binance's risk lists
-    through it, 100 an hour and 1 every 10 minutes; the prices through it, 4 a fetch; its
+    through it, 100 an hour and 1 every 10 minutes; its ledger, 12 every 5 minutes; the
+    prices through it, 4 a fetch; its
     risk stream's listen key weighs on the account, not the IP) and both masters' fixed
     costs (20 + 1.1, and the rotation's rounding: at most a detail a fetch, 20), halved,
     plus the master's own fixed cost."""
@@ -359,8 +360,10 @@ def test_the_default_budget_is_what_the_soft_limit_leaves_shared_by_the_masters(
                   weights=lambda interval: declared_weights(settings, PRODUCTS, interval))
     budget = PRODUCT.budget(accounts[1], build)
     risk_lists, rates, prices, master = 100 / 60 + 0.1, 100 / 60, 8, 41.1
+    ledger = (1 + 1 + 10) * 60 / 300  # its interest, liquidations and pairs every 5 minutes
     assert budget(30.0) == pytest.approx(
-        master + (9600 - (22 + rates) - (20 + rates) - risk_lists - prices - 2 * master) / 2)
+        master + (9600 - (22 + rates) - (20 + rates) - ledger - risk_lists - prices
+                  - 2 * master) / 2)
     fixed = {**dict(settings.options.items), "weight_budget_per_minute": 500.0}
     configured = Build(Settings(accounts, options=Options.of(fixed)), EXECUTOR)
     assert PRODUCT.budget(accounts[1], configured)(30.0) == 500.0

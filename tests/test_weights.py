@@ -301,6 +301,14 @@ DOCUMENTED = {
     ("GET", "/sapi/v2/loan/flexible/ongoing/orders"): (300, IP),
     ("GET", "/sapi/v2/loan/flexible/collateral/data"): (400, IP),
     ("GET", "/sapi/v1/loan/vip/ongoing/orders"): (400, IP),
+    ("GET", "/sapi/v1/margin/interestHistory"): (1, IP),
+    ("GET", "/sapi/v1/margin/forceLiquidationRec"): (1, IP),
+    ("GET", "/papi/v1/margin/marginInterestHistory"): (1, IP),
+    ("GET", "/papi/v1/margin/forceOrders"): (1, IP),
+    ("GET", "/fapi/v1/income"): (30, IP),
+    ("GET", "/dapi/v1/income"): (20, IP),
+    ("GET", "/papi/v1/um/income"): (30, IP),
+    ("GET", "/papi/v1/cm/income"): (30, IP),  # its own page not found: as um's
 }
 
 

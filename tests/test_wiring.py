@@ -63,8 +63,8 @@ PLAIN = """
     risk_lists: false
     streams: false
     accounts:
-      - {name: a, api_key: k, api_secret: s, isolated: false}
-      - {name: b, api_key: k, api_secret: s}
+      - {name: a, api_key: k, api_secret: s, ledger: false, isolated: false}
+      - {name: b, api_key: k, api_secret: s, ledger: false}
 """
 CONFIG = PLAIN.replace("isolated: false}", "isolated: false, widgets: true}") + \
     "    widget_colour_blue: true\n"
@@ -165,7 +165,7 @@ def test_a_futures_account_reads_each_market_on_its_own_host(tmp_path):
         assert hosts["um"] is built.upstreams[("default", "https://fapi.example")]
         assert [m.market for m in u.parts["positions"].markets] == ["um"]  # the default
         assert f.client.upstream is api
-        assert set(f.parts) == {"futures", "positions"}
+        assert set(f.parts) == {"futures", "positions", "futures_ledger"}
 
 
 def test_binance_base_url_replaces_the_futures_hosts_too(tmp_path):
@@ -197,6 +197,7 @@ def test_the_list_has_every_product_once_prices_last():
     names = [p.name for p in PRODUCTS]
     assert names == ["cross", "isolated", "sub_accounts", "portfolio", "portfolio_pro",
                      "futures", "positions", "risk_lists", "loans", "vip_loans",
+                     "margin_ledger", "futures_ledger", "portfolio_ledger",
                      "margin_risk_stream", "portfolio_stream", "prices"]
     assert len({p.name for p in PRODUCTS}) == len(PRODUCTS)
 

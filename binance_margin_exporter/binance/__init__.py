@@ -14,7 +14,7 @@
 - one module per Binance product, holding its paths, models and parser: :mod:`.cross`,
   :mod:`.isolated`, :mod:`.sub_accounts`, :mod:`.portfolio`, :mod:`.portfolio_pro`,
   :mod:`.futures`, :mod:`.positions` (every product's positions), :mod:`.risk_lists`,
-  :mod:`.loans` (flexible and VIP crypto loans),
+  :mod:`.loans` (flexible and VIP crypto loans), :mod:`.ledger` (the cost ledger's histories),
   :mod:`.streams` (listen keys and the risk streams' events), :mod:`.prices`,
   :mod:`.interest` (a test holds this list to the modules here).
 - :mod:`.stream_connection` — one account's stream connection (listen key, WebSocket,

@@ -22,5 +22,6 @@
   :mod:`.cross_tables`, the cross account's metric tables.
 - :mod:`.rate_limits` — what Binance allows this IP per host and egress; :mod:`.exporter` —
   every collector in one scrape, one deadline, and the exporter's own metrics; :mod:`.scrape`
-  — what one scrape hands every product: its deadline and its prices.
+  — what one scrape hands every product: its deadline and its prices; :mod:`.ledger` — the
+  cost ledger's three products (:mod:`.ledger_tally`: their counting).
 """

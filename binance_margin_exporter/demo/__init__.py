@@ -11,9 +11,9 @@ so the demo runs the same code path as production.
   ``routes(host)`` (and, for ``--demo``, its optional ``demo(host)``: the demo accounts'
   settings it needs, options such as a stream host): :mod:`.cross`, :mod:`.isolated`,
   :mod:`.sub_accounts`, :mod:`.portfolio`, :mod:`.portfolio_pro`, :mod:`.futures`,
-  :mod:`.positions`, :mod:`.risk_lists`, :mod:`.loans`, :mod:`.streams`, :mod:`.prices` (a
-  test holds this list to the product list); :mod:`.interest`'s rates are served by the
-  products that read them.
+  :mod:`.positions`, :mod:`.risk_lists`, :mod:`.loans`, :mod:`.ledger`, :mod:`.streams`,
+  :mod:`.prices` (a test holds this list to the product list); :mod:`.interest`'s rates are
+  served by the products that read them.
 """
 
 from __future__ import annotations

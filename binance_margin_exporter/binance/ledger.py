@@ -1,0 +1,232 @@
+"""The cost ledger: history records of interest paid, forced liquidations and futures income.
+
+Endpoints (all signed, USER_DATA; weights as Binance's docs give them in 2026):
+
+- ``GET /sapi/v1/margin/interestHistory`` (weight 1 (IP)): ``asset``, ``isolatedSymbol``
+  (without it: cross records only), ``startTime``, ``endTime`` (at most 30 days apart),
+  ``current`` (page, from 1), ``size`` (at most 100). Newest first: ``{"rows": [{"txId",
+  "interestAccuredTime", "asset", "principal", "interest", "interestRate", "type",
+  "isolatedSymbol"}], "total"}``.
+- ``GET /sapi/v1/margin/forceLiquidationRec`` (weight 1 (IP)): the same paging and window;
+  ``rows`` of ``orderId``, ``symbol``, ``side``, ``price``, ``qty``, ``executedQty``,
+  ``avgPrice``, ``isIsolated``, ``updatedTime``, ``timeInForce``.
+- Portfolio Margin (papi host): ``GET /papi/v1/margin/marginInterestHistory`` (weight 1) and
+  ``GET /papi/v1/margin/forceOrders`` (weight 1), the same shapes and paging.
+- Futures income: ``GET /fapi/v1/income`` (weight 30), ``GET /dapi/v1/income`` (weight 20),
+  ``GET /papi/v1/um/income`` (30) and ``/papi/v1/cm/income`` (30): ``startTime``,
+  ``endTime`` (inclusive), ``limit`` (at most 1,000), oldest first; ``[{"symbol",
+  "incomeType", "income" (signed), "asset", "info", "time", "tranId", "tradeId"}]``.
+  ``tranId`` is unique within one ``incomeType`` of a user, so a record's id is both. Paged by
+  time (Binance dropped ``page`` from fapi/dapi in October 2026): the next page starts at the
+  last record's time, so records of one millisecond that straddle a page are read again and
+  counted once by their id.
+
+Amounts are kept as :class:`~decimal.Decimal` (a counter's sum is exact); a record whose
+amount does not parse comes with ``amount`` None and the field named in ``bad``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from binance_margin_exporter.binance import fields
+from binance_margin_exporter.binance.endpoints import Endpoint
+from binance_margin_exporter.binance.errors import UpstreamError, invalid
+from binance_margin_exporter.binance.transport import BinanceClient
+
+log = logging.getLogger(__name__)
+
+MARGIN_INTEREST = Endpoint("/sapi/v1/margin/interestHistory", 1)
+MARGIN_LIQUIDATIONS = Endpoint("/sapi/v1/margin/forceLiquidationRec", 1)
+PAPI_INTEREST = Endpoint("/papi/v1/margin/marginInterestHistory", 1,
+                         host_setting="papi_base_url")
+PAPI_LIQUIDATIONS = Endpoint("/papi/v1/margin/forceOrders", 1, host_setting="papi_base_url")
+FUTURES_INCOME = {"um": Endpoint("/fapi/v1/income", 30, host_setting="fapi_base_url"),
+                  "cm": Endpoint("/dapi/v1/income", 20, host_setting="dapi_base_url")}
+PAPI_INCOME = {"um": Endpoint("/papi/v1/um/income", 30, host_setting="papi_base_url"),
+               "cm": Endpoint("/papi/v1/cm/income", 30, host_setting="papi_base_url")}
+
+PAGE_SIZE = 100  # the margin histories' largest page
+INCOME_LIMIT = 1000  # the income histories' largest page
+MAX_WINDOW_MS = 30 * 24 * 3600 * 1000  # the margin histories' longest window
+MAX_PAGES = 200  # one stream's pages in one fetch (20,000 margin records, 200,000 income)
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One history record: its id (unique within its stream), its time (ms), the label values
+    of the counter it adds to, and the amount it adds (None: did not parse; 1 for a
+    liquidation)."""
+
+    id: str
+    time_ms: int
+    labels: tuple[str, ...]
+    amount: Decimal | None
+    bad: str = ""  # the field that did not parse (amount None)
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    records: tuple[Record, ...]
+    raw_count: int  # rows in the answer
+    total: int | None = None  # the margin histories' total
+
+
+def amount(raw: Any) -> Decimal | None:
+    """A decimal string as Binance sends it; None for anything else (or not finite)."""
+    if not isinstance(raw, (str, int)) or isinstance(raw, bool):
+        return None
+    try:
+        value = Decimal(str(raw).strip())
+    except InvalidOperation:
+        return None
+    return value if value.is_finite() else None
+
+
+def _id(entry: Any, key: str, at: str) -> str:
+    value = entry.get(key)
+    if isinstance(value, bool) or not isinstance(value, (int, str)) or str(value) == "":
+        raise invalid(f"{at}{key}: expected an id, got {value!r}")
+    return str(value)
+
+
+def _time(entry: Any, key: str, at: str) -> int:
+    value = entry.get(key)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise invalid(f"{at}{key}: expected a time in ms, got {value!r}")
+    return value
+
+
+def parse_interest(raw: Any, what: str = "interest history") -> Page:
+    """An interest history page: records labelled (asset, isolatedSymbol or "")."""
+    raw = fields.obj(raw, what)
+    rows = fields.array(raw.get("rows", []), f"{what} rows")
+    records = []
+    for i, entry in enumerate(rows):
+        at = f"{what} rows[{i}]."
+        entry = fields.obj(entry, at[:-1])
+        symbol = fields.optional_string(entry, "isolatedSymbol", at) or ""
+        interest = amount(entry.get("interest"))
+        if interest is not None and interest < 0:
+            interest = None  # interest paid is never negative: garbage, not a refund
+        records.append(Record(f"{symbol}:{_id(entry, 'txId', at)}",
+                              _time(entry, "interestAccuredTime", at),
+                              (fields.string(entry, "asset", at), symbol), interest,
+                              "" if interest is not None else "interest history interest"))
+    total = raw.get("total")
+    return Page(tuple(records), len(rows),
+                total if isinstance(total, int) and not isinstance(total, bool) else None)
+
+
+def parse_liquidations(raw: Any, what: str = "forced liquidations") -> Page:
+    """A forced-liquidation page: one record per order, labelled (symbol, side)."""
+    raw = fields.obj(raw, what)
+    rows = fields.array(raw.get("rows", []), f"{what} rows")
+    records = []
+    for i, entry in enumerate(rows):
+        at = f"{what} rows[{i}]."
+        entry = fields.obj(entry, at[:-1])
+        records.append(Record(_id(entry, "orderId", at), _time(entry, "updatedTime", at),
+                              (fields.string(entry, "symbol", at),
+                               fields.string(entry, "side", at)), Decimal(1)))
+    total = raw.get("total")
+    return Page(tuple(records), len(rows),
+                total if isinstance(total, int) and not isinstance(total, bool) else None)
+
+
+def parse_income(raw: Any, market: str, what: str = "income history") -> Page:
+    """An income history page: labelled (market, type, asset, direction), the amount's
+    absolute value (``direction``: received for a positive income, paid for a negative)."""
+    rows = fields.array(raw, what)
+    records = []
+    for i, entry in enumerate(rows):
+        at = f"{what} [{i}]."
+        entry = fields.obj(entry, at[:-1])
+        kind = fields.string(entry, "incomeType", at)
+        income = amount(entry.get("income"))
+        direction = "received" if income is not None and income >= 0 else "paid"
+        records.append(Record(f"{kind}:{_id(entry, 'tranId', at)}", _time(entry, "time", at),
+                              (market, kind.lower(), fields.string(entry, "asset", at),
+                               direction), None if income is None else abs(income),
+                              "" if income is not None else "income history income"))
+    return Page(tuple(records), len(rows))
+
+
+@dataclass(frozen=True, slots=True)
+class Read:
+    """What one stream's fetch of a window read."""
+
+    records: tuple[Record, ...]
+    pages: int
+
+
+def windows(start_ms: int, end_ms: int, longest: int = MAX_WINDOW_MS) -> Iterator[tuple[int, int]]:
+    while start_ms <= end_ms:
+        yield start_ms, min(end_ms, start_ms + longest - 1)
+        start_ms += longest
+
+
+def _not_stopped() -> bool:
+    return False
+
+
+def _check(stopped: Callable[[], bool], endpoint: Endpoint) -> None:
+    if stopped():
+        raise UpstreamError("timeout", f"{endpoint.path}: not read on: the exporter is closing",
+                            sent=False)
+
+
+def read_margin(client: BinanceClient, endpoint: Endpoint, parse: Any,
+                params: Sequence[tuple[str, str]], start_ms: int, end_ms: int,
+                deadline: float | None = None,
+                stopped: Callable[[], bool] = _not_stopped) -> Read:
+    """Every record of [start_ms, end_ms] of a newest-first history, page by page (100 a
+    page, until ``total`` rows or a short page), in windows of at most 30 days; ``stopped``
+    is asked before each page."""
+    records: list[Record] = []
+    pages = 0
+    for start, end in windows(start_ms, end_ms):
+        current, read = 1, 0
+        while pages < MAX_PAGES:
+            _check(stopped, endpoint)
+            page = parse(client.signed_get(endpoint.path, [
+                *params, ("startTime", str(start)), ("endTime", str(end)),
+                ("current", str(current)), ("size", str(PAGE_SIZE))], deadline=deadline))
+            pages += 1
+            records.extend(page.records)
+            read += page.raw_count
+            if page.raw_count < PAGE_SIZE or (page.total is not None and read >= page.total):
+                break
+            current += 1
+    return Read(tuple(records), pages)
+
+
+def read_income(client: BinanceClient, endpoint: Endpoint, market: str, start_ms: int,
+                end_ms: int, deadline: float | None = None,
+                stopped: Callable[[], bool] = _not_stopped) -> Read:
+    """Every record of [start_ms, end_ms] of an oldest-first income history: 1,000 a page,
+    the next page from the last record's time (inclusive: the same-time records straddling
+    the boundary come again, and their ids count them once)."""
+    records: list[Record] = []
+    pages, start = 0, start_ms
+    while start <= end_ms and pages < MAX_PAGES:
+        _check(stopped, endpoint)
+        page = parse_income(client.signed_get(endpoint.path, [
+            ("startTime", str(start)), ("endTime", str(end_ms)),
+            ("limit", str(INCOME_LIMIT))], deadline=deadline), market)
+        pages += 1
+        records.extend(page.records)
+        if page.raw_count < INCOME_LIMIT:
+            break
+        last = max(record.time_ms for record in page.records)
+        if last <= start:
+            # a full page of one millisecond: the next can only start after it
+            log.warning("%s: more than %d records at %d ms; the rest of that millisecond is "
+                        "not read", endpoint.path, INCOME_LIMIT, start)
+            last = start + 1
+        start = last
+    return Read(tuple(records), pages)
