@@ -11,11 +11,14 @@ from decimal import Decimal
 import pytest
 
 from binance_margin_exporter.binance import fields
+from binance_margin_exporter.binance.errors import UpstreamError
 from binance_margin_exporter.binance.loans import (
     FLEXIBLE_COLLATERAL,
     FLEXIBLE_ORDERS,
     VIP_ORDERS,
     Bars,
+    FlexibleLoan,
+    FlexibleLoans,
     FlexibleReader,
     fetch_vip_loans,
     parse_flexible_rows,
@@ -29,6 +32,7 @@ from binance_margin_exporter.collectors.loan_families import (
     LoanPart,
     VipFamilies,
     loan_fetches,
+    rising,
 )
 from binance_margin_exporter.collectors.loans import PRODUCT, VIP_PRODUCT
 from binance_margin_exporter.collectors.prices import PricesCollector
@@ -230,17 +234,109 @@ def test_the_collateral_data_is_read_hourly_and_for_an_unlisted_coin_every_10_mi
     assert reads() == 3
 
 
-def test_a_crossing_asks_for_a_fetch_at_most_once_a_minute():
+class Failing(Answers):
+    """:class:`Answers`, but the collateral data fails while ``failing``."""
+
+    failing = True
+
+    def signed_get(self, path, params="", *, deadline=None):
+        if path == FLEXIBLE_COLLATERAL.path and self.failing:
+            self.calls.append((path, params))
+            raise UpstreamError("http_error", "HTTP 500 from Binance", status=500)
+        return super().signed_get(path, params, deadline=deadline)
+
+
+def test_a_failed_collateral_data_read_keeps_the_orders_and_the_last_bars(caplog):
     clock = Clock()
-    crossings = Crossings(monotonic=clock)
-    key = ("USDT", "BNB")
-    assert not crossings.crossed({key: 0})  # the first scrape: nothing to cross
-    assert crossings.crossed({key: 2})
-    clock.advance(59)
-    assert not crossings.crossed({key: 1})
+    client = Failing({FLEXIBLE_ORDERS.path: FLEXIBLE, FLEXIBLE_COLLATERAL.path: COLLATERAL})
+    reader = FlexibleReader(client, monotonic=clock)
+
+    def reads() -> int:
+        return sum(1 for path, _ in client.calls if path == FLEXIBLE_COLLATERAL.path)
+
+    first = reader()  # no bars yet: the orders, none of the bars, the failure noted
+    assert first.loans == parse_flexible_rows(FLEXIBLE["rows"], fields.Lenient())
+    assert (first.bars, first.invalid) == ((), ("collateral.data",))
+    assert "collateral data: HTTP 500 from Binance" in caplog.text
+    clock.advance(599)
+    assert reader().invalid == () and reads() == 1  # not tried again every fetch
+    client.failing = False
     clock.advance(1)
-    assert not crossings.crossed({key: 1})  # no change
-    assert crossings.crossed({key: 2})
+    assert reader().bars_of("BNB") == Bars(0.65, 0.75, 0.83) and reads() == 2
+    client.failing = True
+    clock.advance(3600)
+    kept = reader()  # the hourly read fails: the last bars stay
+    assert (kept.bars_of("BNB"), kept.invalid, reads()) == (Bars(0.65, 0.75, 0.83),
+                                                            ("collateral.data",), 3)
+
+
+class Refreshes:
+    """A part's cache whose refreshes (the fetches a crossing starts) are counted."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def refresh(self) -> None:
+        self.count += 1
+
+
+class LoanPrice:
+    """A scrape whose prices make a loan of debt 1 against collateral 1 a live LTV of
+    ``live``."""
+
+    def __init__(self) -> None:
+        self.live = 0.0
+
+    def usdt(self, asset: str) -> float:
+        return self.live if asset == "USDT" else 1.0
+
+
+def hour_of_scrapes(lives, shown_after_fetch) -> int:
+    """The fetches a crossing starts over an hour of 30 s scrapes (loans_interval_seconds
+    300): ``lives`` the live LTV at each scrape, Binance's answer showing
+    ``shown_after_fetch(live)`` after each fetch."""
+    clock, refreshes, prices = Clock(), Refreshes(), LoanPrice()
+    part = LoanPart("main", "flexible", StubClient(), refreshes, InvalidFields("flexible"),
+                    crossings=Crossings(150.0, monotonic=clock))
+    shown = 0.7499
+    for i in range(120):
+        prices.live = lives(i)
+        answer = FlexibleLoans((FlexibleLoan("USDT", "BNB", 1.0, 1.0, shown),),
+                               (("BNB", Bars(0.65, 0.75, 0.83)),))
+        before = refreshes.count
+        FlexibleFamilies(prices).add(part, ("main", "flexible"), answer)
+        if refreshes.count > before:
+            shown = shown_after_fetch(prices.live)
+        clock.advance(30)
+    return refreshes.count
+
+
+def test_a_live_ltv_hovering_at_a_bar_fetches_nothing_more():
+    # 0.7499 / 0.7501 around the margin call bar of 0.75, Binance agreeing with the live LTV
+    assert hour_of_scrapes(lambda i: 0.7499 if i % 2 else 0.7501, lambda live: live) == 0
+    # a little past the band: one fetch, then Binance shows the higher zone
+    assert hour_of_scrapes(lambda i: 0.7499 if i % 2 else 0.756, lambda live: live) == 1
+
+
+def test_a_crossing_fetches_at_most_every_half_interval_when_binance_lags():
+    # the live LTV over the bar, Binance's answer (index prices) still under it: 24 an hour
+    assert hour_of_scrapes(lambda i: 0.80, lambda live: 0.7499) == 24
+
+
+def test_only_a_rise_past_the_band_into_a_higher_zone_than_binance_showed_asks():
+    bars = Bars(0.65, 0.75, 0.83)
+    assert not rising(0.7549, 0.7499, bars)
+    assert rising(0.755, 0.7499, bars)
+    assert not rising(0.70, 0.80, bars)  # falling asks for nothing
+    assert not rising(0.80, 0.76, bars)  # the zone Binance already showed
+    clock = Clock()
+    crossings = Crossings(150.0, monotonic=clock)
+    assert not crossings.crossed(False)
+    assert crossings.crossed(True)
+    clock.advance(149)
+    assert not crossings.crossed(True)
+    clock.advance(1)
+    assert crossings.crossed(True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -402,3 +498,21 @@ def test_the_demo_loan_drifts_over_its_margin_call_bar_and_back_every_half_hour(
     assert max(ltv) > 0.75 > 0.6 > min(ltv)  # over BNB's margin-call LTV, and back
     assert max(ltv) < 0.95 * 0.83  # never near liquidation
     assert abs(ltv[0] - ltv[-1]) < 0.05  # a half-hour cycle
+
+
+def test_a_failed_collateral_data_read_leaves_the_flexible_loans_up(simulator):
+    from binance_margin_exporter.demo.simulator import Fault
+
+    simulator.set_fault(Fault(status=500, body=b"{}", paths=(FLEXIBLE_COLLATERAL.path,)))
+    with built_exporter(loans_settings(simulator)) as built:
+        values = scrape_built(built)
+    flexible = (("account", "main"), ("loan", "flexible"))
+    usdt = (("account", "main"), ("collateral_asset", "BNB"), ("loan", "flexible"),
+            ("loan_asset", "USDT"), ("order_id", ""))
+    assert values[("binance_margin_loans_up", flexible)] == 1.0
+    assert values[("binance_margin_loan_ltv", usdt)] == 0.57
+    assert ("binance_margin_loan_ltv_live", usdt) in values
+    assert not any(k[0] == "binance_margin_loan_ltv_threshold" and k[1][:5] == usdt
+                   for k in values)
+    assert sum(v for k, v in values.items() if k[0] == "binance_margin_invalid_fields_total"
+               and ("field", "collateral.data") in k[1]) == 1.0

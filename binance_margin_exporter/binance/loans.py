@@ -37,7 +37,7 @@ from typing import Any
 
 from binance_margin_exporter.binance import fields
 from binance_margin_exporter.binance.endpoints import Endpoint
-from binance_margin_exporter.binance.errors import invalid
+from binance_margin_exporter.binance.errors import UpstreamError, invalid
 from binance_margin_exporter.binance.transport import BinanceClient
 from binance_margin_exporter.logs import Throttled
 
@@ -50,6 +50,8 @@ MAX_PAGES = 1000  # Binance's largest ``current``
 # both kinds' fetches of an account (and the other products) stay under its 80 % pause point
 FETCH_WEIGHT_CAP = 4000
 _capped = Throttled(logging.getLogger(__name__), 3600.0)  # orders beyond the cap
+_collateral = Throttled(logging.getLogger(__name__), 600.0)  # a failed collateral data read
+COLLATERAL_FAILED = "collateral.data"  # the field noted when the collateral data read failed
 COLLATERAL_REFRESH_SECONDS = 3600.0
 NEW_COIN_SECONDS = 600.0  # the shortest time between two reads for a coin not listed
 THRESHOLDS = (("initial", "initialLTV"), ("margin_call", "marginCallLTV"),
@@ -200,7 +202,10 @@ def parse_vip_rows(rows: list[Any], optional: fields.Lenient) -> tuple[VipLoan, 
 
 class FlexibleReader:
     """One account's flexible loans: the orders every fetch, the collateral data hourly and
-    when an order names a coin it did not list (at most every ``NEW_COIN_SECONDS``)."""
+    when an order names a coin it did not list (at most every ``NEW_COIN_SECONDS``: 6 reads,
+    2,400 weight, an hour at most). A failed collateral data read keeps the orders: the last
+    bars read (or none) stay, the failure is noted as the field ``collateral.data`` and warned
+    of, and the read is tried again after ``NEW_COIN_SECONDS``."""
 
     def __init__(self, client: BinanceClient,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
@@ -209,9 +214,13 @@ class FlexibleReader:
         self._lock = threading.Lock()
         self._bars: dict[str, Bars] | None = None
         self._read_at = 0.0  # monotonic time of the last collateral data read
+        self._failed_at: float | None = None  # of the last failed one
 
     def _due(self, coins: set[str]) -> bool:
         with self._lock:
+            now = self._monotonic()
+            if self._failed_at is not None and now - self._failed_at < NEW_COIN_SECONDS:
+                return False
             if self._bars is None:
                 return True
             age = self._monotonic() - self._read_at
@@ -225,10 +234,21 @@ class FlexibleReader:
         loans = parse_flexible_rows(rows, optional)
         coins = {loan.collateral_asset for loan in loans}
         if self._due(coins):
-            bars = parse_collateral_data(
-                self.client.signed_get(FLEXIBLE_COLLATERAL.path, deadline=deadline), optional)
-            with self._lock:
-                self._bars, self._read_at = bars, self._monotonic()
+            try:
+                bars = parse_collateral_data(
+                    self.client.signed_get(FLEXIBLE_COLLATERAL.path, deadline=deadline),
+                    optional)
+            except UpstreamError as error:
+                optional.invalid.append(COLLATERAL_FAILED)
+                _collateral.warning("flexible loan collateral data: %s; the last bars read "
+                                    "stay, tried again in %d minutes", error,
+                                    NEW_COIN_SECONDS // 60)
+                with self._lock:
+                    self._failed_at = self._monotonic()
+            else:
+                with self._lock:
+                    self._bars, self._read_at = bars, self._monotonic()
+                    self._failed_at = None
         with self._lock:
             known = dict(self._bars or {})
         return FlexibleLoans(loans, tuple((coin, known[coin]) for coin in sorted(coins)

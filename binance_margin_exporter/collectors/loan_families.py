@@ -30,7 +30,7 @@ from binance_margin_exporter.collectors.tables import Memo
 
 T = TypeVar("T")
 LABELS = ["account", "loan", "loan_asset", "collateral_asset", "order_id"]
-CROSSING_SPACING_SECONDS = 60.0  # the shortest time between two fetches a crossing starts
+HYSTERESIS = 0.005  # how far past a bar the live LTV must be to count as over it (0.5 %)
 
 
 def ratio(debt: float, loan_price: float, collateral: float,
@@ -49,24 +49,31 @@ def zone(ltv: float, bars: Bars) -> int:
                if bar is not None and ltv >= bar)
 
 
-class Crossings:
-    """Each flexible loan's zone (bars at or under its live LTV) at the last scrape: a change
-    asks for a fetch now, at most every ``CROSSING_SPACING_SECONDS``."""
+def rising(live: float, shown: float, bars: Bars) -> bool:
+    """True when the live LTV is over a bar (by ``HYSTERESIS``) that Binance's last answer
+    (``shown``, its currentLTV) was under: a higher zone than the one Binance showed. A live
+    LTV hovering at a bar, or falling, asks for nothing."""
+    return zone(live - HYSTERESIS, bars) > zone(shown, bars)
 
-    def __init__(self, monotonic: Callable[[], float] = time.monotonic) -> None:
+
+class Crossings:
+    """Whether a flexible loan's live LTV rose into a higher zone than Binance's last answer
+    showed asks for a fetch now: at most once every ``spacing`` seconds (half of
+    ``loans_interval_seconds``), so crossings at most triple the orders' weight."""
+
+    def __init__(self, spacing: float = 150.0,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.spacing = spacing
         self._monotonic = monotonic
         self._lock = threading.Lock()
-        self._zones: dict[tuple[str, str], int] = {}
         self._asked_at: float | None = None
 
-    def crossed(self, zones: dict[tuple[str, str], int]) -> bool:
-        """Note this scrape's zones; True when one changed and a fetch may start."""
+    def crossed(self, rose: bool) -> bool:
+        """True when a loan rose (:func:`rising`) and a fetch may start."""
         with self._lock:
-            changed = any(self._zones.get(key, z) != z for key, z in zones.items())
-            self._zones = zones
             now = self._monotonic()
-            if not changed or (self._asked_at is not None and
-                               now - self._asked_at < CROSSING_SPACING_SECONDS):
+            if not rose or (self._asked_at is not None and
+                            now - self._asked_at < self.spacing):
                 return False
             self._asked_at = now
             return True
@@ -149,7 +156,7 @@ class FlexibleFamilies(Families[LoanPart[FlexibleLoans], FlexibleLoans]):
     def add(self, part: LoanPart[FlexibleLoans], key: tuple[str, ...],
             value: FlexibleLoans) -> None:
         self.loans.add_left_out(part, value.left_out)
-        zones: dict[tuple[str, str], int] = {}
+        rose = False
         for loan in value.loans:
             labels = [part.name, "flexible", loan.loan_asset, loan.collateral_asset, ""]
             for family, number_ in ((self.loans.debt, loan.debt),
@@ -163,9 +170,9 @@ class FlexibleFamilies(Families[LoanPart[FlexibleLoans], FlexibleLoans]):
                               loan.collateral_asset)
             if live is not None:
                 self.live.add_metric(labels, live)
-                if bars is not None:
-                    zones[(loan.loan_asset, loan.collateral_asset)] = zone(live, bars)
-        if part.crossings.crossed(zones):
+                if bars is not None and loan.ltv is not None:
+                    rose = rose or rising(live, loan.ltv, bars)
+        if part.crossings.crossed(rose):
             part.cached.refresh()  # shown from the next scrape
 
     def _live(self, debt: float | None, loan_asset: str, collateral: float | None,

@@ -16,9 +16,11 @@ Values are Binance's, exactly;
 price(collateral asset)) at this scrape's prices, absent where a price route is missing.
 
 The orders weigh 300 (flexible) and 400 (VIP) a page: they are fetched at most every
-``loans_interval_seconds``, and at once (at most once a minute) when a flexible loan's live LTV
-crosses one of its bars between two scrapes. ``binance_margin_loans_up{account, loan}`` and
-``binance_margin_loans_scrape_errors`` are each fetch's.
+``loans_interval_seconds``, and at once when a flexible loan's live LTV rises past one of its
+bars (by 0.005: a hysteresis band) above the zone Binance's last answer showed, at most once
+every ``loans_interval_seconds`` / 2 (so at most three times the orders' declared weight).
+``binance_margin_loans_up{account, loan}`` and ``binance_margin_loans_scrape_errors`` are each
+fetch's.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from binance_margin_exporter.collectors.cache import Cached
 from binance_margin_exporter.collectors.fetch_families import Fetches
 from binance_margin_exporter.collectors.invalid_fields import InvalidFields
 from binance_margin_exporter.collectors.loan_families import (
+    Crossings,
     FlexibleFamilies,
     LoanFamilies,
     LoanPart,
@@ -101,7 +104,8 @@ LOANS_SETTING = Setting(
 INTERVAL_SETTING = Setting(
     "loans_interval_seconds", number(30.0, 86400.0), 300.0,
     "The longest time between two fetches of an account's loan orders (a flexible loan whose "
-    "live LTV crosses a bar is fetched at once, at most once a minute).")
+    "live LTV rises 0.005 past a bar Binance's last answer showed it under is fetched at once, at "
+    "most once every half interval).")
 VIP_BARS_SETTING = Setting(
     "vip_loan_ltv_bars", ltv_bars, None,
     "The LTV bars of this account's VIP loans, which Binance does not publish: a mapping of "
@@ -142,7 +146,7 @@ class LoanProduct(FetchProduct[LoanPart[T], T], Configured):
         return LoanPart(account.name, self.kind_name, client, Cached(
             what, noting(call, invalid), build.executor,
             ttl=interval, error_ttl=min(RETRY_SECONDS, interval), timeout=client.timeout),
-            invalid, bars)
+            invalid, bars, Crossings(interval / 2))
 
 
 class FlexibleLoansProduct(LoanProduct[FlexibleLoans], ChecksAccount):
