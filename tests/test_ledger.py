@@ -461,3 +461,46 @@ def test_windows_longer_than_binance_allows_are_asked_in_30_day_pieces(simulator
                        now)  # the simulator refuses a window over 30 days, as Binance does
     assert sorted(r.id for r in read.records) == sorted(
         f":{row['txId']}" for row in (old, new)) and read.pages == 2
+
+
+def test_a_malformed_row_is_skipped_counted_once_and_the_read_goes_on(simulator):
+    """An empty id, an empty asset or side: that row is skipped and its field counted once;
+    the rest is counted and the history moves on (it used to fail every interval)."""
+    account = account_config("main", API_KEY, SECRET, isolated=False)
+    with built_exporter(settings_for(simulator, account)) as built:
+        simulator.ledger.add_interest("USDT", "0.50000000")
+        simulator.ledger.add_interest("USDT", "0.25000000")["txId"] = ""
+        simulator.ledger.add_interest("USDT", "0.12500000")["asset"] = ""
+        simulator.ledger.add_liquidation("BTCUSDT", "SELL")
+        simulator.ledger.add_liquidation("BTCUSDT", "SELL")["side"] = ""
+        fetch_now(built, account)
+        values = fetch_now(built, account)  # read again in the overlap: noted once
+        tally = built.accounts[account].parts["margin_ledger"].ledger.tally
+        assert "interest" in tally.cursors and "liquidations" in tally.cursors
+    assert values[("binance_margin_ledger_up", (("account", "main"),))] == 1.0
+    assert values[("binance_margin_interest_paid_total",
+                   (("account", "main"), ("asset", "USDT"), ("symbol", "")))] == 0.5
+    assert values[("binance_margin_liquidations_total",
+                   (("account", "main"), ("side", "SELL"), ("symbol", "BTCUSDT")))] == 1.0
+    for field in ("interest history txId", "interest history asset",
+                  "forced liquidations side"):
+        assert values[("binance_margin_invalid_fields_total",
+                       (("account", "main"), ("field", field)))] == 1.0
+
+
+def test_a_row_without_a_usable_time_is_skipped_not_the_page():
+    page = parse_income([{"incomeType": "FUNDING_FEE", "income": "1", "asset": "USDT",
+                          "time": "soon", "tranId": 7},
+                         {"incomeType": "FUNDING_FEE", "income": "2", "asset": "USDT",
+                          "time": 5, "tranId": 8}, "not a row"], "um")
+    assert [(r.bad, r.amount) for r in page.records] == [
+        ("income history time", None), ("", Decimal(2)), ("income history row", None)]
+    invalid = InvalidFields("t")
+    clock = Clock(1_000)
+    ledger = Ledger(lambda d: ([Stream("income:um", "income",
+                                       lambda a, b, c: Read(page.records, 1))], []),
+                    invalid, wall=clock)
+    for ms in (2_000, 3_000):
+        clock.ms = ms
+        ledger.fetch(0.0)
+    assert invalid.counts == {"income history time": 1, "income history row": 1}

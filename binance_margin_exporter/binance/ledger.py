@@ -27,6 +27,8 @@ amount does not parse comes with ``amount`` None and the field named in ``bad``.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -35,7 +37,7 @@ from typing import Any
 
 from binance_margin_exporter.binance import fields
 from binance_margin_exporter.binance.endpoints import Endpoint
-from binance_margin_exporter.binance.errors import UpstreamError, invalid
+from binance_margin_exporter.binance.errors import UpstreamError
 from binance_margin_exporter.binance.transport import BinanceClient
 
 log = logging.getLogger(__name__)
@@ -87,38 +89,73 @@ def amount(raw: Any) -> Decimal | None:
     return value if value.is_finite() else None
 
 
-def _id(entry: Any, key: str, at: str) -> str:
+class _BadRow(Exception):
+    """A row that cannot be a record: it is skipped, and its field counted once."""
+
+    def __init__(self, field: str) -> None:
+        super().__init__(field)
+        self.field = field
+
+
+def _id(entry: Any, key: str, what: str) -> str:
     value = entry.get(key)
-    if isinstance(value, bool) or not isinstance(value, (int, str)) or str(value) == "":
-        raise invalid(f"{at}{key}: expected an id, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, str)) or str(value).strip() == "":
+        raise _BadRow(f"{what} {key}")
     return str(value)
 
 
-def _time(entry: Any, key: str, at: str) -> int:
+def _time(entry: Any, key: str, what: str) -> int:
     value = entry.get(key)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise invalid(f"{at}{key}: expected a time in ms, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise _BadRow(f"{what} {key}")
     return value
+
+
+def _string(entry: Any, key: str, what: str) -> str:
+    value = entry.get(key)
+    if not isinstance(value, str) or value.strip() == "":
+        raise _BadRow(f"{what} {key}")
+    return fields.text(value)
+
+
+def _rows(raw: Any, what: str, row: Callable[[Any], Record]) -> list[Record]:
+    """Each row's record; a row that cannot be one (no id, no time, no label) becomes a
+    skipped record named by its field: its id is the row's own (or, without one, a digest of
+    the row) and its time unknown (-1), so it is noted once however often it is read again,
+    and the rest of the page still counts."""
+    records = []
+    for entry in fields.array(raw, what):
+        try:
+            if not isinstance(entry, dict):
+                raise _BadRow(f"{what} row")
+            records.append(row(entry))
+        except _BadRow as bad:
+            digest = hashlib.sha256(json.dumps(entry, sort_keys=True, default=str)
+                                    .encode()).hexdigest()[:24]
+            records.append(Record(f"invalid:{digest}", -1, (), None, bad.field))
+    return records
 
 
 def parse_interest(raw: Any, what: str = "interest history") -> Page:
     """An interest history page: records labelled (asset, isolatedSymbol or "")."""
     raw = fields.obj(raw, what)
     rows = fields.array(raw.get("rows", []), f"{what} rows")
-    records = []
-    for i, entry in enumerate(rows):
-        at = f"{what} rows[{i}]."
-        entry = fields.obj(entry, at[:-1])
-        symbol = fields.optional_string(entry, "isolatedSymbol", at) or ""
+
+    def row(entry: Any) -> Record:
+        symbol = entry.get("isolatedSymbol")
+        if symbol is not None and not isinstance(symbol, str):
+            raise _BadRow(f"{what} isolatedSymbol")
+        symbol = fields.text(symbol) if symbol else ""
         interest = amount(entry.get("interest"))
         if interest is not None and interest < 0:
             interest = None  # interest paid is never negative: garbage, not a refund
-        records.append(Record(f"{symbol}:{_id(entry, 'txId', at)}",
-                              _time(entry, "interestAccuredTime", at),
-                              (fields.string(entry, "asset", at), symbol), interest,
-                              "" if interest is not None else "interest history interest"))
+        return Record(f"{symbol}:{_id(entry, 'txId', what)}",
+                      _time(entry, "interestAccuredTime", what),
+                      (_string(entry, "asset", what), symbol), interest,
+                      "" if interest is not None else f"{what} interest")
+
     total = raw.get("total")
-    return Page(tuple(records), len(rows),
+    return Page(tuple(_rows(rows, what, row)), len(rows),
                 total if isinstance(total, int) and not isinstance(total, bool) else None)
 
 
@@ -126,15 +163,14 @@ def parse_liquidations(raw: Any, what: str = "forced liquidations") -> Page:
     """A forced-liquidation page: one record per order, labelled (symbol, side)."""
     raw = fields.obj(raw, what)
     rows = fields.array(raw.get("rows", []), f"{what} rows")
-    records = []
-    for i, entry in enumerate(rows):
-        at = f"{what} rows[{i}]."
-        entry = fields.obj(entry, at[:-1])
-        records.append(Record(_id(entry, "orderId", at), _time(entry, "updatedTime", at),
-                              (fields.string(entry, "symbol", at),
-                               fields.string(entry, "side", at)), Decimal(1)))
+
+    def row(entry: Any) -> Record:
+        return Record(_id(entry, "orderId", what), _time(entry, "updatedTime", what),
+                      (_string(entry, "symbol", what), _string(entry, "side", what)),
+                      Decimal(1))
+
     total = raw.get("total")
-    return Page(tuple(records), len(rows),
+    return Page(tuple(_rows(rows, what, row)), len(rows),
                 total if isinstance(total, int) and not isinstance(total, bool) else None)
 
 
@@ -142,18 +178,17 @@ def parse_income(raw: Any, market: str, what: str = "income history") -> Page:
     """An income history page: labelled (market, type, asset, direction), the amount's
     absolute value (``direction``: received for a positive income, paid for a negative)."""
     rows = fields.array(raw, what)
-    records = []
-    for i, entry in enumerate(rows):
-        at = f"{what} [{i}]."
-        entry = fields.obj(entry, at[:-1])
-        kind = fields.string(entry, "incomeType", at)
+
+    def row(entry: Any) -> Record:
+        kind = _string(entry, "incomeType", what)
         income = amount(entry.get("income"))
         direction = "received" if income is not None and income >= 0 else "paid"
-        records.append(Record(f"{kind}:{_id(entry, 'tranId', at)}", _time(entry, "time", at),
-                              (market, kind.lower(), fields.string(entry, "asset", at),
-                               direction), None if income is None else abs(income),
-                              "" if income is not None else "income history income"))
-    return Page(tuple(records), len(rows))
+        return Record(f"{kind}:{_id(entry, 'tranId', what)}", _time(entry, "time", what),
+                      (market, kind.lower(), _string(entry, "asset", what), direction),
+                      None if income is None else abs(income),
+                      "" if income is not None else f"{what} income")
+
+    return Page(tuple(_rows(rows, what, row)), len(rows))
 
 
 @dataclass(frozen=True, slots=True)

@@ -64,9 +64,12 @@ class Tally:
             seen = self.seen.setdefault(stream.key, {})
             sums = self.sums[stream.family]
             for record in read.records:
-                if not start <= record.time_ms <= end or record.id in seen:
+                # a row without a usable time (-1) is kept as seen at the window's end: it
+                # is let go only once windows start past that end, so past the row itself
+                unknown = record.time_ms < 0
+                if record.id in seen or not (unknown or start <= record.time_ms <= end):
                     continue
-                seen[record.id] = record.time_ms
+                seen[record.id] = end if unknown else record.time_ms
                 if record.amount is None:
                     bad.append(record.bad)
                     continue
