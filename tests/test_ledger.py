@@ -504,3 +504,31 @@ def test_a_row_without_a_usable_time_is_skipped_not_the_page():
         clock.ms = ms
         ledger.fetch(0.0)
     assert invalid.counts == {"income history time": 1, "income history row": 1}
+
+
+def test_a_clock_stepped_forward_then_back_misses_nothing_and_counts_nothing_twice():
+    """An hour ahead, then back: the records made between are counted, those counted
+    before the jump are not counted again (their ids were let go in the jump's read)."""
+    from binance_margin_exporter.binance.ledger import Record
+
+    start = 10_000_000
+    records: list[Record] = []
+
+    def read(first, last, deadline):
+        return Read(tuple(r for r in records if first <= r.time_ms <= last), 1)
+
+    clock = Clock(start)
+    ledger = Ledger(lambda d: ([Stream("interest", INTEREST, read)], []),
+                    InvalidFields("t"), wall=clock)
+    records += [Record(str(i), start + i * 60_000, ("USDT", ""), Decimal(1)) for i in range(10)]
+    clock.ms = start + 10 * 60_000  # real time: records 0..9 made
+    ledger.fetch(0.0)
+    clock.ms += 3_600_000  # stepped an hour ahead: nothing more made
+    ledger.fetch(0.0)
+    clock.ms -= 3_600_000 - 5 * 60_000  # back: five minutes after the first read
+    records += [Record(str(i), start + i * 60_000, ("USDT", ""), Decimal(1))
+                for i in range(10, 15)]
+    ledger.fetch(0.0)
+    clock.ms += 10 * 60_000
+    ledger.fetch(0.0)
+    assert ledger.tally.snapshot()[0][INTEREST] == [(("USDT", ""), Decimal(15))]

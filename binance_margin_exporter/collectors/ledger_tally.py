@@ -46,14 +46,22 @@ class Tally:
     last_liquidation_ms: int | None = None
     cursors: dict[str, int] = field(default_factory=dict)
     seen: dict[str, dict[str, int]] = field(default_factory=dict)
+    dropped: dict[str, int] = field(default_factory=dict)  # the latest id's time let go
     lock: threading.Lock = field(default_factory=threading.Lock, compare=False)
 
     def window(self, key: str, now_ms: int) -> tuple[int, int] | None:
         """The window to read next: from the last one's end less the overlap (never before
-        the start) to now; None when now is not past that (a clock stepped back)."""
+        the start) to now; None when now is not past that (a clock stepped back).
+
+        A clock that stepped back behind the last window's end (after a step forward) pulls
+        the cursor back to now, so the records of the time it skipped are read; the window
+        then starts after the latest id let go (``dropped``): no record is counted twice."""
         with self.lock:
             cursor = self.cursors.get(key, self.started_ms)
-        start = max(self.started_ms, cursor - self.overlap_ms)
+            if now_ms < cursor:
+                cursor = self.cursors[key] = max(self.started_ms, now_ms)
+            start = max(self.started_ms, cursor - self.overlap_ms)
+            start = max(start, self.dropped.get(key, -1) + 1)
         return (start, now_ms) if now_ms >= start else None
 
     def take(self, stream: Stream, read: Read, start: int, end: int) -> list[str]:
@@ -81,7 +89,7 @@ class Tally:
             self.cursors[stream.key] = cursor
             keep_from = cursor - self.overlap_ms
             for old in [i for i, t in seen.items() if t < keep_from]:
-                del seen[old]
+                self.dropped[stream.key] = max(self.dropped.get(stream.key, -1), seen.pop(old))
         return bad
 
     def snapshot(self) -> tuple[dict[str, list[tuple[tuple[str, ...], Decimal]]], int | None]:
