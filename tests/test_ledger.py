@@ -532,3 +532,51 @@ def test_a_clock_stepped_forward_then_back_misses_nothing_and_counts_nothing_twi
     clock.ms += 10 * 60_000
     ledger.fetch(0.0)
     assert ledger.tally.snapshot()[0][INTEREST] == [(("USDT", ""), Decimal(15))]
+
+
+def counted_until(built, account, product, key, want, fetches=40):
+    """Fetch until the counter is ``want`` (never above it): each fetch reads what its
+    page budget allows and carries the rest; the values of every fetch."""
+    seen = []
+    for _ in range(fetches):
+        values = fetch_now(built, account, product)
+        seen.append(values)
+        assert values.get(key, 0.0) <= want  # never counted twice
+        if values.get(key) == want:
+            break
+    return seen
+
+
+def test_a_margin_window_beyond_the_page_budget_is_carried_not_lost(simulator, monkeypatch):
+    monkeypatch.setattr("binance_margin_exporter.binance.ledger.MAX_PAGES", 3)
+    account = account_config("main", API_KEY, SECRET, isolated=False)
+    key = ("binance_margin_interest_paid_total",
+           (("account", "main"), ("asset", "USDT"), ("symbol", "")))
+    with built_exporter(settings_for(simulator, account)) as built:
+        tally = built.accounts[account].parts["margin_ledger"].ledger.tally
+        tally.started_ms -= 10_000
+        start, now = tally.started_ms, simulator.ledger.now_ms()
+        for i in range(1_000):
+            simulator.ledger.add_interest("USDT", "1", start + i * (now - start) // 1_000)
+        seen = counted_until(built, account, "margin_ledger", key, 1_000.0)
+    assert 0 < seen[0][key] < 1_000.0  # the first fetch read part of it
+    assert seen[-1][key] == 1_000.0
+    assert all(v[("binance_margin_ledger_up", (("account", "main"),))] == 1.0 for v in seen)
+
+
+def test_an_income_window_beyond_the_page_budget_is_carried_not_lost(hosts, monkeypatch):
+    monkeypatch.setattr("binance_margin_exporter.binance.ledger.MAX_PAGES", 2)
+    account = account_config("fut", API_KEY, SECRET, type="futures", markets=("um",))
+    key = ("binance_margin_futures_income_total",
+           (("account", "fut"), ("asset", "USDT"), ("direction", "received"), ("market", "um"),
+            ("type", "funding_fee")))
+    with built_exporter(hosts.settings(account)) as built:
+        tally = built.accounts[account].parts["futures_ledger"].ledger.tally
+        tally.started_ms -= 10_000
+        start, now = tally.started_ms, hosts.fapi.ledger.now_ms()
+        for i in range(5_000):
+            hosts.fapi.ledger.add_income("um", "FUNDING_FEE", "1", "USDT",
+                                         start + i * (now - start) // 5_000)
+        seen = counted_until(built, account, "futures_ledger", key, 5_000.0)
+    assert 0 < seen[0][key] < 5_000.0
+    assert seen[-1][key] == 5_000.0

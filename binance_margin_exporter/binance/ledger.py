@@ -38,7 +38,9 @@ from typing import Any
 from binance_margin_exporter.binance import fields
 from binance_margin_exporter.binance.endpoints import Endpoint
 from binance_margin_exporter.binance.errors import UpstreamError
+from binance_margin_exporter.binance.limits import BUDGETS, budget_of
 from binance_margin_exporter.binance.transport import BinanceClient
+from binance_margin_exporter.logs import Throttled
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +58,8 @@ PAGE_SIZE = 100  # the margin histories' largest page
 INCOME_LIMIT = 1000  # the income histories' largest page
 MAX_WINDOW_MS = 30 * 24 * 3600 * 1000  # the margin histories' longest window
 MAX_PAGES = 200  # one stream's pages in one fetch (20,000 margin records, 200,000 income)
+FETCH_WEIGHT_SHARE = 1 / 3  # of its host's weight a minute, the most one fetch spends
+_carried = Throttled(logging.getLogger(__name__), 3600.0)  # windows read in part
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,16 +197,34 @@ def parse_income(raw: Any, market: str, what: str = "income history") -> Page:
 
 @dataclass(frozen=True, slots=True)
 class Read:
-    """What one stream's fetch of a window read."""
+    """What one stream's fetch of a window read: its records, its pages, and ``until``: the
+    time (ms) to which the window was read completely (None: all of it); the rest is read at
+    the next interval."""
 
     records: tuple[Record, ...]
     pages: int
+    until: int | None = None
 
 
 def windows(start_ms: int, end_ms: int, longest: int = MAX_WINDOW_MS) -> Iterator[tuple[int, int]]:
     while start_ms <= end_ms:
         yield start_ms, min(end_ms, start_ms + longest - 1)
         start_ms += longest
+
+
+def pages_within(endpoint: Endpoint) -> int:
+    """The most pages one fetch of a history reads: ``MAX_PAGES``, and at most a third of
+    its host's weight a minute (so one large window never runs into the pause point and
+    fails with every page read: 26 pages of /fapi (2,400 a minute, weight 30), 40 of /dapi,
+    66 of /papi income, 200 of the margin histories)."""
+    limit = BUDGETS[budget_of(endpoint.path)].limit * FETCH_WEIGHT_SHARE
+    return max(1, min(MAX_PAGES, int(limit // max(endpoint.weight, 1))))
+
+
+def _cut(endpoint: Endpoint, pages: int, until: int) -> None:
+    _carried.warning("%s: a window has more records than %d pages; read to %d ms, the rest at "
+                     "the next interval (warned once an hour)", endpoint.path, pages, until,
+                     kind=endpoint.path)
 
 
 def _not_stopped() -> bool:
@@ -220,13 +242,19 @@ def read_margin(client: BinanceClient, endpoint: Endpoint, parse: Any,
                 deadline: float | None = None,
                 stopped: Callable[[], bool] = _not_stopped) -> Read:
     """Every record of [start_ms, end_ms] of a newest-first history, page by page (100 a
-    page, until ``total`` rows or a short page), in windows of at most 30 days; ``stopped``
-    is asked before each page."""
+    page, until ``total`` rows or a short page), in windows of at most 30 days, oldest
+    first; ``stopped`` is asked before each page. A window whose ``total`` needs more pages
+    than are left is cut: first its older part that the pages left can read (by its share of
+    the records), so the read advances by whole pieces; it stops at the page budget
+    (:func:`pages_within`), ``until`` the end of the last piece read completely."""
     records: list[Record] = []
-    pages = 0
-    for start, end in windows(start_ms, end_ms):
-        current, read = 1, 0
-        while pages < MAX_PAGES:
+    budget = MAX_PAGES
+    pages, until = 0, start_ms - 1
+    pieces = list(windows(start_ms, end_ms))
+    while pieces:
+        start, end = pieces.pop(0)
+        current, read, complete = 1, 0, False
+        while pages < budget:
             _check(stopped, endpoint)
             page = parse(client.signed_get(endpoint.path, [
                 *params, ("startTime", str(start)), ("endTime", str(end)),
@@ -235,8 +263,23 @@ def read_margin(client: BinanceClient, endpoint: Endpoint, parse: Any,
             records.extend(page.records)
             read += page.raw_count
             if page.raw_count < PAGE_SIZE or (page.total is not None and read >= page.total):
+                complete = True
+                break
+            left = budget - pages
+            if current == 1 and end > start and left > 0 and page.total is not None and \
+                    -(-page.total // PAGE_SIZE) - 1 > left:
+                # too many for the pages left: first the older part the pages left can read
+                # (its share of the time as of the records), then the rest
+                span = (end - start + 1) * left * PAGE_SIZE // page.total
+                cut = start + max(0, min(end - start - 1, span - 1))
+                pieces[:0] = [(start, cut), (cut + 1, end)]
                 break
             current += 1
+        else:
+            _cut(endpoint, budget, until)
+            return Read(tuple(records), pages, until)
+        if complete:
+            until = end
     return Read(tuple(records), pages)
 
 
@@ -245,10 +288,15 @@ def read_income(client: BinanceClient, endpoint: Endpoint, market: str, start_ms
                 stopped: Callable[[], bool] = _not_stopped) -> Read:
     """Every record of [start_ms, end_ms] of an oldest-first income history: 1,000 a page,
     the next page from the last record's time (inclusive: the same-time records straddling
-    the boundary come again, and their ids count them once)."""
+    the boundary come again, and their ids count them once). At the page budget
+    (:func:`pages_within`) it stops, ``until`` the millisecond before the next page's."""
     records: list[Record] = []
+    budget = MAX_PAGES
     pages, start = 0, start_ms
-    while start <= end_ms and pages < MAX_PAGES:
+    while start <= end_ms:
+        if pages >= budget:
+            _cut(endpoint, budget, start - 1)
+            return Read(tuple(records), pages, start - 1)
         _check(stopped, endpoint)
         page = parse_income(client.signed_get(endpoint.path, [
             ("startTime", str(start)), ("endTime", str(end_ms)),

@@ -47,6 +47,7 @@ class Tally:
     cursors: dict[str, int] = field(default_factory=dict)
     seen: dict[str, dict[str, int]] = field(default_factory=dict)
     dropped: dict[str, int] = field(default_factory=dict)  # the latest id's time let go
+    resume: dict[str, int] = field(default_factory=dict)  # a window read in part goes on here
     lock: threading.Lock = field(default_factory=threading.Lock, compare=False)
 
     def window(self, key: str, now_ms: int) -> tuple[int, int] | None:
@@ -61,7 +62,7 @@ class Tally:
             if now_ms < cursor:
                 cursor = self.cursors[key] = max(self.started_ms, now_ms)
             start = max(self.started_ms, cursor - self.overlap_ms)
-            start = max(start, self.dropped.get(key, -1) + 1)
+            start = max(start, self.dropped.get(key, -1) + 1, self.resume.get(key, -1))
         return (start, now_ms) if now_ms >= start else None
 
     def take(self, stream: Stream, read: Read, start: int, end: int) -> list[str]:
@@ -85,7 +86,14 @@ class Tally:
                 if stream.family == LIQUIDATIONS and (self.last_liquidation_ms is None or
                                                       record.time_ms > self.last_liquidation_ms):
                     self.last_liquidation_ms = record.time_ms
-            cursor = max(self.cursors.get(stream.key, self.started_ms), end)
+            # a window read in part (at the page budget) moves only as far as it was read
+            done = end if read.until is None else min(end, read.until)
+            cursor = max(self.cursors.get(stream.key, self.started_ms), done)
+            if read.until is None:
+                self.resume.pop(stream.key, None)
+            else:  # the next window goes on from there (not the overlap: it would read the
+                # same pages again)
+                self.resume[stream.key] = max(self.resume.get(stream.key, start), done + 1)
             self.cursors[stream.key] = cursor
             keep_from = cursor - self.overlap_ms
             for old in [i for i, t in seen.items() if t < keep_from]:
