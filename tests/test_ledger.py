@@ -580,3 +580,26 @@ def test_an_income_window_beyond_the_page_budget_is_carried_not_lost(hosts, monk
         seen = counted_until(built, account, "futures_ledger", key, 5_000.0)
     assert 0 < seen[0][key] < 5_000.0
     assert seen[-1][key] == 5_000.0
+
+
+def test_a_large_income_window_spends_at_most_a_third_of_the_fapi_minute(hosts):
+    """30,000 records at weight 30 a page: 30 pages (900) in one fetch would be more than a
+    third of /fapi's 2,400 a minute; 26 are read, the rest at the next interval."""
+    account = account_config("fut", API_KEY, SECRET, type="futures", markets=("um",))
+    key = ("binance_margin_futures_income_total",
+           (("account", "fut"), ("asset", "USDT"), ("direction", "received"), ("market", "um"),
+            ("type", "funding_fee")))
+    with built_exporter(hosts.settings(account)) as built:
+        tally = built.accounts[account].parts["futures_ledger"].ledger.tally
+        tally.started_ms -= 10_000
+        start, now = tally.started_ms, hosts.fapi.ledger.now_ms()
+        for i in range(30_000):
+            hosts.fapi.ledger.add_income("um", "FUNDING_FEE", "1", "USDT",
+                                         start + i * (now - start) // 30_000)
+        hosts.fapi.counts.clear()
+        first = fetch_now(built, account, "futures_ledger")
+        assert hosts.fapi.counts["/fapi/v1/income"] == 2_400 // 3 // 30
+        seen = counted_until(built, account, "futures_ledger", key, 30_000.0)
+    assert first[("binance_margin_ledger_up", (("account", "fut"),))] == 1.0
+    assert 0 < first[key] < 30_000.0
+    assert seen[-1][key] == 30_000.0

@@ -248,7 +248,7 @@ def read_margin(client: BinanceClient, endpoint: Endpoint, parse: Any,
     the records), so the read advances by whole pieces; it stops at the page budget
     (:func:`pages_within`), ``until`` the end of the last piece read completely."""
     records: list[Record] = []
-    budget = MAX_PAGES
+    budget = pages_within(endpoint)
     pages, until = 0, start_ms - 1
     pieces = list(windows(start_ms, end_ms))
     while pieces:
@@ -291,7 +291,7 @@ def read_income(client: BinanceClient, endpoint: Endpoint, market: str, start_ms
     the boundary come again, and their ids count them once). At the page budget
     (:func:`pages_within`) it stops, ``until`` the millisecond before the next page's."""
     records: list[Record] = []
-    budget = MAX_PAGES
+    budget = pages_within(endpoint)
     pages, start = 0, start_ms
     while start <= end_ms:
         if pages >= budget:
