@@ -603,3 +603,17 @@ def test_a_large_income_window_spends_at_most_a_third_of_the_fapi_minute(hosts):
     assert first[("binance_margin_ledger_up", (("account", "fut"),))] == 1.0
     assert 0 < first[key] < 30_000.0
     assert seen[-1][key] == 30_000.0
+
+
+def test_an_amount_too_large_for_a_float_is_skipped_and_counted():
+    """1E+400 is a finite decimal, but the counter would show +Inf for good."""
+    page = parse_income([{"incomeType": "FUNDING_FEE", "income": "1E+400", "asset": "USDT",
+                          "time": 1, "tranId": 7},
+                         {"incomeType": "FUNDING_FEE", "income": "-1E+400", "asset": "USDT",
+                          "time": 1, "tranId": 8}], "um")
+    assert [(r.amount, r.bad) for r in page.records] == [
+        (None, "income history income"), (None, "income history income")]
+    page = parse_interest({"rows": [{"txId": 1, "interestAccuredTime": 1, "asset": "BTC",
+                                     "interest": "1E+400"}], "total": 1})
+    assert page.records[0].amount is None
+    assert page.records[0].bad == "interest history interest"

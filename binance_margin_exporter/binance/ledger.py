@@ -30,6 +30,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -83,14 +84,16 @@ class Page:
 
 
 def amount(raw: Any) -> Decimal | None:
-    """A decimal string as Binance sends it; None for anything else (or not finite)."""
+    """A decimal string as Binance sends it; None for anything else (or not finite, as a
+    decimal or as a float)."""
     if not isinstance(raw, (str, int)) or isinstance(raw, bool):
         return None
     try:
         value = Decimal(str(raw).strip())
     except InvalidOperation:
         return None
-    return value if value.is_finite() else None
+    # finite as a float too: the counter is shown as one ("1E+400" would be +Inf for good)
+    return value if value.is_finite() and math.isfinite(float(value)) else None
 
 
 class _BadRow(Exception):
