@@ -617,3 +617,42 @@ def test_an_amount_too_large_for_a_float_is_skipped_and_counted():
                                      "interest": "1E+400"}], "total": 1})
     assert page.records[0].amount is None
     assert page.records[0].bad == "interest history interest"
+
+
+def test_a_reload_that_rebuilds_the_account_carries_its_tally(simulator):
+    """A change of the global settings, then of the account's own config: each rebuilds the
+    account, and the records between its last read and the reload are still counted (the
+    liquidation's alert too), none twice."""
+    import dataclasses
+
+    from binance_margin_exporter.wiring import build_exporter
+
+    account = account_config("main", API_KEY, SECRET, isolated=False)
+    settings = settings_for(simulator, account)
+    interest = ("binance_margin_interest_paid_total",
+                (("account", "main"), ("asset", "USDT"), ("symbol", "")))
+    builds = [build_exporter(settings)]
+    try:
+        tally = builds[0].accounts[account].parts["margin_ledger"].ledger.tally
+        tally.started_ms -= 10_000
+        fetch_now(builds[0], account)
+        before = simulator.ledger.now_ms() - 5
+        simulator.ledger.add_interest("USDT", "0.50000000", before)
+        simulator.ledger.add_liquidation("BTCUSDT", "SELL", before)
+        changed = dataclasses.replace(
+            settings, request_timeout_seconds=settings.request_timeout_seconds + 1)
+        builds.append(build_exporter(changed, builds[0]))
+        values = fetch_now(builds[1], account)
+        assert values[interest] == 0.5
+        assert values[("binance_margin_liquidation_last_timestamp_seconds",
+                       (("account", "main"),))] == before / 1000.0
+        simulator.ledger.add_interest("USDT", "0.25000000", simulator.ledger.now_ms() - 5)
+        moved = account_config("main", API_KEY, SECRET, isolated=True)
+        builds.append(build_exporter(dataclasses.replace(changed, accounts=(moved,)),
+                                     builds[1]))
+        values = fetch_now(builds[2], moved)
+        assert values[interest] == 0.75
+        assert builds[2].accounts[moved].parts["margin_ledger"].ledger.tally is tally
+    finally:
+        for built in reversed(builds):
+            built.exporter.close()

@@ -119,11 +119,13 @@ class Ledger:
     as the isolated pairs do), read into its tally."""
 
     def __init__(self, streams: Callable[[float], tuple[list[Stream], list[UpstreamError]]],
-                 invalid: InvalidFields, wall: Callable[[], float] = time.time) -> None:
+                 invalid: InvalidFields, wall: Callable[[], float] = time.time,
+                 tally: Tally | None = None) -> None:
         self.streams = streams
         self.invalid = invalid
         self.wall = wall
-        self.tally = Tally(int(wall() * 1000))
+        # a rebuilt account's (on a reload) goes on with its tally: nothing in between is lost
+        self.tally = tally if tally is not None else Tally(int(wall() * 1000))
         self.closed = threading.Event()  # the exporter closes: no further page is asked
 
     def fetch(self, deadline: float) -> LedgerRead:
