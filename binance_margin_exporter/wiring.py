@@ -239,7 +239,10 @@ def build_exporter(settings: Settings, previous: Built | None = None,
             previous.settings.fetch_concurrency == settings.fetch_concurrency else \
             ThreadPoolExecutor(max_workers=settings.fetch_concurrency,
                                thread_name_prefix="fetch")
-        kept_accounts, kept = {}, {}
+        # a product's "across_globals" state outlives a change of the global settings too
+        kept_accounts, kept = {}, {name: {"across_globals": own["across_globals"]}
+                                   for name, own in (previous.kept if previous else {}).items()
+                                   if "across_globals" in own}
     def weights(interval: float) -> dict[tuple[str, str], float]:
         return declared_weights(settings, products, interval)
 

@@ -461,3 +461,198 @@ def test_windows_longer_than_binance_allows_are_asked_in_30_day_pieces(simulator
                        now)  # the simulator refuses a window over 30 days, as Binance does
     assert sorted(r.id for r in read.records) == sorted(
         f":{row['txId']}" for row in (old, new)) and read.pages == 2
+
+
+def test_a_malformed_row_is_skipped_counted_once_and_the_read_goes_on(simulator):
+    """An empty id, an empty asset or side: that row is skipped and its field counted once;
+    the rest is counted and the history moves on (it used to fail every interval)."""
+    account = account_config("main", API_KEY, SECRET, isolated=False)
+    with built_exporter(settings_for(simulator, account)) as built:
+        simulator.ledger.add_interest("USDT", "0.50000000")
+        simulator.ledger.add_interest("USDT", "0.25000000")["txId"] = ""
+        simulator.ledger.add_interest("USDT", "0.12500000")["asset"] = ""
+        simulator.ledger.add_liquidation("BTCUSDT", "SELL")
+        simulator.ledger.add_liquidation("BTCUSDT", "SELL")["side"] = ""
+        fetch_now(built, account)
+        values = fetch_now(built, account)  # read again in the overlap: noted once
+        tally = built.accounts[account].parts["margin_ledger"].ledger.tally
+        assert "interest" in tally.cursors and "liquidations" in tally.cursors
+    assert values[("binance_margin_ledger_up", (("account", "main"),))] == 1.0
+    assert values[("binance_margin_interest_paid_total",
+                   (("account", "main"), ("asset", "USDT"), ("symbol", "")))] == 0.5
+    assert values[("binance_margin_liquidations_total",
+                   (("account", "main"), ("side", "SELL"), ("symbol", "BTCUSDT")))] == 1.0
+    for field in ("interest history txId", "interest history asset",
+                  "forced liquidations side"):
+        assert values[("binance_margin_invalid_fields_total",
+                       (("account", "main"), ("field", field)))] == 1.0
+
+
+def test_a_row_without_a_usable_time_is_skipped_not_the_page():
+    page = parse_income([{"incomeType": "FUNDING_FEE", "income": "1", "asset": "USDT",
+                          "time": "soon", "tranId": 7},
+                         {"incomeType": "FUNDING_FEE", "income": "2", "asset": "USDT",
+                          "time": 5, "tranId": 8}, "not a row"], "um")
+    assert [(r.bad, r.amount) for r in page.records] == [
+        ("income history time", None), ("", Decimal(2)), ("income history row", None)]
+    invalid = InvalidFields("t")
+    clock = Clock(1_000)
+    ledger = Ledger(lambda d: ([Stream("income:um", "income",
+                                       lambda a, b, c: Read(page.records, 1))], []),
+                    invalid, wall=clock)
+    for ms in (2_000, 3_000):
+        clock.ms = ms
+        ledger.fetch(0.0)
+    assert invalid.counts == {"income history time": 1, "income history row": 1}
+
+
+def test_a_clock_stepped_forward_then_back_misses_nothing_and_counts_nothing_twice():
+    """An hour ahead, then back: the records made between are counted, those counted
+    before the jump are not counted again (their ids were let go in the jump's read)."""
+    from binance_margin_exporter.binance.ledger import Record
+
+    start = 10_000_000
+    records: list[Record] = []
+
+    def read(first, last, deadline):
+        return Read(tuple(r for r in records if first <= r.time_ms <= last), 1)
+
+    clock = Clock(start)
+    ledger = Ledger(lambda d: ([Stream("interest", INTEREST, read)], []),
+                    InvalidFields("t"), wall=clock)
+    records += [Record(str(i), start + i * 60_000, ("USDT", ""), Decimal(1)) for i in range(10)]
+    clock.ms = start + 10 * 60_000  # real time: records 0..9 made
+    ledger.fetch(0.0)
+    clock.ms += 3_600_000  # stepped an hour ahead: nothing more made
+    ledger.fetch(0.0)
+    clock.ms -= 3_600_000 - 5 * 60_000  # back: five minutes after the first read
+    records += [Record(str(i), start + i * 60_000, ("USDT", ""), Decimal(1))
+                for i in range(10, 15)]
+    ledger.fetch(0.0)
+    clock.ms += 10 * 60_000
+    ledger.fetch(0.0)
+    assert ledger.tally.snapshot()[0][INTEREST] == [(("USDT", ""), Decimal(15))]
+
+
+def counted_until(built, account, product, key, want, fetches=40):
+    """Fetch until the counter is ``want`` (never above it): each fetch reads what its
+    page budget allows and carries the rest; the values of every fetch."""
+    seen = []
+    for _ in range(fetches):
+        values = fetch_now(built, account, product)
+        seen.append(values)
+        assert values.get(key, 0.0) <= want  # never counted twice
+        if values.get(key) == want:
+            break
+    return seen
+
+
+def test_a_margin_window_beyond_the_page_budget_is_carried_not_lost(simulator, monkeypatch):
+    monkeypatch.setattr("binance_margin_exporter.binance.ledger.MAX_PAGES", 3)
+    account = account_config("main", API_KEY, SECRET, isolated=False)
+    key = ("binance_margin_interest_paid_total",
+           (("account", "main"), ("asset", "USDT"), ("symbol", "")))
+    with built_exporter(settings_for(simulator, account)) as built:
+        tally = built.accounts[account].parts["margin_ledger"].ledger.tally
+        tally.started_ms -= 10_000
+        start, now = tally.started_ms, simulator.ledger.now_ms()
+        for i in range(1_000):
+            simulator.ledger.add_interest("USDT", "1", start + i * (now - start) // 1_000)
+        seen = counted_until(built, account, "margin_ledger", key, 1_000.0)
+    assert 0 < seen[0][key] < 1_000.0  # the first fetch read part of it
+    assert seen[-1][key] == 1_000.0
+    assert all(v[("binance_margin_ledger_up", (("account", "main"),))] == 1.0 for v in seen)
+
+
+def test_an_income_window_beyond_the_page_budget_is_carried_not_lost(hosts, monkeypatch):
+    monkeypatch.setattr("binance_margin_exporter.binance.ledger.MAX_PAGES", 2)
+    account = account_config("fut", API_KEY, SECRET, type="futures", markets=("um",))
+    key = ("binance_margin_futures_income_total",
+           (("account", "fut"), ("asset", "USDT"), ("direction", "received"), ("market", "um"),
+            ("type", "funding_fee")))
+    with built_exporter(hosts.settings(account)) as built:
+        tally = built.accounts[account].parts["futures_ledger"].ledger.tally
+        tally.started_ms -= 10_000
+        start, now = tally.started_ms, hosts.fapi.ledger.now_ms()
+        for i in range(5_000):
+            hosts.fapi.ledger.add_income("um", "FUNDING_FEE", "1", "USDT",
+                                         start + i * (now - start) // 5_000)
+        seen = counted_until(built, account, "futures_ledger", key, 5_000.0)
+    assert 0 < seen[0][key] < 5_000.0
+    assert seen[-1][key] == 5_000.0
+
+
+def test_a_large_income_window_spends_at_most_a_third_of_the_fapi_minute(hosts):
+    """30,000 records at weight 30 a page: 30 pages (900) in one fetch would be more than a
+    third of /fapi's 2,400 a minute; 26 are read, the rest at the next interval."""
+    account = account_config("fut", API_KEY, SECRET, type="futures", markets=("um",))
+    key = ("binance_margin_futures_income_total",
+           (("account", "fut"), ("asset", "USDT"), ("direction", "received"), ("market", "um"),
+            ("type", "funding_fee")))
+    with built_exporter(hosts.settings(account)) as built:
+        tally = built.accounts[account].parts["futures_ledger"].ledger.tally
+        tally.started_ms -= 10_000
+        start, now = tally.started_ms, hosts.fapi.ledger.now_ms()
+        for i in range(30_000):
+            hosts.fapi.ledger.add_income("um", "FUNDING_FEE", "1", "USDT",
+                                         start + i * (now - start) // 30_000)
+        hosts.fapi.counts.clear()
+        first = fetch_now(built, account, "futures_ledger")
+        assert hosts.fapi.counts["/fapi/v1/income"] == 2_400 // 3 // 30
+        seen = counted_until(built, account, "futures_ledger", key, 30_000.0)
+    assert first[("binance_margin_ledger_up", (("account", "fut"),))] == 1.0
+    assert 0 < first[key] < 30_000.0
+    assert seen[-1][key] == 30_000.0
+
+
+def test_an_amount_too_large_for_a_float_is_skipped_and_counted():
+    """1E+400 is a finite decimal, but the counter would show +Inf for good."""
+    page = parse_income([{"incomeType": "FUNDING_FEE", "income": "1E+400", "asset": "USDT",
+                          "time": 1, "tranId": 7},
+                         {"incomeType": "FUNDING_FEE", "income": "-1E+400", "asset": "USDT",
+                          "time": 1, "tranId": 8}], "um")
+    assert [(r.amount, r.bad) for r in page.records] == [
+        (None, "income history income"), (None, "income history income")]
+    page = parse_interest({"rows": [{"txId": 1, "interestAccuredTime": 1, "asset": "BTC",
+                                     "interest": "1E+400"}], "total": 1})
+    assert page.records[0].amount is None
+    assert page.records[0].bad == "interest history interest"
+
+
+def test_a_reload_that_rebuilds_the_account_carries_its_tally(simulator):
+    """A change of the global settings, then of the account's own config: each rebuilds the
+    account, and the records between its last read and the reload are still counted (the
+    liquidation's alert too), none twice."""
+    import dataclasses
+
+    from binance_margin_exporter.wiring import build_exporter
+
+    account = account_config("main", API_KEY, SECRET, isolated=False)
+    settings = settings_for(simulator, account)
+    interest = ("binance_margin_interest_paid_total",
+                (("account", "main"), ("asset", "USDT"), ("symbol", "")))
+    builds = [build_exporter(settings)]
+    try:
+        tally = builds[0].accounts[account].parts["margin_ledger"].ledger.tally
+        tally.started_ms -= 10_000
+        fetch_now(builds[0], account)
+        before = simulator.ledger.now_ms() - 5
+        simulator.ledger.add_interest("USDT", "0.50000000", before)
+        simulator.ledger.add_liquidation("BTCUSDT", "SELL", before)
+        changed = dataclasses.replace(
+            settings, request_timeout_seconds=settings.request_timeout_seconds + 1)
+        builds.append(build_exporter(changed, builds[0]))
+        values = fetch_now(builds[1], account)
+        assert values[interest] == 0.5
+        assert values[("binance_margin_liquidation_last_timestamp_seconds",
+                       (("account", "main"),))] == before / 1000.0
+        simulator.ledger.add_interest("USDT", "0.25000000", simulator.ledger.now_ms() - 5)
+        moved = account_config("main", API_KEY, SECRET, isolated=True)
+        builds.append(build_exporter(dataclasses.replace(changed, accounts=(moved,)),
+                                     builds[1]))
+        values = fetch_now(builds[2], moved)
+        assert values[interest] == 0.75
+        assert builds[2].accounts[moved].parts["margin_ledger"].ledger.tally is tally
+    finally:
+        for built in reversed(builds):
+            built.exporter.close()

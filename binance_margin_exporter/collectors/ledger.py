@@ -68,6 +68,7 @@ from binance_margin_exporter.collectors.weights import Costs
 from binance_margin_exporter.config import AccountConfig, Configured, Setting, Settings
 from binance_margin_exporter.config.schema import flag, number
 
+ACROSS_RELOADS = "across_globals"  # Build.kept's key of what outlives any reload
 FETCH_SECONDS = 120.0  # the longest read of an account's histories (many pages)
 INTERVAL_SETTING = Setting(
     "ledger_interval_seconds", number(10.0, 86400.0), 300.0,
@@ -183,7 +184,17 @@ class LedgerProduct(FetchProduct[LedgerPart, LedgerRead], Configured, Closes[Led
         every = float(build.settings.option("ledger_interval_seconds"))
         invalid = InvalidFields(f"ledger of {account.name}")
         closed = threading.Event()
-        ledger = Ledger(self.streams(account, client, build, closed.is_set), invalid)
+        # an account rebuilt on a reload (its own config or the global settings changed)
+        # goes on with its tally and invalid-field counts: the records between its last read
+        # and the reload are read then, not lost (a liquidation there still alerts)
+        tallies = build.kept.setdefault(ACROSS_RELOADS, {})
+        key = (account.name, account.type)
+        carried = tallies.get(key)
+        if carried is not None:
+            invalid = carried[1]
+        ledger = Ledger(self.streams(account, client, build, closed.is_set), invalid,
+                        tally=None if carried is None else carried[0])
+        tallies[key] = (ledger.tally, invalid)
         ledger.closed = closed
         # a read of many pages runs on past the scrape that started it (that scrape counts a
         # timeout), up to FETCH_SECONDS: the next scrape after it shows its counters

@@ -46,14 +46,23 @@ class Tally:
     last_liquidation_ms: int | None = None
     cursors: dict[str, int] = field(default_factory=dict)
     seen: dict[str, dict[str, int]] = field(default_factory=dict)
+    dropped: dict[str, int] = field(default_factory=dict)  # the latest id's time let go
+    resume: dict[str, int] = field(default_factory=dict)  # a window read in part goes on here
     lock: threading.Lock = field(default_factory=threading.Lock, compare=False)
 
     def window(self, key: str, now_ms: int) -> tuple[int, int] | None:
         """The window to read next: from the last one's end less the overlap (never before
-        the start) to now; None when now is not past that (a clock stepped back)."""
+        the start) to now; None when now is not past that (a clock stepped back).
+
+        A clock that stepped back behind the last window's end (after a step forward) pulls
+        the cursor back to now, so the records of the time it skipped are read; the window
+        then starts after the latest id let go (``dropped``): no record is counted twice."""
         with self.lock:
             cursor = self.cursors.get(key, self.started_ms)
-        start = max(self.started_ms, cursor - self.overlap_ms)
+            if now_ms < cursor:
+                cursor = self.cursors[key] = max(self.started_ms, now_ms)
+            start = max(self.started_ms, cursor - self.overlap_ms)
+            start = max(start, self.dropped.get(key, -1) + 1, self.resume.get(key, -1))
         return (start, now_ms) if now_ms >= start else None
 
     def take(self, stream: Stream, read: Read, start: int, end: int) -> list[str]:
@@ -64,9 +73,12 @@ class Tally:
             seen = self.seen.setdefault(stream.key, {})
             sums = self.sums[stream.family]
             for record in read.records:
-                if not start <= record.time_ms <= end or record.id in seen:
+                # a row without a usable time (-1) is kept as seen at the window's end: it
+                # is let go only once windows start past that end, so past the row itself
+                unknown = record.time_ms < 0
+                if record.id in seen or not (unknown or start <= record.time_ms <= end):
                     continue
-                seen[record.id] = record.time_ms
+                seen[record.id] = end if unknown else record.time_ms
                 if record.amount is None:
                     bad.append(record.bad)
                     continue
@@ -74,11 +86,18 @@ class Tally:
                 if stream.family == LIQUIDATIONS and (self.last_liquidation_ms is None or
                                                       record.time_ms > self.last_liquidation_ms):
                     self.last_liquidation_ms = record.time_ms
-            cursor = max(self.cursors.get(stream.key, self.started_ms), end)
+            # a window read in part (at the page budget) moves only as far as it was read
+            done = end if read.until is None else min(end, read.until)
+            cursor = max(self.cursors.get(stream.key, self.started_ms), done)
+            if read.until is None:
+                self.resume.pop(stream.key, None)
+            else:  # the next window goes on from there (not the overlap: it would read the
+                # same pages again)
+                self.resume[stream.key] = max(self.resume.get(stream.key, start), done + 1)
             self.cursors[stream.key] = cursor
             keep_from = cursor - self.overlap_ms
             for old in [i for i, t in seen.items() if t < keep_from]:
-                del seen[old]
+                self.dropped[stream.key] = max(self.dropped.get(stream.key, -1), seen.pop(old))
         return bad
 
     def snapshot(self) -> tuple[dict[str, list[tuple[tuple[str, ...], Decimal]]], int | None]:
@@ -100,11 +119,13 @@ class Ledger:
     as the isolated pairs do), read into its tally."""
 
     def __init__(self, streams: Callable[[float], tuple[list[Stream], list[UpstreamError]]],
-                 invalid: InvalidFields, wall: Callable[[], float] = time.time) -> None:
+                 invalid: InvalidFields, wall: Callable[[], float] = time.time,
+                 tally: Tally | None = None) -> None:
         self.streams = streams
         self.invalid = invalid
         self.wall = wall
-        self.tally = Tally(int(wall() * 1000))
+        # a rebuilt account's (on a reload) goes on with its tally: nothing in between is lost
+        self.tally = tally if tally is not None else Tally(int(wall() * 1000))
         self.closed = threading.Event()  # the exporter closes: no further page is asked
 
     def fetch(self, deadline: float) -> LedgerRead:

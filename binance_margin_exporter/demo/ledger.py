@@ -145,7 +145,8 @@ class SimulatedLedger:
             raise RequestError(-1130, "Invalid data sent for a parameter (size, current).")
         with self._lock:
             found = [r for r in rows if keep(r) and start <= r[time_key] <= end]
-        found.sort(key=lambda r: (r[time_key], r.get("txId", r.get("orderId"))), reverse=True)
+        found.sort(key=lambda r: (r[time_key], str(r.get("txId", r.get("orderId")))),
+                   reverse=True)
         page = found[(current - 1) * size:current * size]
         return json.dumps({"rows": page, "total": len(found)}).encode()
 
