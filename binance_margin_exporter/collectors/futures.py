@@ -19,7 +19,6 @@ are one fetch, so either failing makes the account down.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
@@ -58,16 +57,8 @@ DEFAULT_DAPI_BASE_URL = "https://dapi.binance.com"
 HOST_SETTINGS = {"um": "fapi_base_url", "cm": "dapi_base_url"}  # market -> its host's key
 
 
-def read_markets(value: Any, key: str) -> tuple[str, ...]:
-    markets = names("a market", "markets (um, cm)")(value, key)
-    for i, market in enumerate(markets):
-        if market not in MARKETS:
-            raise ConfigError(f"{key}[{i}]: expected um or cm")
-    return tuple(markets)
-
-
 MARKETS_SETTING = Setting(
-    "markets", read_markets, ("um",),
+    "markets", names("a market", "markets (um, cm)", among=MARKETS), ("um",),
     "The futures markets of a futures or portfolio_margin_pro account: um (USDⓈ-M, on "
     "fapi_base_url), cm (COIN-M, on dapi_base_url).")
 

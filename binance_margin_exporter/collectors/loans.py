@@ -74,14 +74,6 @@ RETRY_SECONDS = 60.0
 BAR_NAMES = tuple(name for name, _ in THRESHOLDS)
 
 
-def loan_kinds(value: Any, key: str) -> tuple[str, ...]:
-    kinds = names("a loan kind", "loan kinds (flexible, vip)")(value, key)
-    for i, kind in enumerate(kinds):
-        if kind not in KINDS:
-            raise ConfigError(f"{key}[{i}]: expected flexible or vip")
-    return tuple(kinds)
-
-
 def ltv_bars(value: Any, key: str) -> tuple[tuple[str, float], ...]:
     """``{initial, margin_call, liquidation}`` (decimals, any of them), in rising order."""
     if not isinstance(value, dict) or not value:
@@ -96,7 +88,7 @@ def ltv_bars(value: Any, key: str) -> tuple[tuple[str, float], ...]:
 
 
 LOANS_SETTING = Setting(
-    "loans", loan_kinds, (),
+    "loans", names("a loan kind", "loan kinds (flexible, vip)", among=KINDS), (),
     "The crypto loans to read for this account (type cross or portfolio_margin_pro): "
     f"flexible (GET {FLEXIBLE_ORDERS.path}, {FLEXIBLE_ORDERS.weight} weight a page of 100, "
     f"and its collateral data, {FLEXIBLE_COLLATERAL.weight}, hourly), vip (GET "

@@ -95,9 +95,11 @@ def choice(*allowed: str) -> Reader:
     return read
 
 
-def names(item: str, listing: str, *, all_word: str | None = None) -> Reader:
+def names(item: str, listing: str, *, all_word: str | None = None,
+          among: tuple[str, ...] | None = None) -> Reader:
     """A non-empty list of distinct strings (or, with ``all_word``, that word): ``item`` is
-    one of them ("an asset"), ``listing`` what the list holds ("asset symbols")."""
+    one of them ("an asset"), ``listing`` what the list holds ("asset symbols"); with
+    ``among``, each must be one of those."""
     def read(value: Any, key: str) -> tuple[str, ...] | str:
         if all_word is not None and value == all_word:
             return all_word
@@ -105,6 +107,9 @@ def names(item: str, listing: str, *, all_word: str | None = None) -> Reader:
             either = f"{all_word} or " if all_word else ""
             raise ConfigError(f"{key}: expected {either}a non-empty list of {listing}")
         items = tuple(string(v, f"{key}[{i}]") for i, v in enumerate(value))
+        for i, name in enumerate(items):
+            if among is not None and name not in among:
+                raise ConfigError(f"{key}[{i}]: expected {' or '.join(among)}")
         if len(set(items)) != len(items):
             raise ConfigError(f"{key}: lists {item} twice")
         return items
