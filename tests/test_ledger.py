@@ -443,6 +443,33 @@ def test_the_demo_makes_records_over_time():
     assert [r["time"] for r in income] == sorted(r["time"] for r in income)  # oldest first
 
 
+def test_the_demo_makes_a_first_round_of_every_kind_soon_after_its_start():
+    """--demo: the ledger's families need not wait an hour for their first record."""
+    import json
+
+    from binance_margin_exporter.demo.ledger import FIRST_MS, SimulatedLedger
+
+    clock = Clock(1_800_000_000_000 + 1)  # just past an hour: no hourly record for 59 min
+    demo = SimulatedLedger(clock, auto=True)
+    demo.first_round_at = clock.ms + FIRST_MS
+    window = {"startTime": "1800000000000", "size": "100"}
+
+    def counts() -> tuple[int, int, int]:
+        ask = {**window, "endTime": str(clock.ms)}
+        interest = json.loads(demo.interest_of("margin")(ask))["total"]
+        liquidations = json.loads(demo.liquidations_of("margin")(
+            {**ask, "isolatedSymbol": "ETHUSDT"}))["total"]
+        income = json.loads(demo.income_of("um")({**ask, "limit": "1000"}))
+        return interest, liquidations, len(income)
+
+    clock.ms += FIRST_MS - 1
+    assert counts() == (0, 0, 0)
+    clock.ms += 1
+    assert counts() == (2, 1, 2)  # USDT and BTC interest; the liquidation; funding, commission
+    clock.ms += 1
+    assert counts() == (2, 1, 2)  # once
+
+
 def test_windows_longer_than_binance_allows_are_asked_in_30_day_pieces(simulator, client):
     from binance_margin_exporter.binance.ledger import (
         MARGIN_INTEREST,

@@ -70,12 +70,12 @@ def start_demo(settings: Settings) -> tuple[Settings, Simulator]:
 
 
 def demo_of(simulator: Simulator, products: Iterable[Any]) -> tuple[
-        dict[str, dict[str, Any]], dict[str, str]]:
+        dict[str, dict[str, Any]], dict[str, Any]]:
     """What the products' ``demo(host)`` ask for: the demo accounts' settings by name, in the
     order the products first name them (one account's settings merged across products), and
     the exporter options."""
     accounts: dict[str, dict[str, Any]] = {}
-    options: dict[str, str] = {}
+    options: dict[str, Any] = {}
     for product in products:
         demo = getattr(product, "demo", None)  # optional: most products need nothing
         if demo is None:

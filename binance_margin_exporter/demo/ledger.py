@@ -34,6 +34,7 @@ from binance_margin_exporter.demo.routes import Demo, Host, RequestError, Route,
 MAX_WINDOW_MS = 30 * 24 * 3600 * 1000
 HOUR_MS = 3600 * 1000
 FUNDING_MS = 5 * 60 * 1000  # sped up for the demo
+FIRST_MS = 20 * 1000  # --demo: one round of every kind this long after the start
 MARGIN, PAPI = "margin", "papi"
 
 
@@ -48,6 +49,7 @@ class SimulatedLedger:
                                                          "papi_cm": []}
         self.auto = auto
         self._made_until = int(wall() * 1000)
+        self.first_round_at: int | None = None  # --demo: a round of every kind, once
 
     def now_ms(self) -> int:
         return int(self._wall() * 1000)
@@ -100,21 +102,33 @@ class SimulatedLedger:
         now = self.now_ms()
         with self._lock:
             since, self._made_until = self._made_until, now
+            first = self.first_round_at
+            if first is not None and now >= first:
+                self.first_round_at = None
+            else:
+                first = None
+        if first is not None:  # the panels need not wait an hour
+            self._hourly(first)
+            self._funding(1, first)
         for hour in range(since // HOUR_MS + 1, now // HOUR_MS + 1):
-            at = hour * HOUR_MS
-            self.add_interest("USDT", Decimal("0.02865"), at)
-            self.add_interest("BTC", Decimal("0.00000120"), at)
-            self.add_interest("USDT", Decimal("0.00955"), at, symbol="BTCUSDT")
-            self.add_interest("USDT", Decimal("0.04100"), at, where=PAPI)
-            self.add_liquidation("ETHUSDT", "SELL", at, isolated=True)
+            self._hourly(hour * HOUR_MS)
         for tick in range(since // FUNDING_MS + 1, now // FUNDING_MS + 1):
-            at = tick * FUNDING_MS
-            sign = Decimal(1) if tick % 3 else Decimal(-1)  # mostly paid, sometimes received
-            self.add_income("um", "FUNDING_FEE", -sign * Decimal("0.4125"), "USDT", at)
-            self.add_income("cm", "FUNDING_FEE", -sign * Decimal("0.0000062"), "BTC", at,
-                            symbol="BTCUSD_PERP")
-            self.add_income("papi_um", "FUNDING_FEE", -sign * Decimal("0.2250"), "USDT", at)
-            self.add_income("um", "COMMISSION", Decimal("-0.0312"), "USDT", at)
+            self._funding(tick, tick * FUNDING_MS)
+
+    def _hourly(self, at: int) -> None:
+        self.add_interest("USDT", Decimal("0.02865"), at)
+        self.add_interest("BTC", Decimal("0.00000120"), at)
+        self.add_interest("USDT", Decimal("0.00955"), at, symbol="BTCUSDT")
+        self.add_interest("USDT", Decimal("0.04100"), at, where=PAPI)
+        self.add_liquidation("ETHUSDT", "SELL", at, isolated=True)
+
+    def _funding(self, tick: int, at: int) -> None:
+        sign = Decimal(1) if tick % 3 else Decimal(-1)  # mostly paid, sometimes received
+        self.add_income("um", "FUNDING_FEE", -sign * Decimal("0.4125"), "USDT", at)
+        self.add_income("cm", "FUNDING_FEE", -sign * Decimal("0.0000062"), "BTC", at,
+                        symbol="BTCUSD_PERP")
+        self.add_income("papi_um", "FUNDING_FEE", -sign * Decimal("0.2250"), "USDT", at)
+        self.add_income("um", "COMMISSION", Decimal("-0.0312"), "USDT", at)
 
     # --- the answers ------------------------------------------------------------------------
 
@@ -195,6 +209,10 @@ def routes(host: Host) -> dict[str, Route]:
 
 
 def demo(host: Host) -> Demo:
-    """``--demo``: records appear over time (the accounts are the other products')."""
-    host.state("ledger", SimulatedLedger).auto = True
-    return Demo()
+    """``--demo``: records appear over time (the accounts are the other products'), a first
+    round of every kind 20 s after the start, read every 30 s (not 300), so that every ledger
+    family is on /metrics within the first minute."""
+    ledger = host.state("ledger", SimulatedLedger)
+    ledger.auto = True
+    ledger.first_round_at = ledger.now_ms() + FIRST_MS
+    return Demo(options={"ledger_interval_seconds": 30.0})

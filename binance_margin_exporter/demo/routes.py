@@ -76,4 +76,4 @@ class Demo(NamedTuple):
     the demo's accounts by account name (merged across products), and exporter options."""
 
     accounts: Mapping[str, Mapping[str, Any]] = {}
-    options: Mapping[str, str] = {}
+    options: Mapping[str, Any] = {}
