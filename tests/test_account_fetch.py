@@ -40,6 +40,7 @@ from tests.support.clocks import WALL, StepClock
 from tests.support.exporters import settings_for
 from tests.support.keys import API_KEY, SECRET
 from tests.support.pool import EXECUTOR
+from tests.support.waiting import wait_for
 
 ACCOUNT = (("account", "a"),)
 
@@ -273,9 +274,7 @@ def test_refresh_fetches_the_account_anew():
     assert account.cached.get(time.monotonic() + 5).value == Answer(1.0)
     assert account.cached.get(time.monotonic() + 5).value == Answer(1.0)  # cached
     account.refresh()
-    deadline = time.monotonic() + 5
-    while account.cached.good != Answer(2.0) and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_for(lambda: account.cached.good == Answer(2.0), timeout=5, interval=0.01)
     assert account.cached.good == Answer(2.0)
 
 
